@@ -1,0 +1,13 @@
+/*
+ * commands.h — grokwatchd's subcommands.  Each takes the arguments after
+ * its name (argv[0] is the subcommand) and returns the process exit code:
+ * 0 success, 1 the input is unusable or the work failed, 2 usage error.
+ * They print results on stdout and one message per error on stderr,
+ * prefixed "grokwatchd: ".
+ */
+#ifndef GW_DAEMON_COMMANDS_H
+#define GW_DAEMON_COMMANDS_H
+
+int cmd_inspect(int argc, char **argv);
+
+#endif

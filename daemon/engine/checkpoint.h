@@ -1,0 +1,64 @@
+/*
+ * checkpoint.h — a Hugging Face checkpoint directory: config.json plus
+ * either model.safetensors or the shards that model.safetensors.index.json
+ * lists in its weight_map (SPEC §2).
+ *
+ * ckpt_open reads and validates the config (through model.h), opens every
+ * safetensors file, and resolves every tensor to its file: for a sharded
+ * checkpoint only through the index's weight_map (every named shard must
+ * exist and hold the tensors the index gives it).  It then checks that
+ * every tensor the forward pass needs is present with the right shape
+ * (model_check_tensors), so no work starts on a checkpoint that cannot
+ * finish.
+ *
+ * ckpt_check_complete is the cheap completeness test for the watcher: it
+ * stats files and reads only the 8-byte length and header of each file.
+ *
+ * Thread safety: reads from several threads at once are fine once open.
+ */
+#ifndef GW_ENGINE_CHECKPOINT_H
+#define GW_ENGINE_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+#include "engine/model.h"
+#include "engine/safetensors.h"
+
+#define CKPT_SHARDS_MAX 10000
+#define CKPT_CONFIG_MAX (16u * 1024u * 1024u)   /* config.json size limit */
+#define CKPT_INDEX_MAX (256u * 1024u * 1024u)   /* index size limit */
+
+struct ckpt;
+
+/* Open and fully validate the checkpoint directory `dir`. */
+int ckpt_open(const char *dir, struct ckpt **ret, struct gw_err *err);
+void ckpt_free(struct ckpt *c); /* accepts NULL */
+
+const char *ckpt_dir(const struct ckpt *c);
+const struct model_desc *ckpt_model(const struct ckpt *c);
+size_t ckpt_file_count(const struct ckpt *c);
+struct st_file *ckpt_file_at(const struct ckpt *c, size_t i);
+/* Total tensors and bytes of tensor data over all files. */
+size_t ckpt_tensor_count(const struct ckpt *c);
+uint64_t ckpt_data_bytes(const struct ckpt *c);
+
+/* A tensor by name, with the file holding it; NULL if absent. */
+const struct st_tensor *ckpt_find(const struct ckpt *c, const char *name,
+				  struct st_file **ret_file);
+/* Read a whole tensor as fp32; `count` must equal its element count. */
+int ckpt_read_f32(const struct ckpt *c, const char *name, float *out, size_t count,
+		  struct gw_err *err);
+
+/*
+ * Completeness (SPEC §2): config.json present, every file the index names
+ * present, every safetensors file's size equal to 8 + N + last end offset,
+ * and `marker` (if not NULL) present.  Returns 1 if complete, 0 if not yet
+ * complete (with the reason in err->msg), negative errno if it can never
+ * be (malformed).  Opens no tensor data.
+ */
+int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err);
+
+#endif
