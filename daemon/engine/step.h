@@ -1,0 +1,41 @@
+/*
+ * step.h — the training step of a checkpoint (SPEC §2): from its directory
+ * name by a pattern, or from trainer_state.json's "global_step".
+ *
+ * A pattern is literal text with one "{step}" (one or more decimal digits)
+ * and any number of "*" (any run of characters, possibly empty), matched
+ * against the whole name: "step{step}" matches "step10000";
+ * "step{step}-tokens*" matches "step10000-tokens41B".  The default patterns
+ * (step_default_patterns) cover the names trainers write: step{step},
+ * step{step}-*, checkpoint-{step}, iter_{step}, global_step{step}.
+ */
+#ifndef GW_ENGINE_STEP_H
+#define GW_ENGINE_STEP_H
+
+#include <stdint.h>
+
+#include "engine/error.h"
+
+#define STEP_MAX 999999999999999LL /* 15 digits: far past any real run */
+
+/* NULL-terminated list of the default patterns (static). */
+extern const char *const step_default_patterns[];
+
+/* Check a pattern: exactly one "{step}", no other braces; 0 or -EINVAL. */
+int step_pattern_check(const char *pattern, struct gw_err *err);
+
+/*
+ * Match `name` against the patterns in order; on the first match write the
+ * step.  Returns 0, or -ENOENT if no pattern matches (including a step
+ * beyond STEP_MAX).
+ */
+int step_from_name(const char *name, const char *const *patterns, int64_t *ret_step);
+
+/*
+ * Read "global_step" (a non-negative integer) from DIR/trainer_state.json.
+ * Returns 0, -ENOENT if the file is absent, -EBADMSG (with a message naming
+ * the file) if it is present but unusable.
+ */
+int step_from_trainer_state(const char *dir, int64_t *ret_step, struct gw_err *err);
+
+#endif
