@@ -1,0 +1,651 @@
+/*
+ * levenshtein.c — bit-parallel Levenshtein distance (Myers 1999, Hyyrö's
+ * blocked formulation) and the mean over the pairs of a set of strings.
+ *
+ * The file is divided into:
+ *   - patterns: match masks Peq[byte][block] built once per string, over a
+ *     compact alphabet (slot 0 is "not in the pattern", an all-zero row);
+ *   - the block step, scalar: one pattern against one text;
+ *   - the block step in vector lanes: W patterns (W = 2, 4 or 8) against
+ *     the same text at once.  Each lane is an independent 64-bit block
+ *     computation (blocks are chained by the horizontal delta, not by an
+ *     addition carry), so lanes need nothing but 64-bit add, shift and
+ *     logic.  The W patterns' masks are interleaved in one table indexed by
+ *     the group's alphabet, so one text byte loads one vector per block;
+ *   - the pair driver: exact over all pairs (strings sorted by length and
+ *     grouped W at a time, each group's table built once and run against
+ *     every longer string, so the pattern is always the shorter string), or
+ *     a seeded sample of pairs; threads take work from an atomic counter and
+ *     keep integer sums, which makes the result independent of scheduling.
+ *
+ * Why the final column: with Pv/Mv the vertical +1/-1 deltas of the last
+ * column, D[m][n] = D[0][n] + sum of deltas = n + popcount(Pv) -
+ * popcount(Mv) over rows 1..m.  So the inner loop keeps no score, and rows
+ * past m in a partial last block (zero masks) never affect rows above them.
+ */
+#include "engine/levenshtein.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BLOCKS(len) (((len) + 63) / 64)
+#define LANE_ALIGN 64
+
+struct lev_pattern {
+	size_t m;            /* pattern length in bytes */
+	size_t nb;           /* 64-bit blocks, ceil(m / 64) */
+	size_t nslots;       /* alphabet slots, including slot 0 */
+	uint16_t map[256];   /* byte -> slot; 0 for bytes not in the pattern */
+	uint64_t *peq;       /* [nslots][nb] match masks; row 0 all zero */
+	uint8_t *bytes;      /* copy of the pattern */
+};
+
+/* ---- patterns ---------------------------------------------------------- */
+
+struct lev_pattern *lev_pattern_new(const uint8_t *s, size_t len)
+{
+	struct lev_pattern *p;
+	size_t i;
+
+	GW_BUG_ON(len > LEV_MAX_LEN);
+	GW_BUG_ON(len > 0 && !s);
+	p = gw_calloc(1, sizeof(*p));
+	p->m = len;
+	p->nb = BLOCKS(len);
+	p->nslots = 1;
+	for (i = 0; i < len; i++)
+		if (!p->map[s[i]])
+			p->map[s[i]] = (uint16_t)p->nslots++;
+	p->peq = gw_calloc(p->nslots * (p->nb ? p->nb : 1), sizeof(uint64_t));
+	for (i = 0; i < len; i++)
+		p->peq[(size_t)p->map[s[i]] * p->nb + i / 64] |= (uint64_t)1 << (i % 64);
+	p->bytes = gw_malloc(len ? len : 1);
+	if (len)
+		memcpy(p->bytes, s, len);
+	return p;
+}
+
+void lev_pattern_free(struct lev_pattern *p)
+{
+	if (!p)
+		return;
+	free(p->peq);
+	free(p->bytes);
+	free(p);
+}
+
+size_t lev_pattern_len(const struct lev_pattern *p)
+{
+	return p->m;
+}
+
+size_t lev_scratch_words(const struct lev_pattern *p)
+{
+	return p->nb ? 2 * p->nb : 1;
+}
+
+/* ---- scalar block step ------------------------------------------------- */
+
+/* The last column's deltas, summed over rows 1..m. */
+static uint64_t column_distance(const uint64_t *pv, const uint64_t *mv, size_t m, size_t n)
+{
+	int64_t d = (int64_t)n;
+	size_t b, full = m / 64;
+
+	for (b = 0; b < full; b++)
+		d += __builtin_popcountll(pv[b]) - __builtin_popcountll(mv[b]);
+	if (m % 64) {
+		uint64_t mask = ((uint64_t)1 << (m % 64)) - 1;
+
+		d += __builtin_popcountll(pv[full] & mask) - __builtin_popcountll(mv[full] & mask);
+	}
+	GW_BUG_ON(d < 0);
+	return (uint64_t)d;
+}
+
+/* Patterns of at most 64 bytes: the whole column in two registers. */
+static uint64_t distance_word(const struct lev_pattern *p, const uint8_t *t, size_t n)
+{
+	uint64_t pv = ~(uint64_t)0, mv = 0;
+	size_t j;
+
+	for (j = 0; j < n; j++) {
+		uint64_t eq = p->peq[p->map[t[j]]];
+		uint64_t xv = eq | mv;
+		uint64_t xh = (((eq & pv) + pv) ^ pv) | eq;
+		uint64_t ph = mv | ~(xh | pv);
+		uint64_t mh = pv & xh;
+
+		/* The top row's horizontal delta is +1 (D[0][j] = j). */
+		ph = (ph << 1) | 1;
+		mh <<= 1;
+		pv = mh | ~(xv | ph);
+		mv = ph & xv;
+	}
+	return column_distance(&pv, &mv, p->m, n);
+}
+
+static uint64_t distance_blocks(const struct lev_pattern *p, const uint8_t *t, size_t n,
+				uint64_t *scratch)
+{
+	uint64_t *pvs = scratch, *mvs = scratch + p->nb;
+	size_t nb = p->nb, b, j;
+
+	for (b = 0; b < nb; b++) {
+		pvs[b] = ~(uint64_t)0;
+		mvs[b] = 0;
+	}
+	for (j = 0; j < n; j++) {
+		const uint64_t *eqr = p->peq + (size_t)p->map[t[j]] * nb;
+		uint64_t hp = 1, hn = 0;  /* horizontal delta entering the block */
+
+		for (b = 0; b < nb; b++) {
+			uint64_t pv = pvs[b], mv = mvs[b];
+			uint64_t eq = eqr[b];
+			uint64_t xv = eq | mv;
+			uint64_t xh, ph, mh, ohp, ohn;
+
+			eq |= hn;
+			xh = (((eq & pv) + pv) ^ pv) | eq;
+			ph = mv | ~(xh | pv);
+			mh = pv & xh;
+			ohp = ph >> 63;
+			ohn = mh >> 63;
+			ph = (ph << 1) | hp;
+			mh = (mh << 1) | hn;
+			pvs[b] = mh | ~(xv | ph);
+			mvs[b] = ph & xv;
+			hp = ohp;
+			hn = ohn;
+		}
+	}
+	return column_distance(pvs, mvs, p->m, n);
+}
+
+uint64_t lev_distance(const struct lev_pattern *p, const uint8_t *t, size_t n,
+		      uint64_t *scratch)
+{
+	GW_BUG_ON(n > 0 && !t);
+	if (p->m == 0)
+		return n;
+	if (p->nb == 1)
+		return distance_word(p, t, n);
+	return distance_blocks(p, t, n, scratch);
+}
+
+uint64_t lev_distance2(const struct lev_pattern *a, const struct lev_pattern *b,
+		       uint64_t *scratch)
+{
+	if (a->m <= b->m)
+		return lev_distance(a, b->bytes, b->m, scratch);
+	return lev_distance(b, a->bytes, a->m, scratch);
+}
+
+uint64_t lev_distance_bytes(const uint8_t *a, size_t m, const uint8_t *b, size_t n)
+{
+	struct lev_pattern *pa = lev_pattern_new(a, m);
+	struct lev_pattern *pb = lev_pattern_new(b, n);
+	size_t words = lev_scratch_words(pa) > lev_scratch_words(pb) ?
+		lev_scratch_words(pa) : lev_scratch_words(pb);
+	uint64_t *scratch = gw_malloc(words * sizeof(uint64_t));
+	uint64_t d = lev_distance2(pa, pb, scratch);
+
+	free(scratch);
+	lev_pattern_free(pa);
+	lev_pattern_free(pb);
+	return d;
+}
+
+/* ---- the block step in vector lanes ------------------------------------- */
+
+/*
+ * lanes(table, gmap, nb, t, n, state): run W patterns against text t.
+ * table is [slot][block][lane] (slot 0 all zero), gmap maps a byte to its
+ * slot, state receives Pv[block][lane] then Mv[block][lane] (2 * nb * W
+ * words, LANE_ALIGN-aligned).  The same step as distance_blocks, lane-wise.
+ * GCC's and clang's vector extensions give 64-bit lanes with add, shifts and
+ * logic; the function is compiled for the instruction set named in ATTR and
+ * chosen at run time.
+ */
+typedef void (*lanes_fn)(const uint64_t *table, const uint16_t *gmap, size_t nb,
+			 const uint8_t *t, size_t n, uint64_t *state);
+
+#define LEV_LANES(NAME, W, ATTR)                                                  \
+ATTR static void NAME(const uint64_t *restrict table, const uint16_t *restrict gmap, \
+		      size_t nb, const uint8_t *restrict t, size_t n,                  \
+		      uint64_t *restrict state)                                        \
+{                                                                                 \
+	typedef uint64_t V __attribute__((vector_size(8 * (W))));                 \
+	V *pvs = (V *)state, *mvs = pvs + nb;                                     \
+	const V *tab = (const V *)table;                                          \
+	const V zero = { 0 }, one = zero + 1;                                     \
+	size_t b, j;                                                              \
+                                                                                  \
+	if (nb == 1) {                                                            \
+		V pv = ~zero, mv = zero;                                          \
+		for (j = 0; j < n; j++) {                                         \
+			V eq = tab[gmap[t[j]]];                                   \
+			V xv = eq | mv;                                           \
+			V xh = (((eq & pv) + pv) ^ pv) | eq;                      \
+			V ph = mv | ~(xh | pv);                                   \
+			V mh = pv & xh;                                           \
+			ph = (ph << 1) | one;                                     \
+			mh = mh << 1;                                             \
+			pv = mh | ~(xv | ph);                                     \
+			mv = ph & xv;                                             \
+		}                                                                 \
+		pvs[0] = pv;                                                      \
+		mvs[0] = mv;                                                      \
+		return;                                                           \
+	}                                                                         \
+	for (b = 0; b < nb; b++) {                                                \
+		pvs[b] = ~zero;                                                   \
+		mvs[b] = zero;                                                    \
+	}                                                                         \
+	for (j = 0; j < n; j++) {                                                 \
+		const V *eqr = tab + (size_t)gmap[t[j]] * nb;                     \
+		V hp = one, hn = zero;                                            \
+		for (b = 0; b < nb; b++) {                                        \
+			V pv = pvs[b], mv = mvs[b], eq = eqr[b];                  \
+			V xv = eq | mv;                                           \
+			V xh, ph, mh, ohp, ohn;                                   \
+			eq |= hn;                                                 \
+			xh = (((eq & pv) + pv) ^ pv) | eq;                        \
+			ph = mv | ~(xh | pv);                                     \
+			mh = pv & xh;                                             \
+			ohp = ph >> 63;                                           \
+			ohn = mh >> 63;                                           \
+			ph = (ph << 1) | hp;                                      \
+			mh = (mh << 1) | hn;                                      \
+			pvs[b] = mh | ~(xv | ph);                                 \
+			mvs[b] = ph & xv;                                         \
+			hp = ohp;                                                 \
+			hn = ohn;                                                 \
+		}                                                                 \
+	}                                                                         \
+}
+
+LEV_LANES(lanes2, 2, )
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define LEV_X86 1
+LEV_LANES(lanes4_avx2, 4, __attribute__((target("avx2"))))
+LEV_LANES(lanes8_avx512, 8, __attribute__((target("avx512f"))))
+#endif
+
+/* Resolve opts->kernel to a lane width (1 = scalar) and function. */
+static int pick_kernel(int want, lanes_fn *ret_fn)
+{
+#ifdef LEV_X86
+	bool avx2, avx512;
+
+	__builtin_cpu_init();
+	avx2 = __builtin_cpu_supports("avx2");
+	avx512 = __builtin_cpu_supports("avx512f");
+#endif
+	if (want == LEV_KERNEL_SCALAR) {
+		*ret_fn = NULL;
+		return 1;
+	}
+	if (want == LEV_KERNEL_LANES2) {
+		*ret_fn = lanes2;
+		return 2;
+	}
+#ifdef LEV_X86
+	if (want == LEV_KERNEL_LANES8 && avx512) {
+		*ret_fn = lanes8_avx512;
+		return 8;
+	}
+	if ((want == LEV_KERNEL_LANES4 || want == LEV_KERNEL_AUTO ||
+	     want == LEV_KERNEL_LANES8) && avx2) {
+		*ret_fn = lanes4_avx2;
+		return 4;
+	}
+#endif
+	*ret_fn = lanes2;
+	return 2;
+}
+
+static void *aligned_or_die(size_t bytes)
+{
+	void *p;
+
+	bytes = (bytes + LANE_ALIGN - 1) / LANE_ALIGN * LANE_ALIGN;
+	p = aligned_alloc(LANE_ALIGN, bytes ? bytes : LANE_ALIGN);
+	if (!p)
+		gw_bug(__FILE__, __LINE__, "out of memory");
+	return p;
+}
+
+/* ---- pair sampling ------------------------------------------------------ */
+
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+
+static uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+	*state += GOLDEN;
+	return mix64(*state);
+}
+
+/* Exactly uniform on [0, bound): reject the 2^64 mod bound lowest draws so
+ * the rest is a whole number of copies of [0, bound). */
+static uint64_t uniform(uint64_t *state, uint64_t bound)
+{
+	uint64_t floor_ = (0 - bound) % bound;
+
+	for (;;) {
+		uint64_t x = splitmix64(state);
+
+		if (x >= floor_)
+			return x % bound;
+	}
+}
+
+static void sample_pair(uint64_t seed, uint64_t k, uint64_t n, size_t *ret_i, size_t *ret_j)
+{
+	uint64_t st = mix64(seed ^ (k * GOLDEN));
+	uint64_t i = uniform(&st, n), j = uniform(&st, n - 1);
+
+	if (j >= i)
+		j++;
+	*ret_i = (size_t)i;
+	*ret_j = (size_t)j;
+}
+
+/* ---- the pair driver ---------------------------------------------------- */
+
+struct job {
+	const uint8_t *const *s;
+	const size_t *len;
+	size_t n;
+	int width;                  /* lanes; 1 = scalar */
+	lanes_fn lanes;
+	bool sampled;
+	uint64_t seed, budget;
+	const uint32_t *order;      /* strings by length, then index */
+	struct lev_pattern **pats;  /* scalar and sampled modes */
+	size_t units;               /* work units to hand out */
+	size_t max_nb;              /* most blocks of any string */
+	atomic_size_t next;
+};
+
+struct worker {
+	struct job *job;
+	pthread_t thread;
+	bool started;
+	uint64_t sum, sq_lo, sq_hi;
+};
+
+#define SAMPLE_CHUNK 1024
+
+static void add_distance(struct worker *w, uint64_t d)
+{
+	uint64_t sq = d * d;   /* d <= 2^20 + 2^20, so no overflow */
+
+	w->sum += d;
+	w->sq_lo += sq;
+	if (w->sq_lo < sq)
+		w->sq_hi++;
+}
+
+/* Exact, scalar: unit u is sorted position u against every later one. */
+static void run_scalar_unit(struct worker *w, size_t u, uint64_t *scratch)
+{
+	const struct job *job = w->job;
+	const struct lev_pattern *p = job->pats[job->order[u]];
+	size_t t;
+
+	for (t = u + 1; t < job->n; t++) {
+		uint32_t o = job->order[t];
+
+		w->sum += lev_distance(p, job->s[o], job->len[o], scratch);
+	}
+}
+
+/* Exact, lanes: unit u is the group of sorted positions u*W .. u*W+W-1,
+ * run against every later position; lane k counts for text position t
+ * only when t > u*W + k, so each pair is counted once. */
+static void run_lanes_unit(struct worker *w, size_t u, uint64_t **table, size_t *table_cap,
+			   uint64_t *state)
+{
+	const struct job *job = w->job;
+	size_t W = (size_t)job->width, first = u * W, k, i, t, b;
+	size_t nlanes = job->n - first < W ? job->n - first : W;
+	size_t lens[8], nb = 0, nslots = 1, words;
+	const uint8_t *strs[8];
+	uint16_t gmap[256];
+	uint64_t *tab;
+
+	memset(gmap, 0, sizeof(gmap));
+	for (k = 0; k < nlanes; k++) {
+		uint32_t o = job->order[first + k];
+
+		strs[k] = job->s[o];
+		lens[k] = job->len[o];
+		if (BLOCKS(lens[k]) > nb)
+			nb = BLOCKS(lens[k]);
+		for (i = 0; i < lens[k]; i++)
+			if (!gmap[strs[k][i]])
+				gmap[strs[k][i]] = (uint16_t)nslots++;
+	}
+	if (nb == 0)
+		nb = 1;   /* all lanes empty: one block of zero masks */
+	words = nslots * nb * W;
+	if (words > *table_cap) {
+		free(*table);
+		*table = aligned_or_die(words * sizeof(uint64_t));
+		*table_cap = words;
+	}
+	tab = *table;
+	memset(tab, 0, words * sizeof(uint64_t));
+	for (k = 0; k < nlanes; k++)
+		for (i = 0; i < lens[k]; i++)
+			tab[((size_t)gmap[strs[k][i]] * nb + i / 64) * W + k] |=
+				(uint64_t)1 << (i % 64);
+
+	for (t = first + 1; t < job->n; t++) {
+		uint32_t o = job->order[t];
+
+		job->lanes(tab, gmap, nb, job->s[o], job->len[o], state);
+		for (k = 0; k < nlanes && first + k < t; k++) {
+			int64_t d = (int64_t)job->len[o];
+			size_t m = lens[k];
+
+			/* column_distance, on lane k of the interleaved state */
+			for (b = 0; b < m / 64; b++)
+				d += __builtin_popcountll(state[b * W + k]) -
+				     __builtin_popcountll(state[(nb + b) * W + k]);
+			if (m % 64) {
+				uint64_t mask = ((uint64_t)1 << (m % 64)) - 1;
+
+				d += __builtin_popcountll(state[b * W + k] & mask) -
+				     __builtin_popcountll(state[(nb + b) * W + k] & mask);
+			}
+			GW_BUG_ON(d < 0);
+			w->sum += (uint64_t)d;
+		}
+	}
+}
+
+static void run_sampled_unit(struct worker *w, size_t u, uint64_t *scratch)
+{
+	const struct job *job = w->job;
+	uint64_t k, end = (u + 1) * (uint64_t)SAMPLE_CHUNK;
+
+	if (end > job->budget)
+		end = job->budget;
+	for (k = u * (uint64_t)SAMPLE_CHUNK; k < end; k++) {
+		size_t i, j;
+
+		sample_pair(job->seed, k, job->n, &i, &j);
+		add_distance(w, lev_distance2(job->pats[i], job->pats[j], scratch));
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct job *job = w->job;
+	size_t W = (size_t)job->width, cap = 0, u;
+	uint64_t *table = NULL;
+	uint64_t *scratch = aligned_or_die(2 * job->max_nb * W * sizeof(uint64_t) + 64);
+
+	for (;;) {
+		u = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+		if (u >= job->units)
+			break;
+		if (job->sampled)
+			run_sampled_unit(w, u, scratch);
+		else if (W == 1)
+			run_scalar_unit(w, u, scratch);
+		else
+			run_lanes_unit(w, u, &table, &cap, scratch);
+	}
+	free(table);
+	free(scratch);
+	return NULL;
+}
+
+/* Keys are length << 32 | index (length <= 2^20, index < 2^24), so one
+ * integer comparison orders by length, then index. */
+static int by_key(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int online_cpus(void)
+{
+	long c = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return c < 1 ? 1 : c > LEV_MAX_THREADS ? LEV_MAX_THREADS : (int)c;
+}
+
+int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
+		   const struct lev_pair_opts *opts, struct lev_mean *ret_mean,
+		   struct gw_err *err)
+{
+	struct lev_pair_opts o = { 0 };
+	struct job job;
+	struct worker *ws = NULL;
+	struct lev_mean res = { 0 };
+	uint64_t all_pairs, sum = 0, sq_lo = 0, sq_hi = 0;
+	size_t i, nthreads;
+	int r = -EINVAL;
+
+	if (opts)
+		o = *opts;
+	if (o.budget == 0)
+		o.budget = LEV_DEFAULT_BUDGET;
+	if (o.seed == 0)
+		o.seed = LEV_DEFAULT_SEED;
+	if (n > LEV_MAX_STRINGS)
+		return gw_errf(err, -EINVAL, "\"strings\": %zu strings, over the limit of %d",
+			       n, LEV_MAX_STRINGS);
+	if (o.budget > LEV_MAX_BUDGET)
+		return gw_errf(err, -EINVAL, "\"budget\": %llu pairs, over the limit of %llu",
+			       (unsigned long long)o.budget, (unsigned long long)LEV_MAX_BUDGET);
+	memset(&job, 0, sizeof(job));
+	for (i = 0; i < n; i++) {
+		if (len[i] > LEV_MAX_LEN)
+			return gw_errf(err, -EINVAL, "\"string %zu\": %zu bytes, over the limit of %zu",
+				       i, len[i], LEV_MAX_LEN);
+		if (len[i] > 0 && !s[i])
+			return gw_errf(err, -EINVAL, "\"string %zu\": NULL with length %zu", i, len[i]);
+		if (BLOCKS(len[i]) > job.max_nb)
+			job.max_nb = BLOCKS(len[i]);
+	}
+	if (job.max_nb == 0)
+		job.max_nb = 1;
+
+	all_pairs = n < 2 ? 0 : (uint64_t)n * (n - 1) / 2;
+	if (all_pairs == 0) {
+		res.mean = NAN;
+		*ret_mean = res;
+		return 0;
+	}
+	job.s = s;
+	job.len = len;
+	job.n = n;
+	job.seed = o.seed;
+	job.budget = o.budget;
+	job.sampled = all_pairs > o.budget;
+	job.width = pick_kernel(o.kernel, &job.lanes);
+	atomic_init(&job.next, 0);
+
+	if (job.sampled || job.width == 1) {
+		job.pats = gw_calloc(n, sizeof(*job.pats));
+		for (i = 0; i < n; i++)
+			job.pats[i] = lev_pattern_new(s[i], len[i]);
+	}
+	if (job.sampled) {
+		job.width = 1;
+		job.units = (size_t)((o.budget + SAMPLE_CHUNK - 1) / SAMPLE_CHUNK);
+	} else {
+		uint32_t *order = gw_malloc(n * sizeof(*order));
+		uint64_t *keys = gw_malloc(n * sizeof(*keys));
+
+		for (i = 0; i < n; i++)
+			keys[i] = (uint64_t)len[i] << 32 | i;
+		qsort(keys, n, sizeof(*keys), by_key);
+		for (i = 0; i < n; i++)
+			order[i] = (uint32_t)keys[i];
+		free(keys);
+		job.order = order;
+		job.units = (n + (size_t)job.width - 1) / (size_t)job.width;
+	}
+
+	nthreads = (size_t)(o.threads > 0 ? (o.threads > LEV_MAX_THREADS ? LEV_MAX_THREADS : o.threads)
+				       : online_cpus());
+	if (nthreads > job.units)
+		nthreads = job.units;
+	ws = gw_calloc(nthreads, sizeof(*ws));
+	for (i = 0; i < nthreads; i++)
+		ws[i].job = &job;
+	/* The calling thread is worker 0; a thread that fails to start leaves
+	 * its share to the others. */
+	for (i = 1; i < nthreads; i++)
+		ws[i].started = pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) == 0;
+	worker_main(&ws[0]);
+	for (i = 0; i < nthreads; i++) {
+		if (i > 0 && ws[i].started)
+			pthread_join(ws[i].thread, NULL);
+		sum += ws[i].sum;
+		sq_lo += ws[i].sq_lo;
+		sq_hi += ws[i].sq_hi + (sq_lo < ws[i].sq_lo);
+	}
+
+	res.sampled = job.sampled;
+	res.n_pairs = job.sampled ? o.budget : all_pairs;
+	res.total = sum;
+	res.mean = (double)sum / (double)res.n_pairs;
+	if (job.sampled && res.n_pairs > 1) {
+		long double nn = (long double)res.n_pairs;
+		long double sq = (long double)sq_hi * 18446744073709551616.0L + (long double)sq_lo;
+		long double var = (sq - (long double)sum * (long double)sum / nn) / (nn - 1);
+
+		res.std_error = var > 0 ? (double)sqrtl(var / nn) : 0.0;
+	}
+	*ret_mean = res;
+	r = 0;
+
+	if (job.pats)
+		for (i = 0; i < n; i++)
+			lev_pattern_free(job.pats[i]);
+	free(job.pats);
+	free((void *)job.order);
+	free(ws);
+	return r;
+}

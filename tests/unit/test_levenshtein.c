@@ -1,0 +1,413 @@
+/*
+ * test_levenshtein.c — the bit-parallel distance and the pair driver against
+ * a plain O(nm) dynamic program written here, on random strings over small
+ * and full alphabets and at the block edges (63, 64, 65, 127, 128, 129 and
+ * 2,000 bytes); the sampling scheme against its documented definition,
+ * re-implemented here; and independence from the thread count and kernel.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "../tap.h"
+#include "engine/levenshtein.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static uint64_t rng_state = 0x1234567887654321ULL;
+
+static uint64_t rnd(void)
+{
+	/* xorshift64*: independent of the code under test */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ULL;
+}
+
+static size_t rnd_below(size_t n)
+{
+	return (size_t)(rnd() % n);
+}
+
+static const char PATHWAY_ALPHABET[] = "0123456789,-";
+
+/* Fill s with len bytes over an alphabet: 0 = pathway, 1 = "ab",
+ * 2 = all 256 byte values. */
+static void rnd_string(uint8_t *s, size_t len, int alphabet)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (alphabet == 0)
+			s[i] = (uint8_t)PATHWAY_ALPHABET[rnd_below(12)];
+		else if (alphabet == 1)
+			s[i] = (uint8_t)('a' + rnd_below(2));
+		else
+			s[i] = (uint8_t)rnd_below(256);
+	}
+}
+
+/* Mutate a copy so pairs are also close, not only unrelated. */
+static size_t rnd_mutate(uint8_t *dst, const uint8_t *src, size_t len, size_t cap, int alphabet)
+{
+	size_t i, out = 0;
+
+	for (i = 0; i < len && out < cap; i++) {
+		int op = (int)rnd_below(10);
+
+		if (op == 0)
+			continue;  /* delete */
+		if (op == 1) {
+			rnd_string(dst + out++, 1, alphabet);  /* substitute */
+			continue;
+		}
+		if (op == 2 && out + 1 < cap)
+			rnd_string(dst + out++, 1, alphabet);  /* insert */
+		dst[out++] = src[i];
+	}
+	return out;
+}
+
+/* The textbook dynamic program, two rows. */
+static uint64_t dp_distance(const uint8_t *a, size_t m, const uint8_t *b, size_t n)
+{
+	size_t *prev = malloc((n + 1) * sizeof(size_t)), *cur = malloc((n + 1) * sizeof(size_t));
+	size_t i, j, d;
+
+	CHECK(prev && cur);
+	for (j = 0; j <= n; j++)
+		prev[j] = j;
+	for (i = 1; i <= m; i++) {
+		cur[0] = i;
+		for (j = 1; j <= n; j++) {
+			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+
+			cur[j] = sub < del ? sub : del;
+			if (ins < cur[j])
+				cur[j] = ins;
+		}
+		memcpy(prev, cur, (n + 1) * sizeof(size_t));
+	}
+	d = prev[n];
+	free(prev);
+	free(cur);
+	return d;
+}
+
+/* Compare both orientations of the bit-parallel distance with the DP. */
+static void check_pair(const uint8_t *a, size_t m, const uint8_t *b, size_t n)
+{
+	struct lev_pattern *pa = lev_pattern_new(a, m), *pb = lev_pattern_new(b, n);
+	uint64_t scratch[2 * 40];
+	uint64_t want = dp_distance(a, m, b, n);
+
+	CHECK(lev_scratch_words(pa) <= 80 && lev_scratch_words(pb) <= 80);
+	/* pattern a, text b and the other way round: symmetric */
+	if (lev_distance(pa, b, n, scratch) != want || lev_distance(pb, a, m, scratch) != want)
+		tap_fail(__FILE__, __LINE__, "lengths %zu, %zu: got %llu and %llu, DP %llu", m, n,
+			 (unsigned long long)lev_distance(pa, b, n, scratch),
+			 (unsigned long long)lev_distance(pb, a, m, scratch),
+			 (unsigned long long)want);
+	CHECK_INT_EQ(lev_distance2(pa, pb, scratch), want);
+	CHECK_INT_EQ(lev_distance(pa, a, m, scratch), 0);
+	lev_pattern_free(pa);
+	lev_pattern_free(pb);
+}
+
+/* ---- the distance -------------------------------------------------------- */
+
+/* 100,000 random pairs of 0..140 bytes (one and three blocks), a third
+ * near-copies, over the three alphabets. */
+static void test_random_pairs_match_dp(void)
+{
+	uint8_t a[160], b[160];
+	int k;
+
+	for (k = 0; k < 100000; k++) {
+		int alphabet = k % 3;
+		size_t m = rnd_below(141), n;
+
+		rnd_string(a, m, alphabet);
+		if (k % 3 == 1)
+			n = rnd_mutate(b, a, m, sizeof(b), alphabet);
+		else {
+			n = rnd_below(141);
+			rnd_string(b, n, alphabet);
+		}
+		check_pair(a, m, b, n);
+	}
+}
+
+/* Every pair of the block-edge lengths, several times over each alphabet. */
+static void test_block_edges_match_dp(void)
+{
+	static const size_t lens[] = { 0, 1, 2, 63, 64, 65, 127, 128, 129, 191, 192, 193 };
+	size_t nl = sizeof(lens) / sizeof(lens[0]), x, y;
+	uint8_t a[200], b[200];
+	int rep, alphabet;
+
+	for (rep = 0; rep < 20; rep++)
+		for (alphabet = 0; alphabet < 3; alphabet++)
+			for (x = 0; x < nl; x++)
+				for (y = 0; y < nl; y++) {
+					rnd_string(a, lens[x], alphabet);
+					if (rep % 2 && lens[x] == lens[y]) {
+						/* one substitution: distance 0 or 1 */
+						memcpy(b, a, lens[y]);
+						if (lens[y])
+							rnd_string(b + rnd_below(lens[y]), 1, alphabet);
+					} else
+						rnd_string(b, lens[y], alphabet);
+					check_pair(a, lens[x], b, lens[y]);
+				}
+}
+
+/* 2,000 bytes (32 blocks) against long and short strings. */
+static void test_long_strings_match_dp(void)
+{
+	static const size_t other[] = { 2000, 1999, 2048, 1000, 64, 65, 0, 1 };
+	uint8_t *a = malloc(2100), *b = malloc(2100);
+	int k;
+
+	CHECK(a && b);
+	for (k = 0; k < 24; k++) {
+		int alphabet = k % 3;
+		size_t n = other[k % 8];
+
+		rnd_string(a, 2000, alphabet);
+		if (k % 4 == 3)
+			n = rnd_mutate(b, a, 2000, 2100, alphabet);
+		else
+			rnd_string(b, n, alphabet);
+		check_pair(a, 2000, b, n);
+	}
+	free(a);
+	free(b);
+}
+
+/* Hand-computed values, so the DP itself is checked too. */
+static void test_known_values(void)
+{
+	CHECK_INT_EQ(lev_distance_bytes((const uint8_t *)"kitten", 6, (const uint8_t *)"sitting", 7), 3);
+	CHECK_INT_EQ(lev_distance_bytes((const uint8_t *)"", 0, (const uint8_t *)"abc", 3), 3);
+	CHECK_INT_EQ(lev_distance_bytes((const uint8_t *)"abc", 3, NULL, 0), 3);
+	CHECK_INT_EQ(lev_distance_bytes(NULL, 0, NULL, 0), 0);
+	CHECK_INT_EQ(lev_distance_bytes((const uint8_t *)"3,1,5-12,0", 10,
+					(const uint8_t *)"3,1-12,0,9", 10), 4);
+	CHECK_INT_EQ(dp_distance((const uint8_t *)"kitten", 6, (const uint8_t *)"sitting", 7), 3);
+	CHECK_INT_EQ(dp_distance((const uint8_t *)"3,1,5-12,0", 10,
+				 (const uint8_t *)"3,1-12,0,9", 10), 4);
+}
+
+/* ---- the pair driver ----------------------------------------------------- */
+
+struct set {
+	size_t n;
+	uint8_t **s;
+	size_t *len;
+};
+
+static struct set make_set(size_t n, size_t maxlen, int alphabet)
+{
+	struct set st = { n, calloc(n, sizeof(uint8_t *)), calloc(n, sizeof(size_t)) };
+	size_t i;
+
+	CHECK(st.s && st.len);
+	for (i = 0; i < n; i++) {
+		st.s[i] = malloc(maxlen + 1);
+		CHECK(st.s[i]);
+		if (i > 0 && i % 4 == 0)   /* some close relatives */
+			st.len[i] = rnd_mutate(st.s[i], st.s[i - 1], st.len[i - 1], maxlen, alphabet);
+		else {
+			st.len[i] = rnd_below(maxlen + 1);
+			rnd_string(st.s[i], st.len[i], alphabet);
+		}
+	}
+	return st;
+}
+
+static void free_set(struct set *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->n; i++)
+		free(st->s[i]);
+	free(st->s);
+	free(st->len);
+}
+
+static struct lev_mean mean_of(const struct set *st, uint64_t budget, int threads, int kernel)
+{
+	struct lev_pair_opts o = { .budget = budget, .threads = threads, .kernel = kernel };
+	struct lev_mean mean;
+	struct gw_err err = { "" };
+
+	if (lev_mean_pairs((const uint8_t *const *)st->s, st->len, st->n, &o, &mean, &err) != 0)
+		tap_fail(__FILE__, __LINE__, "lev_mean_pairs: %s", err.msg);
+	return mean;
+}
+
+/* Exact mean over every pair equals the DP's, for every kernel and thread
+ * count (strings of 0..300 bytes: up to five blocks, lanes of unequal
+ * length, a last group that is not full). */
+static void test_exact_mean_matches_dp(void)
+{
+	struct set st = make_set(67, 300, 0);
+	uint64_t total = 0;
+	size_t i, j;
+	int kernel, threads;
+
+	st.len[5] = 0;   /* an empty string among them */
+	for (i = 0; i < st.n; i++)
+		for (j = i + 1; j < st.n; j++)
+			total += dp_distance(st.s[i], st.len[i], st.s[j], st.len[j]);
+	for (kernel = LEV_KERNEL_AUTO; kernel <= LEV_KERNEL_LANES8; kernel++)
+		for (threads = 1; threads <= 3; threads++) {
+			struct lev_mean m = mean_of(&st, 0, threads, kernel);
+
+			CHECK(!m.sampled);
+			CHECK_INT_EQ(m.n_pairs, 67 * 66 / 2);
+			CHECK_INT_EQ(m.total, total);
+			CHECK_NEAR(m.mean, (double)total / (67.0 * 66 / 2), 1e-12);
+			CHECK_NEAR(m.std_error, 0, 0);
+		}
+	free_set(&st);
+}
+
+/* Full byte range and single-block strings through the lane kernels. */
+static void test_exact_mean_bytes_short(void)
+{
+	struct set st = make_set(41, 70, 2);
+	uint64_t total = 0;
+	size_t i, j;
+	int kernel;
+
+	for (i = 0; i < st.n; i++)
+		for (j = i + 1; j < st.n; j++)
+			total += dp_distance(st.s[i], st.len[i], st.s[j], st.len[j]);
+	for (kernel = LEV_KERNEL_AUTO; kernel <= LEV_KERNEL_LANES8; kernel++)
+		CHECK_INT_EQ(mean_of(&st, 0, 2, kernel).total, total);
+	free_set(&st);
+}
+
+/* The documented sampling scheme, written again from the header. */
+static uint64_t doc_mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t doc_uniform(uint64_t *st, uint64_t bound)
+{
+	for (;;) {
+		uint64_t x;
+
+		*st += 0x9E3779B97F4A7C15ULL;
+		x = doc_mix(*st);
+		if (x >= (0 - bound) % bound)
+			return x % bound;
+	}
+}
+
+static void test_sampled_pairs_follow_documented_scheme(void)
+{
+	struct set st = make_set(90, 60, 0);   /* 4005 pairs > budget 1000 */
+	struct lev_mean m = mean_of(&st, 1000, 2, 0);
+	uint64_t k, total = 0, seed = LEV_DEFAULT_SEED;
+	double sum = 0, sq = 0, var;
+
+	CHECK(m.sampled);
+	CHECK_INT_EQ(m.n_pairs, 1000);
+	for (k = 0; k < 1000; k++) {
+		uint64_t s = doc_mix(seed ^ (k * 0x9E3779B97F4A7C15ULL));
+		uint64_t i = doc_uniform(&s, st.n), j = doc_uniform(&s, st.n - 1);
+		uint64_t d;
+
+		if (j >= i)
+			j++;
+		d = dp_distance(st.s[i], st.len[i], st.s[j], st.len[j]);
+		total += d;
+		sum += (double)d;
+		sq += (double)d * (double)d;
+	}
+	CHECK_INT_EQ(m.total, total);
+	var = (sq - sum * sum / 1000) / 999;
+	CHECK_NEAR(m.std_error, sqrt(var / 1000), 1e-9);
+	free_set(&st);
+}
+
+/* The sampled mean lies within three standard errors of the exact mean,
+ * and does not depend on the thread count. */
+static void test_sampled_mean_within_three_se(void)
+{
+	struct set st = make_set(400, 120, 0);   /* 79,800 pairs */
+	struct lev_mean exact = mean_of(&st, 100000, 2, 0);
+	struct lev_mean s1 = mean_of(&st, 20000, 1, 0);
+	struct lev_mean s2 = mean_of(&st, 20000, 2, 0);
+	struct lev_mean other_seed;
+	struct lev_pair_opts o = { .budget = 20000, .seed = 42, .threads = 2 };
+
+	CHECK(!exact.sampled);
+	CHECK_INT_EQ(exact.n_pairs, 79800);
+	CHECK(s1.sampled);
+	CHECK(s1.std_error > 0);
+	tap_note("exact %.4f sampled %.4f se %.4f", exact.mean, s1.mean, s1.std_error);
+	CHECK(fabs(s1.mean - exact.mean) <= 3 * s1.std_error);
+	CHECK_INT_EQ(s1.total, s2.total);
+	CHECK(s1.mean == s2.mean && s1.std_error == s2.std_error);
+	CHECK_INT_EQ(lev_mean_pairs((const uint8_t *const *)st.s, st.len, st.n, &o, &other_seed, NULL), 0);
+	CHECK(other_seed.total != s1.total);   /* the seed is used */
+	CHECK(fabs(other_seed.mean - exact.mean) <= 3 * other_seed.std_error);
+	free_set(&st);
+}
+
+static void test_thread_count_does_not_matter(void)
+{
+	struct set st = make_set(150, 400, 1);
+	struct lev_mean a = mean_of(&st, 0, 1, 0), b = mean_of(&st, 0, 2, 0);
+	struct lev_mean c = mean_of(&st, 0, 7, 0), d = mean_of(&st, 0, 0, 0);
+
+	CHECK_INT_EQ(a.total, b.total);
+	CHECK_INT_EQ(a.total, c.total);
+	CHECK_INT_EQ(a.total, d.total);
+	CHECK(a.mean == b.mean);
+	free_set(&st);
+}
+
+static void test_degenerate_sets_and_limits(void)
+{
+	const uint8_t *one[1] = { (const uint8_t *)"abc" };
+	const uint8_t *two[2] = { (const uint8_t *)"abc", NULL };
+	size_t lens[2] = { 3, 0 }, big[2] = { 3, LEV_MAX_LEN + 1 };
+	struct lev_mean m;
+	struct lev_pair_opts o = { .budget = LEV_MAX_BUDGET + 1 };
+	struct gw_err err;
+
+	CHECK_INT_EQ(lev_mean_pairs(one, lens, 1, NULL, &m, NULL), 0);
+	CHECK_INT_EQ(m.n_pairs, 0);
+	CHECK(isnan(m.mean));
+	CHECK_INT_EQ(lev_mean_pairs(two, lens, 2, NULL, &m, NULL), 0);
+	CHECK_INT_EQ(m.n_pairs, 1);
+	CHECK_INT_EQ(m.total, 3);
+	CHECK_INT_EQ(lev_mean_pairs(two, big, 2, NULL, &m, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "\"string 1\": 1048577 bytes, over the limit");
+	CHECK_INT_EQ(lev_mean_pairs(two, lens, 2, &o, &m, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "\"budget\"");
+}
+
+static const struct tap_test tests[] = {
+	{ "known_values", test_known_values },
+	{ "random_pairs_match_dp", test_random_pairs_match_dp },
+	{ "block_edges_match_dp", test_block_edges_match_dp },
+	{ "long_strings_match_dp", test_long_strings_match_dp },
+	{ "exact_mean_matches_dp", test_exact_mean_matches_dp },
+	{ "exact_mean_bytes_short", test_exact_mean_bytes_short },
+	{ "sampled_pairs_follow_documented_scheme", test_sampled_pairs_follow_documented_scheme },
+	{ "sampled_mean_within_three_se", test_sampled_mean_within_three_se },
+	{ "thread_count_does_not_matter", test_thread_count_does_not_matter },
+	{ "degenerate_sets_and_limits", test_degenerate_sets_and_limits },
+	{ NULL, NULL },
+};
+TAP_MAIN(tests)
