@@ -18,18 +18,57 @@
 #define GW_ENGINE_FORWARD_H
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "engine/checkpoint.h"
 #include "engine/probe.h"
 #include "engine/routing.h"
 
+/* Tokens over all samples of one run: bounds every activation buffer. */
+#define FORWARD_TOKENS_MAX (16 * 1024 * 1024)
+
+/*
+ * Where the time went, for `make bench` and the daemon's log.  Filled by
+ * forward_run when forward_opts.stats is not NULL (also on failure, with
+ * what was done until then).
+ */
+struct forward_stats {
+	int64_t tokens;       /* tokens over all samples */
+	double gemm_flop;     /* 2*M*N*K summed over every sgemm call */
+	double gemm_sec;      /* wall time inside those sgemm calls */
+	double load_sec;      /* reading and converting weights to fp32 */
+	double load_bytes;    /* fp32 bytes of weights loaded */
+	double total_sec;     /* the whole forward_run */
+};
+
 struct forward_opts {
-	/* layers_done of n_layers, called after each layer and at the end. */
+	/* layers_done of n_layers, called after each layer; the call with
+	 * layers_done == n_layers comes after the final norm and the loss,
+	 * when the pass is complete.  So exactly n_layers calls. */
 	void (*progress)(void *ud, int layers_done, int n_layers);
 	void *ud;
 	const atomic_int *cancel; /* may be NULL */
+	/* Threads for OpenBLAS (openblas_set_num_threads, which is process-wide)
+	 * and for the engine's own row loops; 0 leaves OpenBLAS as it is and
+	 * uses its current count. */
+	int threads;
+	struct forward_stats *stats; /* may be NULL */
 };
 
+/*
+ * Run the forward pass of checkpoint `c` over probe `p` (every token id must
+ * be below the vocabulary: checked, -EINVAL).  On success *ret is a new
+ * routing record (the caller frees it with routing_free) with N = probe
+ * samples, L = MoE layers, E experts, top-k k, hidden H, per-token records,
+ * router weights, groups and ids copied from the probe; step is -1.
+ * `o` may be NULL (no progress, no cancel, threads as they are).
+ *
+ * Errors: -EINVAL (empty probe, too many tokens, a token out of range),
+ * -ECANCELED, and whatever reading the checkpoint gives (-EIO for a file
+ * truncated while open, -ENOENT ...), each with a message in err.
+ * Not reentrant with respect to OpenBLAS's global thread count; otherwise
+ * it touches no global state, so two runs may go at once on two threads.
+ */
 int forward_run(const struct ckpt *c, const struct probe *p, const struct forward_opts *o,
 		struct routing **ret, struct gw_err *err);
 

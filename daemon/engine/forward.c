@@ -1,0 +1,1138 @@
+/*
+ * forward.c — the MoE forward pass in fp32 on the CPU (SPEC §3), following
+ * the Hugging Face modeling code of OLMoE, Mixtral, Qwen2-MoE and Qwen3-MoE.
+ *
+ * The pass is layer-major: the embeddings of every probe token (all samples
+ * concatenated, T x H) are built first; then each decoder layer loads its
+ * weights, runs every token through attention (per sample, causal) and the
+ * feed-forward block (dense, or routed experts with every expert's tokens
+ * from all samples in one product), and frees them; last the final norm and
+ * the lm_head, in vocabulary blocks, give each sample's loss.
+ *
+ * The file is divided into:
+ *   - bookkeeping: timing, the sgemm wrapper that counts FLOPs, a small
+ *     fork-join loop for the row-wise work that is not BLAS;
+ *   - row kernels: RMSNorm, RoPE tables and rotation;
+ *   - weight loading (one tensor at a time, converted to fp32);
+ *   - the attention block, the dense MLP, the MoE block with its router
+ *     records, and the head with the loss;
+ *   - forward_run, which drives them.
+ * Reductions whose order could change a result (gbar, the scatter-add of
+ * experts, the loss) run on one thread in a fixed order, so a run gives the
+ * same bits whatever the thread count of the row loops.
+ */
+#include "engine/forward.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/model.h"
+#include "engine/safetensors.h"
+
+#define ATTN_QBLOCK 64      /* query rows per block of attention scores */
+#define HEAD_BLOCK_FLOATS (8u * 1024u * 1024u) /* bound on a logits block */
+#define PAR_MIN_ROWS 64     /* below this a row loop stays on one thread */
+#define THREADS_MAX 256
+
+/* ---- bookkeeping ---------------------------------------------------- */
+
+struct fwd {
+	const struct ckpt *c;
+	const struct model_desc *m;
+	const struct probe *p;
+	const atomic_int *cancel;
+	struct forward_stats st;
+	struct gw_err *err;
+	int threads;
+
+	int64_t T;          /* tokens over all samples */
+	int64_t *off;       /* [N+1] first token of each sample */
+	int max_len;        /* longest sample */
+	int H, nh, nkv, d;  /* hidden, heads, KV heads, head dim */
+	int qdim, kvdim, qkvdim;
+
+	float *x;           /* [T, H] the residual stream */
+	float *xn;          /* [T, H] the normalized stream */
+	float *y;           /* [T, H] a block's output */
+	float *qkv;         /* [T, qkvdim] q | k | v of every token */
+	float *att;         /* [T, qdim] attention output before o_proj */
+	float *rope_cos, *rope_sin; /* [max_len, d/2] */
+};
+
+static double now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+ * C[M,N] = alpha * A[M,K] * op(B) + beta * C, row-major.  transb says B is
+ * [N,K] (a weight in Hugging Face's [out, in] layout) rather than [K,N].
+ * Every matrix product of the pass goes through here, so the FLOP count and
+ * time in BLAS are exact.
+ */
+static void gemm(struct fwd *f, bool transb, int64_t M, int64_t N, int64_t K, float alpha,
+		 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+		 int64_t ldc)
+{
+	double t0;
+
+	if (M == 0 || N == 0)
+		return;
+	t0 = now_sec();
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, (int)M,
+		    (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+	f->st.gemm_sec += now_sec() - t0;
+	f->st.gemm_flop += 2.0 * (double)M * (double)N * (double)K;
+}
+
+/* Y[T, N] = X[T, K] * W[N, K]^T: a linear layer without bias. */
+static void linear(struct fwd *f, const float *X, int64_t T, int64_t K, const float *W, int64_t N,
+		   float *Y)
+{
+	gemm(f, true, T, N, K, 1.0f, X, K, W, K, 0.0f, Y, N);
+}
+
+static int cancelled(const struct fwd *f)
+{
+	if (f->cancel && atomic_load(f->cancel))
+		return gw_errf(f->err, -ECANCELED, "forward pass cancelled");
+	return 0;
+}
+
+/*
+ * Fork-join over rows [0, n): fn(ud, i0, i1) on contiguous chunks, one per
+ * thread.  Each row's result depends on that row only, so the split does
+ * not change any value.
+ */
+typedef void (*row_fn)(void *ud, int64_t i0, int64_t i1);
+
+struct par_job {
+	row_fn fn;
+	void *ud;
+	int64_t i0, i1;
+};
+
+static void *par_main(void *arg)
+{
+	struct par_job *j = arg;
+
+	j->fn(j->ud, j->i0, j->i1);
+	return NULL;
+}
+
+static void par_rows(const struct fwd *f, int64_t n, row_fn fn, void *ud)
+{
+	struct par_job jobs[THREADS_MAX];
+	pthread_t tid[THREADS_MAX];
+	bool started[THREADS_MAX];
+	int nt = f->threads;
+
+	if (nt > n / PAR_MIN_ROWS)
+		nt = (int)(n / PAR_MIN_ROWS);
+	if (nt <= 1) {
+		fn(ud, 0, n);
+		return;
+	}
+	for (int i = 0; i < nt; i++) {
+		jobs[i] = (struct par_job){ fn, ud, n * i / nt, n * (i + 1) / nt };
+		started[i] = false;
+	}
+	/* A thread that cannot start leaves its chunk to this one. */
+	for (int i = 1; i < nt; i++)
+		started[i] = pthread_create(&tid[i], NULL, par_main, &jobs[i]) == 0;
+	par_main(&jobs[0]);
+	for (int i = 1; i < nt; i++) {
+		if (started[i])
+			pthread_join(tid[i], NULL);
+		else
+			par_main(&jobs[i]);
+	}
+}
+
+/* ---- row kernels ---------------------------------------------------- */
+
+/*
+ * Hugging Face's RMSNorm in fp32: x * rsqrt(mean(x^2) + eps), then times the
+ * weight.  The mean is summed in double (torch sums fp32 in a tree; double
+ * is at least as close to the exact value).
+ */
+static void rmsnorm_row(const float *x, const float *w, int n, float eps, float *out)
+{
+	double ss = 0.0;
+	float var, r;
+
+	for (int i = 0; i < n; i++)
+		ss += (double)x[i] * (double)x[i];
+	var = (float)(ss / n);
+	r = 1.0f / sqrtf(var + eps);
+	for (int i = 0; i < n; i++)
+		out[i] = w[i] * (x[i] * r);
+}
+
+struct norm_job {
+	const float *x;
+	float *out;
+	const float *w;
+	int64_t ld;  /* row stride of x and out */
+	int n;       /* width normed */
+	int groups;  /* groups of n per row (heads for per-head norm) */
+	float eps;
+};
+
+static void norm_rows(void *ud, int64_t i0, int64_t i1)
+{
+	const struct norm_job *j = ud;
+
+	for (int64_t i = i0; i < i1; i++)
+		for (int g = 0; g < j->groups; g++)
+			rmsnorm_row(j->x + i * j->ld + (int64_t)g * j->n, j->w, j->n, j->eps,
+				    j->out + i * j->ld + (int64_t)g * j->n);
+}
+
+static void rmsnorm(const struct fwd *f, const float *x, float *out, int64_t rows, int64_t ld,
+		    int n, int groups, const float *w)
+{
+	struct norm_job j = { x, out, w, ld, n, groups, (float)f->m->rms_eps };
+
+	par_rows(f, rows, norm_rows, &j);
+}
+
+/*
+ * RoPE tables as Hugging Face builds them in fp32:
+ * inv_freq[i] = 1 / theta^((2i)/d), freq = pos * inv_freq, cos and sin of
+ * that; the half-split form uses the same table for both halves.
+ */
+static void rope_tables(struct fwd *f)
+{
+	int half = f->d / 2;
+	float theta = (float)f->m->rope_theta;
+
+	f->rope_cos = gw_malloc((size_t)f->max_len * (size_t)half * sizeof(float));
+	f->rope_sin = gw_malloc((size_t)f->max_len * (size_t)half * sizeof(float));
+	for (int i = 0; i < half; i++) {
+		float expo = (float)(2 * i) / (float)f->d;
+		float inv = 1.0f / powf(theta, expo);
+
+		for (int t = 0; t < f->max_len; t++) {
+			float a = (float)t * inv;
+
+			f->rope_cos[(size_t)t * half + i] = cosf(a);
+			f->rope_sin[(size_t)t * half + i] = sinf(a);
+		}
+	}
+}
+
+/* x*cos + rotate_half(x)*sin on one head vector at position pos. */
+static void rope_apply(const struct fwd *f, float *v, int pos)
+{
+	int half = f->d / 2;
+	const float *c = f->rope_cos + (size_t)pos * half;
+	const float *s = f->rope_sin + (size_t)pos * half;
+
+	for (int i = 0; i < half; i++) {
+		float a = v[i], b = v[i + half];
+
+		v[i] = a * c[i] - b * s[i];
+		v[i + half] = b * c[i] + a * s[i];
+	}
+}
+
+/* ---- weights -------------------------------------------------------- */
+
+/*
+ * Read tensor `kind` (of this layer and expert) as fp32 into out, which
+ * holds exactly `count` floats.  -ENOENT (quietly, err untouched) when the
+ * model has no such tensor and `optional` is set.
+ */
+static int load(struct fwd *f, enum model_tensor kind, int layer, int expert, float *out,
+		size_t count, bool optional)
+{
+	char name[ST_NAME_MAX];
+	double t0;
+	int r;
+
+	r = model_tensor_name(f->m, kind, layer, expert, name, sizeof(name));
+	if (r == -ENOENT && optional)
+		return -ENOENT;
+	if (r < 0)
+		return gw_errf(f->err, r, "\"%s\": no name for tensor kind %d of layer %d",
+			       ckpt_dir(f->c), (int)kind, layer);
+	if (optional && !ckpt_find(f->c, name, NULL))
+		return -ENOENT;
+	t0 = now_sec();
+	r = ckpt_read_f32(f->c, name, out, count, f->err);
+	f->st.load_sec += now_sec() - t0;
+	if (r < 0)
+		return r;
+	f->st.load_bytes += (double)count * sizeof(float);
+	return 0;
+}
+
+/* Allocate and load; NULL in *ret when optional and absent. */
+static int load_new(struct fwd *f, enum model_tensor kind, int layer, int expert, size_t count,
+		    bool optional, float **ret)
+{
+	float *w = gw_malloc(count * sizeof(float));
+	int r = load(f, kind, layer, expert, w, count, optional);
+
+	if (r < 0) {
+		free(w);
+		if (r == -ENOENT && optional) {
+			*ret = NULL;
+			return 0;
+		}
+		return r;
+	}
+	*ret = w;
+	return 0;
+}
+
+/* ---- attention ------------------------------------------------------ */
+
+struct attn_w {
+	float *norm;   /* [H] input_layernorm */
+	float *wqkv;   /* [qkvdim, H]: q_proj, k_proj, v_proj stacked */
+	float *bqkv;   /* [qkvdim] or NULL */
+	float *wo;     /* [H, qdim] */
+	float *bo;     /* [H] or NULL */
+	float *qn, *kn; /* q_norm, k_norm or NULL */
+};
+
+static void attn_w_release(struct attn_w *a)
+{
+	free(a->norm);
+	free(a->wqkv);
+	free(a->bqkv);
+	free(a->wo);
+	free(a->bo);
+	free(a->qn);
+	free(a->kn);
+	memset(a, 0, sizeof(*a));
+}
+
+static int attn_w_load(struct fwd *f, int l, struct attn_w *a)
+{
+	const struct model_desc *m = f->m;
+	size_t H = (size_t)f->H, q = (size_t)f->qdim, kv = (size_t)f->kvdim;
+	float *b[3] = { NULL, NULL, NULL };
+	int r;
+
+	memset(a, 0, sizeof(*a));
+	a->wqkv = gw_malloc((size_t)f->qkvdim * H * sizeof(float));
+	if ((r = load_new(f, MT_ATTN_NORM, l, 0, H, false, &a->norm)) < 0 ||
+	    (r = load(f, MT_Q, l, 0, a->wqkv, q * H, false)) < 0 ||
+	    (r = load(f, MT_K, l, 0, a->wqkv + q * H, kv * H, false)) < 0 ||
+	    (r = load(f, MT_V, l, 0, a->wqkv + (q + kv) * H, kv * H, false)) < 0 ||
+	    (r = load_new(f, MT_O, l, 0, H * q, false, &a->wo)) < 0 ||
+	    (r = load_new(f, MT_O_BIAS, l, 0, H, true, &a->bo)) < 0 ||
+	    (r = load_new(f, MT_Q_BIAS, l, 0, q, true, &b[0])) < 0 ||
+	    (r = load_new(f, MT_K_BIAS, l, 0, kv, true, &b[1])) < 0 ||
+	    (r = load_new(f, MT_V_BIAS, l, 0, kv, true, &b[2])) < 0)
+		goto out;
+	if (b[0] || b[1] || b[2]) {
+		/* Biases come as a set or not at all in every supported model;
+		 * a missing one reads as zero, as an absent bias does. */
+		a->bqkv = gw_calloc((size_t)f->qkvdim, sizeof(float));
+		if (b[0])
+			memcpy(a->bqkv, b[0], q * sizeof(float));
+		if (b[1])
+			memcpy(a->bqkv + q, b[1], kv * sizeof(float));
+		if (b[2])
+			memcpy(a->bqkv + q + kv, b[2], kv * sizeof(float));
+	}
+	if (m->qk_norm == QK_NORM_FULL) {
+		if ((r = load_new(f, MT_Q_NORM, l, 0, q, false, &a->qn)) < 0 ||
+		    (r = load_new(f, MT_K_NORM, l, 0, kv, false, &a->kn)) < 0)
+			goto out;
+	} else if (m->qk_norm == QK_NORM_HEAD) {
+		if ((r = load_new(f, MT_Q_NORM, l, 0, (size_t)f->d, false, &a->qn)) < 0 ||
+		    (r = load_new(f, MT_K_NORM, l, 0, (size_t)f->d, false, &a->kn)) < 0)
+			goto out;
+	}
+	r = 0;
+out:
+	free(b[0]);
+	free(b[1]);
+	free(b[2]);
+	if (r < 0)
+		attn_w_release(a);
+	return r;
+}
+
+/* Per token: bias, QK-norm, clip, RoPE on the q|k|v rows (in place). */
+struct qkv_job {
+	struct fwd *f;
+	const struct attn_w *a;
+	const int32_t *pos; /* position of each token in its sample */
+};
+
+static void qkv_rows(void *ud, int64_t i0, int64_t i1)
+{
+	const struct qkv_job *j = ud;
+	struct fwd *f = j->f;
+	const struct model_desc *m = f->m;
+	float eps = (float)m->rms_eps, clip = (float)m->clip_qkv;
+
+	for (int64_t t = i0; t < i1; t++) {
+		float *q = f->qkv + t * f->qkvdim, *k = q + f->qdim;
+
+		if (j->a->bqkv)
+			for (int i = 0; i < f->qkvdim; i++)
+				q[i] += j->a->bqkv[i];
+		if (m->qk_norm == QK_NORM_FULL) {
+			/* OLMoE: over the whole projection, before the split into heads. */
+			rmsnorm_row(q, j->a->qn, f->qdim, eps, q);
+			rmsnorm_row(k, j->a->kn, f->kvdim, eps, k);
+		} else if (m->qk_norm == QK_NORM_HEAD) {
+			/* Qwen3: each head over head_dim, before RoPE. */
+			for (int h = 0; h < f->nh; h++)
+				rmsnorm_row(q + h * f->d, j->a->qn, f->d, eps, q + h * f->d);
+			for (int h = 0; h < f->nkv; h++)
+				rmsnorm_row(k + h * f->d, j->a->kn, f->d, eps, k + h * f->d);
+		}
+		if (m->clip_qkv > 0) {
+			/* OLMoE clamps after the norm, q, k and v alike. */
+			for (int i = 0; i < f->qkvdim; i++)
+				q[i] = fminf(fmaxf(q[i], -clip), clip);
+		}
+		for (int h = 0; h < f->nh; h++)
+			rope_apply(f, q + h * f->d, j->pos[t]);
+		for (int h = 0; h < f->nkv; h++)
+			rope_apply(f, k + h * f->d, j->pos[t]);
+	}
+}
+
+/*
+ * Causal softmax of a block of score rows in place: row r is query position
+ * i0 + r, columns are key positions k0 .. k0 + nk - 1; keys after the query
+ * or outside the sliding window get probability 0.
+ */
+static void attn_softmax(float *S, int nq, int nk, int i0, int k0, int window)
+{
+	for (int r = 0; r < nq; r++) {
+		float *s = S + (size_t)r * nk;
+		int i = i0 + r;
+		int lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0;
+		int hi = i - k0 + 1; /* columns [lo, hi) are visible */
+		float mx = -INFINITY, sum = 0.0f, inv;
+
+		for (int c = lo; c < hi; c++)
+			mx = fmaxf(mx, s[c]);
+		for (int c = lo; c < hi; c++) {
+			s[c] = expf(s[c] - mx);
+			sum += s[c];
+		}
+		inv = 1.0f / sum;
+		for (int c = 0; c < lo; c++)
+			s[c] = 0.0f;
+		for (int c = lo; c < hi; c++)
+			s[c] *= inv;
+		for (int c = hi; c < nk; c++)
+			s[c] = 0.0f;
+	}
+}
+
+/*
+ * Attention of one sample, tokens [t0, t0 + n): for each head, query rows in
+ * blocks, scores = scale * Q_h K_g^T over the visible keys, softmax, then
+ * P V_g into the head's columns of f->att.  Q, K, V are read in place from
+ * the q|k|v rows (row stride qkvdim); GQA maps head h to KV head
+ * h / (nh / nkv), as repeat_kv does.
+ */
+static void attn_sample(struct fwd *f, int64_t t0, int n, float *S)
+{
+	int rep = f->nh / f->nkv, window = f->m->sliding_window;
+	float scale = 1.0f / sqrtf((float)f->d);
+	int64_t ld = f->qkvdim;
+
+	for (int h = 0; h < f->nh; h++) {
+		int g = h / rep;
+		const float *Q = f->qkv + t0 * ld + (int64_t)h * f->d;
+		const float *K = f->qkv + t0 * ld + f->qdim + (int64_t)g * f->d;
+		const float *V = f->qkv + t0 * ld + f->qdim + f->kvdim + (int64_t)g * f->d;
+		float *O = f->att + t0 * f->qdim + (int64_t)h * f->d;
+
+		for (int i0 = 0; i0 < n; i0 += ATTN_QBLOCK) {
+			int nq = n - i0 < ATTN_QBLOCK ? n - i0 : ATTN_QBLOCK;
+			int k0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0;
+			int nk = i0 + nq - k0;
+
+			gemm(f, true, nq, nk, f->d, scale, Q + (int64_t)i0 * ld, ld,
+			     K + (int64_t)k0 * ld, ld, 0.0f, S, nk);
+			attn_softmax(S, nq, nk, i0, k0, window);
+			gemm(f, false, nq, f->d, nk, 1.0f, S, nk, V + (int64_t)k0 * ld, ld, 0.0f,
+			     O + (int64_t)i0 * f->qdim, f->qdim);
+		}
+	}
+}
+
+static int attention(struct fwd *f, int l, const int32_t *pos)
+{
+	struct attn_w a;
+	struct qkv_job qj;
+	float *S = NULL;
+	int64_t T = f->T;
+	int r;
+
+	if ((r = attn_w_load(f, l, &a)) < 0)
+		return r;
+	rmsnorm(f, f->x, f->xn, T, f->H, f->H, 1, a.norm);
+	linear(f, f->xn, T, f->H, a.wqkv, f->qkvdim, f->qkv);
+	qj = (struct qkv_job){ f, &a, pos };
+	par_rows(f, T, qkv_rows, &qj);
+
+	S = gw_malloc((size_t)ATTN_QBLOCK * (size_t)f->max_len * sizeof(float));
+	for (int i = 0; i < f->p->n_samples; i++) {
+		if ((r = cancelled(f)) < 0)
+			goto out;
+		attn_sample(f, f->off[i], f->p->samples[i].ntokens, S);
+	}
+	linear(f, f->att, T, f->qdim, a.wo, f->H, f->y);
+	for (int64_t t = 0; t < T; t++) {
+		float *y = f->y + t * f->H, *x = f->x + t * f->H;
+
+		for (int i = 0; i < f->H; i++)
+			x[i] += a.bo ? y[i] + a.bo[i] : y[i];
+	}
+	r = 0;
+out:
+	free(S);
+	attn_w_release(&a);
+	return r;
+}
+
+/* ---- feed-forward --------------------------------------------------- */
+
+/* Over rows of width 2*ni (gate then up): out = silu(gate) * up, packed to
+ * a row stride of ni in out. */
+struct swiglu_job {
+	const float *gu;
+	float *out;
+	int ni;
+};
+
+static void swiglu_rows(void *ud, int64_t i0, int64_t i1)
+{
+	const struct swiglu_job *j = ud;
+
+	for (int64_t t = i0; t < i1; t++) {
+		const float *g = j->gu + t * 2 * j->ni, *u = g + j->ni;
+		float *o = j->out + t * j->ni;
+
+		for (int i = 0; i < j->ni; i++)
+			o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+	}
+}
+
+/*
+ * A gated MLP over n rows of X: out[n, H] = down(silu(gate(X)) * up(X)).
+ * wgu is [2I, H] (gate rows then up rows) so gate and up are one product;
+ * gu [n, 2I] and act [n, ni] are scratch.
+ */
+static void mlp(struct fwd *f, const float *X, int64_t n, const float *wgu, const float *wdown,
+		int ni, float *gu, float *act, float *out)
+{
+	struct swiglu_job j = { gu, act, ni };
+
+	linear(f, X, n, f->H, wgu, 2 * (int64_t)ni, gu);
+	par_rows(f, n, swiglu_rows, &j);
+	linear(f, act, n, ni, wdown, f->H, out);
+}
+
+/* Load gate and up (stacked) and down of an MLP. */
+static int mlp_load(struct fwd *f, enum model_tensor gate, enum model_tensor up,
+		    enum model_tensor down, int l, int e, int ni, float *wgu, float *wdown)
+{
+	size_t n = (size_t)ni * (size_t)f->H;
+	int r;
+
+	if ((r = load(f, gate, l, e, wgu, n, false)) < 0 ||
+	    (r = load(f, up, l, e, wgu + n, n, false)) < 0 ||
+	    (r = load(f, down, l, e, wdown, n, false)) < 0)
+		return r;
+	return 0;
+}
+
+static int dense_ffn(struct fwd *f, int l)
+{
+	int ni = f->m->dense_intermediate;
+	size_t n = (size_t)ni * (size_t)f->H, T = (size_t)f->T;
+	float *wgu = gw_malloc(2 * n * sizeof(float)), *wd = gw_malloc(n * sizeof(float));
+	float *gu = gw_malloc(T * 2 * (size_t)ni * sizeof(float));
+	float *act = gw_malloc(T * (size_t)ni * sizeof(float));
+	float *norm = NULL;
+	int r;
+
+	if ((r = load_new(f, MT_FFN_NORM, l, 0, (size_t)f->H, false, &norm)) < 0 ||
+	    (r = mlp_load(f, MT_DENSE_GATE, MT_DENSE_UP, MT_DENSE_DOWN, l, 0, ni, wgu, wd)) < 0)
+		goto out;
+	rmsnorm(f, f->x, f->xn, f->T, f->H, f->H, 1, norm);
+	mlp(f, f->xn, f->T, wgu, wd, ni, gu, act, f->y);
+	for (size_t i = 0; i < T * (size_t)f->H; i++)
+		f->x[i] += f->y[i];
+	r = 0;
+out:
+	free(norm);
+	free(wgu);
+	free(wd);
+	free(gu);
+	free(act);
+	return r;
+}
+
+/*
+ * Router records of one token: p = softmax(z) over all E experts in fp32
+ * (max subtracted), entropy of p and logsumexp(z) (in double, then stored
+ * as float), the top-k by probability with ties to the lower index, and
+ * their weights, renormalized where the architecture says.  z is replaced
+ * by p.
+ */
+struct router_job {
+	struct fwd *f;
+	struct routing *r;
+	float *z;      /* [T, E] logits, becomes p */
+	int lm;        /* MoE layer index */
+	bool renorm;
+};
+
+static void router_rows(void *ud, int64_t i0, int64_t i1)
+{
+	const struct router_job *j = ud;
+	const struct routing *rt = j->r;
+	int E = rt->n_experts, k = rt->top_k, L = rt->n_layers;
+
+	for (int64_t t = i0; t < i1; t++) {
+		float *z = j->z + t * E, mx = -INFINITY, psum;
+		uint16_t *ids = rt->topk_ids + ((size_t)t * L + j->lm) * k;
+		float *w = rt->topk_w + ((size_t)t * L + j->lm) * k;
+		double s = 0.0, pz = 0.0, ls;
+		int nsel = 0;
+
+		for (int e = 0; e < E; e++)
+			mx = fmaxf(mx, z[e]);
+		for (int e = 0; e < E; e++)
+			s += exp((double)z[e] - mx);
+		ls = log(s);
+		for (int e = 0; e < E; e++) {
+			double lp = (double)z[e] - mx - ls;
+			double pe = exp(lp);
+
+			pz += pe * lp;
+			z[e] = (float)pe;
+		}
+		rt->entropy[(size_t)t * L + j->lm] = (float)-pz;
+		rt->lse[(size_t)t * L + j->lm] = (float)(mx + ls);
+
+		/* Insertion into a sorted top-k; strict > keeps the lower index
+		 * first among equal probabilities. */
+		for (int e = 0; e < E; e++) {
+			int pos = nsel;
+
+			while (pos > 0 && z[e] > w[pos - 1])
+				pos--;
+			if (pos >= k)
+				continue;
+			for (int q = (nsel < k ? nsel : k - 1); q > pos; q--) {
+				ids[q] = ids[q - 1];
+				w[q] = w[q - 1];
+			}
+			ids[pos] = (uint16_t)e;
+			w[pos] = z[e];
+			if (nsel < k)
+				nsel++;
+		}
+		if (j->renorm) {
+			psum = 0.0f;
+			for (int q = 0; q < k; q++)
+				psum += w[q];
+			for (int q = 0; q < k; q++)
+				w[q] /= psum;
+		}
+	}
+}
+
+struct moe_w {
+	float *norm;    /* [H] post_attention_layernorm */
+	float *router;  /* [E, H] */
+	float *wgu;     /* [2I, H] one expert's gate|up */
+	float *wd;      /* [H, ni] one expert's down */
+	float *sgu, *sd, *sgate; /* Qwen2-MoE shared expert, or NULL */
+};
+
+static void moe_w_release(struct moe_w *w)
+{
+	free(w->norm);
+	free(w->router);
+	free(w->wgu);
+	free(w->wd);
+	free(w->sgu);
+	free(w->sd);
+	free(w->sgate);
+}
+
+/* Add the shared expert, sigmoid(x . gate) * mlp(x), into f->y. */
+static int shared_expert(struct fwd *f, int l, struct moe_w *w)
+{
+	int Is = f->m->shared_intermediate;
+	size_t n = (size_t)Is * (size_t)f->H, T = (size_t)f->T, H = (size_t)f->H;
+	float *gu, *act, *out, *sg;
+	int r;
+
+	w->sgu = gw_malloc(2 * n * sizeof(float));
+	w->sd = gw_malloc(n * sizeof(float));
+	if ((r = mlp_load(f, MT_SHARED_GATE, MT_SHARED_UP, MT_SHARED_DOWN, l, 0, Is, w->sgu,
+			  w->sd)) < 0 ||
+	    (r = load_new(f, MT_SHARED_EXPERT_GATE, l, 0, H, false, &w->sgate)) < 0)
+		return r;
+	gu = gw_malloc(T * 2 * (size_t)Is * sizeof(float));
+	act = gw_malloc(T * (size_t)Is * sizeof(float));
+	out = gw_malloc(T * H * sizeof(float));
+	sg = gw_malloc(T * sizeof(float));
+	mlp(f, f->xn, f->T, w->sgu, w->sd, Is, gu, act, out);
+	linear(f, f->xn, f->T, f->H, w->sgate, 1, sg);
+	for (size_t t = 0; t < T; t++) {
+		float s = 1.0f / (1.0f + expf(-sg[t]));
+
+		for (size_t i = 0; i < H; i++)
+			f->y[t * H + i] += s * out[t * H + i];
+	}
+	free(gu);
+	free(act);
+	free(out);
+	free(sg);
+	return 0;
+}
+
+static int moe_ffn(struct fwd *f, int l, struct routing *rt)
+{
+	const struct model_desc *m = f->m;
+	int lm = m->moe_layer_index[l], E = m->n_experts, k = m->top_k, ni = m->moe_intermediate;
+	size_t T = (size_t)f->T, H = (size_t)f->H, L = (size_t)rt->n_layers;
+	struct moe_w w = { 0 };
+	struct router_job rj;
+	float *z = NULL, *X = NULL, *gu = NULL, *act = NULL, *out = NULL;
+	int64_t *cnt = NULL, *start = NULL, *slot = NULL;
+	int r;
+
+	if ((r = load_new(f, MT_FFN_NORM, l, 0, H, false, &w.norm)) < 0 ||
+	    (r = load_new(f, MT_ROUTER, l, 0, (size_t)E * H, false, &w.router)) < 0)
+		goto out;
+	rmsnorm(f, f->x, f->xn, f->T, f->H, f->H, 1, w.norm);
+
+	/* Router: all tokens in one product, then the per-token records. */
+	z = gw_malloc(T * (size_t)E * sizeof(float));
+	linear(f, f->xn, f->T, f->H, w.router, E, z);
+	rj = (struct router_job){ f, rt, z, lm, m->arch == ARCH_MIXTRAL || m->norm_topk_prob };
+	par_rows(f, f->T, router_rows, &rj);
+	for (int i = 0; i < f->p->n_samples; i++) {
+		float *g = rt->gbar + ((size_t)i * L + (size_t)lm) * (size_t)E;
+		int n = f->p->samples[i].ntokens;
+
+		for (int e = 0; e < E; e++) {
+			double s = 0.0;
+
+			for (int64_t t = f->off[i]; t < f->off[i + 1]; t++)
+				s += z[t * E + e];
+			g[e] = (float)(s / n);
+		}
+	}
+	rt->router[lm] = w.router;
+	w.router = NULL;
+
+	/* Group the (token, slot) assignments by expert, tokens in order. */
+	cnt = gw_calloc((size_t)E, sizeof(int64_t));
+	start = gw_calloc((size_t)E + 1, sizeof(int64_t));
+	slot = gw_malloc(T * (size_t)k * sizeof(int64_t));
+	for (size_t a = 0; a < T * (size_t)k; a++) {
+		size_t t = a / (size_t)k, j = a % (size_t)k;
+
+		cnt[rt->topk_ids[(t * L + (size_t)lm) * (size_t)k + j]]++;
+	}
+	for (int e = 0; e < E; e++)
+		start[e + 1] = start[e] + cnt[e];
+	memset(cnt, 0, (size_t)E * sizeof(int64_t));
+	for (size_t a = 0; a < T * (size_t)k; a++) {
+		size_t t = a / (size_t)k, j = a % (size_t)k;
+		int e = rt->topk_ids[(t * L + (size_t)lm) * (size_t)k + j];
+
+		slot[start[e] + cnt[e]++] = (int64_t)((t * L + (size_t)lm) * (size_t)k + j);
+	}
+
+	/* Each expert: gather its tokens from every sample, one product for
+	 * gate|up and one for down, scatter-add weighted, experts in order
+	 * (as Hugging Face's index_add_ loop does). */
+	memset(f->y, 0, T * H * sizeof(float));
+	w.wgu = gw_malloc(2 * (size_t)ni * H * sizeof(float));
+	w.wd = gw_malloc((size_t)ni * H * sizeof(float));
+	X = gw_malloc(T * H * sizeof(float));
+	gu = gw_malloc(T * 2 * (size_t)ni * sizeof(float));
+	act = gw_malloc(T * (size_t)ni * sizeof(float));
+	out = gw_malloc(T * H * sizeof(float));
+	for (int e = 0; e < E; e++) {
+		int64_t n = start[e + 1] - start[e];
+
+		if (n == 0)
+			continue;
+		if ((r = mlp_load(f, MT_EXPERT_GATE, MT_EXPERT_UP, MT_EXPERT_DOWN, l, e, ni, w.wgu,
+				  w.wd)) < 0)
+			goto out;
+		for (int64_t q = 0; q < n; q++) {
+			size_t t = (size_t)slot[start[e] + q] / ((size_t)k * L);
+
+			memcpy(X + (size_t)q * H, f->xn + t * H, H * sizeof(float));
+		}
+		mlp(f, X, n, w.wgu, w.wd, ni, gu, act, out);
+		for (int64_t q = 0; q < n; q++) {
+			size_t rec = (size_t)slot[start[e] + q], t = rec / ((size_t)k * L);
+			float wt = rt->topk_w[rec];
+
+			for (size_t i = 0; i < H; i++)
+				f->y[t * H + i] += out[(size_t)q * H + i] * wt;
+		}
+	}
+	if (m->shared_intermediate > 0 && (r = shared_expert(f, l, &w)) < 0)
+		goto out;
+	for (size_t i = 0; i < T * H; i++)
+		f->x[i] += f->y[i];
+	r = 0;
+out:
+	free(z);
+	free(X);
+	free(gu);
+	free(act);
+	free(out);
+	free(cnt);
+	free(start);
+	free(slot);
+	moe_w_release(&w);
+	return r;
+}
+
+/* ---- head and loss -------------------------------------------------- */
+
+/*
+ * Per row of a logits block: fold the block into a running max and sum of
+ * exponentials (the online logsumexp), and pick the label's logit when it
+ * falls in the block.
+ */
+struct head_job {
+	const float *logits; /* [n, nb] */
+	int64_t nb, v0;
+	const int32_t *label; /* [n] */
+	float *mx;            /* [n] running max */
+	double *sum;          /* [n] running sum of exp(logit - mx) */
+	float *target;        /* [n] the label's logit */
+};
+
+static void head_rows(void *ud, int64_t i0, int64_t i1)
+{
+	const struct head_job *j = ud;
+
+	for (int64_t i = i0; i < i1; i++) {
+		const float *z = j->logits + i * j->nb;
+		float bm = -INFINITY;
+		double s = 0.0;
+
+		for (int64_t c = 0; c < j->nb; c++)
+			bm = fmaxf(bm, z[c]);
+		if (bm > j->mx[i]) {
+			j->sum[i] *= exp((double)j->mx[i] - bm);
+			j->mx[i] = bm;
+		}
+		for (int64_t c = 0; c < j->nb; c++)
+			s += expf(z[c] - j->mx[i]);
+		j->sum[i] += s;
+		if (j->label[i] >= j->v0 && j->label[i] < j->v0 + j->nb)
+			j->target[i] = z[j->label[i] - j->v0];
+	}
+}
+
+/*
+ * Final norm, then the lm_head in blocks of vocabulary rows over the tokens
+ * that have a next token, so the logits never need T x vocab floats; the
+ * loss of a sample is the mean over its positions 1..n-1 of
+ * logsumexp(logits) - logit[next token].
+ */
+static int head(struct fwd *f, struct routing *rt)
+{
+	const struct model_desc *m = f->m;
+	size_t H = (size_t)f->H;
+	int64_t n = f->T - f->p->n_samples, V = m->vocab, nb, row = 0;
+	float *norm = NULL, *Xl = NULL, *W = NULL, *Z = NULL, *mx = NULL, *target = NULL;
+	double *sum = NULL;
+	int32_t *label = NULL;
+	const struct st_tensor *tw;
+	struct st_file *file;
+	char name[ST_NAME_MAX];
+	int r;
+
+	if ((r = load_new(f, MT_FINAL_NORM, 0, 0, H, false, &norm)) < 0)
+		goto out;
+	rmsnorm(f, f->x, f->xn, f->T, f->H, f->H, 1, norm);
+	if (n == 0)
+		goto loss;
+
+	/* The rows that predict a next token, and their labels. */
+	Xl = gw_malloc((size_t)n * H * sizeof(float));
+	label = gw_malloc((size_t)n * sizeof(int32_t));
+	for (int i = 0; i < f->p->n_samples; i++) {
+		const struct probe_sample *s = &f->p->samples[i];
+
+		for (int t = 0; t + 1 < s->ntokens; t++, row++) {
+			memcpy(Xl + (size_t)row * H, f->xn + (size_t)(f->off[i] + t) * H,
+			       H * sizeof(float));
+			label[row] = s->tokens[t + 1];
+		}
+	}
+
+	/* Tied embeddings: the lm_head is embed_tokens when the config ties
+	 * them or no lm_head.weight is stored. */
+	tw = NULL;
+	if (!m->tie_embeddings && model_tensor_name(m, MT_LM_HEAD, 0, 0, name, sizeof(name)) == 0)
+		tw = ckpt_find(f->c, name, &file);
+	if (!tw && model_tensor_name(m, MT_EMBED, 0, 0, name, sizeof(name)) == 0)
+		tw = ckpt_find(f->c, name, &file);
+	if (!tw) {
+		r = gw_errf(f->err, -ENOENT, "\"%s\": no lm_head or embedding tensor",
+			    ckpt_dir(f->c));
+		goto out;
+	}
+	if (tw->ndim != 2 || tw->shape[0] != V || tw->shape[1] != (int64_t)H) {
+		r = gw_errf(f->err, -EBADMSG, "\"%s\": tensor \"%s\" is not [%d, %d]",
+			    ckpt_dir(f->c), name, m->vocab, f->H);
+		goto out;
+	}
+	nb = HEAD_BLOCK_FLOATS / (n > (int64_t)H ? n : (int64_t)H);
+	nb = nb < 64 ? 64 : nb > V ? V : nb;
+	W = gw_malloc((size_t)nb * H * sizeof(float));
+	Z = gw_malloc((size_t)n * (size_t)nb * sizeof(float));
+	mx = gw_malloc((size_t)n * sizeof(float));
+	sum = gw_calloc((size_t)n, sizeof(double));
+	target = gw_malloc((size_t)n * sizeof(float));
+	for (int64_t i = 0; i < n; i++) {
+		mx[i] = -INFINITY;
+		target[i] = NAN;
+	}
+	for (int64_t v0 = 0; v0 < V; v0 += nb) {
+		int64_t cnt = V - v0 < nb ? V - v0 : nb;
+		struct head_job hj = { Z, cnt, v0, label, mx, sum, target };
+		double t0;
+
+		if ((r = cancelled(f)) < 0)
+			goto out;
+		t0 = now_sec();
+		r = st_file_read_rows_f32(file, tw, v0, cnt, W, f->err);
+		f->st.load_sec += now_sec() - t0;
+		if (r < 0)
+			goto out;
+		f->st.load_bytes += (double)cnt * (double)H * sizeof(float);
+		linear(f, Xl, n, f->H, W, cnt, Z);
+		par_rows(f, n, head_rows, &hj);
+	}
+
+loss:
+	row = 0;
+	for (int i = 0; i < f->p->n_samples; i++) {
+		int len = f->p->samples[i].ntokens;
+		double nll = 0.0;
+
+		if (len < 2)
+			continue; /* stays NaN: no next token to predict */
+		for (int t = 0; t + 1 < len; t++, row++)
+			nll += (double)mx[row] + log(sum[row]) - (double)target[row];
+		rt->loss[i] = (float)(nll / (len - 1));
+	}
+	r = 0;
+out:
+	free(norm);
+	free(Xl);
+	free(W);
+	free(Z);
+	free(mx);
+	free(sum);
+	free(target);
+	free(label);
+	return r;
+}
+
+/* ---- the pass ------------------------------------------------------- */
+
+static int embed(struct fwd *f)
+{
+	const struct st_tensor *te;
+	struct st_file *file;
+	char name[ST_NAME_MAX];
+	int r;
+
+	if ((r = model_tensor_name(f->m, MT_EMBED, 0, 0, name, sizeof(name))) < 0 ||
+	    !(te = ckpt_find(f->c, name, &file)))
+		return gw_errf(f->err, -ENOENT, "\"%s\": no embedding tensor", ckpt_dir(f->c));
+	if (te->ndim != 2 || te->shape[0] != f->m->vocab || te->shape[1] != f->H)
+		return gw_errf(f->err, -EBADMSG, "\"%s\": tensor \"%s\" is not [%d, %d]",
+			       ckpt_dir(f->c), name, f->m->vocab, f->H);
+	for (int i = 0; i < f->p->n_samples; i++) {
+		const struct probe_sample *s = &f->p->samples[i];
+
+		for (int t = 0; t < s->ntokens; t++) {
+			float *row = f->x + (size_t)(f->off[i] + t) * (size_t)f->H;
+
+			if ((r = st_file_read_rows_f32(file, te, s->tokens[t], 1, row, f->err)) < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static void fwd_release(struct fwd *f)
+{
+	free(f->off);
+	free(f->x);
+	free(f->xn);
+	free(f->y);
+	free(f->qkv);
+	free(f->att);
+	free(f->rope_cos);
+	free(f->rope_sin);
+}
+
+static int setup(struct fwd *f, struct gw_err *err)
+{
+	const struct model_desc *m = f->m;
+	const struct probe *p = f->p;
+	size_t T;
+	int r;
+
+	if (p->n_samples <= 0)
+		return gw_errf(err, -EINVAL, "the probe set has no samples");
+	if ((r = probe_check_vocab(p, m->vocab, err)) < 0)
+		return r;
+	if (m->n_heads <= 0 || m->n_kv_heads <= 0 || m->n_heads % m->n_kv_heads != 0 ||
+	    m->head_dim <= 0 || m->head_dim % 2 != 0 || m->n_experts > UINT16_MAX + 1 ||
+	    m->top_k <= 0 || m->top_k > m->n_experts)
+		return gw_errf(err, -EINVAL, "\"%s\": unsupported shape (heads %d, kv heads %d, "
+			       "head_dim %d, experts %d, top-k %d)", ckpt_dir(f->c), m->n_heads,
+			       m->n_kv_heads, m->head_dim, m->n_experts, m->top_k);
+	f->off = gw_malloc(((size_t)p->n_samples + 1) * sizeof(int64_t));
+	f->off[0] = 0;
+	for (int i = 0; i < p->n_samples; i++) {
+		int n = p->samples[i].ntokens;
+
+		if (n <= 0 || n > PROBE_SAMPLE_MAX)
+			return gw_errf(err, -EINVAL, "probe sample %d has %d tokens", i, n);
+		f->off[i + 1] = f->off[i] + n;
+		if (f->off[i + 1] > FORWARD_TOKENS_MAX)
+			return gw_errf(err, -EINVAL, "the probe set has more than %d tokens",
+				       FORWARD_TOKENS_MAX);
+		if (n > f->max_len)
+			f->max_len = n;
+	}
+	f->T = f->off[p->n_samples];
+	f->H = m->hidden;
+	f->nh = m->n_heads;
+	f->nkv = m->n_kv_heads;
+	f->d = m->head_dim;
+	f->qdim = f->nh * f->d;
+	f->kvdim = f->nkv * f->d;
+	f->qkvdim = f->qdim + 2 * f->kvdim;
+	T = (size_t)f->T;
+	f->x = gw_malloc(T * (size_t)f->H * sizeof(float));
+	f->xn = gw_malloc(T * (size_t)f->H * sizeof(float));
+	f->y = gw_malloc(T * (size_t)f->H * sizeof(float));
+	f->qkv = gw_malloc(T * (size_t)f->qkvdim * sizeof(float));
+	f->att = gw_malloc(T * (size_t)f->qdim * sizeof(float));
+	rope_tables(f);
+	return 0;
+}
+
+static struct routing *routing_for(const struct fwd *f)
+{
+	const struct model_desc *m = f->m;
+	struct routing *rt = routing_new(f->p->n_samples, m->n_moe_layers, m->n_experts, m->top_k);
+
+	rt->hidden = m->hidden;
+	for (int i = 0; i < f->p->n_samples; i++) {
+		const struct probe_sample *s = &f->p->samples[i];
+
+		rt->ntokens[i] = s->ntokens;
+		rt->groups[i] = gw_strdup(f->p->groups[s->group]);
+		rt->ids[i] = gw_strdup(s->id ? s->id : "");
+	}
+	routing_alloc_tokens(rt);
+	return rt;
+}
+
+int forward_run(const struct ckpt *c, const struct probe *p, const struct forward_opts *o,
+		struct routing **ret, struct gw_err *err)
+{
+	struct fwd f = { 0 };
+	struct routing *rt = NULL;
+	int32_t *pos = NULL;
+	double t0 = now_sec();
+	int r;
+
+	f.c = c;
+	f.m = ckpt_model(c);
+	f.p = p;
+	f.err = err;
+	f.cancel = o ? o->cancel : NULL;
+	if (o && o->threads > 0)
+		openblas_set_num_threads(o->threads);
+	f.threads = o && o->threads > 0 ? o->threads : openblas_get_num_threads();
+	if (f.threads < 1)
+		f.threads = 1;
+	if (f.threads > THREADS_MAX)
+		f.threads = THREADS_MAX;
+	if ((r = setup(&f, err)) < 0)
+		goto out;
+	f.st.tokens = f.T;
+	rt = routing_for(&f);
+	pos = gw_malloc((size_t)f.T * sizeof(int32_t));
+	for (int i = 0; i < p->n_samples; i++)
+		for (int t = 0; t < p->samples[i].ntokens; t++)
+			pos[f.off[i] + t] = t;
+
+	if ((r = cancelled(&f)) < 0 || (r = embed(&f)) < 0)
+		goto out;
+	for (int l = 0; l < f.m->n_layers; l++) {
+		if ((r = cancelled(&f)) < 0 || (r = attention(&f, l, pos)) < 0)
+			goto fail_layer;
+		if ((r = cancelled(&f)) < 0)
+			goto out;
+		if (f.m->layer_moe[l])
+			r = moe_ffn(&f, l, rt);
+		else
+			r = dense_ffn(&f, l);
+		if (r < 0)
+			goto fail_layer;
+		if (l + 1 < f.m->n_layers && o && o->progress)
+			o->progress(o->ud, l + 1, f.m->n_layers);
+		continue;
+fail_layer:
+		if (r != -ECANCELED)
+			gw_err_prefix(err, r, "layer %d", l);
+		goto out;
+	}
+	if ((r = cancelled(&f)) < 0 || (r = head(&f, rt)) < 0)
+		goto out;
+	if (o && o->progress)
+		o->progress(o->ud, f.m->n_layers, f.m->n_layers);
+	*ret = rt;
+	rt = NULL;
+	r = 0;
+out:
+	f.st.total_sec = now_sec() - t0;
+	if (o && o->stats)
+		*o->stats = f.st;
+	free(pos);
+	routing_free(rt);
+	fwd_release(&f);
+	return r;
+}
