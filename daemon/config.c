@@ -1,0 +1,1052 @@
+/*
+ * config.c — the configuration table and its reader (config.h).
+ *
+ * In order: the checks some string keys need; the table; storing, freeing
+ * and comparing a value by its table row; the line tokenizer that says on
+ * which line each JSON value starts (see config.h for why it exists); the
+ * walk that reads a cJSON tree through the table; the checks between keys;
+ * and the file reader.
+ *
+ * The fuzz target tests/fuzz/fuzz_daemon_config.c #includes this file, so it
+ * must build against the engine sources alone (no libuv, no ZeroMQ).
+ */
+#include "config.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/probe.h"
+#include "engine/step.h"
+
+#define PATH_BUF 320   /* a key path in a message, with array indices */
+#define DEPTH_MAX 1100 /* tokenizer nesting; cJSON itself stops at 1000 */
+
+/* ---- checks of string values -------------------------------------------- */
+
+static int check_name(const char *v, struct gw_err *err)
+{
+	for (const char *c = v; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		      *c == '.' || *c == '_' || *c == '-'))
+			return gw_errf(err, -EINVAL, "\"%s\" may hold only letters, digits, '.', '_' and '-'",
+				       v);
+	return 0;
+}
+
+static int check_endpoint(const char *v, struct gw_err *err)
+{
+	if ((strncmp(v, "tcp://", 6) != 0 || !v[6] || !strchr(v + 6, ':')) &&
+	    (strncmp(v, "ipc://", 6) != 0 || !v[6]))
+		return gw_errf(err, -EINVAL, "\"%s\" is not a tcp://HOST:PORT or ipc://PATH endpoint", v);
+	return 0;
+}
+
+static int check_pattern(const char *v, struct gw_err *err)
+{
+	return step_pattern_check(v, err);
+}
+
+/* A marker is a path relative to the checkpoint directory that stays in it. */
+static int check_marker(const char *v, struct gw_err *err)
+{
+	if (v[0] == '/')
+		return gw_errf(err, -EINVAL, "\"%s\" must be relative to the checkpoint directory", v);
+	for (const char *c = v; (c = strstr(c, "..")); c += 2)
+		if ((c == v || c[-1] == '/') && (c[2] == 0 || c[2] == '/'))
+			return gw_errf(err, -EINVAL, "\"%s\" must not leave the checkpoint directory", v);
+	return 0;
+}
+
+/* ---- the table ----------------------------------------------------------- */
+
+const char *const config_watch_modes[] = { "auto", "events", "poll", NULL };
+const char *const config_probe_formats[] = { "jsonl", "u16", "u32", NULL };
+const char *const config_log_levels[] = { "error", "warn", "info", "debug", NULL };
+
+#define OFF(field) offsetof(struct config, field)
+#define MS_DAY 86400000.0
+#define EXACT_INT 9007199254740992.0 /* 2^53: every integer up to it is exact in JSON */
+
+static const struct config_key epsilon_fields[] = {
+	{ .path = "group", .type = CONFIG_STRING, .offset = offsetof(struct config_epsilon, group),
+	  .min = 1, .max = PROBE_GROUP_MAX - 1, .help = "probe group name" },
+	{ .path = "epsilon", .type = CONFIG_DOUBLE,
+	  .offset = offsetof(struct config_epsilon, epsilon), .min = 0, .max = 100,
+	  .help = "memorization loss threshold for this group, in nats" },
+	{ .path = NULL },
+};
+
+const struct config_key config_keys[] = {
+	{ .path = "run", .type = CONFIG_STRING, .offset = OFF(run), .max = 128, .check = check_name,
+	  .help = "run name carried by every message; empty = the last component of watch.root" },
+	{ .path = "state_dir", .type = CONFIG_STRING, .offset = OFF(state_dir),
+	  .def_str = "/var/lib/grokwatch", .min = 1,
+	  .help = "directory for the journal, state files and kept routing vectors" },
+	{ .path = "log_level", .type = CONFIG_ENUM, .offset = OFF(log_level), .def_str = "info",
+	  .enums = config_log_levels, .reload = true, .help = "error, warn, info or debug" },
+
+	{ .path = "watch.root", .type = CONFIG_STRING, .offset = OFF(watch.root),
+	  .help = "directory the trainer writes checkpoints into (required to run)" },
+	{ .path = "watch.patterns", .type = CONFIG_STRING_ARRAY, .offset = OFF(watch.patterns),
+	  .def_strv = step_default_patterns, .min = 1, .max = 32, .check = check_pattern,
+	  .help = "checkpoint directory names, each with one {step} and any '*'; first match wins" },
+	{ .path = "watch.step_from_trainer_state", .type = CONFIG_BOOL,
+	  .offset = OFF(watch.step_from_trainer_state), .def_num = 1,
+	  .help = "take the step from trainer_state.json global_step where present" },
+	{ .path = "watch.marker", .type = CONFIG_STRING, .offset = OFF(watch.marker), .max = 255,
+	  .check = check_marker,
+	  .help = "file that must exist in a checkpoint before it counts as complete; empty = none" },
+	{ .path = "watch.quiet_period_ms", .type = CONFIG_INT, .offset = OFF(watch.quiet_period_ms),
+	  .def_num = 5000, .min = 0, .max = MS_DAY, .reload = true,
+	  .help = "nothing under a checkpoint may change for this long before it is read" },
+	{ .path = "watch.mode", .type = CONFIG_ENUM, .offset = OFF(watch.mode), .def_str = "auto",
+	  .enums = config_watch_modes,
+	  .help = "events (inotify), poll (stat polling) or auto (poll on NFS, Lustre, FUSE, CIFS)" },
+	{ .path = "watch.poll_interval_ms", .type = CONFIG_INT, .offset = OFF(watch.poll_interval_ms),
+	  .def_num = 2000, .min = 100, .max = 3600000, .help = "stat polling interval" },
+
+	{ .path = "probe.path", .type = CONFIG_STRING, .offset = OFF(probe.path),
+	  .help = "probe set file (required to run)" },
+	{ .path = "probe.format", .type = CONFIG_ENUM, .offset = OFF(probe.format),
+	  .def_str = "jsonl", .enums = config_probe_formats,
+	  .help = "jsonl, or u16 / u32 raw little-endian token memmaps" },
+	{ .path = "probe.sample_length", .type = CONFIG_INT, .offset = OFF(probe.sample_length),
+	  .def_num = 512, .min = 1, .max = PROBE_SAMPLE_MAX, .help = "tokens a sample (memmaps)" },
+	{ .path = "probe.count", .type = CONFIG_INT, .offset = OFF(probe.count), .def_num = 64,
+	  .min = 1, .max = PROBE_SAMPLES_MAX, .help = "samples cut from a memmap" },
+	{ .path = "probe.offset", .type = CONFIG_INT, .offset = OFF(probe.offset), .def_num = 0,
+	  .min = 0, .max = EXACT_INT, .help = "first token of the first sample (memmaps)" },
+	{ .path = "probe.group", .type = CONFIG_STRING, .offset = OFF(probe.group),
+	  .def_str = "default", .min = 1, .max = PROBE_GROUP_MAX - 1,
+	  .help = "group name of memmap samples" },
+
+	{ .path = "metrics.tau", .type = CONFIG_DOUBLE, .offset = OFF(metrics.tau), .def_num = 0.7,
+	  .min = 1e-6, .max = 1, .help = "routing mass a pathway keeps per layer" },
+	{ .path = "metrics.pair_budget", .type = CONFIG_INT, .offset = OFF(metrics.pair_budget),
+	  .def_num = 2000000, .min = 1, .max = 1e12,
+	  .help = "sample pairs per group beyond which pathway distance is estimated from a sample" },
+	{ .path = "metrics.seed", .type = CONFIG_INT, .offset = OFF(metrics.seed), .def_num = 0,
+	  .min = 0, .max = EXACT_INT, .help = "seed of the pair sample" },
+	{ .path = "metrics.epsilon", .type = CONFIG_DOUBLE, .offset = OFF(metrics.epsilon),
+	  .def_num = 1.0, .min = 0, .max = 100,
+	  .help = "loss (nats) at or below which a sample may count as memorized" },
+	{ .path = "metrics.epsilon_groups", .type = CONFIG_OBJECT_ARRAY,
+	  .offset = OFF(metrics.epsilon_groups), .max = 1024, .fields = epsilon_fields,
+	  .elem_size = sizeof(struct config_epsilon),
+	  .help = "per-group epsilon: [{\"group\": \"math\", \"epsilon\": 0.5}, ...]" },
+	{ .path = "metrics.delta", .type = CONFIG_DOUBLE, .offset = OFF(metrics.delta),
+	  .def_num = 0.05, .min = 0, .max = 100,
+	  .help = "a memorized sample's loss stays within delta of its latest value" },
+
+	{ .path = "publish.endpoint", .type = CONFIG_STRING, .offset = OFF(publish.endpoint),
+	  .def_str = "tcp://127.0.0.1:5557", .max = 256, .check = check_endpoint,
+	  .help = "ZeroMQ PUB endpoint" },
+	{ .path = "publish.query_endpoint", .type = CONFIG_STRING,
+	  .offset = OFF(publish.query_endpoint), .def_str = "tcp://127.0.0.1:5558", .max = 256,
+	  .check = check_endpoint, .help = "ZeroMQ ROUTER endpoint for snapshot and history" },
+	{ .path = "publish.sndhwm", .type = CONFIG_INT, .offset = OFF(publish.sndhwm),
+	  .def_num = 10000, .min = 1, .max = 10000000,
+	  .help = "messages queued per subscriber before it misses some" },
+	{ .path = "publish.max_message_bytes", .type = CONFIG_INT,
+	  .offset = OFF(publish.max_message_bytes), .def_num = 4194304, .min = 4096,
+	  .max = 268435456, .help = "a larger message is replaced by an error message" },
+	{ .path = "publish.heartbeat_ms", .type = CONFIG_INT, .offset = OFF(publish.heartbeat_ms),
+	  .def_num = 5000, .min = 100, .max = 3600000, .reload = true,
+	  .help = "heartbeat interval" },
+	{ .path = "publish.allow_insecure_remote", .type = CONFIG_BOOL,
+	  .offset = OFF(publish.allow_insecure_remote), .def_num = 0,
+	  .help = "allow a non-loopback endpoint without CURVE" },
+	{ .path = "publish.curve.server_secret_key_file", .type = CONFIG_STRING,
+	  .offset = OFF(publish.curve.server_secret_key_file),
+	  .help = "file holding the server's Z85 secret key; empty = CURVE off" },
+	{ .path = "publish.curve.server_public_key_file", .type = CONFIG_STRING,
+	  .offset = OFF(publish.curve.server_public_key_file),
+	  .help = "file holding the server's Z85 public key, checked against the secret key" },
+
+	{ .path = "threads.blas", .type = CONFIG_INT, .offset = OFF(threads.blas), .def_num = 0,
+	  .min = 0, .max = 1024, .help = "OpenBLAS threads; 0 = CPUs - 1, at least 1" },
+
+	{ .path = "jobs.max_retries", .type = CONFIG_INT, .offset = OFF(jobs.max_retries),
+	  .def_num = 3, .min = 0, .max = 1000, .reload = true,
+	  .help = "retries of a failed checkpoint before it is recorded as failed" },
+	{ .path = "jobs.retry_backoff_ms", .type = CONFIG_INT, .offset = OFF(jobs.retry_backoff_ms),
+	  .def_num = 5000, .min = 0, .max = MS_DAY, .reload = true,
+	  .help = "wait before the first retry; doubled for each further one" },
+	{ .path = "jobs.retry_backoff_max_ms", .type = CONFIG_INT,
+	  .offset = OFF(jobs.retry_backoff_max_ms), .def_num = 300000, .min = 0, .max = MS_DAY,
+	  .reload = true, .help = "longest wait between retries" },
+
+	{ .path = "limits.queue_depth", .type = CONFIG_INT, .offset = OFF(limits.queue_depth),
+	  .def_num = 4096, .min = 1, .max = 1000000, .reload = true,
+	  .help = "checkpoints waiting to be computed" },
+	{ .path = "limits.request_bytes", .type = CONFIG_INT, .offset = OFF(limits.request_bytes),
+	  .def_num = 65536, .min = 256, .max = 16777216,
+	  .help = "largest query request; a larger one drops the connection" },
+	{ .path = "limits.reply_bytes", .type = CONFIG_INT, .offset = OFF(limits.reply_bytes),
+	  .def_num = 67108864, .min = 4096, .max = 1073741824, .reload = true,
+	  .help = "largest query reply; a larger one is refused with an error reply" },
+	{ .path = "limits.journal_line_bytes", .type = CONFIG_INT,
+	  .offset = OFF(limits.journal_line_bytes), .def_num = 16777216, .min = 4096,
+	  .max = 268435456, .help = "largest journal record" },
+	{ .path = "limits.journal_bytes", .type = CONFIG_INT, .offset = OFF(limits.journal_bytes),
+	  .def_num = 4294967296.0, .min = 1048576, .max = 1099511627776.0,
+	  .help = "largest journal file; appends beyond it fail" },
+	{ .path = "limits.checkpoints", .type = CONFIG_INT, .offset = OFF(limits.checkpoints),
+	  .def_num = 100000, .min = 1, .max = 10000000,
+	  .help = "entries read from the watched directory" },
+	{ .path = "limits.shutdown_ms", .type = CONFIG_INT, .offset = OFF(limits.shutdown_ms),
+	  .def_num = 10000, .min = 0, .max = 600000, .reload = true,
+	  .help = "how long a stop waits for the running job before abandoning it" },
+	{ .path = NULL },
+};
+
+/* ---- values by table row --------------------------------------------------- */
+
+static void *field(void *base, const struct config_key *k)
+{
+	return (char *)base + k->offset;
+}
+
+static const void *cfield(const void *base, const struct config_key *k)
+{
+	return (const char *)base + k->offset;
+}
+
+static int enum_index(const char *const *enums, const char *v)
+{
+	for (int i = 0; enums[i]; i++)
+		if (!strcmp(enums[i], v))
+			return i;
+	return -1;
+}
+
+static void free_fields(const struct config_key *keys, void *base);
+
+static void free_value(const struct config_key *k, void *base)
+{
+	switch (k->type) {
+	case CONFIG_STRING: {
+		char **s = field(base, k);
+
+		free(*s);
+		*s = NULL;
+		break;
+	}
+	case CONFIG_STRING_ARRAY: {
+		struct config_strv *a = field(base, k);
+
+		for (int i = 0; i < a->n; i++)
+			free(a->v[i]);
+		free(a->v);
+		a->v = NULL;
+		a->n = 0;
+		break;
+	}
+	case CONFIG_OBJECT_ARRAY: {
+		struct config_objv *a = field(base, k);
+
+		for (int i = 0; i < a->n; i++)
+			free_fields(k->fields, (char *)a->v + (size_t)i * k->elem_size);
+		free(a->v);
+		a->v = NULL;
+		a->n = 0;
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void free_fields(const struct config_key *keys, void *base)
+{
+	for (const struct config_key *k = keys; k->path; k++)
+		free_value(k, base);
+}
+
+static void set_default(const struct config_key *k, void *base)
+{
+	switch (k->type) {
+	case CONFIG_STRING:
+		*(char **)field(base, k) = gw_strdup(k->def_str ? k->def_str : "");
+		break;
+	case CONFIG_INT:
+		*(int64_t *)field(base, k) = (int64_t)k->def_num;
+		break;
+	case CONFIG_DOUBLE:
+		*(double *)field(base, k) = k->def_num;
+		break;
+	case CONFIG_BOOL:
+		*(bool *)field(base, k) = k->def_num != 0;
+		break;
+	case CONFIG_ENUM: {
+		int i = enum_index(k->enums, k->def_str);
+
+		GW_BUG_ON(i < 0);
+		*(int *)field(base, k) = i;
+		break;
+	}
+	case CONFIG_STRING_ARRAY: {
+		struct config_strv *a = field(base, k);
+		int n = 0;
+
+		while (k->def_strv && k->def_strv[n])
+			n++;
+		a->v = gw_calloc((size_t)n + 1, sizeof(char *));
+		for (int i = 0; i < n; i++)
+			a->v[i] = gw_strdup(k->def_strv[i]);
+		a->n = n;
+		break;
+	}
+	case CONFIG_OBJECT_ARRAY: {
+		struct config_objv *a = field(base, k);
+
+		a->v = NULL;
+		a->n = 0;
+		break;
+	}
+	}
+}
+
+static bool fields_equal(const struct config_key *keys, const void *a, const void *b);
+
+static bool value_equal(const struct config_key *k, const void *a, const void *b)
+{
+	switch (k->type) {
+	case CONFIG_STRING:
+		return !strcmp(*(char *const *)cfield(a, k), *(char *const *)cfield(b, k));
+	case CONFIG_INT:
+		return *(const int64_t *)cfield(a, k) == *(const int64_t *)cfield(b, k);
+	case CONFIG_DOUBLE:
+		return *(const double *)cfield(a, k) == *(const double *)cfield(b, k);
+	case CONFIG_BOOL:
+		return *(const bool *)cfield(a, k) == *(const bool *)cfield(b, k);
+	case CONFIG_ENUM:
+		return *(const int *)cfield(a, k) == *(const int *)cfield(b, k);
+	case CONFIG_STRING_ARRAY: {
+		const struct config_strv *x = cfield(a, k), *y = cfield(b, k);
+
+		if (x->n != y->n)
+			return false;
+		for (int i = 0; i < x->n; i++)
+			if (strcmp(x->v[i], y->v[i]))
+				return false;
+		return true;
+	}
+	case CONFIG_OBJECT_ARRAY: {
+		const struct config_objv *x = cfield(a, k), *y = cfield(b, k);
+
+		if (x->n != y->n)
+			return false;
+		for (int i = 0; i < x->n; i++)
+			if (!fields_equal(k->fields, (const char *)x->v + (size_t)i * k->elem_size,
+					  (const char *)y->v + (size_t)i * k->elem_size))
+				return false;
+		return true;
+	}
+	}
+	return false;
+}
+
+static bool fields_equal(const struct config_key *keys, const void *a, const void *b)
+{
+	for (const struct config_key *k = keys; k->path; k++)
+		if (!value_equal(k, a, b))
+			return false;
+	return true;
+}
+
+struct config *config_new_defaults(void)
+{
+	struct config *c = gw_calloc(1, sizeof(*c));
+
+	for (const struct config_key *k = config_keys; k->path; k++)
+		set_default(k, c);
+	c->path = gw_strdup("(defaults)");
+	return c;
+}
+
+void config_free(struct config *c)
+{
+	if (!c)
+		return;
+	free_fields(config_keys, c);
+	free(c->path);
+	free(c);
+}
+
+/* ---- lines: where each JSON value starts ---------------------------------- */
+
+struct lines {
+	int *v;
+	size_t n, cap;
+	bool ok; /* the tokenizer's count matched cJSON's */
+};
+
+struct scan {
+	const char *s;
+	size_t len, pos;
+	int line;
+	struct lines *out;
+};
+
+static void lines_add(struct lines *l, int line)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 64;
+		l->v = gw_realloc(l->v, l->cap * sizeof(int));
+	}
+	l->v[l->n++] = line;
+}
+
+static void scan_ws(struct scan *sc)
+{
+	/* cJSON skips every byte <= 32 as white space; so must we. */
+	while (sc->pos < sc->len && (unsigned char)sc->s[sc->pos] <= 32) {
+		if (sc->s[sc->pos] == '\n')
+			sc->line++;
+		sc->pos++;
+	}
+}
+
+static int scan_string(struct scan *sc)
+{
+	sc->pos++; /* the opening quote */
+	while (sc->pos < sc->len) {
+		char c = sc->s[sc->pos];
+
+		if (c == '\\') {
+			sc->pos += 2;
+			continue;
+		}
+		sc->pos++;
+		if (c == '"')
+			return 0;
+		if (c == '\n')
+			sc->line++;
+	}
+	return -1;
+}
+
+/* Record one value (at `line`, or where it starts if line is 0) and, for
+ * objects and arrays, the values inside it, in document order. */
+static int scan_value(struct scan *sc, int line, int depth)
+{
+	char c;
+
+	if (depth > DEPTH_MAX || sc->pos >= sc->len)
+		return -1;
+	lines_add(sc->out, line ? line : sc->line);
+	c = sc->s[sc->pos];
+	if (c == '{' || c == '[') {
+		char close = c == '{' ? '}' : ']';
+
+		sc->pos++;
+		scan_ws(sc);
+		if (sc->pos < sc->len && sc->s[sc->pos] == close) {
+			sc->pos++;
+			return 0;
+		}
+		for (;;) {
+			int at;
+
+			scan_ws(sc);
+			at = sc->line;
+			if (c == '{') {
+				if (sc->pos >= sc->len || sc->s[sc->pos] != '"' || scan_string(sc))
+					return -1;
+				scan_ws(sc);
+				if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
+					return -1;
+				sc->pos++;
+				scan_ws(sc);
+			}
+			if (scan_value(sc, at, depth + 1))
+				return -1;
+			scan_ws(sc);
+			if (sc->pos >= sc->len)
+				return -1;
+			if (sc->s[sc->pos] == close) {
+				sc->pos++;
+				return 0;
+			}
+			if (sc->s[sc->pos] != ',')
+				return -1;
+			sc->pos++;
+		}
+	}
+	if (c == '"')
+		return scan_string(sc);
+	/* A number or a literal: everything up to a delimiter. */
+	while (sc->pos < sc->len) {
+		c = sc->s[sc->pos];
+		if ((unsigned char)c <= 32 || c == ',' || c == ']' || c == '}')
+			break;
+		sc->pos++;
+	}
+	return 0;
+}
+
+static size_t count_nodes(const cJSON *node)
+{
+	size_t n = 1;
+
+	for (const cJSON *c = node->child; c; c = c->next)
+		n += count_nodes(c);
+	return n;
+}
+
+/* Pre-order index of target under node; *i counts the nodes before it. */
+static bool node_index(const cJSON *node, const cJSON *target, size_t *i)
+{
+	if (node == target)
+		return true;
+	(*i)++;
+	for (const cJSON *c = node->child; c; c = c->next)
+		if (node_index(c, target, i))
+			return true;
+	return false;
+}
+
+/* Tokenize text that cJSON has accepted, as `root`.  On any disagreement
+ * the lines are marked unusable. */
+static void lines_scan(struct lines *l, const char *text, size_t len, const cJSON *root)
+{
+	struct scan sc = { .s = text, .len = len, .line = 1, .out = l };
+
+	/* cJSON skips a UTF-8 byte order mark at the start. */
+	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
+		sc.pos = 3;
+	scan_ws(&sc);
+	l->ok = scan_value(&sc, 0, 0) == 0 && l->n == count_nodes(root);
+}
+
+/* ---- reading a tree through the table ------------------------------------- */
+
+struct ctx {
+	const char *what;
+	const cJSON *root;
+	struct lines lines;
+	struct gw_err *err;
+};
+
+static int line_of(const struct ctx *cx, const cJSON *node)
+{
+	size_t i = 0;
+
+	if (!cx->lines.ok || !node || !node_index(cx->root, node, &i) || i >= cx->lines.n)
+		return 0;
+	return cx->lines.v[i];
+}
+
+static int fail(const struct ctx *cx, const cJSON *node, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(const struct ctx *cx, const cJSON *node, const char *fmt, ...)
+{
+	char msg[GW_ERR_MAX];
+	int line = line_of(cx, node);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		return gw_errf(cx->err, -EINVAL, "\"%s\" line %d: %s", cx->what, line, msg);
+	return gw_errf(cx->err, -EINVAL, "\"%s\": %s", cx->what, msg);
+}
+
+static const char *kind(const cJSON *n)
+{
+	if (cJSON_IsString(n))
+		return "a string";
+	if (cJSON_IsNumber(n))
+		return "a number";
+	if (cJSON_IsBool(n))
+		return "a boolean";
+	if (cJSON_IsNull(n))
+		return "null";
+	if (cJSON_IsArray(n))
+		return "an array";
+	if (cJSON_IsObject(n))
+		return "an object";
+	return "an unknown value";
+}
+
+static int read_number(const struct ctx *cx, const struct config_key *k, const cJSON *n,
+		       const char *path, bool integer, double *ret)
+{
+	double v;
+
+	if (!cJSON_IsNumber(n))
+		return fail(cx, n, "%s: expected %s, got %s", path, integer ? "an integer" : "a number",
+			    kind(n));
+	v = n->valuedouble;
+	if (!isfinite(v))
+		return fail(cx, n, "%s: the number is out of range", path);
+	if (integer && v != floor(v))
+		return fail(cx, n, "%s: expected an integer, got %g", path, v);
+	if (v < k->min)
+		return fail(cx, n, "%s: %.17g is below the minimum %.17g", path, v, k->min);
+	if (v > k->max)
+		return fail(cx, n, "%s: %.17g is above the maximum %.17g", path, v, k->max);
+	*ret = v;
+	return 0;
+}
+
+static int read_string(const struct ctx *cx, const struct config_key *k, const cJSON *n,
+		       const char *path, char **ret)
+{
+	size_t len, max = k->max > 0 ? (size_t)k->max : CONFIG_STRING_MAX;
+	struct gw_err e;
+
+	if (!cJSON_IsString(n))
+		return fail(cx, n, "%s: expected a string, got %s", path, kind(n));
+	len = strlen(n->valuestring);
+	if (len > max)
+		return fail(cx, n, "%s: the string is %zu bytes, more than the maximum %zu", path, len,
+			    max);
+	if (len < (size_t)k->min)
+		return fail(cx, n, "%s: must not be empty", path);
+	if (k->check && k->check(n->valuestring, &e) < 0)
+		return fail(cx, n, "%s: %s", path, e.msg);
+	*ret = gw_strdup(n->valuestring);
+	return 0;
+}
+
+static const struct config_key *find_key(const struct config_key *keys, const char *path)
+{
+	for (const struct config_key *k = keys; k->path; k++)
+		if (!strcmp(k->path, path))
+			return k;
+	return NULL;
+}
+
+/* True if some key lies under `path` (so `path` names an object). */
+static bool is_section(const struct config_key *keys, const char *path)
+{
+	size_t n = strlen(path);
+
+	for (const struct config_key *k = keys; k->path; k++)
+		if (!strncmp(k->path, path, n) && k->path[n] == '.')
+			return true;
+	return false;
+}
+
+static int read_members(const struct ctx *cx, const struct config_key *keys, void *base,
+			const cJSON *obj, const char *prefix, bool all_required);
+
+static int read_value(const struct ctx *cx, const struct config_key *k, void *base,
+		      const cJSON *n, const char *path)
+{
+	double v;
+	int r, i, count;
+	char sub[PATH_BUF + 16];
+
+	switch (k->type) {
+	case CONFIG_STRING: {
+		char *s;
+
+		if ((r = read_string(cx, k, n, path, &s)) < 0)
+			return r;
+		free(*(char **)field(base, k));
+		*(char **)field(base, k) = s;
+		return 0;
+	}
+	case CONFIG_INT:
+		if ((r = read_number(cx, k, n, path, true, &v)) < 0)
+			return r;
+		*(int64_t *)field(base, k) = (int64_t)v;
+		return 0;
+	case CONFIG_DOUBLE:
+		if ((r = read_number(cx, k, n, path, false, &v)) < 0)
+			return r;
+		*(double *)field(base, k) = v;
+		return 0;
+	case CONFIG_BOOL:
+		if (!cJSON_IsBool(n))
+			return fail(cx, n, "%s: expected true or false, got %s", path, kind(n));
+		*(bool *)field(base, k) = cJSON_IsTrue(n);
+		return 0;
+	case CONFIG_ENUM: {
+		char list[256] = "";
+		size_t used = 0;
+
+		if (!cJSON_IsString(n))
+			return fail(cx, n, "%s: expected a string, got %s", path, kind(n));
+		if ((i = enum_index(k->enums, n->valuestring)) >= 0) {
+			*(int *)field(base, k) = i;
+			return 0;
+		}
+		for (int j = 0; k->enums[j] && used < sizeof(list); j++) {
+			int w = snprintf(list + used, sizeof(list) - used, "%s%s", j ? ", " : "",
+					 k->enums[j]);
+
+			if (w < 0)
+				break;
+			used += (size_t)w;
+		}
+		return fail(cx, n, "%s: \"%.64s\" is not one of %s", path, n->valuestring, list);
+	}
+	case CONFIG_STRING_ARRAY:
+	case CONFIG_OBJECT_ARRAY:
+		break;
+	}
+
+	if (!cJSON_IsArray(n))
+		return fail(cx, n, "%s: expected an array, got %s", path, kind(n));
+	count = cJSON_GetArraySize(n);
+	if (count > k->max)
+		return fail(cx, n, "%s: %d entries, more than the maximum %.0f", path, count, k->max);
+	if (count < k->min)
+		return fail(cx, n, "%s: must not be empty", path);
+
+	if (k->type == CONFIG_STRING_ARRAY) {
+		struct config_strv a = { gw_calloc((size_t)count + 1, sizeof(char *)), 0 };
+		struct config_key elem = *k;
+		const cJSON *e;
+
+		elem.min = 0;
+		elem.max = CONFIG_STRING_MAX;
+		i = 0;
+		cJSON_ArrayForEach(e, n) {
+			snprintf(sub, sizeof(sub), "%s[%d]", path, i++);
+			if ((r = read_string(cx, &elem, e, sub, &a.v[a.n])) < 0) {
+				for (int j = 0; j < a.n; j++)
+					free(a.v[j]);
+				free(a.v);
+				return r;
+			}
+			a.n++;
+		}
+		free_value(k, base);
+		*(struct config_strv *)field(base, k) = a;
+		return 0;
+	} else {
+		struct config_objv a = { gw_calloc((size_t)count + 1, k->elem_size), 0 };
+		const cJSON *e;
+
+		i = 0;
+		r = 0;
+		cJSON_ArrayForEach(e, n) {
+			void *el = (char *)a.v + (size_t)a.n * k->elem_size;
+
+			snprintf(sub, sizeof(sub), "%s[%d]", path, i++);
+			for (const struct config_key *f = k->fields; f->path; f++)
+				set_default(f, el);
+			a.n++;
+			if (!cJSON_IsObject(e)) {
+				r = fail(cx, e, "%s: expected an object, got %s", sub, kind(e));
+				break;
+			}
+			if ((r = read_members(cx, k->fields, el, e, sub, true)) < 0)
+				break;
+		}
+		if (r < 0) {
+			struct config_key tmp = *k;
+
+			tmp.offset = 0;
+			free_value(&tmp, &a);
+			return r;
+		}
+		free_value(k, base);
+		*(struct config_objv *)field(base, k) = a;
+		return 0;
+	}
+}
+
+/*
+ * Read the members of `obj`, whose path is `prefix` ("" for the root),
+ * through `keys` (paths relative to `base`).  Object-array elements pass
+ * all_required: each of their fields must be present.
+ */
+static int read_members(const struct ctx *cx, const struct config_key *keys, void *base,
+			const cJSON *obj, const char *prefix, bool all_required)
+{
+	char path[PATH_BUF], rel[PATH_BUF];
+	size_t plen = 0;
+	const cJSON *m;
+	int r;
+
+	/* Table paths are relative to `keys`; for object-array elements the
+	 * prefix carries an index and is not part of them. */
+	if (!all_required)
+		plen = strlen(prefix);
+	for (m = obj->child; m; m = m->next) {
+		const struct config_key *k;
+		const char *name = m->string;
+
+		if (plen)
+			snprintf(rel, sizeof(rel), "%s.%s", prefix, name);
+		else
+			snprintf(rel, sizeof(rel), "%s", name);
+		if (*prefix)
+			snprintf(path, sizeof(path), "%s.%s", prefix, name);
+		else
+			snprintf(path, sizeof(path), "%s", name);
+		/* A dot in a name would let {"watch.root": ...} pass as nesting. */
+		if (!*name || strchr(name, '.') || strlen(name) > 64 ||
+		    (!(k = find_key(keys, rel)) && !is_section(keys, rel)))
+			return fail(cx, m, "unknown key \"%.200s\"", path);
+		for (const cJSON *p = obj->child; p != m; p = p->next)
+			if (!strcmp(p->string, name))
+				return fail(cx, m, "duplicate key \"%s\" (first on line %d)", path,
+					    line_of(cx, p));
+		if (k) {
+			if ((r = read_value(cx, k, base, m, path)) < 0)
+				return r;
+		} else {
+			if (!cJSON_IsObject(m))
+				return fail(cx, m, "%s: expected an object, got %s", path, kind(m));
+			if ((r = read_members(cx, keys, base, m, path, false)) < 0)
+				return r;
+		}
+	}
+	if (all_required)
+		for (const struct config_key *k = keys; k->path; k++)
+			if (!cJSON_GetObjectItemCaseSensitive(obj, k->path))
+				return fail(cx, obj, "%s: \"%s\" is missing", prefix, k->path);
+	return 0;
+}
+
+/* The node at a dotted path, or NULL if the file does not set it. */
+static const cJSON *node_at(const cJSON *root, const char *path)
+{
+	char part[PATH_BUF];
+	const cJSON *n = root;
+
+	while (n && *path) {
+		const char *dot = strchr(path, '.');
+		size_t len = dot ? (size_t)(dot - path) : strlen(path);
+
+		if (len >= sizeof(part))
+			return NULL;
+		memcpy(part, path, len);
+		part[len] = 0;
+		n = cJSON_GetObjectItemCaseSensitive(n, part);
+		path += len + (dot ? 1 : 0);
+	}
+	return n;
+}
+
+/* ---- checks between keys --------------------------------------------------- */
+
+static int check_endpoint_security(const struct ctx *cx, const struct config *c,
+				   const char *key, const char *endpoint)
+{
+	if (config_endpoint_is_local(endpoint) || c->publish.curve.server_secret_key_file[0] ||
+	    c->publish.allow_insecure_remote)
+		return 0;
+	return fail(cx, node_at(cx->root, key),
+		    "%s: \"%s\" is reachable from other hosts and CURVE is off; set "
+		    "publish.curve.server_secret_key_file, or publish.allow_insecure_remote to "
+		    "publish in clear text", key, endpoint);
+}
+
+static int check_across(const struct ctx *cx, const struct config *c)
+{
+	const struct config_epsilon *eg = c->metrics.epsilon_groups.v;
+	int r;
+
+	if ((r = check_endpoint_security(cx, c, "publish.endpoint", c->publish.endpoint)) < 0 ||
+	    (r = check_endpoint_security(cx, c, "publish.query_endpoint",
+					 c->publish.query_endpoint)) < 0)
+		return r;
+	if (!strcmp(c->publish.endpoint, c->publish.query_endpoint))
+		return fail(cx, node_at(cx->root, "publish.query_endpoint"),
+			    "publish.query_endpoint: \"%s\" is also publish.endpoint",
+			    c->publish.query_endpoint);
+	if (c->publish.curve.server_public_key_file[0] && !c->publish.curve.server_secret_key_file[0])
+		return fail(cx, node_at(cx->root, "publish.curve.server_public_key_file"),
+			    "publish.curve.server_public_key_file: set without "
+			    "publish.curve.server_secret_key_file");
+	if (c->jobs.retry_backoff_max_ms < c->jobs.retry_backoff_ms)
+		return fail(cx, node_at(cx->root, "jobs.retry_backoff_max_ms"),
+			    "jobs.retry_backoff_max_ms: %lld is less than jobs.retry_backoff_ms %lld",
+			    (long long)c->jobs.retry_backoff_max_ms, (long long)c->jobs.retry_backoff_ms);
+	/* Quadratic, but the table bounds the array at 1024 entries. */
+	for (int i = 0; i < c->metrics.epsilon_groups.n; i++)
+		for (int j = 0; j < i; j++)
+			if (!strcmp(eg[i].group, eg[j].group))
+				return fail(cx,
+					    cJSON_GetArrayItem(node_at(cx->root, "metrics.epsilon_groups"), i),
+					    "metrics.epsilon_groups[%d]: group \"%s\" is also entry %d",
+					    i, eg[i].group, j);
+	return 0;
+}
+
+/* ---- entry points ------------------------------------------------------------ */
+
+static int line_at(const char *text, size_t pos)
+{
+	int line = 1;
+
+	for (size_t i = 0; i < pos; i++)
+		if (text[i] == '\n')
+			line++;
+	return line;
+}
+
+int config_parse(const char *what, const char *text, size_t len, struct config **ret_config,
+		 struct gw_err *err)
+{
+	struct ctx cx = { .what = what, .err = err };
+	struct config *c = NULL;
+	const char *end = NULL, *nul;
+	cJSON *root = NULL;
+	size_t i;
+	int r;
+
+	if (len > CONFIG_FILE_MAX)
+		return gw_errf(err, -EFBIG, "\"%s\": %zu bytes, more than the limit of %d", what, len,
+			       CONFIG_FILE_MAX);
+	for (i = 0; i < len && (unsigned char)text[i] <= 32; i++)
+		;
+	if (i == len)
+		return gw_errf(err, -EINVAL, "\"%s\": is empty", what);
+	if ((nul = memchr(text, 0, len)))
+		return gw_errf(err, -EINVAL, "\"%s\" line %d: a NUL byte", what,
+			       line_at(text, (size_t)(nul - text)));
+	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	if (!root) {
+		size_t pos = end && end >= text && end <= text + len ? (size_t)(end - text) : len;
+
+		return gw_errf(err, -EINVAL, "\"%s\" line %d: not valid JSON", what, line_at(text, pos));
+	}
+	for (i = (size_t)(end - text); i < len && (unsigned char)text[i] <= 32; i++)
+		;
+	if (i < len) {
+		r = gw_errf(err, -EINVAL, "\"%s\" line %d: text after the end of the JSON object",
+			    what, line_at(text, i));
+		goto out;
+	}
+	cx.root = root;
+	lines_scan(&cx.lines, text, len, root);
+	if (!cJSON_IsObject(root)) {
+		r = fail(&cx, root, "expected a JSON object, got %s", kind(root));
+		goto out;
+	}
+	c = config_new_defaults();
+	free(c->path);
+	c->path = gw_strdup(what);
+	if ((r = read_members(&cx, config_keys, c, root, "", false)) < 0 ||
+	    (r = check_across(&cx, c)) < 0)
+		goto out;
+	*ret_config = c;
+	c = NULL;
+	r = 0;
+out:
+	config_free(c);
+	free(cx.lines.v);
+	cJSON_Delete(root);
+	return r;
+}
+
+int config_load(const char *path, struct config **ret_config, struct gw_err *err)
+{
+	struct stat st;
+	char *text = NULL;
+	size_t got = 0;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = gw_errf(err, -EINVAL, "\"%s\": not a regular file", path);
+		goto out;
+	}
+	if (st.st_size > CONFIG_FILE_MAX) {
+		r = gw_errf(err, -EFBIG, "\"%s\": %lld bytes, more than the limit of %d", path,
+			    (long long)st.st_size, CONFIG_FILE_MAX);
+		goto out;
+	}
+	/* Read one byte past the size seen, to notice a file that grew. */
+	text = gw_malloc((size_t)st.st_size + 1);
+	for (;;) {
+		ssize_t n = read(fd, text + got, (size_t)st.st_size + 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got > (size_t)st.st_size) {
+			r = gw_errf(err, -EAGAIN, "\"%s\": changed while being read", path);
+			goto out;
+		}
+	}
+	r = config_parse(path, text, got, ret_config, err);
+out:
+	free(text);
+	close(fd);
+	return r;
+}
+
+int config_diff(const struct config *old, const struct config *new_,
+		void (*fn)(void *ud, const char *path, bool needs_restart), void *ud)
+{
+	int restart = 0;
+
+	for (const struct config_key *k = config_keys; k->path; k++) {
+		if (value_equal(k, old, new_))
+			continue;
+		if (!k->reload)
+			restart++;
+		if (fn)
+			fn(ud, k->path, !k->reload);
+	}
+	return restart;
+}
+
+double config_epsilon_for(const struct config *c, const char *group)
+{
+	const struct config_epsilon *eg = c->metrics.epsilon_groups.v;
+
+	for (int i = 0; i < c->metrics.epsilon_groups.n; i++)
+		if (!strcmp(eg[i].group, group))
+			return eg[i].epsilon;
+	return c->metrics.epsilon;
+}
+
+bool config_endpoint_is_local(const char *ep)
+{
+	const char *host, *colon;
+	size_t n;
+
+	if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9))
+		return true;
+	if (strncmp(ep, "tcp://", 6) != 0)
+		return false;
+	host = ep + 6;
+	colon = strrchr(host, ':');
+	if (!colon)
+		return false;
+	n = (size_t)(colon - host);
+	if (n == 5 && !memcmp(host, "[::1]", 5))
+		return true;
+	if (n == 9 && !memcmp(host, "localhost", 9))
+		return true;
+	if (n < 4 || memcmp(host, "127.", 4) != 0)
+		return false;
+	/* 127.a.b.c: digits and dots only, so "127.example.com" is not local. */
+	for (size_t i = 4; i < n; i++)
+		if (!(host[i] == '.' || (host[i] >= '0' && host[i] <= '9')))
+			return false;
+	return true;
+}

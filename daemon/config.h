@@ -1,0 +1,202 @@
+/*
+ * config.h — grokwatchd's configuration: one JSON file read through one
+ * declarative table (config_keys[]), in the manner of Redis's config.c.
+ *
+ * Every key has a dotted path ("watch.quiet_period_ms"), a type, a default,
+ * bounds, and a line of help.  The file is a JSON object whose nesting
+ * follows the dots; a key that is absent takes its default.  Refused, with
+ * the file, the line and the key path in the message:
+ *
+ *   "grokwatchd.json" line 7: unknown key "watch.rot"
+ *   "grokwatchd.json" line 9: watch.quiet_period_ms: -5 is below the minimum 0
+ *   "grokwatchd.json" line 4: duplicate key "watch.root" (first on line 3)
+ *   "grokwatchd.json" line 12: not valid JSON
+ *
+ * Line numbers.  cJSON reports where a syntax error is (return_parse_end),
+ * and the line is the number of newlines before it.  It does not say where
+ * a parsed value came from, so for semantic errors config.c scans the raw
+ * text once more with a small tokenizer of its own that records, for every
+ * JSON value in document order, the line where it starts (for an object
+ * member: the line of its key).  cJSON keeps members in document order,
+ * duplicates included, so the n-th node of a pre-order walk of the cJSON
+ * tree is the n-th value the tokenizer saw.  The tokenizer runs only on
+ * text cJSON has accepted and checks its own count against cJSON's; if they
+ * ever disagree, messages omit the line rather than give a wrong one (the
+ * fuzz target asserts that they agree).
+ *
+ * Types: string, int (int64, a JSON number with no fraction), double, bool,
+ * enum (a string from a fixed list), string array, object array (each
+ * element an object read through a sub-table, e.g. metrics.epsilon_groups).
+ * For strings `max` bounds the length in bytes, for arrays the count.
+ *
+ * Threads: config_parse/config_load/config_free touch nothing global (cJSON
+ * error state aside, which config.c does not use) and may run on any thread;
+ * a struct config is read-only once loaded.
+ */
+#ifndef GW_DAEMON_CONFIG_H
+#define GW_DAEMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+
+#define CONFIG_FILE_MAX (1024 * 1024) /* bytes in a config file */
+#define CONFIG_STRING_MAX 4096        /* bytes in a string value, unless the key says less */
+
+enum config_type {
+	CONFIG_STRING,
+	CONFIG_INT,
+	CONFIG_DOUBLE,
+	CONFIG_BOOL,
+	CONFIG_ENUM,
+	CONFIG_STRING_ARRAY,
+	CONFIG_OBJECT_ARRAY,
+};
+
+enum config_watch_mode { CONFIG_WATCH_AUTO, CONFIG_WATCH_EVENTS, CONFIG_WATCH_POLL };
+enum config_probe_format { CONFIG_PROBE_JSONL, CONFIG_PROBE_U16, CONFIG_PROBE_U32 };
+enum config_log_level { CONFIG_LOG_ERROR, CONFIG_LOG_WARN, CONFIG_LOG_INFO, CONFIG_LOG_DEBUG };
+
+struct config_strv {
+	char **v;
+	int n;
+};
+
+/* An object array: n elements of the key's elem_size bytes each. */
+struct config_objv {
+	void *v;
+	int n;
+};
+
+/* One element of metrics.epsilon_groups: a per-group memorization
+ * threshold that overrides metrics.epsilon. */
+struct config_epsilon {
+	char *group;
+	double epsilon;
+};
+
+struct config {
+	char *path;      /* the file it was read from (or the `what` of config_parse) */
+	char *run;       /* "" = the last component of watch.root */
+	char *state_dir;
+	int log_level;   /* enum config_log_level */
+	struct {
+		char *root;
+		struct config_strv patterns;
+		bool step_from_trainer_state;
+		char *marker; /* "" = none */
+		int64_t quiet_period_ms;
+		int mode; /* enum config_watch_mode */
+		int64_t poll_interval_ms;
+	} watch;
+	struct {
+		char *path;
+		int format; /* enum config_probe_format */
+		int64_t sample_length, count, offset;
+		char *group;
+	} probe;
+	struct {
+		double tau;
+		int64_t pair_budget;
+		int64_t seed;
+		double epsilon;
+		struct config_objv epsilon_groups; /* of struct config_epsilon */
+		double delta;
+	} metrics;
+	struct {
+		char *endpoint;
+		char *query_endpoint;
+		int64_t sndhwm;
+		int64_t max_message_bytes;
+		int64_t heartbeat_ms;
+		bool allow_insecure_remote;
+		struct {
+			char *server_secret_key_file; /* "" = CURVE off */
+			char *server_public_key_file; /* "" = not checked */
+		} curve;
+	} publish;
+	struct {
+		int64_t blas; /* 0 = CPUs - 1, at least 1 */
+	} threads;
+	struct {
+		int64_t max_retries;
+		int64_t retry_backoff_ms;
+		int64_t retry_backoff_max_ms;
+	} jobs;
+	struct {
+		int64_t queue_depth;
+		int64_t request_bytes;
+		int64_t reply_bytes;
+		int64_t journal_line_bytes;
+		int64_t journal_bytes;
+		int64_t checkpoints;
+		int64_t shutdown_ms;
+	} limits;
+};
+
+/* One row of the table.  Fields that do not apply to a type are zero. */
+struct config_key {
+	const char *path;
+	enum config_type type;
+	size_t offset;                  /* of the field in struct config (or in the element) */
+	const char *def_str;            /* string and enum default (NULL = "") */
+	const char *const *def_strv;    /* string-array default, NULL-terminated (NULL = empty) */
+	double def_num;                 /* int, double and bool default */
+	double min, max;                /* value bounds; length / count bounds for strings, arrays */
+	const char *const *enums;       /* enum values, NULL-terminated; index = stored int */
+	const struct config_key *fields; /* object-array element fields, ended by a NULL path */
+	size_t elem_size;               /* object-array element size */
+	int (*check)(const char *value, struct gw_err *err); /* extra check of a string */
+	bool reload;                    /* may change on SIGHUP without a restart */
+	const char *help;
+};
+
+/* The table, in the order of the shipped file; ended by a NULL path. */
+extern const struct config_key config_keys[];
+
+/* A config with every key at its default.  Never fails (aborts on OOM). */
+struct config *config_new_defaults(void);
+
+/*
+ * Parse `len` bytes of `text` (need not be NUL-terminated; at most
+ * CONFIG_FILE_MAX).  `what` names the input in messages (a file path).
+ * On success *ret_config is a new config the caller frees with config_free.
+ * Errors: -EINVAL (anything wrong with the content, message names `what`,
+ * the line and the key), -EFBIG (over CONFIG_FILE_MAX).
+ */
+int config_parse(const char *what, const char *text, size_t len, struct config **ret_config,
+		 struct gw_err *err);
+
+/* Read and parse a file.  Extra errors: -ENOENT and other open/read errors
+ * (-errno), -EINVAL for an empty file or one that is not a regular file,
+ * -EFBIG for one over CONFIG_FILE_MAX. */
+int config_load(const char *path, struct config **ret_config, struct gw_err *err);
+
+void config_free(struct config *c); /* accepts NULL */
+
+/*
+ * Compare two configs key by key.  For every key whose value differs,
+ * calls fn(ud, path, needs_restart) (fn may be NULL).  Returns the number
+ * of differing keys that need a restart (keys whose table row has
+ * reload = false); the caller applies the others and reports those.
+ */
+int config_diff(const struct config *old, const struct config *new_,
+		void (*fn)(void *ud, const char *path, bool needs_restart), void *ud);
+
+/* The threshold epsilon for `group`: its epsilon_groups entry, else
+ * metrics.epsilon. */
+double config_epsilon_for(const struct config *c, const char *group);
+
+/* True if a ZeroMQ endpoint reaches this host only: ipc://, inproc://,
+ * tcp:// on 127.0.0.0/8, [::1] or localhost.  Everything else (including
+ * the wildcard "*" and interface names) counts as remote. */
+bool config_endpoint_is_local(const char *endpoint);
+
+/* The table's enum value names (for messages and docs). */
+extern const char *const config_watch_modes[];
+extern const char *const config_probe_formats[];
+extern const char *const config_log_levels[];
+
+#endif
