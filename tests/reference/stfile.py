@@ -167,3 +167,32 @@ class Weights:
         if name not in self._where:
             raise KeyError("%s: tensor %r missing" % (self.dir, name))
         return self._where[name].get(name)
+
+
+NP_TO_DTYPE = {"<f4": "F32", "<f8": "F64", "<f2": "F16", "<i4": "I32", "<i8": "I64",
+               "<u2": "U16", "<u4": "U32", "|u1": "U8", "|i1": "I8"}
+
+
+def write_file(path, tensors, metadata=None):
+    """Write {name: numpy array} (F32/F64/F16/I32/I64/U16/U32/U8/I8) as a
+    safetensors file, tensors in name order, header padded with spaces to a
+    multiple of 8.  For tests that need routing files."""
+    hdr = {}
+    if metadata is not None:
+        hdr["__metadata__"] = {k: str(v) for k, v in metadata.items()}
+    blobs = []
+    pos = 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        a = a.astype(a.dtype.newbyteorder("<"))
+        dt = NP_TO_DTYPE[a.dtype.str]
+        b = a.tobytes()
+        hdr[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [pos, pos + len(b)]}
+        pos += len(b)
+        blobs.append(b)
+    text = json.dumps(hdr, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text)
+        for b in blobs:
+            f.write(b)
