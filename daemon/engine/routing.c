@@ -65,5 +65,8 @@ void routing_free(struct routing *r)
 	free(r->topk_w);
 	free(r->entropy);
 	free(r->lse);
+	free(r->probe_hash);
+	free(r->checkpoint);
+	free(r->arch);
 	free(r);
 }

@@ -14,6 +14,9 @@
  *   entropy[t*L + l]        entropy of p_t in nats
  *   lse[t*L + l]            logsumexp(z)
  * router[l] is layer l's router weight [E][hidden], or NULL if not known.
+ * probe_hash, checkpoint and arch describe where the records came from
+ * (owned strings, NULL when unknown); a routing file carries them in its
+ * metadata (routing_file.h).
  */
 #ifndef GW_ENGINE_ROUTING_H
 #define GW_ENGINE_ROUTING_H
@@ -38,6 +41,9 @@ struct routing {
 	float *entropy;
 	float *lse;
 	float **router;         /* [L], each [E*hidden] or NULL */
+	char *probe_hash;       /* hex SHA-256 of the probe, or NULL */
+	char *checkpoint;       /* checkpoint name or path, or NULL */
+	char *arch;             /* model class name, or NULL */
 };
 
 /* Allocate with gbar/loss/ntokens/groups/ids sized for N, L, E (zeroed,
