@@ -1,0 +1,551 @@
+/*
+ * journal.c — the durable history declared in journal.h.
+ *
+ * In order: checking an event and folding it into memory (shared by replay
+ * and append, so the two can never disagree on what is valid); replay with
+ * torn-tail repair; append; state files by atomic rename; routing
+ * directories; queries.
+ */
+#include "journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/step.h"
+
+#define CHUNK (64 * 1024)
+
+struct journal {
+	char *dir;
+	char *path; /* dir/journal.jsonl */
+	int fd, dirfd;
+	struct journal_limits lim;
+	uint64_t size;
+	uint64_t torn;
+	bool broken;
+	struct series *results;
+	struct series *failures;
+	cJSON *alerts;
+};
+
+/* ---- events ------------------------------------------------------------------ */
+
+static int get_step(const cJSON *ev, int64_t *ret_step, struct gw_err *err)
+{
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(ev, "step");
+	double v;
+
+	if (!cJSON_IsNumber(s))
+		return gw_errf(err, -EINVAL, "\"step\" is missing or not a number");
+	v = s->valuedouble;
+	if (!(v >= 0 && v <= (double)STEP_MAX) || v != floor(v))
+		return gw_errf(err, -EINVAL, "\"step\" %g is not an integer in [0, %lld]", v,
+			       (long long)STEP_MAX);
+	*ret_step = (int64_t)v;
+	return 0;
+}
+
+/* Check an event and, if `j` is not NULL, fold a copy of it into memory. */
+static int apply(struct journal *j, const cJSON *ev, struct gw_err *err)
+{
+	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(ev, "kind");
+	int64_t step = 0;
+	int r;
+
+	if (!cJSON_IsObject(ev))
+		return gw_errf(err, -EINVAL, "not a JSON object");
+	if (!cJSON_IsString(kind))
+		return gw_errf(err, -EINVAL, "\"kind\" is missing or not a string");
+	if (!strcmp(kind->valuestring, "result")) {
+		if ((r = get_step(ev, &step, err)) < 0)
+			return r;
+		if (j) {
+			series_put(j->results, step, cJSON_Duplicate(ev, 1));
+			series_remove(j->failures, step);
+		}
+		return 0;
+	}
+	if (!strcmp(kind->valuestring, "failed")) {
+		const cJSON *reason = cJSON_GetObjectItemCaseSensitive(ev, "reason");
+		const cJSON *att = cJSON_GetObjectItemCaseSensitive(ev, "attempts");
+
+		if ((r = get_step(ev, &step, err)) < 0)
+			return r;
+		if (!cJSON_IsString(reason))
+			return gw_errf(err, -EINVAL, "\"reason\" is missing or not a string");
+		if (att && (!cJSON_IsNumber(att) || att->valuedouble < 1 || att->valuedouble > 1e9 ||
+			    att->valuedouble != floor(att->valuedouble)))
+			return gw_errf(err, -EINVAL, "\"attempts\" is not an integer in [1, 1e9]");
+		if (j)
+			series_put(j->failures, step, cJSON_Duplicate(ev, 1));
+		return 0;
+	}
+	if (!strcmp(kind->valuestring, "alert")) {
+		if (j)
+			cJSON_AddItemToArray(j->alerts, cJSON_Duplicate(ev, 1));
+		return 0;
+	}
+	return gw_errf(err, -EINVAL, "unknown kind \"%.40s\"", kind->valuestring);
+}
+
+/* ---- replay -------------------------------------------------------------------- */
+
+/* A complete line (without its newline): 0 if applied, else -EINVAL. */
+static int replay_line(struct journal *j, const char *line, size_t len, struct gw_err *err)
+{
+	const char *end = NULL;
+	cJSON *ev;
+	int r;
+
+	if (memchr(line, 0, len))
+		return gw_errf(err, -EINVAL, "a NUL byte");
+	ev = cJSON_ParseWithLengthOpts(line, len, &end, 0);
+	if (!ev)
+		return gw_errf(err, -EINVAL, "not valid JSON");
+	for (const char *p = end; p < line + len; p++)
+		if ((unsigned char)*p > 32) {
+			cJSON_Delete(ev);
+			return gw_errf(err, -EINVAL, "text after the JSON object");
+		}
+	r = apply(j, ev, err);
+	cJSON_Delete(ev);
+	return r;
+}
+
+static int replay(struct journal *j, struct gw_err *err)
+{
+	char *chunk = gw_malloc(CHUNK), *line = NULL;
+	size_t line_len = 0, line_cap = 0;
+	uint64_t off = 0, good = 0, lineno = 1;
+	bool too_long = false;
+	struct gw_err e;
+	int r = 0;
+
+	for (;;) {
+		ssize_t n = pread(j->fd, chunk, CHUNK, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = gw_errf(err, -errno, "\"%s\": %s", j->path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			char c = chunk[i];
+
+			off++;
+			if (c != '\n') {
+				if (too_long)
+					continue;
+				if (line_len + 1 >= j->lim.line_bytes) {
+					/* Keep scanning: over-long is an error only if a
+					 * newline ends it; without one it is a torn tail. */
+					too_long = true;
+					continue;
+				}
+				if (line_len == line_cap) {
+					line_cap = line_cap ? 2 * line_cap : 4096;
+					line = gw_realloc(line, line_cap);
+				}
+				line[line_len++] = c;
+				continue;
+			}
+			if (too_long) {
+				r = gw_errf(err, -EFBIG, "\"%s\" line %" PRIu64 ": longer than %zu bytes",
+					    j->path, lineno, j->lim.line_bytes);
+				goto out;
+			}
+			if (replay_line(j, line, line_len, &e) < 0) {
+				/* The last line of the file may be a torn write. */
+				if (off == j->size)
+					goto done;
+				r = gw_errf(err, -EBADMSG, "\"%s\" line %" PRIu64 ": %s", j->path, lineno,
+					    e.msg);
+				goto out;
+			}
+			good = off;
+			line_len = 0;
+			lineno++;
+		}
+	}
+done:
+	if (good < j->size) {
+		/* Cut the torn tail so the next append starts a fresh line. */
+		if (ftruncate(j->fd, (off_t)good) < 0 || fsync(j->fd) < 0) {
+			r = gw_errf(err, -errno, "\"%s\": truncating a torn last line: %s", j->path,
+				    strerror(errno));
+			goto out;
+		}
+		j->torn = j->size - good;
+		j->size = good;
+	}
+out:
+	free(line);
+	free(chunk);
+	return r;
+}
+
+static void remove_leftover_tmp(struct journal *j)
+{
+	int fd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' && n > 5 && !strcmp(de->d_name + n - 4, ".tmp"))
+			unlinkat(j->dirfd, de->d_name, 0);
+	}
+	closedir(d);
+}
+
+int journal_open(const char *dir, const struct journal_limits *lim, struct journal **ret_journal,
+		 struct gw_err *err)
+{
+	struct journal *j = gw_calloc(1, sizeof(*j));
+	size_t n = strlen(dir) + sizeof(JOURNAL_FILE) + 1;
+	struct stat st;
+	int r;
+
+	j->fd = j->dirfd = -1;
+	j->dir = gw_strdup(dir);
+	j->path = gw_malloc(n);
+	snprintf(j->path, n, "%s/%s", dir, JOURNAL_FILE);
+	j->lim.line_bytes = lim ? lim->line_bytes : 16u << 20;
+	j->lim.file_bytes = lim ? lim->file_bytes : (uint64_t)4 << 30;
+	GW_BUG_ON(j->lim.line_bytes < 2);
+	j->results = series_new();
+	j->failures = series_new();
+	j->alerts = cJSON_CreateArray();
+
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		r = gw_errf(err, -errno, "\"%s\": %s", dir, strerror(errno));
+		goto out;
+	}
+	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (j->dirfd < 0) {
+		r = gw_errf(err, -errno, "\"%s\": %s", dir, strerror(errno));
+		goto out;
+	}
+	j->fd = openat(j->dirfd, JOURNAL_FILE, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (j->fd < 0) {
+		r = gw_errf(err, -errno, "\"%s\": %s", j->path, strerror(errno));
+		goto out;
+	}
+	if (flock(j->fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK
+			    ? gw_errf(err, -EBUSY, "\"%s\": in use by another process", j->path)
+			    : gw_errf(err, -errno, "\"%s\": lock: %s", j->path, strerror(errno));
+		goto out;
+	}
+	if (fstat(j->fd, &st) < 0) {
+		r = gw_errf(err, -errno, "\"%s\": %s", j->path, strerror(errno));
+		goto out;
+	}
+	j->size = (uint64_t)st.st_size;
+	if (j->size > j->lim.file_bytes) {
+		r = gw_errf(err, -EFBIG, "\"%s\": %" PRIu64 " bytes, more than the limit of %" PRIu64,
+			    j->path, j->size, j->lim.file_bytes);
+		goto out;
+	}
+	if ((r = replay(j, err)) < 0)
+		goto out;
+	remove_leftover_tmp(j);
+	*ret_journal = j;
+	j = NULL;
+	r = 0;
+out:
+	journal_free(j);
+	return r;
+}
+
+void journal_free(struct journal *j)
+{
+	if (!j)
+		return;
+	if (j->fd >= 0)
+		close(j->fd); /* releases the flock */
+	if (j->dirfd >= 0)
+		close(j->dirfd);
+	series_free(j->results);
+	series_free(j->failures);
+	cJSON_Delete(j->alerts);
+	free(j->path);
+	free(j->dir);
+	free(j);
+}
+
+/* ---- append ---------------------------------------------------------------------- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
+{
+	struct gw_err e;
+	char *text = NULL;
+	size_t len;
+	int r;
+
+	if (j->broken)
+		return gw_errf(err, -EIO, "\"%s\": an earlier sync failed; not appending", j->path);
+	if (apply(NULL, event, &e) < 0)
+		return gw_errf(err, -EINVAL, "\"%s\": event refused: %s", j->path, e.msg);
+	/* Unformatted output escapes newlines inside strings: one line. */
+	text = cJSON_PrintUnformatted(event);
+	if (!text)
+		gw_bug(__FILE__, __LINE__, "cJSON_PrintUnformatted failed (out of memory)");
+	len = strlen(text);
+	text[len] = '\n'; /* replaces the NUL: text is len + 1 bytes from here on */
+	if (len + 1 > j->lim.line_bytes) {
+		r = gw_errf(err, -EFBIG, "\"%s\": a record of %zu bytes, more than the limit of %zu",
+			    j->path, len + 1, j->lim.line_bytes);
+		goto out;
+	}
+	if (j->size + len + 1 > j->lim.file_bytes) {
+		r = gw_errf(err, -EFBIG, "\"%s\": full (limit %" PRIu64 " bytes)", j->path,
+			    j->lim.file_bytes);
+		goto out;
+	}
+	if ((r = write_all(j->fd, text, len + 1)) < 0) {
+		/* Take back a partial line, so the file stays whole lines. */
+		if (ftruncate(j->fd, (off_t)j->size) < 0)
+			j->broken = true;
+		r = gw_errf(err, r, "\"%s\": write: %s", j->path, strerror(-r));
+		goto out;
+	}
+	if (fdatasync(j->fd) < 0) {
+		r = -errno;
+		j->broken = true;
+		r = gw_errf(err, r, "\"%s\": fdatasync: %s", j->path, strerror(-r));
+		goto out;
+	}
+	j->size += len + 1;
+	r = apply(j, event, NULL);
+	GW_BUG_ON(r < 0);
+out:
+	free(text);
+	return r;
+}
+
+/* ---- state files ----------------------------------------------------------------- */
+
+static int check_name(const char *name, struct gw_err *err)
+{
+	size_t n = strlen(name);
+
+	if (!n || n > JOURNAL_STATE_NAME_MAX || name[0] == '.' || !strcmp(name, JOURNAL_FILE))
+		goto bad;
+	for (const char *c = name; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		      *c == '.' || *c == '_' || *c == '-'))
+			goto bad;
+	return 0;
+bad:
+	return gw_errf(err, -EINVAL, "\"%.80s\": not a usable state file name", name);
+}
+
+int journal_write_state(struct journal *j, const char *name, const char *text, size_t len,
+			struct gw_err *err)
+{
+	char tmp[JOURNAL_STATE_NAME_MAX + 8];
+	int fd = -1, r;
+
+	if ((r = check_name(name, err)) < 0)
+		return r;
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+	fd = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, tmp, strerror(errno));
+	if ((r = write_all(fd, text, len)) < 0 || (fsync(fd) < 0 && (r = -errno))) {
+		r = gw_errf(err, r, "\"%s/%s\": %s", j->dir, tmp, strerror(-r));
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		r = gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, tmp, strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (renameat(j->dirfd, tmp, j->dirfd, name) < 0) {
+		r = gw_errf(err, -errno, "\"%s/%s\": rename: %s", j->dir, name, strerror(errno));
+		goto fail;
+	}
+	/* The rename is durable only once the directory is. */
+	if (fsync(j->dirfd) < 0)
+		return gw_errf(err, -errno, "\"%s\": fsync: %s", j->dir, strerror(errno));
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlinkat(j->dirfd, tmp, 0);
+	return r;
+}
+
+int journal_read_state(const struct journal *j, const char *name, size_t max, char **ret_text,
+		       size_t *ret_len, struct gw_err *err)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd, r;
+
+	if ((r = check_name(name, err)) < 0)
+		return r;
+	fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, name, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		r = gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, name, strerror(errno));
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		r = gw_errf(err, -EFBIG, "\"%s/%s\": %lld bytes, more than the limit of %zu", j->dir,
+			    name, (long long)st.st_size, max);
+		goto out;
+	}
+	buf = gw_malloc((size_t)st.st_size + 1);
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, name, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = 0;
+	*ret_text = buf;
+	*ret_len = got;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+/* ---- routing directories --------------------------------------------------------- */
+
+int journal_routing_dir(struct journal *j, int64_t step, char **ret_path, struct gw_err *err)
+{
+	char rel[48];
+	size_t n;
+	char *path;
+	int fd;
+
+	if (step < 0 || step > STEP_MAX)
+		return gw_errf(err, -EINVAL, "step %lld out of range", (long long)step);
+	if (mkdirat(j->dirfd, "routing", 0750) < 0 && errno != EEXIST)
+		return gw_errf(err, -errno, "\"%s/routing\": %s", j->dir, strerror(errno));
+	snprintf(rel, sizeof(rel), "routing/%lld", (long long)step);
+	if (mkdirat(j->dirfd, rel, 0750) < 0) {
+		if (errno != EEXIST)
+			return gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, rel, strerror(errno));
+	} else {
+		fd = openat(j->dirfd, "routing", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0) {
+			int e = errno;
+
+			if (fd >= 0)
+				close(fd);
+			return gw_errf(err, -e, "\"%s/routing\": fsync: %s", j->dir, strerror(e));
+		}
+		close(fd);
+	}
+	n = strlen(j->dir) + strlen(rel) + 2;
+	path = gw_malloc(n);
+	snprintf(path, n, "%s/%s", j->dir, rel);
+	*ret_path = path;
+	return 0;
+}
+
+/* ---- queries ----------------------------------------------------------------------- */
+
+const cJSON *journal_result(const struct journal *j, int64_t step)
+{
+	return series_get(j->results, step);
+}
+
+bool journal_is_done(const struct journal *j, int64_t step)
+{
+	return series_get(j->results, step) != NULL;
+}
+
+const struct series *journal_results(const struct journal *j)
+{
+	return j->results;
+}
+
+const struct series *journal_failures(const struct journal *j)
+{
+	return j->failures;
+}
+
+int journal_failure(const struct journal *j, int64_t step, const char **ret_reason,
+		    int *ret_attempts)
+{
+	const cJSON *f = series_get(j->failures, step), *att;
+
+	if (!f)
+		return -ENOENT;
+	att = cJSON_GetObjectItemCaseSensitive(f, "attempts");
+	if (ret_reason)
+		*ret_reason = cJSON_GetObjectItemCaseSensitive(f, "reason")->valuestring;
+	if (ret_attempts)
+		*ret_attempts = att ? (int)att->valuedouble : 1;
+	return 0;
+}
+
+const cJSON *journal_alerts(const struct journal *j)
+{
+	return j->alerts;
+}
+
+uint64_t journal_torn_bytes(const struct journal *j)
+{
+	return j->torn;
+}
+
+uint64_t journal_size(const struct journal *j)
+{
+	return j->size;
+}
+
+const char *journal_dir(const struct journal *j)
+{
+	return j->dir;
+}

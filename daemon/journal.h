@@ -1,0 +1,126 @@
+/*
+ * journal.h — the daemon's durable history, in the state directory.
+ *
+ * Layout of the state directory:
+ *   journal.jsonl      append-only JSON Lines, one event a line:
+ *                        {"kind": "result", "step": N, ...}   a checkpoint's metrics
+ *                        {"kind": "failed", "step": N, "reason": "...", "attempts": K}
+ *                        {"kind": "alert", ...}
+ *   NAME               state files, replaced whole by journal_write_state
+ *   routing/STEP/      one directory per step for kept routing vectors
+ *
+ * Durability: journal_append returns only after the line and its newline
+ * are written and fdatasync'ed, so a result the daemon publishes after
+ * the append survives a crash or power loss.  A record counts only with its
+ * newline: on open, a last line with no newline, or whose JSON is invalid,
+ * is a write torn by a crash; it is ignored and the file is truncated to
+ * the end of the last good line, so the next append starts on a clean line.
+ * An invalid line anywhere else is corruption, refused with the file and
+ * the line number (never skipped: silently losing history is worse than
+ * stopping).  If fdatasync itself fails the journal refuses every further
+ * append (-EIO): after a failed fsync the kernel may have dropped the dirty
+ * pages, and retrying would report success for data that is not on disk.
+ *
+ * Replay folds the events into memory: the latest result per step (a
+ * second result for a step replaces the first; a late older step takes its
+ * place in step order), failures (a later result for the step clears its
+ * failure), and alerts in order.  Memory is bounded by the file size limit.
+ *
+ * Exclusivity: the journal holds an flock on journal.jsonl; a second
+ * daemon on the same state directory gets -EBUSY.
+ *
+ * Threads: a journal belongs to one thread (the daemon's loop thread);
+ * nothing here is locked.  Calls block on disk I/O (an append is one write
+ * and one fdatasync, a few milliseconds), which the daemon accepts on the
+ * loop for results that arrive minutes apart.
+ */
+#ifndef GW_DAEMON_JOURNAL_H
+#define GW_DAEMON_JOURNAL_H
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+#include "series.h"
+
+#define JOURNAL_FILE "journal.jsonl"
+#define JOURNAL_STATE_NAME_MAX 64
+
+struct journal_limits {
+	size_t line_bytes;   /* longest record, newline included (limits.journal_line_bytes) */
+	uint64_t file_bytes; /* largest journal file (limits.journal_bytes) */
+};
+
+struct journal;
+
+/*
+ * Open (creating if needed, one level: the parent must exist) the state
+ * directory `dir`, replay journal.jsonl, repair a torn tail, and remove
+ * leftover temporary state files.  lim may be NULL for the defaults
+ * (16 MiB lines, 4 GiB file).
+ * Errors: -EBUSY (another process holds the journal), -EBADMSG (a corrupt
+ * line: message names the file and line), -EFBIG (file over the limit, or a
+ * line over the line limit), -errno from the file system.
+ */
+int journal_open(const char *dir, const struct journal_limits *lim, struct journal **ret_journal,
+		 struct gw_err *err);
+void journal_free(struct journal *j); /* accepts NULL; releases the lock */
+
+/*
+ * Append one event (borrowed; the journal keeps its own copy), durably.
+ * The event must be an object with "kind" "result", "failed" or "alert";
+ * result and failed need an integer "step" in [0, STEP_MAX]; failed needs a
+ * string "reason" and may carry an integer "attempts" >= 1 (default 1).
+ * Errors: -EINVAL (event malformed), -EFBIG (line or file over its limit),
+ * -EIO (journal broken by an earlier failed sync), -errno (write/sync;
+ * a partly written line is truncated away before returning).
+ */
+int journal_append(struct journal *j, const cJSON *event, struct gw_err *err);
+
+/* The latest result for a step (the journal's copy, borrowed until the
+ * next append), or NULL. */
+const cJSON *journal_result(const struct journal *j, int64_t step);
+bool journal_is_done(const struct journal *j, int64_t step);
+/* All results, latest per step, in step order (borrowed). */
+const struct series *journal_results(const struct journal *j);
+
+/* Failed steps with no later result, in step order: each item is the
+ * failed event (with "reason" and "attempts"), borrowed. */
+const struct series *journal_failures(const struct journal *j);
+/* Convenience: the failure of `step`: 0 and its reason (borrowed) and
+ * attempt count, or -ENOENT. */
+int journal_failure(const struct journal *j, int64_t step, const char **ret_reason,
+		    int *ret_attempts);
+
+/* Alerts in journal order (a borrowed cJSON array). */
+const cJSON *journal_alerts(const struct journal *j);
+
+/* Bytes of torn tail removed by journal_open (0 if none), for the log. */
+uint64_t journal_torn_bytes(const struct journal *j);
+/* Current size of journal.jsonl in bytes. */
+uint64_t journal_size(const struct journal *j);
+/* The state directory (borrowed). */
+const char *journal_dir(const struct journal *j);
+
+/*
+ * Replace state file `name` (letters, digits, '.', '_', '-'; not starting
+ * with '.'; at most JOURNAL_STATE_NAME_MAX bytes) with `len` bytes of
+ * `text`: write ".NAME.tmp", fsync, rename over NAME, fsync the directory.
+ * A crash leaves either the old or the new file, never a mix; a leftover
+ * ".NAME.tmp" is ignored by readers and removed by the next journal_open.
+ */
+int journal_write_state(struct journal *j, const char *name, const char *text, size_t len,
+			struct gw_err *err);
+
+/* Read state file `name` (at most `max` bytes) into a new NUL-terminated
+ * buffer the caller frees.  -ENOENT if absent, -EFBIG if over max. */
+int journal_read_state(const struct journal *j, const char *name, size_t max, char **ret_text,
+		       size_t *ret_len, struct gw_err *err);
+
+/* The directory for `step`'s routing files, DIR/routing/STEP, created (and
+ * its creation synced) if needed.  *ret_path is new; the caller frees it. */
+int journal_routing_dir(struct journal *j, int64_t step, char **ret_path, struct gw_err *err);
+
+#endif
