@@ -593,6 +593,22 @@ def check_compare(fx, tmp, results):
     ok(r.returncode == 2, "ref_forward.py compare with two arguments -> usage, exit 2")
 
 
+def check_batched(fx, samples, results):
+    """The benchmark's padded batch computes the same losses as one sample at a time."""
+    for name in ("olmoe-f32", "mixtral-f32", "qwen2moe-bf16", "qwen3moe-f32"):
+        m = rf.BatchedModel(os.path.join(fx, name))
+        toks = [o["tokens"] for o in samples]
+        batch = torch.zeros(len(toks), max(map(len, toks)), dtype=torch.int64)
+        for b, t in enumerate(toks):
+            batch[b, :len(t)] = torch.as_tensor(t)
+        lengths = torch.as_tensor([len(t) for t in toks])
+        loss = m.forward(batch, lengths).numpy()
+        want = results[name]["loss"]
+        keep = lengths.numpy() > 1
+        d = np.abs(loss[keep] - want[keep]) / want[keep]
+        ok(d.max() < 1e-5, "%s: bench's padded batch gives the per-sample losses (rel %.2g)" % (name, d.max()))
+
+
 def main():
     torch.set_num_threads(1)
     tmp = tempfile.mkdtemp(prefix="gwref.")
@@ -606,6 +622,7 @@ def main():
         check_naive(fx, samples, results)
         check_route()
         check_compare(fx, tmp, results)
+        check_batched(fx, samples, results)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("1..%d" % _n)
