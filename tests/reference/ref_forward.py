@@ -39,6 +39,15 @@ Commands (Python: always /usr/bin/python3):
           (k+1)-th probabilities differ by more than 1e-5, and there the
           weights agree within 1e-5 expert by expert;
         - entropy within 1e-5 and lse within 1e-5 relative (min 1e-5 absolute).
+      Give all triples in one call: torch is imported once (a few seconds for
+      the 13 fixtures).  Typical use in tests/reference/test_reference.sh:
+        for c in olmoe-f32 mixtral-bf16-sharded ...; do
+          $GW_WRAP "$GW_BIN" analyze "$GW_FIXTURES/$c" \\
+            --probe "$GW_FIXTURES/probe/probe.jsonl" --dump-routing "$TMP/$c.st"
+          set -- "$@" "$GW_FIXTURES/$c" "$GW_FIXTURES/probe/probe.jsonl" "$TMP/$c.st"
+        done
+        "$PYTHON" "$GW_SRC/tests/reference/ref_forward.py" compare "$@"
+      (its "ok"/"not ok" lines count as TAP results in tests/run.sh).
 
   ref_forward.py bench CKPT PROBE [--threads N]
       A batched forward the way Hugging Face runs it (weights loaded and
@@ -696,9 +705,12 @@ def cmd_run(args):
 
 
 def main(argv):
-    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+    if len(argv) < 2:
+        print("usage: ref_forward.py run|compare|bench ... (--help for more)", file=sys.stderr)
+        return 2
+    if argv[1] in ("-h", "--help", "help"):
         print(__doc__)
-        return 0 if len(argv) >= 2 else 2
+        return 0
     cmd = {"run": cmd_run, "compare": cmd_compare, "bench": cmd_bench}.get(argv[1])
     if cmd is None:
         print("ref_forward.py: unknown command %r (run, compare, bench; --help)" % argv[1],
