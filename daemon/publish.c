@@ -1,0 +1,731 @@
+/*
+ * publish.c — the ZeroMQ PUB and ROUTER sockets of publish.h, on libuv.
+ *
+ * In order: set-up (options, CURVE keys, binding, the uv handles); the
+ * message stream (body assembly, the size bound, heartbeats); the query
+ * side (draining the ROUTER, parsing a request, snapshot and history
+ * replies); tear-down through the close callbacks.
+ */
+#include "publish.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "engine/step.h"
+#include "series.h"
+
+#define DRAIN_BATCH 64     /* requests handled per loop turn */
+#define FRAMES_MAX 3       /* identity, optional empty delimiter, body */
+#define ENDPOINT_MAX 512
+#define KEYFILE_MAX 256
+#define FIELD_MAX 128      /* bytes of a request's metric, group or id */
+#define METRIC_DEPTH 8     /* components of a dotted metric path */
+
+struct publish {
+	uv_loop_t *loop;
+	void *pub, *router;
+	uv_poll_t pub_poll, router_poll;
+	uv_idle_t drain_idle;
+	uv_timer_t heartbeat;
+	int open_handles;
+	char *run;
+	char epoch[33];
+	uint64_t seq;
+	size_t max_message_bytes, request_bytes, reply_bytes;
+	struct series *results; /* metrics bodies as sent, latest per step */
+	cJSON *status;
+	char endpoint[ENDPOINT_MAX], query_endpoint[ENDPOINT_MAX];
+};
+
+/* ---- set-up ------------------------------------------------------------------ */
+
+static int zerr(struct gw_err *err, const char *what, const char *endpoint)
+{
+	int e = zmq_errno();
+
+	return gw_errf(err, -e, "\"%s\": %s: %s", endpoint, what, zmq_strerror(e));
+}
+
+/* Read a Z85 key file: 40 characters, then only white space. */
+static int read_key(const char *path, char z85[41], uint8_t bin[32], struct gw_err *err)
+{
+	char buf[KEYFILE_MAX + 1];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
+	n = read(fd, buf, KEYFILE_MAX + 1);
+	close(fd);
+	if (n < 0)
+		return gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
+	while (n > 0 && (unsigned char)buf[n - 1] <= 32)
+		n--;
+	if (n != 40)
+		return gw_errf(err, -EINVAL, "\"%s\": not a Z85 CURVE key (40 characters)", path);
+	memcpy(z85, buf, 40);
+	z85[40] = 0;
+	if (!zmq_z85_decode(bin, z85))
+		return gw_errf(err, -EINVAL, "\"%s\": not a Z85 CURVE key (bad character)", path);
+	return 0;
+}
+
+static int setup_curve(void *pub, void *router, const struct publish_opts *o, struct gw_err *err)
+{
+	char secret_z85[41], public_z85[41], derived[41];
+	uint8_t secret[32], public_[32];
+	int one = 1, r;
+
+	if (!zmq_has("curve"))
+		return gw_errf(err, -ENOTSUP, "CURVE keys are configured but libzmq lacks CURVE");
+	if ((r = read_key(o->curve_secret_file, secret_z85, secret, err)) < 0)
+		return r;
+	if (o->curve_public_file && *o->curve_public_file) {
+		if ((r = read_key(o->curve_public_file, public_z85, public_, err)) < 0)
+			return r;
+		if (zmq_curve_public(derived, secret_z85) < 0 || strcmp(derived, public_z85))
+			return gw_errf(err, -EINVAL, "\"%s\": not the public key of \"%s\"",
+				       o->curve_public_file, o->curve_secret_file);
+	}
+	for (int i = 0; i < 2; i++) {
+		void *s = i ? router : pub;
+
+		if (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof(one)) < 0 ||
+		    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, 32) < 0)
+			return zerr(err, "CURVE", o->curve_secret_file);
+	}
+	return 0;
+}
+
+static void on_poll(uv_poll_t *h, int status, int events);
+static void on_drain_idle(uv_idle_t *h);
+static void on_heartbeat(uv_timer_t *h);
+static void router_drain(struct publish *p);
+
+static int watch_socket(struct publish *p, void *sock, uv_poll_t *h, struct gw_err *err)
+{
+	int fd, r;
+	size_t sz = sizeof(fd);
+
+	if (zmq_getsockopt(sock, ZMQ_FD, &fd, &sz) < 0)
+		return zerr(err, "ZMQ_FD", p->endpoint);
+	if ((r = uv_poll_init(p->loop, h, fd)) < 0)
+		return gw_errf(err, r, "uv_poll_init: %s", uv_strerror(r));
+	h->data = p;
+	p->open_handles++;
+	if ((r = uv_poll_start(h, UV_READABLE, on_poll)) < 0)
+		return gw_errf(err, r, "uv_poll_start: %s", uv_strerror(r));
+	return 0;
+}
+
+static void free_publish(struct publish *p)
+{
+	if (p->pub)
+		zmq_close(p->pub);
+	if (p->router)
+		zmq_close(p->router);
+	series_free(p->results);
+	cJSON_Delete(p->status);
+	free(p->run);
+	free(p);
+}
+
+int publish_new(uv_loop_t *loop, void *zctx, const struct publish_opts *o,
+		struct publish **ret_publish, struct gw_err *err)
+{
+	struct publish *p;
+	uint8_t rnd[16];
+	int linger_pub = 1000, linger_router = 0, hwm = o->sndhwm, r;
+	int64_t maxmsg = (int64_t)o->request_bytes;
+	size_t sz;
+	bool curve = o->curve_secret_file && *o->curve_secret_file;
+
+	if (!curve && !o->allow_insecure_remote) {
+		const char *ep = !config_endpoint_is_local(o->endpoint) ? o->endpoint
+				 : !config_endpoint_is_local(o->query_endpoint) ? o->query_endpoint
+										 : NULL;
+
+		if (ep)
+			return gw_errf(err, -EINVAL,
+				       "\"%s\": reachable from other hosts and CURVE is off", ep);
+	}
+	if (o->sndhwm < 1 || o->max_message_bytes < 256 || o->request_bytes < 16 ||
+	    o->reply_bytes < 256)
+		return gw_errf(err, -EINVAL, "publish options out of range");
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return gw_errf(err, -errno, "getrandom: %s", strerror(errno));
+
+	p = gw_calloc(1, sizeof(*p));
+	p->loop = loop;
+	p->run = gw_strdup(o->run ? o->run : "");
+	for (int i = 0; i < 16; i++)
+		snprintf(p->epoch + 2 * i, 3, "%02x", rnd[i]);
+	p->max_message_bytes = o->max_message_bytes;
+	p->request_bytes = o->request_bytes;
+	p->reply_bytes = o->reply_bytes;
+	p->results = series_new();
+	p->status = cJSON_CreateObject();
+	snprintf(p->endpoint, sizeof(p->endpoint), "%s", o->endpoint);
+	snprintf(p->query_endpoint, sizeof(p->query_endpoint), "%s", o->query_endpoint);
+
+	p->pub = zmq_socket(zctx, ZMQ_PUB);
+	p->router = zmq_socket(zctx, ZMQ_ROUTER);
+	if (!p->pub || !p->router) {
+		r = zerr(err, "zmq_socket", o->endpoint);
+		goto fail;
+	}
+	/* Unsent messages to a gone subscriber are dropped after a second;
+	 * replies are never worth waiting for at exit. */
+	if (zmq_setsockopt(p->pub, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
+	    zmq_setsockopt(p->pub, ZMQ_LINGER, &linger_pub, sizeof(linger_pub)) < 0 ||
+	    zmq_setsockopt(p->router, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
+	    zmq_setsockopt(p->router, ZMQ_LINGER, &linger_router, sizeof(linger_router)) < 0 ||
+	    zmq_setsockopt(p->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0) {
+		r = zerr(err, "setsockopt", o->endpoint);
+		goto fail;
+	}
+	if (curve && (r = setup_curve(p->pub, p->router, o, err)) < 0)
+		goto fail;
+	if (zmq_bind(p->pub, o->endpoint) < 0) {
+		r = zerr(err, "bind", o->endpoint);
+		goto fail;
+	}
+	if (zmq_bind(p->router, o->query_endpoint) < 0) {
+		r = zerr(err, "bind", o->query_endpoint);
+		goto fail;
+	}
+	sz = sizeof(p->endpoint);
+	zmq_getsockopt(p->pub, ZMQ_LAST_ENDPOINT, p->endpoint, &sz);
+	sz = sizeof(p->query_endpoint);
+	zmq_getsockopt(p->router, ZMQ_LAST_ENDPOINT, p->query_endpoint, &sz);
+
+	/* From here on the struct is freed by the close callbacks. */
+	uv_idle_init(loop, &p->drain_idle);
+	p->drain_idle.data = p;
+	p->open_handles++;
+	uv_timer_init(loop, &p->heartbeat);
+	p->heartbeat.data = p;
+	p->open_handles++;
+	if ((r = watch_socket(p, p->pub, &p->pub_poll, err)) < 0 ||
+	    (r = watch_socket(p, p->router, &p->router_poll, err)) < 0) {
+		publish_close(p);
+		return r;
+	}
+	if (o->heartbeat_ms)
+		uv_timer_start(&p->heartbeat, on_heartbeat, o->heartbeat_ms, o->heartbeat_ms);
+	*ret_publish = p;
+	return 0;
+fail:
+	free_publish(p);
+	return r;
+}
+
+/* ---- tear-down ------------------------------------------------------------------- */
+
+static void on_closed(uv_handle_t *h)
+{
+	struct publish *p = h->data;
+
+	if (--p->open_handles == 0)
+		free_publish(p);
+}
+
+void publish_close(struct publish *p)
+{
+	uv_handle_t *hs[4];
+	int n = 0;
+
+	if (!p)
+		return;
+	hs[n++] = (uv_handle_t *)&p->drain_idle;
+	hs[n++] = (uv_handle_t *)&p->heartbeat;
+	/* A poll handle may not have been initialised if set-up failed. */
+	if (p->pub_poll.data == p)
+		hs[n++] = (uv_handle_t *)&p->pub_poll;
+	if (p->router_poll.data == p)
+		hs[n++] = (uv_handle_t *)&p->router_poll;
+	/* The sockets (whose fds the poll handles watch) close only in the
+	 * last callback, after libuv has stopped watching their fds. */
+	for (int i = 0; i < n; i++)
+		uv_close(hs[i], on_closed);
+}
+
+/* ---- the message stream ------------------------------------------------------------ */
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0;
+}
+
+/* A new body: the header fields first, then the fields of `fields`
+ * (consumed), minus any it has of the header's own names or "kind". */
+static cJSON *assemble(struct publish *p, const char *type, uint64_t seq, cJSON *fields)
+{
+	cJSON *b = cJSON_CreateObject(), *f;
+
+	cJSON_AddStringToObject(b, "type", type);
+	cJSON_AddNumberToObject(b, "seq", (double)seq);
+	cJSON_AddStringToObject(b, "epoch", p->epoch);
+	cJSON_AddStringToObject(b, "run", p->run);
+	cJSON_AddNumberToObject(b, "time", now_seconds());
+	while (fields && (f = fields->child)) {
+		cJSON_DetachItemViaPointer(fields, f);
+		if (!f->string || !strcmp(f->string, "type") || !strcmp(f->string, "seq") ||
+		    !strcmp(f->string, "epoch") || !strcmp(f->string, "run") ||
+		    !strcmp(f->string, "time") || !strcmp(f->string, "kind"))
+			cJSON_Delete(f);
+		else
+			cJSON_AddItemToObject(b, f->string, f); /* keeps f's own key copy */
+	}
+	cJSON_Delete(fields);
+	return b;
+}
+
+static int send_frames(struct publish *p, const char *type, const char *text, size_t len)
+{
+	char topic[256];
+	int tl = snprintf(topic, sizeof(topic), "%s.%s", type, p->run);
+
+	if (tl < 0 || (size_t)tl >= sizeof(topic))
+		tl = (int)strlen(topic);
+	if (zmq_send(p->pub, topic, (size_t)tl, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(p->pub, text, len, ZMQ_DONTWAIT) < 0)
+		return -zmq_errno();
+	return 0;
+}
+
+/* Serialize and send body (consumed) under `seq`; too large becomes an
+ * error message with the same seq.  On success *ret_sent (if not NULL) is
+ * the body as sent. */
+static int send_body(struct publish *p, const char *type, uint64_t seq, cJSON *body,
+		     cJSON **ret_sent)
+{
+	char *text = cJSON_PrintUnformatted(body);
+	size_t len;
+	int r;
+
+	if (!text)
+		gw_bug(__FILE__, __LINE__, "cJSON_PrintUnformatted failed (out of memory)");
+	len = strlen(text);
+	if (len > p->max_message_bytes) {
+		cJSON *e = cJSON_CreateObject(), *step = cJSON_GetObjectItemCaseSensitive(body, "step");
+
+		cJSON_AddStringToObject(e, "error", "message too large");
+		cJSON_AddStringToObject(e, "dropped_type", type);
+		cJSON_AddNumberToObject(e, "bytes", (double)len);
+		cJSON_AddNumberToObject(e, "limit", (double)p->max_message_bytes);
+		if (cJSON_IsNumber(step))
+			cJSON_AddNumberToObject(e, "step", step->valuedouble);
+		free(text);
+		cJSON_Delete(body);
+		body = assemble(p, "error", seq, e);
+		type = "error";
+		text = cJSON_PrintUnformatted(body);
+		len = strlen(text);
+		if (ret_sent)
+			ret_sent = NULL; /* the result itself was not sent */
+	}
+	r = send_frames(p, type, text, len);
+	free(text);
+	if (r == 0 && ret_sent)
+		*ret_sent = body;
+	else
+		cJSON_Delete(body);
+	return r;
+}
+
+int64_t publish_send(struct publish *p, const char *type, cJSON *body)
+{
+	uint64_t seq = ++p->seq;
+	int r = send_body(p, type, seq, assemble(p, type, seq, body), NULL);
+
+	return r < 0 ? r : (int64_t)seq;
+}
+
+static int result_step(const cJSON *result, int64_t *ret_step)
+{
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(result, "step");
+
+	if (!cJSON_IsNumber(s) || !(s->valuedouble >= 0 && s->valuedouble <= (double)STEP_MAX) ||
+	    s->valuedouble != floor(s->valuedouble))
+		return -EINVAL;
+	*ret_step = (int64_t)s->valuedouble;
+	return 0;
+}
+
+int64_t publish_result(struct publish *p, const cJSON *result)
+{
+	uint64_t seq;
+	cJSON *sent = NULL;
+	int64_t step;
+	int r;
+
+	if (result_step(result, &step) < 0)
+		return -EINVAL;
+	seq = ++p->seq;
+	r = send_body(p, "metrics", seq, assemble(p, "metrics", seq, cJSON_Duplicate(result, 1)),
+		      &sent);
+	if (r < 0)
+		return r;
+	/* Kept even if it went out as "too large": a snapshot is still the
+	 * truth (and refuses itself if it grows past reply_bytes). */
+	if (!sent)
+		sent = assemble(p, "metrics", seq, cJSON_Duplicate(result, 1));
+	series_put(p->results, step, sent);
+	return (int64_t)seq;
+}
+
+int publish_restore(struct publish *p, const cJSON *result)
+{
+	int64_t step;
+	cJSON *b;
+
+	if (result_step(result, &step) < 0)
+		return -EINVAL;
+	/* seq 0: it was sent by an earlier epoch, not this one. */
+	b = assemble(p, "metrics", 0, cJSON_Duplicate(result, 1));
+	series_put(p->results, step, b);
+	return 0;
+}
+
+void publish_set_status(struct publish *p, cJSON *status)
+{
+	cJSON_Delete(p->status);
+	p->status = status ? status : cJSON_CreateObject();
+}
+
+int publish_heartbeat(struct publish *p)
+{
+	cJSON *f = cJSON_CreateObject();
+
+	cJSON_AddItemToObject(f, "status", cJSON_Duplicate(p->status, 1));
+	return send_body(p, "heartbeat", p->seq, assemble(p, "heartbeat", p->seq, f), NULL);
+}
+
+static void on_heartbeat(uv_timer_t *h)
+{
+	publish_heartbeat(h->data);
+}
+
+uint64_t publish_seq(const struct publish *p)
+{
+	return p->seq;
+}
+
+const char *publish_epoch(const struct publish *p)
+{
+	return p->epoch;
+}
+
+int publish_endpoint(const struct publish *p, bool query, char *buf, size_t size)
+{
+	const char *e = query ? p->query_endpoint : p->endpoint;
+
+	if (strlen(e) >= size)
+		return -ENOSPC;
+	memcpy(buf, e, strlen(e) + 1);
+	return 0;
+}
+
+/* ---- queries -------------------------------------------------------------------------- */
+
+static cJSON *error_reply(const char *msg)
+{
+	cJSON *r = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(r, "type", "error");
+	cJSON_AddStringToObject(r, "error", msg);
+	return r;
+}
+
+static cJSON *reply_header(struct publish *p, const char *type)
+{
+	cJSON *r = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(r, "type", type);
+	cJSON_AddNumberToObject(r, "seq", (double)p->seq);
+	cJSON_AddStringToObject(r, "epoch", p->epoch);
+	cJSON_AddStringToObject(r, "run", p->run);
+	return r;
+}
+
+static int get_bound(const cJSON *req, const char *name, int64_t def, int64_t *ret, char *why,
+		     size_t why_size)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, name);
+
+	if (!v) {
+		*ret = def;
+		return 0;
+	}
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= (double)STEP_MAX) ||
+	    v->valuedouble != floor(v->valuedouble)) {
+		snprintf(why, why_size, "\"%s\" is not a step (an integer in [0, %lld])", name,
+			 (long long)STEP_MAX);
+		return -EINVAL;
+	}
+	*ret = (int64_t)v->valuedouble;
+	return 0;
+}
+
+static const cJSON *metric_value(const cJSON *body, const char *group, const char *metric)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(body, "groups"), group);
+	char part[FIELD_MAX + 1];
+	const char *m = metric;
+
+	for (int depth = 0; n && *m && depth < METRIC_DEPTH; depth++) {
+		const char *dot = strchr(m, '.');
+		size_t len = dot ? (size_t)(dot - m) : strlen(m);
+
+		if (len > FIELD_MAX)
+			return NULL;
+		memcpy(part, m, len);
+		part[len] = 0;
+		n = cJSON_GetObjectItemCaseSensitive(n, part);
+		m += len + (dot ? 1 : 0);
+	}
+	return n && !*m && cJSON_IsNumber(n) ? n : NULL;
+}
+
+static bool is_field(const char *name, const char *const *allowed)
+{
+	for (int i = 0; allowed[i]; i++)
+		if (!strcmp(name, allowed[i]))
+			return true;
+	return false;
+}
+
+/* Answer one request body; always returns a reply object. */
+static cJSON *answer(struct publish *p, const char *body, size_t len)
+{
+	static const char *const snapshot_fields[] = { "req", "id", "from", "to", NULL };
+	static const char *const history_fields[] = { "req", "id", "from", "to", "metric", "group",
+						      NULL };
+	char why[256];
+	const char *end = NULL;
+	cJSON *req, *reply = NULL;
+	const cJSON *kind, *id = NULL, *f;
+	const char *const *allowed;
+	int64_t from, to;
+	size_t i;
+
+	if (len > p->request_bytes)
+		return error_reply("request too large");
+	if (memchr(body, 0, len))
+		return error_reply("request: a NUL byte");
+	req = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+	if (!req)
+		return error_reply("request: not valid JSON");
+	for (const char *c = end; c < body + len; c++)
+		if ((unsigned char)*c > 32) {
+			reply = error_reply("request: text after the JSON object");
+			goto out;
+		}
+	if (!cJSON_IsObject(req)) {
+		reply = error_reply("request: expected a JSON object");
+		goto out;
+	}
+	kind = cJSON_GetObjectItemCaseSensitive(req, "req");
+	id = cJSON_GetObjectItemCaseSensitive(req, "id");
+	if (id && !(cJSON_IsNumber(id) || (cJSON_IsString(id) && strlen(id->valuestring) <= FIELD_MAX))) {
+		reply = error_reply("request: \"id\" must be a number or a short string");
+		id = NULL;
+		goto out;
+	}
+	if (!cJSON_IsString(kind)) {
+		reply = error_reply("request: \"req\" is missing or not a string");
+		goto out;
+	}
+	if (!strcmp(kind->valuestring, "snapshot")) {
+		allowed = snapshot_fields;
+	} else if (!strcmp(kind->valuestring, "history")) {
+		allowed = history_fields;
+	} else {
+		snprintf(why, sizeof(why), "request: unknown req \"%.64s\" (snapshot or history)",
+			 kind->valuestring);
+		reply = error_reply(why);
+		goto out;
+	}
+	cJSON_ArrayForEach(f, req)
+		if (!is_field(f->string, allowed)) {
+			snprintf(why, sizeof(why), "request: unknown field \"%.64s\"", f->string);
+			reply = error_reply(why);
+			goto out;
+		}
+	if (get_bound(req, "from", 0, &from, why, sizeof(why)) < 0 ||
+	    get_bound(req, "to", STEP_MAX, &to, why, sizeof(why)) < 0) {
+		char msg[300];
+
+		snprintf(msg, sizeof(msg), "request: %s", why);
+		reply = error_reply(msg);
+		goto out;
+	}
+	i = series_lower_bound(p->results, from);
+	if (allowed == snapshot_fields) {
+		cJSON *arr = cJSON_CreateArray();
+
+		reply = reply_header(p, "snapshot");
+		cJSON_AddItemToObject(reply, "status", cJSON_Duplicate(p->status, 1));
+		for (; i < series_count(p->results) && series_step_at(p->results, i) <= to; i++)
+			cJSON_AddItemToArray(arr, cJSON_Duplicate(series_at(p->results, i), 1));
+		cJSON_AddItemToObject(reply, "results", arr);
+	} else {
+		const cJSON *metric = cJSON_GetObjectItemCaseSensitive(req, "metric");
+		const cJSON *group = cJSON_GetObjectItemCaseSensitive(req, "group");
+		cJSON *arr;
+
+		if (!cJSON_IsString(metric) || !*metric->valuestring ||
+		    strlen(metric->valuestring) > FIELD_MAX || !cJSON_IsString(group) ||
+		    !*group->valuestring || strlen(group->valuestring) > FIELD_MAX) {
+			reply = error_reply("request: history needs \"metric\" and \"group\" strings "
+					    "of 1 to 128 bytes");
+			goto out;
+		}
+		reply = reply_header(p, "history");
+		cJSON_AddStringToObject(reply, "metric", metric->valuestring);
+		cJSON_AddStringToObject(reply, "group", group->valuestring);
+		arr = cJSON_AddArrayToObject(reply, "points");
+		for (; i < series_count(p->results) && series_step_at(p->results, i) <= to; i++) {
+			const cJSON *v = metric_value(series_at(p->results, i), group->valuestring,
+						      metric->valuestring);
+			cJSON *pt = cJSON_CreateArray();
+
+			cJSON_AddItemToArray(pt, cJSON_CreateNumber((double)series_step_at(p->results, i)));
+			cJSON_AddItemToArray(pt, v ? cJSON_CreateNumber(v->valuedouble) : cJSON_CreateNull());
+			cJSON_AddItemToArray(arr, pt);
+		}
+	}
+out:
+	if (id)
+		cJSON_AddItemToObject(reply, "id", cJSON_Duplicate(id, 1));
+	cJSON_Delete(req);
+	return reply;
+}
+
+/* Receive one whole multi-part request (keeping at most FRAMES_MAX
+ * frames, discarding the rest) and send its reply.  Returns 0, or -1 if
+ * nothing could be received. */
+static int handle_request(struct publish *p)
+{
+	zmq_msg_t f[FRAMES_MAX];
+	int n = 0, more = 1, extra = 0, body = -1;
+	bool delim = false;
+	cJSON *reply;
+	char *text;
+	size_t len;
+
+	while (more) {
+		zmq_msg_t tmp, *m = n < FRAMES_MAX ? &f[n] : &tmp;
+		size_t sz = sizeof(more);
+
+		zmq_msg_init(m);
+		if (zmq_msg_recv(m, p->router, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(m);
+			if (n == 0)
+				return -1;
+			break; /* cannot happen: frames of a message arrive together */
+		}
+		if (zmq_getsockopt(p->router, ZMQ_RCVMORE, &more, &sz) < 0)
+			more = 0;
+		if (m == &tmp) {
+			zmq_msg_close(m);
+			extra++;
+		} else {
+			n++;
+		}
+	}
+	/* f[0] is the peer's identity, added by ROUTER. */
+	if (n == 2 && !extra)
+		body = 1;
+	else if (n == 3 && !extra && zmq_msg_size(&f[1]) == 0)
+		body = 2, delim = true;
+	/* An empty body from a DEALER ([id, ""]) is a bad request, not a REQ
+	 * envelope: only [id, "", body] is answered with a delimiter. */
+	if (n == 3 && zmq_msg_size(&f[1]) == 0)
+		delim = true;
+	if (body < 0)
+		reply = error_reply("request: expected one body frame");
+	else
+		reply = answer(p, zmq_msg_data(&f[body]), zmq_msg_size(&f[body]));
+	text = cJSON_PrintUnformatted(reply);
+	len = strlen(text);
+	if (len > p->reply_bytes) {
+		char msg[200];
+
+		snprintf(msg, sizeof(msg), "reply of %zu bytes is over the limit of %zu; narrow from/to",
+			 len, p->reply_bytes);
+		free(text);
+		cJSON_Delete(reply);
+		reply = error_reply(msg);
+		text = cJSON_PrintUnformatted(reply);
+		len = strlen(text);
+	}
+	/* ROUTER drops replies to unknown or full peers instead of blocking. */
+	if (n >= 1) {
+		zmq_send(p->router, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+		if (delim)
+			zmq_send(p->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+		zmq_send(p->router, text, len, ZMQ_DONTWAIT);
+	}
+	free(text);
+	cJSON_Delete(reply);
+	for (int i = 0; i < n; i++)
+		zmq_msg_close(&f[i]);
+	return 0;
+}
+
+static void router_drain(struct publish *p)
+{
+	for (int handled = 0; handled < DRAIN_BATCH; handled++) {
+		int events = 0;
+		size_t sz = sizeof(events);
+
+		/* Re-read ZMQ_EVENTS after every reply: the send may have
+		 * consumed the edge that announced the next request. */
+		if (zmq_getsockopt(p->router, ZMQ_EVENTS, &events, &sz) < 0 ||
+		    !(events & ZMQ_POLLIN) || handle_request(p) < 0) {
+			uv_idle_stop(&p->drain_idle);
+			return;
+		}
+	}
+	/* More may be queued and the fd will not say so again: continue on
+	 * the next loop turn, after other work has had its go. */
+	uv_idle_start(&p->drain_idle, on_drain_idle);
+}
+
+static void on_drain_idle(uv_idle_t *h)
+{
+	router_drain(h->data);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+	struct publish *p = h->data;
+
+	(void)status;
+	(void)events;
+	if (h == &p->router_poll) {
+		router_drain(p);
+	} else {
+		int ev;
+		size_t sz = sizeof(ev);
+
+		/* Reading ZMQ_EVENTS makes ZeroMQ process pending commands
+		 * (new subscribers, subscriptions) and re-arms the fd. */
+		zmq_getsockopt(p->pub, ZMQ_EVENTS, &ev, &sz);
+	}
+}
