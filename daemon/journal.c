@@ -106,6 +106,8 @@ static int replay_line(struct journal *j, const char *line, size_t len, struct g
 	cJSON *ev;
 	int r;
 
+	if (len == 0)
+		return gw_errf(err, -EINVAL, "not valid JSON"); /* an empty line */
 	if (memchr(line, 0, len))
 		return gw_errf(err, -EINVAL, "a NUL byte");
 	ev = cJSON_ParseWithLengthOpts(line, len, &end, 0);

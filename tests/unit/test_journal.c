@@ -453,6 +453,7 @@ static void test_exit_mid_write(void)
 
 		if (journal_open(state_dir(), NULL, &cj, &e) < 0 || journal_append(cj, ev, &e) < 0)
 			_exit(3);
+		cJSON_Delete(ev);
 		fd = open(journal_file(), O_WRONLY | O_APPEND);
 		if (fd < 0 || write(fd, "{\"kind\":\"result\",\"step\":6,\"lo", 30) != 30)
 			_exit(4);
