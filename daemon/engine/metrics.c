@@ -1,0 +1,663 @@
+/*
+ * metrics.c — routing metrics of one checkpoint (metrics.h states every
+ * definition).
+ *
+ * Divided into: options; grouping samples by name; per-sample consistency
+ * (one sgemm a layer, then cosines of consecutive layers); the metrics of
+ * one set of samples; routing health and churn from the per-token records;
+ * metrics_compute, which ties them together per group; and the JSON.
+ */
+#include "engine/metrics.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/levenshtein.h"
+#include "engine/pathway.h"
+
+/* ---- options -------------------------------------------------------------- */
+
+void metrics_opts_init(struct metrics_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->tau = PATHWAY_TAU_DEFAULT;
+	o->pair_budget = LEV_DEFAULT_BUDGET;
+	o->epsilon = METRICS_EPSILON_DEFAULT;
+	o->delta = METRICS_DELTA_DEFAULT;
+}
+
+double metrics_epsilon_for(const struct metrics_opts *o, const char *group)
+{
+	for (int i = 0; i < o->n_eps_groups; i++)
+		if (strcmp(o->eps_groups[i].group, group) == 0)
+			return o->eps_groups[i].epsilon;
+	return o->epsilon;
+}
+
+int metrics_opts_check(const struct metrics_opts *o, struct gw_err *err)
+{
+	if (!(o->tau > 0 && o->tau <= 1))
+		return gw_errf(err, -EINVAL, "\"tau\": %g is outside (0, 1]", o->tau);
+	if (o->pair_budget < 1 || o->pair_budget > LEV_MAX_BUDGET)
+		return gw_errf(err, -EINVAL, "\"pair_budget\": %llu is outside 1 .. %llu",
+			       (unsigned long long)o->pair_budget,
+			       (unsigned long long)LEV_MAX_BUDGET);
+	if (!(o->delta >= 0) || !isfinite(o->delta))
+		return gw_errf(err, -EINVAL, "\"delta\": %g is not a finite number >= 0", o->delta);
+	if (isnan(o->epsilon))
+		return gw_errf(err, -EINVAL, "\"epsilon\": NaN");
+	for (int i = 0; i < o->n_eps_groups; i++)
+		if (isnan(o->eps_groups[i].epsilon))
+			return gw_errf(err, -EINVAL, "\"epsilon\" of group \"%s\": NaN",
+				       o->eps_groups[i].group);
+	return 0;
+}
+
+static double now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- groups --------------------------------------------------------------- */
+
+struct name_ref {
+	const char *name;
+	int idx;
+};
+
+static int by_name_then_index(const void *a, const void *b)
+{
+	const struct name_ref *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+void metrics_groups(char *const *groups, int n, const char ***ret_names, int *ret_ng,
+		    int **ret_gid)
+{
+	struct name_ref *refs = gw_calloc((size_t)n + 1, sizeof(*refs));
+	int *first = gw_calloc((size_t)n + 1, sizeof(int)); /* first sample of each run */
+	int *gid = gw_calloc((size_t)n + 1, sizeof(int));
+	int *rank = gw_calloc((size_t)n + 1, sizeof(int));
+	const char **names;
+	int runs = 0, ng = 0;
+
+	for (int i = 0; i < n; i++)
+		refs[i] = (struct name_ref){ groups[i] ? groups[i] : "", i };
+	qsort(refs, (size_t)n, sizeof(*refs), by_name_then_index);
+	/* Each run of equal names starts at its first appearance (ties broken
+	 * by index); number the runs in order of that first appearance. */
+	for (int i = 0; i < n; i++) {
+		if (i == 0 || strcmp(refs[i].name, refs[i - 1].name) != 0)
+			first[runs++] = refs[i].idx;
+		gid[refs[i].idx] = runs - 1; /* run number for now */
+	}
+	/* rank[i] = the run whose first sample is i, or -1; walking the
+	 * samples in order then meets the runs in order of first appearance. */
+	for (int i = 0; i < n; i++)
+		rank[i] = -1;
+	for (int i = 0; i < runs; i++)
+		rank[first[i]] = i;
+	names = gw_calloc((size_t)runs + 1, sizeof(*names));
+	{
+		int *order = gw_calloc((size_t)runs + 1, sizeof(int));
+
+		for (int i = 0; i < n; i++) {
+			if (rank[i] >= 0) {
+				order[rank[i]] = ng;
+				names[ng++] = groups[i] ? groups[i] : "";
+			}
+		}
+		for (int i = 0; i < n; i++)
+			gid[i] = order[gid[i]];
+		free(order);
+	}
+	free(refs);
+	free(first);
+	free(rank);
+	*ret_names = names;
+	*ret_ng = ng;
+	*ret_gid = gid;
+}
+
+/* ---- consistency ---------------------------------------------------------- */
+
+void metrics_cons_free(struct metrics_cons *c)
+{
+	if (!c)
+		return;
+	free(c->c);
+	free(c->adj);
+	free(c);
+}
+
+/* e[i][:] = W^T gbar[i][l] for every sample: [N,E] (rows strided by L*E in
+ * gbar) x [E,H]; then each row's norm, in double. */
+static void embed_layer(const struct routing *r, int l, float *e, double *norm)
+{
+	int N = r->n_samples, E = r->n_experts, H = r->hidden, L = r->n_layers;
+
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, H, E, 1.0f,
+		    r->gbar + (size_t)l * (size_t)E, L * E, r->router[l], H, 0.0f, e, H);
+	for (int i = 0; i < N; i++) {
+		const float *v = e + (size_t)i * (size_t)H;
+		double s = 0;
+
+		for (int h = 0; h < H; h++)
+			s += (double)v[h] * v[h];
+		norm[i] = sqrt(s);
+	}
+}
+
+int metrics_consistency(const struct routing *r, struct metrics_cons **ret, struct gw_err *err)
+{
+	struct metrics_cons *c = gw_calloc(1, sizeof(*c));
+	int N = r->n_samples, L = r->n_layers, H = r->hidden;
+	float *a = NULL, *b = NULL;
+	double *na = NULL, *nb = NULL, *sum = NULL, *mx = NULL;
+
+	c->n_samples = N;
+	if (L < 2) {
+		c->note = "fewer than 2 MoE layers: no consecutive layers to compare";
+		goto done;
+	}
+	for (int l = 0; l < L; l++) {
+		if (H <= 0 || !r->router[l]) {
+			c->note = "no router weights";
+			goto done;
+		}
+	}
+	if ((int64_t)L * r->n_experts > INT_MAX || N < 0) {
+		metrics_cons_free(c);
+		return gw_errf(err, -EINVAL, "\"routing\": %d layers of %d experts do not fit BLAS",
+			       L, r->n_experts);
+	}
+	c->c = gw_calloc((size_t)N + 1, sizeof(double));
+	c->adj = gw_calloc((size_t)N + 1, sizeof(double));
+	if (N == 0)
+		goto done;
+	a = gw_malloc((size_t)N * (size_t)H * sizeof(float));
+	b = gw_malloc((size_t)N * (size_t)H * sizeof(float));
+	na = gw_calloc((size_t)N, sizeof(double));
+	nb = gw_calloc((size_t)N, sizeof(double));
+	sum = gw_calloc((size_t)N, sizeof(double));
+	mx = gw_calloc((size_t)N, sizeof(double));
+	for (int i = 0; i < N; i++)
+		mx[i] = -INFINITY;
+	embed_layer(r, 0, a, na);
+	for (int l = 0; l + 1 < L; l++) {
+		float *t;
+		double *tn;
+
+		embed_layer(r, l + 1, b, nb);
+		for (int i = 0; i < N; i++) {
+			const float *x = a + (size_t)i * (size_t)H, *y = b + (size_t)i * (size_t)H;
+			double dot = 0, cs = 0;
+
+			if (na[i] > 0 && nb[i] > 0) {
+				for (int h = 0; h < H; h++)
+					dot += (double)x[h] * y[h];
+				cs = dot / (na[i] * nb[i]);
+			}
+			sum[i] += cs;
+			if (cs > mx[i])
+				mx[i] = cs;
+		}
+		t = a, a = b, b = t;
+		tn = na, na = nb, nb = tn;
+	}
+	for (int i = 0; i < N; i++) {
+		double mean = sum[i] / (L - 1);
+
+		c->adj[i] = mean;
+		c->c[i] = mx[i] > 0 ? 1 - mean / (mx[i] + METRICS_EPS_COS) : NAN;
+	}
+done:
+	free(a);
+	free(b);
+	free(na);
+	free(nb);
+	free(sum);
+	free(mx);
+	*ret = c;
+	return 0;
+}
+
+/* ---- one set -------------------------------------------------------------- */
+
+int metrics_set_compute(const struct pathway_set *ps, const struct metrics_cons *cons,
+			const float *loss, const int *idx, int n, const struct metrics_opts *o,
+			bool layers, struct metrics_set *out, struct gw_err *err)
+{
+	struct lev_pair_opts lo = { .budget = o->pair_budget, .seed = o->seed,
+				    .threads = o->threads };
+	struct lev_mean mean, *lm = NULL;
+	struct metrics_set s = { .n_samples = n };
+	int L = pathway_set_layers(ps), rc, nc = 0, nl = 0;
+	double csum = 0, asum = 0, lsum = 0;
+
+	if (layers)
+		lm = gw_calloc((size_t)L, sizeof(*lm));
+	rc = pathway_distance(ps, idx, n, &lo, &mean, lm, err);
+	if (rc < 0) {
+		free(lm);
+		return rc;
+	}
+	s.pathway_distance = mean.mean;
+	s.pathway_distance_stderr = mean.n_pairs ? mean.std_error : NAN;
+	s.n_pairs = mean.n_pairs;
+	s.sampled = mean.sampled;
+	if (lm) {
+		s.per_layer_distance = gw_calloc((size_t)L, sizeof(double));
+		for (int l = 0; l < L; l++)
+			s.per_layer_distance[l] = lm[l].mean;
+		free(lm);
+	}
+	s.pathway_consistency = s.adjacent_cosine = NAN;
+	if (cons && cons->c) {
+		for (int j = 0; j < n; j++) {
+			double ci = cons->c[idx[j]];
+
+			asum += cons->adj[idx[j]];
+			if (isnan(ci)) {
+				s.n_undefined++;
+				continue;
+			}
+			csum += ci;
+			nc++;
+		}
+		if (nc)
+			s.pathway_consistency = csum / nc;
+		if (n)
+			s.adjacent_cosine = asum / n;
+	}
+	for (int j = 0; j < n; j++) {
+		if (isfinite(loss[idx[j]])) {
+			lsum += loss[idx[j]];
+			nl++;
+		}
+	}
+	s.loss = nl ? lsum / nl : NAN;
+	*out = s;
+	return 0;
+}
+
+/* ---- health and churn ----------------------------------------------------- */
+
+static void health_free(struct metrics_health *h)
+{
+	if (!h)
+		return;
+	for (int l = 0; l < h->n_layers; l++)
+		free(h->layers[l].load);
+	free(h->layers);
+	free(h);
+}
+
+static struct metrics_health *health_compute(const struct routing *r)
+{
+	struct metrics_health *h = gw_calloc(1, sizeof(*h));
+	size_t L = (size_t)r->n_layers, E = (size_t)r->n_experts, k = (size_t)r->top_k;
+	size_t T = (size_t)r->tok_offset[r->n_samples];
+	uint64_t *count = gw_calloc(L * E, sizeof(uint64_t));
+	double *ent = gw_calloc(L, sizeof(double)), *z = gw_calloc(L, sizeof(double));
+
+	h->n_layers = (int)L;
+	h->n_experts = (int)E;
+	h->layers = gw_calloc(L, sizeof(*h->layers));
+	for (size_t t = 0; t < T; t++) {
+		for (size_t l = 0; l < L; l++) {
+			const uint16_t *ids = r->topk_ids + (t * L + l) * k;
+			double lse = r->lse[t * L + l];
+
+			for (size_t j = 0; j < k; j++)
+				count[l * E + ids[j]]++;
+			ent[l] += r->entropy[t * L + l];
+			z[l] += lse * lse;
+		}
+	}
+	h->max_imbalance = 0;
+	for (size_t l = 0; l < L; l++) {
+		struct metrics_layer_health *lh = &h->layers[l];
+		double total = (double)T * (double)k, mxl = 0, hl = 0;
+
+		lh->load = gw_calloc(E, sizeof(double));
+		for (size_t e = 0; e < E; e++) {
+			double p = total > 0 ? (double)count[l * E + e] / total : 0;
+
+			lh->load[e] = p;
+			if (p > mxl)
+				mxl = p;
+			if (p > 0)
+				hl -= p * log(p);
+			if (count[l * E + e] == 0)
+				lh->dead_experts++;
+		}
+		lh->imbalance = total > 0 ? mxl * (double)E : NAN;
+		lh->load_entropy = E > 1 && total > 0 ? hl / log((double)E) : NAN;
+		lh->router_entropy = T ? ent[l] / (double)T : NAN;
+		lh->z_loss = T ? z[l] / (double)T : NAN;
+		lh->churn = NAN;
+		h->imbalance += lh->imbalance;
+		h->load_entropy += lh->load_entropy;
+		h->router_entropy += lh->router_entropy;
+		h->z_loss += lh->z_loss;
+		h->dead_experts += lh->dead_experts;
+		if (lh->imbalance > h->max_imbalance)
+			h->max_imbalance = lh->imbalance;
+	}
+	h->imbalance /= (double)L;
+	h->load_entropy /= (double)L;
+	h->router_entropy /= (double)L;
+	h->z_loss /= (double)L;
+	free(count);
+	free(ent);
+	free(z);
+	return h;
+}
+
+static void sort_small(uint16_t *v, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		uint16_t x = v[i];
+		size_t j = i;
+
+		while (j > 0 && v[j - 1] > x) {
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
+}
+
+/* Share of (token, layer) pairs whose top-k set changed; per layer into
+ * h->layers[l].churn when h is not NULL.  NULL note on success. */
+static const char *churn_compute(const struct routing *r, const struct routing *prev,
+				 struct metrics_health *h, double *ret)
+{
+	size_t L, k, T;
+	uint64_t changed = 0, *per = NULL;
+	uint16_t a[256], b[256];
+
+	if (!prev)
+		return "no previous checkpoint";
+	if (!r->has_tokens)
+		return "no per-token records in this checkpoint";
+	if (!prev->has_tokens)
+		return "no per-token records in the previous checkpoint";
+	if (r->probe_hash && prev->probe_hash && strcmp(r->probe_hash, prev->probe_hash) != 0)
+		return "the previous checkpoint was run over another probe";
+	if (r->n_samples != prev->n_samples || r->n_layers != prev->n_layers ||
+	    r->n_experts != prev->n_experts || r->top_k != prev->top_k ||
+	    (size_t)r->top_k > sizeof(a) / sizeof(a[0]))
+		return "the previous checkpoint's routing has other dimensions (N, L, E or k)";
+	for (int i = 0; i < r->n_samples; i++)
+		if (r->ntokens[i] != prev->ntokens[i])
+			return "the previous checkpoint's samples have other token counts";
+	L = (size_t)r->n_layers, k = (size_t)r->top_k, T = (size_t)r->tok_offset[r->n_samples];
+	per = gw_calloc(L, sizeof(uint64_t));
+	for (size_t t = 0; t < T; t++) {
+		for (size_t l = 0; l < L; l++) {
+			memcpy(a, r->topk_ids + (t * L + l) * k, k * sizeof(uint16_t));
+			memcpy(b, prev->topk_ids + (t * L + l) * k, k * sizeof(uint16_t));
+			sort_small(a, k);
+			sort_small(b, k);
+			if (memcmp(a, b, k * sizeof(uint16_t)) != 0) {
+				changed++;
+				per[l]++;
+			}
+		}
+	}
+	*ret = T && L ? (double)changed / ((double)T * (double)L) : NAN;
+	for (size_t l = 0; h && l < L; l++)
+		h->layers[l].churn = T ? (double)per[l] / (double)T : NAN;
+	free(per);
+	return NULL;
+}
+
+/* ---- the whole checkpoint ------------------------------------------------- */
+
+void metrics_result_free(struct metrics_result *m)
+{
+	if (!m)
+		return;
+	for (int g = 0; g < m->n_groups; g++) {
+		free(m->groups[g].name);
+		free(m->groups[g].all.per_layer_distance);
+		free(m->groups[g].memorized.per_layer_distance);
+	}
+	free(m->groups);
+	free(m->checkpoint);
+	free(m->probe_hash);
+	health_free(m->health);
+	free(m);
+}
+
+int metrics_compute(const struct routing *r, const struct routing *prev,
+		    const struct metrics_cons *cons, const bool *memorized,
+		    const struct metrics_opts *o, struct metrics_result **ret, struct gw_err *err)
+{
+	struct metrics_result *m = gw_calloc(1, sizeof(*m));
+	struct metrics_cons *own = NULL;
+	struct pathway_set *ps = NULL;
+	const char **names = NULL;
+	int *gid = NULL, *idx = NULL, *midx = NULL, ng = 0, N = r->n_samples, rc;
+	double t0 = now_sec(), t1;
+
+	rc = metrics_opts_check(o, err);
+	if (rc < 0)
+		goto out;
+	for (int i = 0; i < N; i++) {
+		if (r->groups[i] && strcmp(r->groups[i], "all") == 0) {
+			rc = gw_errf(err, -EINVAL, "\"groups\": sample %d is in a group called \"all\", "
+				     "the name reserved for every sample", i);
+			goto out;
+		}
+	}
+	if (cons && cons->n_samples != N) {
+		rc = gw_errf(err, -EINVAL, "\"consistency\": computed for %d samples, the routing "
+			     "has %d", cons->n_samples, N);
+		goto out;
+	}
+	m->step = r->step;
+	m->checkpoint = r->checkpoint ? gw_strdup(r->checkpoint) : NULL;
+	m->probe_hash = r->probe_hash ? gw_strdup(r->probe_hash) : NULL;
+	m->tau = o->tau;
+	m->n_layers = r->n_layers;
+	m->churn = NAN;
+
+	t1 = now_sec();
+	if (!cons) {
+		rc = metrics_consistency(r, &own, err);
+		if (rc < 0)
+			goto out;
+		cons = own;
+	}
+	m->consistency_note = cons->note;
+	m->sec.consistency = now_sec() - t1;
+
+	t1 = now_sec();
+	rc = pathway_set_new(r->gbar, N, r->n_layers, r->n_experts, o->tau, &ps, err);
+	if (rc < 0)
+		goto out;
+	metrics_groups(r->groups, N, &names, &ng, &gid);
+	m->n_groups = ng + 1;
+	m->groups = gw_calloc((size_t)ng + 1, sizeof(*m->groups));
+	idx = gw_calloc((size_t)N + 1, sizeof(int));
+	midx = gw_calloc((size_t)N + 1, sizeof(int));
+	for (int g = 0; g <= ng; g++) {
+		struct metrics_group *G = &m->groups[g];
+		int n = 0, nm = 0;
+		double tm;
+
+		G->name = gw_strdup(g < ng ? names[g] : "all");
+		for (int i = 0; i < N; i++) {
+			bool mem;
+
+			if (g < ng && gid[i] != g)
+				continue;
+			idx[n++] = i;
+			if (memorized)
+				mem = memorized[i];
+			else
+				mem = isfinite(r->loss[i]) &&
+				      r->loss[i] <= metrics_epsilon_for(o, r->groups[i] ? r->groups[i] : "");
+			if (mem)
+				midx[nm++] = i;
+		}
+		rc = metrics_set_compute(ps, cons, r->loss, idx, n, o, true, &G->all, err);
+		if (rc < 0)
+			goto out;
+		tm = now_sec();
+		rc = metrics_set_compute(ps, cons, r->loss, midx, nm, o, false, &G->memorized, err);
+		if (rc < 0)
+			goto out;
+		m->sec.memorized += now_sec() - tm;
+	}
+	m->sec.pathways = now_sec() - t1 - m->sec.memorized;
+
+	t1 = now_sec();
+	if (r->has_tokens && r->top_k > 0)
+		m->health = health_compute(r);
+	else
+		m->health_note = "no per-token records (a routing file without them)";
+	m->churn_note = churn_compute(r, prev, m->health, &m->churn);
+	m->sec.health = now_sec() - t1;
+	m->sec.total = now_sec() - t0;
+	*ret = m;
+	m = NULL;
+	rc = 0;
+out:
+	metrics_result_free(m);
+	metrics_cons_free(own);
+	pathway_set_free(ps);
+	free(names);
+	free(gid);
+	free(idx);
+	free(midx);
+	return rc;
+}
+
+/* ---- JSON ----------------------------------------------------------------- */
+
+static cJSON *num(double v)
+{
+	return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+}
+
+static cJSON *str_or_null(const char *s)
+{
+	return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+static void add(cJSON *obj, const char *key, cJSON *item)
+{
+	if (!item || !cJSON_AddItemToObject(obj, key, item))
+		abort(); /* cJSON fails only on out-of-memory */
+}
+
+cJSON *metrics_set_json(const struct metrics_set *s, int n_layers)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		abort();
+	add(o, "pathway_distance", num(s->pathway_distance));
+	add(o, "pathway_distance_stderr", num(s->pathway_distance_stderr));
+	add(o, "n_pairs", cJSON_CreateNumber((double)s->n_pairs));
+	add(o, "sampled", cJSON_CreateBool(s->sampled));
+	add(o, "pathway_consistency", num(s->pathway_consistency));
+	add(o, "adjacent_cosine", num(s->adjacent_cosine));
+	add(o, "n_undefined", cJSON_CreateNumber(s->n_undefined));
+	add(o, "loss", num(s->loss));
+	add(o, "n_samples", cJSON_CreateNumber(s->n_samples));
+	if (s->per_layer_distance) {
+		cJSON *a = cJSON_CreateArray();
+
+		for (int l = 0; a && l < n_layers; l++)
+			cJSON_AddItemToArray(a, num(s->per_layer_distance[l]));
+		add(o, "per_layer_distance", a);
+	}
+	return o;
+}
+
+static cJSON *layer_json(const struct metrics_layer_health *lh, int E)
+{
+	cJSON *o = cJSON_CreateObject(), *load = cJSON_CreateArray();
+
+	if (!o || !load)
+		abort();
+	for (int e = 0; e < E; e++)
+		cJSON_AddItemToArray(load, num(lh->load[e]));
+	add(o, "load", load);
+	add(o, "imbalance", num(lh->imbalance));
+	add(o, "load_entropy", num(lh->load_entropy));
+	add(o, "dead_experts", cJSON_CreateNumber(lh->dead_experts));
+	add(o, "router_entropy", num(lh->router_entropy));
+	add(o, "z_loss", num(lh->z_loss));
+	add(o, "churn", num(lh->churn));
+	return o;
+}
+
+cJSON *metrics_result_json(const struct metrics_result *m)
+{
+	cJSON *o = cJSON_CreateObject(), *groups = cJSON_CreateObject(), *t = cJSON_CreateObject();
+
+	if (!o || !groups || !t)
+		abort();
+	add(o, "type", cJSON_CreateString("metrics"));
+	add(o, "step", m->step >= 0 ? cJSON_CreateNumber((double)m->step) : cJSON_CreateNull());
+	add(o, "checkpoint", str_or_null(m->checkpoint));
+	add(o, "probe_hash", str_or_null(m->probe_hash));
+	add(o, "tau", cJSON_CreateNumber(m->tau));
+	for (int g = 0; g < m->n_groups; g++) {
+		const struct metrics_group *G = &m->groups[g];
+		cJSON *go = metrics_set_json(&G->all, m->n_layers);
+
+		add(go, "memorized", metrics_set_json(&G->memorized, 0));
+		add(groups, G->name, go);
+	}
+	add(o, "groups", groups);
+	add(o, "consistency_note", str_or_null(m->consistency_note));
+	if (m->health) {
+		cJSON *h = cJSON_CreateObject(), *ov = cJSON_CreateObject(),
+		      *layers = cJSON_CreateArray();
+
+		if (!h || !ov || !layers)
+			abort();
+		add(ov, "imbalance", num(m->health->imbalance));
+		add(ov, "max_imbalance", num(m->health->max_imbalance));
+		add(ov, "load_entropy", num(m->health->load_entropy));
+		add(ov, "dead_experts", cJSON_CreateNumber(m->health->dead_experts));
+		add(ov, "router_entropy", num(m->health->router_entropy));
+		add(ov, "z_loss", num(m->health->z_loss));
+		add(ov, "churn", num(m->churn));
+		add(h, "overall", ov);
+		for (int l = 0; l < m->health->n_layers; l++)
+			cJSON_AddItemToArray(layers, layer_json(&m->health->layers[l],
+								m->health->n_experts));
+		add(h, "layers", layers);
+		add(o, "health", h);
+	} else {
+		add(o, "health", cJSON_CreateNull());
+	}
+	add(o, "health_note", str_or_null(m->health_note));
+	add(o, "churn", num(m->churn));
+	add(o, "churn_note", str_or_null(m->churn_note));
+	add(t, "pathways_sec", cJSON_CreateNumber(m->sec.pathways));
+	add(t, "consistency_sec", cJSON_CreateNumber(m->sec.consistency));
+	add(t, "memorized_sec", cJSON_CreateNumber(m->sec.memorized));
+	add(t, "health_sec", cJSON_CreateNumber(m->sec.health));
+	add(t, "total_sec", cJSON_CreateNumber(m->sec.total));
+	add(o, "timings", t);
+	return o;
+}

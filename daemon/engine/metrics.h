@@ -1,0 +1,223 @@
+/*
+ * metrics.h — the numbers users watch, from one checkpoint's routing
+ * records (SPEC §4): per group and for `all`, pathway distance, pathway
+ * consistency, adjacent cosine, loss and sample count, for all samples and
+ * for the memorized subset; routing health per layer and overall; routing
+ * churn against the previous checkpoint; and the JSON object that
+ * `analyze --json` prints and the daemon publishes.
+ *
+ * Definitions, exactly:
+ *
+ * Pathway distance: pathway.h (strings at threshold tau) and
+ * levenshtein.h (exact mean over pairs up to the pair budget, otherwise a
+ * fixed-seed sample with its standard error).  Per group, for `all`, and
+ * per layer (`per_layer_distance`, a diagnostic, over the same pairs).
+ *
+ * Pathway consistency: e_l = W_l^T gbar[i][l] (an H-vector; W_l = router[l]
+ * [E][H]) for all samples at once, one sgemm [N,E] x [E,H] a layer.
+ * c_l = cos(e_l, e_{l+1}) for l = 0 .. L-2 (the L layers of a routing are
+ * the MoE layers in model order), computed in double from the fp32 e_l; a
+ * zero vector has no direction, and its cosine with anything counts as 0.
+ * C_i = 1 - mean_l(c_l) / (max_l(c_l) + 1e-8).  A sample with
+ * max_l(c_l) <= 0 has no C_i: it is left out of the consistency mean and
+ * counted in n_undefined.  `pathway_consistency` is the mean of the defined
+ * C_i; `adjacent_cosine` the mean over ALL the set's samples of mean_l(c_l).
+ * With fewer than 2 MoE layers, or without router weights, neither exists:
+ * both are null and the result's consistency_note says why.
+ *
+ * Loss: the mean of the set's finite sample losses (NaN losses, unknown,
+ * are left out); null when there are none.
+ *
+ * Memorized subset (with a series, routing_series.h; without one the
+ * checkpoint is its own latest, so only the first condition applies):
+ * sample i is memorized at checkpoint t when
+ *   (a) loss_t(i) is finite and <= epsilon(group of i), and
+ *   (b) for every checkpoint s of the series with t <= s <= latest,
+ *       loss_s(i) is finite and |loss_s(i) - loss_latest(i)| <= delta.
+ * A NaN loss anywhere in t .. latest means not memorized at t (it cannot be
+ * shown to stay).  The memorized values are the same set metrics over that
+ * subset (without the per-layer diagnostic).
+ *
+ * Routing health (only with per-token records): for layer l, count[e] =
+ * top-k assignments of expert e over all tokens (T*k in all); load[e] =
+ * count[e] / (T*k); imbalance = max(load) / mean(load) = max(load) * E;
+ * load_entropy = -sum load ln load / ln E (1 = perfectly even; null when
+ * E = 1); dead_experts = experts with count 0; router_entropy = mean over
+ * tokens of the entropy of p_t (nats); z_loss = mean over tokens of lse^2.
+ * Overall: imbalance, load_entropy, router_entropy and z_loss are means over
+ * layers (experts of different layers are different experts, so their
+ * loads are not pooled), max_imbalance the largest layer's, dead_experts
+ * the number of (layer, expert) pairs with no assignment.
+ *
+ * Churn: with a previous checkpoint's routing of the same probe (same N,
+ * L, k and ntokens, both with per-token records), the share of
+ * (token, layer) pairs whose top-k SET of experts differs (order ignored);
+ * per layer as well.  Otherwise null, with churn_note saying why.
+ *
+ * Thread safety: no global state.  metrics_consistency calls cblas_sgemm
+ * and leaves OpenBLAS's (process-wide) thread count as it finds it; the
+ * caller sets it.  The distance uses opts.threads threads of its own.
+ */
+#ifndef GW_ENGINE_METRICS_H
+#define GW_ENGINE_METRICS_H
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+#include "engine/routing.h"
+
+#define METRICS_EPS_COS 1e-8
+#define METRICS_DELTA_DEFAULT 0.05
+#define METRICS_EPSILON_DEFAULT 1.0
+
+/* A per-group memorization threshold. */
+struct metrics_epsilon {
+	const char *group;
+	double epsilon;
+};
+
+struct metrics_opts {
+	double tau;                   /* (0, 1] */
+	uint64_t pair_budget;         /* 1 .. LEV_MAX_BUDGET */
+	uint64_t seed;                /* 0 = LEV_DEFAULT_SEED */
+	int threads;                  /* distance threads; <= 0 = online CPUs */
+	double epsilon;               /* threshold of groups not listed below */
+	const struct metrics_epsilon *eps_groups; /* borrowed, may be NULL */
+	int n_eps_groups;
+	double delta;                 /* >= 0 */
+};
+
+/* Defaults: tau 0.7, budget LEV_DEFAULT_BUDGET, seed 0, all threads,
+ * epsilon METRICS_EPSILON_DEFAULT, no group thresholds, delta 0.05. */
+void metrics_opts_init(struct metrics_opts *o);
+/* epsilon of `group`: its eps_groups entry, else o->epsilon. */
+double metrics_epsilon_for(const struct metrics_opts *o, const char *group);
+
+/*
+ * Per-sample consistency of one checkpoint: c[i] = C_i (NaN where
+ * undefined), adj[i] = mean_l c_l.  When consistency does not exist for
+ * this routing (L < 2, no router weights) c and adj are NULL and note says
+ * why (a static string); otherwise note is NULL.
+ */
+struct metrics_cons {
+	int n_samples;
+	double *c, *adj;
+	const char *note;
+};
+
+/* Compute the above from r (gbar, router, hidden).  Errors: -EINVAL for
+ * sizes that do not fit BLAS's int.  Aborts on OOM (needs 2*N*H floats). */
+int metrics_consistency(const struct routing *r, struct metrics_cons **ret, struct gw_err *err);
+void metrics_cons_free(struct metrics_cons *c); /* accepts NULL */
+
+/* The metrics of one set of samples.  Doubles are NaN where undefined
+ * (null in JSON). */
+struct metrics_set {
+	int n_samples;
+	double pathway_distance, pathway_distance_stderr;
+	uint64_t n_pairs;
+	bool sampled;
+	double pathway_consistency, adjacent_cosine;
+	int n_undefined;
+	double loss;
+	double *per_layer_distance; /* [L] for the all-samples set, NULL for memorized */
+};
+
+struct metrics_group {
+	char *name;                  /* "all" for the last one */
+	struct metrics_set all, memorized;
+};
+
+struct metrics_layer_health {
+	double *load;                /* [E] */
+	double imbalance, load_entropy, router_entropy, z_loss;
+	int dead_experts;
+	double churn;                /* NaN without a previous checkpoint */
+};
+
+struct metrics_health {
+	int n_layers, n_experts;
+	double imbalance, max_imbalance, load_entropy, router_entropy, z_loss;
+	int dead_experts;
+	struct metrics_layer_health *layers; /* [n_layers] */
+};
+
+struct metrics_result {
+	int64_t step;                /* -1 unknown (null) */
+	char *checkpoint, *probe_hash; /* NULL unknown (null) */
+	double tau;
+	int n_layers;
+	int n_groups;                /* groups in order of first appearance, then "all" */
+	struct metrics_group *groups;
+	const char *consistency_note; /* NULL, or why consistency is null */
+	struct metrics_health *health; /* NULL without per-token records */
+	const char *health_note;
+	double churn;                /* NaN: none (churn_note says why) */
+	const char *churn_note;
+	struct {
+		double pathways, consistency, memorized, health, total; /* seconds */
+	} sec;
+};
+
+/*
+ * All metrics of routing `r`.  `prev` (may be NULL) is the previous
+ * checkpoint's routing of the same probe, for churn.  `cons` (may be NULL:
+ * then computed here) is r's per-sample consistency, when the caller has
+ * it already (routing_series_put needs it too).  `memorized` (may be NULL:
+ * the single-checkpoint rule) is the memorized mask [N] at r's checkpoint,
+ * from routing_series_memorized.  On success *ret is a new result
+ * (metrics_result_free).
+ * Errors: -EINVAL for options out of range, a group named "all", gbar
+ * values the pathway rule refuses, a cons of another N; those of the
+ * distance.  Each message names what is wrong.
+ */
+int metrics_compute(const struct routing *r, const struct routing *prev,
+		    const struct metrics_cons *cons, const bool *memorized,
+		    const struct metrics_opts *o, struct metrics_result **ret, struct gw_err *err);
+void metrics_result_free(struct metrics_result *m); /* accepts NULL */
+
+/*
+ * The metrics as JSON:
+ *   {"type": "metrics", "step", "checkpoint", "probe_hash", "tau",
+ *    "groups": {"<g>": SET + "memorized": MSET, ..., "all": ...},
+ *    "consistency_note", "health": {"overall": {...}, "layers": [{...}]} | null,
+ *    "health_note", "churn", "churn_note",
+ *    "timings": {"pathways_sec", "consistency_sec", "memorized_sec",
+ *                "health_sec", "total_sec"}}
+ * SET = {"pathway_distance", "pathway_distance_stderr", "n_pairs", "sampled",
+ *        "pathway_consistency", "adjacent_cosine", "n_undefined", "loss",
+ *        "n_samples", "per_layer_distance": [...]}; MSET the same without
+ * per_layer_distance.  NaN (undefined) values are null.  A new object the
+ * caller frees with cJSON_Delete; aborts on OOM.
+ */
+cJSON *metrics_result_json(const struct metrics_result *m);
+/* One set as JSON (with per_layer_distance when it has one). */
+cJSON *metrics_set_json(const struct metrics_set *s, int n_layers);
+
+/*
+ * Building blocks, shared with routing_series.c.
+ *
+ * metrics_groups: the distinct names among groups[0 .. n) in order of first
+ * appearance (*ret_names, *ret_ng; the strings are borrowed from groups)
+ * and each sample's group number (*ret_gid, [n]).  Free both arrays.
+ * O(n log n).
+ */
+void metrics_groups(char *const *groups, int n, const char ***ret_names, int *ret_ng,
+		    int **ret_gid);
+
+struct pathway_set;
+/*
+ * The set metrics of samples idx[0 .. n) (n may be 0): the distance over
+ * ps (with per_layer_distance, allocated, when `layers`), consistency and
+ * adjacent cosine from cons (may lack them: NaN), loss from loss[].
+ * Errors: those of pathway_distance.  Free out->per_layer_distance.
+ */
+int metrics_set_compute(const struct pathway_set *ps, const struct metrics_cons *cons,
+			const float *loss, const int *idx, int n, const struct metrics_opts *o,
+			bool layers, struct metrics_set *out, struct gw_err *err);
+/* -EINVAL with a message when an option is out of range. */
+int metrics_opts_check(const struct metrics_opts *o, struct gw_err *err);
+
+#endif

@@ -1,0 +1,297 @@
+/*
+ * routing_series.c — the step-ordered store of routing vectors behind the
+ * memorized-subset history (routing_series.h; the rule is in metrics.h).
+ *
+ * Divided into: the store (a sorted array of entries, binary search,
+ * insertion moving the tail); the memorized mask; and the recomputation of
+ * every step's memorized metrics, with its JSON patch.
+ */
+#include "engine/routing_series.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/pathway.h"
+
+struct entry {
+	int64_t step;
+	float *gbar, *loss;
+	struct metrics_cons cons; /* c/adj owned; note static */
+};
+
+struct routing_series {
+	size_t n, cap;
+	struct entry *e;
+	int N, L, E;
+	char **groups;      /* [N], owned copies */
+	const char **names; /* distinct groups, first appearance, then "all";
+			     * borrowed from groups (and a literal) */
+	int ng;             /* distinct groups (names has ng + 1) */
+	int *gid;           /* [N] */
+};
+
+struct routing_series *routing_series_new(void)
+{
+	return gw_calloc(1, sizeof(struct routing_series));
+}
+
+static void entry_release(struct entry *e)
+{
+	free(e->gbar);
+	free(e->loss);
+	free(e->cons.c);
+	free(e->cons.adj);
+}
+
+void routing_series_free(struct routing_series *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		entry_release(&s->e[i]);
+	free(s->e);
+	for (int i = 0; s->groups && i < s->N; i++)
+		free(s->groups[i]);
+	free(s->groups);
+	free(s->names);
+	free(s->gid);
+	free(s);
+}
+
+size_t routing_series_count(const struct routing_series *s)
+{
+	return s->n;
+}
+
+int64_t routing_series_step_at(const struct routing_series *s, size_t i)
+{
+	GW_BUG_ON(i >= s->n);
+	return s->e[i].step;
+}
+
+int routing_series_samples(const struct routing_series *s)
+{
+	return s->groups ? s->N : 0;
+}
+
+/* First index whose step is >= step. */
+static size_t lower_bound(const struct routing_series *s, int64_t step)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->e[mid].step < step)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+long routing_series_find(const struct routing_series *s, int64_t step)
+{
+	size_t i = lower_bound(s, step);
+
+	return i < s->n && s->e[i].step == step ? (long)i : -1;
+}
+
+int routing_series_put(struct routing_series *s, const struct routing *r,
+		       const struct metrics_cons *cons, struct gw_err *err)
+{
+	struct metrics_cons *own = NULL;
+	struct entry e = { .step = r->step };
+	size_t N = (size_t)r->n_samples, G = N * (size_t)r->n_layers * (size_t)r->n_experts;
+	size_t at;
+	int rc;
+
+	if (r->step < 0)
+		return gw_errf(err, -EINVAL, "\"routing\": step unknown; a series needs a step");
+	if (s->groups) {
+		if (r->n_samples != s->N || r->n_layers != s->L || r->n_experts != s->E)
+			return gw_errf(err, -EINVAL, "\"routing\" of step %" PRId64 ": N=%d L=%d E=%d, "
+				       "but the series has N=%d L=%d E=%d", r->step, r->n_samples,
+				       r->n_layers, r->n_experts, s->N, s->L, s->E);
+		for (int i = 0; i < s->N; i++)
+			if (strcmp(r->groups[i] ? r->groups[i] : "", s->groups[i]) != 0)
+				return gw_errf(err, -EINVAL, "\"routing\" of step %" PRId64 ": sample %d "
+					       "is in group \"%s\", in the series \"%s\"", r->step, i,
+					       r->groups[i] ? r->groups[i] : "", s->groups[i]);
+	}
+	if (cons && cons->n_samples != r->n_samples)
+		return gw_errf(err, -EINVAL, "\"consistency\": computed for %d samples, the routing "
+			       "has %d", cons->n_samples, r->n_samples);
+	at = lower_bound(s, r->step);
+	if (!(at < s->n && s->e[at].step == r->step) && s->n >= ROUTING_SERIES_MAX)
+		return gw_errf(err, -E2BIG, "\"series\": already %d steps", ROUTING_SERIES_MAX);
+	if (!cons) {
+		rc = metrics_consistency(r, &own, err);
+		if (rc < 0)
+			return rc;
+		cons = own;
+	}
+	e.gbar = gw_malloc((G ? G : 1) * sizeof(float));
+	memcpy(e.gbar, r->gbar, G * sizeof(float));
+	e.loss = gw_malloc((N ? N : 1) * sizeof(float));
+	memcpy(e.loss, r->loss, N * sizeof(float));
+	e.cons.n_samples = r->n_samples;
+	e.cons.note = cons->note;
+	if (cons->c) {
+		e.cons.c = gw_malloc((N ? N : 1) * sizeof(double));
+		e.cons.adj = gw_malloc((N ? N : 1) * sizeof(double));
+		memcpy(e.cons.c, cons->c, N * sizeof(double));
+		memcpy(e.cons.adj, cons->adj, N * sizeof(double));
+	}
+	metrics_cons_free(own);
+
+	if (!s->groups) {
+		s->N = r->n_samples, s->L = r->n_layers, s->E = r->n_experts;
+		s->groups = gw_calloc(N + 1, sizeof(char *));
+		for (size_t i = 0; i < N; i++)
+			s->groups[i] = gw_strdup(r->groups[i] ? r->groups[i] : "");
+		metrics_groups(s->groups, s->N, &s->names, &s->ng, &s->gid);
+		s->names = gw_realloc(s->names, ((size_t)s->ng + 1) * sizeof(char *));
+		s->names[s->ng] = "all";
+	}
+	if (at < s->n && s->e[at].step == r->step) {
+		entry_release(&s->e[at]);
+		s->e[at] = e;
+		return 1;
+	}
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 16;
+		s->e = gw_realloc(s->e, s->cap * sizeof(*s->e));
+	}
+	memmove(&s->e[at + 1], &s->e[at], (s->n - at) * sizeof(*s->e));
+	s->e[at] = e;
+	s->n++;
+	return 0;
+}
+
+/* The first index t0 such that sample j's loss is finite and within delta
+ * of its latest value at every checkpoint t0 .. latest (latest + 1 when
+ * even the latest loss is unknown). */
+static size_t stable_from(const struct routing_series *s, int j, double delta)
+{
+	size_t last = s->n - 1, t = s->n;
+	double ref = s->e[last].loss[j];
+
+	if (!isfinite(ref))
+		return s->n;
+	while (t > 0) {
+		double x = s->e[t - 1].loss[j];
+
+		if (!isfinite(x) || fabs(x - ref) > delta)
+			break;
+		t--;
+	}
+	return t;
+}
+
+static bool memorized_at(const struct routing_series *s, size_t i, int j, size_t t0,
+			 const struct metrics_opts *o)
+{
+	double x = s->e[i].loss[j];
+
+	return i >= t0 && isfinite(x) && x <= metrics_epsilon_for(o, s->groups[j]);
+}
+
+void routing_series_memorized(const struct routing_series *s, size_t i,
+			      const struct metrics_opts *o, bool *mask)
+{
+	GW_BUG_ON(i >= s->n);
+	for (int j = 0; j < s->N; j++)
+		mask[j] = memorized_at(s, i, j, stable_from(s, j, o->delta), o);
+}
+
+void routing_series_memo_free(struct metrics_memo *memo, size_t n)
+{
+	if (!memo)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(memo[i].sets);
+	free(memo);
+}
+
+int routing_series_recompute(const struct routing_series *s, const struct metrics_opts *o,
+			     struct metrics_memo **ret_memo, size_t *ret_n, struct gw_err *err)
+{
+	struct metrics_memo *memo = gw_calloc(s->n + 1, sizeof(*memo));
+	size_t *t0 = gw_calloc((size_t)s->N + 1, sizeof(size_t));
+	int *idx = gw_calloc((size_t)s->N + 1, sizeof(int));
+	struct pathway_set *ps = NULL;
+	size_t done = 0;
+	int rc;
+
+	rc = metrics_opts_check(o, err);
+	if (rc < 0)
+		goto out;
+	for (int j = 0; j < s->N; j++)
+		t0[j] = stable_from(s, j, o->delta);
+	for (size_t i = 0; i < s->n; i++, done++) {
+		const struct entry *e = &s->e[i];
+
+		memo[i].step = e->step;
+		memo[i].names = s->names;
+		memo[i].n_sets = s->ng + 1;
+		memo[i].sets = gw_calloc((size_t)s->ng + 1, sizeof(struct metrics_set));
+		rc = pathway_set_new(e->gbar, s->N, s->L, s->E, o->tau, &ps, err);
+		if (rc < 0) {
+			gw_err_prefix(err, rc, "step %" PRId64, e->step);
+			done++;
+			goto out;
+		}
+		for (int g = 0; g <= s->ng; g++) {
+			int n = 0;
+
+			for (int j = 0; j < s->N; j++)
+				if ((g == s->ng || s->gid[j] == g) && memorized_at(s, i, j, t0[j], o))
+					idx[n++] = j;
+			rc = metrics_set_compute(ps, &e->cons, e->loss, idx, n, o, false,
+						 &memo[i].sets[g], err);
+			if (rc < 0) {
+				done++;
+				goto out;
+			}
+		}
+		pathway_set_free(ps);
+		ps = NULL;
+	}
+	*ret_memo = memo;
+	*ret_n = s->n;
+	memo = NULL;
+	rc = 0;
+out:
+	pathway_set_free(ps);
+	routing_series_memo_free(memo, done);
+	free(t0);
+	free(idx);
+	return rc;
+}
+
+int routing_series_memo_apply(cJSON *obj, const struct metrics_memo *memo)
+{
+	cJSON *step = cJSON_GetObjectItemCaseSensitive(obj, "step");
+	cJSON *groups = cJSON_GetObjectItemCaseSensitive(obj, "groups");
+
+	if (!cJSON_IsNumber(step) || !cJSON_IsObject(groups) ||
+	    step->valuedouble != (double)memo->step)
+		return -EINVAL;
+	for (int g = 0; g < memo->n_sets; g++) {
+		cJSON *go = cJSON_GetObjectItemCaseSensitive(groups, memo->names[g]);
+		cJSON *m;
+
+		if (!cJSON_IsObject(go))
+			continue;
+		m = metrics_set_json(&memo->sets[g], 0);
+		if (cJSON_HasObjectItem(go, "memorized"))
+			cJSON_ReplaceItemInObjectCaseSensitive(go, "memorized", m);
+		else
+			cJSON_AddItemToObject(go, "memorized", m);
+	}
+	return 0;
+}

@@ -1,0 +1,100 @@
+/*
+ * routing_series.h — every checkpoint's routing vectors of one probe, kept
+ * so that the memorized subset (SPEC §4; the rule is in metrics.h) can be
+ * found again, and its pathway metrics recomputed for every checkpoint,
+ * whenever a new latest checkpoint moves it — with no forward pass.
+ *
+ * Per step the series keeps a copy of gbar and loss and the per-sample
+ * consistency (struct metrics_cons), computed once from that checkpoint's
+ * router weights when the step is put.  Consistency is a per-sample number
+ * that depends neither on the subset nor on tau, so keeping it instead of
+ * the router weights saves L*E*H floats a step (8 MB for OLMoE) and the
+ * sgemm on every recomputation.  gbar is kept whole because the pathway
+ * strings depend on tau.  Memory: about N*L*E*4 bytes a step.
+ *
+ * Steps are kept in increasing order; a late checkpoint with an older step
+ * is inserted in its place, and a second put of a step replaces the first.
+ * (Named routing_series, not series: daemon/series.h is the daemon's
+ * store of JSON results.)
+ *
+ * Thread safety: none; one thread uses a series at a time.
+ */
+#ifndef GW_ENGINE_ROUTING_SERIES_H
+#define GW_ENGINE_ROUTING_SERIES_H
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+#include "engine/metrics.h"
+#include "engine/routing.h"
+
+#define ROUTING_SERIES_MAX 100000 /* steps (as limits.checkpoints) */
+
+struct routing_series;
+
+struct routing_series *routing_series_new(void);
+void routing_series_free(struct routing_series *s); /* accepts NULL */
+
+/*
+ * Put checkpoint r (r->step >= 0) with its per-sample consistency `cons`
+ * (from metrics_consistency(r); may be NULL, then computed here).  Copies
+ * what it keeps; r and cons stay the caller's.  The first put fixes N, L,
+ * E and the samples' groups; later ones must match them.
+ * Returns 1 if it replaced the step, 0 if the step is new.
+ * Errors: -EINVAL (step < 0, N/L/E or groups differing from the series,
+ * a cons of another N; message says which), -E2BIG (ROUTING_SERIES_MAX
+ * steps already and the step is new).
+ */
+int routing_series_put(struct routing_series *s, const struct routing *r,
+		       const struct metrics_cons *cons, struct gw_err *err);
+
+size_t routing_series_count(const struct routing_series *s);
+/* Step of the i-th checkpoint (increasing); i < count. */
+int64_t routing_series_step_at(const struct routing_series *s, size_t i);
+/* Index of `step`, or -1. */
+long routing_series_find(const struct routing_series *s, int64_t step);
+/* Samples of the series (0 before the first put). */
+int routing_series_samples(const struct routing_series *s);
+
+/*
+ * The memorized mask at the i-th checkpoint against the series' latest
+ * one (metrics.h states the rule): mask[0 .. N) set true or false.
+ * i < count.
+ */
+void routing_series_memorized(const struct routing_series *s, size_t i,
+			      const struct metrics_opts *o, bool *mask);
+
+/*
+ * The memorized-subset metrics of every checkpoint, against the current
+ * latest one.  memo[i] is for the i-th step; its sets[] are in the series'
+ * group order (first appearance), then "all".
+ */
+struct metrics_memo {
+	int64_t step;
+	int n_sets;
+	const char *const *names; /* [n_sets], owned by the series */
+	struct metrics_set *sets; /* [n_sets], owned by the memo */
+};
+
+/*
+ * Recompute the above for every step.  On success *ret_memo is a new
+ * array of *ret_n memos (routing_series_memo_free).
+ * Errors: those of the pathway rule and the distance (-EINVAL).
+ */
+int routing_series_recompute(const struct routing_series *s, const struct metrics_opts *o,
+			     struct metrics_memo **ret_memo, size_t *ret_n, struct gw_err *err);
+void routing_series_memo_free(struct metrics_memo *memo, size_t n); /* accepts NULL */
+
+/*
+ * Replace the "memorized" object of every group of a metrics JSON object
+ * (metrics_result_json's) by memo's values, for republishing a checkpoint
+ * whose memorized subset has moved.  Groups of obj without a set in memo
+ * are left as they are.  Returns 0, or -EINVAL when obj is not a metrics
+ * object or its "step" differs from memo's.
+ */
+int routing_series_memo_apply(cJSON *obj, const struct metrics_memo *memo);
+
+#endif

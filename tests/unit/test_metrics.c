@@ -1,0 +1,659 @@
+/*
+ * test_metrics.c — routing metrics (metrics.h) and the memorized-subset
+ * series (routing_series.h) on hand-made routing records.  Every expected
+ * value is worked out here by hand (cosines of 2-vectors, loads from a
+ * six-entry top-k table) or by the plain O(nm) edit-distance program
+ * below, never taken from the code under test.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "../tap.h"
+#include "engine/metrics.h"
+#include "engine/routing.h"
+#include "engine/routing_series.h"
+
+/* Plain dynamic program, the independent reference for distances. */
+static int dp_lev(const char *a, const char *b)
+{
+	size_t m = strlen(a), n = strlen(b);
+	int d[32][32];
+
+	for (size_t i = 0; i <= m; i++)
+		d[i][0] = (int)i;
+	for (size_t j = 0; j <= n; j++)
+		d[0][j] = (int)j;
+	for (size_t i = 1; i <= m; i++) {
+		for (size_t j = 1; j <= n; j++) {
+			int x = d[i - 1][j] + 1, y = d[i][j - 1] + 1;
+			int z = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+
+			d[i][j] = x < y ? (x < z ? x : z) : (y < z ? y : z);
+		}
+	}
+	return d[m][n];
+}
+
+static void set_row(struct routing *r, int i, int l, const float *w)
+{
+	memcpy(r->gbar + ((size_t)i * r->n_layers + l) * r->n_experts, w,
+	       (size_t)r->n_experts * sizeof(float));
+}
+
+/*
+ * Four samples, 3 MoE layers, 2 experts, hidden 2.  Router rows (expert
+ * embeddings): W0 = [[1,0],[0,1]], W1 = [[-1,0],[0,1]], W2 = [[1,0],[0,1]].
+ *   A (g1): g = [1,0] at every layer: e = (1,0), (-1,0), (1,0):
+ *           c = -1, -1: max <= 0, undefined; adjacent -1.
+ *   B (g1): g = [0,1]: e = (0,1) x3: c = 1, 1: C = 1 - 1/(1 + 1e-8).
+ *   C (g2): [1,0], [.5,.5], [0,1]: e = (1,0), (-.5,.5), (0,1):
+ *           c0 = -.5/sqrt(.5), c1 = .5/sqrt(.5): mean 0, C = 1.
+ *   D (g2): [.5,.5], [0,1], [.25,.75]: e = (.5,.5), (0,1), (.25,.75):
+ *           c0 = .5/sqrt(.5), c1 = .75/sqrt(.25^2 + .75^2).
+ * Pathways at tau 0.7: A "0-0-0", B "1-1-1", C "0-0,1-1", D "0,1-1-1".
+ */
+static struct routing *four_samples(void)
+{
+	struct routing *r = routing_new(4, 3, 2, 1);
+	static const float w0[4] = { 1, 0, 0, 1 }, w1[4] = { -1, 0, 0, 1 };
+	static const float one0[2] = { 1, 0 }, one1[2] = { 0, 1 }, half[2] = { .5f, .5f },
+			   q[2] = { .25f, .75f };
+	static const char *const groups[4] = { "g1", "g1", "g2", "g2" };
+	static const char *const ids[4] = { "A", "B", "C", "D" };
+
+	r->hidden = 2;
+	r->router[0] = gw_malloc(sizeof(w0));
+	r->router[1] = gw_malloc(sizeof(w1));
+	r->router[2] = gw_malloc(sizeof(w0));
+	memcpy(r->router[0], w0, sizeof(w0));
+	memcpy(r->router[1], w1, sizeof(w1));
+	memcpy(r->router[2], w0, sizeof(w0));
+	for (int l = 0; l < 3; l++) {
+		set_row(r, 0, l, one0);
+		set_row(r, 1, l, one1);
+	}
+	set_row(r, 2, 0, one0), set_row(r, 2, 1, half), set_row(r, 2, 2, one1);
+	set_row(r, 3, 0, half), set_row(r, 3, 1, one1), set_row(r, 3, 2, q);
+	for (int i = 0; i < 4; i++) {
+		r->groups[i] = gw_strdup(groups[i]);
+		r->ids[i] = gw_strdup(ids[i]);
+		r->ntokens[i] = 1;
+	}
+	r->loss[0] = 0.1f, r->loss[1] = NAN, r->loss[2] = 2.0f, r->loss[3] = 0.3f;
+	r->step = 1000;
+	return r;
+}
+
+static double c_of_D(void)
+{
+	double c0 = 0.5 / sqrt(0.5), c1 = 0.75 / sqrt(0.25 * 0.25 + 0.75 * 0.75);
+
+	return 1 - ((c0 + c1) / 2) / (c1 + 1e-8);
+}
+
+static double adj_of_D(void)
+{
+	return (0.5 / sqrt(0.5) + 0.75 / sqrt(0.25 * 0.25 + 0.75 * 0.75)) / 2;
+}
+
+static void test_consistency_per_sample(void)
+{
+	struct routing *r = four_samples();
+	struct metrics_cons *c = NULL;
+
+	CHECK_INT_EQ(metrics_consistency(r, &c, NULL), 0);
+	CHECK(c->note == NULL);
+	CHECK(isnan(c->c[0]));
+	CHECK_NEAR(c->adj[0], -1.0, 1e-6);
+	CHECK_NEAR(c->c[1], 1 - 1 / (1 + 1e-8), 1e-7);
+	CHECK_NEAR(c->adj[1], 1.0, 1e-6);
+	CHECK_NEAR(c->c[2], 1.0, 1e-6);
+	CHECK_NEAR(c->adj[2], 0.0, 1e-6);
+	CHECK_NEAR(c->c[3], c_of_D(), 1e-6);
+	CHECK_NEAR(c->adj[3], adj_of_D(), 1e-6);
+	metrics_cons_free(c);
+	routing_free(r);
+}
+
+static const struct metrics_group *group(const struct metrics_result *m, const char *name)
+{
+	for (int g = 0; g < m->n_groups; g++)
+		if (strcmp(m->groups[g].name, name) == 0)
+			return &m->groups[g];
+	tap_fail(__FILE__, __LINE__, "no group \"%s\"", name);
+}
+
+static void test_group_metrics(void)
+{
+	struct routing *r = four_samples();
+	struct metrics_result *m = NULL;
+	struct metrics_opts o;
+	const struct metrics_group *g1, *g2, *all;
+	struct gw_err err;
+	double cB = 1 - 1 / (1 + 1e-8);
+	const char *p[4] = { "0-0-0", "1-1-1", "0-0,1-1", "0,1-1-1" };
+	double dall = 0;
+
+	metrics_opts_init(&o);
+	o.epsilon = 0.5;
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, &err), 0);
+	CHECK_INT_EQ(m->n_groups, 3);
+	CHECK_STR_EQ(m->groups[0].name, "g1");
+	CHECK_STR_EQ(m->groups[2].name, "all");
+	g1 = group(m, "g1"), g2 = group(m, "g2"), all = group(m, "all");
+
+	CHECK_INT_EQ(g1->all.n_samples, 2);
+	CHECK_INT_EQ(g1->all.n_undefined, 1);
+	CHECK_NEAR(g1->all.pathway_consistency, cB, 1e-7);
+	CHECK_NEAR(g1->all.adjacent_cosine, 0.0, 1e-6);
+	CHECK_NEAR(g1->all.loss, 0.1, 1e-6);
+	CHECK_NEAR(g1->all.pathway_distance, dp_lev(p[0], p[1]), 0);
+	CHECK_INT_EQ(g1->all.n_pairs, 1);
+	CHECK(!g1->all.sampled);
+	for (int l = 0; l < 3; l++)
+		CHECK_NEAR(g1->all.per_layer_distance[l], 1.0, 0);
+
+	CHECK_INT_EQ(g2->all.n_undefined, 0);
+	CHECK_NEAR(g2->all.pathway_consistency, (1.0 + c_of_D()) / 2, 1e-6);
+	CHECK_NEAR(g2->all.adjacent_cosine, (0.0 + adj_of_D()) / 2, 1e-6);
+	CHECK_NEAR(g2->all.loss, (2.0 + 0.3) / 2, 1e-6);
+	CHECK_NEAR(g2->all.pathway_distance, dp_lev(p[2], p[3]), 0);
+	/* layer parts of C and D: "0" / "0,1", "0,1" / "1", "1" / "1" */
+	CHECK_NEAR(g2->all.per_layer_distance[0], dp_lev("0", "0,1"), 0);
+	CHECK_NEAR(g2->all.per_layer_distance[1], dp_lev("0,1", "1"), 0);
+	CHECK_NEAR(g2->all.per_layer_distance[2], 0, 0);
+
+	CHECK_INT_EQ(all->all.n_samples, 4);
+	CHECK_INT_EQ(all->all.n_undefined, 1);
+	CHECK_NEAR(all->all.pathway_consistency, (cB + 1.0 + c_of_D()) / 3, 1e-6);
+	CHECK_NEAR(all->all.adjacent_cosine, (-1 + 1 + 0 + adj_of_D()) / 4, 1e-6);
+	CHECK_NEAR(all->all.loss, (0.1 + 2.0 + 0.3) / 3, 1e-6);
+	for (int i = 0; i < 4; i++)
+		for (int j = i + 1; j < 4; j++)
+			dall += dp_lev(p[i], p[j]);
+	CHECK_NEAR(all->all.pathway_distance, dall / 6, 1e-12);
+	CHECK_INT_EQ(all->all.n_pairs, 6);
+
+	/* Memorized, single checkpoint, epsilon 0.5: A (0.1) and D (0.3). */
+	CHECK_INT_EQ(g1->memorized.n_samples, 1);
+	CHECK(isnan(g1->memorized.pathway_distance));
+	CHECK(isnan(g1->memorized.pathway_consistency));
+	CHECK_INT_EQ(g1->memorized.n_undefined, 1);
+	CHECK_NEAR(g1->memorized.adjacent_cosine, -1, 1e-6);
+	CHECK_INT_EQ(g2->memorized.n_samples, 1);
+	CHECK_NEAR(g2->memorized.pathway_consistency, c_of_D(), 1e-6);
+	CHECK_INT_EQ(all->memorized.n_samples, 2);
+	CHECK_NEAR(all->memorized.pathway_distance, dp_lev(p[0], p[3]), 0);
+	CHECK_NEAR(all->memorized.loss, 0.2, 1e-6);
+	CHECK(m->health == NULL);
+	CHECK(m->health_note != NULL);
+	CHECK(isnan(m->churn));
+	metrics_result_free(m);
+
+	/* A per-group epsilon: g2's 3.0 lets C in too. */
+	{
+		struct metrics_epsilon eg = { "g2", 3.0 };
+
+		o.eps_groups = &eg;
+		o.n_eps_groups = 1;
+		CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, &err), 0);
+		CHECK_INT_EQ(group(m, "g2")->memorized.n_samples, 2);
+		CHECK_INT_EQ(group(m, "g1")->memorized.n_samples, 1);
+		metrics_result_free(m);
+	}
+	routing_free(r);
+}
+
+static void test_json(void)
+{
+	struct routing *r = four_samples();
+	struct metrics_result *m = NULL;
+	struct metrics_opts o;
+	cJSON *j, *g1, *mem;
+	char *text;
+
+	metrics_opts_init(&o);
+	o.epsilon = 0.5;
+	r->checkpoint = gw_strdup("step1000");
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, NULL), 0);
+	j = metrics_result_json(m);
+	text = cJSON_PrintUnformatted(j);
+	tap_note("%s", text);
+	CHECK_STR_EQ(cJSON_GetObjectItem(j, "type")->valuestring, "metrics");
+	CHECK_NEAR(cJSON_GetObjectItem(j, "step")->valuedouble, 1000, 0);
+	CHECK_STR_EQ(cJSON_GetObjectItem(j, "checkpoint")->valuestring, "step1000");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "probe_hash")));
+	CHECK_NEAR(cJSON_GetObjectItem(j, "tau")->valuedouble, 0.7, 0);
+	g1 = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "g1");
+	CHECK(cJSON_IsObject(g1));
+	CHECK(cJSON_IsObject(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "all")));
+	CHECK_NEAR(cJSON_GetObjectItem(g1, "pathway_distance")->valuedouble, 3, 0);
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(g1, "sampled")));
+	CHECK_INT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(g1, "per_layer_distance")), 3);
+	CHECK_NEAR(cJSON_GetObjectItem(g1, "n_undefined")->valuedouble, 1, 0);
+	mem = cJSON_GetObjectItem(g1, "memorized");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(mem, "pathway_distance")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(mem, "pathway_consistency")));
+	CHECK_NEAR(cJSON_GetObjectItem(mem, "n_samples")->valuedouble, 1, 0);
+	CHECK(!cJSON_HasObjectItem(mem, "per_layer_distance"));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "health")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "churn")));
+	CHECK(cJSON_IsString(cJSON_GetObjectItem(j, "churn_note")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "consistency_note")));
+	CHECK(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "timings"), "total_sec")));
+	free(text);
+	cJSON_Delete(j);
+	metrics_result_free(m);
+	routing_free(r);
+}
+
+static void test_one_layer_has_no_consistency(void)
+{
+	struct routing *r = routing_new(2, 1, 2, 1);
+	struct metrics_result *m = NULL;
+	struct metrics_opts o;
+	cJSON *j;
+
+	for (int i = 0; i < 2; i++) {
+		r->gbar[i * 2 + i] = 1;
+		r->groups[i] = gw_strdup("x");
+		r->ids[i] = gw_strdup("");
+	}
+	r->hidden = 1;
+	r->router[0] = gw_calloc(2, sizeof(float));
+	metrics_opts_init(&o);
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, NULL), 0);
+	CHECK_STR_HAS(m->consistency_note, "fewer than 2 MoE layers");
+	CHECK(isnan(m->groups[0].all.pathway_consistency));
+	CHECK(isnan(m->groups[0].all.adjacent_cosine));
+	CHECK_NEAR(m->groups[0].all.pathway_distance, 1, 0);
+	j = metrics_result_json(m);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"),
+		"x"), "pathway_consistency")));
+	CHECK_STR_HAS(cJSON_GetObjectItem(j, "consistency_note")->valuestring, "fewer than 2");
+	cJSON_Delete(j);
+	metrics_result_free(m);
+	routing_free(r);
+}
+
+static void test_no_router_weights(void)
+{
+	struct routing *r = four_samples();
+	struct metrics_cons *c = NULL;
+
+	free(r->router[1]);
+	r->router[1] = NULL;
+	CHECK_INT_EQ(metrics_consistency(r, &c, NULL), 0);
+	CHECK_STR_HAS(c->note, "no router weights");
+	CHECK(c->c == NULL);
+	metrics_cons_free(c);
+	routing_free(r);
+}
+
+static void test_group_all_refused(void)
+{
+	struct routing *r = four_samples();
+	struct metrics_result *m = NULL;
+	struct metrics_opts o;
+	struct gw_err err;
+
+	free(r->groups[2]);
+	r->groups[2] = gw_strdup("all");
+	metrics_opts_init(&o);
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "\"all\"");
+	o.tau = 1.5;
+	free(r->groups[2]);
+	r->groups[2] = gw_strdup("g2");
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "tau");
+	routing_free(r);
+}
+
+static void test_sampled_distance(void)
+{
+	struct routing *r = four_samples();
+	struct metrics_result *m = NULL;
+	struct metrics_opts o;
+
+	metrics_opts_init(&o);
+	o.pair_budget = 3; /* "all" has 6 pairs: sampled; g1, g2 have 1: exact */
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, NULL), 0);
+	CHECK(group(m, "all")->all.sampled);
+	CHECK_INT_EQ(group(m, "all")->all.n_pairs, 3);
+	CHECK(!group(m, "g1")->all.sampled);
+	CHECK(group(m, "all")->all.pathway_distance_stderr >= 0);
+	metrics_result_free(m);
+	routing_free(r);
+}
+
+/*
+ * Per-token table: samples of 2 and 1 tokens (T = 3), 2 layers, 4 experts,
+ * top-2.
+ *   layer 0: {0,1} {0,2} {1,0}: counts 3,2,1,0 of 6: load .5, 1/3, 1/6, 0
+ *   layer 1: {3,2} {3,2} {1,2}: counts 0,1,3,2:      load 0, 1/6, .5, 1/3
+ * Both layers: imbalance .5*4 = 2, one dead expert, the same entropy.
+ * entropy: layer 0 .5, 1, 1.5 (mean 1); layer 1 .2, .4, .6 (mean .4)
+ * lse:     layer 0 1, 2, 3 (mean square 14/3); layer 1 0, 1, -1 (2/3)
+ */
+static const uint16_t table_ids[3][2][2] = {
+	{ { 0, 1 }, { 3, 2 } },
+	{ { 0, 2 }, { 3, 2 } },
+	{ { 1, 0 }, { 1, 2 } },
+};
+
+static struct routing *tokens_routing(const uint16_t ids[3][2][2])
+{
+	struct routing *r = routing_new(2, 2, 4, 2);
+	static const float ent[3][2] = { { .5f, .2f }, { 1, .4f }, { 1.5f, .6f } };
+	static const float lse[3][2] = { { 1, 0 }, { 2, 1 }, { 3, -1 } };
+
+	for (int i = 0; i < 2; i++) {
+		for (int l = 0; l < 2; l++)
+			r->gbar[(i * 2 + l) * 4 + l] = 1;
+		r->groups[i] = gw_strdup("g");
+		r->ids[i] = gw_strdup("");
+	}
+	r->ntokens[0] = 2, r->ntokens[1] = 1;
+	routing_alloc_tokens(r);
+	memcpy(r->topk_ids, ids, sizeof(table_ids));
+	memcpy(r->entropy, ent, sizeof(ent));
+	memcpy(r->lse, lse, sizeof(lse));
+	for (int i = 0; i < 12; i++)
+		r->topk_w[i] = 0.5f;
+	return r;
+}
+
+static void test_health(void)
+{
+	struct routing *r = tokens_routing(table_ids);
+	struct metrics_result *m = NULL;
+	struct metrics_opts o;
+	const struct metrics_health *h;
+	double H = -(0.5 * log(0.5) + (1.0 / 3) * log(1.0 / 3) + (1.0 / 6) * log(1.0 / 6)) / log(4.0);
+	cJSON *j, *hj;
+
+	metrics_opts_init(&o);
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, NULL), 0);
+	h = m->health;
+	CHECK(h != NULL);
+	CHECK_NEAR(h->layers[0].load[0], 0.5, 1e-12);
+	CHECK_NEAR(h->layers[0].load[1], 1.0 / 3, 1e-12);
+	CHECK_NEAR(h->layers[0].load[2], 1.0 / 6, 1e-12);
+	CHECK_NEAR(h->layers[0].load[3], 0, 0);
+	CHECK_NEAR(h->layers[1].load[2], 0.5, 1e-12);
+	CHECK_NEAR(h->layers[1].load[3], 1.0 / 3, 1e-12);
+	for (int l = 0; l < 2; l++) {
+		CHECK_NEAR(h->layers[l].imbalance, 2.0, 1e-12);
+		CHECK_NEAR(h->layers[l].load_entropy, H, 1e-12);
+		CHECK_INT_EQ(h->layers[l].dead_experts, 1);
+	}
+	CHECK_NEAR(h->layers[0].router_entropy, 1.0, 1e-6);
+	CHECK_NEAR(h->layers[1].router_entropy, 0.4, 1e-6);
+	CHECK_NEAR(h->layers[0].z_loss, 14.0 / 3, 1e-6);
+	CHECK_NEAR(h->layers[1].z_loss, 2.0 / 3, 1e-6);
+	CHECK_NEAR(h->imbalance, 2.0, 1e-12);
+	CHECK_NEAR(h->max_imbalance, 2.0, 1e-12);
+	CHECK_NEAR(h->load_entropy, H, 1e-12);
+	CHECK_INT_EQ(h->dead_experts, 2);
+	CHECK_NEAR(h->router_entropy, 0.7, 1e-6);
+	CHECK_NEAR(h->z_loss, (14.0 / 3 + 2.0 / 3) / 2, 1e-6);
+	CHECK_STR_HAS(m->churn_note, "no previous checkpoint");
+	j = metrics_result_json(m);
+	hj = cJSON_GetObjectItem(j, "health");
+	CHECK_NEAR(cJSON_GetObjectItem(cJSON_GetObjectItem(hj, "overall"), "dead_experts")->valuedouble,
+		   2, 0);
+	CHECK_INT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(hj, "layers")), 2);
+	CHECK_INT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(
+		cJSON_GetArrayItem(cJSON_GetObjectItem(hj, "layers"), 1), "load")), 4);
+	cJSON_Delete(j);
+	metrics_result_free(m);
+	routing_free(r);
+}
+
+/*
+ * Previous checkpoint: layer 0 token 0 {0,3} (changed), token 1 {0,3}
+ * (changed), token 2 {0,1} (the same set in another order: unchanged);
+ * layer 1 token 1 {2,1} (changed).  3 of 6 changed; layer 0 2/3, layer 1 1/3.
+ */
+static void test_churn(void)
+{
+	static const uint16_t prev_ids[3][2][2] = {
+		{ { 0, 3 }, { 3, 2 } },
+		{ { 0, 3 }, { 2, 1 } },
+		{ { 0, 1 }, { 1, 2 } },
+	};
+	struct routing *r = tokens_routing(table_ids), *p = tokens_routing(prev_ids);
+	struct metrics_result *m = NULL;
+	struct metrics_opts o;
+
+	metrics_opts_init(&o);
+	CHECK_INT_EQ(metrics_compute(r, p, NULL, NULL, &o, &m, NULL), 0);
+	CHECK(m->churn_note == NULL);
+	CHECK_NEAR(m->churn, 0.5, 1e-12);
+	CHECK_NEAR(m->health->layers[0].churn, 2.0 / 3, 1e-12);
+	CHECK_NEAR(m->health->layers[1].churn, 1.0 / 3, 1e-12);
+	metrics_result_free(m);
+
+	/* Against itself: nothing changed. */
+	CHECK_INT_EQ(metrics_compute(r, r, NULL, NULL, &o, &m, NULL), 0);
+	CHECK_NEAR(m->churn, 0, 0);
+	metrics_result_free(m);
+	routing_free(p);
+
+	/* Another probe shape: null with a reason. */
+	p = tokens_routing(prev_ids);
+	p->ntokens[0] = 1, p->ntokens[1] = 2;
+	CHECK_INT_EQ(metrics_compute(r, p, NULL, NULL, &o, &m, NULL), 0);
+	CHECK(isnan(m->churn));
+	CHECK_STR_HAS(m->churn_note, "token counts");
+	metrics_result_free(m);
+	routing_free(p);
+	routing_free(r);
+}
+
+/* Series: N = 2 samples in group "g", L = 1, E = 2; pathways "0" and "1". */
+static struct routing *series_point(int64_t step, float loss0, float loss1)
+{
+	struct routing *r = routing_new(2, 1, 2, 1);
+
+	r->gbar[0] = 1, r->gbar[3] = 1;
+	for (int i = 0; i < 2; i++) {
+		r->groups[i] = gw_strdup("g");
+		r->ids[i] = gw_strdup("");
+		r->ntokens[i] = 1;
+	}
+	r->loss[0] = loss0, r->loss[1] = loss1;
+	r->step = step;
+	return r;
+}
+
+static int put(struct routing_series *s, int64_t step, float l0, float l1)
+{
+	struct routing *r = series_point(step, l0, l1);
+	int rc = routing_series_put(s, r, NULL, NULL);
+
+	routing_free(r);
+	return rc;
+}
+
+static void test_memorized_series(void)
+{
+	struct routing_series *s = routing_series_new();
+	struct metrics_opts o;
+	struct metrics_memo *memo = NULL;
+	size_t n = 0;
+	bool mask[2];
+	long i200;
+
+	metrics_opts_init(&o);
+	o.epsilon = 0.5;
+	o.delta = 0.05;
+	/* sample 0: 1.0, .30, .32 (then .60 at 400); sample 1: .9, .2, .21 (.22) */
+	CHECK_INT_EQ(put(s, 100, 1.0f, 0.9f), 0);
+	CHECK_INT_EQ(put(s, 300, 0.32f, 0.21f), 0);
+	CHECK_INT_EQ(put(s, 200, 0.30f, 0.2f), 0);
+	CHECK_INT_EQ(routing_series_count(s), 3);
+	CHECK_INT_EQ(routing_series_step_at(s, 1), 200);
+	i200 = routing_series_find(s, 200);
+	CHECK_INT_EQ(i200, 1);
+
+	/* latest 300: both memorized at 200 (within .05 of .32 and .21), none at 100 */
+	routing_series_memorized(s, 1, &o, mask);
+	CHECK(mask[0] && mask[1]);
+	routing_series_memorized(s, 0, &o, mask);
+	CHECK(!mask[0] && !mask[1]);
+	CHECK_INT_EQ(routing_series_recompute(s, &o, &memo, &n, NULL), 0);
+	CHECK_INT_EQ(n, 3);
+	CHECK_INT_EQ(memo[1].step, 200);
+	CHECK_INT_EQ(memo[1].n_sets, 2);
+	CHECK_STR_EQ(memo[1].names[1], "all");
+	CHECK_INT_EQ(memo[1].sets[1].n_samples, 2);
+	CHECK_NEAR(memo[1].sets[1].pathway_distance, 1, 0);
+	CHECK_NEAR(memo[1].sets[1].loss, (0.30 + 0.2) / 2, 1e-6);
+	CHECK_INT_EQ(memo[0].sets[1].n_samples, 0);
+	routing_series_memo_free(memo, n);
+
+	/* Step 400 arrives: sample 0's loss rose to .60 (> epsilon, and .30 is
+	 * not within .05 of it): no longer memorized anywhere. */
+	CHECK_INT_EQ(put(s, 400, 0.60f, 0.22f), 0);
+	routing_series_memorized(s, 1, &o, mask);
+	CHECK(!mask[0] && mask[1]);
+	CHECK_INT_EQ(routing_series_recompute(s, &o, &memo, &n, NULL), 0);
+	CHECK_INT_EQ(n, 4);
+	CHECK_INT_EQ(memo[1].sets[1].n_samples, 1);
+	CHECK(isnan(memo[1].sets[1].pathway_distance));
+	CHECK_INT_EQ(memo[1].sets[1].n_pairs, 0);
+	CHECK_NEAR(memo[1].sets[1].loss, 0.2, 1e-6);
+	CHECK_INT_EQ(memo[2].sets[1].n_samples, 1); /* 300 */
+	CHECK_INT_EQ(memo[3].sets[1].n_samples, 1); /* 400: sample 1 only */
+	CHECK_INT_EQ(memo[3].sets[0].n_samples, 1); /* group "g" the same */
+	routing_series_memo_free(memo, n);
+
+	/* A late older step 250 with sample 1's loss at .9 breaks its
+	 * stability from 200, not from 300. */
+	CHECK_INT_EQ(put(s, 250, 0.31f, 0.9f), 0);
+	CHECK_INT_EQ(routing_series_count(s), 5);
+	CHECK_INT_EQ(routing_series_step_at(s, 0), 100);
+	CHECK_INT_EQ(routing_series_step_at(s, 1), 200);
+	CHECK_INT_EQ(routing_series_step_at(s, 2), 250);
+	CHECK_INT_EQ(routing_series_step_at(s, 3), 300);
+	CHECK_INT_EQ(routing_series_step_at(s, 4), 400);
+	routing_series_memorized(s, 1, &o, mask);
+	CHECK(!mask[0] && !mask[1]);
+	routing_series_memorized(s, 3, &o, mask);
+	CHECK(!mask[0] && mask[1]);
+
+	/* Replacing 250 with a steady loss restores it. */
+	CHECK_INT_EQ(put(s, 250, 0.31f, 0.21f), 1);
+	CHECK_INT_EQ(routing_series_count(s), 5);
+	routing_series_memorized(s, 1, &o, mask);
+	CHECK(!mask[0] && mask[1]);
+	routing_series_free(s);
+}
+
+static void test_memo_apply(void)
+{
+	struct routing_series *s = routing_series_new();
+	struct routing *r = series_point(200, 0.30f, 0.2f);
+	struct metrics_result *m = NULL;
+	struct metrics_memo *memo = NULL;
+	struct metrics_opts o;
+	bool mask[2];
+	size_t n;
+	cJSON *j, *mem;
+
+	metrics_opts_init(&o);
+	o.epsilon = 0.5;
+	CHECK_INT_EQ(routing_series_put(s, r, NULL, NULL), 0);
+	CHECK_INT_EQ(put(s, 300, 0.32f, 0.21f), 0);
+	routing_series_memorized(s, 0, &o, mask);
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, mask, &o, &m, NULL), 0);
+	j = metrics_result_json(m);
+	mem = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "all"),
+				  "memorized");
+	CHECK_NEAR(cJSON_GetObjectItem(mem, "n_samples")->valuedouble, 2, 0);
+
+	CHECK_INT_EQ(put(s, 400, 0.60f, 0.22f), 0);
+	CHECK_INT_EQ(routing_series_recompute(s, &o, &memo, &n, NULL), 0);
+	CHECK_INT_EQ(routing_series_memo_apply(j, &memo[0]), 0);
+	mem = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "all"),
+				  "memorized");
+	CHECK_NEAR(cJSON_GetObjectItem(mem, "n_samples")->valuedouble, 1, 0);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(mem, "pathway_distance")));
+	mem = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "g"),
+				  "memorized");
+	CHECK_NEAR(cJSON_GetObjectItem(mem, "n_samples")->valuedouble, 1, 0);
+	CHECK_INT_EQ(routing_series_memo_apply(j, &memo[1]), -EINVAL); /* step 300 */
+	routing_series_memo_free(memo, n);
+	cJSON_Delete(j);
+	metrics_result_free(m);
+	routing_free(r);
+	routing_series_free(s);
+}
+
+static void test_series_refuses_mismatch(void)
+{
+	struct routing_series *s = routing_series_new();
+	struct routing *r = series_point(100, 1, 1);
+	struct gw_err err;
+
+	CHECK_INT_EQ(routing_series_put(s, r, NULL, &err), 0);
+	free(r->groups[1]);
+	r->groups[1] = gw_strdup("h");
+	r->step = 200;
+	CHECK_INT_EQ(routing_series_put(s, r, NULL, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "sample 1");
+	r->step = -1;
+	CHECK_INT_EQ(routing_series_put(s, r, NULL, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "step");
+	routing_free(r);
+	r = routing_new(3, 1, 2, 1);
+	r->step = 5;
+	for (int i = 0; i < 3; i++)
+		r->groups[i] = gw_strdup("g");
+	CHECK_INT_EQ(routing_series_put(s, r, NULL, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "N=3");
+	routing_free(r);
+	routing_series_free(s);
+}
+
+static void test_groups_first_appearance(void)
+{
+	static char web[] = "web", math[] = "math", code[] = "code";
+	char *g[6] = { web, math, web, code, math, code };
+	const char **names;
+	int ng, *gid;
+
+	metrics_groups(g, 6, &names, &ng, &gid);
+	CHECK_INT_EQ(ng, 3);
+	CHECK_STR_EQ(names[0], "web");
+	CHECK_STR_EQ(names[1], "math");
+	CHECK_STR_EQ(names[2], "code");
+	CHECK_INT_EQ(gid[0], 0);
+	CHECK_INT_EQ(gid[1], 1);
+	CHECK_INT_EQ(gid[2], 0);
+	CHECK_INT_EQ(gid[3], 2);
+	CHECK_INT_EQ(gid[4], 1);
+	CHECK_INT_EQ(gid[5], 2);
+	free(names);
+	free(gid);
+}
+
+static const struct tap_test tests[] = {
+	{ "consistency_per_sample", test_consistency_per_sample },
+	{ "group_metrics", test_group_metrics },
+	{ "json", test_json },
+	{ "one_layer_has_no_consistency", test_one_layer_has_no_consistency },
+	{ "no_router_weights", test_no_router_weights },
+	{ "group_all_refused", test_group_all_refused },
+	{ "sampled_distance", test_sampled_distance },
+	{ "health", test_health },
+	{ "churn", test_churn },
+	{ "memorized_series", test_memorized_series },
+	{ "memo_apply", test_memo_apply },
+	{ "series_refuses_mismatch", test_series_refuses_mismatch },
+	{ "groups_first_appearance", test_groups_first_appearance },
+	{ NULL, NULL },
+};
+TAP_MAIN(tests)
