@@ -389,11 +389,33 @@ struct worker {
 	uint64_t sum, sq_lo, sq_hi;
 };
 
-#define SAMPLE_CHUNK 1024
+/* qsort order of 64-bit keys.  The exact driver's keys are length << 32 |
+ * index (length <= 2^20, index < 2^24): by length, then index; the sampled
+ * driver's are text << 24 | pattern. */
+static int by_key(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sampled pairs are drawn and sorted a chunk at a time; large enough that
+ * a string is the text of several pairs of a chunk for sets of a few
+ * thousand strings, so those pairs share lanes. */
+#define SAMPLE_CHUNK 65536
+
+/* A worker's buffers: allocated once per call (the lane table grows when a
+ * group needs more, which is per group, not per pair). */
+struct wbuf {
+	uint64_t *table;
+	size_t cap;
+	uint64_t *state;   /* lanes' Pv/Mv, or scalar scratch */
+	uint64_t *keys;    /* sampled: one chunk's pairs */
+};
 
 static void add_distance(struct worker *w, uint64_t d)
 {
-	uint64_t sq = d * d;   /* d <= 2^20 + 2^20, so no overflow */
+	uint64_t sq = d * d;   /* d <= 2^20, so no overflow */
 
 	w->sum += d;
 	w->sq_lo += sq;
@@ -401,40 +423,15 @@ static void add_distance(struct worker *w, uint64_t d)
 		w->sq_hi++;
 }
 
-/* Exact, scalar: unit u is sorted position u against every later one. */
-static void run_scalar_unit(struct worker *w, size_t u, uint64_t *scratch)
+/* Interleave the masks of nlanes patterns into wb->table ([slot][block]
+ * [lane], slot 0 all zero), filling gmap; returns the blocks per lane. */
+static size_t lanes_table(const uint8_t *const *strs, const size_t *lens, size_t nlanes,
+			  size_t W, uint16_t *gmap, struct wbuf *wb)
 {
-	const struct job *job = w->job;
-	const struct lev_pattern *p = job->pats[job->order[u]];
-	size_t t;
+	size_t k, i, nb = 0, nslots = 1, words;
 
-	for (t = u + 1; t < job->n; t++) {
-		uint32_t o = job->order[t];
-
-		w->sum += lev_distance(p, job->s[o], job->len[o], scratch);
-	}
-}
-
-/* Exact, lanes: unit u is the group of sorted positions u*W .. u*W+W-1,
- * run against every later position; lane k counts for text position t
- * only when t > u*W + k, so each pair is counted once. */
-static void run_lanes_unit(struct worker *w, size_t u, uint64_t **table, size_t *table_cap,
-			   uint64_t *state)
-{
-	const struct job *job = w->job;
-	size_t W = (size_t)job->width, first = u * W, k, i, t, b;
-	size_t nlanes = job->n - first < W ? job->n - first : W;
-	size_t lens[8], nb = 0, nslots = 1, words;
-	const uint8_t *strs[8];
-	uint16_t gmap[256];
-	uint64_t *tab;
-
-	memset(gmap, 0, sizeof(gmap));
+	memset(gmap, 0, 256 * sizeof(*gmap));
 	for (k = 0; k < nlanes; k++) {
-		uint32_t o = job->order[first + k];
-
-		strs[k] = job->s[o];
-		lens[k] = job->len[o];
 		if (BLOCKS(lens[k]) > nb)
 			nb = BLOCKS(lens[k]);
 		for (i = 0; i < lens[k]; i++)
@@ -444,54 +441,127 @@ static void run_lanes_unit(struct worker *w, size_t u, uint64_t **table, size_t 
 	if (nb == 0)
 		nb = 1;   /* all lanes empty: one block of zero masks */
 	words = nslots * nb * W;
-	if (words > *table_cap) {
-		free(*table);
-		*table = aligned_or_die(words * sizeof(uint64_t));
-		*table_cap = words;
+	if (words > wb->cap) {
+		free(wb->table);
+		wb->table = aligned_or_die(words * sizeof(uint64_t));
+		wb->cap = words;
 	}
-	tab = *table;
-	memset(tab, 0, words * sizeof(uint64_t));
+	memset(wb->table, 0, words * sizeof(uint64_t));
 	for (k = 0; k < nlanes; k++)
 		for (i = 0; i < lens[k]; i++)
-			tab[((size_t)gmap[strs[k][i]] * nb + i / 64) * W + k] |=
+			wb->table[((size_t)gmap[strs[k][i]] * nb + i / 64) * W + k] |=
 				(uint64_t)1 << (i % 64);
+	return nb;
+}
 
-	for (t = first + 1; t < job->n; t++) {
+/* column_distance on lane k of the interleaved state. */
+static uint64_t lane_distance(const uint64_t *state, size_t nb, size_t W, size_t k,
+			      size_t m, size_t n)
+{
+	int64_t d = (int64_t)n;
+	size_t b;
+
+	for (b = 0; b < m / 64; b++)
+		d += __builtin_popcountll(state[b * W + k]) -
+		     __builtin_popcountll(state[(nb + b) * W + k]);
+	if (m % 64) {
+		uint64_t mask = ((uint64_t)1 << (m % 64)) - 1;
+
+		d += __builtin_popcountll(state[b * W + k] & mask) -
+		     __builtin_popcountll(state[(nb + b) * W + k] & mask);
+	}
+	GW_BUG_ON(d < 0);
+	return (uint64_t)d;
+}
+
+/* Exact, scalar: unit u is sorted position u against every later one. */
+static void run_scalar_unit(struct worker *w, size_t u, struct wbuf *wb)
+{
+	const struct job *job = w->job;
+	const struct lev_pattern *p = job->pats[job->order[u]];
+	size_t t;
+
+	for (t = u + 1; t < job->n; t++) {
 		uint32_t o = job->order[t];
 
-		job->lanes(tab, gmap, nb, job->s[o], job->len[o], state);
-		for (k = 0; k < nlanes && first + k < t; k++) {
-			int64_t d = (int64_t)job->len[o];
-			size_t m = lens[k];
-
-			/* column_distance, on lane k of the interleaved state */
-			for (b = 0; b < m / 64; b++)
-				d += __builtin_popcountll(state[b * W + k]) -
-				     __builtin_popcountll(state[(nb + b) * W + k]);
-			if (m % 64) {
-				uint64_t mask = ((uint64_t)1 << (m % 64)) - 1;
-
-				d += __builtin_popcountll(state[b * W + k] & mask) -
-				     __builtin_popcountll(state[(nb + b) * W + k] & mask);
-			}
-			GW_BUG_ON(d < 0);
-			w->sum += (uint64_t)d;
-		}
+		w->sum += lev_distance(p, job->s[o], job->len[o], wb->state);
 	}
 }
 
-static void run_sampled_unit(struct worker *w, size_t u, uint64_t *scratch)
+/* Exact, lanes: unit u is the group of sorted positions u*W .. u*W+W-1,
+ * run against every later position; lane k counts for text position t
+ * only when t > u*W + k, so each pair is counted once. */
+static void run_lanes_unit(struct worker *w, size_t u, struct wbuf *wb)
 {
 	const struct job *job = w->job;
-	uint64_t k, end = (u + 1) * (uint64_t)SAMPLE_CHUNK;
+	size_t W = (size_t)job->width, first = u * W, k, t, nb;
+	size_t nlanes = job->n - first < W ? job->n - first : W;
+	size_t lens[8];
+	const uint8_t *strs[8];
+	uint16_t gmap[256];
+
+	for (k = 0; k < nlanes; k++) {
+		strs[k] = job->s[job->order[first + k]];
+		lens[k] = job->len[job->order[first + k]];
+	}
+	nb = lanes_table(strs, lens, nlanes, W, gmap, wb);
+	for (t = first + 1; t < job->n; t++) {
+		uint32_t o = job->order[t];
+
+		job->lanes(wb->table, gmap, nb, job->s[o], job->len[o], wb->state);
+		for (k = 0; k < nlanes && first + k < t; k++)
+			w->sum += lane_distance(wb->state, nb, W, k, lens[k], job->len[o]);
+	}
+}
+
+/* Sampled: unit u is pairs u*SAMPLE_CHUNK .. +SAMPLE_CHUNK-1.  Each pair is
+ * oriented (pattern the shorter string, by length then index), the chunk
+ * sorted by text, and up to W pairs with the same text share the lanes. */
+static void run_sampled_unit(struct worker *w, size_t u, struct wbuf *wb)
+{
+	const struct job *job = w->job;
+	size_t W = (size_t)job->width, cnt, a, b, k;
+	uint64_t first = u * (uint64_t)SAMPLE_CHUNK, end = first + SAMPLE_CHUNK;
+	const uint8_t *strs[8];
+	size_t lens[8];
+	uint16_t gmap[256];
 
 	if (end > job->budget)
 		end = job->budget;
-	for (k = u * (uint64_t)SAMPLE_CHUNK; k < end; k++) {
-		size_t i, j;
+	cnt = (size_t)(end - first);
+	for (k = 0; k < cnt; k++) {
+		size_t i, j, x;
 
-		sample_pair(job->seed, k, job->n, &i, &j);
-		add_distance(w, lev_distance2(job->pats[i], job->pats[j], scratch));
+		sample_pair(job->seed, first + k, job->n, &i, &j);
+		if (job->len[j] < job->len[i] || (job->len[j] == job->len[i] && j < i)) {
+			x = i;
+			i = j;
+			j = x;
+		}
+		wb->keys[k] = (uint64_t)j << 24 | i;   /* n <= 2^24 */
+	}
+	qsort(wb->keys, cnt, sizeof(*wb->keys), by_key);
+	for (a = 0; a < cnt; a = b) {
+		size_t t = (size_t)(wb->keys[a] >> 24), nb;
+
+		for (b = a + 1; b < cnt && b - a < W && (size_t)(wb->keys[b] >> 24) == t; b++)
+			;
+		if (b - a == 1) {
+			size_t i = (size_t)(wb->keys[a] & 0xFFFFFF);
+
+			add_distance(w, lev_distance(job->pats[i], job->s[t], job->len[t], wb->state));
+			continue;
+		}
+		for (k = 0; k < b - a; k++) {
+			size_t i = (size_t)(wb->keys[a + k] & 0xFFFFFF);
+
+			strs[k] = job->s[i];
+			lens[k] = job->len[i];
+		}
+		nb = lanes_table(strs, lens, b - a, W, gmap, wb);
+		job->lanes(wb->table, gmap, nb, job->s[t], job->len[t], wb->state);
+		for (k = 0; k < b - a; k++)
+			add_distance(w, lane_distance(wb->state, nb, W, k, lens[k], job->len[t]));
 	}
 }
 
@@ -499,33 +569,27 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct job *job = w->job;
-	size_t W = (size_t)job->width, cap = 0, u;
-	uint64_t *table = NULL;
-	uint64_t *scratch = aligned_or_die(2 * job->max_nb * W * sizeof(uint64_t) + 64);
+	size_t W = (size_t)job->width, u;
+	struct wbuf wb = { 0 };
 
+	wb.state = aligned_or_die(2 * job->max_nb * W * sizeof(uint64_t) + 64);
+	if (job->sampled)
+		wb.keys = gw_malloc(SAMPLE_CHUNK * sizeof(*wb.keys));
 	for (;;) {
 		u = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
 		if (u >= job->units)
 			break;
 		if (job->sampled)
-			run_sampled_unit(w, u, scratch);
+			run_sampled_unit(w, u, &wb);
 		else if (W == 1)
-			run_scalar_unit(w, u, scratch);
+			run_scalar_unit(w, u, &wb);
 		else
-			run_lanes_unit(w, u, &table, &cap, scratch);
+			run_lanes_unit(w, u, &wb);
 	}
-	free(table);
-	free(scratch);
+	free(wb.table);
+	free(wb.state);
+	free(wb.keys);
 	return NULL;
-}
-
-/* Keys are length << 32 | index (length <= 2^20, index < 2^24), so one
- * integer comparison orders by length, then index. */
-static int by_key(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 static int online_cpus(void)
@@ -593,7 +657,6 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 			job.pats[i] = lev_pattern_new(s[i], len[i]);
 	}
 	if (job.sampled) {
-		job.width = 1;
 		job.units = (size_t)((o.budget + SAMPLE_CHUNK - 1) / SAMPLE_CHUNK);
 	} else {
 		uint32_t *order = gw_malloc(n * sizeof(*order));

@@ -313,10 +313,12 @@ static uint64_t doc_uniform(uint64_t *st, uint64_t bound)
 
 static void test_sampled_pairs_follow_documented_scheme(void)
 {
-	struct set st = make_set(90, 60, 0);   /* 4005 pairs > budget 1000 */
+	/* 4005 pairs > budget 1000; strings up to 150 bytes (three blocks) */
+	struct set st = make_set(90, 150, 0);
 	struct lev_mean m = mean_of(&st, 1000, 2, 0);
 	uint64_t k, total = 0, seed = LEV_DEFAULT_SEED;
 	double sum = 0, sq = 0, var;
+	int kernel;
 
 	CHECK(m.sampled);
 	CHECK_INT_EQ(m.n_pairs, 1000);
@@ -335,6 +337,13 @@ static void test_sampled_pairs_follow_documented_scheme(void)
 	CHECK_INT_EQ(m.total, total);
 	var = (sq - sum * sum / 1000) / 999;
 	CHECK_NEAR(m.std_error, sqrt(var / 1000), 1e-9);
+	/* each string is the text of ~11 pairs: lanes are shared */
+	for (kernel = LEV_KERNEL_SCALAR; kernel <= LEV_KERNEL_LANES8; kernel++) {
+		struct lev_mean mk = mean_of(&st, 1000, 1, kernel);
+
+		CHECK_INT_EQ(mk.total, total);
+		CHECK(mk.std_error == m.std_error);
+	}
 	free_set(&st);
 }
 
