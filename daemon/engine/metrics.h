@@ -16,8 +16,10 @@
  * Pathway consistency: e_l = W_l^T gbar[i][l] (an H-vector; W_l = router[l]
  * [E][H]) for all samples at once, one sgemm [N,E] x [E,H] a layer.
  * c_l = cos(e_l, e_{l+1}) for l = 0 .. L-2 (the L layers of a routing are
- * the MoE layers in model order), computed in double from the fp32 e_l; a
- * zero vector has no direction, and its cosine with anything counts as 0.
+ * the MoE layers in model order), from the fp32 e_l with BLAS dot
+ * products (float partial sums, ~1e-6 relative) and the division in
+ * double; a zero vector has no direction, and its cosine with anything
+ * counts as 0.
  * C_i = 1 - mean_l(c_l) / (max_l(c_l) + 1e-8).  A sample with
  * max_l(c_l) <= 0 has no C_i: it is left out of the consistency mean and
  * counted in n_undefined.  `pathway_consistency` is the mean of the defined
