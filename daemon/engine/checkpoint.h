@@ -30,10 +30,28 @@
 #define CKPT_SHARDS_MAX 10000
 #define CKPT_CONFIG_MAX (16u * 1024u * 1024u)   /* config.json size limit */
 #define CKPT_INDEX_MAX (256u * 1024u * 1024u)   /* index size limit */
+#define CKPT_TENSORS_MAX 1000000                /* weight_map entries */
+#define CKPT_SHARD_NAME_MAX 255                 /* a shard's file name */
+
+/* File names inside a checkpoint directory. */
+#define CKPT_CONFIG "config.json"
+#define CKPT_SINGLE "model.safetensors"
+#define CKPT_INDEX "model.safetensors.index.json"
 
 struct ckpt;
 
-/* Open and fully validate the checkpoint directory `dir`. */
+/*
+ * Open and fully validate the checkpoint directory `dir`.  Where both
+ * model.safetensors and an index exist, model.safetensors is used, as
+ * transformers does.  Errors (the message names the file and the fault):
+ * -ENOENT config.json, the weights or a shard the index names is missing;
+ * -EBADMSG a malformed config, index (not JSON, weight_map not an object
+ * of strings, a shard name that is not a plain file name, a tensor its
+ * shard lacks) or safetensors file, a needed tensor missing or of another
+ * shape than config.json implies, or not F32/F16/BF16; -ENOTSUP an
+ * unsupported architecture or feature (model.h); -EFBIG a config or index
+ * above its size limit; other -errno from the system.
+ */
 int ckpt_open(const char *dir, struct ckpt **ret, struct gw_err *err);
 void ckpt_free(struct ckpt *c); /* accepts NULL */
 
@@ -41,6 +59,8 @@ const char *ckpt_dir(const struct ckpt *c);
 const struct model_desc *ckpt_model(const struct ckpt *c);
 size_t ckpt_file_count(const struct ckpt *c);
 struct st_file *ckpt_file_at(const struct ckpt *c, size_t i);
+/* Whether the weights are shards listed by an index. */
+bool ckpt_sharded(const struct ckpt *c);
 /* Total tensors and bytes of tensor data over all files. */
 size_t ckpt_tensor_count(const struct ckpt *c);
 uint64_t ckpt_data_bytes(const struct ckpt *c);
@@ -48,7 +68,8 @@ uint64_t ckpt_data_bytes(const struct ckpt *c);
 /* A tensor by name, with the file holding it; NULL if absent. */
 const struct st_tensor *ckpt_find(const struct ckpt *c, const char *name,
 				  struct st_file **ret_file);
-/* Read a whole tensor as fp32; `count` must equal its element count. */
+/* Read a whole tensor as fp32; `count` must equal its element count.
+ * -ENOENT if absent, -EINVAL if count differs, else as st_file_read_f32. */
 int ckpt_read_f32(const struct ckpt *c, const char *name, float *out, size_t count,
 		  struct gw_err *err);
 
@@ -57,7 +78,10 @@ int ckpt_read_f32(const struct ckpt *c, const char *name, float *out, size_t cou
  * present, every safetensors file's size equal to 8 + N + last end offset,
  * and `marker` (if not NULL) present.  Returns 1 if complete, 0 if not yet
  * complete (with the reason in err->msg), negative errno if it can never
- * be (malformed).  Opens no tensor data.
+ * be (malformed: a safetensors file longer than its header declares or
+ * with a bad header, an index that is not valid, `dir` not a directory or
+ * gone).  Opens no tensor data; thread-safe.  `marker` is a path relative
+ * to dir.
  */
 int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err);
 
