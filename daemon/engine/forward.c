@@ -18,8 +18,9 @@
  *     records, and the head with the loss;
  *   - forward_run, which drives them.
  * Reductions whose order could change a result (gbar, the scatter-add of
- * experts, the loss) run on one thread in a fixed order, so a run gives the
- * same bits whatever the thread count of the row loops.
+ * experts, the loss) run on one thread in a fixed order and the row loops
+ * split only independent rows, so two runs give the same bits; only
+ * OpenBLAS's own partition by thread count may move the last bits.
  */
 #include "engine/forward.h"
 
@@ -40,6 +41,14 @@
 #define THREADS_MAX 256
 
 /* ---- bookkeeping ---------------------------------------------------- */
+
+/* fmaxf is a library call at -O2 (it must handle NaN); the hot loops here
+ * want a compare the compiler can vectorize.  A NaN anywhere still ends up
+ * in the result through the exponentials that follow. */
+static inline float max_f(float a, float b)
+{
+	return a > b ? a : b;
+}
 
 struct fwd {
 	const struct ckpt *c;
@@ -425,7 +434,7 @@ static void attn_softmax(float *S, int nq, int nk, int i0, int k0, int window)
 		float mx = -INFINITY, sum = 0.0f, inv;
 
 		for (int c = lo; c < hi; c++)
-			mx = fmaxf(mx, s[c]);
+			mx = max_f(mx, s[c]);
 		for (int c = lo; c < hi; c++) {
 			s[c] = expf(s[c] - mx);
 			sum += s[c];
@@ -617,7 +626,7 @@ static void router_rows(void *ud, int64_t i0, int64_t i1)
 		int nsel = 0;
 
 		for (int e = 0; e < E; e++)
-			mx = fmaxf(mx, z[e]);
+			mx = max_f(mx, z[e]);
 		for (int e = 0; e < E; e++)
 			s += exp((double)z[e] - mx);
 		ls = log(s);
@@ -842,7 +851,7 @@ static void head_rows(void *ud, int64_t i0, int64_t i1)
 		double s = 0.0;
 
 		for (int64_t c = 0; c < j->nb; c++)
-			bm = fmaxf(bm, z[c]);
+			bm = max_f(bm, z[c]);
 		if (bm > j->mx[i]) {
 			j->sum[i] *= exp((double)j->mx[i] - bm);
 			j->mx[i] = bm;
@@ -1075,7 +1084,7 @@ int forward_run(const struct ckpt *c, const struct probe *p, const struct forwar
 	struct fwd f = { 0 };
 	struct routing *rt = NULL;
 	int32_t *pos = NULL;
-	double t0 = now_sec();
+	double t0 = now_sec(), t1;
 	int r;
 
 	f.c = c;
@@ -1099,17 +1108,29 @@ int forward_run(const struct ckpt *c, const struct probe *p, const struct forwar
 		for (int t = 0; t < p->samples[i].ntokens; t++)
 			pos[f.off[i] + t] = t;
 
-	if ((r = cancelled(&f)) < 0 || (r = embed(&f)) < 0)
+	if ((r = cancelled(&f)) < 0)
+		goto out;
+	t1 = now_sec();
+	r = embed(&f);
+	f.st.embed_sec += now_sec() - t1;
+	if (r < 0)
 		goto out;
 	for (int l = 0; l < f.m->n_layers; l++) {
-		if ((r = cancelled(&f)) < 0 || (r = attention(&f, l, pos)) < 0)
+		if ((r = cancelled(&f)) < 0)
+			goto out;
+		t1 = now_sec();
+		r = attention(&f, l, pos);
+		f.st.attn_sec += now_sec() - t1;
+		if (r < 0)
 			goto fail_layer;
 		if ((r = cancelled(&f)) < 0)
 			goto out;
+		t1 = now_sec();
 		if (f.m->layer_moe[l])
 			r = moe_ffn(&f, l, rt);
 		else
 			r = dense_ffn(&f, l);
+		f.st.ffn_sec += now_sec() - t1;
 		if (r < 0)
 			goto fail_layer;
 		if (l + 1 < f.m->n_layers && o && o->progress)
@@ -1120,7 +1141,12 @@ fail_layer:
 			gw_err_prefix(err, r, "layer %d", l);
 		goto out;
 	}
-	if ((r = cancelled(&f)) < 0 || (r = head(&f, rt)) < 0)
+	if ((r = cancelled(&f)) < 0)
+		goto out;
+	t1 = now_sec();
+	r = head(&f, rt);
+	f.st.head_sec += now_sec() - t1;
+	if (r < 0)
 		goto out;
 	if (o && o->progress)
 		o->progress(o->ud, f.m->n_layers, f.m->n_layers);

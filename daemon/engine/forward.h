@@ -38,6 +38,8 @@ struct forward_stats {
 	double gemm_sec;      /* wall time inside those sgemm calls */
 	double load_sec;      /* reading and converting weights to fp32 */
 	double load_bytes;    /* fp32 bytes of weights loaded */
+	/* Wall time by phase (each including its sgemm calls and loads). */
+	double embed_sec, attn_sec, ffn_sec, head_sec;
 	double total_sec;     /* the whole forward_run */
 };
 
@@ -63,8 +65,8 @@ struct forward_opts {
  * router weights, groups and ids copied from the probe; step is -1.
  * `o` may be NULL (no progress, no cancel, threads as they are).
  *
- * Errors: -EINVAL (empty probe, too many tokens, a token out of range),
- * -ECANCELED, and whatever reading the checkpoint gives (-EIO for a file
+ * Errors: -EINVAL (empty probe, too many tokens), probe_check_vocab's error
+ * for a token out of range, -ECANCELED, and whatever reading the checkpoint gives (-EIO for a file
  * truncated while open, -ENOENT ...), each with a message in err.
  * Not reentrant with respect to OpenBLAS's global thread count; otherwise
  * it touches no global state, so two runs may go at once on two threads.
