@@ -9,8 +9,11 @@
  * a few samples' C_i are checked against a plain double-precision loop
  * (e = W^T g written out, no BLAS), so the figure is of a right answer.
  *
+ * Then the whole metrics_compute once per N (three groups, per-layer
+ * distances included) for scale.
+ *
  * Output: a readable line per N and thread count, and JSON lines
- * {"bench": "consistency", ...}.
+ * {"bench": "consistency", ...}, {"bench": "metrics_compute", ...}.
  */
 #include <cblas.h>
 #include <math.h>
@@ -84,7 +87,7 @@ static struct routing *make_routing(int n)
 			r->router[l][j] = (float)(normal() / sqrt(HIDDEN));
 	}
 	for (int i = 0; i < n; i++)
-		r->groups[i] = gw_strdup("g");
+		r->groups[i] = gw_strdup(i % 3 == 0 ? "math" : i % 3 == 1 ? "code" : "web");
 	return r;
 }
 
@@ -167,6 +170,29 @@ int main(void)
 			       "\"hidden\": %d, \"threads\": %d, \"sec\": %.6f, \"samples_per_sec\": %.1f}\n",
 			       n, LAYERS, EXPERTS, HIDDEN, threads[t], med, n / med);
 			fflush(stdout);
+		}
+		/* The whole of metrics_compute once (distance per group and for
+		 * all with the per-layer diagnostic, consistency, memorized), for
+		 * scale: the distance dominates and has its own benchmark. */
+		{
+			struct metrics_result *m = NULL;
+			struct metrics_opts o;
+			double t0;
+
+			metrics_opts_init(&o);
+			openblas_set_num_threads(cores);
+			t0 = now();
+			if (metrics_compute(r, NULL, NULL, NULL, &o, &m, &err) < 0) {
+				fprintf(stderr, "bench_metrics: %s\n", err.msg);
+				return 1;
+			}
+			printf("metrics_compute N=%d, 3 groups: %.3f s (pathways %.3f s, consistency "
+			       "%.3f s, memorized %.3f s)\n", n, now() - t0, m->sec.pathways,
+			       m->sec.consistency, m->sec.memorized);
+			printf("{\"bench\": \"metrics_compute\", \"n\": %d, \"sec\": %.6f, "
+			       "\"pathways_sec\": %.6f, \"consistency_sec\": %.6f}\n", n, m->sec.total,
+			       m->sec.pathways, m->sec.consistency);
+			metrics_result_free(m);
 		}
 		routing_free(r);
 	}
