@@ -744,9 +744,22 @@ int routing_file_write(const char *path, const struct routing *r, struct gw_err 
 			goto out;
 		}
 	}
-	if (r->probe_hash && strlen(r->probe_hash) != 64) {
-		rc = gw_errf(err, -EINVAL, "\"%s\": probe hash \"%.80s\" is not 64 hex digits", path,
-			     r->probe_hash);
+	if (r->probe_hash) {
+		bool hex = strlen(r->probe_hash) == 64;
+
+		for (size_t i = 0; hex && i < 64; i++)
+			hex = (r->probe_hash[i] >= '0' && r->probe_hash[i] <= '9') ||
+			      (r->probe_hash[i] >= 'a' && r->probe_hash[i] <= 'f');
+		if (!hex) {
+			rc = gw_errf(err, -EINVAL, "\"%s\": probe hash \"%.80s\" is not 64 lowercase "
+				     "hex digits", path, r->probe_hash);
+			goto out;
+		}
+	}
+	if ((r->checkpoint && (rc = check_text_meta(path, "checkpoint", r->checkpoint,
+						    ROUTING_TEXT_MAX, err)) < 0) ||
+	    (r->arch && (rc = check_text_meta(path, "arch", r->arch, ROUTING_TEXT_MAX, err)) < 0)) {
+		rc = -EINVAL;
 		goto out;
 	}
 	rc = check_values(path, r, -EINVAL, err);
