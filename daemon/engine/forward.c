@@ -1067,6 +1067,10 @@ static struct routing *routing_for(const struct fwd *f)
 	struct routing *rt = routing_new(f->p->n_samples, m->n_moe_layers, m->n_experts, m->top_k);
 
 	rt->hidden = m->hidden;
+	rt->arch = gw_strdup(m->arch_name);
+	rt->checkpoint = gw_strdup(ckpt_dir(f->c));
+	if (f->p->hash[0])
+		rt->probe_hash = gw_strdup(f->p->hash);
 	for (int i = 0; i < f->p->n_samples; i++) {
 		const struct probe_sample *s = &f->p->samples[i];
 

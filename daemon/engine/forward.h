@@ -62,7 +62,8 @@ struct forward_opts {
  * be below the vocabulary: checked, -EINVAL).  On success *ret is a new
  * routing record (the caller frees it with routing_free) with N = probe
  * samples, L = MoE layers, E experts, top-k k, hidden H, per-token records,
- * router weights, groups and ids copied from the probe; step is -1.
+ * router weights, groups and ids copied from the probe, arch, checkpoint
+ * (ckpt_dir) and probe_hash (when probe_finish has run); step is -1.
  * `o` may be NULL (no progress, no cancel, threads as they are).
  *
  * Errors: -EINVAL (empty probe, too many tokens), probe_check_vocab's error

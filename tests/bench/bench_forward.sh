@@ -1,0 +1,141 @@
+#!/bin/sh
+# bench_forward.sh — the forward pass's three performance figures (issue 3),
+# measured in one run on this machine so the ratios are the figures to quote:
+#
+#  (a) tokens/s of the whole `grokwatchd analyze` process on the 4-layer
+#      bench model, median of 3, against ref_forward.py bench (PyTorch,
+#      batched and padded as Hugging Face runs it, per-expert gather,
+#      no_grad, all cores), median of 3; target >= 3x.
+#  (b) GFLOP/s achieved inside the engine's sgemm calls (forward_stats,
+#      through `bench_sgemm forward`) against cblas_sgemm's own peak on a
+#      2048^3 product (`bench_sgemm peak`); target >= 60%.
+#  (c) peak RSS of the analyze process at 4 and at 16 layers; target
+#      16-layer <= 1.3 x 4-layer, since memory holds one layer.
+#
+# The bench models (OLMoE-shaped, hidden 512, 64 experts of 256, top-8,
+# vocab 16384, BF16; 16 samples of 128 tokens) come from
+# gen_fixtures.py --bench and are kept in $GW_BUILD/bench/.
+# Where `grokwatchd analyze` fails, (a) and (c) fall back to the engine
+# driver `bench_sgemm forward` (a whole process too) and say so.
+# Prints a readable summary and JSON lines ({"bench": ...}); exits 1 if a
+# measurement could not be made (a missed target is reported, not failed).
+set -u
+src=${GW_SRC:-.}
+py=${PYTHON:-/usr/bin/python3}
+build=${GW_BUILD:-build/default}
+case "$build" in /*) ;; *) build="$src/$build" ;; esac
+gw=${GW_BIN:-$build/grokwatchd}
+sg="$build/tests/bench/bench_sgemm"
+dir="$build/bench"
+reps=3
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gwbench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+die() { echo "bench_forward: $*" >&2; exit 1; }
+[ -x "$sg" ] || die "$sg is not built (make bench builds it)"
+mkdir -p "$dir" || die "cannot create $dir"
+
+for n in 4 16; do
+	m="$dir/olmoe-$n"
+	if [ ! -f "$m/.stamp" ] || [ "$src/tests/fixtures/gen_fixtures.py" -nt "$m/.stamp" ]; then
+		rm -rf "$m"
+		"$py" "$src/tests/fixtures/gen_fixtures.py" --bench "$m" --layers "$n" >/dev/null ||
+			die "gen_fixtures.py --bench $m --layers $n failed"
+		touch "$m/.stamp"
+	fi
+done
+m4="$dir/olmoe-4"
+m16="$dir/olmoe-16"
+probe="$m4/probe.jsonl"
+
+# json FILE KEY: the value of KEY in the last {"bench": ...} line of FILE.
+json() {
+	"$py" -c 'import json,sys
+v=None
+for l in open(sys.argv[1]):
+    l=l.strip()
+    if l.startswith("{"):
+        d=json.loads(l)
+        if sys.argv[2] in d: v=d[sys.argv[2]]
+print(v)' "$1" "$2"
+}
+median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+calc() { "$py" -c "print('%.4g' % ($1))"; }
+
+# timed OUT CMD...: run CMD under /usr/bin/time; wall seconds and max RSS (KB)
+# go to OUT.time as "wall rss".
+timed() {
+	out=$1
+	shift
+	/usr/bin/time -f '%e %M' -o "$out.time" "$@" >"$out" 2>"$out.err"
+}
+
+# ---- (b) sgemm peak and the engine's achieved rate
+"$sg" peak 2048 >"$tmp/peak" || die "bench_sgemm peak failed"
+cat "$tmp/peak"
+peak=$(json "$tmp/peak" gflops_best)
+"$sg" forward "$m4" "$probe" >"$tmp/fwd" || die "bench_sgemm forward failed"
+cat "$tmp/fwd"
+eng=$(json "$tmp/fwd" gemm_gflops)
+tokens=$(json "$tmp/fwd" tokens)
+frac=$(calc "$eng / $peak")
+
+# ---- (a) whole-process tokens/s: analyze, or the engine driver
+mode=analyze
+if ! timed "$tmp/an" "$gw" analyze "$m4" --probe "$probe"; then
+	echo "# grokwatchd analyze failed ($(head -c 200 "$tmp/an.err")); using bench_sgemm forward"
+	mode=driver
+fi
+runner() {
+	if [ "$mode" = analyze ]; then
+		timed "$1" "$gw" analyze "$2" --probe "$probe"
+	else
+		timed "$1" "$sg" forward "$2" "$probe"
+	fi
+}
+walls=""
+for i in $(seq $reps); do
+	runner "$tmp/a$i" "$m4" || die "$mode run $i failed: $(cat "$tmp/a$i.err")"
+	walls="$walls $(cut -d' ' -f1 "$tmp/a$i.time")"
+done
+wall=$(median $walls)
+ours=$(calc "$tokens / $wall")
+
+tf=""
+tfl=""
+for i in $(seq $reps); do
+	"$py" "$src/tests/reference/ref_forward.py" bench "$m4" "$probe" >"$tmp/t$i" 2>"$tmp/t$i.err" ||
+		die "ref_forward.py bench failed: $(tail -3 "$tmp/t$i.err")"
+	tf="$tf $(json "$tmp/t$i" tokens_per_sec)"
+	tfl="$tfl $(json "$tmp/t$i" tokens_per_sec_with_load)"
+done
+torch=$(median $tf)
+torchl=$(median $tfl)
+speed=$(calc "$ours / $torch")
+speedl=$(calc "$ours / $torchl")
+
+# ---- (c) peak RSS at 4 and 16 layers
+runner "$tmp/r4" "$m4" || die "RSS run (4 layers) failed"
+runner "$tmp/r16" "$m16" || die "RSS run (16 layers) failed"
+rss4=$(cut -d' ' -f2 "$tmp/r4.time")
+rss16=$(cut -d' ' -f2 "$tmp/r16.time")
+rssr=$(calc "$rss16 / $rss4")
+
+verdict() { if "$py" -c "import sys; sys.exit(0 if $1 else 1)"; then echo met; else echo MISSED; fi; }
+echo
+echo "forward pass, OLMoE-shaped bench model ($tokens tokens, $(nproc) cores):"
+echo "  (a) $mode, whole process: $ours tokens/s (median wall ${wall}s of $reps);"
+echo "      PyTorch reference: $torch tokens/s forward only, $torchl with loading"
+echo "      speed-up ${speed}x over forward only, ${speedl}x with loading" \
+	"(target >= 3x: $(verdict "$speed >= 3"))"
+echo "  (b) engine sgemm $eng GFLOP/s vs cblas_sgemm peak $peak GFLOP/s =" \
+	"$(calc "100 * $frac")% (target >= 60%: $(verdict "$frac >= 0.6"))"
+echo "  (c) peak RSS $mode: 4 layers $rss4 KB, 16 layers $rss16 KB, ratio $rssr" \
+	"(target <= 1.3: $(verdict "$rssr <= 1.3"))"
+echo "{\"bench\": \"forward_tokens_per_sec\", \"mode\": \"$mode\", \"tokens\": $tokens," \
+	"\"ours\": $ours, \"torch_forward\": $torch, \"torch_with_load\": $torchl," \
+	"\"speedup\": $speed, \"speedup_with_load\": $speedl, \"target\": 3}"
+echo "{\"bench\": \"forward_gemm_efficiency\", \"engine_gflops\": $eng," \
+	"\"peak_gflops\": $peak, \"fraction\": $frac, \"target\": 0.6}"
+echo "{\"bench\": \"forward_peak_rss\", \"mode\": \"$mode\", \"rss4_kb\": $rss4," \
+	"\"rss16_kb\": $rss16, \"ratio\": $rssr, \"target\": 1.3}"
