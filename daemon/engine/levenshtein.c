@@ -382,11 +382,16 @@ struct job {
 	atomic_size_t next;
 };
 
+/* Sums of the distances and of their squares (128 bits). */
+struct acc {
+	uint64_t sum, sq_lo, sq_hi;
+};
+
 struct worker {
 	struct job *job;
 	pthread_t thread;
 	bool started;
-	uint64_t sum, sq_lo, sq_hi;
+	struct acc acc;   /* written once, when the worker ends */
 };
 
 /* qsort order of 64-bit keys.  The exact driver's keys are length << 32 |
@@ -413,14 +418,14 @@ struct wbuf {
 	uint64_t *keys;    /* sampled: one chunk's pairs */
 };
 
-static void add_distance(struct worker *w, uint64_t d)
+static void add_distance(struct acc *acc, uint64_t d)
 {
 	uint64_t sq = d * d;   /* d <= 2^20, so no overflow */
 
-	w->sum += d;
-	w->sq_lo += sq;
-	if (w->sq_lo < sq)
-		w->sq_hi++;
+	acc->sum += d;
+	acc->sq_lo += sq;
+	if (acc->sq_lo < sq)
+		acc->sq_hi++;
 }
 
 /* Interleave the masks of nlanes patterns into wb->table ([slot][block]
@@ -475,25 +480,23 @@ static uint64_t lane_distance(const uint64_t *state, size_t nb, size_t W, size_t
 }
 
 /* Exact, scalar: unit u is sorted position u against every later one. */
-static void run_scalar_unit(struct worker *w, size_t u, struct wbuf *wb)
+static void run_scalar_unit(const struct job *job, struct acc *acc, size_t u, struct wbuf *wb)
 {
-	const struct job *job = w->job;
 	const struct lev_pattern *p = job->pats[job->order[u]];
 	size_t t;
 
 	for (t = u + 1; t < job->n; t++) {
 		uint32_t o = job->order[t];
 
-		w->sum += lev_distance(p, job->s[o], job->len[o], wb->state);
+		acc->sum += lev_distance(p, job->s[o], job->len[o], wb->state);
 	}
 }
 
 /* Exact, lanes: unit u is the group of sorted positions u*W .. u*W+W-1,
  * run against every later position; lane k counts for text position t
  * only when t > u*W + k, so each pair is counted once. */
-static void run_lanes_unit(struct worker *w, size_t u, struct wbuf *wb)
+static void run_lanes_unit(const struct job *job, struct acc *acc, size_t u, struct wbuf *wb)
 {
-	const struct job *job = w->job;
 	size_t W = (size_t)job->width, first = u * W, k, t, nb;
 	size_t nlanes = job->n - first < W ? job->n - first : W;
 	size_t lens[8];
@@ -510,16 +513,15 @@ static void run_lanes_unit(struct worker *w, size_t u, struct wbuf *wb)
 
 		job->lanes(wb->table, gmap, nb, job->s[o], job->len[o], wb->state);
 		for (k = 0; k < nlanes && first + k < t; k++)
-			w->sum += lane_distance(wb->state, nb, W, k, lens[k], job->len[o]);
+			acc->sum += lane_distance(wb->state, nb, W, k, lens[k], job->len[o]);
 	}
 }
 
 /* Sampled: unit u is pairs u*SAMPLE_CHUNK .. +SAMPLE_CHUNK-1.  Each pair is
  * oriented (pattern the shorter string, by length then index), the chunk
  * sorted by text, and up to W pairs with the same text share the lanes. */
-static void run_sampled_unit(struct worker *w, size_t u, struct wbuf *wb)
+static void run_sampled_unit(const struct job *job, struct acc *acc, size_t u, struct wbuf *wb)
 {
-	const struct job *job = w->job;
 	size_t W = (size_t)job->width, cnt, a, b, k;
 	uint64_t first = u * (uint64_t)SAMPLE_CHUNK, end = first + SAMPLE_CHUNK;
 	const uint8_t *strs[8];
@@ -549,7 +551,7 @@ static void run_sampled_unit(struct worker *w, size_t u, struct wbuf *wb)
 		if (b - a == 1) {
 			size_t i = (size_t)(wb->keys[a] & 0xFFFFFF);
 
-			add_distance(w, lev_distance(job->pats[i], job->s[t], job->len[t], wb->state));
+			add_distance(acc, lev_distance(job->pats[i], job->s[t], job->len[t], wb->state));
 			continue;
 		}
 		for (k = 0; k < b - a; k++) {
@@ -561,7 +563,7 @@ static void run_sampled_unit(struct worker *w, size_t u, struct wbuf *wb)
 		nb = lanes_table(strs, lens, b - a, W, gmap, wb);
 		job->lanes(wb->table, gmap, nb, job->s[t], job->len[t], wb->state);
 		for (k = 0; k < b - a; k++)
-			add_distance(w, lane_distance(wb->state, nb, W, k, lens[k], job->len[t]));
+			add_distance(acc, lane_distance(wb->state, nb, W, k, lens[k], job->len[t]));
 	}
 }
 
@@ -571,6 +573,8 @@ static void *worker_main(void *arg)
 	struct job *job = w->job;
 	size_t W = (size_t)job->width, u;
 	struct wbuf wb = { 0 };
+	/* on this thread's stack, so the workers share no cache line */
+	struct acc acc = { 0, 0, 0 };
 
 	wb.state = aligned_or_die(2 * job->max_nb * W * sizeof(uint64_t) + 64);
 	if (job->sampled)
@@ -580,12 +584,13 @@ static void *worker_main(void *arg)
 		if (u >= job->units)
 			break;
 		if (job->sampled)
-			run_sampled_unit(w, u, &wb);
+			run_sampled_unit(job, &acc, u, &wb);
 		else if (W == 1)
-			run_scalar_unit(w, u, &wb);
+			run_scalar_unit(job, &acc, u, &wb);
 		else
-			run_lanes_unit(w, u, &wb);
+			run_lanes_unit(job, &acc, u, &wb);
 	}
+	w->acc = acc;
 	free(wb.table);
 	free(wb.state);
 	free(wb.keys);
@@ -609,7 +614,6 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 	struct lev_mean res = { 0 };
 	uint64_t all_pairs, sum = 0, sq_lo = 0, sq_hi = 0;
 	size_t i, nthreads;
-	int r = -EINVAL;
 
 	if (opts)
 		o = *opts;
@@ -687,9 +691,9 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 	for (i = 0; i < nthreads; i++) {
 		if (i > 0 && ws[i].started)
 			pthread_join(ws[i].thread, NULL);
-		sum += ws[i].sum;
-		sq_lo += ws[i].sq_lo;
-		sq_hi += ws[i].sq_hi + (sq_lo < ws[i].sq_lo);
+		sum += ws[i].acc.sum;
+		sq_lo += ws[i].acc.sq_lo;
+		sq_hi += ws[i].acc.sq_hi + (sq_lo < ws[i].acc.sq_lo);
 	}
 
 	res.sampled = job.sampled;
@@ -704,7 +708,6 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 		res.std_error = var > 0 ? (double)sqrtl(var / nn) : 0.0;
 	}
 	*ret_mean = res;
-	r = 0;
 
 	if (job.pats)
 		for (i = 0; i < n; i++)
@@ -712,5 +715,5 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 	free(job.pats);
 	free((void *)job.order);
 	free(ws);
-	return r;
+	return 0;
 }

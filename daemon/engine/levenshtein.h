@@ -15,9 +15,13 @@
  *
  * A pattern's match masks (Peq) are built once by lev_pattern_new and then
  * reused against any number of texts; lev_distance allocates nothing (the
- * caller passes scratch).  The set driver, lev_mean_pairs, builds each
- * string's masks once and runs several patterns at a time in the lanes of
- * a vector register (see levenshtein.c), on several threads.
+ * caller passes scratch).  The set driver, lev_mean_pairs, runs several
+ * patterns at a time in the lanes of a vector register (8 with AVX-512F, 4
+ * with AVX2, 2 otherwise), on several threads: for the exact mean, the
+ * strings are sorted by length and each group of W builds its interleaved
+ * masks once and meets every longer string as the text; for a sample, pairs
+ * with the same text share the lanes.  The shorter string of a pair is
+ * always the pattern.  Nothing is allocated per pair.
  *
  * Thread safety: a struct lev_pattern is read-only after lev_pattern_new and
  * may be shared by threads; scratch may not.  lev_mean_pairs starts and
@@ -97,10 +101,11 @@ enum {
  * `total` is the exact sum.  Otherwise `budget` pairs are drawn uniformly
  * WITH replacement (independent draws, so the textbook standard error
  * applies): pair k (k = 0 .. budget-1) uses its own splitmix64 stream whose
- * state starts at mix64(seed ^ (k * 0x9E3779B97F4A7C15)); from it i is
- * uniform on [0, n) and j uniform on [0, n-1), j incremented when j >= i
- * (uniform draws use the rejection rule of lev's uniform(), so they are
- * exactly uniform).  The same seed, n and budget give the same pairs, so
+ * state starts at mix64(seed ^ (k * 0x9E3779B97F4A7C15)), mix64 being
+ * splitmix64's output function; from it i is uniform on [0, n) and j
+ * uniform on [0, n-1), j incremented when j >= i.  A uniform draw on
+ * [0, b) takes the next output x, rejects x < 2^64 mod b and returns
+ * x mod b, so it is exactly uniform.  The same seed, n and budget give the same pairs, so
  * per-layer means (see pathway.h) are taken over the same pairs as the
  * whole-string mean.
  *

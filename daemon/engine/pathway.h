@@ -15,9 +15,9 @@
  *   - the target is min(tau, total), total being the sum of all the layer's
  *     weights accumulated the same way.  So when the weights total less than
  *     tau (tau = 1 with float rounding, or a row that does not sum to 1),
- *     the prefix ends at the last expert that still raises the sum: every
- *     expert with nonzero weight, zero-weight ones left out, and none of the
- *     weights so small that adding them does not change the double sum;
+ *     the prefix ends at the first point where the sum reaches the total:
+ *     every expert with nonzero weight is kept, experts of weight zero are
+ *     not (nor a trailing weight too small to change the double sum);
  *   - at least one expert is kept: a layer whose weights are all zero keeps
  *     expert 0.
  * tau is in (0, 1]; weights must be finite and >= 0 (-0 counts as 0).
