@@ -22,6 +22,7 @@
 #include "engine/forward.h"
 #include "engine/probe.h"
 #include "engine/routing.h"
+#include "engine/safetensors.h"
 
 static const char *fixture(const char *name)
 {
@@ -463,6 +464,78 @@ static void test_stats_count_work(void)
 	ckpt_free(c);
 }
 
+/*
+ * A copy of olmoe-f32 with every router weight zero: every logit is 0, so
+ * p_t is exactly uniform.  By hand: gbar = 1/E, entropy = lse = log E, and
+ * with all probabilities tied the top-k are experts 0 .. k-1 (ties to the
+ * lower index) with weights 1/E (OLMoE does not renormalize).
+ */
+static void test_zero_router_ties_to_lower_index(void)
+{
+	struct ckpt *c = open_ckpt("olmoe-f32"), *z = NULL;
+	const struct model_desc *m = ckpt_model(c);
+	struct st_file *f = ckpt_file_at(c, 0);
+	const struct st_header *h = st_file_header(f);
+	size_t n = st_header_count(h);
+	struct st_write_tensor *wt = calloc(n, sizeof(*wt));
+	float **data = calloc(n, sizeof(float *));
+	struct gw_err err = { "" };
+	char dir[4096], src[4096], dst[4096], name[256];
+	struct probe *p;
+	struct routing *rt;
+	int E = m->n_experts, k = m->top_k, L;
+
+	CHECK(wt && data);
+	CHECK_INT_EQ(ckpt_file_count(c), 1);
+	for (size_t i = 0; i < n; i++) {
+		const struct st_tensor *t = st_header_tensor(h, i);
+		bool router = false;
+
+		data[i] = malloc(t->nelem * sizeof(float));
+		CHECK(data[i] != NULL);
+		CHECK_INT_EQ(st_file_read_f32(f, t, data[i], &err), 0);
+		for (int l = 0; l < m->n_layers; l++)
+			if (model_tensor_name(m, MT_ROUTER, l, 0, name, sizeof(name)) == 0 &&
+			    strcmp(name, t->name) == 0)
+				router = true;
+		if (router)
+			memset(data[i], 0, t->nelem * sizeof(float));
+		wt[i] = (struct st_write_tensor){ .name = t->name, .dtype = ST_F32, .ndim = t->ndim,
+						  .data = data[i] };
+		memcpy(wt[i].shape, t->shape, sizeof(t->shape));
+	}
+	join(dir, sizeof(dir), tap_tmpdir(), "zero");
+	CHECK_INT_EQ(mkdir(dir, 0755), 0);
+	join(src, sizeof(src), fixture("olmoe-f32"), "config.json");
+	join(dst, sizeof(dst), dir, "config.json");
+	copy_file(src, dst);
+	join(dst, sizeof(dst), dir, "model.safetensors");
+	CHECK_INT_EQ(st_write(dst, wt, n, NULL, 0, &err), 0);
+	CHECK_INT_EQ(ckpt_open(dir, &z, &err), 0);
+	p = open_probe(m->vocab);
+	rt = run(z, p, NULL);
+	L = rt->n_layers;
+	for (size_t i = 0; i < (size_t)rt->n_samples * L * E; i++)
+		CHECK_NEAR(rt->gbar[i], 1.0 / E, 1e-7);
+	for (int64_t t = 0; t < rt->tok_offset[rt->n_samples]; t++)
+		for (int l = 0; l < L; l++) {
+			CHECK_NEAR(rt->entropy[t * L + l], log((double)E), 1e-6);
+			CHECK_NEAR(rt->lse[t * L + l], log((double)E), 1e-6);
+			for (int j = 0; j < k; j++) {
+				CHECK_INT_EQ(rt->topk_ids[((size_t)t * L + l) * k + j], j);
+				CHECK_NEAR(rt->topk_w[((size_t)t * L + l) * k + j], 1.0 / E, 1e-7);
+			}
+		}
+	for (size_t i = 0; i < n; i++)
+		free(data[i]);
+	free(data);
+	free(wt);
+	routing_free(rt);
+	probe_free(p);
+	ckpt_free(z);
+	ckpt_free(c);
+}
+
 static const struct tap_test tests[] = {
 	{ "invariants_olmoe", test_invariants_olmoe },
 	{ "invariants_mixtral", test_invariants_mixtral },
@@ -477,6 +550,7 @@ static const struct tap_test tests[] = {
 	{ "truncated_after_open", test_truncated_after_open },
 	{ "token_out_of_vocab", test_token_out_of_vocab },
 	{ "stats_count_work", test_stats_count_work },
+	{ "zero_router_ties_to_lower_index", test_zero_router_ties_to_lower_index },
 	{ NULL, NULL },
 };
 TAP_MAIN(tests)
