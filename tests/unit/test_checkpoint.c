@@ -1,0 +1,680 @@
+/*
+ * test_checkpoint.c — checkpoint directories: every generated fixture opens
+ * and agrees with the manifest (written by the generator, not by the code
+ * under test); sharded lookups go through weight_map only; values read
+ * back equal the bytes decoded here independently; completeness; and the
+ * bad cases, each a copy of a fixture in the scratch directory damaged one
+ * way.
+ */
+#include <cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../tap.h"
+#include "engine/checkpoint.h"
+
+static struct gw_err err;
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static char *slurp(const char *path, size_t *ret_len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!f)
+		tap_fail(__FILE__, __LINE__, "open %s: %s", path, strerror(errno));
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
+		tap_fail(__FILE__, __LINE__, "read %s", path);
+	buf[n] = '\0';
+	fclose(f);
+	if (ret_len)
+		*ret_len = (size_t)n;
+	return buf;
+}
+
+static void spit(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
+		tap_fail(__FILE__, __LINE__, "write %s", path);
+}
+
+/* Copy a path into a buffer of n bytes (failing the test if it is longer). */
+static void pcopy(char *dst, size_t n, const char *src)
+{
+	size_t len = strlen(src);
+
+	if (len >= n)
+		tap_fail(__FILE__, __LINE__, "path too long: %s", src);
+	memcpy(dst, src, len + 1);
+}
+
+static const char *fixture(const char *name)
+{
+	static char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s", tap_fixtures(), name);
+	return p;
+}
+
+/* Copy fixture `name` to the scratch directory; returns the copy's path. */
+static const char *copy_fixture(const char *name)
+{
+	static char dst[512];
+	char s[1024], d[1024];
+	struct dirent *e;
+	DIR *dir;
+
+	snprintf(dst, sizeof(dst), "%s/%s", tap_tmpdir(), name);
+	CHECK_INT_EQ(mkdir(dst, 0755), 0);
+	dir = opendir(fixture(name));
+	CHECK(dir != NULL);
+	while ((e = readdir(dir))) {
+		size_t n;
+		char *buf;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(s, sizeof(s), "%s/%s", fixture(name), e->d_name);
+		snprintf(d, sizeof(d), "%s/%s", dst, e->d_name);
+		buf = slurp(s, &n);
+		spit(d, buf, n);
+		free(buf);
+	}
+	closedir(dir);
+	return dst;
+}
+
+static const char *in(const char *dir, const char *file)
+{
+	static char p[2048];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, file);
+	return p;
+}
+
+static cJSON *load_json(const char *path)
+{
+	char *t = slurp(path, NULL);
+	cJSON *j = cJSON_Parse(t);
+
+	free(t);
+	if (!j)
+		tap_fail(__FILE__, __LINE__, "%s is not JSON", path);
+	return j;
+}
+
+static void save_json(const char *path, cJSON *j)
+{
+	char *t = cJSON_Print(j);
+
+	spit(path, t, strlen(t));
+	free(t);
+	cJSON_Delete(j);
+}
+
+/* Set a config.json key to a number (or remove it when NaN). */
+static void config_set(const char *dir, const char *key, double v)
+{
+	cJSON *j = load_json(in(dir, "config.json"));
+
+	cJSON_DeleteItemFromObjectCaseSensitive(j, key);
+	if (v == v)
+		cJSON_AddNumberToObject(j, key, v);
+	save_json(in(dir, "config.json"), j);
+}
+
+static int open_err(const char *dir)
+{
+	struct ckpt *c = NULL;
+	int r;
+
+	memset(&err, 0, sizeof(err));
+	r = ckpt_open(dir, &c, &err);
+	if (r == 0)
+		ckpt_free(c);
+	return r;
+}
+
+static int complete(const char *dir, const char *marker)
+{
+	memset(&err, 0, sizeof(err));
+	return ckpt_check_complete(dir, marker, &err);
+}
+
+static void truncate_by(const char *path, off_t n)
+{
+	struct stat st;
+
+	CHECK_INT_EQ(stat(path, &st), 0);
+	CHECK_INT_EQ(truncate(path, st.st_size - n), 0);
+}
+
+/* ---- every fixture ----------------------------------------------------- */
+
+static void test_open_every_fixture(void)
+{
+	cJSON *man = load_json(fixture("manifest.json"));
+	const cJSON *list = cJSON_GetObjectItem(man, "checkpoints"), *e;
+	int n = 0;
+
+	cJSON_ArrayForEach(e, list) {
+		const char *name = cJSON_GetObjectItem(e, "name")->valuestring;
+		const char *dtype = cJSON_GetObjectItem(e, "dtype")->valuestring;
+		const cJSON *ml = cJSON_GetObjectItem(e, "moe_layers"), *x;
+		struct ckpt *c = NULL;
+		const struct model_desc *m;
+		const struct st_tensor *t;
+		struct st_file *f = NULL;
+		int k = 0;
+
+		if (ckpt_open(fixture(name), &c, &err) < 0)
+			tap_fail(__FILE__, __LINE__, "%s: %s", name, err.msg);
+		m = ckpt_model(c);
+		CHECK_STR_EQ(m->arch_name, cJSON_GetObjectItem(e, "arch")->valuestring);
+		CHECK_INT_EQ(m->vocab, cJSON_GetObjectItem(e, "vocab")->valueint);
+		CHECK_INT_EQ(m->hidden, cJSON_GetObjectItem(e, "hidden")->valueint);
+		CHECK_INT_EQ(m->n_layers, cJSON_GetObjectItem(e, "n_layers")->valueint);
+		CHECK_INT_EQ(m->n_experts, cJSON_GetObjectItem(e, "n_experts")->valueint);
+		CHECK_INT_EQ(m->top_k, cJSON_GetObjectItem(e, "top_k")->valueint);
+		CHECK_INT_EQ(m->tie_embeddings, cJSON_IsTrue(cJSON_GetObjectItem(e, "tied")));
+		CHECK_INT_EQ(ckpt_sharded(c), cJSON_IsTrue(cJSON_GetObjectItem(e, "sharded")));
+		CHECK_INT_EQ(m->n_moe_layers, cJSON_GetArraySize(ml));
+		cJSON_ArrayForEach(x, ml) {
+			CHECK(m->layer_moe[x->valueint]);
+			CHECK_INT_EQ(m->moe_layer_index[x->valueint], k++);
+		}
+		CHECK(ckpt_sharded(c) ? ckpt_file_count(c) > 1 : ckpt_file_count(c) == 1);
+		t = ckpt_find(c, "model.embed_tokens.weight", &f);
+		CHECK(t != NULL && f != NULL);
+		CHECK_STR_EQ(st_dtype_name(t->dtype), dtype);
+		CHECK(ckpt_tensor_count(c) > 0);
+		CHECK_INT_EQ(complete(fixture(name), NULL), 1);
+		ckpt_free(c);
+		n++;
+	}
+	CHECK_INT_EQ(n, 13);
+	cJSON_Delete(man);
+}
+
+/* Every weight_map entry resolves to the shard the index names. */
+static void test_sharded_lookup(void)
+{
+	const char *names[] = { "olmoe-bf16-sharded", "mixtral-bf16-sharded",
+				"qwen2moe-f16-sharded", "qwen3moe-f16-sharded" };
+
+	for (size_t i = 0; i < 4; i++) {
+		char path[1024];
+		cJSON *idx, *wm, *e;
+		struct ckpt *c = NULL;
+		size_t total = 0;
+
+		snprintf(path, sizeof(path), "%s/model.safetensors.index.json", fixture(names[i]));
+		idx = load_json(path);
+		wm = cJSON_GetObjectItem(idx, "weight_map");
+		CHECK_INT_EQ(ckpt_open(fixture(names[i]), &c, &err), 0);
+		cJSON_ArrayForEach(e, wm) {
+			struct st_file *f = NULL;
+			const struct st_tensor *t = ckpt_find(c, e->string, &f);
+			const char *p;
+
+			CHECK(t != NULL);
+			CHECK_STR_EQ(t->name, e->string);
+			p = strrchr(st_file_path(f), '/');
+			CHECK_STR_EQ(p + 1, e->valuestring);
+			total++;
+		}
+		CHECK_INT_EQ(ckpt_tensor_count(c), total);
+		CHECK(ckpt_find(c, "model.layers.99.mlp.gate.weight", NULL) == NULL);
+		CHECK(ckpt_find(c, "", NULL) == NULL);
+		ckpt_free(c);
+		cJSON_Delete(idx);
+	}
+}
+
+/*
+ * A tensor that a shard holds but weight_map does not name is not found:
+ * drop a needed one from the index and the open fails naming it.
+ */
+static void test_lookup_only_through_weight_map(void)
+{
+	const char *d = copy_fixture("olmoe-bf16-sharded");
+	cJSON *idx = load_json(in(d, CKPT_INDEX));
+
+	cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItem(idx, "weight_map"),
+						"model.layers.1.mlp.experts.3.up_proj.weight");
+	save_json(in(d, CKPT_INDEX), idx);
+	CHECK_INT_EQ(open_err(d), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "tensor \"model.layers.1.mlp.experts.3.up_proj.weight\" is missing");
+}
+
+/* Decode tensor `name` of a single-file fixture from its bytes, here. */
+static float *decode(const char *file, const char *name, size_t *ret_n)
+{
+	size_t len;
+	char *buf = slurp(file, &len);
+	uint64_t hl = 0;
+	cJSON *h, *t, *off, *shape, *s;
+	const char *dt;
+	size_t n = 1, begin;
+	float *out;
+
+	for (int i = 7; i >= 0; i--)
+		hl = hl << 8 | (unsigned char)buf[i];
+	h = cJSON_ParseWithLength(buf + 8, (size_t)hl);
+	t = cJSON_GetObjectItem(h, name);
+	CHECK(t != NULL);
+	dt = cJSON_GetObjectItem(t, "dtype")->valuestring;
+	off = cJSON_GetObjectItem(t, "data_offsets");
+	shape = cJSON_GetObjectItem(t, "shape");
+	cJSON_ArrayForEach(s, shape)
+		n *= (size_t)s->valuedouble;
+	begin = 8 + (size_t)hl + (size_t)cJSON_GetArrayItem(off, 0)->valuedouble;
+	out = malloc(n * sizeof(float));
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *p = (const unsigned char *)buf + begin;
+
+		if (!strcmp(dt, "F32")) {
+			memcpy(&out[i], p + 4 * i, 4);
+		} else {
+			/* BF16 is the high half of an F32. */
+			uint32_t u = (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16;
+
+			CHECK_STR_EQ(dt, "BF16");
+			memcpy(&out[i], &u, 4);
+		}
+	}
+	cJSON_Delete(h);
+	free(buf);
+	*ret_n = n;
+	return out;
+}
+
+static void test_read_f32(void)
+{
+	const char *cases[][3] = {
+		{ "olmoe-f32", "model.safetensors", "model.layers.1.mlp.gate.weight" },
+		{ "olmoe-f32", "model.safetensors", "model.norm.weight" },
+		{ "olmoe-bf16", "model.safetensors", "model.layers.2.self_attn.k_norm.weight" },
+		{ "mixtral-f32", "model.safetensors",
+		  "model.layers.0.block_sparse_moe.experts.3.w2.weight" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ckpt *c = NULL;
+		char file[1024];
+		size_t n;
+		float *want, *got;
+
+		snprintf(file, sizeof(file), "%s/%s", fixture(cases[i][0]), cases[i][1]);
+		want = decode(file, cases[i][2], &n);
+		got = malloc(n * sizeof(float));
+		CHECK_INT_EQ(ckpt_open(fixture(cases[i][0]), &c, &err), 0);
+		CHECK_INT_EQ(ckpt_read_f32(c, cases[i][2], got, n, &err), 0);
+		CHECK(memcmp(want, got, n * sizeof(float)) == 0);
+		CHECK_INT_EQ(ckpt_read_f32(c, cases[i][2], got, n - 1, &err), -EINVAL);
+		CHECK_STR_HAS(err.msg, "elements");
+		CHECK_INT_EQ(ckpt_read_f32(c, "no.such.tensor", got, n, &err), -ENOENT);
+		CHECK_STR_HAS(err.msg, "no tensor \"no.such.tensor\"");
+		ckpt_free(c);
+		free(want);
+		free(got);
+	}
+}
+
+/* ---- completeness ------------------------------------------------------ */
+
+static void test_complete_missing_shard(void)
+{
+	const char *d = copy_fixture("mixtral-bf16-sharded");
+	char shard[256];
+	cJSON *idx = load_json(in(d, CKPT_INDEX));
+
+	snprintf(shard, sizeof(shard), "%s",
+		 cJSON_GetObjectItem(cJSON_GetObjectItem(idx, "weight_map"),
+				     "lm_head.weight")->valuestring);
+	cJSON_Delete(idx);
+	CHECK_INT_EQ(complete(d, NULL), 1);
+	CHECK_INT_EQ(unlink(in(d, shard)), 0);
+	CHECK_INT_EQ(complete(d, NULL), 0);
+	CHECK_STR_HAS(err.msg, shard);
+	CHECK_INT_EQ(open_err(d), -ENOENT);
+	CHECK_STR_HAS(err.msg, shard);
+	CHECK_STR_HAS(err.msg, "is missing");
+}
+
+static void test_complete_truncated_shard(void)
+{
+	const char *d = copy_fixture("qwen3moe-f16-sharded");
+	char p[2048];
+
+	pcopy(p, sizeof(p), in(d, "model-00002-of-00002.safetensors"));
+	truncate_by(p, 10);
+	CHECK_INT_EQ(complete(d, NULL), 0);
+	CHECK_STR_HAS(err.msg, "model-00002-of-00002.safetensors");
+	CHECK(open_err(d) < 0);
+	CHECK_STR_HAS(err.msg, "model-00002-of-00002.safetensors");
+	/* Shorter than the 8-byte length, and header cut short: not yet. */
+	CHECK_INT_EQ(truncate(p, 5), 0);
+	CHECK_INT_EQ(complete(d, NULL), 0);
+	CHECK_INT_EQ(truncate(p, 20), 0);
+	CHECK_INT_EQ(complete(d, NULL), 0);
+}
+
+static void test_complete_single_file(void)
+{
+	const char *d = copy_fixture("olmoe-f16");
+	char p[2048];
+	int fd;
+
+	pcopy(p, sizeof(p), in(d, "model.safetensors"));
+	truncate_by(p, 1);
+	CHECK_INT_EQ(complete(d, NULL), 0);
+	CHECK_STR_HAS(err.msg, "not yet complete");
+	/* Longer than declared can never become complete. */
+	truncate_by(p, -3);
+	CHECK(complete(d, NULL) < 0);
+	CHECK_STR_HAS(err.msg, "longer than");
+	CHECK_INT_EQ(open_err(d), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "model.safetensors");
+	/* A header length above 100 MB is malformed, not "not yet". */
+	fd = open(p, O_WRONLY);
+	CHECK(fd >= 0);
+	CHECK_INT_EQ(pwrite(fd, "\xff\xff\xff\xff\x00\x00\x00\x00", 8, 0), 8);
+	close(fd);
+	CHECK(complete(d, NULL) < 0);
+	CHECK_STR_HAS(err.msg, "header length");
+	/* A well-sized file whose header is malformed. */
+	fd = open(p, O_WRONLY);
+	CHECK_INT_EQ(pwrite(fd, "\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":1}         ", 24, 0), 24);
+	CHECK_INT_EQ(ftruncate(fd, 24), 0);
+	close(fd);
+	CHECK(complete(d, NULL) < 0);
+	CHECK_STR_HAS(err.msg, "model.safetensors");
+}
+
+static void test_complete_marker_config_weights(void)
+{
+	const char *d = copy_fixture("olmoe-bf16");
+	char dd[512];
+
+	pcopy(dd, sizeof(dd), d);
+	CHECK_INT_EQ(complete(dd, "DONE"), 0);
+	CHECK_STR_HAS(err.msg, "DONE");
+	spit(in(dd, "DONE"), "", 0);
+	CHECK_INT_EQ(complete(dd, "DONE"), 1);
+	CHECK_INT_EQ(unlink(in(dd, "config.json")), 0);
+	CHECK_INT_EQ(complete(dd, NULL), 0);
+	CHECK_STR_HAS(err.msg, "config.json");
+	CHECK_INT_EQ(open_err(dd), -ENOENT);
+	CHECK_STR_HAS(err.msg, "no config.json");
+	spit(in(dd, "config.json"), "{}", 2);
+	CHECK_INT_EQ(unlink(in(dd, "model.safetensors")), 0);
+	CHECK_INT_EQ(complete(dd, NULL), 0);
+	CHECK_STR_HAS(err.msg, "no model.safetensors");
+	CHECK(complete(in(dd, "nonexistent"), NULL) < 0);
+}
+
+/* ---- the index --------------------------------------------------------- */
+
+static void test_index_not_json(void)
+{
+	const char *d = copy_fixture("olmoe-bf16-sharded");
+	char dd[512];
+
+	pcopy(dd, sizeof(dd), d);
+	spit(in(dd, CKPT_INDEX), "{\"weight_map\": {\"a\": ", 20);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, CKPT_INDEX "\": not JSON");
+	CHECK(complete(dd, NULL) < 0);
+	CHECK_STR_HAS(err.msg, "not JSON");
+	spit(in(dd, CKPT_INDEX), "[]", 2);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "not a JSON object");
+	spit(in(dd, CKPT_INDEX), "{\"metadata\": {}}", 16);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "no \"weight_map\"");
+	spit(in(dd, CKPT_INDEX), "{\"weight_map\": []}", 18);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "\"weight_map\" is not an object");
+	spit(in(dd, CKPT_INDEX), "{\"weight_map\": {}}", 18);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "weight_map is empty");
+	spit(in(dd, CKPT_INDEX), "{\"weight_map\": {\"x\": 3}}", 24);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "weight_map[\"x\"] is not a string");
+	spit(in(dd, CKPT_INDEX), "{\"weight_map\": {\"x\": \"a\", \"x\": \"a\"}}", 36);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "names tensor \"x\" twice");
+}
+
+static void test_index_path_escape(void)
+{
+	const char *bad[] = { "../model-00001-of-00003.safetensors", "/etc/passwd", "sub/x",
+			      "..", ".", "" };
+	const char *d = copy_fixture("olmoe-bf16-sharded");
+	char dd[512], orig[256];
+	cJSON *j;
+
+	pcopy(dd, sizeof(dd), d);
+	j = load_json(in(dd, CKPT_INDEX));
+	pcopy(orig, sizeof(orig), cJSON_GetObjectItem(cJSON_GetObjectItem(j, "weight_map"),
+							       "model.norm.weight")->valuestring);
+	cJSON_Delete(j);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cJSON *idx = load_json(in(dd, CKPT_INDEX));
+		cJSON *wm = cJSON_GetObjectItem(idx, "weight_map");
+
+		cJSON_ReplaceItemInObjectCaseSensitive(wm, "model.norm.weight",
+						       cJSON_CreateString(bad[i]));
+		save_json(in(dd, CKPT_INDEX), idx);
+		CHECK_INT_EQ(open_err(dd), -EBADMSG);
+		CHECK_STR_HAS(err.msg, "is not a plain file name");
+		CHECK(complete(dd, NULL) < 0);
+		/* Restore for the next case. */
+		idx = load_json(in(dd, CKPT_INDEX));
+		cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItem(idx, "weight_map"),
+						       "model.norm.weight",
+						       cJSON_CreateString(orig));
+		save_json(in(dd, CKPT_INDEX), idx);
+	}
+	CHECK_INT_EQ(open_err(dd), 0);
+}
+
+/* The index says a tensor is in a shard that does not hold it. */
+static void test_index_tensor_not_in_shard(void)
+{
+	const char *d = copy_fixture("qwen2moe-f16-sharded");
+	cJSON *idx = load_json(in(d, CKPT_INDEX));
+	cJSON *wm = cJSON_GetObjectItem(idx, "weight_map");
+	const char *now = cJSON_GetObjectItem(wm, "model.embed_tokens.weight")->valuestring;
+	const char *other = strcmp(now, "model-00002-of-00003.safetensors")
+				    ? "model-00002-of-00003.safetensors"
+				    : "model-00001-of-00003.safetensors";
+
+	cJSON_ReplaceItemInObjectCaseSensitive(wm, "model.embed_tokens.weight",
+					       cJSON_CreateString(other));
+	save_json(in(d, CKPT_INDEX), idx);
+	CHECK_INT_EQ(open_err(d), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "tensor \"model.embed_tokens.weight\" is not in shard");
+	CHECK_STR_HAS(err.msg, CKPT_INDEX);
+	/* A tensor no shard has at all. */
+	idx = load_json(in(d, CKPT_INDEX));
+	cJSON_AddStringToObject(cJSON_GetObjectItem(idx, "weight_map"), "ghost.weight",
+				"model-00001-of-00003.safetensors");
+	save_json(in(d, CKPT_INDEX), idx);
+	CHECK_INT_EQ(open_err(d), -EBADMSG);
+}
+
+/* ---- config.json against the tensors ----------------------------------- */
+
+static void test_config_refusals(void)
+{
+	const char *d = copy_fixture("olmoe-f32");
+	char dd[512];
+	size_t n;
+	char *orig;
+
+	pcopy(dd, sizeof(dd), d);
+	orig = slurp(in(dd, "config.json"), &n);
+
+	/* Unsupported architecture, by name. */
+	spit(in(dd, "config.json"), "{\"architectures\": [\"LlamaForCausalLM\"]}", 39);
+	CHECK_INT_EQ(open_err(dd), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "config.json\": architecture \"LlamaForCausalLM\" is not supported");
+	/* Not JSON. */
+	spit(in(dd, "config.json"), "{\"architectures\": ", 18);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "config.json\": not JSON");
+
+	/* Dimensions that disagree with the tensors. */
+	spit(in(dd, "config.json"), orig, n);
+	config_set(dd, "hidden_size", 128);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "tensor \"model.embed_tokens.weight\" has shape [256, 64], but "
+		      "config.json implies [256, 128]");
+	spit(in(dd, "config.json"), orig, n);
+	config_set(dd, "vocab_size", 300);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "[256, 64], but config.json implies [300, 64]");
+	spit(in(dd, "config.json"), orig, n);
+	config_set(dd, "intermediate_size", 16);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "experts.0.gate_proj.weight\" has shape [32, 64], but config.json "
+		      "implies [16, 64]");
+	spit(in(dd, "config.json"), orig, n);
+	config_set(dd, "num_hidden_layers", 4);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "\"model.layers.3.input_layernorm.weight\" is missing");
+	spit(in(dd, "config.json"), orig, n);
+	config_set(dd, "num_experts", 16);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "mlp.gate.weight\" has shape [8, 64], but config.json implies [16, 64]");
+	spit(in(dd, "config.json"), orig, n);
+	config_set(dd, "num_key_value_heads", 4);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "k_proj.weight\" has shape [32, 64], but config.json implies [64, 64]");
+
+	/* Zero experts, top-k above the expert count. */
+	spit(in(dd, "config.json"), orig, n);
+	config_set(dd, "num_experts", 0);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "\"num_experts\" is 0");
+	spit(in(dd, "config.json"), orig, n);
+	config_set(dd, "num_experts_per_tok", 9);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "num_experts_per_tok 9 is above the 8 experts");
+
+	/* A config that is a directory, and one that is too big. */
+	CHECK_INT_EQ(unlink(in(dd, "config.json")), 0);
+	CHECK_INT_EQ(mkdir(in(dd, "config.json"), 0755), 0);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "not a regular file");
+	CHECK_INT_EQ(rmdir(in(dd, "config.json")), 0);
+	spit(in(dd, "config.json"), orig, n);
+	CHECK_INT_EQ(truncate(in(dd, "config.json"), CKPT_CONFIG_MAX + 1), 0);
+	CHECK_INT_EQ(open_err(dd), -EFBIG);
+	CHECK_STR_HAS(err.msg, "above the limit");
+	spit(in(dd, "config.json"), orig, n);
+	CHECK_INT_EQ(open_err(dd), 0);
+	free(orig);
+}
+
+/* Tied embeddings: lm_head.weight is needed exactly when not tied. */
+static void test_tied(void)
+{
+	const char *d = copy_fixture("qwen2moe-bf16");
+	cJSON *j = load_json(in(d, "config.json"));
+
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(j, "tie_word_embeddings")));
+	cJSON_ReplaceItemInObjectCaseSensitive(j, "tie_word_embeddings", cJSON_CreateFalse());
+	save_json(in(d, "config.json"), j);
+	CHECK_INT_EQ(open_err(d), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "tensor \"lm_head.weight\" is missing");
+}
+
+/* A needed tensor of an integer dtype is refused at open. */
+static void test_integer_dtype(void)
+{
+	const char *d = copy_fixture("olmoe-f32");
+	char dd[512], p[2048];
+	struct st_file *f = NULL;
+	const struct st_header *h;
+	struct st_write_tensor *w;
+	void **bufs;
+	size_t n;
+
+	pcopy(dd, sizeof(dd), d);
+	pcopy(p, sizeof(p), in(dd, "model.safetensors"));
+	CHECK_INT_EQ(st_file_open(p, &f, &err), 0);
+	h = st_file_header(f);
+	n = st_header_count(h);
+	w = calloc(n, sizeof(*w));
+	bufs = calloc(n, sizeof(*bufs));
+	for (size_t i = 0; i < n; i++) {
+		const struct st_tensor *t = st_header_tensor(h, i);
+
+		bufs[i] = malloc(t->end - t->begin + 1);
+		CHECK_INT_EQ(st_file_read_raw(f, t, bufs[i], &err), 0);
+		w[i].name = t->name;
+		w[i].dtype = strcmp(t->name, "model.layers.1.post_attention_layernorm.weight")
+				     ? t->dtype : ST_I32;
+		w[i].ndim = t->ndim;
+		memcpy(w[i].shape, t->shape, sizeof(t->shape));
+		w[i].data = bufs[i];
+	}
+	CHECK_INT_EQ(st_write(in(dd, "new.safetensors"), w, n, NULL, 0, &err), 0);
+	CHECK_INT_EQ(rename(in(dd, "new.safetensors"), p), 0);
+	CHECK_INT_EQ(open_err(dd), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "tensor \"model.layers.1.post_attention_layernorm.weight\" is I32, "
+		      "not F32, F16 or BF16");
+	for (size_t i = 0; i < n; i++)
+		free(bufs[i]);
+	free(bufs);
+	free(w);
+	st_file_free(f);
+}
+
+static void test_not_a_checkpoint(void)
+{
+	CHECK_INT_EQ(open_err(fixture("nonexistent")), -ENOENT);
+	CHECK_STR_HAS(err.msg, "nonexistent\": No such file");
+	CHECK_INT_EQ(open_err(fixture("manifest.json")), -ENOTDIR);
+	CHECK_STR_HAS(err.msg, "not a directory");
+	CHECK_INT_EQ(open_err(tap_tmpdir()), -ENOENT);
+	CHECK_STR_HAS(err.msg, "no config.json");
+}
+
+static const struct tap_test tests[] = {
+	{ "open_every_fixture", test_open_every_fixture },
+	{ "sharded_lookup", test_sharded_lookup },
+	{ "lookup_only_through_weight_map", test_lookup_only_through_weight_map },
+	{ "read_f32", test_read_f32 },
+	{ "complete_missing_shard", test_complete_missing_shard },
+	{ "complete_truncated_shard", test_complete_truncated_shard },
+	{ "complete_single_file", test_complete_single_file },
+	{ "complete_marker_config_weights", test_complete_marker_config_weights },
+	{ "index_not_json", test_index_not_json },
+	{ "index_path_escape", test_index_path_escape },
+	{ "index_tensor_not_in_shard", test_index_tensor_not_in_shard },
+	{ "config_refusals", test_config_refusals },
+	{ "tied", test_tied },
+	{ "integer_dtype", test_integer_dtype },
+	{ "not_a_checkpoint", test_not_a_checkpoint },
+	{ NULL, NULL },
+};
+
+TAP_MAIN(tests)
