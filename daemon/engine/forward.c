@@ -38,6 +38,7 @@
 #define ATTN_QBLOCK 64      /* query rows per block of attention scores */
 #define HEAD_BLOCK_FLOATS (8u * 1024u * 1024u) /* bound on a logits block */
 #define PAR_MIN_ROWS 64     /* below this a row loop stays on one thread */
+#define MLP_ROWS 2048       /* token rows per gated-MLP product (bounds scratch) */
 #define THREADS_MAX 256
 
 /* ---- bookkeeping ---------------------------------------------------- */
@@ -627,17 +628,28 @@ static void swiglu_rows(void *ud, int64_t i0, int64_t i1)
 
 /*
  * A gated MLP over n rows of X: out[n, H] = down(silu(gate(X)) * up(X)).
- * wgu is [2I, H] (gate rows then up rows) so gate and up are one product;
- * gu [n, 2I] and act [n, ni] are scratch.
+ * wgu is [2*ni, H] (gate rows then up rows) so gate and up are one product.
+ * Rows go MLP_ROWS at a time, so the scratch gu [MLP_ROWS, 2*ni] and act
+ * [MLP_ROWS, ni] stay bounded however many tokens a layer has (a dense
+ * FFN can be many times wider than the hidden size); mlp_rows(n) is the
+ * row count the scratch must hold.
  */
+static int64_t mlp_rows(int64_t n)
+{
+	return n < MLP_ROWS ? n : MLP_ROWS;
+}
+
 static void mlp(struct fwd *f, const float *X, int64_t n, const float *wgu, const float *wdown,
 		int ni, float *gu, float *act, float *out)
 {
-	struct swiglu_job j = { gu, act, ni };
+	for (int64_t r0 = 0; r0 < n; r0 += MLP_ROWS) {
+		int64_t m = n - r0 < MLP_ROWS ? n - r0 : MLP_ROWS;
+		struct swiglu_job j = { gu, act, ni };
 
-	linear(f, X, n, f->H, wgu, 2 * (int64_t)ni, gu);
-	par_rows(f, n, swiglu_rows, &j);
-	linear(f, act, n, ni, wdown, f->H, out);
+		linear(f, X + r0 * f->H, m, f->H, wgu, 2 * (int64_t)ni, gu);
+		par_rows(f, m, swiglu_rows, &j);
+		linear(f, act, m, ni, wdown, f->H, out + r0 * f->H);
+	}
 }
 
 /* Load gate and up (stacked) and down of an MLP. */
@@ -659,8 +671,9 @@ static int dense_ffn(struct fwd *f, int l)
 	int ni = f->m->dense_intermediate;
 	size_t n = (size_t)ni * (size_t)f->H, T = (size_t)f->T;
 	float *wgu = gw_malloc(2 * n * sizeof(float)), *wd = gw_malloc(n * sizeof(float));
-	float *gu = gw_malloc(T * 2 * (size_t)ni * sizeof(float));
-	float *act = gw_malloc(T * (size_t)ni * sizeof(float));
+	size_t rows = (size_t)mlp_rows(f->T);
+	float *gu = gw_malloc(rows * 2 * (size_t)ni * sizeof(float));
+	float *act = gw_malloc(rows * (size_t)ni * sizeof(float));
 	float *norm = NULL;
 	int r;
 
@@ -785,8 +798,8 @@ static int shared_expert(struct fwd *f, int l, struct moe_w *w)
 			  w->sd)) < 0 ||
 	    (r = load_new(f, MT_SHARED_EXPERT_GATE, l, 0, H, false, &w->sgate)) < 0)
 		return r;
-	gu = gw_malloc(T * 2 * (size_t)Is * sizeof(float));
-	act = gw_malloc(T * (size_t)Is * sizeof(float));
+	gu = gw_malloc((size_t)mlp_rows(f->T) * 2 * (size_t)Is * sizeof(float));
+	act = gw_malloc((size_t)mlp_rows(f->T) * (size_t)Is * sizeof(float));
 	out = gw_malloc(T * H * sizeof(float));
 	sg = gw_malloc(T * sizeof(float));
 	mlp(f, f->xn, f->T, w->sgu, w->sd, Is, gu, act, out);
@@ -866,8 +879,8 @@ static int moe_ffn(struct fwd *f, int l, struct routing *rt)
 	w.wgu = gw_malloc(2 * (size_t)ni * H * sizeof(float));
 	w.wd = gw_malloc((size_t)ni * H * sizeof(float));
 	X = gw_malloc(T * H * sizeof(float));
-	gu = gw_malloc(T * 2 * (size_t)ni * sizeof(float));
-	act = gw_malloc(T * (size_t)ni * sizeof(float));
+	gu = gw_malloc((size_t)mlp_rows(f->T) * 2 * (size_t)ni * sizeof(float));
+	act = gw_malloc((size_t)mlp_rows(f->T) * (size_t)ni * sizeof(float));
 	out = gw_malloc(T * H * sizeof(float));
 	for (int e = 0; e < E; e++) {
 		int64_t n = start[e + 1] - start[e];
