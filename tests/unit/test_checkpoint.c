@@ -459,6 +459,10 @@ static void test_index_not_json(void)
 	spit(in(dd, CKPT_INDEX), "{\"weight_map\": {\"x\": \"a\", \"x\": \"a\"}}", 36);
 	CHECK_INT_EQ(open_err(dd), -EBADMSG);
 	CHECK_STR_HAS(err.msg, "names tensor \"x\" twice");
+	/* Above the size limit: refused before it is read (a sparse file). */
+	CHECK_INT_EQ(truncate(in(dd, CKPT_INDEX), (off_t)CKPT_INDEX_MAX + 1), 0);
+	CHECK_INT_EQ(open_err(dd), -EFBIG);
+	CHECK_STR_HAS(err.msg, "above the limit");
 }
 
 static void test_index_path_escape(void)
