@@ -12,10 +12,11 @@
  * The file is divided into:
  *   - bookkeeping: timing, the sgemm wrapper that counts FLOPs, a small
  *     fork-join loop for the row-wise work that is not BLAS;
- *   - row kernels: RMSNorm, RoPE tables and rotation;
+ *   - row kernels: a four-lane exp, RMSNorm, RoPE tables and rotation;
  *   - weight loading (one tensor at a time, converted to fp32);
- *   - the attention block, the dense MLP, the MoE block with its router
- *     records, and the head with the loss;
+ *   - the attention block, the gated MLP (dense layers, experts, Qwen2-MoE's
+ *     shared expert), the MoE block with its router records, and the head
+ *     with the loss;
  *   - forward_run, which drives them.
  * Reductions whose order could change a result (gbar, the scatter-add of
  * experts, the loss) run on one thread in a fixed order and the row loops
