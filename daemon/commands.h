@@ -9,5 +9,6 @@
 #define GW_DAEMON_COMMANDS_H
 
 int cmd_inspect(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 
 #endif

@@ -1,0 +1,126 @@
+#!/bin/sh
+# test_analyze.sh — `grokwatchd analyze` end to end: usage, the text and
+# JSON outputs, routing files (given, found in a directory, with router
+# weights read from the checkpoint beside them), the metrics checked
+# against the independent Python implementation in
+# tests/reference/metrics_ref.py, the memorized subset over a series whose
+# latest checkpoint moves, and bad input.
+. "$GW_SRC/tests/lib.sh"
+PY=${PYTHON:-/usr/bin/python3}
+FX=$GW_FIXTURES
+PROBE=$FX/probe/probe.jsonl
+gw() { $GW_WRAP "$GW_BIN" "$@"; }
+
+# --- usage
+gw analyze >/dev/null 2>&1; is $? 2 "no checkpoint: exit 2"
+gw analyze --bogus "$FX/olmoe-f32" >/dev/null 2>"$TMP/err"; is $? 2 "unknown option: exit 2"
+has "$(cat "$TMP/err")" "unknown option" "unknown option named"
+gw analyze --tau 1.5 --probe "$PROBE" "$FX/olmoe-f32" >/dev/null 2>"$TMP/err"; is $? 2 "tau out of range: exit 2"
+has "$(cat "$TMP/err")" "tau" "tau named"
+gw analyze --dump-routing "$TMP/x" --probe "$PROBE" "$FX/olmoe-f32" "$FX/olmoe-bf16" >/dev/null 2>&1
+is $? 2 "--dump-routing with two checkpoints: exit 2"
+gw analyze --help >"$TMP/help"; is $? 0 "--help exits 0"
+has "$(cat "$TMP/help")" "--dump-routing FILE" "--help lists --dump-routing"
+
+# --- text output from the forward pass
+gw analyze --probe "$PROBE" "$FX/olmoe-f32" >"$TMP/out" 2>"$TMP/err"; is $? 0 "analyze a checkpoint: exit 0"
+out=$(cat "$TMP/out")
+for g in math code web all; do has "$out" "  $g " "text lists group $g"; done
+has "$out" "OlmoeForCausalLM" "text names the architecture"
+has "$out" "health: imbalance" "text shows routing health"
+
+# --- every architecture, JSON, checked against the independent metrics
+for name in olmoe-bf16-sharded mixtral-f16 qwen2moe-bf16 qwen3moe-f16-sharded; do
+	gw analyze --probe "$PROBE" --dump-routing "$TMP/$name.st" "$FX/$name" >/dev/null 2>"$TMP/err"
+	ok $? "$name: dump routing"
+	gw analyze --json "$TMP/$name.st" >"$TMP/$name.json" 2>"$TMP/err"
+	ok $? "$name: analyze the routing file --json"
+	"$PY" "$GW_SRC/tests/reference/metrics_ref.py" "$TMP/$name.json" "$TMP/$name.st" >"$TMP/ref" 2>&1
+	rc=$?
+	grep '^not ok' "$TMP/ref" | head -5 | sed 's/^/# /'
+	ok $rc "$name: metrics agree with the independent implementation ($(grep -c '^ok' "$TMP/ref") checks)"
+done
+
+# --- the same numbers from the checkpoint and from its routing file
+gw analyze --json --probe "$PROBE" "$FX/qwen3moe-f32" >"$TMP/a.json" 2>/dev/null
+gw analyze --probe "$PROBE" --dump-routing "$TMP/q3.st" "$FX/qwen3moe-f32" >/dev/null 2>&1
+gw analyze --json "$TMP/q3.st" >"$TMP/b.json" 2>/dev/null
+"$PY" - "$TMP/a.json" "$TMP/b.json" <<'PYEOF'
+import json, sys
+a, b = (json.loads(open(p).readline()) for p in sys.argv[1:3])
+for g in a["groups"]:
+    for k in ("pathway_distance", "pathway_consistency", "loss", "n_samples"):
+        assert a["groups"][g][k] == b["groups"][g][k], (g, k, a["groups"][g][k], b["groups"][g][k])
+PYEOF
+ok $? "checkpoint and its routing file give the same metrics"
+
+# --- a directory with routing.safetensors but no router tensors: the
+# routers come from the checkpoint's weights beside it
+mkdir -p "$TMP/step700"
+cp "$FX/olmoe-f32/config.json" "$FX/olmoe-f32/model.safetensors" "$TMP/step700/"
+gw analyze --probe "$PROBE" --dump-routing "$TMP/full.st" "$FX/olmoe-f32" >/dev/null 2>&1
+"$PY" - "$TMP/full.st" "$TMP/step700/routing.safetensors" <<PYEOF
+import sys
+sys.path.insert(0, "$GW_SRC/tests/reference")
+import stfile
+f = stfile.SafeTensors(sys.argv[1])
+t = {n: f.raw(n) for n in f.tensors if not n.startswith("router.")}
+md = dict(f.metadata)
+md.pop("step", None)
+stfile.write_file(sys.argv[2], t, md)
+PYEOF
+gw analyze --json "$TMP/step700" >"$TMP/c.json" 2>"$TMP/err"; ok $? "routing.safetensors without routers: exit 0"
+gw analyze --json "$TMP/full.st" >"$TMP/d.json" 2>/dev/null
+"$PY" - "$TMP/c.json" "$TMP/d.json" <<'PYEOF'
+import json, sys
+c, d = (json.loads(open(p).readline()) for p in sys.argv[1:3])
+assert c["step"] == 700, c["step"]
+assert c["groups"]["all"]["pathway_consistency"] is not None
+assert c["groups"]["all"]["pathway_consistency"] == d["groups"]["all"]["pathway_consistency"]
+PYEOF
+ok $? "routers read from the checkpoint; step 700 from the directory name"
+
+# --- a series whose latest checkpoint moves the memorized subset
+"$PY" - "$TMP/full.st" "$TMP" <<PYEOF
+import sys
+import numpy as np
+sys.path.insert(0, "$GW_SRC/tests/reference")
+import stfile
+f = stfile.SafeTensors(sys.argv[1])
+t = {n: f.raw(n) for n in f.tensors}
+N = t["loss"].shape[0]
+base = np.where(np.arange(N) % 2 == 0, 0.3, 4.0).astype(np.float32)
+bump = np.where(np.arange(N) % 4 == 0, 0.01, 0.2).astype(np.float32)
+for step, loss in ((100, base + 0.5), (200, base + bump), (300, base), (400, base + bump * 3)):
+    t["loss"] = loss.astype(np.float32)
+    md = dict(f.metadata)
+    md["step"] = str(step)
+    stfile.write_file("%s/s%d.st" % (sys.argv[2], step), t, md)
+PYEOF
+gw analyze --json "$TMP/s300.st" "$TMP/s100.st" "$TMP/s200.st" >"$TMP/s3.json" 2>"$TMP/err"
+ok $? "series of three routing files"
+"$PY" "$GW_SRC/tests/reference/metrics_ref.py" "$TMP/s3.json" "$TMP/s100.st" "$TMP/s200.st" "$TMP/s300.st" >"$TMP/ref" 2>&1
+rc=$?; grep '^not ok' "$TMP/ref" | head -5 | sed 's/^/# /'
+ok $rc "memorized subsets (latest 300) agree with the independent implementation"
+gw analyze --json "$TMP/s300.st" "$TMP/s100.st" "$TMP/s200.st" "$TMP/s400.st" >"$TMP/s4.json" 2>"$TMP/err"
+"$PY" "$GW_SRC/tests/reference/metrics_ref.py" "$TMP/s4.json" "$TMP/s100.st" "$TMP/s200.st" "$TMP/s300.st" "$TMP/s400.st" >"$TMP/ref" 2>&1
+rc=$?; grep '^not ok' "$TMP/ref" | head -5 | sed 's/^/# /'
+ok $rc "latest moves to 400: memorized history recomputed and agrees"
+m300=$("$PY" -c "import json,sys; [print(r['groups']['all']['memorized']['n_samples']) for r in map(json.loads, open(sys.argv[1])) if r['step']==300]" "$TMP/s3.json")
+m300b=$("$PY" -c "import json,sys; [print(r['groups']['all']['memorized']['n_samples']) for r in map(json.loads, open(sys.argv[1])) if r['step']==300]" "$TMP/s4.json")
+[ "$m300" -gt 0 ] && [ "$m300b" -lt "$m300" ]; ok $? "step 300's memorized subset shrinks when step 400 arrives ($m300 -> $m300b)"
+
+# --- bad input
+gw analyze --probe "$PROBE" "$TMP/nonexistent" >/dev/null 2>"$TMP/err"; is $? 1 "missing checkpoint: exit 1"
+has "$(cat "$TMP/err")" "nonexistent" "missing checkpoint named"
+gw analyze "$FX/olmoe-f32" >/dev/null 2>"$TMP/err"; is $? 1 "checkpoint without routing and no probe: exit 1"
+has "$(cat "$TMP/err")" "no --probe" "the missing probe is explained"
+printf '{"tokens": [1, 2, 3]}\n{"tokens": [1, 999]}\n' >"$TMP/bad.jsonl"
+gw analyze --probe "$TMP/bad.jsonl" "$FX/olmoe-f32" >/dev/null 2>"$TMP/err"; is $? 1 "token beyond the vocabulary: exit 1"
+has "$(cat "$TMP/err")" "bad.jsonl" "bad probe file named"
+printf 'not a safetensors file' >"$TMP/junk.st"
+gw analyze "$TMP/junk.st" >/dev/null 2>"$TMP/err"; is $? 1 "junk routing file: exit 1"
+has "$(cat "$TMP/err")" "junk.st" "junk routing file named"
+[ "$(wc -l <"$TMP/err")" -eq 1 ]; ok $? "one line of error"
+
+done_testing
