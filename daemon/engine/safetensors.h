@@ -35,6 +35,7 @@
 #define ST_TENSORS_MAX 100000
 #define ST_NAME_MAX 1024
 #define ST_MAX_DIMS 8
+#define ST_META_MAX 100000 /* __metadata__ entries */
 
 enum st_dtype {
 	ST_F32, ST_F16, ST_BF16, ST_F64,
