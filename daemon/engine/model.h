@@ -83,7 +83,9 @@ struct model_desc {
  * than none/"default", a hidden_act other than "silu", Qwen's
  * use_sliding_window, a model with no MoE layer.
  *
- * *ret is written only on success.  Thread-safe (no shared state).
+ * *ret is written only on success.  Thread-safe: no state of its own
+ * (cJSON records a failed parse's position in a global that nothing here
+ * reads).
  */
 int model_desc_parse(const char *what, const char *json, size_t len,
 		     struct model_desc *ret, struct gw_err *err);
