@@ -58,14 +58,21 @@ DAEMON_SRC := $(filter-out daemon/main.c,$(sort $(wildcard daemon/*.c)))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
+CLIENT_SRC := $(sort $(wildcard client/lib/*.c))
+CLI_SRC := $(sort $(wildcard client/cli/*.c))
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(B)/%.o)
+CLIENT_OBJ := $(CLIENT_SRC:%.c=$(B)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/tests/bench/%)
 
 GROKWATCHD := $(B)/grokwatchd
+GROKWATCH := $(if $(CLI_SRC),$(B)/grokwatch)
+CLIENT_LIB := $(if $(CLIENT_SRC),$(B)/libgrokwatch.a)
+CLIENT_SO := $(if $(CLIENT_SRC),$(B)/libgrokwatch.so)
 ENGINE_LIB := $(B)/libgwengine.a
 DAEMON_LIB := $(B)/libgwdaemon.a
 FIXTURES := $(B)/fixtures/.stamp
@@ -83,12 +90,31 @@ deps-test:
 deps-bench:
 	$(Q)sh tools/deps.sh build test bench
 
-build: $(GROKWATCHD)
+build: $(GROKWATCHD) $(GROKWATCH) $(CLIENT_SO)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The client library: position-independent, only the API exported.
+$(B)/client/lib/%.o: client/lib/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(B)/libgrokwatch.a: $(CLIENT_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/libgrokwatch.so: $(CLIENT_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libgrokwatch.so.0 -o $@ $^ \
+		$(shell $(PKG_CONFIG) --libs libzmq libcjson 2>/dev/null)
+
+$(B)/grokwatch: $(CLI_OBJ) $(CLIENT_LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 $(ENGINE_LIB): $(ENGINE_OBJ)
 	@$(if $(Q),echo "  AR      $@")
@@ -103,7 +129,7 @@ $(GROKWATCHD): $(B)/daemon/main.o $(DAEMON_LIB) $(ENGINE_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
-$(B)/tests/unit/%: $(B)/tests/unit/%.o $(B)/tests/tap.o $(DAEMON_LIB) $(ENGINE_LIB)
+$(B)/tests/unit/%: $(B)/tests/unit/%.o $(B)/tests/tap.o $(DAEMON_LIB) $(ENGINE_LIB) $(CLIENT_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
@@ -127,7 +153,7 @@ $(FIXTURES): tests/fixtures/gen_fixtures.py
 	$(Q)rm -rf $(dir $@) && mkdir -p $(dir $@) && \
 		$(PYTHON) tests/fixtures/gen_fixtures.py $(dir $@) && touch $@
 
-TEST_ENV = GW_BUILD=$(B) GW_BIN=$(abspath $(GROKWATCHD)) \
+TEST_ENV = GW_BUILD=$(B) GW_BIN=$(abspath $(GROKWATCHD)) GW_CLI=$(abspath $(B)/grokwatch) \
 	GW_FIXTURES=$(abspath $(B)/fixtures) PYTHON=$(PYTHON) \
 	GW_FUZZ_SECONDS=$(FUZZ_SECONDS) GW_SRC=$(CURDIR)
 
@@ -136,14 +162,14 @@ SCRIPT_TESTS = $(sort $(wildcard tests/cli/test_*.sh tests/reference/test_*.sh))
 check: deps-test
 	$(Q)$(MAKE) --no-print-directory _check
 
-_check: $(GROKWATCHD) $(UNIT_BIN) $(FUZZ_BIN) $(FIXTURES)
+_check: $(GROKWATCHD) $(GROKWATCH) $(CLIENT_SO) $(UNIT_BIN) $(FUZZ_BIN) $(FIXTURES)
 	$(Q)$(TEST_ENV) sh tests/run.sh -t $(TEST_TIMEOUT) $(UNIT_BIN) $(SCRIPT_TESTS) \
 		tests/fuzz/run.sh
 
 memcheck: deps-test
 	$(Q)$(MAKE) --no-print-directory _memcheck
 
-_memcheck: $(GROKWATCHD) $(UNIT_BIN) $(FIXTURES)
+_memcheck: $(GROKWATCHD) $(GROKWATCH) $(UNIT_BIN) $(FIXTURES)
 	$(Q)$(TEST_ENV) GW_WRAP="valgrind -q --error-exitcode=99 --leak-check=full \
 		--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect" \
 		sh tests/run.sh -t 3600 -w $(UNIT_BIN) $(SCRIPT_TESTS)
