@@ -77,6 +77,8 @@ ENGINE_LIB := $(B)/libgwengine.a
 DAEMON_LIB := $(B)/libgwdaemon.a
 FIXTURES := $(B)/fixtures/.stamp
 
+.SECONDARY:
+
 .PHONY: all build deps deps-test deps-bench check _check memcheck _memcheck \
 	bench _bench fuzz demo install uninstall clean
 
