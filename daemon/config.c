@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/file.h"
 #include "engine/probe.h"
 #include "engine/step.h"
 
@@ -951,50 +952,14 @@ out:
 
 int config_load(const char *path, struct config **ret_config, struct gw_err *err)
 {
-	struct stat st;
 	char *text = NULL;
-	size_t got = 0;
-	int fd, r;
+	size_t len = 0;
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = gw_errf(err, -EINVAL, "\"%s\": not a regular file", path);
-		goto out;
-	}
-	if (st.st_size > CONFIG_FILE_MAX) {
-		r = gw_errf(err, -EFBIG, "\"%s\": %lld bytes, more than the limit of %d", path,
-			    (long long)st.st_size, CONFIG_FILE_MAX);
-		goto out;
-	}
-	/* Read one byte past the size seen, to notice a file that grew. */
-	text = gw_malloc((size_t)st.st_size + 1);
-	for (;;) {
-		ssize_t n = read(fd, text + got, (size_t)st.st_size + 1 - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-		if (got > (size_t)st.st_size) {
-			r = gw_errf(err, -EAGAIN, "\"%s\": changed while being read", path);
-			goto out;
-		}
-	}
-	r = config_parse(path, text, got, ret_config, err);
-out:
+	r = gw_file_read(path, CONFIG_FILE_MAX, &text, &len, err);
+	if (r == 0)
+		r = config_parse(path, text, len, ret_config, err);
 	free(text);
-	close(fd);
 	return r;
 }
 

@@ -14,6 +14,7 @@
  *     8-byte length and the header of each file.
  */
 #include "engine/checkpoint.h"
+#include "engine/file.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -58,57 +59,6 @@ static char *path_join(const char *dir, const char *name)
 	p[a] = '/';
 	memcpy(p + a + 1, name, b + 1);
 	return p;
-}
-
-/* Read a whole regular file of at most `max` bytes (NUL-terminated too). */
-static int read_small(const char *path, size_t max, char **ret, size_t *ret_len,
-		      struct gw_err *err)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0, size;
-	int fd, r;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = gw_errf(err, -EBADMSG, "\"%s\": not a regular file", path);
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max) {
-		r = gw_errf(err, -EFBIG, "\"%s\": %lld bytes, above the limit of %zu", path,
-			    (long long)st.st_size, max);
-		goto out;
-	}
-	size = (size_t)st.st_size;
-	buf = gw_malloc(size + 1);
-	while (n < size) {
-		ssize_t k = read(fd, buf + n, size - n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
-			goto out;
-		}
-		if (k == 0)
-			break; /* shrank while read: what is there is checked as is */
-		n += (size_t)k;
-	}
-	buf[n] = '\0';
-	*ret = buf;
-	*ret_len = n;
-	buf = NULL;
-	r = 0;
-out:
-	free(buf);
-	close(fd);
-	return r;
 }
 
 static uint64_t hash_str(const char *s)
@@ -308,7 +258,7 @@ static int index_read(const char *path, struct index *ret, struct gw_err *err)
 	size_t len = 0;
 	int r;
 
-	if ((r = read_small(path, CKPT_INDEX_MAX, &text, &len, err)) < 0)
+	if ((r = gw_file_read(path, CKPT_INDEX_MAX, &text, &len, err)) < 0)
 		return r;
 	r = index_parse(path, text, len, ret, err);
 	free(text);
@@ -461,7 +411,7 @@ int ckpt_open(const char *dir, struct ckpt **ret, struct gw_err *err)
 			    dir);
 		goto out;
 	}
-	if ((r = read_small(cfg_path, CKPT_CONFIG_MAX, &text, &len, err)) < 0 ||
+	if ((r = gw_file_read(cfg_path, CKPT_CONFIG_MAX, &text, &len, err)) < 0 ||
 	    (r = model_desc_parse(cfg_path, text, len, &c->model, err)) < 0)
 		goto out;
 

@@ -7,6 +7,7 @@
  * step_pattern_check bounds.
  */
 #include "engine/step.h"
+#include "engine/file.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -99,33 +100,17 @@ int step_from_trainer_state(const char *dir, int64_t *ret_step, struct gw_err *e
 	struct stat st;
 	cJSON *root = NULL, *gs;
 	char *buf = NULL;
-	ssize_t got;
-	int fd = -1, r;
+	size_t len;
+	int r;
 
 	if (snprintf(path, sizeof(path), "%s/trainer_state.json", dir) >= (int)sizeof(path))
 		return gw_errf(err, -ENAMETOOLONG, "\"%s\": path too long", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return -ENOENT;
-		return gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
-	}
-	if (fstat(fd, &st) < 0) {
-		r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > TRAINER_STATE_MAX) {
-		r = gw_errf(err, -EBADMSG, "\"%s\": not a regular file of at most %u bytes", path,
-			    TRAINER_STATE_MAX);
-		goto out;
-	}
-	buf = gw_malloc((size_t)st.st_size + 1);
-	got = pread(fd, buf, (size_t)st.st_size, 0);
-	if (got != st.st_size) {
-		r = gw_errf(err, -EIO, "\"%s\": short read (changed while reading?)", path);
-		goto out;
-	}
-	root = cJSON_ParseWithLength(buf, (size_t)got);
+	if (stat(path, &st) < 0 && errno == ENOENT)
+		return -ENOENT;
+	r = gw_file_read(path, TRAINER_STATE_MAX, &buf, &len, err);
+	if (r < 0)
+		return r == -ENOMEM || r == -EACCES || r == -EIO ? r : gw_err_prefix(err, -EBADMSG, "trainer state");
+	root = cJSON_ParseWithLength(buf, len);
 	if (!root || !cJSON_IsObject(root)) {
 		r = gw_errf(err, -EBADMSG, "\"%s\": not a JSON object", path);
 		goto out;
@@ -141,7 +126,5 @@ int step_from_trainer_state(const char *dir, int64_t *ret_step, struct gw_err *e
 out:
 	cJSON_Delete(root);
 	free(buf);
-	if (fd >= 0)
-		close(fd);
 	return r;
 }

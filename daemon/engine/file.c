@@ -1,0 +1,72 @@
+/*
+ * file.c — gw_file_read (file.h): one open, fstat and read loop for the
+ * small whole files the engine and the daemon parse, so that the checks
+ * (regular file, size limit, file changing under us) are written once.
+ */
+#include "engine/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int gw_file_read(const char *path, size_t max, char **ret_text, size_t *ret_len,
+		 struct gw_err *err)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0, size;
+	int fd, r;
+
+	/* O_NONBLOCK: a FIFO must not hang the open; no effect on files. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = gw_errf(err, -EINVAL, "\"%s\": not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		r = gw_errf(err, -EFBIG, "\"%s\": %lld bytes, more than the limit of %zu", path,
+			    (long long)st.st_size, max);
+		goto out;
+	}
+	size = (size_t)st.st_size;
+	/* Read one byte past the size seen, to notice a file that grew. */
+	buf = gw_malloc(size + 2);
+	for (;;) {
+		ssize_t n = read(fd, buf + got, size + 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got > size)
+			break;
+	}
+	if (got != size) {
+		r = gw_errf(err, -EAGAIN, "\"%s\": changed while being read", path);
+		goto out;
+	}
+	buf[got] = '\0';
+	*ret_text = buf;
+	*ret_len = got;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
