@@ -189,11 +189,13 @@ demo: deps-test
 	$(Q)$(MAKE) --no-print-directory $(GROKWATCHD) $(FIXTURES)
 	$(Q)$(TEST_ENV) sh tools/demo.sh
 
+INSTALL_HDR := $(wildcard include/grokwatch.h)
+
 install: build
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(GROKWATCHD) $(DESTDIR)$(BINDIR)/grokwatchd
-	install -d $(DESTDIR)$(INCLUDEDIR)
-	install -m 0644 include/grokwatch.h $(DESTDIR)$(INCLUDEDIR)/grokwatch.h
+	$(if $(INSTALL_HDR),install -d $(DESTDIR)$(INCLUDEDIR))
+	$(if $(INSTALL_HDR),install -m 0644 include/grokwatch.h $(DESTDIR)$(INCLUDEDIR)/grokwatch.h)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/grokwatchd $(DESTDIR)$(INCLUDEDIR)/grokwatch.h
