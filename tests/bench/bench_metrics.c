@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "engine/metrics.h"
 #include "engine/routing.h"
 
@@ -30,40 +31,6 @@
 #define EXPERTS 64
 #define HIDDEN 2048
 #define REPS 3
-
-static uint64_t rng = 0x243f6a8885a308d3ULL;
-
-static uint64_t next_u64(void)
-{
-	uint64_t z = (rng += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-static double normal(void)
-{
-	double u = ((double)(next_u64() >> 11) + 0.5) / 9007199254740992.0;
-	double v = (double)(next_u64() >> 11) / 9007199254740992.0;
-
-	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static struct routing *make_routing(int n)
 {
@@ -129,6 +96,7 @@ int main(void)
 	static const int sizes[2] = { 1000, 2000 };
 	int cores = (int)sysconf(_SC_NPROCESSORS_ONLN), status = 0;
 
+	bench_rng = 0x243f6a8885a308d3ULL;
 	for (int s = 0; s < 2; s++) {
 		int n = sizes[s];
 		struct routing *r = make_routing(n);
