@@ -9,29 +9,15 @@
 #include <string.h>
 
 #include "engine/levenshtein.h"
+#include "../lev_dp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static size_t dp_distance(const uint8_t *a, size_t m, const uint8_t *b, size_t n)
 {
 	static size_t prev[4097], cur[4097];
-	size_t i, j;
 
-	for (j = 0; j <= n; j++)
-		prev[j] = j;
-	for (i = 1; i <= m; i++) {
-		cur[0] = i;
-		for (j = 1; j <= n; j++) {
-			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-
-			cur[j] = sub < del ? sub : del;
-			if (ins < cur[j])
-				cur[j] = ins;
-		}
-		memcpy(prev, cur, (n + 1) * sizeof(size_t));
-	}
-	return prev[n];
+	return lev_dp(a, m, b, n, prev, cur);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "../tap.h"
+#include "../lev_dp.h"
 #include "engine/levenshtein.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -68,28 +69,13 @@ static size_t rnd_mutate(uint8_t *dst, const uint8_t *src, size_t len, size_t ca
 	return out;
 }
 
-/* The textbook dynamic program, two rows. */
-static uint64_t dp_distance(const uint8_t *a, size_t m, const uint8_t *b, size_t n)
+static uint64_t dp_distance(const void *a, size_t m, const void *b, size_t n)
 {
 	size_t *prev = malloc((n + 1) * sizeof(size_t)), *cur = malloc((n + 1) * sizeof(size_t));
-	size_t i, j, d;
+	size_t d;
 
 	CHECK(prev && cur);
-	for (j = 0; j <= n; j++)
-		prev[j] = j;
-	for (i = 1; i <= m; i++) {
-		cur[0] = i;
-		for (j = 1; j <= n; j++) {
-			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-
-			cur[j] = sub < del ? sub : del;
-			if (ins < cur[j])
-				cur[j] = ins;
-		}
-		memcpy(prev, cur, (n + 1) * sizeof(size_t));
-	}
-	d = prev[n];
+	d = lev_dp(a, m, b, n, prev, cur);
 	free(prev);
 	free(cur);
 	return d;

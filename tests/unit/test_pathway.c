@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "../tap.h"
+#include "../lev_dp.h"
 #include "engine/pathway.h"
 
 /* One sample's pathway, or the test fails. */
@@ -195,27 +196,13 @@ static float *random_gbar(int n, int L, int E)
 	return g;
 }
 
-static uint64_t dp_distance(const char *a, size_t m, const char *b, size_t n)
+static uint64_t dp_distance(const void *a, size_t m, const void *b, size_t n)
 {
 	size_t *prev = malloc((n + 1) * sizeof(size_t)), *cur = malloc((n + 1) * sizeof(size_t));
-	size_t i, j, d;
+	size_t d;
 
 	CHECK(prev && cur);
-	for (j = 0; j <= n; j++)
-		prev[j] = j;
-	for (i = 1; i <= m; i++) {
-		cur[0] = i;
-		for (j = 1; j <= n; j++) {
-			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-
-			cur[j] = sub < del ? sub : del;
-			if (ins < cur[j])
-				cur[j] = ins;
-		}
-		memcpy(prev, cur, (n + 1) * sizeof(size_t));
-	}
-	d = prev[n];
+	d = lev_dp(a, m, b, n, prev, cur);
 	free(prev);
 	free(cur);
 	return d;
