@@ -37,6 +37,7 @@
 #include "engine/routing.h"
 #include "engine/routing_file.h"
 #include "engine/routing_series.h"
+#include "engine/source.h"
 #include "engine/step.h"
 
 #define ANALYZE_CKPTS_MAX 10000
@@ -145,13 +146,6 @@ static bool is_dir(const char *p)
 	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static bool exists(const char *p)
-{
-	struct stat st;
-
-	return stat(p, &st) == 0;
-}
-
 static char *base_name(const char *path)
 {
 	size_t n = strlen(path);
@@ -186,128 +180,29 @@ static void on_progress(void *ud, int done, int total)
 	fflush(stderr);
 }
 
-/*
- * Router weights for a routing file that lacks them: from the checkpoint
- * in `dir`, the l-th MoE layer's router for routing layer l.
- */
-static int read_routers(const char *dir, struct routing *r, struct gw_err *err)
-{
-	const struct model_desc *m;
-	struct ckpt *c = NULL;
-	int rc, l = 0;
-
-	rc = ckpt_open(dir, &c, err);
-	if (rc < 0)
-		return rc;
-	m = ckpt_model(c);
-	if (m->n_moe_layers != r->n_layers || m->n_experts != r->n_experts) {
-		rc = gw_errf(err, -EINVAL,
-			     "\"%s\": the routing file has %d MoE layers of %d experts, the checkpoint %d of %d",
-			     dir, r->n_layers, r->n_experts, m->n_moe_layers, m->n_experts);
-		goto out;
-	}
-	for (int layer = 0; layer < m->n_layers; layer++) {
-		char name[256];
-		size_t n = (size_t)m->n_experts * (size_t)m->hidden;
-
-		if (!m->layer_moe[layer])
-			continue;
-		rc = model_tensor_name(m, MT_ROUTER, layer, 0, name, sizeof(name));
-		if (rc < 0) {
-			rc = gw_errf(err, rc, "\"%s\": no router tensor for layer %d", dir, layer);
-			goto out;
-		}
-		r->router[l] = gw_malloc(n * sizeof(float));
-		rc = ckpt_read_f32(c, name, r->router[l], n, err);
-		if (rc < 0)
-			goto out;
-		l++;
-	}
-	r->hidden = m->hidden;
-	rc = 0;
-out:
-	ckpt_free(c);
-	return rc;
-}
-
-/* Load or compute the routing of one argument. */
+/* Load or compute the routing of one argument (source.h picks the source). */
 static int item_load(struct item *it, const struct analyze_opts *o, struct probe **probe,
 		     struct gw_err *err)
 {
-	char rpath[PATH_MAX];
-	const char *routing_path = NULL;
-	bool dir = is_dir(it->arg);
+	struct progress pr = { .name = it->name, .tty = isatty(STDERR_FILENO) };
+	struct forward_opts fo = { .progress = on_progress, .ud = &pr, .threads = o->threads };
+	enum source_kind kind;
 	int rc;
 
-	if (!dir && !exists(it->arg))
-		return gw_errf(err, -ENOENT, "\"%s\": no such file or directory", it->arg);
-	if (!dir) {
-		routing_path = it->arg;
-	} else {
-		if (snprintf(rpath, sizeof(rpath), "%s/routing.safetensors", it->arg) >=
-		    (int)sizeof(rpath))
-			return gw_errf(err, -ENAMETOOLONG, "\"%s\": path too long", it->arg);
-		if (exists(rpath))
-			routing_path = rpath;
-	}
-
-	if (routing_path) {
-		rc = routing_file_read(routing_path, &it->r, err);
-		if (rc < 0)
-			return rc;
-		it->source = "routing file";
-		it->arch = it->r->arch;
-		if (!it->r->router[0] && dir && it->r->n_layers > 0) {
-			char cfg[PATH_MAX];
-
-			snprintf(cfg, sizeof(cfg), "%s/config.json", it->arg);
-			if (exists(cfg)) {
-				rc = read_routers(it->arg, it->r, err);
-				if (rc < 0)
-					return gw_err_prefix(err, rc, "router weights for \"%s\"",
-							     routing_path);
-			}
-		}
-	} else {
-		struct progress pr = { .name = it->name, .tty = isatty(STDERR_FILENO) };
-		struct forward_opts fo = {
-			.progress = on_progress, .ud = &pr, .threads = o->threads,
-		};
-		struct ckpt *c = NULL;
-
-		rc = ckpt_open(it->arg, &c, err);
-		if (rc < 0)
-			return rc;
-		if (!*probe) {
-			ckpt_free(c);
-			return gw_errf(err, -EINVAL,
-				       "\"%s\": no routing.safetensors there, and no --probe to run the model on",
-				       it->arg);
-		}
-		rc = probe_check_vocab(*probe, ckpt_model(c)->vocab, err);
-		if (rc == 0)
-			rc = forward_run(c, *probe, &fo, &it->r, err);
-		it->arch = ckpt_model(c)->arch_name;
-		it->source = "forward pass";
-		ckpt_free(c);
-		if (rc < 0)
-			return rc;
-		if (!it->r->arch)
-			it->r->arch = gw_strdup(it->arch);
-		if (!it->r->probe_hash)
-			it->r->probe_hash = gw_strdup((*probe)->hash);
-	}
+	rc = source_load(it->arg, *probe, &fo, &it->r, &kind, err);
+	if (rc < 0)
+		return rc;
+	it->source = source_kind_name(kind);
+	it->arch = it->r->arch;
 	if (it->r->step >= 0) {
 		it->step = it->r->step;
 	} else if (step_from_name(it->name, step_default_patterns, &it->step) < 0) {
 		int64_t s;
 
-		if (dir && step_from_trainer_state(it->arg, &s, NULL) == 0)
+		if (is_dir(it->arg) && step_from_trainer_state(it->arg, &s, NULL) == 0)
 			it->step = s;
 	}
 	it->r->step = it->step;
-	if (!it->r->checkpoint)
-		it->r->checkpoint = gw_strdup(it->name);
 	return 0;
 }
 

@@ -660,6 +660,7 @@ int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 {
 	struct index x = { 0 };
 	struct stat st;
+	bool has_routing = false;
 	char *p = NULL;
 	int r;
 
@@ -667,8 +668,20 @@ int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 		return gw_errf(err, -errno, "\"%s\": %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
 		return gw_errf(err, -ENOTDIR, "\"%s\": not a directory", dir);
+	/* A routing file computed by the training job stands in for the
+	 * weights; the weights, if config.json says there are some, must be
+	 * complete too, for the router matrices the file may lack. */
+	p = path_join(dir, CKPT_ROUTING);
+	if (stat(p, &st) == 0) {
+		has_routing = true;
+		if ((r = file_complete(p, err)) <= 0)
+			goto out;
+	}
+	free(p);
 	p = path_join(dir, CKPT_CONFIG);
 	if (stat(p, &st) < 0) {
+		if (errno == ENOENT && has_routing)
+			goto marker;
 		r = errno == ENOENT ? (gw_errf(err, -ENOENT, "\"%s\": no config.json yet", dir), 0)
 				    : gw_errf(err, -errno, "\"%s\": %s", p, strerror(errno));
 		goto out;
@@ -696,6 +709,7 @@ int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 				goto out;
 		}
 	}
+marker:
 	if (marker) {
 		free(p);
 		p = path_join(dir, marker);

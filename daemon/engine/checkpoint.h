@@ -37,6 +37,7 @@
 #define CKPT_CONFIG "config.json"
 #define CKPT_SINGLE "model.safetensors"
 #define CKPT_INDEX "model.safetensors.index.json"
+#define CKPT_ROUTING "routing.safetensors" /* routing records from the training job (SPEC §5) */
 
 struct ckpt;
 
@@ -76,8 +77,11 @@ int ckpt_read_f32(const struct ckpt *c, const char *name, float *out, size_t cou
 /*
  * Completeness (SPEC §2): config.json present, every file the index names
  * present, every safetensors file's size equal to 8 + N + last end offset,
- * and `marker` (if not NULL) present.  Returns 1 if complete, 0 if not yet
- * complete (with the reason in err->msg), negative errno if it can never
+ * and `marker` (if not NULL) present.  A directory holding
+ * routing.safetensors (SPEC §5) needs that file complete and, only if
+ * config.json is there, the weights complete too (for router matrices the
+ * file may lack).  Returns 1 if complete, 0 if not yet complete (with the
+ * reason in err->msg), negative errno if it can never
  * be (malformed: a safetensors file longer than its header declares or
  * with a bad header, an index that is not valid, `dir` not a directory or
  * gone).  Opens no tensor data; thread-safe.  `marker` is a path relative

@@ -428,6 +428,39 @@ static void test_complete_marker_config_weights(void)
 	CHECK(complete(in(dd, "nonexistent"), NULL) < 0);
 }
 
+/* A routing file stands in for the weights: complete on its own, and with
+ * config.json beside it only when the weights are complete too. */
+static void test_complete_routing_file(void)
+{
+	const char *src = in(fixture("olmoe-bf16"), "model.safetensors");
+	char d[512];
+	size_t n;
+	char *buf = slurp(src, &n);
+
+	snprintf(d, sizeof(d), "%s/routing-only", tap_tmpdir());
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	CHECK_INT_EQ(complete(d, NULL), 0);
+	spit(in(d, "routing.safetensors"), buf, n - 10);
+	CHECK_INT_EQ(complete(d, NULL), 0);
+	CHECK_STR_HAS(err.msg, "routing.safetensors");
+	spit(in(d, "routing.safetensors"), buf, n);
+	CHECK_INT_EQ(complete(d, NULL), 1);
+	CHECK_INT_EQ(complete(d, "DONE"), 0);
+	spit(in(d, "DONE"), "", 0);
+	CHECK_INT_EQ(complete(d, "DONE"), 1);
+	spit(in(d, "config.json"), "{}", 2);
+	CHECK_INT_EQ(complete(d, NULL), 0);
+	CHECK_STR_HAS(err.msg, "no model.safetensors");
+	spit(in(d, "model.safetensors"), buf, n);
+	CHECK_INT_EQ(complete(d, NULL), 1);
+	buf = gw_realloc(buf, n + 1);
+	buf[n] = 0;
+	spit(in(d, "routing.safetensors"), buf, n + 1);
+	CHECK(complete(d, NULL) < 0);
+	CHECK_STR_HAS(err.msg, "longer than");
+	free(buf);
+}
+
 /* ---- the index --------------------------------------------------------- */
 
 static void test_index_not_json(void)
@@ -671,6 +704,7 @@ static const struct tap_test tests[] = {
 	{ "complete_truncated_shard", test_complete_truncated_shard },
 	{ "complete_single_file", test_complete_single_file },
 	{ "complete_marker_config_weights", test_complete_marker_config_weights },
+	{ "complete_routing_file", test_complete_routing_file },
 	{ "index_not_json", test_index_not_json },
 	{ "index_path_escape", test_index_path_escape },
 	{ "index_tensor_not_in_shard", test_index_tensor_not_in_shard },
