@@ -14,6 +14,7 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{ "run", cmd_run, "the service: watch, compute, keep and publish (foreground)" },
 	{ "analyze", cmd_analyze, "compute the routing metrics of checkpoints once, with no daemon" },
 	{ "inspect", cmd_inspect, "describe a checkpoint or safetensors file, or say why it is unusable" },
 };

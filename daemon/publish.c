@@ -419,6 +419,19 @@ static void on_heartbeat(uv_timer_t *h)
 	publish_heartbeat(h->data);
 }
 
+void publish_set_heartbeat(struct publish *p, uint64_t heartbeat_ms)
+{
+	if (heartbeat_ms)
+		uv_timer_start(&p->heartbeat, on_heartbeat, heartbeat_ms, heartbeat_ms);
+	else
+		uv_timer_stop(&p->heartbeat);
+}
+
+void publish_set_reply_bytes(struct publish *p, size_t reply_bytes)
+{
+	p->reply_bytes = reply_bytes;
+}
+
 uint64_t publish_seq(const struct publish *p)
 {
 	return p->seq;

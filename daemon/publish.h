@@ -135,6 +135,10 @@ int publish_restore(struct publish *p, const cJSON *result);
  * moves here). */
 void publish_set_status(struct publish *p, cJSON *status);
 
+/* On SIGHUP: a new heartbeat interval (0 = none), a new reply limit. */
+void publish_set_heartbeat(struct publish *p, uint64_t heartbeat_ms);
+void publish_set_reply_bytes(struct publish *p, size_t reply_bytes);
+
 /* Send a heartbeat now (the timer does this every heartbeat_ms). */
 int publish_heartbeat(struct publish *p);
 

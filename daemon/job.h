@@ -1,0 +1,99 @@
+/*
+ * job.h — one checkpoint's computation, off the loop: load its routing
+ * (source.h: routing file or forward pass), compute its metrics against
+ * the series of earlier checkpoints, recompute the memorized subset of
+ * every step against the new latest one, and keep the routing vectors the
+ * series needs on disk.
+ *
+ * The engine state that lives between jobs is a struct job_ctx: the probe,
+ * the metric options, the routing series and the previous checkpoint's
+ * per-token records (for churn).  Jobs run one at a time, so the worker
+ * owns the ctx while a job runs and the loop owns it otherwise; nothing
+ * here is locked (STYLE.md habit 7).
+ *
+ * What is kept per step, in the journal's routing/STEP/ directory:
+ *   routing.safetensors  gbar, loss, ntokens, groups and ids (no per-token
+ *                        records, no router matrices: about N*L*E*4 bytes)
+ *   consistency.json     {"c": [...], "adj": [...]}: the per-sample
+ *                        consistency, which needs the router matrices and
+ *                        so cannot be recomputed from the above
+ * job_ctx_restore reads them back at start-up, so a restart recomputes no
+ * forward pass.  Per-token records are not kept, so the first checkpoint
+ * after a restart (and a late one older than the newest) has no churn.
+ *
+ * Threads: job_start and the done callback run on the loop thread; the
+ * computation on libuv's thread pool.  Progress and cancellation cross by
+ * atomics; the loop is woken for progress with the uv_async_t given.
+ */
+#ifndef GW_DAEMON_JOB_H
+#define GW_DAEMON_JOB_H
+
+#include <cJSON.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "engine/error.h"
+#include "engine/metrics.h"
+#include "engine/probe.h"
+#include "engine/routing_series.h"
+
+struct job_ctx;
+
+/* probe may be NULL (routing files only); ownership moves to the ctx.
+ * m is copied (its eps_groups must outlive the ctx).  threads: OpenBLAS
+ * and distance threads. */
+struct job_ctx *job_ctx_new(struct probe *probe, const struct metrics_opts *m, int threads);
+void job_ctx_free(struct job_ctx *c); /* accepts NULL */
+const struct probe *job_ctx_probe(const struct job_ctx *c);
+
+/*
+ * Put step's kept routing (from `dir`, as a job wrote it) back into the
+ * series.  Errors: those of reading the files (-ENOENT, -EBADMSG ...) and
+ * of routing_series_put.
+ */
+int job_ctx_restore(struct job_ctx *c, int64_t step, const char *dir, struct gw_err *err);
+
+/* The memorized-subset values of every kept step against the latest.
+ * *ret_memo as routing_series_recompute (0 steps: NULL, 0). */
+int job_ctx_memo(struct job_ctx *c, struct metrics_memo **ret_memo, size_t *ret_n,
+		 struct gw_err *err);
+
+struct job {
+	/* in, set by the caller before job_start (strings owned by the job) */
+	char *name, *path, *keep_dir;
+	int64_t step;
+	int attempt;
+	struct job_ctx *ctx;
+	uv_async_t *progress;     /* woken after every layer; may be NULL */
+	void (*done)(struct job *j);
+	void *data;               /* the caller's */
+	/* shared */
+	atomic_int cancel;        /* set by the loop: stop at the next layer */
+	atomic_int layers_done, n_layers;
+	bool gone;                /* loop only: the checkpoint went away */
+	/* out, read in done() */
+	int rc;
+	struct gw_err err;
+	cJSON *result;            /* {"kind": "result", "step", ...metrics...} */
+	struct metrics_memo *memo;
+	size_t n_memo;
+	double sec;
+	uv_work_t req;
+};
+
+/* A new job (free with job_free). */
+struct job *job_new(const char *name, const char *path, const char *keep_dir, int64_t step);
+void job_free(struct job *j); /* accepts NULL */
+
+/* Queue j on the loop's thread pool; done(j) runs on the loop thread when
+ * it finished (rc 0) or failed (rc < 0, err says why; -ECANCELED when
+ * cancelled).  0 or the -errno of uv_queue_work. */
+int job_start(uv_loop_t *loop, struct job *j);
+
+/* Whether a failure is worth retrying: I/O trouble and files vanishing
+ * mid-read are; malformed or unsupported content is not. */
+bool job_error_transient(int rc);
+
+#endif

@@ -1,0 +1,1023 @@
+/*
+ * run.c — `grokwatchd run -c FILE`: the service.  One struct daemon holds
+ * everything and reaches every callback through handle->data (STYLE.md
+ * habit 7).
+ *
+ * The file follows a checkpoint through the daemon:
+ *   - start-up: config, probe, journal (replay; a changed probe archives
+ *     the old series), the routing series restored from kept vectors,
+ *     ZeroMQ publisher with the journal's results, sd_notify, watcher;
+ *   - the queue: checkpoints the watcher reports, computed one at a time
+ *     in step order, with retries and their backoff;
+ *   - a job's end: journal first (fsync), then publish, then the memorized
+ *     history of earlier steps, then the next job;
+ *   - status: what heartbeats, snapshots and sd_notify STATUS= show;
+ *   - signals: SIGTERM/SIGINT stop, SIGHUP reloads, the watchdog pings;
+ *   - shut-down: the running job cancelled (or abandoned after
+ *     limits.shutdown_ms), handles closed, uv_loop_close.
+ */
+#include <cblas.h>
+#include <cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+#include <zmq.h>
+
+#include "commands.h"
+#include "config.h"
+#include "engine/probe.h"
+#include "engine/step.h"
+#include "job.h"
+#include "journal.h"
+#include "log.h"
+#include "notify.h"
+#include "publish.h"
+#include "watch.h"
+
+#define SERIES_STATE "series.json"
+#define PROGRESS_MIN_MS 200 /* progress messages at most this often (the last one always) */
+
+/* A checkpoint waiting to be computed. */
+struct qitem {
+	char *name, *path;
+	int64_t step;
+	int attempts;          /* failed attempts so far */
+	uint64_t not_before;   /* uv_now before which it is not retried */
+};
+
+struct daemon {
+	uv_loop_t loop;
+	const char *config_path;
+	struct config *cfg;
+	char *run;
+	struct journal *journal;
+	void *zctx;
+	struct publish *pub;
+	struct notify *notify;
+	struct watch *watch;
+	struct job_ctx *ctx;
+	struct metrics_epsilon *eps;   /* cfg's epsilon_groups for metrics_opts */
+	int threads;
+
+	struct qitem *q;               /* sorted by step */
+	size_t nq, capq;
+	struct job *job;               /* the running job, or NULL */
+	uint64_t job_started;
+	uint64_t last_progress;
+
+	uv_timer_t retry_timer, watchdog_timer, shutdown_timer;
+	uv_signal_t sigterm, sigint, sighup;
+	uv_async_t progress_async;
+	uint64_t watchdog_usec;
+	bool stopping, closed, forced;
+	int exit_code;
+};
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+static int cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)n : 1;
+}
+
+static char *last_component(const char *path)
+{
+	size_t n = strlen(path);
+	const char *b;
+	char *s;
+
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	b = path + n;
+	while (b > path && b[-1] != '/')
+		b--;
+	s = gw_malloc((size_t)(path + n - b) + 1);
+	memcpy(s, b, (size_t)(path + n - b));
+	s[path + n - b] = 0;
+	return s;
+}
+
+static const cJSON *group_all(const cJSON *result)
+{
+	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(result, "groups"),
+						"all");
+}
+
+static double num(const cJSON *o, const char *k)
+{
+	const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+/* ---- status ---------------------------------------------------------------------- */
+
+static cJSON *status_json(struct daemon *d)
+{
+	const struct series *res = journal_results(d->journal);
+	const struct series *fail = journal_failures(d->journal);
+	cJSON *s = cJSON_CreateObject(), *f;
+	size_t nf = series_count(fail);
+
+	cJSON_AddStringToObject(s, "state", d->stopping ? "stopping" : d->job ? "computing" : "idle");
+	cJSON_AddStringToObject(s, "root", d->cfg->watch.root);
+	cJSON_AddStringToObject(s, "watch_mode", d->watch ? watch_mode_name(d->watch) : "none");
+	cJSON_AddNumberToObject(s, "pending", d->watch ? (double)watch_pending(d->watch) : 0);
+	cJSON_AddNumberToObject(s, "queue", (double)d->nq);
+	if (d->job) {
+		cJSON *j = cJSON_AddObjectToObject(s, "job");
+
+		cJSON_AddNumberToObject(j, "step", (double)d->job->step);
+		cJSON_AddStringToObject(j, "checkpoint", d->job->name);
+		cJSON_AddNumberToObject(j, "attempt", d->job->attempt);
+		cJSON_AddNumberToObject(j, "layers_done", atomic_load(&d->job->layers_done));
+		cJSON_AddNumberToObject(j, "n_layers", atomic_load(&d->job->n_layers));
+		cJSON_AddNumberToObject(j, "running_sec",
+					(double)(uv_now(&d->loop) - d->job_started) / 1000.0);
+	} else {
+		cJSON_AddNullToObject(s, "job");
+	}
+	cJSON_AddNumberToObject(s, "results", (double)series_count(res));
+	if (series_count(res))
+		cJSON_AddNumberToObject(s, "last_step",
+					(double)series_step_at(res, series_count(res) - 1));
+	else
+		cJSON_AddNullToObject(s, "last_step");
+	cJSON_AddNumberToObject(s, "failures", (double)nf);
+	f = cJSON_AddArrayToObject(s, "failed");
+	for (size_t i = nf > 5 ? nf - 5 : 0; i < nf; i++) {
+		const cJSON *e = series_at(fail, i);
+		cJSON *x = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(x, "step", (double)series_step_at(fail, i));
+		cJSON_AddItemToObject(x, "reason",
+				      cJSON_Duplicate(cJSON_GetObjectItem(e, "reason"), 1));
+		cJSON_AddItemToArray(f, x);
+	}
+	if (job_ctx_probe(d->ctx))
+		cJSON_AddStringToObject(s, "probe_hash", job_ctx_probe(d->ctx)->hash);
+	return s;
+}
+
+/* The status changed: heartbeats and snapshots show it, systemd too. */
+static void status_update(struct daemon *d, bool send)
+{
+	const struct series *res = journal_results(d->journal);
+
+	if (d->closed)
+		return;
+	publish_set_status(d->pub, status_json(d));
+	if (send) {
+		cJSON *b = cJSON_CreateObject();
+
+		cJSON_AddItemToObject(b, "status", status_json(d));
+		publish_send(d->pub, "status", b);
+	}
+	if (d->job)
+		notify_status(d->notify, "computing step %" PRId64 " (layer %d/%d); %zu queued, %zu results",
+			      d->job->step, atomic_load(&d->job->layers_done),
+			      atomic_load(&d->job->n_layers), d->nq, series_count(res));
+	else
+		notify_status(d->notify, "watching %s (%s); %zu results, %zu failed",
+			      d->cfg->watch.root, d->watch ? watch_mode_name(d->watch) : "-",
+			      series_count(res), series_count(journal_failures(d->journal)));
+}
+
+static void publish_error(struct daemon *d, int64_t step, const char *checkpoint, const char *msg,
+			  cJSON *extra)
+{
+	cJSON *b = extra ? extra : cJSON_CreateObject();
+
+	if (step >= 0)
+		cJSON_AddNumberToObject(b, "step", (double)step);
+	if (checkpoint)
+		cJSON_AddStringToObject(b, "checkpoint", checkpoint);
+	cJSON_AddStringToObject(b, "error", msg);
+	publish_send(d->pub, "error", b);
+}
+
+/* ---- the queue ------------------------------------------------------------------- */
+
+static void dispatch(struct daemon *d);
+static void finish_stop(struct daemon *d);
+
+static long queue_find(const struct daemon *d, int64_t step)
+{
+	for (size_t i = 0; i < d->nq; i++)
+		if (d->q[i].step == step)
+			return (long)i;
+	return -1;
+}
+
+static void queue_release(struct qitem *it)
+{
+	free(it->name);
+	free(it->path);
+}
+
+static void queue_remove(struct daemon *d, size_t i)
+{
+	queue_release(&d->q[i]);
+	memmove(d->q + i, d->q + i + 1, (d->nq - i - 1) * sizeof(*d->q));
+	d->nq--;
+}
+
+static void queue_put(struct daemon *d, const char *name, const char *path, int64_t step,
+		      int attempts, uint64_t not_before)
+{
+	size_t i = 0;
+
+	if (d->nq == d->capq) {
+		d->capq = d->capq ? 2 * d->capq : 16;
+		d->q = gw_realloc(d->q, d->capq * sizeof(*d->q));
+	}
+	while (i < d->nq && d->q[i].step < step)
+		i++;
+	memmove(d->q + i + 1, d->q + i, (d->nq - i) * sizeof(*d->q));
+	d->q[i] = (struct qitem){ gw_strdup(name), gw_strdup(path), step, attempts, not_before };
+	d->nq++;
+}
+
+static void on_retry_timer(uv_timer_t *h)
+{
+	dispatch(h->data);
+}
+
+static void on_progress(uv_async_t *h)
+{
+	struct daemon *d = h->data;
+	struct job *j = d->job;
+	int done, total;
+	uint64_t now = uv_now(&d->loop);
+	cJSON *b;
+
+	if (!j || d->closed)
+		return;
+	done = atomic_load(&j->layers_done);
+	total = atomic_load(&j->n_layers);
+	if (done < total && now - d->last_progress < PROGRESS_MIN_MS)
+		return;
+	d->last_progress = now;
+	b = cJSON_CreateObject();
+	cJSON_AddNumberToObject(b, "step", (double)j->step);
+	cJSON_AddStringToObject(b, "checkpoint", j->name);
+	cJSON_AddNumberToObject(b, "layers_done", done);
+	cJSON_AddNumberToObject(b, "n_layers", total);
+	publish_send(d->pub, "progress", b);
+	status_update(d, false);
+}
+
+static void job_done(struct job *j);
+
+/* Start the lowest-step checkpoint whose retry time has come. */
+static void dispatch(struct daemon *d)
+{
+	struct gw_err err = { "" };
+	uint64_t now = uv_now(&d->loop), wait = UINT64_MAX;
+	char *keep = NULL;
+	struct job *j;
+	size_t i;
+	int r;
+
+	if (d->job || d->stopping)
+		return;
+	for (i = 0; i < d->nq; i++) {
+		if (d->q[i].not_before <= now)
+			break;
+		if (d->q[i].not_before - now < wait)
+			wait = d->q[i].not_before - now;
+	}
+	if (i == d->nq) {
+		if (wait != UINT64_MAX)
+			uv_timer_start(&d->retry_timer, on_retry_timer, wait, 0);
+		status_update(d, false);
+		return;
+	}
+	r = journal_routing_dir(d->journal, d->q[i].step, &keep, &err);
+	if (r < 0)
+		log_warn("%s; the routing vectors of step %" PRId64 " will not be kept", err.msg,
+			 d->q[i].step);
+	j = job_new(d->q[i].name, d->q[i].path, keep, d->q[i].step);
+	free(keep);
+	j->attempt = d->q[i].attempts + 1;
+	j->ctx = d->ctx;
+	j->progress = &d->progress_async;
+	j->done = job_done;
+	j->data = d;
+	queue_remove(d, i);
+	r = job_start(&d->loop, j);
+	if (r < 0) {
+		log_error("\"%s\": cannot start a job: %s", j->path, uv_strerror(r));
+		job_free(j);
+		return;
+	}
+	d->job = j;
+	d->job_started = now;
+	d->last_progress = 0;
+	log_info("step %" PRId64 ": computing \"%s\"%s", j->step, j->path,
+		 j->attempt > 1 ? " (retry)" : "");
+	status_update(d, true);
+}
+
+/* ---- a job's end ----------------------------------------------------------------- */
+
+/* The memorized subset of every step moved with the new latest one:
+ * what snapshots and history serve is updated (the journal keeps the
+ * values as first published; a restart recomputes them the same way). */
+static void apply_memo(struct daemon *d, const struct metrics_memo *memo, size_t n,
+		       int64_t except)
+{
+	for (size_t i = 0; i < n; i++) {
+		const cJSON *res = journal_result(d->journal, memo[i].step);
+		cJSON *c;
+
+		if (!res || memo[i].step == except)
+			continue;
+		c = cJSON_Duplicate(res, 1);
+		if (routing_series_memo_apply(c, &memo[i]) == 0)
+			publish_restore(d->pub, c);
+		cJSON_Delete(c);
+	}
+}
+
+static void log_result(const struct job *j)
+{
+	const cJSON *all = group_all(j->result);
+
+	log_info("step %" PRId64 ": done in %.2f s (%s): pathway distance %.3f, consistency %.4f, loss %.4f over %d samples",
+		 j->step, j->sec,
+		 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j->result, "source")),
+		 num(all, "pathway_distance"), num(all, "pathway_consistency"), num(all, "loss"),
+		 (int)num(all, "n_samples"));
+}
+
+static void fatal_stop(struct daemon *d, const char *msg)
+{
+	log_error("%s; stopping so that nothing is published that is not on disk", msg);
+	d->exit_code = 1;
+	if (!d->stopping) {
+		d->stopping = true;
+		notify_stopping(d->notify);
+		watch_close(d->watch);
+		d->watch = NULL;
+	}
+}
+
+static void job_failed(struct daemon *d, struct job *j)
+{
+	int64_t max = d->cfg->jobs.max_retries;
+	bool transient = job_error_transient(j->rc);
+	cJSON *extra = cJSON_CreateObject();
+	struct gw_err err = { "" };
+
+	cJSON_AddNumberToObject(extra, "attempt", j->attempt);
+	if (transient && j->attempt <= max) {
+		uint64_t backoff = (uint64_t)d->cfg->jobs.retry_backoff_ms;
+
+		for (int k = 1; k < j->attempt && backoff < (uint64_t)d->cfg->jobs.retry_backoff_max_ms; k++)
+			backoff *= 2;
+		if (backoff > (uint64_t)d->cfg->jobs.retry_backoff_max_ms)
+			backoff = (uint64_t)d->cfg->jobs.retry_backoff_max_ms;
+		log_warn("step %" PRId64 ": %s; retry %d of %" PRId64 " in %" PRIu64 " ms", j->step,
+			 j->err.msg, j->attempt, max, backoff);
+		cJSON_AddNumberToObject(extra, "retry_in_ms", (double)backoff);
+		publish_error(d, j->step, j->name, j->err.msg, extra);
+		queue_put(d, j->name, j->path, j->step, j->attempt, uv_now(&d->loop) + backoff);
+		return;
+	}
+	log_error("step %" PRId64 ": %s; giving up after %d attempt%s", j->step, j->err.msg,
+		  j->attempt, j->attempt == 1 ? "" : "s");
+	cJSON_AddBoolToObject(extra, "failed", true);
+	publish_error(d, j->step, j->name, j->err.msg, extra);
+	{
+		cJSON *ev = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(ev, "kind", "failed");
+		cJSON_AddNumberToObject(ev, "step", (double)j->step);
+		cJSON_AddStringToObject(ev, "checkpoint", j->name);
+		cJSON_AddStringToObject(ev, "reason", j->err.msg);
+		cJSON_AddNumberToObject(ev, "attempts", j->attempt);
+		if (journal_append(d->journal, ev, &err) < 0)
+			fatal_stop(d, err.msg);
+		cJSON_Delete(ev);
+	}
+	if (d->watch)
+		watch_failed(d->watch, j->name);
+}
+
+static void job_done(struct job *j)
+{
+	struct daemon *d = j->data;
+	struct gw_err err = { "" };
+	int64_t seq;
+
+	d->job = NULL;
+	if (j->rc == 0) {
+		if (journal_append(d->journal, j->result, &err) < 0) {
+			fatal_stop(d, err.msg);
+		} else {
+			seq = publish_result(d->pub, j->result);
+			if (seq < 0)
+				log_warn("step %" PRId64 ": publishing failed: %s", j->step,
+					 zmq_strerror((int)-seq));
+			apply_memo(d, j->memo, j->n_memo, j->step);
+			log_result(j);
+			if (d->watch)
+				watch_done(d->watch, j->name);
+		}
+	} else if (j->gone || (j->rc == -ECANCELED && !d->stopping)) {
+		log_info("step %" PRId64 ": \"%s\" went away; abandoned", j->step, j->path);
+	} else if (d->stopping) {
+		log_info("step %" PRId64 ": stopped (%s); it will be computed after a restart", j->step,
+			 j->err.msg);
+	} else {
+		job_failed(d, j);
+	}
+	job_free(j);
+	if (d->stopping) {
+		finish_stop(d);
+		return;
+	}
+	status_update(d, true);
+	dispatch(d);
+}
+
+/* ---- the watcher's callbacks ----------------------------------------------------- */
+
+static void on_ready(void *ud, const char *name, const char *path, int64_t step)
+{
+	struct daemon *d = ud;
+
+	if (d->stopping)
+		return;
+	if (queue_find(d, step) >= 0 || (d->job && d->job->step == step)) {
+		log_warn("\"%s\": step %" PRId64 " is already queued from another directory; ignored",
+			 path, step);
+		return;
+	}
+	if (d->nq >= (size_t)d->cfg->limits.queue_depth) {
+		log_error("\"%s\": the queue is full (limits.queue_depth = %" PRId64 "); not computed",
+			  path, d->cfg->limits.queue_depth);
+		publish_error(d, step, name, "queue full", NULL);
+		if (d->watch)
+			watch_failed(d->watch, name);
+		return;
+	}
+	log_info("step %" PRId64 ": \"%s\" is complete; queued", step, path);
+	queue_put(d, name, path, step, 0, 0);
+	dispatch(d);
+	status_update(d, false);
+}
+
+static void on_gone(void *ud, const char *name, int64_t step)
+{
+	struct daemon *d = ud;
+	long i = queue_find(d, step);
+
+	if (i >= 0 && !strcmp(d->q[i].name, name)) {
+		log_info("step %" PRId64 ": \"%s\" went away before it was computed", step, name);
+		queue_remove(d, (size_t)i);
+		status_update(d, false);
+	}
+	if (d->job && !strcmp(d->job->name, name)) {
+		log_info("step %" PRId64 ": \"%s\" went away; cancelling its job", step, name);
+		d->job->gone = true;
+		atomic_store(&d->job->cancel, 1);
+	}
+}
+
+static void on_bad(void *ud, const char *name, int64_t step, int code, const char *msg)
+{
+	struct daemon *d = ud;
+
+	(void)code;
+	log_error("%s (checkpoint \"%s\" skipped until it changes)", msg, name);
+	publish_error(d, step, name, msg, NULL);
+}
+
+static bool on_is_done(void *ud, int64_t step)
+{
+	struct daemon *d = ud;
+
+	return journal_is_done(d->journal, step);
+}
+
+static void on_note(void *ud, int level, const char *msg)
+{
+	(void)ud;
+	log_msg(level, "%s", msg);
+}
+
+/* ---- signals ------------------------------------------------------------------------ */
+
+static void close_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+/* Close what is left once no job runs. */
+static void finish_stop(struct daemon *d)
+{
+	if (d->closed)
+		return;
+	d->closed = true;
+	for (size_t i = 0; i < d->nq; i++)
+		queue_release(&d->q[i]);
+	d->nq = 0;
+	watch_close(d->watch);
+	d->watch = NULL;
+	publish_close(d->pub);
+	d->pub = NULL;
+	uv_close((uv_handle_t *)&d->retry_timer, close_cb);
+	uv_close((uv_handle_t *)&d->watchdog_timer, close_cb);
+	uv_close((uv_handle_t *)&d->shutdown_timer, close_cb);
+	uv_close((uv_handle_t *)&d->sigterm, close_cb);
+	uv_close((uv_handle_t *)&d->sigint, close_cb);
+	uv_close((uv_handle_t *)&d->sighup, close_cb);
+	uv_close((uv_handle_t *)&d->progress_async, close_cb);
+}
+
+static void on_shutdown_timer(uv_timer_t *h)
+{
+	struct daemon *d = h->data;
+
+	log_warn("step %" PRId64 ": the job did not stop within %" PRId64 " ms; abandoning it",
+		 d->job->step, d->cfg->limits.shutdown_ms);
+	d->forced = true;
+	uv_stop(&d->loop);
+}
+
+static void stop(struct daemon *d, const char *why)
+{
+	if (d->stopping)
+		return;
+	log_info("%s: stopping", why);
+	d->stopping = true;
+	notify_stopping(d->notify);
+	watch_close(d->watch);
+	d->watch = NULL;
+	status_update(d, true);
+	if (d->job) {
+		atomic_store(&d->job->cancel, 1);
+		uv_timer_start(&d->shutdown_timer, on_shutdown_timer,
+			       (uint64_t)d->cfg->limits.shutdown_ms, 0);
+		return;
+	}
+	finish_stop(d);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+	stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_diff(void *ud, const char *path, bool needs_restart)
+{
+	(void)ud;
+	if (needs_restart)
+		log_warn("config: %s changed; this takes a restart (the running value stays)", path);
+	else
+		log_info("config: %s changed; applied", path);
+}
+
+static void reload(struct daemon *d)
+{
+	struct config *n = NULL;
+	struct gw_err err = { "" };
+	struct config *c = d->cfg;
+	int restart;
+
+	notify_reloading(d->notify);
+	log_info("SIGHUP: reading \"%s\" again", d->config_path);
+	if (config_load(d->config_path, &n, &err) < 0) {
+		log_error("%s; keeping the running configuration", err.msg);
+		notify_ready(d->notify);
+		return;
+	}
+	restart = config_diff(c, n, on_diff, d);
+	/* Apply exactly the keys the table marks reloadable. */
+	c->log_level = n->log_level;
+	log_set_level(c->log_level);
+	c->watch.quiet_period_ms = n->watch.quiet_period_ms;
+	if (d->watch)
+		watch_set_quiet(d->watch, (uint64_t)c->watch.quiet_period_ms);
+	c->publish.heartbeat_ms = n->publish.heartbeat_ms;
+	publish_set_heartbeat(d->pub, (uint64_t)c->publish.heartbeat_ms);
+	c->jobs = n->jobs;
+	c->limits.queue_depth = n->limits.queue_depth;
+	c->limits.reply_bytes = n->limits.reply_bytes;
+	publish_set_reply_bytes(d->pub, (size_t)c->limits.reply_bytes);
+	c->limits.shutdown_ms = n->limits.shutdown_ms;
+	config_free(n);
+	if (restart > 0)
+		log_warn("config: %d change%s wait%s for a restart", restart, restart == 1 ? "" : "s",
+			 restart == 1 ? "s" : "");
+	notify_ready(d->notify);
+	status_update(d, true);
+}
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	reload(h->data);
+}
+
+static void on_watchdog(uv_timer_t *h)
+{
+	struct daemon *d = h->data;
+
+	notify_watchdog(d->notify);
+}
+
+/* ---- start-up ----------------------------------------------------------------------- */
+
+static int load_probe(const struct config *c, struct probe **ret, struct gw_err *err)
+{
+	struct probe *p;
+	int r;
+
+	*ret = NULL;
+	if (!c->probe.path[0])
+		return 0;
+	p = probe_new();
+	if (c->probe.format == CONFIG_PROBE_JSONL)
+		r = probe_add_jsonl(p, c->probe.path, 0, err);
+	else
+		r = probe_add_memmap(p, c->probe.path, c->probe.format == CONFIG_PROBE_U16 ? 2 : 4,
+				     (int)c->probe.sample_length, (int)c->probe.count,
+				     c->probe.offset, c->probe.group, 0, err);
+	if (r < 0) {
+		probe_free(p);
+		return r;
+	}
+	probe_finish(p);
+	*ret = p;
+	return 0;
+}
+
+/*
+ * The state directory holds one series, of one probe.  A different probe
+ * starts a new series: the old journal and routing vectors move to
+ * STATE/previous-<probe hash prefix>-<unix time>/ and a fresh journal
+ * opens.  Without a configured probe (routing files only) the series is
+ * not tied to one here; job.c refuses a routing file of another probe.
+ */
+static int open_series(struct daemon *d, const struct probe *probe, struct gw_err *err)
+{
+	const struct journal_limits lim = {
+		.line_bytes = (size_t)d->cfg->limits.journal_line_bytes,
+		.file_bytes = (uint64_t)d->cfg->limits.journal_bytes,
+	};
+	char *text = NULL;
+	size_t len;
+	int r;
+
+	r = journal_open(d->cfg->state_dir, &lim, &d->journal, err);
+	if (r == -EBUSY)
+		return gw_errf(err, r, "\"%s\": another grokwatchd is using this state directory",
+			       d->cfg->state_dir);
+	if (r < 0)
+		return r;
+	if (journal_torn_bytes(d->journal))
+		log_warn("\"%s/%s\": ignored a torn last record of %" PRIu64 " bytes (a crash while writing)",
+			 d->cfg->state_dir, JOURNAL_FILE, journal_torn_bytes(d->journal));
+	if (!probe)
+		return 0;
+	r = journal_read_state(d->journal, SERIES_STATE, 65536, &text, &len, err);
+	if (r == 0) {
+		cJSON *o = cJSON_ParseWithLength(text, len);
+
+		r = 0;
+		const char *old = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "probe_hash"));
+
+		if (old && strcmp(old, probe->hash)) {
+			char dir[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
+			static const char *const moved[] = { JOURNAL_FILE, "routing", SERIES_STATE };
+
+			snprintf(dir, sizeof(dir), "%s/previous-%.12s-%lld", d->cfg->state_dir, old,
+				 (long long)time(NULL));
+			log_warn("the probe set changed (hash %.12s, was %.12s): a new series starts; the old one moves to \"%s\"",
+				 probe->hash, old, dir);
+			journal_free(d->journal);
+			d->journal = NULL;
+			if (mkdir(dir, 0700) < 0) {
+				r = gw_errf(err, -errno, "\"%s\": %s", dir, strerror(errno));
+			} else {
+				for (size_t i = 0; i < 3 && r == 0; i++) {
+					if (snprintf(from, sizeof(from), "%s/%s", d->cfg->state_dir,
+						     moved[i]) >= (int)sizeof(from) ||
+					    snprintf(to, sizeof(to), "%s/%s", dir, moved[i]) >=
+						    (int)sizeof(to)) {
+						r = gw_errf(err, -ENAMETOOLONG, "\"%s\": path too long",
+							    dir);
+						break;
+					}
+					if (rename(from, to) < 0 && errno != ENOENT)
+						r = gw_errf(err, -errno, "\"%s\": %s", from,
+							    strerror(errno));
+				}
+			}
+			if (r == 0)
+				r = journal_open(d->cfg->state_dir, &lim, &d->journal, err);
+			free(text);
+			text = NULL;
+			cJSON_Delete(o);
+			if (r < 0)
+				return r;
+		} else {
+			cJSON_Delete(o);
+			free(text);
+			return 0;
+		}
+	} else if (r != -ENOENT) {
+		return r;
+	}
+	{
+		cJSON *o = cJSON_CreateObject();
+		char *s;
+
+		cJSON_AddStringToObject(o, "probe_hash", probe->hash);
+		s = cJSON_PrintUnformatted(o);
+		r = journal_write_state(d->journal, SERIES_STATE, s, strlen(s), err);
+		free(s);
+		cJSON_Delete(o);
+	}
+	return r;
+}
+
+/* Results replayed from the journal: their routing vectors back into the
+ * series, then into the publisher with the memorized subset as of now. */
+static void restore(struct daemon *d)
+{
+	const struct series *res = journal_results(d->journal);
+	struct metrics_memo *memo = NULL;
+	struct gw_err err = { "" };
+	size_t n = series_count(res), n_memo = 0, kept = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int64_t step = series_step_at(res, i);
+		char *dir = NULL;
+
+		if (journal_routing_dir(d->journal, step, &dir, &err) == 0 &&
+		    job_ctx_restore(d->ctx, step, dir, &err) == 0)
+			kept++;
+		else
+			log_warn("step %" PRId64 ": %s; its memorized subset will not be recomputed",
+				 step, err.msg);
+		free(dir);
+		publish_restore(d->pub, series_at(res, i));
+	}
+	if (kept && job_ctx_memo(d->ctx, &memo, &n_memo, &err) == 0)
+		apply_memo(d, memo, n_memo, -1);
+	else if (kept)
+		log_warn("recomputing the memorized subsets: %s", err.msg);
+	routing_series_memo_free(memo, n_memo);
+	if (n)
+		log_info("restored %zu results from \"%s\" (last step %" PRId64 ")", n,
+			 journal_dir(d->journal), series_step_at(res, n - 1));
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: grokwatchd run -c FILE [--check]\n"
+		"\n"
+		"Run the service in the foreground: watch the checkpoint directory, compute each\n"
+		"complete checkpoint's routing metrics, keep them in the state directory, and\n"
+		"publish them over ZeroMQ.  Every setting is in the JSON config FILE (see\n"
+		"config/grokwatchd.json for every key at its default).\n"
+		"\n"
+		"Options:\n"
+		"  -c, --config FILE   the config file (required)\n"
+		"  --check             read and check the config and the probe set, then exit\n"
+		"  -h, --help          this text\n"
+		"\n"
+		"Signals: SIGTERM or SIGINT stop cleanly; SIGHUP reads the config again and says\n"
+		"which changes need a restart.  Under systemd (Type=notify) it reports READY=1,\n"
+		"STATUS=, RELOADING=1, STOPPING=1 and WATCHDOG=1 through $NOTIFY_SOCKET.\n"
+		"\n"
+		"Exit status: 0 stopped cleanly, 1 a config, probe, state or endpoint problem\n"
+		"(the message names it), 2 usage.\n");
+}
+
+static int set_up(struct daemon *d, struct gw_err *err)
+{
+	struct metrics_opts m;
+	struct probe *probe = NULL;
+	struct publish_opts po;
+	struct watch_opts wo;
+	const struct watch_callbacks cb = {
+		.ready = on_ready, .gone = on_gone, .bad = on_bad, .is_done = on_is_done,
+		.note = on_note,
+	};
+	int r;
+
+	if (!d->cfg->watch.root[0])
+		return gw_errf(err, -EINVAL, "\"%s\": watch.root is not set", d->config_path);
+	if (!d->cfg->probe.path[0])
+		log_warn("probe.path is not set: only checkpoints holding routing.safetensors can be computed");
+	r = load_probe(d->cfg, &probe, err);
+	if (r < 0)
+		return r;
+	d->run = d->cfg->run[0] ? gw_strdup(d->cfg->run) : last_component(d->cfg->watch.root);
+	d->threads = d->cfg->threads.blas > 0 ? (int)d->cfg->threads.blas
+					      : (cpus() > 1 ? cpus() - 1 : 1);
+	openblas_set_num_threads(d->threads);
+
+	metrics_opts_init(&m);
+	m.tau = d->cfg->metrics.tau;
+	m.pair_budget = (uint64_t)d->cfg->metrics.pair_budget;
+	m.seed = (uint64_t)d->cfg->metrics.seed;
+	m.epsilon = d->cfg->metrics.epsilon;
+	m.delta = d->cfg->metrics.delta;
+	d->eps = gw_calloc((size_t)d->cfg->metrics.epsilon_groups.n + 1, sizeof(*d->eps));
+	for (int i = 0; i < d->cfg->metrics.epsilon_groups.n; i++) {
+		const struct config_epsilon *e =
+			(const struct config_epsilon *)d->cfg->metrics.epsilon_groups.v + i;
+
+		d->eps[i].group = e->group;
+		d->eps[i].epsilon = e->epsilon;
+	}
+	m.eps_groups = d->eps;
+	m.n_eps_groups = d->cfg->metrics.epsilon_groups.n;
+	if ((r = metrics_opts_check(&m, err)) < 0) {
+		probe_free(probe);
+		return r;
+	}
+	r = open_series(d, probe, err);
+	if (r < 0) {
+		probe_free(probe);
+		return r;
+	}
+	d->ctx = job_ctx_new(probe, &m, d->threads);
+
+	d->zctx = zmq_ctx_new();
+	if (!d->zctx)
+		return gw_errf(err, -errno, "zmq_ctx_new: %s", zmq_strerror(errno));
+	po = (struct publish_opts){
+		.endpoint = d->cfg->publish.endpoint,
+		.query_endpoint = d->cfg->publish.query_endpoint,
+		.run = d->run,
+		.sndhwm = (int)d->cfg->publish.sndhwm,
+		.max_message_bytes = (size_t)d->cfg->publish.max_message_bytes,
+		.request_bytes = (size_t)d->cfg->limits.request_bytes,
+		.reply_bytes = (size_t)d->cfg->limits.reply_bytes,
+		.heartbeat_ms = (uint64_t)d->cfg->publish.heartbeat_ms,
+		.curve_secret_file = d->cfg->publish.curve.server_secret_key_file,
+		.curve_public_file = d->cfg->publish.curve.server_public_key_file,
+		.allow_insecure_remote = d->cfg->publish.allow_insecure_remote,
+	};
+	r = publish_new(&d->loop, d->zctx, &po, &d->pub, err);
+	if (r < 0)
+		return r;
+	restore(d);
+
+	r = notify_new(&d->notify, err);
+	if (r < 0)
+		return r;
+	r = notify_watchdog_usec(&d->watchdog_usec, err);
+	if (r < 0)
+		return r;
+
+	uv_timer_init(&d->loop, &d->retry_timer);
+	uv_timer_init(&d->loop, &d->watchdog_timer);
+	uv_timer_init(&d->loop, &d->shutdown_timer);
+	uv_signal_init(&d->loop, &d->sigterm);
+	uv_signal_init(&d->loop, &d->sigint);
+	uv_signal_init(&d->loop, &d->sighup);
+	uv_async_init(&d->loop, &d->progress_async, on_progress);
+	d->retry_timer.data = d->watchdog_timer.data = d->shutdown_timer.data = d;
+	d->sigterm.data = d->sigint.data = d->sighup.data = d->progress_async.data = d;
+	uv_signal_start(&d->sigterm, on_stop_signal, SIGTERM);
+	uv_signal_start(&d->sigint, on_stop_signal, SIGINT);
+	uv_signal_start(&d->sighup, on_hup, SIGHUP);
+	if (d->watchdog_usec)
+		uv_timer_start(&d->watchdog_timer, on_watchdog, d->watchdog_usec / 2000 + 1,
+			       d->watchdog_usec / 2000 + 1);
+
+	wo = (struct watch_opts){
+		.root = d->cfg->watch.root,
+		.patterns = (const char *const *)d->cfg->watch.patterns.v,
+		.step_from_trainer_state = d->cfg->watch.step_from_trainer_state,
+		.marker = d->cfg->watch.marker,
+		.quiet_ms = (uint64_t)d->cfg->watch.quiet_period_ms,
+		.mode = d->cfg->watch.mode,
+		.poll_ms = (uint64_t)d->cfg->watch.poll_interval_ms,
+		.max_entries = (size_t)d->cfg->limits.checkpoints,
+	};
+	return watch_new(&d->loop, &wo, &cb, d, &d->watch, err);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon d = { .exit_code = 0 };
+	struct gw_err err = { "" };
+	bool check = false;
+	char ep[512] = "", qep[512] = "";
+	int c, r;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': d.config_path = optarg; break;
+		case 'k': check = true; break;
+		case 'h': usage(stdout); return 0;
+		default:
+			fprintf(stderr, "grokwatchd: run: unknown option or missing value in '%s'\n",
+				argv[optind - 1]);
+			fprintf(stderr, "Try 'grokwatchd run --help'.\n");
+			return 2;
+		}
+	}
+	if (!d.config_path || optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (config_load(d.config_path, &d.cfg, &err) < 0) {
+		fprintf(stderr, "grokwatchd: %s\n", err.msg);
+		return 1;
+	}
+	log_set_level(d.cfg->log_level);
+	if (check) {
+		struct probe *p = NULL;
+
+		r = d.cfg->watch.root[0] ? load_probe(d.cfg, &p, &err)
+					 : gw_errf(&err, -EINVAL, "\"%s\": watch.root is not set",
+						   d.config_path);
+		if (r == 0)
+			printf("\"%s\": configuration is valid%s%s\n", d.config_path,
+			       p ? "; probe hash " : "", p ? p->hash : "");
+		else
+			fprintf(stderr, "grokwatchd: %s\n", err.msg);
+		probe_free(p);
+		config_free(d.cfg);
+		return r < 0 ? 1 : 0;
+	}
+
+	uv_loop_init(&d.loop);
+	r = set_up(&d, &err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		d.exit_code = 1;
+		d.stopping = true;
+		if (d.pub && !d.closed) {
+			/* Handles that were started must close before the loop. */
+			finish_stop(&d);
+		} else {
+			publish_close(d.pub);
+			d.pub = NULL;
+			watch_close(d.watch);
+			d.watch = NULL;
+		}
+	} else {
+		publish_endpoint(d.pub, false, ep, sizeof(ep));
+		publish_endpoint(d.pub, true, qep, sizeof(qep));
+		log_info("run \"%s\": watching \"%s\" (%s), publishing on %s, queries on %s, state in \"%s\"",
+			 d.run, d.cfg->watch.root, watch_mode_name(d.watch), ep, qep,
+			 d.cfg->state_dir);
+		status_update(&d, true);
+		notify_ready(d.notify);
+	}
+	uv_run(&d.loop, UV_RUN_DEFAULT);
+	if (d.forced) {
+		/* A job still runs on the pool: the journal is durable, so leave
+		 * without waiting for it. */
+		journal_free(d.journal);
+		log_info("stopped (job abandoned)");
+		_exit(d.exit_code);
+	}
+	r = uv_loop_close(&d.loop);
+	if (r < 0) {
+		log_error("uv_loop_close: %s", uv_strerror(r));
+		d.exit_code = 1;
+	}
+	if (d.zctx)
+		zmq_ctx_term(d.zctx);
+	notify_free(d.notify);
+	journal_free(d.journal);
+	job_ctx_free(d.ctx);
+	free(d.q);
+	free(d.eps);
+	free(d.run);
+	log_info("stopped");
+	config_free(d.cfg);
+	return d.exit_code;
+}

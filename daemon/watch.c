@@ -1,0 +1,750 @@
+/*
+ * watch.c — the checkpoint watcher (watch.h states what it promises).
+ *
+ * Divided into: names (temporary names, steps), the entry table (one entry
+ * per checkpoint directory, sorted by name, with its state and, in events
+ * mode, its inotify watch and quiet timer), judging an entry (step,
+ * completeness, the callbacks), the two modes (events: fs_event callbacks;
+ * poll: one tick that rescans), and life (new, close, the root that is not
+ * there yet).
+ *
+ * An entry's states: PENDING (seen, not yet complete), REPORTED (ready()
+ * called; the caller computes it), DONE (the caller has it), BAD (malformed
+ * or failed; pending again when it changes).  An entry's libuv handles
+ * exist only while it is PENDING or BAD in events mode; an entry removed
+ * while its handles close is freed by the last close callback.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include "engine/checkpoint.h"
+#include "engine/step.h"
+#include "log.h"
+#include "watch.h"
+
+#define SIG_DEPTH 2
+#define SIG_FILES_MAX 100000
+
+enum entry_state { E_PENDING, E_REPORTED, E_DONE, E_BAD };
+
+struct entry {
+	struct watch *w;
+	char *name, *path;
+	int64_t step;          /* -1 until known */
+	int state;
+	uint64_t sig;          /* poll mode: signature of the files */
+	bool have_sig;
+	uint64_t changed_at;   /* poll mode: uv_now when sig last changed */
+	bool handles;          /* ev and timer initialized (events mode) */
+	int open_handles;      /* not yet closed */
+	bool removed;          /* out of the table; free when handles close */
+	uv_fs_event_t ev;
+	uv_timer_t timer;
+};
+
+struct watch {
+	uv_loop_t *loop;
+	struct watch_callbacks cb;
+	void *ud;
+	char *root, *marker;
+	char **patterns;
+	bool trainer_state;
+	uint64_t quiet_ms, poll_ms;
+	size_t max_entries;
+	bool poll;             /* current mode is poll */
+	bool root_ok;          /* the root exists and is watched */
+	bool warned_full, warned_missing;
+	bool closing;
+	uv_fs_event_t root_ev;
+	bool root_ev_active;
+	uv_timer_t tick;
+	int open_handles;      /* root_ev (once initialized) and tick */
+	struct entry **e;      /* sorted by name */
+	size_t n, cap;
+};
+
+/* ---- names ----------------------------------------------------------------- */
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n >= k && !strcasecmp(s + n - k, suffix);
+}
+
+bool watch_name_is_temporary(const char *name)
+{
+	static const char *const suffixes[] = { ".tmp", ".temp", ".part", ".partial",
+						".incomplete", "~", NULL };
+
+	if (name[0] == '.' || !strncasecmp(name, "tmp", 3) || !strncasecmp(name, "temp", 4))
+		return true;
+	for (int i = 0; suffixes[i]; i++)
+		if (ends_with(name, suffixes[i]))
+			return true;
+	return false;
+}
+
+static void note(struct watch *w, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void note(struct watch *w, int level, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	if (!w->cb.note)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	w->cb.note(w->ud, level, buf);
+}
+
+static char *join(const char *a, const char *b)
+{
+	size_t n = strlen(a) + strlen(b) + 2;
+	char *s = gw_malloc(n);
+
+	snprintf(s, n, "%s/%s", a, b);
+	return s;
+}
+
+/* ---- the entry table ----------------------------------------------------- */
+
+static size_t lower_bound(const struct watch *w, const char *name)
+{
+	size_t lo = 0, hi = w->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(w->e[mid]->name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static struct entry *find(const struct watch *w, const char *name)
+{
+	size_t i = lower_bound(w, name);
+
+	return i < w->n && !strcmp(w->e[i]->name, name) ? w->e[i] : NULL;
+}
+
+static void entry_free(struct entry *e)
+{
+	free(e->name);
+	free(e->path);
+	free(e);
+}
+
+static void on_entry_closed(uv_handle_t *h)
+{
+	struct entry *e = h->data;
+	struct watch *w = e->w;
+
+	if (--e->open_handles == 0) {
+		e->handles = false;
+		if (e->removed)
+			entry_free(e);
+	}
+	if (--w->open_handles == 0 && w->closing)
+		free(w);
+}
+
+/* Close an entry's inotify watch and timer (the entry lives on). */
+static void entry_unwatch(struct entry *e)
+{
+	if (!e->handles || uv_is_closing((uv_handle_t *)&e->timer))
+		return;
+	uv_close((uv_handle_t *)&e->ev, on_entry_closed);
+	uv_close((uv_handle_t *)&e->timer, on_entry_closed);
+}
+
+static void entry_remove(struct watch *w, struct entry *e)
+{
+	size_t i = lower_bound(w, e->name);
+
+	GW_BUG_ON(i >= w->n || w->e[i] != e);
+	memmove(w->e + i, w->e + i + 1, (w->n - i - 1) * sizeof(*w->e));
+	w->n--;
+	e->removed = true;
+	if (e->handles)
+		entry_unwatch(e);
+	else
+		entry_free(e);
+}
+
+static void on_entry_event(uv_fs_event_t *h, const char *filename, int events, int status);
+static void on_entry_timer(uv_timer_t *h);
+static void switch_to_poll(struct watch *w, const char *why, int code);
+
+/* Start noticing changes to an entry (events mode): an inotify watch on
+ * its directory and, with `judge`, its quiet timer started now. */
+static void entry_watch(struct watch *w, struct entry *e, bool judge)
+{
+	int r;
+
+	if (w->poll || (e->handles && uv_is_closing((uv_handle_t *)&e->timer)))
+		return;
+	if (!e->handles) {
+		uv_fs_event_init(w->loop, &e->ev);
+		uv_timer_init(w->loop, &e->timer);
+		e->ev.data = e->timer.data = e;
+		e->handles = true;
+		e->open_handles = 2;
+		w->open_handles += 2;
+		r = uv_fs_event_start(&e->ev, on_entry_event, e->path, 0);
+		if (r < 0) {
+			switch_to_poll(w, e->path, r);
+			return;
+		}
+	}
+	if (judge)
+		uv_timer_start(&e->timer, on_entry_timer, w->quiet_ms, 0);
+}
+
+static int entry_step_from_name(const struct watch *w, const char *name, int64_t *ret)
+{
+	return step_from_name(name, (const char *const *)w->patterns, ret);
+}
+
+/* A directory appeared (or was found by a scan): track it if it is a
+ * checkpoint candidate. */
+static struct entry *entry_add(struct watch *w, const char *name)
+{
+	struct entry *e;
+	int64_t step = -1;
+	size_t i;
+
+	if (watch_name_is_temporary(name))
+		return NULL;
+	if (entry_step_from_name(w, name, &step) < 0 && !w->trainer_state)
+		return NULL;
+	if (w->n >= w->max_entries) {
+		if (!w->warned_full)
+			note(w, LOG_LVL_WARN,
+			     "\"%s\": more than %zu checkpoints (limits.checkpoints); ignoring \"%s\" and later ones",
+			     w->root, w->max_entries, name);
+		w->warned_full = true;
+		return NULL;
+	}
+	e = gw_calloc(1, sizeof(*e));
+	e->w = w;
+	e->name = gw_strdup(name);
+	e->path = join(w->root, name);
+	e->step = step;
+	e->state = E_PENDING;
+	if (step >= 0 && w->cb.is_done && w->cb.is_done(w->ud, step))
+		e->state = E_DONE;
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 64;
+		w->e = gw_realloc(w->e, w->cap * sizeof(*w->e));
+	}
+	i = lower_bound(w, name);
+	memmove(w->e + i + 1, w->e + i, (w->n - i) * sizeof(*w->e));
+	w->e[i] = e;
+	w->n++;
+	if (e->state == E_PENDING) {
+		note(w, LOG_LVL_DEBUG, "\"%s\": new checkpoint directory", e->path);
+		entry_watch(w, e, true);
+	}
+	return e;
+}
+
+/* ---- judging an entry ---------------------------------------------------- */
+
+static bool is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The entry vanished.  Tell the caller if it was waiting for it. */
+static void entry_gone(struct watch *w, struct entry *e)
+{
+	note(w, LOG_LVL_DEBUG, "\"%s\": gone", e->path);
+	if (e->state == E_REPORTED && w->cb.gone)
+		w->cb.gone(w->ud, e->name, e->step);
+	entry_remove(w, e);
+}
+
+/* Quiet: is it a complete checkpoint?  May remove e. */
+static void entry_judge(struct watch *w, struct entry *e)
+{
+	struct gw_err err = { "" };
+	int r;
+
+	if (!is_dir(e->path)) {
+		entry_gone(w, e);
+		return;
+	}
+	if (e->step < 0) {
+		int64_t s;
+
+		r = step_from_trainer_state(e->path, &s, &err);
+		if (r == -ENOENT) {
+			note(w, LOG_LVL_DEBUG, "\"%s\": no step in the name and no trainer_state.json yet",
+			     e->path);
+			return;
+		}
+		if (r < 0) {
+			e->state = E_BAD;
+			if (w->cb.bad)
+				w->cb.bad(w->ud, e->name, -1, r, err.msg);
+			return;
+		}
+		e->step = s;
+		if (w->cb.is_done && w->cb.is_done(w->ud, s)) {
+			e->state = E_DONE;
+			entry_unwatch(e);
+			return;
+		}
+	}
+	r = ckpt_check_complete(e->path, w->marker, &err);
+	if (r == 0) {
+		note(w, LOG_LVL_DEBUG, "%s", err.msg);
+		return;
+	}
+	if (r < 0) {
+		if (!is_dir(e->path)) {
+			entry_gone(w, e);
+			return;
+		}
+		e->state = E_BAD;
+		if (w->cb.bad)
+			w->cb.bad(w->ud, e->name, e->step, r, err.msg);
+		return;
+	}
+	e->state = E_REPORTED;
+	entry_unwatch(e);
+	if (w->cb.ready)
+		w->cb.ready(w->ud, e->name, e->path, e->step);
+}
+
+/* ---- events mode ----------------------------------------------------------- */
+
+static void on_entry_timer(uv_timer_t *h)
+{
+	struct entry *e = h->data;
+
+	if (e->state == E_PENDING)
+		entry_judge(e->w, e);
+}
+
+static void on_entry_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+	struct entry *e = h->data;
+	struct watch *w = e->w;
+
+	(void)filename;
+	(void)events;
+	if (status < 0) {
+		switch_to_poll(w, e->path, status);
+		return;
+	}
+	if (e->state == E_BAD)
+		e->state = E_PENDING; /* changed: worth another look */
+	if (e->state == E_PENDING)
+		uv_timer_start(&e->timer, on_entry_timer, w->quiet_ms, 0);
+}
+
+/* Something under the root changed: `name` appeared, was renamed or went. */
+static void root_changed(struct watch *w, const char *name)
+{
+	struct entry *e = find(w, name);
+	char *path;
+
+	if (!e) {
+		path = join(w->root, name);
+		if (is_dir(path))
+			entry_add(w, name);
+		free(path);
+		return;
+	}
+	if (!is_dir(e->path)) {
+		entry_gone(w, e);
+		return;
+	}
+	if (e->state == E_BAD) {
+		e->state = E_PENDING;
+		entry_watch(w, e, true);
+	}
+}
+
+static void scan(struct watch *w, bool remove_missing);
+static void root_lost(struct watch *w);
+
+static void on_root_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+	struct watch *w = h->data;
+
+	(void)events;
+	if (status < 0) {
+		switch_to_poll(w, w->root, status);
+		return;
+	}
+	if (!is_dir(w->root)) {
+		root_lost(w);
+		return;
+	}
+	if (filename)
+		root_changed(w, filename);
+	else
+		scan(w, true);
+}
+
+/* ---- poll mode ------------------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 1099511628211ull;
+	return h;
+}
+
+static void signature(const char *dir, int depth, uint64_t *h, size_t *count)
+{
+	struct dirent *d;
+	DIR *dp = opendir(dir);
+
+	if (!dp) {
+		*h = fnv(*h, "?", 1);
+		return;
+	}
+	while ((d = readdir(dp)) && *count < SIG_FILES_MAX) {
+		struct stat st;
+		char *p;
+
+		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+			continue;
+		p = join(dir, d->d_name);
+		if (lstat(p, &st) == 0) {
+			uint64_t v[4] = { (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec,
+					  (uint64_t)st.st_mtim.tv_nsec, (uint64_t)st.st_ino };
+
+			/* Order-independent: readdir order may change. */
+			uint64_t x = fnv(fnv(14695981039346656037ull, d->d_name, strlen(d->d_name)), v,
+					 sizeof(v));
+
+			*h += x * 0x9E3779B97F4A7C15ull;
+			(*count)++;
+			if (S_ISDIR(st.st_mode) && depth > 1)
+				signature(p, depth - 1, h, count);
+		}
+		free(p);
+	}
+	closedir(dp);
+}
+
+static void poll_entry(struct watch *w, struct entry *e)
+{
+	uint64_t now = uv_now(w->loop), h = 0;
+	size_t count = 0;
+
+	signature(e->path, SIG_DEPTH, &h, &count);
+	if (!e->have_sig || h != e->sig) {
+		if (e->have_sig && e->state == E_BAD)
+			e->state = E_PENDING;
+		e->sig = h;
+		e->have_sig = true;
+		e->changed_at = now;
+		if (w->quiet_ms > 0)
+			return;
+	}
+	if (e->state == E_PENDING && now - e->changed_at >= w->quiet_ms)
+		entry_judge(w, e);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Read the root: add new directories (in name order, so a burst is added
+ * in one sorted pass) and, with remove_missing, drop entries that are gone.
+ */
+static void scan(struct watch *w, bool remove_missing)
+{
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *d;
+	DIR *dp = opendir(w->root);
+
+	if (!dp) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			root_lost(w);
+		else
+			note(w, LOG_LVL_WARN, "\"%s\": %s", w->root, strerror(errno));
+		return;
+	}
+	while ((d = readdir(dp))) {
+		if (d->d_name[0] == '.' || (d->d_type != DT_DIR && d->d_type != DT_UNKNOWN &&
+					    d->d_type != DT_LNK))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			names = gw_realloc(names, cap * sizeof(*names));
+		}
+		names[n++] = gw_strdup(d->d_name);
+	}
+	closedir(dp);
+	qsort(names, n, sizeof(*names), cmp_str);
+	if (remove_missing) {
+		for (size_t i = w->n; i-- > 0;) {
+			struct entry *e = w->e[i];
+
+			if (!bsearch(&e->name, names, n, sizeof(*names), cmp_str) || !is_dir(e->path))
+				entry_gone(w, e);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!find(w, names[i])) {
+			char *p = join(w->root, names[i]);
+
+			if (is_dir(p))
+				entry_add(w, names[i]);
+			free(p);
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+	struct watch *w = h->data;
+
+	if (!w->root_ok) {
+		if (!is_dir(w->root))
+			return;
+		note(w, LOG_LVL_INFO, "\"%s\": the watched directory exists now", w->root);
+		w->warned_missing = false;
+		w->root_ok = true;
+		if (!w->poll) {
+			int r = uv_fs_event_start(&w->root_ev, on_root_event, w->root, 0);
+
+			if (r < 0) {
+				switch_to_poll(w, w->root, r);
+			} else {
+				w->root_ev_active = true;
+				uv_timer_stop(&w->tick);
+			}
+		}
+		scan(w, true);
+		return;
+	}
+	scan(w, true);
+	for (size_t i = w->n; i-- > 0;) {
+		struct entry *e = w->e[i];
+
+		if (i < w->n && w->e[i] == e && (e->state == E_PENDING || e->state == E_BAD))
+			poll_entry(w, e);
+	}
+}
+
+static void switch_to_poll(struct watch *w, const char *what, int code)
+{
+	if (w->poll)
+		return;
+	note(w, LOG_LVL_WARN, "\"%s\": inotify watch failed (%s); polling every %llu ms instead", what,
+	     uv_strerror(code), (unsigned long long)w->poll_ms);
+	w->poll = true;
+	if (w->root_ev_active) {
+		uv_fs_event_stop(&w->root_ev);
+		w->root_ev_active = false;
+	}
+	for (size_t i = 0; i < w->n; i++)
+		entry_unwatch(w->e[i]);
+	uv_timer_start(&w->tick, on_tick, w->poll_ms, w->poll_ms);
+}
+
+/* The root went away (or never was): forget what was under it and wait
+ * for it. */
+static void root_lost(struct watch *w)
+{
+	if (!w->warned_missing)
+		note(w, LOG_LVL_WARN, "\"%s\": watched directory does not exist; checking every %llu ms",
+		     w->root, (unsigned long long)w->poll_ms);
+	w->warned_missing = true;
+	w->root_ok = false;
+	if (w->root_ev_active) {
+		uv_fs_event_stop(&w->root_ev);
+		w->root_ev_active = false;
+	}
+	while (w->n > 0)
+		entry_gone(w, w->e[w->n - 1]);
+	if (!uv_is_active((uv_handle_t *)&w->tick))
+		uv_timer_start(&w->tick, on_tick, w->poll_ms, w->poll_ms);
+}
+
+/* ---- life ------------------------------------------------------------------- */
+
+/* Filesystems where inotify does not see changes made by other hosts. */
+static bool remote_fs(const char *path)
+{
+	static const unsigned long magic[] = {
+		0x6969,     /* NFS */
+		0x0BD00BD0, /* Lustre */
+		0x65735546, /* FUSE */
+		0xFF534D42, /* CIFS */
+		0xFE534D42, /* SMB2 */
+		0x517B,     /* SMB */
+		0x47504653, /* GPFS */
+		0x00C36400, /* Ceph */
+		0x01021997, /* 9p */
+		0x5346414F, /* AFS */
+		0x6B414653, /* kAFS */
+		0x19830326, /* BeeGFS */
+		0x013111A8, /* IBRIX */
+		0x73757245, /* Coda */
+		0x564C,     /* NCP */
+	};
+	struct statfs sf;
+
+	if (statfs(path, &sf) < 0)
+		return false;
+	for (size_t i = 0; i < sizeof(magic) / sizeof(magic[0]); i++)
+		if ((unsigned long)sf.f_type == magic[i])
+			return true;
+	return false;
+}
+
+int watch_new(uv_loop_t *loop, const struct watch_opts *o, const struct watch_callbacks *cb,
+	      void *ud, struct watch **ret_watch, struct gw_err *err)
+{
+	struct watch *w;
+	size_t np = 0;
+	int r;
+
+	if (!o->root || !o->root[0])
+		return gw_errf(err, -EINVAL, "watch.root is not set");
+	if (!o->patterns || !o->patterns[0])
+		return gw_errf(err, -EINVAL, "watch.patterns is empty");
+	if (o->poll_ms == 0)
+		return gw_errf(err, -EINVAL, "watch.poll_interval_ms is 0");
+	w = gw_calloc(1, sizeof(*w));
+	w->loop = loop;
+	w->cb = *cb;
+	w->ud = ud;
+	w->root = gw_strdup(o->root);
+	w->marker = o->marker && o->marker[0] ? gw_strdup(o->marker) : NULL;
+	while (o->patterns[np])
+		np++;
+	w->patterns = gw_calloc(np + 1, sizeof(char *));
+	for (size_t i = 0; i < np; i++)
+		w->patterns[i] = gw_strdup(o->patterns[i]);
+	w->trainer_state = o->step_from_trainer_state;
+	w->quiet_ms = o->quiet_ms;
+	w->poll_ms = o->poll_ms;
+	w->max_entries = o->max_entries ? o->max_entries : 100000;
+	w->poll = o->mode == WATCH_POLL || (o->mode == WATCH_AUTO && remote_fs(o->root));
+
+	uv_timer_init(loop, &w->tick);
+	uv_fs_event_init(loop, &w->root_ev);
+	w->tick.data = w->root_ev.data = w;
+	w->open_handles = 2;
+
+	if (!is_dir(w->root)) {
+		root_lost(w);
+	} else {
+		w->root_ok = true;
+		if (!w->poll) {
+			r = uv_fs_event_start(&w->root_ev, on_root_event, w->root, 0);
+			if (r < 0)
+				switch_to_poll(w, w->root, r);
+			else
+				w->root_ev_active = true;
+		}
+		if (w->poll)
+			uv_timer_start(&w->tick, on_tick, w->poll_ms, w->poll_ms);
+		scan(w, false);
+		if (w->poll)
+			on_tick(&w->tick); /* first signatures now, not a poll interval later */
+	}
+	*ret_watch = w;
+	return 0;
+}
+
+static void on_watch_closed(uv_handle_t *h)
+{
+	struct watch *w = h->data;
+
+	if (--w->open_handles == 0)
+		free(w);
+}
+
+void watch_close(struct watch *w)
+{
+	if (!w)
+		return;
+	w->closing = true;
+	while (w->n > 0)
+		entry_remove(w, w->e[w->n - 1]);
+	free(w->e);
+	w->e = NULL;
+	for (int i = 0; w->patterns[i]; i++)
+		free(w->patterns[i]);
+	free(w->patterns);
+	free(w->root);
+	free(w->marker);
+	uv_close((uv_handle_t *)&w->tick, on_watch_closed);
+	uv_close((uv_handle_t *)&w->root_ev, on_watch_closed);
+}
+
+void watch_done(struct watch *w, const char *name)
+{
+	struct entry *e = find(w, name);
+
+	if (e) {
+		e->state = E_DONE;
+		entry_unwatch(e);
+	}
+}
+
+void watch_failed(struct watch *w, const char *name)
+{
+	struct entry *e = find(w, name);
+
+	/* Not judged again until it changes: an event (events mode) or a new
+	 * signature (poll mode; the next tick takes the baseline). */
+	if (e) {
+		e->state = E_BAD;
+		e->have_sig = false;
+		entry_watch(w, e, false);
+	}
+}
+
+void watch_set_quiet(struct watch *w, uint64_t quiet_ms)
+{
+	w->quiet_ms = quiet_ms;
+}
+
+const char *watch_mode_name(const struct watch *w)
+{
+	if (!w->root_ok)
+		return "waiting";
+	return w->poll ? "poll" : "events";
+}
+
+size_t watch_pending(const struct watch *w)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < w->n; i++)
+		k += w->e[i]->state == E_PENDING;
+	return k;
+}
