@@ -159,7 +159,8 @@ TEST_ENV = GW_BUILD=$(B) GW_BIN=$(abspath $(GROKWATCHD)) GW_CLI=$(abspath $(B)/g
 	GW_FIXTURES=$(abspath $(B)/fixtures) PYTHON=$(PYTHON) \
 	GW_FUZZ_SECONDS=$(FUZZ_SECONDS) GW_SRC=$(CURDIR)
 
-SCRIPT_TESTS = $(sort $(wildcard tests/cli/test_*.sh tests/reference/test_*.sh))
+SCRIPT_TESTS = $(sort $(wildcard tests/cli/test_*.sh tests/reference/test_*.sh \
+	tests/integration/test_*.py))
 
 check: deps-test
 	$(Q)$(MAKE) --no-print-directory _check

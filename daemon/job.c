@@ -25,6 +25,7 @@
 #define CONS_FILE_MAX (256u * 1024u * 1024u)
 
 struct job_ctx {
+	unsigned layer_delay_ms; /* fault injection for tests (job.h) */
 	struct probe *probe;
 	struct metrics_opts m;
 	int threads;
@@ -36,6 +37,10 @@ struct job_ctx *job_ctx_new(struct probe *probe, const struct metrics_opts *m, i
 {
 	struct job_ctx *c = gw_calloc(1, sizeof(*c));
 
+	const char *delay = getenv("GROKWATCHD_TEST_LAYER_DELAY_MS");
+
+	if (delay)
+		c->layer_delay_ms = (unsigned)strtoul(delay, NULL, 10);
 	c->probe = probe;
 	c->m = *m;
 	c->m.threads = threads;
@@ -248,6 +253,8 @@ static void on_layer(void *ud, int done, int total)
 {
 	struct job *j = ud;
 
+	if (j->ctx->layer_delay_ms && done < total)
+		usleep(j->ctx->layer_delay_ms * 1000u);
 	atomic_store(&j->n_layers, total);
 	atomic_store(&j->layers_done, done);
 	if (j->progress)

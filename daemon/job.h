@@ -21,6 +21,10 @@
  * forward pass.  Per-token records are not kept, so the first checkpoint
  * after a restart (and a late one older than the newest) has no churn.
  *
+ * Fault injection: with GROKWATCHD_TEST_LAYER_DELAY_MS=N in the environment
+ * the forward pass sleeps N ms after each layer, so tests can delete a
+ * checkpoint, kill the daemon or stop it in the middle of a job.
+ *
  * Threads: job_start and the done callback run on the loop thread; the
  * computation on libuv's thread pool.  Progress and cancellation cross by
  * atomics; the loop is woken for progress with the uv_async_t given.

@@ -74,9 +74,12 @@ int notify_send(struct notify *n, const char *state)
 
 	if (!n || n->fd < 0)
 		return 0;
+	/* Never wait: a datagram socket whose reader has fallen behind (ten
+	 * queued messages by default) would block the loop; a status line
+	 * dropped then (-EAGAIN) is soon replaced by the next. */
 	do
-		r = sendto(n->fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&n->addr,
-			   n->addr_len);
+		r = sendto(n->fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT,
+			   (struct sockaddr *)&n->addr, n->addr_len);
 	while (r < 0 && errno == EINTR);
 	return r < 0 ? -errno : 0;
 }

@@ -28,7 +28,8 @@ struct notify;
 int notify_new(struct notify **ret_notify, struct gw_err *err);
 void notify_free(struct notify *n); /* accepts NULL */
 
-/* Send `state` (one or more "KEY=VALUE" lines) as is.  0 or -errno. */
+/* Send `state` (one or more "KEY=VALUE" lines) as is, never blocking.
+ * 0 or -errno (-EAGAIN when the receiver's queue is full). */
 int notify_send(struct notify *n, const char *state);
 
 int notify_ready(struct notify *n);

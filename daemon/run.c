@@ -44,6 +44,7 @@
 #include "watch.h"
 
 #define SERIES_STATE "series.json"
+#define GATHER_MS 100 /* checkpoints that complete together are queued before the first starts */
 #define PROGRESS_MIN_MS 200 /* progress messages at most this often (the last one always) */
 
 /* A checkpoint waiting to be computed. */
@@ -476,7 +477,11 @@ static void on_ready(void *ud, const char *name, const char *path, int64_t step)
 	}
 	log_info("step %" PRId64 ": \"%s\" is complete; queued", step, path);
 	queue_put(d, name, path, step, 0, 0);
-	dispatch(d);
+	/* Not at once: checkpoints arriving together (a burst, a restart's
+	 * scan) become complete within milliseconds of each other, and the
+	 * lowest step should go first. */
+	if (!d->job)
+		uv_timer_start(&d->retry_timer, on_retry_timer, GATHER_MS, 0);
 	status_update(d, false);
 }
 

@@ -1,0 +1,261 @@
+"""gwtest.py — drive the real grokwatchd from Python, for the integration
+tests, the daemon benchmark and `make demo`.
+
+- Daemon: writes a config, starts `grokwatchd run -c` (under $GW_WRAP when
+  set), reads the bound endpoints from its log, stops it.
+- Subscriber: a real ZeroMQ SUB socket (python3-zmq) plus a DEALER for
+  queries, doing the splice publish.h describes: subscribe, wait for the
+  first message, ask for a snapshot, drop live messages with seq <= the
+  snapshot's.
+- Trainer: writes checkpoints into the watched directory the ways trainers
+  do (atomic rename of a finished directory, slowly in place).
+- tap: a minimal TAP emitter.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import zmq
+
+SRC = os.environ.get("GW_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("GW_BIN", os.path.join(SRC, "build", "default", "grokwatchd"))
+PY = os.environ.get("PYTHON", "/usr/bin/python3")
+WRAP = os.environ.get("GW_WRAP", "").split()
+SLOW = 10 if WRAP else 1  # valgrind: everything takes longer
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, detail=None):
+        self.n += 1
+        print(("ok %d - %s" if cond else "not ok %d - %s") % (self.n, name), flush=True)
+        if not cond:
+            self.failed += 1
+            if detail is not None:
+                for line in str(detail).splitlines()[-40:]:
+                    print("#   " + line)
+        return cond
+
+    def eq(self, got, want, name):
+        return self.ok(got == want, name, "got:      %r\nexpected: %r" % (got, want))
+
+    def done(self):
+        print("1..%d" % self.n)
+        sys.exit(1 if self.failed else 0)
+
+
+def gen_series(outdir, steps):
+    """Checkpoints step1000 .. step<steps>000 and probe.jsonl, from the demo
+    generator (seeded: the same bytes every time)."""
+    subprocess.run([PY, os.path.join(SRC, "tools", "demo_series.py"), outdir, str(steps)],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def place_atomic(src, root, name):
+    """Copy a finished checkpoint under a temporary name, then rename it in."""
+    tmp = os.path.join(root, "tmp-" + name)
+    shutil.copytree(src, tmp)
+    os.rename(tmp, os.path.join(root, name))
+
+
+def place_slowly(src, root, name, seconds, chunks=8):
+    """Write a checkpoint in place: config first, then the weights in
+    `chunks` pieces over `seconds`, then the rest."""
+    dst = os.path.join(root, name)
+    os.mkdir(dst)
+    shutil.copy(os.path.join(src, "config.json"), dst)
+    with open(os.path.join(src, "model.safetensors"), "rb") as f:
+        data = f.read()
+    step = (len(data) + chunks - 1) // chunks
+    with open(os.path.join(dst, "model.safetensors"), "wb") as f:
+        for i in range(0, len(data), step):
+            f.write(data[i:i + step])
+            f.flush()
+            time.sleep(seconds / chunks)
+    for fn in os.listdir(src):
+        if not os.path.exists(os.path.join(dst, fn)):
+            shutil.copy(os.path.join(src, fn), dst)
+
+
+class Daemon:
+    def __init__(self, workdir, root, probe, extra=None, env=None, name="test"):
+        self.dir = workdir
+        self.state = os.path.join(workdir, "state")
+        os.makedirs(self.state, exist_ok=True)
+        self.cfg_path = os.path.join(workdir, "grokwatchd.json")
+        self.log_path = os.path.join(workdir, "daemon.log")
+        cfg = {
+            "run": name,
+            "state_dir": self.state,
+            "log_level": "debug",
+            "watch": {"root": root, "quiet_period_ms": 300, "mode": "events",
+                      "poll_interval_ms": 200},
+            "probe": {"path": probe},
+            "publish": {"endpoint": "tcp://127.0.0.1:*", "query_endpoint": "tcp://127.0.0.1:*",
+                        "heartbeat_ms": 300},
+            "threads": {"blas": 1},
+            "jobs": {"retry_backoff_ms": 200, "max_retries": 1},
+        }
+        for k, v in (extra or {}).items():
+            cur = cfg
+            parts = k.split(".")
+            for p in parts[:-1]:
+                cur = cur.setdefault(p, {})
+            cur[parts[-1]] = v
+        self.cfg = cfg
+        self.write_config()
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.proc = None
+        self.pub = self.query = None
+
+    def write_config(self, cfg=None):
+        with open(self.cfg_path, "w") as f:
+            json.dump(cfg or self.cfg, f, indent=1)
+
+    def start(self, wait=True):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(WRAP + [BIN, "run", "-c", self.cfg_path],
+                                     stdout=self.logf, stderr=self.logf, env=self.env)
+        if wait:
+            before = len(re.findall(r'publishing on (\S+), queries on (\S+),', self.log()))
+            self.wait_log(r'publishing on (\S+), queries on (\S+),', 20 * SLOW, before + 1)
+            m = re.findall(r'publishing on (\S+), queries on (\S+),', self.log())[-1]
+            self.pub, self.query = m
+        return self
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout, count=1):
+        end = time.time() + timeout
+        while time.time() < end:
+            if len(re.findall(pattern, self.log())) >= count:
+                return True
+            if self.proc and self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if len(re.findall(pattern, self.log())) >= count:
+            return True
+        raise TimeoutError("no %r (x%d) in the log:\n%s" % (pattern, count, self.log()[-3000:]))
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if not self.proc:
+            return None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = "hung"
+        self.logf.close()
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.logf.close()
+        self.proc = None
+
+    def journal(self):
+        out = []
+        p = os.path.join(self.state, "journal.jsonl")
+        if os.path.exists(p):
+            with open(p) as f:
+                for line in f:
+                    if line.endswith("\n"):
+                        out.append(json.loads(line))
+        return out
+
+
+class Subscriber:
+    """SUB + DEALER with the snapshot splice."""
+
+    def __init__(self, pub, query, snapshot=True, timeout=20):
+        self.ctx = zmq.Context.instance()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sub.connect(pub)
+        self.query_ep = query
+        self.messages = []     # spliced: snapshot results, then live ones
+        self.last_seq = 0
+        self.epoch = None
+        self.snapshot_seq = None
+        first = self._recv(timeout * SLOW)
+        if first is None:
+            raise TimeoutError("no first message from %s" % pub)
+        if snapshot:
+            snap = self.request({"req": "snapshot"}, timeout)
+            self.snapshot_seq = snap["seq"]
+            self.epoch = snap["epoch"]
+            self.messages.extend(snap["results"])
+            self.last_seq = snap["seq"]
+            self._take(first)
+        else:
+            self._take(first, force=True)
+
+    def request(self, req, timeout=10):
+        d = self.ctx.socket(zmq.DEALER)
+        d.setsockopt(zmq.LINGER, 0)
+        d.connect(self.query_ep)
+        d.send(json.dumps(req).encode())
+        if not d.poll(timeout * 1000 * SLOW):
+            d.close()
+            raise TimeoutError("no reply from %s" % self.query_ep)
+        rep = json.loads(d.recv())
+        d.close()
+        return rep
+
+    def _recv(self, timeout):
+        if not self.sub.poll(int(timeout * 1000)):
+            return None
+        topic, body = self.sub.recv_multipart()
+        msg = json.loads(body)
+        msg["_topic"] = topic.decode()
+        return msg
+
+    def _take(self, msg, force=False):
+        if msg["type"] == "heartbeat":
+            return
+        if not force and msg["seq"] <= self.last_seq:
+            return
+        self.last_seq = msg["seq"]
+        self.messages.append(msg)
+
+    def collect(self, until, timeout):
+        """Receive until until(messages) is true; returns whether it became so."""
+        end = time.time() + timeout * SLOW
+        while not until(self.messages):
+            left = end - time.time()
+            if left <= 0:
+                return False
+            m = self._recv(left)
+            if m is not None:
+                self._take(m)
+        return True
+
+    def metrics(self):
+        return [m for m in self.messages if m["type"] == "metrics"]
+
+    def close(self):
+        self.sub.close()
+
+
+def steps_of(msgs):
+    return [m["step"] for m in msgs if m.get("type") == "metrics"]
+
+
+def n_metrics(n):
+    return lambda msgs: len([m for m in msgs if m["type"] == "metrics"]) >= n
