@@ -44,7 +44,7 @@
 #include "watch.h"
 
 #define SERIES_STATE "series.json"
-#define GATHER_MS 100 /* checkpoints that complete together are queued before the first starts */
+#define GATHER_MS 20 /* checkpoints that complete together are queued before the first starts */
 #define PROGRESS_MIN_MS 200 /* progress messages at most this often (the last one always) */
 
 /* A checkpoint waiting to be computed. */
