@@ -127,7 +127,7 @@ static int from_forward(const char *dir, const struct probe *probe, const struct
 	if (!probe) {
 		ckpt_free(c);
 		return gw_errf(err, -EINVAL,
-			       "\"%s\": no routing.safetensors there, and no probe set to run the model on",
+			       "\"%s\": no routing.safetensors there, and no probe set (--probe, or probe.path in the config) to run the model on",
 			       dir);
 	}
 	rc = probe_check_vocab(probe, ckpt_model(c)->vocab, err);

@@ -114,7 +114,7 @@ m300b=$("$PY" -c "import json,sys; [print(r['groups']['all']['memorized']['n_sam
 gw analyze --probe "$PROBE" "$TMP/nonexistent" >/dev/null 2>"$TMP/err"; is $? 1 "missing checkpoint: exit 1"
 has "$(cat "$TMP/err")" "nonexistent" "missing checkpoint named"
 gw analyze "$FX/olmoe-f32" >/dev/null 2>"$TMP/err"; is $? 1 "checkpoint without routing and no probe: exit 1"
-has "$(cat "$TMP/err")" "no --probe" "the missing probe is explained"
+has "$(cat "$TMP/err")" "no probe set (--probe" "the missing probe is explained"
 printf '{"tokens": [1, 2, 3]}\n{"tokens": [1, 999]}\n' >"$TMP/bad.jsonl"
 gw analyze --probe "$TMP/bad.jsonl" "$FX/olmoe-f32" >/dev/null 2>"$TMP/err"; is $? 1 "token beyond the vocabulary: exit 1"
 has "$(cat "$TMP/err")" "bad.jsonl" "bad probe file named"
