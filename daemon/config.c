@@ -115,7 +115,7 @@ const struct config_key config_keys[] = {
 	  .def_num = 2000, .min = 100, .max = 3600000, .help = "stat polling interval" },
 
 	{ .path = "probe.path", .type = CONFIG_STRING, .offset = OFF(probe.path),
-	  .help = "probe set file (required to run)" },
+	  .help = "probe set file; empty = only checkpoints holding routing.safetensors are computed" },
 	{ .path = "probe.format", .type = CONFIG_ENUM, .offset = OFF(probe.format),
 	  .def_str = "jsonl", .enums = config_probe_formats,
 	  .help = "jsonl, or u16 / u32 raw little-endian token memmaps" },
