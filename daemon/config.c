@@ -1009,6 +1009,26 @@ static int check_across(const struct ctx *cx, const struct config *c)
 					    cJSON_GetArrayItem(node_at(cx->root, "metrics.epsilon_groups"), i),
 					    "metrics.epsilon_groups[%d]: group \"%s\" is also entry %d",
 					    i, eg[i].group, j);
+	/* best * (1 - threshold) with threshold >= 1 would make even the first
+	 * value no improvement on +inf (alert.h): refuse rather than never judge. */
+	if (c->alerts.loss.threshold_mode == CONFIG_THRESHOLD_REL && c->alerts.loss.threshold >= 1)
+		return fail(cx, node_at(cx->root, "alerts.loss.threshold"),
+			    "alerts.loss.threshold: %g must be below 1 with threshold_mode rel",
+			    c->alerts.loss.threshold);
+	if (c->alerts.distance.threshold_mode == CONFIG_THRESHOLD_REL &&
+	    c->alerts.distance.threshold >= 1)
+		return fail(cx, node_at(cx->root, "alerts.distance.threshold"),
+			    "alerts.distance.threshold: %g must be below 1 with threshold_mode rel",
+			    c->alerts.distance.threshold);
+	for (int i = 0; i < c->alerts.plateaus.n; i++) {
+		const struct config_plateau *p = (const struct config_plateau *)c->alerts.plateaus.v + i;
+
+		if (p->threshold_mode == CONFIG_THRESHOLD_REL && p->mode == CONFIG_PLATEAU_MIN &&
+		    p->threshold >= 1)
+			return fail(cx, cJSON_GetArrayItem(node_at(cx->root, "alerts.plateaus"), i),
+				    "alerts.plateaus[%d].threshold: %g must be below 1 with mode min and "
+				    "threshold_mode rel", i, p->threshold);
+	}
 	for (int i = 0; i < c->alerts.hooks.n; i++) {
 		const struct config_hook *h = (const struct config_hook *)c->alerts.hooks.v + i;
 

@@ -497,6 +497,16 @@ static void test_alerts(void)
 	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"hooks\": [{\"alert\": \"*\", \"argv\": [1]}]}}",
 				-EINVAL),
 		      "alerts.hooks[0].argv[0]: expected a string, got a number");
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"loss\": {\n\"threshold\": 1}}}", -EINVAL),
+		     "\"t.json\" line 2: alerts.loss.threshold: 1 must be below 1 with threshold_mode rel");
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"distance\": {\"threshold\": 2.5}}}", -EINVAL),
+		      "alerts.distance.threshold: 2.5 must be below 1 with threshold_mode rel");
+	c = parse_ok("{\"alerts\": {\"distance\": {\"threshold\": 2.5, \"threshold_mode\": \"abs\"}}}");
+	config_free(c);
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"plateaus\": [{\"metric\": \"loss\", \"mode\": "
+				"\"min\", \"threshold\": 1, \"threshold_mode\": \"rel\", \"patience\": 1, "
+				"\"cooldown\": 0, \"min_checkpoints\": 0}]}}", -EINVAL),
+		      "alerts.plateaus[0].threshold: 1 must be below 1 with mode min");
 	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"hook_concurrency\": 0}}", -EINVAL),
 		      "alerts.hook_concurrency: 0 is below the minimum 1");
 }
