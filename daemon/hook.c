@@ -72,6 +72,7 @@ struct hooks {
 	struct run *qhead, *qtail, *running;
 	size_t nqueued, nrunning;
 	bool closing;
+	bool in_callback; /* inside done(): hooks_close must not free h yet */
 	char rbuf[READ_CHUNK];
 };
 
@@ -522,8 +523,11 @@ static void on_close(uv_handle_t *handle)
 	if (--r->open > 0)
 		return;
 	unlink_running(h, r);
-	if (!h->closing)
-		report(r);
+	if (!h->closing) {
+		h->in_callback = true;
+		report(r); /* which may call hooks_run or hooks_close */
+		h->in_callback = false;
+	}
 	run_free(r);
 	if (h->closing) {
 		if (h->nrunning == 0)
@@ -569,6 +573,6 @@ void hooks_close(struct hooks *h)
 		uv_timer_stop(&r->timer);
 		signal_group(r, SIGKILL);
 	}
-	if (h->nrunning == 0)
+	if (h->nrunning == 0 && !h->in_callback)
 		hooks_free(h);
 }

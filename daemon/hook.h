@@ -25,7 +25,8 @@
  * left the process group), it is closed kill_grace_ms after the exit.  Then
  * its handles close, and in the last close callback the done callback gets
  * a report, the run is freed, and the next queued run starts.  The done
- * callback is always called from the loop, never from hooks_run.
+ * callback is always called from the loop, never from hooks_run; it may
+ * call hooks_run, and hooks_close.
  *
  * Outcomes (struct hook_report): HOOK_OK (exit status 0); HOOK_FAILED
  * (non-zero exit status, or a signal the daemon did not send); HOOK_TIMED_OUT

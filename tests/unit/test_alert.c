@@ -526,6 +526,64 @@ static void test_restart_without_duplicates(void)
 	config_free(c);
 }
 
+/* After a restart with another config or run name, alerts fired before
+ * are resolved once, saying why; the new run's alert fires under its own
+ * fingerprint. */
+static void test_config_or_run_changed(void)
+{
+	static const double v[4] = { 5, 5, 5, 5 };
+	struct fx f;
+	struct alerts *a2;
+	struct gw_err e = { "" };
+	cJSON *tr = NULL;
+	const cJSON *ann;
+
+	fx_init(&f, plateau_cfg("min", 0.01, "rel", 1, 0, 0));
+	feed_loss(&f, v, 4);
+	CHECK_STR_EQ(f.log, "300:+plateau/math/loss ");
+
+	/* the plateau detector is gone from the config */
+	{
+		struct config *c = cfg("\"distance\": {\"min_checkpoints\": 1000000}");
+
+		a2 = alerts_new(c);
+		config_free(c);
+	}
+	CHECK_INT_EQ(alerts_restore(a2, f.events, &e), 0);
+	CHECK_INT_EQ(alerts_evaluate(a2, f.s, "r1", NOW0, &tr, &e), 0);
+	CHECK_INT_EQ(cJSON_GetArraySize(tr), 1);
+	CHECK_STR_EQ(cJSON_GetObjectItem(cJSON_GetArrayItem(tr, 0), "status")->valuestring, "resolved");
+	ann = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(tr, 0),
+									 "alerts"), 0), "annotations");
+	CHECK_STR_EQ(cJSON_GetObjectItem(ann, "description")->valuestring,
+		     "resolved at step 400: no longer judged (group or detector absent)");
+	CHECK_STR_EQ(cJSON_GetObjectItem(ann, "summary")->valuestring,
+		     "loss of group math is on a plateau");
+	cJSON_Delete(tr);
+	alerts_free(a2);
+
+	/* the same config, the run renamed */
+	CHECK_INT_EQ(alerts_evaluate(f.a, f.s, "r2", NOW0, &tr, &e), 0);
+	CHECK_INT_EQ(cJSON_GetArraySize(tr), 2);
+	{
+		const cJSON *r0 = cJSON_GetArrayItem(tr, 0), *r1 = cJSON_GetArrayItem(tr, 1);
+		const cJSON *l0 = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r0, "alerts"),
+									 0), "labels");
+		const cJSON *l1 = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r1, "alerts"),
+									 0), "labels");
+
+		CHECK_STR_EQ(cJSON_GetObjectItem(r0, "status")->valuestring, "resolved");
+		CHECK_STR_EQ(cJSON_GetObjectItem(l0, "run")->valuestring, "r1");
+		CHECK_STR_HAS(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(
+			cJSON_GetObjectItem(r0, "alerts"), 0), "annotations"), "description")->valuestring,
+			"resolved at step 400: the run is now \"r2\"");
+		CHECK_STR_EQ(cJSON_GetObjectItem(r1, "status")->valuestring, "firing");
+		CHECK_STR_EQ(cJSON_GetObjectItem(l1, "run")->valuestring, "r2");
+	}
+	cJSON_Delete(tr);
+	fx_release(&f);
+}
+
 static cJSON *health_result(int64_t step, double dead, double max_imb)
 {
 	cJSON *r = result(step, 1.0, 1.0), *h = cJSON_CreateObject(), *o;
@@ -719,6 +777,7 @@ static const struct tap_test tests[] = {
 	{ "metric_paths", test_metric_paths },
 	{ "late_older_checkpoint", test_late_older_checkpoint },
 	{ "restart_without_duplicates", test_restart_without_duplicates },
+	{ "config_or_run_changed", test_config_or_run_changed },
 	{ "routing_collapse", test_routing_collapse },
 	{ "groups", test_groups },
 	{ "disabled_empty_and_odd_results", test_disabled_empty_and_odd_results },

@@ -475,6 +475,53 @@ static void test_close_while_running(void)
 	CHECK((uv_hrtime() - t0) / 1000000 < 5000);
 }
 
+/* The done callback may start more runs and may shut the runner down. */
+struct chain {
+	struct fx *f;
+	int left;
+};
+
+static void on_done_chain(void *ud, const struct hook_report *r)
+{
+	struct chain *c = ud;
+	struct hook_event ev = event("grokking", "{}", 2);
+
+	on_done(c->f, r);
+	if (--c->left > 0)
+		CHECK_INT_EQ(run_ok(c->f, &ev), 1);
+	else
+		hooks_close(c->f->h);
+}
+
+static void test_callback_reentry(void)
+{
+	static const char *argv[] = { "/bin/true", NULL };
+	struct fx f;
+	struct chain c = { &f, 3 };
+	struct hook_opts o;
+	struct hook_event ev = event("grokking", "{}", 2);
+	struct gw_err e = { "" };
+
+	memset(&f, 0, sizeof(f));
+	fx_hook(&f, "*", argv);
+	o = fx_opts(&f);
+	o.concurrency = 1;
+	o.queue = 0;
+	CHECK_INT_EQ(uv_loop_init(&f.loop), 0);
+	CHECK_INT_EQ(hooks_new(&f.loop, &o, on_done_chain, &c, &f.h, &e), 0);
+	CHECK_INT_EQ(run_ok(&f, &ev), 1);
+	CHECK_INT_EQ(hooks_run(f.h, &ev, &e), -EAGAIN); /* queue 0: nothing waits */
+	CHECK_INT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+	CHECK_INT_EQ(f.nreps, 3);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT_EQ(f.reps[i].outcome, HOOK_OK);
+	CHECK_INT_EQ(uv_loop_close(&f.loop), 0);
+	for (int i = 0; i < f.nreps; i++) {
+		free(f.reps[i].out);
+		free(f.reps[i].err);
+	}
+}
+
 /* Options and process state hooks_new refuses. */
 static void test_bad_options(void)
 {
@@ -543,6 +590,7 @@ static const struct tap_test tests[] = {
 	{ "concurrency_bound", test_concurrency_bound },
 	{ "matching_and_all_or_nothing", test_matching_and_all_or_nothing },
 	{ "close_while_running", test_close_while_running },
+	{ "callback_reentry", test_callback_reentry },
 	{ "bad_options", test_bad_options },
 	{ "opts_from_config", test_opts_from_config },
 	{ NULL, NULL },
