@@ -118,6 +118,45 @@ struct detector {
 	int64_t patience, cooldown, min_checkpoints;
 };
 
+/* A detector's state after the checkpoints 0 .. i of the series: torch's
+ * (num_bad, cooldown_counter, best) and what the alerts and their text
+ * need. */
+struct pstate {
+	int64_t num_bad, cooldown_counter;
+	bool raw;            /* on a plateau, before min_checkpoints */
+	int64_t count;       /* values seen */
+	bool plateau;        /* on a plateau, and judged (count >= min_checkpoints) */
+	double value;        /* the latest value (NaN: none yet) */
+	int64_t value_i;     /* its checkpoint */
+	double best;
+	int64_t best_i;      /* checkpoint of the best value (-1: none) */
+	int64_t since_best;  /* values seen after the best */
+	int64_t start_i;     /* checkpoint where the current plateau started (-1) */
+	int64_t last_real_i; /* latest `better` checkpoint other than the first value (-1) */
+};
+
+/* One judged group's walk, kept between evaluations: the state after
+ * checkpoints 0 .. n-1, so that a result with a new latest step costs one
+ * step of the walk, not the whole series. */
+struct gwalk {
+	char *group;
+	size_t n;               /* checkpoints walked */
+	int64_t last_step;      /* step of checkpoint n-1 */
+	struct pstate loss, dist;
+	struct pstate *pl;      /* [nplateaus] */
+	bool grok_last;         /* grokking at checkpoint n-1 */
+	int64_t run_start;      /* start of the grokking run that includes n-1 (-1) */
+	int64_t g_start, g_end; /* the latest grokking phase (-1: none yet) */
+	bool used;              /* judged in the current evaluation */
+};
+
+/* The same for routing_collapse: the latest checkpoint with each number. */
+struct cwalk {
+	size_t n;
+	int64_t last_step;
+	int64_t found[2]; /* dead_experts, max_imbalance (-1: none) */
+};
+
 struct firing {
 	char fp[17];
 	char *alertname, *run, *group, *metric, *starts_at, *summary, *description;
@@ -134,6 +173,9 @@ struct alerts {
 	double max_imbalance;
 	struct firing *f;
 	size_t nf, capf;
+	struct gwalk *walks; /* per judged group, kept between evaluations */
+	size_t nwalks;
+	struct cwalk collapse;
 };
 
 static void detector_init(struct detector *d, const struct config_plateau *p, int mode)
@@ -217,30 +259,22 @@ void alerts_free(struct alerts *a)
 	for (size_t i = 0; i < a->nf; i++)
 		firing_release(&a->f[i]);
 	free(a->f);
+	for (size_t i = 0; i < a->nwalks; i++) {
+		free(a->walks[i].group);
+		free(a->walks[i].pl);
+	}
+	free(a->walks);
 	free(a);
 }
 
 /* ---- the plateau walk ------------------------------------------------------------- */
 
-/* A detector's state after the checkpoints 0 .. i of the series. */
-struct pstate {
-	int64_t count;       /* values seen */
-	bool plateau;        /* on a plateau, and judged (count >= min_checkpoints) */
-	double value;        /* the latest value (NaN: none yet) */
-	int64_t value_i;     /* its checkpoint */
-	double best;
-	int64_t best_i;      /* checkpoint of the best value (-1: none) */
-	int64_t since_best;  /* values seen after the best */
-	int64_t start_i;     /* checkpoint where the current plateau started (-1) */
-	int64_t last_real_i; /* latest `better` checkpoint other than the first value (-1) */
-};
-
-/* result.groups[group] followed along d's path: the number, or NaN. */
-static double metric_value(const cJSON *result, const char *group, const struct detector *d)
+/* A group's object (result.groups[group]) followed along d's path: the
+ * number, or NaN. */
+static double metric_value(const cJSON *gobj, const struct detector *d)
 {
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(result, "groups");
+	const cJSON *n = gobj;
 
-	n = cJSON_GetObjectItemCaseSensitive(n, group);
 	for (int i = 0; n && i < d->nsegs; i++)
 		n = cJSON_GetObjectItemCaseSensitive(n, d->segs[i]);
 	return cJSON_IsNumber(n) && isfinite(n->valuedouble) ? n->valuedouble : NAN;
@@ -255,59 +289,110 @@ static bool is_better(const struct detector *d, double x, double best)
 						   : x > best + d->threshold;
 }
 
-/* Walk the series for `group` (alert.h has the rule); out[i] for each of
- * its n checkpoints. */
-static void track(const struct detector *d, const struct series *s, const char *group,
-		  struct pstate *out)
+static void pstate_init(struct pstate *st, const struct detector *d)
+{
+	memset(st, 0, sizeof(*st));
+	st->value = NAN;
+	st->value_i = st->best_i = st->start_i = st->last_real_i = -1;
+	st->best = d->mode == CONFIG_PLATEAU_MIN ? INFINITY : -INFINITY;
+}
+
+/* One checkpoint (index i) of the walk: torch's step(x) when the value is
+ * there (alert.h has the rule), nothing when it is NaN. */
+static void pstate_feed(struct pstate *st, const struct detector *d, double x, int64_t i)
+{
+	bool better, reduce = false;
+
+	if (isnan(x))
+		return;
+	better = is_better(d, x, st->best);
+	st->count++;
+	st->value = x;
+	st->value_i = i;
+	if (better) {
+		if (st->count > 1)
+			st->last_real_i = i;
+		st->best = x;
+		st->best_i = i;
+		st->since_best = 0;
+		st->num_bad = 0;
+	} else {
+		st->since_best++;
+		st->num_bad++;
+	}
+	if (st->cooldown_counter > 0) {
+		st->cooldown_counter--;
+		st->num_bad = 0;
+	}
+	if (st->num_bad > d->patience) {
+		reduce = true;
+		st->cooldown_counter = d->cooldown;
+		st->num_bad = 0;
+	}
+	if (reduce && !st->raw)
+		st->start_i = i;
+	if (reduce)
+		st->raw = true;
+	else if (better)
+		st->raw = false;
+	if (!st->raw)
+		st->start_i = -1;
+	st->plateau = st->raw && st->count >= d->min_checkpoints;
+}
+
+static void gwalk_reset(struct gwalk *w, const struct alerts *a)
+{
+	w->n = 0;
+	w->last_step = -1;
+	pstate_init(&w->loss, &a->loss);
+	pstate_init(&w->dist, &a->dist);
+	for (int k = 0; k < a->nplateaus; k++)
+		pstate_init(&w->pl[k], &a->plateaus[k]);
+	w->grok_last = false;
+	w->run_start = w->g_start = w->g_end = -1;
+}
+
+/* May the walk go on from where it stopped?  Only if the checkpoints it
+ * walked are still the first n of the series (a late older step shifts
+ * them) and the caller says none of them changed. */
+static bool walk_valid(size_t n, int64_t last_step, const struct series *s, int64_t changed_from)
+{
+	return n > 0 && n <= series_count(s) && series_step_at(s, n - 1) == last_step &&
+	       changed_from > last_step;
+}
+
+/* Walk `group` on to the end of the series. */
+static void gwalk_run(struct gwalk *w, const struct alerts *a, const struct series *s,
+		      int64_t changed_from)
 {
 	size_t n = series_count(s);
-	struct pstate st = { .value = NAN, .value_i = -1, .best_i = -1, .start_i = -1,
-			     .last_real_i = -1 };
-	int64_t num_bad = 0, cooldown_counter = 0;
-	bool raw = false; /* on a plateau, before min_checkpoints */
 
-	st.best = d->mode == CONFIG_PLATEAU_MIN ? INFINITY : -INFINITY;
-	for (size_t i = 0; i < n; i++) {
-		double x = metric_value(series_at(s, i), group, d);
+	if (!walk_valid(w->n, w->last_step, s, changed_from))
+		gwalk_reset(w, a);
+	for (size_t i = w->n; i < n; i++) {
+		const cJSON *g = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(series_at(s, i), "groups"), w->group);
+		bool grok;
 
-		if (!isnan(x)) {
-			bool better = is_better(d, x, st.best), reduce = false;
-
-			st.count++;
-			st.value = x;
-			st.value_i = (int64_t)i;
-			if (better) {
-				if (st.count > 1)
-					st.last_real_i = (int64_t)i;
-				st.best = x;
-				st.best_i = (int64_t)i;
-				st.since_best = 0;
-				num_bad = 0;
-			} else {
-				st.since_best++;
-				num_bad++;
-			}
-			if (cooldown_counter > 0) {
-				cooldown_counter--;
-				num_bad = 0;
-			}
-			if (num_bad > d->patience) {
-				reduce = true;
-				cooldown_counter = d->cooldown;
-				num_bad = 0;
-			}
-			if (reduce && !raw)
-				st.start_i = (int64_t)i;
-			if (reduce)
-				raw = true;
-			else if (better)
-				raw = false;
-			if (!raw)
-				st.start_i = -1;
-			st.plateau = raw && st.count >= d->min_checkpoints;
+		pstate_feed(&w->loss, &a->loss, metric_value(g, &a->loss), (int64_t)i);
+		pstate_feed(&w->dist, &a->dist, metric_value(g, &a->dist), (int64_t)i);
+		for (int k = 0; k < a->nplateaus; k++)
+			pstate_feed(&w->pl[k], &a->plateaus[k], metric_value(g, &a->plateaus[k]),
+				    (int64_t)i);
+		grok = w->loss.plateau && w->dist.count >= a->dist.min_checkpoints &&
+		       !w->dist.plateau && w->dist.last_real_i > w->loss.best_i;
+		if (grok) {
+			if (w->run_start < 0)
+				w->run_start = (int64_t)i;
+			w->g_start = w->run_start;
+			w->g_end = (int64_t)i;
+		} else {
+			w->run_start = -1;
 		}
-		out[i] = st;
+		w->grok_last = grok;
 	}
+	w->n = n;
+	w->last_step = n ? series_step_at(s, n - 1) : -1;
 }
 
 /* ---- conditions -------------------------------------------------------------------- */
@@ -401,84 +486,54 @@ static char *plateau_summary(const struct detector *d, const char *group)
 	return sb_take(&b);
 }
 
-/* The group-level conditions: each plateau detector, grokking and
- * generalization_saturated. */
-static void group_conds(const struct alerts *a, const struct series *s, const char *group,
+/* The group-level conditions from its walk: each plateau detector,
+ * grokking and generalization_saturated. */
+static void group_conds(const struct alerts *a, const struct series *s, const struct gwalk *w,
 			struct conds *out)
 {
-	size_t n = series_count(s);
-	struct pstate *L = gw_calloc(n, sizeof(*L)), *D = gw_calloc(n, sizeof(*D));
-	struct pstate *P = gw_calloc(n, sizeof(*P));
-	int64_t last = (int64_t)n - 1, g_start = -1, g_end = -1, run_start = -1;
-	bool grok_now = false, sat_now;
-	struct sb b = { 0 };
+	const char *group = w->group;
+	const struct pstate *L = &w->loss, *D = &w->dist;
+	struct sb b = { 0 }, sum = { 0 };
 
 	for (int k = 0; k < a->nplateaus; k++) {
 		const struct detector *d = &a->plateaus[k];
 
-		track(d, s, group, P);
-		describe(&b, d, &P[last], s);
-		conds_add(out, ALERT_PLATEAU, group, d->metric, P[last].plateau,
+		describe(&b, d, &w->pl[k], s);
+		conds_add(out, ALERT_PLATEAU, group, d->metric, w->pl[k].plateau,
 			  plateau_summary(d, group), sb_take(&b));
 	}
 
-	track(&a->loss, s, group, L);
-	track(&a->dist, s, group, D);
-	/* grok[i], remembering the latest grokking phase before `last`. */
-	for (int64_t i = 0; i <= last; i++) {
-		bool g = L[i].plateau && D[i].count >= a->dist.min_checkpoints && !D[i].plateau &&
-			 D[i].last_real_i > L[i].best_i;
-
-		if (g && run_start < 0)
-			run_start = i;
-		if (!g)
-			run_start = -1;
-		if (i == last) {
-			grok_now = g;
-		} else if (g) {
-			g_start = run_start;
-			g_end = i;
-		}
-	}
-	sat_now = D[last].plateau && g_end >= 0;
-
 	sb_addf(&b, "%s of group %s: ", a->loss.metric, group);
-	describe(&b, &a->loss, &L[last], s);
+	describe(&b, &a->loss, L, s);
 	sb_addf(&b, ". %s: ", a->dist.metric);
-	describe(&b, &a->dist, &D[last], s);
-	if (L[last].best_i >= 0) {
-		double v = metric_value(series_at(s, (size_t)L[last].best_i), group, &a->dist);
+	describe(&b, &a->dist, D, s);
+	if (L->best_i >= 0) {
+		const cJSON *g = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(series_at(s, (size_t)L->best_i), "groups"),
+			group);
+		double v = metric_value(g, &a->dist);
 
 		if (!isnan(v))
 			sb_addf(&b, ", %.6g at step %lld when the loss last improved", v,
-				step_of(s, L[last].best_i));
+				step_of(s, L->best_i));
 	}
-	{
-		struct sb sum = { 0 };
+	sb_addf(&sum, "group %s is grokking: %s on a plateau while %s still falls", group,
+		a->loss.metric, a->dist.metric);
+	conds_add(out, ALERT_GROKKING, group, a->dist.metric, w->grok_last, sb_take(&sum),
+		  sb_take(&b));
 
-		sb_addf(&sum, "group %s is grokking: %s on a plateau while %s still falls", group,
-			a->loss.metric, a->dist.metric);
-		conds_add(out, ALERT_GROKKING, group, a->dist.metric, grok_now, sb_take(&sum),
-			  sb_take(&b));
-	}
-
-	describe(&b, &a->dist, &D[last], s);
-	if (g_end >= 0)
-		sb_addf(&b, "; grokking from step %lld to step %lld", step_of(s, g_start),
-			step_of(s, g_end));
+	/* Grokking needs the distance off its plateau, so when it is on one
+	 * the latest grokking phase ended before the latest checkpoint. */
+	describe(&b, &a->dist, D, s);
+	if (w->g_end >= 0)
+		sb_addf(&b, "; grokking from step %lld to step %lld", step_of(s, w->g_start),
+			step_of(s, w->g_end));
 	else
 		sb_addf(&b, "; no grokking phase before");
-	{
-		struct sb sum = { 0 };
-
-		sb_addf(&sum, "group %s: generalization saturated, %s on a plateau after grokking",
-			group, a->dist.metric);
-		conds_add(out, ALERT_SATURATED, group, a->dist.metric, sat_now, sb_take(&sum),
-			  sb_take(&b));
-	}
-	free(L);
-	free(D);
-	free(P);
+	sb_addf(&sum, "group %s: generalization saturated, %s on a plateau after grokking", group,
+		a->dist.metric);
+	conds_add(out, ALERT_SATURATED, group, a->dist.metric, D->plateau && w->g_end >= 0,
+		  sb_take(&sum), sb_take(&b));
 }
 
 static double overall_number(const cJSON *result, const char *name)
@@ -490,21 +545,38 @@ static double overall_number(const cJSON *result, const char *name)
 	return cJSON_IsNumber(n) && isfinite(n->valuedouble) ? n->valuedouble : NAN;
 }
 
-/* routing_collapse, at the latest result that has the number. */
-static void collapse_conds(const struct alerts *a, const struct series *s, struct conds *out)
+/* routing_collapse, at the latest result that has the number; only the
+ * checkpoints after those walked before are searched (walk_valid). */
+static void collapse_conds(struct alerts *a, const struct series *s, int64_t changed_from,
+			   struct conds *out)
 {
 	static const char *const names[2] = { "dead_experts", "max_imbalance" };
+	struct cwalk *w = &a->collapse;
+	size_t n = series_count(s);
+
+	if (!walk_valid(w->n, w->last_step, s, changed_from)) {
+		w->n = 0;
+		w->found[0] = w->found[1] = -1;
+	}
+	for (int k = 0; k < 2; k++)
+		for (size_t i = n; i > w->n; i--)
+			if (!isnan(overall_number(series_at(s, i - 1), names[k]))) {
+				w->found[k] = (int64_t)i - 1;
+				break;
+			}
+	w->n = n;
+	w->last_step = n ? series_step_at(s, n - 1) : -1;
 
 	for (int k = 0; k < 2; k++) {
 		struct sb sum = { 0 }, desc = { 0 };
 		double v = NAN, bound = k == 0 ? (double)a->dead_experts : a->max_imbalance;
-		size_t i = series_count(s);
+		size_t i = (size_t)(w->found[k] + 1);
 		bool active;
 
 		if (bound <= 0)
 			continue;
-		while (i > 0 && isnan(v = overall_number(series_at(s, i - 1), names[k])))
-			i--;
+		if (i > 0)
+			v = overall_number(series_at(s, i - 1), names[k]);
 		if (i == 0) {
 			sb_addf(&desc, "health.overall.%s: no value yet", names[k]);
 			active = false;
@@ -794,8 +866,45 @@ cJSON *alerts_firing_json(const struct alerts *a)
 
 /* ---- evaluate ------------------------------------------------------------------------ */
 
-int alerts_evaluate(const struct alerts *a, const struct series *results, const char *run,
-		    double now, cJSON **ret_transitions, struct gw_err *err)
+/* The walk of `group`, kept or new (marked used). */
+static struct gwalk *walk_for(struct alerts *a, const char *group)
+{
+	struct gwalk *w;
+
+	for (size_t i = 0; i < a->nwalks; i++)
+		if (!strcmp(a->walks[i].group, group)) {
+			a->walks[i].used = true;
+			return &a->walks[i];
+		}
+	a->walks = gw_realloc(a->walks, (a->nwalks + 1) * sizeof(*a->walks));
+	w = &a->walks[a->nwalks++];
+	memset(w, 0, sizeof(*w));
+	w->group = gw_strdup(group);
+	w->pl = gw_calloc((size_t)a->nplateaus + 1, sizeof(struct pstate));
+	w->used = true;
+	return w;
+}
+
+/* Forget the walks of groups no longer judged, so memory follows the
+ * groups of the latest result. */
+static void walks_prune(struct alerts *a)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < a->nwalks; i++) {
+		if (!a->walks[i].used) {
+			free(a->walks[i].group);
+			free(a->walks[i].pl);
+			continue;
+		}
+		a->walks[i].used = false;
+		a->walks[j++] = a->walks[i];
+	}
+	a->nwalks = j;
+}
+
+int alerts_evaluate(struct alerts *a, const struct series *results, int64_t changed_from,
+		    const char *run, double now, cJSON **ret_transitions, struct gw_err *err)
 {
 	struct conds cs = { 0 };
 	const char **groups = NULL;
@@ -818,8 +927,14 @@ int alerts_evaluate(const struct alerts *a, const struct series *results, const 
 
 	judged_groups(a, results, &groups, &ngroups);
 	for (int g = 0; g < ngroups; g++)
-		group_conds(a, results, groups[g], &cs);
-	collapse_conds(a, results, &cs);
+		walk_for(a, groups[g]); /* first, as walk_for may move the array */
+	for (size_t i = 0; i < a->nwalks; i++)
+		if (a->walks[i].used) {
+			gwalk_run(&a->walks[i], a, results, changed_from);
+			group_conds(a, results, &a->walks[i], &cs);
+		}
+	walks_prune(a);
+	collapse_conds(a, results, changed_from, &cs);
 
 	/* Resolutions: firing alerts whose condition no longer holds. */
 	for (size_t i = 0; i < a->nf; i++) {

@@ -13,7 +13,8 @@
  * so a restart neither forgets an alert nor sends it twice.
  *
  * The daemon, for each result (on the loop thread):
- *   journal_append(result); alerts_evaluate(a, journal_results(j), run, now, &tr);
+ *   journal_append(result);
+ *   alerts_evaluate(a, journal_results(j), result's step, run, now, &tr);
  *   for each event in tr: journal_append(event) (fsynced), then
  *     alerts_apply(a, event), then publish the body (alert_event_body) on
  *     the `alert` topic and hand it to the hooks (alert_event_info for
@@ -102,7 +103,9 @@
  * grokking, generalization_saturated) and routing_collapse are listed.
  *
  * Threads: a struct alerts belongs to one thread (the loop thread); the
- * functions touch nothing global.  Allocation failures abort.
+ * functions touch nothing global.  Allocation failures abort.  Memory: the
+ * firing set and one small walk state per judged group, nothing per
+ * checkpoint.
  */
 #ifndef GW_DAEMON_ALERT_H
 #define GW_DAEMON_ALERT_H
@@ -153,10 +156,22 @@ int alerts_restore(struct alerts *a, const cJSON *events, struct gw_err *err);
  * (alerts.enabled false) or an empty series, the array is empty.
  * Results without "groups", groups without the metric, or values that are
  * null are skipped as described above, never an error.
+ *
+ * changed_from: the caller's promise that no result at a step below it
+ * changed since the previous call on `a` (pass the step of the result just
+ * put; ALERTS_CHANGED_ALL when unsure, e.g. the first call after a
+ * restart).  The result is the same either way: `a` keeps each group's
+ * walk of the series, and continues it from where it stopped when the
+ * promise and the series allow (the steps it walked are still the first
+ * ones of the series), so a result with a new latest step costs O(groups x
+ * detectors); otherwise the whole series is walked again,
+ * O(checkpoints x groups x detectors) cJSON lookups (about 0.25 s for 1e5
+ * checkpoints and 4 groups; 0.07 ms for the next one).
  * Errors: -EINVAL for an empty run name.
  */
-int alerts_evaluate(const struct alerts *a, const struct series *results, const char *run,
-		    double now, cJSON **ret_transitions, struct gw_err *err);
+#define ALERTS_CHANGED_ALL INT64_MIN
+int alerts_evaluate(struct alerts *a, const struct series *results, int64_t changed_from,
+		    const char *run, double now, cJSON **ret_transitions, struct gw_err *err);
 
 /* Number of alerts firing. */
 size_t alerts_firing_count(const struct alerts *a);

@@ -87,8 +87,12 @@ static struct config *plateau_cfg(const char *mode, double thr, const char *thr_
 	return cfg(buf);
 }
 
+/* Every evaluation runs twice: on `a`, with the step just put as the
+ * changed_from promise (the walks continue where they stopped), and on
+ * `full`, with ALERTS_CHANGED_ALL (the whole series walked again); both
+ * must give the same events, byte for byte. */
 struct fx {
-	struct alerts *a;
+	struct alerts *a, *full;
 	struct series *s;
 	cJSON *events; /* every event applied, in order */
 	char log[8192];
@@ -100,6 +104,7 @@ static void fx_init(struct fx *f, struct config *c)
 {
 	memset(f, 0, sizeof(*f));
 	f->a = alerts_new(c);
+	f->full = alerts_new(c);
 	f->s = series_new();
 	f->events = cJSON_CreateArray();
 	f->now = NOW0;
@@ -109,20 +114,29 @@ static void fx_init(struct fx *f, struct config *c)
 static void fx_release(struct fx *f)
 {
 	alerts_free(f->a);
+	alerts_free(f->full);
 	series_free(f->s);
 	cJSON_Delete(f->events);
 }
 
 /* Evaluate, apply every transition, and log them as
  * "STEP:+alertname/group/metric " (firing) or "-..." (resolved). */
-static void fx_eval(struct fx *f)
+static void fx_eval_from(struct fx *f, int64_t changed_from)
 {
-	cJSON *tr = NULL, *ev;
+	cJSON *tr = NULL, *tr_full = NULL, *ev;
 	struct gw_err e = { "" };
-	int r = alerts_evaluate(f->a, f->s, "r1", f->now, &tr, &e);
+	int r = alerts_evaluate(f->a, f->s, changed_from, "r1", f->now, &tr, &e);
+	char *t1, *t2;
 
 	if (r != 0)
 		tap_fail(__FILE__, __LINE__, "alerts_evaluate: %d %s", r, e.msg);
+	CHECK_INT_EQ(alerts_evaluate(f->full, f->s, ALERTS_CHANGED_ALL, "r1", f->now, &tr_full, &e),
+		     0);
+	t1 = cJSON_PrintUnformatted(tr);
+	t2 = cJSON_PrintUnformatted(tr_full);
+	CHECK_STR_EQ(t1, t2);
+	free(t1);
+	free(t2);
 	cJSON_ArrayForEach(ev, tr) {
 		struct alert_info in;
 
@@ -135,17 +149,24 @@ static void fx_eval(struct fx *f)
 		r = alerts_apply(f->a, ev, &e);
 		if (r != 0)
 			tap_fail(__FILE__, __LINE__, "alerts_apply: %d %s", r, e.msg);
+		CHECK_INT_EQ(alerts_apply(f->full, ev, &e), 0);
 		cJSON_AddItemToArray(f->events, cJSON_Duplicate(ev, 1));
 	}
 	cJSON_Delete(tr);
+	cJSON_Delete(tr_full);
 	f->now += 60;
+}
+
+static void fx_eval(struct fx *f)
+{
+	fx_eval_from(f, ALERTS_CHANGED_ALL);
 }
 
 /* Add a result and evaluate, as the daemon does when one lands. */
 static void fx_put(struct fx *f, int64_t step, cJSON *res)
 {
 	series_put(f->s, step, res);
-	fx_eval(f);
+	fx_eval_from(f, step);
 }
 
 /* Feed loss values 0.. as steps 100, 200, ... (distance absent). */
@@ -440,6 +461,47 @@ static void test_late_older_checkpoint(void)
 	CHECK_STR_EQ(f.log, "600:+grokking/math/pathway_distance "
 			    "800:-grokking/math/pathway_distance "
 			    "800:+generalization_saturated/math/pathway_distance ");
+
+	/* The latest result replaced (a second result for step 800) with a
+	 * distance that beats 10: saturation ends, and grokking is back. */
+	fx_put(&f, 800, result(800, 1.5, 9));
+	CHECK_STR_EQ(f.log, "600:+grokking/math/pathway_distance "
+			    "800:-grokking/math/pathway_distance "
+			    "800:+generalization_saturated/math/pathway_distance "
+			    "800:-generalization_saturated/math/pathway_distance "
+			    "800:+grokking/math/pathway_distance ");
+	/* An older result replaced, with the honest promise: the loss at 300
+	 * now 1.0, which 1.5 never beats: torch reduces at [5] as before, the
+	 * loss stays on its plateau (best at 300) and nothing changes. */
+	series_put(f.s, 300, result(300, 1.0, 18));
+	fx_eval_from(&f, 300);
+	/* A late step inserted with a false promise (nothing changed below
+	 * INT64_MAX): the walk sees its checkpoints shifted and starts over,
+	 * so the events still match the full walk (fx_eval_from checks). */
+	series_put(f.s, 50, result(50, 4, 25));
+	fx_eval_from(&f, INT64_MAX);
+	CHECK_STR_EQ(f.log, "600:+grokking/math/pathway_distance "
+			    "800:-grokking/math/pathway_distance "
+			    "800:+generalization_saturated/math/pathway_distance "
+			    "800:-generalization_saturated/math/pathway_distance "
+			    "800:+grokking/math/pathway_distance ");
+	fx_release(&f);
+}
+
+/* A late step inserted under a false promise: the walk notices that the
+ * checkpoints it walked moved and starts over.  5, 5, 5 (patience 1) is on
+ * a plateau from 300; with 4 at 250 it is not (one miss since). */
+static void test_walk_restarts_on_shifted_steps(void)
+{
+	static const double v[3] = { 5, 5, 5 };
+	struct fx f;
+
+	fx_init(&f, plateau_cfg("min", 0.01, "rel", 1, 0, 0));
+	feed_loss(&f, v, 3);
+	CHECK_STR_EQ(f.log, "300:+plateau/math/loss ");
+	series_put(f.s, 250, result(250, 4, NAN));
+	fx_eval_from(&f, INT64_MAX);
+	CHECK_STR_EQ(f.log, "300:+plateau/math/loss 300:-plateau/math/loss ");
 	fx_release(&f);
 }
 
@@ -467,7 +529,7 @@ static void test_restart_without_duplicates(void)
 
 		CHECK_INT_EQ(journal_append(j, r, &e), 0);
 		cJSON_Delete(r);
-		CHECK_INT_EQ(alerts_evaluate(a, journal_results(j), "r1", NOW0 + i, &tr, &e), 0);
+		CHECK_INT_EQ(alerts_evaluate(a, journal_results(j), 100 * (i + 1), "r1", NOW0 + i, &tr, &e), 0);
 		cJSON_ArrayForEach(ev, tr) {
 			CHECK_INT_EQ(journal_append(j, ev, &e), 0);
 			CHECK_INT_EQ(alerts_apply(a, ev, &e), 0);
@@ -486,7 +548,7 @@ static void test_restart_without_duplicates(void)
 	CHECK_INT_EQ(cJSON_GetArraySize(journal_alerts(j)), 1);
 	CHECK_INT_EQ(alerts_restore(a, journal_alerts(j), &e), 0);
 	CHECK_INT_EQ(alerts_firing_count(a), 1);
-	CHECK_INT_EQ(alerts_evaluate(a, journal_results(j), "r1", NOW0 + 3600, &tr, &e), 0);
+	CHECK_INT_EQ(alerts_evaluate(a, journal_results(j), ALERTS_CHANGED_ALL, "r1", NOW0 + 3600, &tr, &e), 0);
 	CHECK_INT_EQ(cJSON_GetArraySize(tr), 0);
 	cJSON_Delete(tr);
 	{
@@ -507,7 +569,7 @@ static void test_restart_without_duplicates(void)
 		CHECK_INT_EQ(journal_append(j, r, &e), 0);
 		cJSON_Delete(r);
 	}
-	CHECK_INT_EQ(alerts_evaluate(a, journal_results(j), "r1", NOW0 + 7200, &tr, &e), 0);
+	CHECK_INT_EQ(alerts_evaluate(a, journal_results(j), 1000, "r1", NOW0 + 7200, &tr, &e), 0);
 	CHECK_INT_EQ(cJSON_GetArraySize(tr), 2);
 	ev = cJSON_GetArrayItem(tr, 0);
 	CHECK_STR_EQ(cJSON_GetObjectItem(ev, "status")->valuestring, "resolved");
@@ -550,7 +612,7 @@ static void test_config_or_run_changed(void)
 		config_free(c);
 	}
 	CHECK_INT_EQ(alerts_restore(a2, f.events, &e), 0);
-	CHECK_INT_EQ(alerts_evaluate(a2, f.s, "r1", NOW0, &tr, &e), 0);
+	CHECK_INT_EQ(alerts_evaluate(a2, f.s, ALERTS_CHANGED_ALL, "r1", NOW0, &tr, &e), 0);
 	CHECK_INT_EQ(cJSON_GetArraySize(tr), 1);
 	CHECK_STR_EQ(cJSON_GetObjectItem(cJSON_GetArrayItem(tr, 0), "status")->valuestring, "resolved");
 	ann = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(tr, 0),
@@ -563,7 +625,7 @@ static void test_config_or_run_changed(void)
 	alerts_free(a2);
 
 	/* the same config, the run renamed */
-	CHECK_INT_EQ(alerts_evaluate(f.a, f.s, "r2", NOW0, &tr, &e), 0);
+	CHECK_INT_EQ(alerts_evaluate(f.a, f.s, ALERTS_CHANGED_ALL, "r2", NOW0, &tr, &e), 0);
 	CHECK_INT_EQ(cJSON_GetArraySize(tr), 2);
 	{
 		const cJSON *r0 = cJSON_GetArrayItem(tr, 0), *r1 = cJSON_GetArrayItem(tr, 1);
@@ -687,7 +749,7 @@ static void test_disabled_empty_and_odd_results(void)
 		fx_put(&f, (int64_t)i, cJSON_Parse(odd[i]));
 	CHECK_STR_EQ(f.log, "");
 	tr = (cJSON *)&e;
-	CHECK_INT_EQ(alerts_evaluate(f.a, f.s, "", NOW0, &tr, &e), -EINVAL);
+	CHECK_INT_EQ(alerts_evaluate(f.a, f.s, ALERTS_CHANGED_ALL, "", NOW0, &tr, &e), -EINVAL);
 	CHECK(tr == (cJSON *)&e);
 	CHECK_STR_HAS(e.msg, "run name is empty");
 	fx_release(&f);
@@ -776,6 +838,7 @@ static const struct tap_test tests[] = {
 	{ "min_checkpoints", test_min_checkpoints },
 	{ "metric_paths", test_metric_paths },
 	{ "late_older_checkpoint", test_late_older_checkpoint },
+	{ "walk_restarts_on_shifted_steps", test_walk_restarts_on_shifted_steps },
 	{ "restart_without_duplicates", test_restart_without_duplicates },
 	{ "config_or_run_changed", test_config_or_run_changed },
 	{ "routing_collapse", test_routing_collapse },
