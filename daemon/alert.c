@@ -2,11 +2,13 @@
  * alert.c — the alert rules and lifecycle declared in alert.h.
  *
  * In order: small helpers (a string builder, RFC 3339 time, the label
- * fingerprint); the detectors built from the config; the plateau walk over
- * a series (track), which records the detector's state at every
- * checkpoint; the conditions of one evaluation (conds: every alert that
- * could fire, active or not, with its text); the events; the firing set
- * (apply, restore); and evaluate, which diffs the conditions against it.
+ * fingerprint); the detectors built from the config; the walk of a
+ * group along the series (pstate_feed is torch's step(), gwalk_run feeds
+ * every detector of a group checkpoint by checkpoint and follows the
+ * grokking phases), kept between evaluations; the conditions of one
+ * evaluation (conds: every alert that could fire, active or not, with its
+ * text); the events; the firing set (apply, restore); and evaluate, which
+ * diffs the conditions against it.
  */
 #include "alert.h"
 
