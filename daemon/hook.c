@@ -317,8 +317,10 @@ static void on_write(uv_write_t *req, int status)
 static void signal_group(struct run *r, int sig)
 {
 	r->sent_signal = sig;
-	/* The process leads its own group (UV_PROCESS_DETACHED = setsid). */
-	if (kill(-r->proc.pid, sig) != 0)
+	/* The process leads its own group (UV_PROCESS_DETACHED = setsid).  Once
+	 * it has been reaped its pid may be reused, so only the group, which
+	 * lives on while any member does, is signalled then. */
+	if (kill(-r->proc.pid, sig) != 0 && !r->exited)
 		uv_process_kill(&r->proc, sig);
 }
 
@@ -340,7 +342,9 @@ static void on_timer(uv_timer_t *t)
 	case KILL_SENT:
 		break;
 	case DRAINING:
-		/* Exited, but something else holds a pipe open: stop waiting. */
+		/* Exited, but something it left behind in its process group holds
+		 * a pipe open: that goes too, and the run ends. */
+		signal_group(r, SIGKILL);
 		r->out_done = r->err_done = true;
 		run_end(r);
 		break;

@@ -21,8 +21,9 @@
  * runs do not all fit is refused whole (-EAGAIN).  A run still going after
  * timeout_ms gets SIGTERM (its process group), and kill_grace_ms later
  * SIGKILL.  A run is over when its process has exited and both output
- * pipes reached EOF; if a pipe stays open after the exit (a grandchild that
- * left the process group), it is closed kill_grace_ms after the exit.  Then
+ * pipes reached EOF; if a pipe stays open after the exit (something the
+ * hook left running in the background), its process group gets SIGKILL and
+ * the pipes are closed kill_grace_ms after the exit.  Then
  * its handles close, and in the last close callback the done callback gets
  * a report, the run is freed, and the next queued run starts.  The done
  * callback is always called from the loop, never from hooks_run; it may

@@ -339,6 +339,52 @@ static void test_hang_killed_at_timeout(void)
 	fx_close(&f);
 }
 
+/* A hook that exits but leaves a background child holding its stdout:
+ * the run ends kill_grace_ms after the exit, with its output, and the
+ * child is killed (gone, or a zombie waiting for init). */
+static void test_background_child_killed(void)
+{
+	static const char *argv[3];
+	static char pidf[1024];
+	struct fx f;
+	struct hook_opts o;
+	struct hook_event ev = event("grokking", "{}", 2);
+	size_t len;
+	char *pid, stat[64];
+	bool gone = false;
+
+	memset(&f, 0, sizeof(f));
+	snprintf(pidf, sizeof(pidf), "%s/bg.pid", tap_tmpdir());
+	argv[0] = script("bg.sh", "#!/bin/sh\nsleep 30 &\necho $! > \"$1\"\necho started\n");
+	argv[1] = pidf;
+	argv[2] = NULL;
+	fx_hook(&f, "*", argv);
+	o = fx_opts(&f);
+	o.kill_grace_ms = 200;
+	fx_open(&f, &o);
+	CHECK_INT_EQ(run_ok(&f, &ev), 1);
+	fx_wait(&f, 1);
+	CHECK_INT_EQ(f.reps[0].outcome, HOOK_OK);
+	CHECK_STR_EQ(f.reps[0].out, "started\n");
+	CHECK(f.reps[0].elapsed_ms >= 200 && f.reps[0].elapsed_ms < 3000);
+	pid = slurp(pidf, &len);
+	snprintf(stat, sizeof(stat), "/proc/%d/stat", atoi(pid));
+	for (int i = 0; i < 200 && !gone; i++) {
+		FILE *fp = fopen(stat, "r");
+		char line[512] = "";
+
+		if (!fp || !fgets(line, sizeof(line), fp) || strstr(line, ") Z "))
+			gone = true;
+		if (fp)
+			fclose(fp);
+		if (!gone)
+			uv_sleep(10);
+	}
+	CHECK(gone);
+	free(pid);
+	fx_close(&f);
+}
+
 /* 300000 bytes on stdout and 5000 on stderr with a bound of 4096: the
  * first 4096 of each kept, the rest counted, the hook not blocked. */
 static void test_output_flood_truncated(void)
@@ -586,6 +632,7 @@ static const struct tap_test tests[] = {
 	{ "failure", test_failure },
 	{ "missing_program", test_missing_program },
 	{ "hang_killed_at_timeout", test_hang_killed_at_timeout },
+	{ "background_child_killed", test_background_child_killed },
 	{ "output_flood_truncated", test_output_flood_truncated },
 	{ "concurrency_bound", test_concurrency_bound },
 	{ "matching_and_all_or_nothing", test_matching_and_all_or_nothing },
