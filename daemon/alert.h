@@ -4,9 +4,11 @@
  * resolved transitions against the alerts already sent.
  *
  * Design.  alerts_evaluate judges the WHOLE series of journal results, in
- * step order, from scratch, and yields the set of conditions active at the
- * latest step; the difference against the firing set gives the
- * transitions.  So a late checkpoint with an older step simply takes its
+ * step order, and yields the set of conditions active at the latest step;
+ * the difference against the firing set gives the transitions.  (It keeps
+ * where its walk of the series stopped, so the common case, one new latest
+ * result, costs one step of the walk; the outcome is always that of a walk
+ * from the first checkpoint.)  So a late checkpoint with an older step simply takes its
  * place and the series is judged again, and the result depends only on the
  * series and the config, never on the order results arrived in.  The firing
  * set is rebuilt from the journal's alert events on start (alerts_restore),
@@ -23,6 +25,7 @@
  * yields it again.
  *
  * ---- The plateau rule (PyTorch's ReduceLROnPlateau, exactly, on steps) ----
+ * (torch/optim/lr_scheduler.py as Debian 12's python3-torch 1.13 has it.)
  * A detector has mode (min|max), threshold, threshold_mode (rel|abs),
  * patience, cooldown and min_checkpoints.  It walks the checkpoints of the
  * series in step order, taking the metric's value at each; a checkpoint
