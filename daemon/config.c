@@ -66,11 +66,50 @@ static int check_marker(const char *v, struct gw_err *err)
 	return 0;
 }
 
+/* A metric path under result.groups[<group>]: names of letters, digits
+ * and '_', joined by single dots ("loss", "memorized.pathway_distance"). */
+static int check_metric(const char *v, struct gw_err *err)
+{
+	bool start = true;
+
+	for (const char *c = v; *c; c++) {
+		if (*c == '.' && !start) {
+			start = true;
+			continue;
+		}
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '_'))
+			return gw_errf(err, -EINVAL,
+				       "\"%s\" is not a metric path (names of letters, digits and '_' "
+				       "joined by dots)", v);
+		start = false;
+	}
+	if (start)
+		return gw_errf(err, -EINVAL, "\"%s\" is not a metric path (empty name)", v);
+	return 0;
+}
+
+/* The alert names hooks may name; alert.h defines them. */
+static int check_hook_alert(const char *v, struct gw_err *err)
+{
+	static const char *const names[] = { "*", "plateau", "grokking", "generalization_saturated",
+					     "routing_collapse", NULL };
+
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(v, names[i]))
+			return 0;
+	return gw_errf(err, -EINVAL,
+		       "\"%s\" is not an alert name (plateau, grokking, generalization_saturated, "
+		       "routing_collapse, or * for all)", v);
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 const char *const config_watch_modes[] = { "auto", "events", "poll", NULL };
 const char *const config_probe_formats[] = { "jsonl", "u16", "u32", NULL };
 const char *const config_log_levels[] = { "error", "warn", "info", "debug", NULL };
+const char *const config_plateau_modes[] = { "min", "max", NULL };
+const char *const config_threshold_modes[] = { "rel", "abs", NULL };
 
 #define OFF(field) offsetof(struct config, field)
 #define MS_DAY 86400000.0
@@ -84,6 +123,38 @@ static const struct config_key epsilon_fields[] = {
 	  .help = "memorization loss threshold for this group, in nats" },
 	{ .path = NULL },
 };
+
+#define OFF_PL(field) offsetof(struct config_plateau, field)
+static const struct config_key plateau_fields[] = {
+	{ .path = "metric", .type = CONFIG_STRING, .offset = OFF_PL(metric), .min = 1, .max = 128,
+	  .check = check_metric, .help = "metric path under result.groups[<group>]" },
+	{ .path = "mode", .type = CONFIG_ENUM, .offset = OFF_PL(mode), .def_str = "min",
+	  .enums = config_plateau_modes, .help = "min: improving = falling; max: rising" },
+	{ .path = "threshold", .type = CONFIG_DOUBLE, .offset = OFF_PL(threshold), .min = 0,
+	  .max = 1e9, .help = "least change that counts as an improvement of the best value" },
+	{ .path = "threshold_mode", .type = CONFIG_ENUM, .offset = OFF_PL(threshold_mode),
+	  .def_str = "rel", .enums = config_threshold_modes, .help = "rel or abs" },
+	{ .path = "patience", .type = CONFIG_INT, .offset = OFF_PL(patience), .min = 0,
+	  .max = 1000000, .help = "checkpoints without improvement tolerated" },
+	{ .path = "cooldown", .type = CONFIG_INT, .offset = OFF_PL(cooldown), .min = 0,
+	  .max = 1000000, .help = "checkpoints after a plateau starts that are not counted" },
+	{ .path = "min_checkpoints", .type = CONFIG_INT, .offset = OFF_PL(min_checkpoints),
+	  .min = 0, .max = 10000000, .help = "checkpoints with a value before judging" },
+	{ .path = NULL },
+};
+
+static const struct config_key hook_fields[] = {
+	{ .path = "alert", .type = CONFIG_STRING, .offset = offsetof(struct config_hook, alert),
+	  .min = 1, .max = 64, .check = check_hook_alert,
+	  .help = "alert name whose transitions run the hook, or \"*\"" },
+	{ .path = "argv", .type = CONFIG_STRING_ARRAY,
+	  .offset = offsetof(struct config_hook, argv), .min = 1, .max = 256,
+	  .help = "program and arguments, run without a shell" },
+	{ .path = NULL },
+};
+
+#define OFF_LOSS(field) OFF(alerts.loss.field)
+#define OFF_DIST(field) OFF(alerts.distance.field)
 
 const struct config_key config_keys[] = {
 	{ .path = "run", .type = CONFIG_STRING, .offset = OFF(run), .max = 128, .check = check_name,
@@ -206,6 +277,64 @@ const struct config_key config_keys[] = {
 	{ .path = "limits.shutdown_ms", .type = CONFIG_INT, .offset = OFF(limits.shutdown_ms),
 	  .def_num = 10000, .min = 0, .max = 600000, .reload = true,
 	  .help = "how long a stop waits for the running job before abandoning it" },
+
+	{ .path = "alerts.enabled", .type = CONFIG_BOOL, .offset = OFF(alerts.enabled),
+	  .def_num = 1, .help = "evaluate alerts as results land" },
+	{ .path = "alerts.groups", .type = CONFIG_STRING_ARRAY, .offset = OFF(alerts.groups),
+	  .max = 1024, .help = "probe groups to judge; empty = every group of the latest result "
+			       "(\"all\" too, unless there is only one other group)" },
+#define PLATEAU_SECTION(SECTION, OFFSET, METRIC, WHAT) \
+	{ .path = "alerts." SECTION ".metric", .type = CONFIG_STRING, .offset = OFFSET(metric), \
+	  .def_str = METRIC, .min = 1, .max = 128, .check = check_metric, \
+	  .help = "metric path under result.groups[<group>] of " WHAT }, \
+	{ .path = "alerts." SECTION ".threshold", .type = CONFIG_DOUBLE, \
+	  .offset = OFFSET(threshold), .def_num = 0.01, .min = 0, .max = 1e9, \
+	  .help = "least fall that counts as an improvement of the best value" }, \
+	{ .path = "alerts." SECTION ".threshold_mode", .type = CONFIG_ENUM, \
+	  .offset = OFFSET(threshold_mode), .def_str = "rel", .enums = config_threshold_modes, \
+	  .help = "rel: better below best * (1 - threshold); abs: below best - threshold" }, \
+	{ .path = "alerts." SECTION ".patience", .type = CONFIG_INT, .offset = OFFSET(patience), \
+	  .def_num = 5, .min = 0, .max = 1000000, \
+	  .help = "checkpoints without improvement tolerated; one more starts a plateau" }, \
+	{ .path = "alerts." SECTION ".cooldown", .type = CONFIG_INT, .offset = OFFSET(cooldown), \
+	  .def_num = 2, .min = 0, .max = 1000000, \
+	  .help = "checkpoints after a plateau starts during which no new one is counted" }, \
+	{ .path = "alerts." SECTION ".min_checkpoints", .type = CONFIG_INT, \
+	  .offset = OFFSET(min_checkpoints), .def_num = 8, .min = 0, .max = 10000000, \
+	  .help = "checkpoints with a value before the metric is judged at all" }
+	PLATEAU_SECTION("loss", OFF_LOSS, "loss", "the loss judged by grokking"),
+	PLATEAU_SECTION("distance", OFF_DIST, "pathway_distance",
+			"the pathway distance judged by grokking and generalization_saturated"),
+#undef PLATEAU_SECTION
+	{ .path = "alerts.plateaus", .type = CONFIG_OBJECT_ARRAY, .offset = OFF(alerts.plateaus),
+	  .max = 64, .fields = plateau_fields, .elem_size = sizeof(struct config_plateau),
+	  .help = "extra plateau alerts: [{\"metric\", \"mode\", \"threshold\", \"threshold_mode\", "
+		  "\"patience\", \"cooldown\", \"min_checkpoints\"}, ...]" },
+	{ .path = "alerts.routing_collapse.dead_experts", .type = CONFIG_INT,
+	  .offset = OFF(alerts.collapse_dead_experts), .def_num = 1, .min = 0, .max = 1e9,
+	  .help = "fire when health.overall.dead_experts reaches this; 0 = off" },
+	{ .path = "alerts.routing_collapse.max_imbalance", .type = CONFIG_DOUBLE,
+	  .offset = OFF(alerts.collapse_max_imbalance), .def_num = 3.0, .min = 0, .max = 1e9,
+	  .help = "fire when health.overall.max_imbalance exceeds this; 0 = off" },
+	{ .path = "alerts.hooks", .type = CONFIG_OBJECT_ARRAY, .offset = OFF(alerts.hooks),
+	  .max = 64, .fields = hook_fields, .elem_size = sizeof(struct config_hook),
+	  .help = "programs run on alert transitions: [{\"alert\": \"grokking\", \"argv\": "
+		  "[\"/path\", \"arg\"]}, ...]" },
+	{ .path = "alerts.hook_timeout_ms", .type = CONFIG_INT, .offset = OFF(alerts.hook_timeout_ms),
+	  .def_num = 30000, .min = 1, .max = MS_DAY,
+	  .help = "a hook still running after this gets SIGTERM" },
+	{ .path = "alerts.hook_kill_grace_ms", .type = CONFIG_INT,
+	  .offset = OFF(alerts.hook_kill_grace_ms), .def_num = 5000, .min = 1, .max = 3600000,
+	  .help = "then, after this, SIGKILL" },
+	{ .path = "alerts.hook_concurrency", .type = CONFIG_INT,
+	  .offset = OFF(alerts.hook_concurrency), .def_num = 4, .min = 1, .max = 1024,
+	  .help = "hooks running at once; others wait in the queue" },
+	{ .path = "alerts.hook_queue", .type = CONFIG_INT, .offset = OFF(alerts.hook_queue),
+	  .def_num = 256, .min = 0, .max = 1000000,
+	  .help = "hooks waiting to run; beyond it a transition's hooks are refused" },
+	{ .path = "alerts.hook_output_bytes", .type = CONFIG_INT,
+	  .offset = OFF(alerts.hook_output_bytes), .def_num = 65536, .min = 0, .max = 16777216,
+	  .help = "stdout and stderr kept per hook run, each; the rest is counted and dropped" },
 	{ .path = NULL },
 };
 
@@ -890,6 +1019,34 @@ static int check_across(const struct ctx *cx, const struct config *c)
 					    cJSON_GetArrayItem(node_at(cx->root, "metrics.epsilon_groups"), i),
 					    "metrics.epsilon_groups[%d]: group \"%s\" is also entry %d",
 					    i, eg[i].group, j);
+	/* best * (1 - threshold) with threshold >= 1 would make even the first
+	 * value no improvement on +inf (alert.h): refuse rather than never judge. */
+	if (c->alerts.loss.threshold_mode == CONFIG_THRESHOLD_REL && c->alerts.loss.threshold >= 1)
+		return fail(cx, node_at(cx->root, "alerts.loss.threshold"),
+			    "alerts.loss.threshold: %g must be below 1 with threshold_mode rel",
+			    c->alerts.loss.threshold);
+	if (c->alerts.distance.threshold_mode == CONFIG_THRESHOLD_REL &&
+	    c->alerts.distance.threshold >= 1)
+		return fail(cx, node_at(cx->root, "alerts.distance.threshold"),
+			    "alerts.distance.threshold: %g must be below 1 with threshold_mode rel",
+			    c->alerts.distance.threshold);
+	for (int i = 0; i < c->alerts.plateaus.n; i++) {
+		const struct config_plateau *p = (const struct config_plateau *)c->alerts.plateaus.v + i;
+
+		if (p->threshold_mode == CONFIG_THRESHOLD_REL && p->mode == CONFIG_PLATEAU_MIN &&
+		    p->threshold >= 1)
+			return fail(cx, cJSON_GetArrayItem(node_at(cx->root, "alerts.plateaus"), i),
+				    "alerts.plateaus[%d].threshold: %g must be below 1 with mode min and "
+				    "threshold_mode rel", i, p->threshold);
+	}
+	for (int i = 0; i < c->alerts.hooks.n; i++) {
+		const struct config_hook *h = (const struct config_hook *)c->alerts.hooks.v + i;
+
+		if (!h->argv.v[0][0])
+			return fail(cx,
+				    cJSON_GetArrayItem(node_at(cx->root, "alerts.hooks"), i),
+				    "alerts.hooks[%d].argv[0]: the program must not be empty", i);
+	}
 	return 0;
 }
 

@@ -58,6 +58,8 @@ enum config_type {
 enum config_watch_mode { CONFIG_WATCH_AUTO, CONFIG_WATCH_EVENTS, CONFIG_WATCH_POLL };
 enum config_probe_format { CONFIG_PROBE_JSONL, CONFIG_PROBE_U16, CONFIG_PROBE_U32 };
 enum config_log_level { CONFIG_LOG_ERROR, CONFIG_LOG_WARN, CONFIG_LOG_INFO, CONFIG_LOG_DEBUG };
+enum config_plateau_mode { CONFIG_PLATEAU_MIN, CONFIG_PLATEAU_MAX };
+enum config_threshold_mode { CONFIG_THRESHOLD_REL, CONFIG_THRESHOLD_ABS };
 
 struct config_strv {
 	char **v;
@@ -75,6 +77,24 @@ struct config_objv {
 struct config_epsilon {
 	char *group;
 	double epsilon;
+};
+
+/* One plateau detector (alert.h has the exact rule): alerts.loss,
+ * alerts.distance (mode fixed at min: they are judged falling) and each
+ * element of alerts.plateaus. */
+struct config_plateau {
+	char *metric;           /* dotted path under result.groups[<group>] */
+	int mode;               /* enum config_plateau_mode */
+	double threshold;
+	int threshold_mode;     /* enum config_threshold_mode */
+	int64_t patience, cooldown, min_checkpoints; /* in checkpoints */
+};
+
+/* One element of alerts.hooks: run argv (no shell) on every transition of
+ * alert `alert` ("*" = every alert). */
+struct config_hook {
+	char *alert;
+	struct config_strv argv;
 };
 
 struct config {
@@ -134,6 +154,17 @@ struct config {
 		int64_t checkpoints;
 		int64_t shutdown_ms;
 	} limits;
+	struct {
+		bool enabled;
+		struct config_strv groups;       /* empty = every group of the latest result */
+		struct config_plateau loss, distance;
+		struct config_objv plateaus;     /* of struct config_plateau */
+		int64_t collapse_dead_experts;   /* alerts.routing_collapse.dead_experts, 0 = off */
+		double collapse_max_imbalance;   /* alerts.routing_collapse.max_imbalance, 0 = off */
+		struct config_objv hooks;        /* of struct config_hook */
+		int64_t hook_timeout_ms, hook_kill_grace_ms, hook_concurrency, hook_queue,
+			hook_output_bytes;
+	} alerts;
 };
 
 /* One row of the table.  Fields that do not apply to a type are zero. */
@@ -198,5 +229,7 @@ bool config_endpoint_is_local(const char *endpoint);
 extern const char *const config_watch_modes[];
 extern const char *const config_probe_formats[];
 extern const char *const config_log_levels[];
+extern const char *const config_plateau_modes[];
+extern const char *const config_threshold_modes[];
 
 #endif

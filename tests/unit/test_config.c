@@ -415,6 +415,102 @@ static void test_diff(void)
 	config_free(b);
 }
 
+/* The alerts section: defaults, nested object arrays (a string array inside
+ * each hook), and the refusals of its checks. */
+static void test_alerts(void)
+{
+	struct config *c = config_new_defaults();
+	const struct config_plateau *pl;
+	const struct config_hook *h;
+
+	CHECK(c->alerts.enabled);
+	CHECK_STR_EQ(c->alerts.loss.metric, "loss");
+	CHECK_STR_EQ(c->alerts.distance.metric, "pathway_distance");
+	CHECK_INT_EQ(c->alerts.loss.mode, CONFIG_PLATEAU_MIN);
+	CHECK_INT_EQ(c->alerts.distance.threshold_mode, CONFIG_THRESHOLD_REL);
+	CHECK_INT_EQ(c->alerts.loss.patience, 5);
+	CHECK_INT_EQ(c->alerts.hooks.n, 0);
+	CHECK_INT_EQ(c->alerts.hook_concurrency, 4);
+	config_free(c);
+
+	c = parse_ok("{\"alerts\": {\"distance\": {\"metric\": \"memorized.pathway_distance\",\n"
+		     " \"threshold_mode\": \"abs\", \"threshold\": 0.5},\n"
+		     " \"plateaus\": [{\"metric\": \"pathway_consistency\", \"mode\": \"max\",\n"
+		     "  \"threshold\": 0.02, \"threshold_mode\": \"abs\", \"patience\": 3,\n"
+		     "  \"cooldown\": 1, \"min_checkpoints\": 4}],\n"
+		     " \"hooks\": [{\"alert\": \"grokking\", \"argv\": [\"/bin/echo\", \"a b\", \"\"]},\n"
+		     "  {\"alert\": \"*\", \"argv\": [\"hook\"]}]}}");
+	CHECK_STR_EQ(c->alerts.distance.metric, "memorized.pathway_distance");
+	CHECK_INT_EQ(c->alerts.distance.threshold_mode, CONFIG_THRESHOLD_ABS);
+	CHECK_NEAR(c->alerts.distance.threshold, 0.5, 0);
+	CHECK_INT_EQ(c->alerts.distance.patience, 5);
+	CHECK_INT_EQ(c->alerts.plateaus.n, 1);
+	pl = c->alerts.plateaus.v;
+	CHECK_STR_EQ(pl->metric, "pathway_consistency");
+	CHECK_INT_EQ(pl->mode, CONFIG_PLATEAU_MAX);
+	CHECK_INT_EQ(pl->threshold_mode, CONFIG_THRESHOLD_ABS);
+	CHECK_NEAR(pl->threshold, 0.02, 0);
+	CHECK_INT_EQ(pl->patience, 3);
+	CHECK_INT_EQ(pl->cooldown, 1);
+	CHECK_INT_EQ(pl->min_checkpoints, 4);
+	CHECK_INT_EQ(c->alerts.hooks.n, 2);
+	h = c->alerts.hooks.v;
+	CHECK_STR_EQ(h[0].alert, "grokking");
+	CHECK_INT_EQ(h[0].argv.n, 3);
+	CHECK_STR_EQ(h[0].argv.v[0], "/bin/echo");
+	CHECK_STR_EQ(h[0].argv.v[1], "a b");
+	CHECK_STR_EQ(h[0].argv.v[2], "");
+	CHECK_STR_EQ(h[1].alert, "*");
+	CHECK_STR_EQ(h[1].argv.v[0], "hook");
+	config_free(c);
+
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"loss\": {\n\"metric\": \"loss..x\"}}}", -EINVAL),
+		     "\"t.json\" line 2: alerts.loss.metric: \"loss..x\" is not a metric path "
+		     "(names of letters, digits and '_' joined by dots)");
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"loss\": {\"metric\": \"loss.\"}}}", -EINVAL),
+		      "is not a metric path (empty name)");
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"loss\": {\"metric\": \".loss\"}}}", -EINVAL),
+		      "is not a metric path");
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"loss\": {\"mode\": \"min\"}}}", -EINVAL),
+		      "unknown key \"alerts.loss.mode\"");
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"loss\": {\"patience\": -1}}}", -EINVAL),
+		     "\"t.json\" line 1: alerts.loss.patience: -1 is below the minimum 0");
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"plateaus\": [\n{\"metric\": \"loss\", \"mode\": "
+			       "\"max\"}]}}", -EINVAL),
+		     "\"t.json\" line 2: alerts.plateaus[0]: \"threshold\" is missing");
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"plateaus\": [{\"metric\": \"loss\", \"mode\": "
+				"\"down\", \"threshold\": 0, \"threshold_mode\": \"rel\", \"patience\": 1, "
+				"\"cooldown\": 0, \"min_checkpoints\": 0}]}}", -EINVAL),
+		      "alerts.plateaus[0].mode: \"down\" is not one of min, max");
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"hooks\": [\n{\"alert\": \"grok\", \"argv\": [\"/x\"]}]}}",
+			       -EINVAL),
+		     "\"t.json\" line 2: alerts.hooks[0].alert: \"grok\" is not an alert name (plateau, "
+		     "grokking, generalization_saturated, routing_collapse, or * for all)");
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"hooks\": [{\"alert\": \"*\", \"argv\": []}]}}",
+				-EINVAL),
+		      "alerts.hooks[0].argv: must not be empty");
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"hooks\": [{\"alert\": \"*\", \"argv\": [\"/x\"]},\n"
+			       "{\"alert\": \"*\", \"argv\": [\"\", \"a\"]}]}}", -EINVAL),
+		     "\"t.json\" line 2: alerts.hooks[1].argv[0]: the program must not be empty");
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"hooks\": [{\"alert\": \"*\"}]}}", -EINVAL),
+		      "alerts.hooks[0]: \"argv\" is missing");
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"hooks\": [{\"alert\": \"*\", \"argv\": [1]}]}}",
+				-EINVAL),
+		      "alerts.hooks[0].argv[0]: expected a string, got a number");
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"loss\": {\n\"threshold\": 1}}}", -EINVAL),
+		     "\"t.json\" line 2: alerts.loss.threshold: 1 must be below 1 with threshold_mode rel");
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"distance\": {\"threshold\": 2.5}}}", -EINVAL),
+		      "alerts.distance.threshold: 2.5 must be below 1 with threshold_mode rel");
+	c = parse_ok("{\"alerts\": {\"distance\": {\"threshold\": 2.5, \"threshold_mode\": \"abs\"}}}");
+	config_free(c);
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"plateaus\": [{\"metric\": \"loss\", \"mode\": "
+				"\"min\", \"threshold\": 1, \"threshold_mode\": \"rel\", \"patience\": 1, "
+				"\"cooldown\": 0, \"min_checkpoints\": 0}]}}", -EINVAL),
+		      "alerts.plateaus[0].threshold: 1 must be below 1 with mode min");
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"hook_concurrency\": 0}}", -EINVAL),
+		      "alerts.hook_concurrency: 0 is below the minimum 1");
+}
+
 static const struct tap_test tests[] = {
 	{ "shipped_file_matches_table", test_shipped_file_matches_table },
 	{ "defaults_and_values", test_defaults_and_values },
@@ -429,6 +525,7 @@ static const struct tap_test tests[] = {
 	{ "remote_endpoint_needs_curve", test_remote_endpoint_needs_curve },
 	{ "endpoint_is_local", test_endpoint_is_local },
 	{ "diff", test_diff },
+	{ "alerts", test_alerts },
 	{ NULL, NULL },
 };
 TAP_MAIN(tests)
