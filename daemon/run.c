@@ -23,6 +23,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +33,12 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "alert.h"
 #include "commands.h"
 #include "config.h"
 #include "engine/probe.h"
 #include "engine/step.h"
+#include "hook.h"
 #include "job.h"
 #include "journal.h"
 #include "log.h"
@@ -66,6 +69,8 @@ struct daemon {
 	struct notify *notify;
 	struct watch *watch;
 	struct job_ctx *ctx;
+	struct alerts *alerts;
+	struct hooks *hooks;
 	struct metrics_epsilon *eps;   /* cfg's epsilon_groups for metrics_opts */
 	int threads;
 
@@ -168,6 +173,8 @@ static cJSON *status_json(struct daemon *d)
 	}
 	if (job_ctx_probe(d->ctx))
 		cJSON_AddStringToObject(s, "probe_hash", job_ctx_probe(d->ctx)->hash);
+	if (d->alerts)
+		cJSON_AddItemToObject(s, "alerts", alerts_firing_json(d->alerts));
 	return s;
 }
 
@@ -352,6 +359,89 @@ static void apply_memo(struct daemon *d, const struct metrics_memo *memo, size_t
 	}
 }
 
+/* ---- alerts ---------------------------------------------------------------------- */
+
+static void fatal_stop(struct daemon *d, const char *msg);
+
+static void on_hook_done(void *ud, const struct hook_report *rep)
+{
+	struct daemon *d = ud;
+	cJSON *extra;
+
+	if (rep->out_len)
+		log_info("hook %s (%s, %s): stdout: %.*s%s", rep->argv[0], rep->alert, rep->status,
+			 (int)rep->out_len, rep->out, rep->out_dropped ? " [truncated]" : "");
+	if (rep->err_len)
+		log_info("hook %s (%s, %s): stderr: %.*s%s", rep->argv[0], rep->alert, rep->status,
+			 (int)rep->err_len, rep->err, rep->err_dropped ? " [truncated]" : "");
+	if (rep->outcome == HOOK_OK) {
+		log_info("hook %s for %s (%s, group %s) succeeded in %" PRIu64 " ms", rep->argv[0],
+			 rep->alert, rep->status, rep->group, rep->elapsed_ms);
+		return;
+	}
+	log_error("hook %s for %s (%s, group %s): %s", rep->argv[0], rep->alert, rep->status,
+		  rep->group, rep->reason);
+	if (d->closed)
+		return;
+	extra = cJSON_CreateObject();
+	cJSON_AddStringToObject(extra, "hook", rep->argv[0]);
+	cJSON_AddStringToObject(extra, "alert", rep->alert);
+	cJSON_AddStringToObject(extra, "group", rep->group);
+	publish_error(d, rep->step, NULL, rep->reason, extra);
+}
+
+/* Judge the series after a change at step `from` (ALERTS_CHANGED_ALL at
+ * start-up): each transition journaled, then applied, published and handed
+ * to the hooks. */
+static void evaluate_alerts(struct daemon *d, int64_t from)
+{
+	struct gw_err err = { "" };
+	cJSON *tr = NULL, *ev;
+	uv_timeval64_t tv;
+
+	if (!d->alerts)
+		return;
+	uv_gettimeofday(&tv);
+	if (alerts_evaluate(d->alerts, journal_results(d->journal), from, d->run,
+			    (double)tv.tv_sec + tv.tv_usec * 1e-6, &tr, &err) < 0) {
+		log_error("alerts: %s", err.msg);
+		return;
+	}
+	cJSON_ArrayForEach(ev, tr) {
+		struct alert_info info;
+		cJSON *body;
+		char *text;
+
+		if (journal_append(d->journal, ev, &err) < 0) {
+			fatal_stop(d, err.msg);
+			break;
+		}
+		if (alerts_apply(d->alerts, ev, &err) < 0 || alert_event_info(ev, &info, &err) < 0) {
+			log_error("alerts: %s", err.msg);
+			continue;
+		}
+		log_warn("alert %s %s: run %s, group %s, metric %s, step %" PRId64, info.alertname,
+			 info.status, info.run, info.group, info.metric, info.step);
+		body = alert_event_body(ev);
+		text = cJSON_PrintUnformatted(body);
+		publish_send(d->pub, "alert", body);
+		if (d->hooks) {
+			const struct hook_event he = {
+				.alert = info.alertname, .run = info.run, .group = info.group,
+				.status = info.status, .step = info.step, .payload = text,
+				.len = strlen(text),
+			};
+
+			if (hooks_run(d->hooks, &he, &err) < 0) {
+				log_error("hooks for %s: %s", info.alertname, err.msg);
+				publish_error(d, info.step, NULL, err.msg, NULL);
+			}
+		}
+		free(text);
+	}
+	cJSON_Delete(tr);
+}
+
 static void log_result(const struct job *j)
 {
 	const cJSON *all = group_all(j->result);
@@ -434,6 +524,7 @@ static void job_done(struct job *j)
 					 zmq_strerror((int)-seq));
 			apply_memo(d, j->memo, j->n_memo, j->step);
 			log_result(j);
+			evaluate_alerts(d, j->step);
 			if (d->watch)
 				watch_done(d->watch, j->name);
 		}
@@ -542,6 +633,8 @@ static void finish_stop(struct daemon *d)
 	d->nq = 0;
 	watch_close(d->watch);
 	d->watch = NULL;
+	hooks_close(d->hooks);
+	d->hooks = NULL;
 	publish_close(d->pub);
 	d->pub = NULL;
 	uv_close((uv_handle_t *)&d->retry_timer, close_cb);
@@ -888,6 +981,19 @@ static int set_up(struct daemon *d, struct gw_err *err)
 		return r;
 	restore(d);
 
+	d->alerts = alerts_new(d->cfg);
+	if (alerts_restore(d->alerts, journal_alerts(d->journal), err) < 0)
+		log_warn("alerts in the journal: %s; they may be sent again", err->msg);
+	{
+		struct hook_opts ho;
+
+		hook_opts_from_config(&ho, d->cfg);
+		r = hooks_new(&d->loop, &ho, on_hook_done, d, &d->hooks, err);
+		if (r < 0)
+			return r;
+	}
+	evaluate_alerts(d, ALERTS_CHANGED_ALL);
+
 	r = notify_new(&d->notify, err);
 	if (r < 0)
 		return r;
@@ -938,6 +1044,9 @@ int cmd_run(int argc, char **argv)
 	char ep[512] = "", qep[512] = "";
 	int c, r;
 
+	/* Hooks write to pipes that may close early; a write there must be an
+	 * error, not the end of the daemon. */
+	signal(SIGPIPE, SIG_IGN);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -1019,6 +1128,7 @@ int cmd_run(int argc, char **argv)
 	notify_free(d.notify);
 	journal_free(d.journal);
 	job_ctx_free(d.ctx);
+	alerts_free(d.alerts);
 	free(d.q);
 	free(d.eps);
 	free(d.run);

@@ -502,12 +502,14 @@ static void scan(struct watch *w, bool remove_missing)
 		names[n++] = gw_strdup(d->d_name);
 	}
 	closedir(dp);
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_str);
 	if (remove_missing) {
 		for (size_t i = w->n; i-- > 0;) {
 			struct entry *e = w->e[i];
 
-			if (!bsearch(&e->name, names, n, sizeof(*names), cmp_str) || !is_dir(e->path))
+			if (!n || !bsearch(&e->name, names, n, sizeof(*names), cmp_str) ||
+			    !is_dir(e->path))
 				entry_gone(w, e);
 		}
 	}

@@ -86,6 +86,18 @@ def place_slowly(src, root, name, seconds, chunks=8):
             shutil.copy(os.path.join(src, fn), dst)
 
 
+RUNNING = []  # daemons started and not yet stopped, for cleanup_all()
+
+
+def cleanup_all():
+    """Kill every daemon a failed case left running."""
+    while RUNNING:
+        d = RUNNING.pop()
+        if d.proc and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
 class Daemon:
     def __init__(self, workdir, root, probe, extra=None, env=None, name="test"):
         self.dir = workdir
@@ -126,6 +138,7 @@ class Daemon:
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(WRAP + [BIN, "run", "-c", self.cfg_path],
                                      stdout=self.logf, stderr=self.logf, env=self.env)
+        RUNNING.append(self)
         if wait:
             before = len(re.findall(r'publishing on (\S+), queries on (\S+),', self.log()))
             self.wait_log(r'publishing on (\S+), queries on (\S+),', 20 * SLOW, before + 1)

@@ -50,6 +50,8 @@ def run_case(name, fn):
         fn()
     except Exception as e:  # a broken case is a failure, not a crash of the file
         t.ok(False, "%s: raised %s" % (name, e.__class__.__name__), str(e))
+    finally:
+        g.cleanup_all()
 
 
 # ---- atomic rename, in-place slow write, metrics content -------------------------
@@ -254,7 +256,7 @@ def config_and_signals():
             except socket.timeout:
                 pass
 
-    th = threading.Thread(target=reader)
+    th = threading.Thread(target=reader, daemon=True)
     th.start()
     dm.env.update({"NOTIFY_SOCKET": nsock, "WATCHDOG_USEC": "400000"})
     dm.start()
