@@ -10,10 +10,19 @@ shipped file; run this and paste its output when keys change.
 import json
 import os
 import re
+import subprocess
 import sys
 
 src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..")
-text = open(os.path.join(src, "daemon", "config.c")).read()
+# Through the preprocessor, so rows built by macros are seen; then adjacent
+# string literals are joined as the compiler would.
+cflags = subprocess.run(["pkg-config", "--cflags", "libuv", "libzmq", "libcjson", "openblas"],
+                        capture_output=True, text=True).stdout.split()
+text = subprocess.run(["cc", "-E", "-P", "-D_GNU_SOURCE", "-I" + os.path.join(src, "include"),
+                       "-I" + os.path.join(src, "daemon")] + cflags +
+                      [os.path.join(src, "daemon", "config.c")],
+                      capture_output=True, text=True, check=True).stdout
+text = re.sub(r'"\s*\n?\s*"', "", text)
 table = text[text.index("const struct config_key config_keys[]"):]
 rows = re.findall(r'\{\s*\.path = "([^"]+)",(.*?)\.help = ((?:"(?:[^"\\]|\\.)*"\s*)+)\}', table,
                   re.S)
