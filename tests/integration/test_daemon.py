@@ -191,6 +191,27 @@ def kill_restart():
     dm.stop()
 
 
+# ---- SIGTERM during a job ------------------------------------------------------------
+def stop_during_job():
+    dm, root = case(env={"GROKWATCHD_TEST_LAYER_DELAY_MS": "1500"})
+    dm.start()
+    g.place_atomic(ck(1000), root, "step1000")
+    dm.wait_log(r"step 1000: computing", 20)
+    t0 = time.time()
+    rc = dm.stop()
+    took = time.time() - t0
+    t.eq(rc, 0, "SIGTERM during a job: exit status 0")
+    t.ok(took < 5 * g.SLOW, "SIGTERM during a job: the job stops at its next layer (%.1f s)" % took)
+    t.ok("it will be computed after a restart" in dm.log(), "SIGTERM during a job: says so")
+    t.eq(results(dm), [], "SIGTERM during a job: no partial result")
+    dm.env.pop("GROKWATCHD_TEST_LAYER_DELAY_MS")
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    t.ok(sub.collect(g.n_metrics(1), 30) and g.steps_of(sub.messages) == [1000],
+         "after the restart the stopped step is computed", dm.log())
+    dm.stop()
+
+
 # ---- a burst of 20 checkpoints -------------------------------------------------------
 def burst():
     dm, root = case()
@@ -332,7 +353,8 @@ def exclusive_and_waiting():
 
 for name, fn in [("atomic_and_slow", atomic_and_slow), ("poll_mode", poll_mode),
                  ("delete_and_malformed", delete_and_malformed),
-                 ("kill_restart", kill_restart), ("burst", burst), ("late_older", late_older),
+                 ("kill_restart", kill_restart), ("stop_during_job", stop_during_job),
+                 ("burst", burst), ("late_older", late_older),
                  ("config_and_signals", config_and_signals),
                  ("exclusive_and_waiting", exclusive_and_waiting)]:
     if len(sys.argv) < 2 or name in sys.argv[1:]:
