@@ -22,6 +22,7 @@
 
 #define CONS_FILE "consistency.json"
 #define ROUTING_KEEP "routing.safetensors"
+#define TOKENS_KEEP "tokens.safetensors"
 #define CONS_FILE_MAX (256u * 1024u * 1024u)
 
 struct job_ctx {
@@ -31,6 +32,7 @@ struct job_ctx {
 	int threads;
 	struct routing_series *series;
 	struct routing *prev; /* the newest computed step's routing, with per-token records */
+	char *prev_tokens;    /* where prev is kept on disk, or NULL */
 };
 
 struct job_ctx *job_ctx_new(struct probe *probe, const struct metrics_opts *m, int threads)
@@ -56,6 +58,7 @@ void job_ctx_free(struct job_ctx *c)
 	probe_free(c->probe);
 	routing_series_free(c->series);
 	routing_free(c->prev);
+	free(c->prev_tokens);
 	free(c);
 }
 
@@ -134,23 +137,37 @@ out:
 	return r;
 }
 
-static int keep(const char *dir, const struct routing *r, const struct metrics_cons *cons,
-		struct gw_err *err)
+/* r written to path without router matrices and, unless `tokens`, without
+ * per-token records. */
+static int write_routing(const char *path, const struct routing *r, bool tokens,
+			 struct gw_err *err)
 {
 	struct routing slim = *r;
 	float **no_router = gw_calloc((size_t)(r->n_layers > 0 ? r->n_layers : 1), sizeof(float *));
+	int rc;
+
+	if (!tokens) {
+		slim.has_tokens = false;
+		slim.tok_offset = NULL;
+		slim.topk_ids = NULL;
+		slim.topk_w = NULL;
+		slim.entropy = NULL;
+		slim.lse = NULL;
+	}
+	slim.router = no_router;
+	rc = routing_file_write(path, &slim, err);
+	free(no_router);
+	return rc;
+}
+
+static int keep(const char *dir, const struct routing *r, const struct metrics_cons *cons,
+		struct gw_err *err)
+{
 	char *path = join(dir, ROUTING_KEEP), *text = NULL;
 	cJSON *o = cJSON_CreateObject();
 	int rc;
 
-	slim.has_tokens = false;
-	slim.tok_offset = NULL;
-	slim.topk_ids = NULL;
-	slim.topk_w = NULL;
-	slim.entropy = NULL;
-	slim.lse = NULL;
-	slim.router = no_router;
-	rc = routing_file_write(path, &slim, err);
+	rc = write_routing(path, r, false, err);
 	if (rc < 0)
 		goto out;
 	if (cons->c) {
@@ -165,8 +182,44 @@ out:
 	cJSON_Delete(o);
 	free(text);
 	free(path);
-	free(no_router);
 	return rc;
+}
+
+/* The newest step's per-token records, for churn after a restart: written
+ * beside its other vectors, and the previous newest step's removed. */
+static int keep_tokens(struct job_ctx *c, const char *dir, const struct routing *r,
+		       struct gw_err *err)
+{
+	char *path = join(dir, TOKENS_KEEP);
+	int rc = write_routing(path, r, true, err);
+
+	if (rc < 0) {
+		free(path);
+		return rc;
+	}
+	if (c->prev_tokens && strcmp(c->prev_tokens, path))
+		unlink(c->prev_tokens);
+	free(c->prev_tokens);
+	c->prev_tokens = path;
+	return 0;
+}
+
+int job_ctx_restore_prev(struct job_ctx *c, int64_t step, const char *dir, struct gw_err *err)
+{
+	char *path = join(dir, TOKENS_KEEP);
+	struct routing *r = NULL;
+	int rc = routing_file_read(path, &r, err);
+
+	if (rc < 0) {
+		free(path);
+		return rc;
+	}
+	r->step = step;
+	routing_free(c->prev);
+	c->prev = r;
+	free(c->prev_tokens);
+	c->prev_tokens = path;
+	return 0;
 }
 
 static int read_doubles(const char *what, const cJSON *a, int n, double **ret, struct gw_err *err)
@@ -325,6 +378,8 @@ static int job_compute(struct job *j)
 			goto out;
 	}
 	if (r->has_tokens && (!c->prev || c->prev->step < r->step)) {
+		if (j->keep_dir && (rc = keep_tokens(c, j->keep_dir, r, &j->err)) < 0)
+			goto out;
 		routing_free(c->prev);
 		c->prev = r;
 		r = NULL;

@@ -17,9 +17,12 @@
  *   consistency.json     {"c": [...], "adj": [...]}: the per-sample
  *                        consistency, which needs the router matrices and
  *                        so cannot be recomputed from the above
- * job_ctx_restore reads them back at start-up, so a restart recomputes no
- * forward pass.  Per-token records are not kept, so the first checkpoint
- * after a restart (and a late one older than the newest) has no churn.
+ *   tokens.safetensors   only for the newest step: the same with per-token
+ *                        records, for the churn of the next checkpoint
+ * job_ctx_restore and job_ctx_restore_prev read them back at start-up, so
+ * a restart recomputes no forward pass and loses no churn.  A late
+ * checkpoint older than the newest has no churn (its predecessor's
+ * per-token records are gone).
  *
  * Fault injection: with GROKWATCHD_TEST_LAYER_DELAY_MS=N in the environment
  * the forward pass sleeps N ms after each layer, so tests can delete a
@@ -58,6 +61,10 @@ const struct probe *job_ctx_probe(const struct job_ctx *c);
  * of routing_series_put.
  */
 int job_ctx_restore(struct job_ctx *c, int64_t step, const char *dir, struct gw_err *err);
+
+/* Make step's kept per-token records (tokens.safetensors in dir) the
+ * previous checkpoint for churn.  -ENOENT when there are none. */
+int job_ctx_restore_prev(struct job_ctx *c, int64_t step, const char *dir, struct gw_err *err);
 
 /* The memorized-subset values of every kept step against the latest.
  * *ret_memo as routing_series_recompute (0 steps: NULL, 0). */

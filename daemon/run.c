@@ -876,6 +876,16 @@ static void restore(struct daemon *d)
 		free(dir);
 		publish_restore(d->pub, series_at(res, i));
 	}
+	if (n) {
+		char *dir = NULL;
+		int64_t last = series_step_at(res, n - 1);
+
+		if (journal_routing_dir(d->journal, last, &dir, &err) < 0 ||
+		    job_ctx_restore_prev(d->ctx, last, dir, &err) < 0)
+			log_info("step %" PRId64 ": no per-token records kept (%s); the next checkpoint has no churn",
+				 last, err.msg);
+		free(dir);
+	}
 	if (kept && job_ctx_memo(d->ctx, &memo, &n_memo, &err) == 0)
 		apply_memo(d, memo, n_memo, -1);
 	else if (kept)

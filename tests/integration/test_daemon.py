@@ -188,6 +188,13 @@ def kill_restart():
     t.ok("torn last record" in dm.log(), "restart: the torn record is reported")
     t.eq([r["step"] for r in results(dm)], [1000, 2000, 3000],
          "restart: journal has each step once")
+    m3 = [m for m in sub.metrics() if m["step"] == 3000]
+    t.ok(m3 and isinstance(m3[0].get("churn"), float),
+         "restart: churn of the next step against the kept per-token records",
+         m3 and m3[0].get("churn_note"))
+    kept = sorted(s for s in os.listdir(os.path.join(dm.state, "routing"))
+                  if os.path.exists(os.path.join(dm.state, "routing", s, "tokens.safetensors")))
+    t.eq(kept, ["3000"], "per-token records kept for the newest step only")
     dm.stop()
 
 
