@@ -87,6 +87,7 @@ def place_slowly(src, root, name, seconds, chunks=8):
 
 
 RUNNING = []  # daemons started and not yet stopped, for cleanup_all()
+WRAP_ERRORS = []  # logs of daemons that exited 99: the checker ($GW_WRAP) found errors
 
 
 def cleanup_all():
@@ -173,6 +174,8 @@ class Daemon:
             rc = "hung"
         self.logf.close()
         self.proc = None
+        if WRAP and rc == 99:
+            WRAP_ERRORS.append(self.log())
         return rc
 
     def kill9(self):

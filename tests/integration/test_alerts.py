@@ -125,4 +125,6 @@ except Exception as e:
 finally:
     g.cleanup_all()
     shutil.rmtree(base, ignore_errors=True)
+if g.WRAP:
+    t.ok(not g.WRAP_ERRORS, "no errors from %s" % g.WRAP[0], "\n".join(g.WRAP_ERRORS))
 t.done()

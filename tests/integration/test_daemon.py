@@ -52,6 +52,10 @@ def run_case(name, fn):
         t.ok(False, "%s: raised %s" % (name, e.__class__.__name__), str(e))
     finally:
         g.cleanup_all()
+    if g.WRAP:
+        t.ok(not g.WRAP_ERRORS, "%s: no errors from %s" % (name, g.WRAP[0]),
+             "\n".join(g.WRAP_ERRORS))
+        del g.WRAP_ERRORS[:]
 
 
 # ---- atomic rename, in-place slow write, metrics content -------------------------
