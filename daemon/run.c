@@ -833,10 +833,17 @@ static int open_series(struct daemon *d, const struct probe *probe, struct gw_er
 			cJSON_Delete(o);
 			if (r < 0)
 				return r;
-		} else {
+		} else if (old) {
 			cJSON_Delete(o);
 			free(text);
 			return 0;
+		} else {
+			/* Unreadable: the series cannot be tied to a probe any more;
+			 * it is taken as this probe's and the file written anew. */
+			log_warn("\"%s/%s\": no probe_hash in it; taking the series as the current probe's",
+				 d->cfg->state_dir, SERIES_STATE);
+			cJSON_Delete(o);
+			free(text);
 		}
 	} else if (r != -ENOENT) {
 		return r;

@@ -202,6 +202,55 @@ def kill_restart():
     dm.stop()
 
 
+# ---- damaged state files; a changed probe ------------------------------------------
+def damaged_state():
+    dm, root = case()
+    dm.start()
+    g.place_atomic(ck(1000), root, "step1000")
+    g.place_atomic(ck(2000), root, "step2000")
+    dm.wait_log(r"step 2000: done", 40)
+    dm.stop()
+    rdir = os.path.join(dm.state, "routing")
+    with open(os.path.join(rdir, "1000", "consistency.json"), "w") as f:
+        f.write('{"c": [0.1, ')
+    with open(os.path.join(rdir, "2000", "routing.safetensors"), "r+b") as f:
+        f.truncate(100)
+    with open(os.path.join(dm.state, "series.json"), "w") as f:
+        f.write("garbage")
+    dm.start()
+    log = dm.log().split("publishing on")[-2]
+    t.ok("1000/consistency.json" in log and "2000/routing.safetensors" in log,
+         "damaged kept vectors: each named in the log", log)
+    t.ok("series.json" in log, "damaged series.json: named in the log", log)
+    sub = g.Subscriber(dm.pub, dm.query)
+    snap = sub.request({"req": "snapshot"})
+    t.eq([r["step"] for r in snap["results"]], [1000, 2000],
+         "damaged kept vectors: the results themselves are all served")
+    g.place_atomic(ck(3000), root, "step3000")
+    t.ok(sub.collect(g.n_metrics(1), 30), "damaged kept vectors: the daemon goes on computing",
+         dm.log())
+    dm.stop()
+    # a different probe set starts a new series and keeps the old one
+    other = os.path.join(dm.dir, "probe2.jsonl")
+    with open(probe) as f, open(other, "w") as o:
+        o.writelines(f.readlines()[:30])
+    dm.cfg["probe"]["path"] = other
+    dm.write_config()
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    snap = sub.request({"req": "snapshot"})
+    prev = [d for d in os.listdir(dm.state) if d.startswith("previous-")]
+    t.ok("the probe set changed" in dm.log() and len(prev) == 1,
+         "changed probe: a new series, the old one moved aside", dm.log()[-2000:])
+    t.ok(os.path.exists(os.path.join(dm.state, prev[0] if prev else "x", "journal.jsonl")),
+         "changed probe: the old journal is kept")
+    t.ok(sub.collect(g.n_metrics(3), 40) and
+         sorted(g.steps_of(sub.messages)) == [1000, 2000, 3000] and
+         all(m["groups"]["all"]["n_samples"] == 30 for m in sub.metrics()),
+         "changed probe: every checkpoint computed again over the new probe", dm.log()[-2000:])
+    dm.stop()
+
+
 # ---- SIGTERM during a job ------------------------------------------------------------
 def stop_during_job():
     dm, root = case(env={"GROKWATCHD_TEST_LAYER_DELAY_MS": "1500"})
@@ -364,7 +413,8 @@ def exclusive_and_waiting():
 
 for name, fn in [("atomic_and_slow", atomic_and_slow), ("poll_mode", poll_mode),
                  ("delete_and_malformed", delete_and_malformed),
-                 ("kill_restart", kill_restart), ("stop_during_job", stop_during_job),
+                 ("kill_restart", kill_restart), ("damaged_state", damaged_state),
+                 ("stop_during_job", stop_during_job),
                  ("burst", burst), ("late_older", late_older),
                  ("config_and_signals", config_and_signals),
                  ("exclusive_and_waiting", exclusive_and_waiting)]:
