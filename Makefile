@@ -6,16 +6,26 @@
 #   make memcheck        unit and cli tests under valgrind
 #   make bench           benchmarks against their peers
 #   make demo            the daemon on a generated series of checkpoints
-#   make install / uninstall   (PREFIX, DESTDIR honoured)
+#   make install / uninstall   (PREFIX, DESTDIR, BINDIR, LIBDIR, INCLUDEDIR,
+#                        DATADIR, MANDIR, SYSTEMD_UNITDIR honoured)
 #   make V=1             show the commands
 #
 # Dependencies come from pkg-config.  `make deps` installs the Debian
 # packages that are missing when run as root, or names them and stops.
 
+# Installation directories (GNU names; every one may be set on the command
+# line).  The units go to SYSTEMD_UNITDIR, which stays under PREFIX so that
+# an unprivileged `make install PREFIX=$$HOME/.local` writes nothing outside
+# it; a package for /usr sets PREFIX=/usr, or SYSTEMD_UNITDIR to
+# `pkg-config --variable=systemdsystemunitdir systemd`.
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYSTEMD_UNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 
 CC ?= cc
@@ -190,16 +200,73 @@ demo: deps-test
 	$(Q)$(MAKE) --no-print-directory $(GROKWATCHD) $(FIXTURES)
 	$(Q)$(TEST_ENV) sh tools/demo.sh
 
-INSTALL_HDR := $(wildcard include/grokwatch.h)
+# ---- install / uninstall ---------------------------------------------------
+#
+# What `make install` puts under $(DESTDIR):
+#   BINDIR           grokwatchd, and grokwatch once the client exists
+#   LIBDIR           libgrokwatch.a, libgrokwatch.so.VERSION and the links
+#                    .so.0 (the soname) and .so; PKGCONFIGDIR/grokwatch.pc
+#   INCLUDEDIR       grokwatch.h
+#   SYSTEMD_UNITDIR  grokwatchd.service, grokwatchd@.service (ExecStart= is
+#                    BINDIR/grokwatchd)
+#   DATADIR/grokwatch  grokwatchd.json, the example config at its defaults,
+#                    and hooks/ with the example alert hooks
+#   MANDIR           grokwatchd(8), grokwatchd.json(5), grokwatch(1)
+# The client's files are installed when its sources exist, so these rules
+# work before and after it lands.  Nothing goes to /etc: the units read
+# /etc/grokwatch/grokwatchd.json or /etc/grokwatch/NAME.json, which the
+# administrator writes from the example.  `make uninstall` removes every
+# file install may put there and then the two grokwatch directories if they
+# are empty; it leaves the shared directories (bin, lib, man/man8, ...) alone.
 
-install: build
-	install -d $(DESTDIR)$(BINDIR)
+VERSION := $(shell sed -n 's/^\#define GW_VERSION "\(.*\)"$$/\1/p' daemon/main.c)
+SO_MAJOR := 0
+INSTALL_HDR := $(wildcard include/grokwatch.h)
+INSTALL_HOOKS := $(wildcard config/hooks/*)
+INSTALL_PC := $(if $(CLIENT_SRC),$(if $(INSTALL_HDR),grokwatch.pc))
+UNITS := grokwatchd.service grokwatchd@.service
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	-e 's|@VERSION@|$(VERSION)|g'
+
+install: build $(CLIENT_LIB)
+	@test -n "$(VERSION)" || { echo "no GW_VERSION in daemon/main.c" >&2; exit 1; }
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMD_UNITDIR) $(DESTDIR)$(DATADIR)/grokwatch \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(GROKWATCHD) $(DESTDIR)$(BINDIR)/grokwatchd
+	$(if $(GROKWATCH),install -m 0755 $(GROKWATCH) $(DESTDIR)$(BINDIR)/grokwatch)
+	$(if $(CLIENT_SRC),install -d $(DESTDIR)$(LIBDIR))
+	$(if $(CLIENT_LIB),install -m 0644 $(CLIENT_LIB) $(DESTDIR)$(LIBDIR)/libgrokwatch.a)
+	$(if $(CLIENT_SO),install -m 0755 $(CLIENT_SO) $(DESTDIR)$(LIBDIR)/libgrokwatch.so.$(VERSION))
+	$(if $(CLIENT_SO),ln -sf libgrokwatch.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgrokwatch.so.$(SO_MAJOR))
+	$(if $(CLIENT_SO),ln -sf libgrokwatch.so.$(SO_MAJOR) $(DESTDIR)$(LIBDIR)/libgrokwatch.so)
 	$(if $(INSTALL_HDR),install -d $(DESTDIR)$(INCLUDEDIR))
 	$(if $(INSTALL_HDR),install -m 0644 include/grokwatch.h $(DESTDIR)$(INCLUDEDIR)/grokwatch.h)
+	$(if $(INSTALL_PC),install -d $(DESTDIR)$(PKGCONFIGDIR))
+	$(if $(INSTALL_PC),$(SUBST) grokwatch.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/grokwatch.pc)
+	$(if $(INSTALL_PC),chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/grokwatch.pc)
+	$(foreach u,$(UNITS),$(SUBST) systemd/$(u).in >$(DESTDIR)$(SYSTEMD_UNITDIR)/$(u) && \
+		chmod 0644 $(DESTDIR)$(SYSTEMD_UNITDIR)/$(u) && ) true
+	install -m 0644 config/grokwatchd.json $(DESTDIR)$(DATADIR)/grokwatch/grokwatchd.json
+	$(if $(INSTALL_HOOKS),install -d $(DESTDIR)$(DATADIR)/grokwatch/hooks)
+	$(if $(INSTALL_HOOKS),install -m 0755 $(INSTALL_HOOKS) $(DESTDIR)$(DATADIR)/grokwatch/hooks/)
+	install -m 0644 man/grokwatchd.8 $(DESTDIR)$(MANDIR)/man8/grokwatchd.8
+	install -m 0644 man/grokwatchd.json.5 $(DESTDIR)$(MANDIR)/man5/grokwatchd.json.5
+	$(if $(GROKWATCH),install -d $(DESTDIR)$(MANDIR)/man1)
+	$(if $(GROKWATCH),install -m 0644 man/grokwatch.1 $(DESTDIR)$(MANDIR)/man1/grokwatch.1)
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/grokwatchd $(DESTDIR)$(INCLUDEDIR)/grokwatch.h
+	rm -f $(DESTDIR)$(BINDIR)/grokwatchd $(DESTDIR)$(BINDIR)/grokwatch
+	rm -f $(DESTDIR)$(LIBDIR)/libgrokwatch.a $(DESTDIR)$(LIBDIR)/libgrokwatch.so.$(VERSION) \
+		$(DESTDIR)$(LIBDIR)/libgrokwatch.so.$(SO_MAJOR) $(DESTDIR)$(LIBDIR)/libgrokwatch.so
+	rm -f $(DESTDIR)$(INCLUDEDIR)/grokwatch.h $(DESTDIR)$(PKGCONFIGDIR)/grokwatch.pc
+	rm -f $(addprefix $(DESTDIR)$(SYSTEMD_UNITDIR)/,$(UNITS))
+	rm -f $(DESTDIR)$(DATADIR)/grokwatch/grokwatchd.json \
+		$(addprefix $(DESTDIR)$(DATADIR)/grokwatch/hooks/,$(notdir $(INSTALL_HOOKS)))
+	rm -f $(DESTDIR)$(MANDIR)/man8/grokwatchd.8 $(DESTDIR)$(MANDIR)/man5/grokwatchd.json.5 \
+		$(DESTDIR)$(MANDIR)/man1/grokwatch.1
+	for d in $(DESTDIR)$(DATADIR)/grokwatch/hooks $(DESTDIR)$(DATADIR)/grokwatch; do \
+		if [ -d "$$d" ]; then rmdir --ignore-fail-on-non-empty "$$d"; fi; done
 
 clean:
 	rm -rf build
