@@ -11,6 +11,7 @@
  * is free.  Roff escapes in the summary are limited to \- (a minus or
  * hyphen that never breaks), undone before comparing.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,9 +83,10 @@ static void page_free(struct page *p)
 	free(p->text);
 }
 
-static void num(char *b, size_t n, double v, enum config_type t)
+/* Whole numbers in full (1000000000, not 1e+09), others as %g (0.05, 1e-06). */
+static void num(char *b, size_t n, double v)
 {
-	if (t == CONFIG_INT)
+	if (v == floor(v) && fabs(v) < 1e18)
 		snprintf(b, n, "%.0f", v);
 	else
 		snprintf(b, n, "%g", v);
@@ -113,36 +115,45 @@ static void summary(char *b, size_t n, const struct config_key *k, bool field)
 	}
 	case CONFIG_INT:
 	case CONFIG_DOUBLE:
-		num(lo, sizeof(lo), k->min, k->type);
-		num(hi, sizeof(hi), k->max, k->type);
-		num(def, sizeof(def), k->def_num, k->type);
+		num(lo, sizeof(lo), k->min);
+		num(hi, sizeof(hi), k->max);
+		num(def, sizeof(def), k->def_num);
 		used = (size_t)snprintf(b, n, "%s, %s%s, %s to %s",
 					k->type == CONFIG_INT ? "integer" : "number",
 					field ? "required" : "default ", field ? "" : def, lo, hi);
 		break;
 	case CONFIG_BOOL:
-		used = (size_t)snprintf(b, n, "boolean, default %s", k->def_num ? "true" : "false");
+		used = (size_t)snprintf(b, n, "boolean, %s%s", field ? "required" : "default ",
+					field ? "" : k->def_num ? "true" : "false");
 		break;
 	case CONFIG_ENUM:
 		used = (size_t)snprintf(b, n, "one of");
 		for (int i = 0; k->enums[i]; i++)
 			used += (size_t)snprintf(b + used, n - used, "%s \"%s\"", i ? "," : "",
 						 k->enums[i]);
-		used += (size_t)snprintf(b + used, n - used, ", default \"%s\"", k->def_str);
+		if (field)
+			used += (size_t)snprintf(b + used, n - used, ", required");
+		else
+			used += (size_t)snprintf(b + used, n - used, ", default \"%s\"", k->def_str);
 		break;
 	case CONFIG_STRING_ARRAY: {
-		size_t d = (size_t)snprintf(def, sizeof(def), "[");
+		char list[400] = "[";
+		size_t d = 1;
 
-		for (int i = 0; k->def_strv && k->def_strv[i]; i++)
-			d += (size_t)snprintf(def + d, sizeof(def) - d, "%s\"%s\"", i ? ", " : "",
+		for (int i = 0; k->def_strv && k->def_strv[i] && d < sizeof(list); i++)
+			d += (size_t)snprintf(list + d, sizeof(list) - d, "%s\"%s\"", i ? ", " : "",
 					      k->def_strv[i]);
-		snprintf(def + d, sizeof(def) - d, "]");
-		if (k->min > 0)
-			used = (size_t)snprintf(b, n, "array of %.0f to %.0f strings, default %s", k->min,
-						k->max, def);
+		if (d < sizeof(list))
+			snprintf(list + d, sizeof(list) - d, "]");
+		if (field)
+			snprintf(def, sizeof(def), "required");
 		else
-			used = (size_t)snprintf(b, n, "array of at most %.0f strings, default %s", k->max,
+			snprintf(def, sizeof(def), "default %s", list);
+		if (k->min > 0)
+			used = (size_t)snprintf(b, n, "array of %.0f to %.0f strings, %s", k->min, k->max,
 						def);
+		else
+			used = (size_t)snprintf(b, n, "array of at most %.0f strings, %s", k->max, def);
 		break;
 	}
 	case CONFIG_OBJECT_ARRAY:
@@ -281,6 +292,15 @@ static void test_summary_format(void)
 	k = (struct config_key){ .path = "t", .type = CONFIG_BOOL, .def_num = 1 };
 	summary(b, sizeof(b), &k, false);
 	CHECK_STR_EQ(b, "boolean, default true; needs a restart");
+	k = (struct config_key){ .path = "t", .type = CONFIG_DOUBLE, .def_num = 3, .max = 1e9 };
+	summary(b, sizeof(b), &k, false);
+	CHECK_STR_EQ(b, "number, default 3, 0 to 1000000000; needs a restart");
+	k = (struct config_key){ .path = "t", .type = CONFIG_ENUM, .enums = e, .def_str = "a" };
+	summary(b, sizeof(b), &k, true);
+	CHECK_STR_EQ(b, "one of \"a\", \"b\", required");
+	k = (struct config_key){ .path = "t", .type = CONFIG_STRING_ARRAY, .min = 1, .max = 256 };
+	summary(b, sizeof(b), &k, true);
+	CHECK_STR_EQ(b, "array of 1 to 256 strings, required");
 }
 
 /* The EXAMPLES section's configuration is one the daemon accepts, for the
