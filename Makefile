@@ -245,8 +245,9 @@ install: build $(CLIENT_LIB)
 	$(if $(INSTALL_PC),install -d $(DESTDIR)$(PKGCONFIGDIR))
 	$(if $(INSTALL_PC),$(SUBST) grokwatch.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/grokwatch.pc)
 	$(if $(INSTALL_PC),chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/grokwatch.pc)
-	$(foreach u,$(UNITS),$(SUBST) systemd/$(u).in >$(DESTDIR)$(SYSTEMD_UNITDIR)/$(u) && \
-		chmod 0644 $(DESTDIR)$(SYSTEMD_UNITDIR)/$(u) && ) true
+	$(SUBST) systemd/grokwatchd.service.in >$(DESTDIR)$(SYSTEMD_UNITDIR)/grokwatchd.service
+	$(SUBST) systemd/grokwatchd@.service.in >$(DESTDIR)$(SYSTEMD_UNITDIR)/grokwatchd@.service
+	chmod 0644 $(addprefix $(DESTDIR)$(SYSTEMD_UNITDIR)/,$(UNITS))
 	install -m 0644 config/grokwatchd.json $(DESTDIR)$(DATADIR)/grokwatch/grokwatchd.json
 	$(if $(INSTALL_HOOKS),install -d $(DESTDIR)$(DATADIR)/grokwatch/hooks)
 	$(if $(INSTALL_HOOKS),install -m 0755 $(INSTALL_HOOKS) $(DESTDIR)$(DATADIR)/grokwatch/hooks/)
