@@ -10,7 +10,8 @@
 #   - installed for real under a scratch PREFIX, both units pass
 #     `systemd-analyze verify` (with the installed man pages found for
 #     their Documentation= lines) and rate 2.5 or lower under
-#     `systemd-analyze security --offline=true`;
+#     `systemd-analyze security --offline=true`, and so do the drop-in
+#     examples of grokwatchd(8) applied to the template;
 #   - the man pages render without a warning, every long option that
 #     `grokwatchd COMMAND --help` and `grokwatch --help` print is in them
 #     and every option they document for a command is in its --help, and
@@ -30,7 +31,7 @@ mk() { make -C "$SRC" --no-print-directory "$@" >>"$TMP/make.log" 2>&1; }
 # Files and symbolic links under a tree, relative, sorted.
 files() { (cd "$1" && find . \( -type f -o -type l \) | sed 's|^\./||' | LC_ALL=C sort); }
 # A man page as plain text (ASCII hyphens, no overstrikes).
-render() { LC_ALL=C MANWIDTH=${2:-200} man -l "$1" 2>/dev/null | col -b; }
+render() { LC_ALL=C MANWIDTH=${2:-200} man -l "$1" 2>/dev/null | col -bx; }
 
 VERSION=$(gw --version | sed -n 's/^grokwatchd //p')
 has_lib=; has_cli=; has_hdr=
@@ -182,6 +183,26 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 		ok "$(awk -v l="$level" 'BEGIN { exit !(l != "" && l + 0 <= 2.5) }'; echo $?)" \
 			"$u: exposure $level <= 2.5"
 	done
+	# The drop-in examples of grokwatchd(8), each on the template.
+	mkdir -p "$TMP/units/grokwatchd@.service.d"
+	cp "$U/grokwatchd@.service" "$TMP/units/"
+	render "$SRC/man/grokwatchd.8" | awk '/^ +\[Service\]$/ { n++; on = 1 } on && /^$/ { on = 0 }
+		on { sub(/^ +/, ""); print > (dir "/dropin." n) }' dir="$TMP"
+	n=0
+	for f in "$TMP"/dropin.*; do
+		[ -f "$f" ] || continue
+		n=$((n + 1))
+		cp "$f" "$TMP/units/grokwatchd@.service.d/override.conf"
+		MANPATH=$R/share/man systemd-analyze verify "$TMP/units/grokwatchd@.service" >"$TMP/out" 2>&1
+		is "$?:$(cat "$TMP/out")" "0:" "grokwatchd(8) drop-in $n: verify has no complaint"
+		systemd-analyze security --offline=true --threshold=25 "$TMP/units/grokwatchd@.service" \
+			>/dev/null 2>&1
+		ok $? "grokwatchd(8) drop-in $n: still at most 2.5"
+	done
+	is "$n" 2 "grokwatchd(8) has its two drop-in examples"
+	printf '[Service]\nBindReadOnlyPath=/tmp/x\n' >"$TMP/units/grokwatchd@.service.d/override.conf"
+	MANPATH=$R/share/man systemd-analyze verify "$TMP/units/grokwatchd@.service" >"$TMP/out" 2>&1
+	has "$(cat "$TMP/out")" "Unknown key" "a misspelt drop-in is reported (so the check reads drop-ins)"
 	# The checks can fail: a unit whose program is missing is refused.
 	sed 's|^ExecStart=[^ ]*|ExecStart=/nonexistent/grokwatchd|' "$U/grokwatchd.service" \
 		>"$TMP/grokwatchd.service"
