@@ -148,7 +148,7 @@ is $? 0 "make install PREFIX=<scratch> succeeds"
 U=$R/lib/systemd/system
 for key in "Type=notify" "ExecReload=/bin/kill -HUP \$MAINPID" "Restart=on-failure" \
 	"DynamicUser=yes" "ProtectSystem=strict" "ProtectHome=read-only" "PrivateTmp=yes" \
-	"PrivateDevices=yes" "NoNewPrivileges=yes" "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" \
+	"PrivateDevices=yes" "NoNewPrivileges=yes" "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK" \
 	"SystemCallFilter=@system-service" "CapabilityBoundingSet=" "LockPersonality=yes" \
 	"MemoryDenyWriteExecute=yes" "RestrictNamespaces=yes" "ProtectKernelTunables=yes" \
 	"ProtectKernelModules=yes" "ProtectKernelLogs=yes" "ProtectControlGroups=yes" "UMask=0077"; do
@@ -254,6 +254,13 @@ EOF2
 			"every system call the daemon makes is in the unit's allow list"
 		is "$(LC_ALL=C comm -12 "$TMP/sc/used" "$TMP/denied" | tr '\n' ' ')" "" \
 			"and none is in its deny list"
+		fams=$(grep -o 'socket(AF_[A-Z0-9]*' "$TMP/sc/trace" | sed 's/socket(//' | LC_ALL=C sort -u)
+		has "$fams" "AF_NETLINK" "binding tcp:// reads the interfaces (libzmq, getifaddrs)"
+		missing=
+		for f in $fams; do
+			grep -q "^RestrictAddressFamilies=.*\b$f\b" "$U/grokwatchd.service" || missing="$missing $f"
+		done
+		is "$missing" "" "RestrictAddressFamilies= allows every family the daemon opens"
 	fi
 	# The checks can fail: a unit whose program is missing is refused.
 	sed 's|^ExecStart=[^ ]*|ExecStart=/nonexistent/grokwatchd|' "$U/grokwatchd.service" \
