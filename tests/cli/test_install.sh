@@ -99,6 +99,11 @@ is "$(grep -c '@[A-Z_]*@' "$U/grokwatchd.service" "$U/grokwatchd@.service" | gre
 if [ -n "$has_cli" ]; then
 	is "$(mode "$D$P/bin/grokwatch")" 755 "grokwatch is mode 755"
 fi
+for h in "$SRC"/config/hooks/*; do
+	[ -f "$h" ] || continue
+	is "$(mode "$D$P/share/grokwatch/hooks/${h##*/}")" 755 "hook ${h##*/} is mode 755"
+	cmp -s "$h" "$D$P/share/grokwatch/hooks/${h##*/}"; ok $? "hook ${h##*/} installed as written"
+done
 if [ -n "$has_lib" ]; then
 	L=$D$P/lib
 	is "$(readlink "$L/libgrokwatch.so")" "libgrokwatch.so.0" "libgrokwatch.so -> .so.0"
