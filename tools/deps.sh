@@ -10,7 +10,8 @@
 set -u
 
 build="pkg-config libuv1-dev libzmq3-dev libcjson-dev libopenblas-dev"
-test="python3 python3-numpy python3-torch python3-zmq clang libclang-rt-14-dev valgrind curl"
+test="python3 python3-numpy python3-torch python3-zmq clang libclang-rt-14-dev valgrind curl
+	man-db bsdextrautils binutils strace systemd"
 bench="libedlib-dev python3-numpy python3-torch"
 
 want=""
