@@ -247,8 +247,11 @@ EOF2
 		i=0
 		while [ $i -lt 50 ] && ! grep -q 'SIGHUP' "$TMP/sc/log"; do sleep 0.1; i=$((i + 1)); done
 		sleep 0.2
-		kill -TERM "$dpid" 2>/dev/null
-		wait "$spid"
+		kill -TERM "${dpid:-$spid}" 2>/dev/null
+		i=0
+		while [ $i -lt 100 ] && kill -0 "$spid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+		kill -0 "$spid" 2>/dev/null && kill -KILL ${dpid:+"$dpid"} "$spid" 2>/dev/null
+		wait "$spid" 2>/dev/null
 		has "$(cat "$TMP/sc/log")" "SIGHUP" "the daemon ran under strace and reloaded"
 		{ sed -E 's/^[0-9]+ +//; s/^<\.\.\. ([a-z0-9_]+) resumed>.*/\1/; s/^([a-z0-9_]+)\(.*/\1/' \
 			"$TMP/sc/trace" | grep -E '^[a-z0-9_]+$'; echo sched_setscheduler; echo mbind; } |
