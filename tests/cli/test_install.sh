@@ -122,6 +122,9 @@ if [ -n "$has_lib" ] && [ -n "$has_hdr" ]; then
 		"grokwatch.pc: Requires.private libzmq libcjson"
 fi
 
+files "$D" >"$TMP/first"
+mk install DESTDIR="$D"
+is "$?:$(files "$D")" "0:$(cat "$TMP/first")" "installing again over it gives the same files"
 mk uninstall DESTDIR="$D"
 is $? 0 "make uninstall succeeds"
 is "$(files "$D")" "" "uninstall leaves no file"
