@@ -297,6 +297,11 @@ for page in $pages; do
 	ok "$([ "$(wc -l <"$TMP/out")" -gt 40 ]; echo $?)" "${page##*/} renders to text"
 done
 
+for page in grokwatchd.8 grokwatchd.json.5 grokwatch.1; do
+	is "$(sed -n 's/^\.TH [^ ]* [0-9] [^ ]* "grokwatch \([^"]*\)".*/\1/p' "$SRC/man/$page")" "$VERSION" \
+		"$page names version $VERSION"
+done
+
 # Long options of one --help text, one a line.
 longopts() { grep -o -- '--[a-z][a-z0-9-]*' "$1" | LC_ALL=C sort -u; }
 # The long options documented in the rendered section (a "   NAME" subsection
