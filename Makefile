@@ -145,6 +145,12 @@ $(B)/tests/unit/%: $(B)/tests/unit/%.o $(B)/tests/tap.o $(DAEMON_LIB) $(ENGINE_L
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
+# A stand-in daemon (the real publisher, scripted) for the client's tests.
+GW_TESTD := $(B)/tests/gw_testd
+$(GW_TESTD): $(B)/tests/gw_testd.o $(DAEMON_LIB) $(ENGINE_LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
 $(B)/tests/bench/%: $(B)/tests/bench/%.o $(DAEMON_LIB) $(ENGINE_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS) \
@@ -167,7 +173,7 @@ $(FIXTURES): tests/fixtures/gen_fixtures.py
 
 TEST_ENV = GW_BUILD=$(B) GW_BIN=$(abspath $(GROKWATCHD)) GW_CLI=$(abspath $(B)/grokwatch) \
 	GW_FIXTURES=$(abspath $(B)/fixtures) PYTHON=$(PYTHON) \
-	GW_FUZZ_SECONDS=$(FUZZ_SECONDS) GW_SRC=$(CURDIR)
+	GW_FUZZ_SECONDS=$(FUZZ_SECONDS) GW_SRC=$(CURDIR) GW_TESTD=$(abspath $(GW_TESTD))
 
 SCRIPT_TESTS = $(sort $(wildcard tests/cli/test_*.sh tests/reference/test_*.sh \
 	tests/integration/test_*.py))
@@ -175,14 +181,14 @@ SCRIPT_TESTS = $(sort $(wildcard tests/cli/test_*.sh tests/reference/test_*.sh \
 check: deps-test
 	$(Q)$(MAKE) --no-print-directory _check
 
-_check: $(GROKWATCHD) $(GROKWATCH) $(CLIENT_SO) $(UNIT_BIN) $(FUZZ_BIN) $(FIXTURES)
+_check: $(GROKWATCHD) $(GROKWATCH) $(CLIENT_SO) $(GW_TESTD) $(UNIT_BIN) $(FUZZ_BIN) $(FIXTURES)
 	$(Q)$(TEST_ENV) sh tests/run.sh -t $(TEST_TIMEOUT) $(UNIT_BIN) $(SCRIPT_TESTS) \
 		tests/fuzz/run.sh
 
 memcheck: deps-test
 	$(Q)$(MAKE) --no-print-directory _memcheck
 
-_memcheck: $(GROKWATCHD) $(GROKWATCH) $(UNIT_BIN) $(FIXTURES)
+_memcheck: $(GROKWATCHD) $(GROKWATCH) $(GW_TESTD) $(UNIT_BIN) $(FIXTURES)
 	$(Q)$(TEST_ENV) GW_WRAP="valgrind -q --error-exitcode=99 --leak-check=full \
 		--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect" \
 		sh tests/run.sh -t 3600 -w $(UNIT_BIN) $(SCRIPT_TESTS)

@@ -47,6 +47,7 @@ struct daemon {
 	uint64_t seq;          /* last seq applied in epoch */
 	uint64_t snap_id;      /* id of the snapshot request awaited, 0 = none */
 	long long snap_sent_ms;
+	long long syncing_since_ms;
 	const char *resync_reason; /* NULL for the first snapshot */
 	uint64_t resync_from;      /* last seq applied before a gap */
 	char resync_prev_epoch[64];
@@ -292,6 +293,7 @@ int gw_client_connect(struct gw_client *c, const char *endpoint)
 	d->index = c->nd;
 	d->heard_ms = -1;
 	d->state = SYNCING;
+	d->syncing_since_ms = now_ms();
 	d->sub = zmq_socket(c->zctx, ZMQ_SUB);
 	d->dealer = zmq_socket(c->zctx, ZMQ_DEALER);
 	if (!d->sub || !d->dealer) {
@@ -473,6 +475,7 @@ static int resync(struct gw_client *c, struct daemon *d, struct gw_msg *m, bool 
 	else
 		d->gaps++;
 	d->state = SYNCING;
+	d->syncing_since_ms = now_ms();
 	if ((r = send_snapshot_request(c, d)) < 0) {
 		gw_msg_free(m);
 		return r;
@@ -865,6 +868,7 @@ static int poll_round(struct gw_client *c, int wait_ms, struct daemon *extra, ui
 
 static int timeout_error(struct gw_client *c, int timeout_ms)
 {
+	long long now = now_ms();
 	size_t len = 0;
 
 	c->err[0] = 0;
@@ -875,9 +879,9 @@ static int timeout_error(struct gw_client *c, int timeout_ms)
 		if (d->state != SYNCING || len >= sizeof(c->err))
 			continue;
 		n = snprintf(c->err + len, sizeof(c->err) - len,
-			     "%s\"%s\": no reply to the snapshot request within %d ms "
+			     "%s\"%s\": no reply to the snapshot request in %lld ms "
 			     "(is grokwatchd running there?)", len ? "; " : "", d->query_ep,
-			     timeout_ms < 0 ? c->timeout_ms : timeout_ms);
+			     now - d->syncing_since_ms);
 		if (n > 0)
 			len += (size_t)n;
 	}

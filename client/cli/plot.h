@@ -1,0 +1,35 @@
+/*
+ * plot.h — a line chart of series over steps, drawn with characters for a
+ * terminal: y-axis labels, an x axis labelled with steps, one marker per
+ * series and a legend.  Part of the grokwatch tool, not of the library.
+ */
+#ifndef GW_CLI_PLOT_H
+#define GW_CLI_PLOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct plot_series {
+	const char *label;
+	size_t n;
+	const int64_t *x;    /* steps, increasing */
+	const double *y;     /* NaN = no value at that step */
+};
+
+#define PLOT_WIDTH_MIN 30
+#define PLOT_WIDTH_MAX 1000
+#define PLOT_SERIES_MAX 16
+
+/*
+ * Draw the series in `width` columns (PLOT_WIDTH_MIN..PLOT_WIDTH_MAX; no
+ * line is longer, counting characters) and a plot area of `height` rows
+ * (3..200).  ascii = only ASCII characters, else Unicode box drawing and
+ * markers.  Returns 0, -EINVAL (width, height or series count out of
+ * range), -ENODATA (no finite value at all), -ENOMEM.
+ */
+int plot_render(FILE *out, const struct plot_series *s, size_t ns, int width, int height,
+		bool ascii, const char *title);
+
+#endif
