@@ -271,11 +271,15 @@ static int read_key(const char *path, char key[41])
 	return 0;
 }
 
-static struct gw_client *open_client(const struct opts *o)
+/* The client, connected; NULL with the message printed and *ret_status
+ * set (2 for an endpoint that is not one, 1 otherwise). */
+static struct gw_client *open_client(const struct opts *o, int *ret_status)
 {
 	struct gw_client *c;
 	char key[41];
 	int r;
+
+	*ret_status = 1;
 
 	if ((r = gw_client_new(&c)) < 0) {
 		fprintf(stderr, "grokwatch: cannot create a client: %s\n", strerror(-r));
@@ -291,8 +295,10 @@ static struct gw_client *open_client(const struct opts *o)
 		return NULL;
 	}
 	for (int i = 0; i < o->nendpoints; i++)
-		if (gw_client_connect(c, o->endpoints[i]) < 0) {
+		if ((r = gw_client_connect(c, o->endpoints[i])) < 0) {
 			fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
+			if (r == -EINVAL || r == -ENAMETOOLONG)
+				*ret_status = 2;
 			gw_client_free(c);
 			return NULL;
 		}
@@ -840,8 +846,8 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!(c = open_client(&o)))
-		return 1;
+	if (!(c = open_client(&o, &r)))
+		return r;
 	if (!strcmp(o.command, "tail"))
 		r = cmd_tail(c, &o);
 	else if (!strcmp(o.command, "status"))
