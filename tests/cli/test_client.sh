@@ -37,7 +37,10 @@ start_testd() {
 # wait_lines FILE N: until FILE has N lines (at most 10 s).
 wait_lines() {
 	i=0
-	while [ "$(wc -l <"$1")" -lt "$2" ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
+	while [ "$(cat "$1" 2>/dev/null | wc -l)" -lt "$2" ] && [ $i -lt 500 ]; do
+		sleep 0.02
+		i=$((i + 1))
+	done
 }
 
 # result STEP: a result line for the script, values derived from the step.
