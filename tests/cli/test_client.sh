@@ -79,13 +79,17 @@ done
 	result 600
 	echo 'send alert {"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"GrokkingStarted","run":"olmoe-test","group":"math","metric":"pathway_distance"},"annotations":{"summary":"math: loss on a plateau, distance falling"},"startsAt":"2026-11-30T07:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"f1"}]}'
 	echo 'send progress {"step":700,"stage":"forward","done":0.5}'
+	echo "waitfile $TMP/go2"
+	echo 'send alert {"version":"4","status":"resolved","alerts":[{"status":"resolved","labels":{"alertname":"LossPlateau","run":"olmoe-test","group":"code","metric":"loss"},"annotations":{"summary":"code: loss moving again"},"startsAt":"2026-11-30T06:00:00Z","endsAt":"2026-11-30T07:10:00Z","fingerprint":"f2"}]}'
+	result 700
+	echo 'send progress {"step":800,"stage":"forward","done":0.1}'
 } >"$TMP/s1"
 start_testd d1 "$TMP/s1"
 D1=$PID
 EP1=$EP
 
 # tail: a late client sees the five results once each, then the live ones
-cli -e "$EP1" tail --count 8 >"$TMP/tail" 2>"$TMP/tail.err" &
+timeout 20 $GW_WRAP "$GW_CLI" -e "$EP1" tail --count 8 >"$TMP/tail" 2>"$TMP/tail.err" &
 TAIL=$!
 wait_lines "$TMP/tail" 15
 touch "$TMP/go"
@@ -105,7 +109,7 @@ ok $([ "$first" -lt "$last" ] && echo 0 || echo 1) "tail: catch-up before live"
 grep -q '^20[0-9][0-9]-[01][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]  olmoe-test' "$TMP/tail"
 ok $? "tail: lines start with the time"
 
-cli -e "$EP1" tail --json --count 6 >"$TMP/tail.json" 2>&1
+timeout 20 $GW_WRAP "$GW_CLI" -e "$EP1" tail --json --count 6 >"$TMP/tail.json" 2>&1
 is $? 0 "tail --json: exit 0"
 "$PY" - "$TMP/tail.json" <<'PYEOF'
 import json, sys
@@ -117,10 +121,17 @@ assert all(b["type"] == "metrics" and b["run"] == "olmoe-test" for b in bodies)
 PYEOF
 ok $? "tail --json: the six bodies, valid JSON, in step order"
 
-cli -e "$EP1" tail --topic alert. --topic progress. --count 2 >"$TMP/tail.topic" 2>&1
-is $? 0 "tail --topic: exit 0"
+# Alerts and progress are not in snapshots: only a client listening sees them.
+timeout 20 $GW_WRAP "$GW_CLI" -e "$EP1" tail --topic alert. --topic progress. --count 2 \
+	>"$TMP/tail.topic" 2>&1 &
+TAIL=$!
+sleep 1 # a few heartbeats: the subscription has reached the daemon
+touch "$TMP/go2"
+wait $TAIL; is $? 0 "tail --topic: exit 0"
 is "$(wc -l <"$TMP/tail.topic")" 2 "tail --topic: two lines"
-has "$(cat "$TMP/tail.topic")" "FIRING" "tail --topic alert.: the alert"
+has "$(cat "$TMP/tail.topic")" "RESOLVED  LossPlateau  group code  metric loss  since 2026-11-30T06:00:00Z  code: loss moving again" \
+	"tail --topic alert.: the resolved alert"
+has "$(cat "$TMP/tail.topic")" "progress: step=800 stage=forward done=0.1" "tail --topic progress.: progress"
 is "$(grep -c ' step ' "$TMP/tail.topic")" 0 "tail --topic: no metrics"
 
 # --- status
@@ -146,8 +157,8 @@ is $? 0 "history --csv: exit 0"
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1], newline="")))
 assert rows[0] == ["run", "group", "metric", "step", "value"], rows[0]
-assert len(rows) == 7, rows
-for r, step in zip(rows[1:], [100, 200, 300, 400, 500, 600]):
+assert len(rows) == 8, rows
+for r, step in zip(rows[1:], [100, 200, 300, 400, 500, 600, 700]):
     assert r == ["olmoe-test", "code", "loss", str(step), ""], r
 PYEOF
 ok $? "history --csv: well-formed, null as an empty field"
@@ -155,7 +166,7 @@ cli -e "$EP1" history --metric loss --csv >"$TMP/h2.csv" 2>&1
 "$PY" - "$TMP/h2.csv" <<'PYEOF'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="")))
-assert [float(r["value"]) for r in rows] == [2.5] * 6, rows
+assert [float(r["value"]) for r in rows] == [2.5] * 7, rows
 assert {r["group"] for r in rows} == {"all"}
 PYEOF
 ok $? "history: the group defaults to all"
@@ -187,9 +198,9 @@ for m in ("\u25cf", "\u25b2", "\u25a0"):
 axis = [l for l in lines if "\u2514" in l]
 assert len(axis) == 1
 steps = lines[lines.index(axis[0]) + 1].split()
-assert steps[0] == "100" and steps[-1] == "600", steps
+assert steps[0] == "100" and steps[-1] == "700", steps
 ylabels = [l.split("\u2524")[0].strip() for l in lines if "\u2524" in l]
-assert float(ylabels[0]) == 120 and float(ylabels[-1]) == 5, ylabels
+assert float(ylabels[0]) == 140 and float(ylabels[-1]) == 5, ylabels
 # the chart spans the width: some row reaches the last column
 assert any(len(l) == w for l in lines[1:-4]), [len(l) for l in lines]
 PYEOF
@@ -217,7 +228,7 @@ start_testd d2 "$TMP/s2"
 D2=$PID
 cli -e "$EP1" -e "$EP" history --metric pathway_distance --csv >"$TMP/h4.csv" 2>&1
 is $? 0 "history from two daemons: exit 0"
-is "$(grep -c '^olmoe-test,all,' "$TMP/h4.csv")" 8 "history from two daemons: 6 + 2 rows"
+is "$(grep -c '^olmoe-test,all,' "$TMP/h4.csv")" 9 "history from two daemons: 7 + 2 rows"
 LC_ALL=C cli -e "$EP1" -e "$EP" plot --metric pathway_distance --width 50 >"$TMP/plot2" 2>&1
 is $? 0 "plot from two daemons: exit 0"
 has "$(tail -1 "$TMP/plot2")" "olmoe-test/all" "plot from two daemons: run/group labels"
@@ -229,7 +240,7 @@ start_testd ra "$TMP/a"
 RA=$PID
 RPUB=$PUB
 RQUERY=$QUERY
-cli -e "$EP" tail --count 4 >"$TMP/rt" 2>"$TMP/rt.err" &
+timeout 20 $GW_WRAP "$GW_CLI" -e "$EP" tail --count 4 >"$TMP/rt" 2>"$TMP/rt.err" &
 TAIL=$!
 wait_lines "$TMP/rt" 6
 touch "$TMP/stop"
