@@ -122,12 +122,25 @@ PYEOF
 ok $? "tail --json: the six bodies, valid JSON, in step order"
 
 # Alerts and progress are not in snapshots: only a client listening sees them.
-timeout 20 $GW_WRAP "$GW_CLI" -e "$EP1" tail --topic alert. --topic progress. --count 2 \
-	>"$TMP/tail.topic" 2>&1 &
+# Heartbeats, asked for, show that the subscription has reached the daemon.
+$GW_WRAP "$GW_CLI" -e "$EP1" tail --topic alert. --topic progress. --topic heartbeat. \
+	>"$TMP/tail.all" 2>&1 &
 TAIL=$!
-sleep 1 # a few heartbeats: the subscription has reached the daemon
+i=0
+while ! grep -q 'heartbeat:' "$TMP/tail.all" 2>/dev/null && [ $i -lt 1000 ]; do
+	sleep 0.02
+	i=$((i + 1))
+done
 touch "$TMP/go2"
-wait $TAIL; is $? 0 "tail --topic: exit 0"
+i=0
+while [ "$(grep -vc 'heartbeat:' "$TMP/tail.all")" -lt 2 ] && [ $i -lt 1000 ]; do
+	sleep 0.02
+	i=$((i + 1))
+done
+kill -TERM $TAIL
+wait $TAIL; is $? 0 "tail: SIGTERM ends it with exit 0"
+has "$(grep -m1 'heartbeat:' "$TMP/tail.all")" "status.watching=/ckpt/olmoe" "tail --topic heartbeat.: heartbeats"
+grep -v 'heartbeat:' "$TMP/tail.all" >"$TMP/tail.topic"
 is "$(wc -l <"$TMP/tail.topic")" 2 "tail --topic: two lines"
 has "$(cat "$TMP/tail.topic")" "RESOLVED  LossPlateau  group code  metric loss  since 2026-11-30T06:00:00Z  code: loss moving again" \
 	"tail --topic alert.: the resolved alert"
