@@ -396,7 +396,9 @@ static int print_alerts_at(const struct gw_msg *m, const char *path, const char 
 	return printed;
 }
 
-static void print_scalars(const struct gw_msg *m, const char *path, int depth)
+/* " name=value" for every scalar under path (depth < 4), the names
+ * relative to the first `skip` bytes of the path. */
+static void print_scalars(const struct gw_msg *m, const char *path, size_t skip, int depth)
 {
 	int n = gw_msg_get_count(m, path);
 
@@ -415,15 +417,15 @@ static void print_scalars(const struct gw_msg *m, const char *path, int depth)
 		switch (gw_msg_get_kind(m, p)) {
 		case GW_JSON_STRING:
 			s = gw_msg_get_string(m, p);
-			printf(" %s=%s", p, s);
+			printf(" %s=%s", p + skip, s);
 			break;
 		case GW_JSON_NUMBER:
 		case GW_JSON_BOOL:
 			gw_msg_get_number(m, p, &v);
-			printf(" %s=%.10g", p, v);
+			printf(" %s=%.10g", p + skip, v);
 			break;
 		case GW_JSON_OBJECT:
-			print_scalars(m, p, depth + 1);
+			print_scalars(m, p, skip, depth + 1);
 			break;
 		default:
 			break;
@@ -459,11 +461,15 @@ static void print_event(const struct gw_msg *m, bool json)
 		const char *e = gw_msg_get_string(m, "error");
 
 		printf("%s  %s  error: %s", when, gw_msg_run(m), e ? e : "(no text)");
-		print_scalars(m, "", 0);
+		print_scalars(m, "", 0, 0);
+		printf("\n");
+	} else if (!strcmp(type, "status") && gw_msg_get_kind(m, "status") == GW_JSON_OBJECT) {
+		printf("%s  %s  status:", when, gw_msg_run(m));
+		print_scalars(m, "status", strlen("status."), 0);
 		printf("\n");
 	} else {
 		printf("%s  %s  %s:", when, gw_msg_run(m), type);
-		print_scalars(m, "", 0);
+		print_scalars(m, "", 0, 0);
 		printf("\n");
 	}
 }
@@ -561,36 +567,40 @@ static int show_alert(const struct gw_msg *m, const struct opts *o)
 	return print_alerts_at(m, "", when) > 0;
 }
 
+/* The alerts a snapshot holds in the array at `base`, if any. */
+static void print_held_alerts(const struct gw_msg *s, const char *base, bool json)
+{
+	int n = gw_msg_get_count(s, base);
+
+	for (int k = 0; k < n; k++) {
+		char p[48], *j;
+
+		snprintf(p, sizeof(p), "%s.%d", base, k);
+		if (!json) {
+			print_alerts_at(s, p, "(firing at the daemon)");
+		} else if (gw_msg_get_json(s, p, &j) == 0) {
+			printf("%s\n", j);
+			free(j);
+		}
+	}
+}
+
 static int cmd_alerts(struct gw_client *c, const struct opts *o)
 {
 	int status = 0;
 
-	/* What the daemons hold as firing and recent, if they say. */
+	/* What the daemons hold as firing: in the status object (grokwatchd
+	 * run today) or a top-level "alerts" array. */
 	for (size_t i = 0; i < gw_client_daemon_count(c); i++) {
 		struct gw_msg *s;
-		int n;
 
 		if (gw_client_snapshot(c, i, STEP_LAST, GW_STEP_NONE, &s) < 0) {
 			fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
 			status = 1;
 			continue;
 		}
-		n = gw_msg_get_count(s, "alerts");
-		for (int k = 0; k < n; k++) {
-			char p[32];
-
-			snprintf(p, sizeof(p), "alerts.%d", k);
-			if (o->json) {
-				char *j;
-
-				if (gw_msg_get_json(s, p, &j) == 0) {
-					printf("%s\n", j);
-					free(j);
-				}
-			} else {
-				print_alerts_at(s, p, "(held by the daemon)");
-			}
-		}
+		print_held_alerts(s, "status.alerts", o->json);
+		print_held_alerts(s, "alerts", o->json);
 		gw_msg_free(s);
 	}
 	if (status)
