@@ -177,8 +177,45 @@ def main():
     t.ok(time.time() - t0 < 5 * g.SLOW, "status, daemon down: bounded time")
 
 
+def alerts_case():
+    """A daemon whose routing-collapse alert fires at once: alerts and tail see it."""
+    root = os.path.join(base, "ckpt2")
+    os.makedirs(root)
+    dm = g.Daemon(os.path.join(base, "d2"), root, probe, name="olmoe-alerts", extra={
+        "alerts.routing_collapse": {"dead_experts": 0, "max_imbalance": 1.0}})
+    dm.start()
+    ep = "%s,%s" % (dm.pub, dm.query)
+    tail, out = cli_bg("-e", ep, "tail", "--topic", "alert.", "--count", "1")
+    time.sleep(1 * g.SLOW)
+    g.place_atomic(os.path.join(gen, "step1000"), root, "step1000")
+    try:
+        rc = tail.wait(60 * g.SLOW)
+    except subprocess.TimeoutExpired:
+        tail.kill()
+        rc = "hung"
+    text = read(out)
+    t.eq(rc, 0, "tail --topic alert.: an alert arrived")
+    t.ok("FIRING" in text and "olmoe-alerts" in text and "metric " in text,
+         "tail: the alert line (status, name, group, metric)", text)
+    rc, so, se = cli("-e", ep, "alerts")
+    t.eq(rc, 0, "alerts: exit 0")
+    t.ok("(firing at the daemon)" in so and "FIRING" in so, "alerts: the firing alert held by the daemon",
+         so + se)
+    rc, so, se = cli("-e", ep, "alerts", "--json")
+    ok = True
+    try:
+        for line in so.splitlines():
+            a = json.loads(line)
+            ok = ok and a["status"] == "firing" and "alertname" in a["labels"]
+    except (ValueError, KeyError):
+        ok = False
+    t.ok(rc == 0 and so and ok, "alerts --json: one alert object per line", so + se)
+    dm.stop()
+
+
 try:
     main()
+    alerts_case()
 except Exception as e:  # a broken case is a failure, not a crash of the file
     import traceback
     t.ok(False, "raised %s" % e.__class__.__name__, traceback.format_exc())
