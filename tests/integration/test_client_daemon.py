@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -221,6 +222,7 @@ except Exception as e:  # a broken case is a failure, not a crash of the file
     t.ok(False, "raised %s" % e.__class__.__name__, traceback.format_exc())
 finally:
     g.cleanup_all()
+    shutil.rmtree(base, ignore_errors=True)
 if g.WRAP:
     t.ok(not g.WRAP_ERRORS, "no errors from %s" % g.WRAP[0], "\n".join(g.WRAP_ERRORS))
 t.done()
