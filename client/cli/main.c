@@ -38,7 +38,7 @@ struct opts {
 	int timeout_ms;
 	const char *server_key_file;
 	const char *command;
-	bool json, csv, ascii, follow;
+	bool json, csv, ascii, follow, all;
 	const char *topics[TOPICS_MAX];
 	int ntopics;
 	long long count;
@@ -65,8 +65,8 @@ static void usage(FILE *f)
 		"Follows grokwatchd daemons: the routing-pathway metrics of MoE pretraining runs.\n"
 		"\n"
 		"Commands:\n"
-		"  tail     one line per event, catching up first [--json] [--topic PREFIX]...\n"
-		"           [--count N]\n"
+		"  tail     one line per result, alert or error, catching up first; --all adds\n"
+		"           status and progress [--json] [--topic PREFIX]... [--count N]\n"
 		"  status   each daemon's state [--json]\n"
 		"  history  --metric M [--group G] [--from STEP] [--to STEP] [--csv|--json]\n"
 		"  plot     --metric M [--group G]... [--from STEP] [--to STEP] [--width N]\n"
@@ -123,6 +123,7 @@ static bool takes(const char *cmd, const char *opt)
 		{ "--json", " tail status history alerts " },
 		{ "--csv", " history " },
 		{ "--topic", " tail " },
+		{ "--all", " tail " },
 		{ "--count", " tail " },
 		{ "--metric", " history plot " },
 		{ "--group", " history plot " },
@@ -196,6 +197,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->ascii = true;
 		} else if (!strcmp(a, "--follow")) {
 			o->follow = true;
+		} else if (!strcmp(a, "--all")) {
+			o->all = true;
 		} else if (!strcmp(a, "--topic")) {
 			if (o->ntopics == TOPICS_MAX)
 				return usage_error("more than %d --topic", TOPICS_MAX);
@@ -545,11 +548,20 @@ static int show_event(const struct gw_msg *m, const struct opts *o)
 
 static int cmd_tail(struct gw_client *c, const struct opts *o)
 {
-	for (int i = 0; i < o->ntopics; i++)
-		if (gw_client_subscribe(c, o->topics[i]) < 0) {
+	/* By default the events a person watches for; --all adds the
+	 * daemon's status and progress messages. */
+	static const char *const events[] = { "metrics.", "alert.", "error.", "resync.",
+					       "progress.", "status.", NULL };
+	const char *const *topics = o->ntopics ? o->topics : events;
+
+	for (int i = 0; o->ntopics ? i < o->ntopics : topics[i] != NULL; i++) {
+		if (!o->ntopics && !o->all && i >= 4)
+			break;
+		if (gw_client_subscribe(c, topics[i]) < 0) {
 			fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
 			return 1;
 		}
+	}
 	return follow_loop(c, o, true, o->count, show_event);
 }
 

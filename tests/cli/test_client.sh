@@ -67,6 +67,7 @@ cli history --metric m --from 5 --to 4 >/dev/null 2>&1; is $? 2 "--from after --
 cli history --metric m --csv --json >/dev/null 2>&1; is $? 2 "--csv with --json: exit 2"
 cli -e >/dev/null 2>&1; is $? 2 "-e without a value: exit 2"
 cli --help >"$TMP/help"; is $? 0 "--help: exit 0"
+cli status --all >/dev/null 2>&1; is $? 2 "status --all: exit 2"
 for w in tail status history plot alerts --timeout --endpoint "Exit status"; do
 	has "$(cat "$TMP/help")" "$w" "--help mentions $w"
 done
@@ -89,7 +90,7 @@ D1=$PID
 EP1=$EP
 
 # tail: a late client sees the five results once each, then the live ones
-timeout 20 $GW_WRAP "$GW_CLI" -e "$EP1" tail --count 8 >"$TMP/tail" 2>"$TMP/tail.err" &
+timeout 20 $GW_WRAP "$GW_CLI" -e "$EP1" tail --all --count 8 >"$TMP/tail" 2>"$TMP/tail.err" &
 TAIL=$!
 wait_lines "$TMP/tail" 15
 touch "$TMP/go"

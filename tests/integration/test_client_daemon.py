@@ -86,7 +86,7 @@ def main():
     n_results = lambda n: lambda: len([e for e in dm.journal() if e["kind"] == "result"]) >= n  # noqa: E731
 
     # tail, started first, shows results as they come
-    tail, out = cli_bg("-e", ep, "tail", "--topic", "metrics.", "--count", "2")
+    tail, out = cli_bg("-e", ep, "tail", "--count", "2")  # status and progress not counted
     time.sleep(1 * g.SLOW)
     g.place_atomic(ck(1000), root, "step1000")
     t.ok(wait_for(n_results(1), 60), "the daemon computed step 1000", dm.log()[-2000:])
@@ -105,6 +105,8 @@ def main():
          "tail: a line per group")
     t.ok(all("distance " in l and "consistency " in l and "loss " in l and " olmoe-tiny " in l
              for l in lines), "tail: distance, consistency and loss on each line", text)
+    t.ok("progress:" not in text and "status:" not in text,
+         "tail: no progress or status lines without --all", text)
 
     # a late client sees both once, then a restart: resync, no duplicate
     tail, out = cli_bg("-e", ep, "tail", "--topic", "metrics.", "--topic", "resync.",
