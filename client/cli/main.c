@@ -640,7 +640,25 @@ static void print_status_tree(const struct gw_msg *m, const char *path, int inde
 			continue;
 		snprintf(p, sizeof(p), "%s.%s", path, key);
 		kind = strchr(key, '.') ? -ENOENT : gw_msg_get_kind(m, p);
-		if (kind == GW_JSON_OBJECT && indent < 8) {
+		if (kind == GW_JSON_ARRAY && !strcmp(key, "alerts")) {
+			/* Firing alerts: one line each, not their JSON. */
+			int na = gw_msg_get_count(m, p);
+
+			printf("%*salerts: %d firing%s\n", indent, "", na, na ? ":" : "");
+			for (int k = 0; k < na; k++) {
+				char q[600];
+				const char *name, *group, *metric;
+
+				snprintf(q, sizeof(q), "%s.%d.labels.alertname", p, k);
+				name = gw_msg_get_string(m, q);
+				snprintf(q, sizeof(q), "%s.%d.labels.group", p, k);
+				group = gw_msg_get_string(m, q);
+				snprintf(q, sizeof(q), "%s.%d.labels.metric", p, k);
+				metric = gw_msg_get_string(m, q);
+				printf("%*s%s  group %s  metric %s\n", indent + 2, "", name ? name : "-",
+				       group ? group : "-", metric ? metric : "-");
+			}
+		} else if (kind == GW_JSON_OBJECT && indent < 8) {
 			printf("%*s%s:\n", indent, "", key);
 			print_status_tree(m, p, indent + 2);
 		} else if (kind == GW_JSON_STRING) {

@@ -204,6 +204,10 @@ def alerts_case():
     t.eq(rc, 0, "alerts: exit 0")
     t.ok("(firing at the daemon)" in so and "FIRING" in so, "alerts: the firing alert held by the daemon",
          so + se)
+    rc, so, se = cli("-e", ep, "status")
+    t.ok(rc == 0 and "alerts: 1 firing:" in so and
+         "routing_collapse  group all  metric max_imbalance" in so,
+         "status: the firing alert, one line", so + se)
     rc, so, se = cli("-e", ep, "alerts", "--json")
     ok = True
     try:
