@@ -10,13 +10,21 @@
  *
  *   struct gw_client *c;
  *   struct gw_msg *m;
- *   gw_client_new(&c);
- *   gw_client_connect(c, "tcp://127.0.0.1:5557");   // query on port 5558
- *   while (gw_client_next(c, 1000, &m) == 0 || ...) {
- *           double d;
- *           if (gw_msg_value(m, "all", "pathway_distance", &d) == 0) ...
+ *   int64_t step;
+ *   double d;
+ *   int r;
+ *
+ *   if (gw_client_new(&c) < 0 || gw_client_connect(c, "tcp://127.0.0.1:5557") < 0)
+ *           return 1;                               // queries go to port 5558
+ *   while ((r = gw_client_next(c, 5000, &m)) == 0 || r == -ETIMEDOUT) {
+ *           if (r == -ETIMEDOUT)
+ *                   continue; // quiet, or a daemon not answering: gw_client_error says which
+ *           if (gw_msg_step(m, &step) == 0 &&
+ *               gw_msg_value(m, "all", "pathway_distance", &d) == 0)
+ *                   printf("%lld %g\n", (long long)step, d);
  *           gw_msg_free(m);
  *   }
+ *   fprintf(stderr, "%s\n", gw_client_error(c));    // -EPROTO, -EINTR, -ENOMEM
  *   gw_client_free(c);
  *
  * Catching up (the splice).  On connect the client subscribes to every

@@ -254,6 +254,16 @@ static void testd_stop(struct testd *t, bool kill_it)
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* Append s to the string in dst (size bytes); the test fails if it does not fit. */
+static void append(char *dst, size_t size, const char *s)
+{
+	size_t len = strlen(dst);
+
+	if (len + strlen(s) >= size)
+		tap_fail(__FILE__, __LINE__, "script buffer too small");
+	memcpy(dst + len, s, strlen(s) + 1);
+}
+
 static const char *result_line(long long step, double dist)
 {
 	static char buf[512];
@@ -318,7 +328,7 @@ static void test_late_client_sees_all_once(void)
 
 	snprintf(marker, sizeof(marker), "%s/go", tap_tmpdir());
 	for (int i = 1; i <= 5; i++)
-		strcat(script, result_line(100 * i, i));
+		append(script, sizeof(script), result_line(100 * i, i));
 	snprintf(script + strlen(script), sizeof(script) - strlen(script), "waitfile %s\n%s",
 		 marker, result_line(600, 6));
 	snprintf(script + strlen(script), sizeof(script) - strlen(script), "sleep 200\n%s",
@@ -359,8 +369,8 @@ static void test_restart_resumes_without_duplicates(void)
 	char epoch1[64];
 
 	snprintf(marker, sizeof(marker), "%s/stop", tap_tmpdir());
-	strcat(s1, result_line(100, 1));
-	strcat(s1, result_line(200, 2));
+	append(s1, sizeof(s1), result_line(100, 1));
+	append(s1, sizeof(s1), result_line(200, 2));
 	snprintf(s1 + strlen(s1), sizeof(s1) - strlen(s1), "waitfile %s\nexit\n", marker);
 	testd_start(&a, "a.script", s1, NULL, NULL);
 	snprintf(pub, sizeof(pub), "%s", a.pub);
@@ -379,9 +389,9 @@ static void test_restart_resumes_without_duplicates(void)
 	 * computes 300 and a late 150. */
 	snprintf(s2, sizeof(s2), "restore%s", result_line(100, 1) + 6);
 	snprintf(s2 + strlen(s2), sizeof(s2) - strlen(s2), "restore%s", result_line(200, 2) + 6);
-	strcat(s2, "sleep 300\n");
-	strcat(s2, result_line(300, 3));
-	strcat(s2, result_line(150, 1.5));
+	append(s2, sizeof(s2), "sleep 300\n");
+	append(s2, sizeof(s2), result_line(300, 3));
+	append(s2, sizeof(s2), result_line(150, 1.5));
 	testd_start(&b, "b.script", s2, pub, query);
 	m = next_msg(c, 5000);
 	CHECK_STR_EQ(gw_msg_type(m), "resync");
@@ -415,9 +425,9 @@ static void test_history_and_snapshot_queries(void)
 	int64_t step;
 	double v;
 
-	strcat(script, "status {\"watching\":\"/ckpt\",\"queue\":2}\n");
+	append(script, sizeof(script), "status {\"watching\":\"/ckpt\",\"queue\":2}\n");
 	for (int i = 1; i <= 6; i++)
-		strcat(script, result_line(10 * i, i));
+		append(script, sizeof(script), result_line(10 * i, i));
 	testd_start(&t, "hist.script", script, NULL, NULL);
 	CHECK_INT_EQ(gw_client_new(&c), 0);
 	CHECK_INT_EQ(gw_client_connect(c, t.spec), 0);
@@ -486,7 +496,7 @@ static void test_filters(void)
 		 "%swaitfile %s\nsend progress {\"step\":200,\"done\":0.5}\n"
 		 "send alert {\"version\":\"4\",\"status\":\"firing\",\"alerts\":[]}\n",
 		 result_line(100, 1), marker);
-	strcat(script, result_line(200, 2));
+	append(script, sizeof(script), result_line(200, 2));
 	testd_start(&t, "filter.script", script, NULL, NULL);
 	CHECK_INT_EQ(gw_client_new(&c), 0);
 	CHECK_INT_EQ(gw_client_subscribe(c, "alert."), 0);
