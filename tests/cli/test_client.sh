@@ -72,6 +72,15 @@ for w in tail status history plot alerts --timeout --endpoint "Exit status"; do
 	has "$(cat "$TMP/help")" "$w" "--help mentions $w"
 done
 
+# --- the shared library exports the API of grokwatch.h and nothing else
+if command -v nm >/dev/null 2>&1 && [ -f "$GW_BUILD/libgrokwatch.so" ]; then
+	nm -D --defined-only "$GW_BUILD/libgrokwatch.so" | awk '$2 == "T" {print $3}' | sort >"$TMP/syms"
+	sed -n 's/^GW_API [^(]*[ *]\(gw_[a-z_]*\)(.*/\1/p' "$GW_SRC/include/grokwatch.h" | sort >"$TMP/api"
+	ok $([ -s "$TMP/api" ] && grep '^gw' "$TMP/syms" | cmp -s - "$TMP/api" && echo 0 || echo 1) \
+		"libgrokwatch.so exports exactly the $(wc -l <"$TMP/api") functions of grokwatch.h"
+	is "$(grep -c -e '^gwc_' -e '^cJSON' -e '^zmq_' "$TMP/syms")" 0 "no internal or dependency symbol exported"
+fi
+
 # --- a daemon with five results, then more on a signal
 {
 	echo 'status {"watching":"/ckpt/olmoe","queue":1,"job":{"step":600,"progress":0.25}}'
