@@ -893,6 +893,7 @@ static int timeout_error(struct gw_client *c, int timeout_ms)
 int gw_client_next(struct gw_client *c, int timeout_ms, struct gw_msg **ret_msg)
 {
 	long long end = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	bool polled = false;
 	int r;
 
 	if (c->nd == 0)
@@ -910,12 +911,16 @@ int gw_client_next(struct gw_client *c, int timeout_ms, struct gw_msg **ret_msg)
 				c->d[i]->failure[0] = 0;
 				return r;
 			}
-		if (end >= 0 && now >= end)
+		/* The sockets are read at least once, even with no time to wait. */
+		if (polled && end >= 0 && now >= end)
 			return timeout_error(c, timeout_ms);
 		/* Wake up in time to resend a snapshot request. */
 		wait = end < 0 ? c->timeout_ms : end - now;
 		if (wait > c->timeout_ms)
 			wait = c->timeout_ms;
+		if (wait < 0)
+			wait = 0;
+		polled = true;
 		if ((r = poll_round(c, (int)wait, NULL, 0, NULL, NULL)) < 0)
 			return r == -EINTR ? fail(c, r, "interrupted")
 					   : fail(c, r, "receive: %s", strerror(-r));
