@@ -365,6 +365,7 @@ class Subscriber:
         is up, any pending one); GrokwatchError if a daemon refused it.  After a
         daemon has answered once, a restart is waited through."""
         end = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
+        polled = False
         while True:
             if self._ready:
                 return self._ready.pop(0)
@@ -379,14 +380,15 @@ class Subscriber:
                 raise TimeoutError("; ".join(
                     "%r: no reply to the snapshot request in %d ms (is grokwatchd running "
                     "there?)" % (d.query, (now - d.syncing_since) * 1000) for d in never))
-            if end is not None and now >= end:
+            if polled and end is not None and now >= end:  # read at least once
                 late = [d for d in self._daemons if d.state == "syncing"]
                 if late:
                     raise TimeoutError("; ".join(
                         "%r: no reply to the snapshot request in %d ms (is grokwatchd running "
                         "there?)" % (d.query, (now - d.syncing_since) * 1000) for d in late))
                 return None
-            wait = self.timeout if end is None else min(self.timeout, end - now)
+            wait = self.timeout if end is None else max(0, min(self.timeout, end - now))
+            polled = True
             self._poll(wait)
 
     def messages(self, timeout_ms=None):
