@@ -23,7 +23,7 @@ static const char *const marks_utf8[PLOT_SERIES_MAX] = {
 	"●", "▲", "■", "◆", "○", "△", "□", "◇", "×", "+", "*", "#", "@", "%", "&", "=",
 };
 static const char *const marks_ascii[PLOT_SERIES_MAX] = {
-	"*", "+", "o", "x", "#", "@", "%", "&", "=", "$", "~", "^", "v", "s", "d", "z",
+	"*", "o", "x", "#", "@", "%", "&", "=", "$", "~", "^", "v", "s", "d", "z", "w",
 };
 
 /* Characters in a UTF-8 string (bytes that do not continue a sequence). */
