@@ -407,6 +407,9 @@ EOF
 	export PKG_CONFIG_PATH="$R/lib/pkgconfig"
 	cflags=$(pkg-config --cflags grokwatch) && libs=$(pkg-config --libs grokwatch)
 	ok $? "pkg-config finds the installed grokwatch.pc"
+	# A sanitizer build installs an instrumented library: the program
+	# needs the same runtime, linked first.
+	[ "${GW_BUILD##*/}" = san ] && cflags="$cflags -fsanitize=address,undefined"
 	cc -std=c11 -Wall -Wextra -Werror $cflags -o "$TMP/prog" "$TMP/prog.c" $libs 2>"$TMP/err"
 	is "$?:$(cat "$TMP/err")" "0:" "a program builds against the installed header and library"
 	is "$(LD_LIBRARY_PATH=$R/lib "$TMP/prog")" "$want" "and runs"
