@@ -6,8 +6,9 @@
  * `grokwatchd run`.
  *
  * usage: gw_testd [--pub EP] [--query EP] [--run NAME] [--heartbeat MS]
- *                 [--ready FILE] [--lifetime MS] SCRIPT
+ *                 [--ready FILE] [--lifetime MS] [--curve-secret FILE] SCRIPT
  *
+ * --curve-secret FILE makes both sockets CURVE servers with that key.
  * --ready FILE receives "PUB QUERY\n" (the bound endpoints) once both
  * sockets are bound.  The script is run line by line; after its end the
  * daemon serves until SIGTERM/SIGINT, an "exit" line or --lifetime
@@ -235,6 +236,8 @@ int main(int argc, char **argv)
 			o.heartbeat_ms = strtoull(v, NULL, 10), i++;
 		else if (!strcmp(a, "--ready") && v)
 			ready = v, i++;
+		else if (!strcmp(a, "--curve-secret") && v)
+			o.curve_secret_file = v, i++;
 		else if (!strcmp(a, "--lifetime") && v)
 			lifetime = strtoull(v, NULL, 10), i++;
 		else if (a[0] != '-' && !script)

@@ -200,6 +200,8 @@ struct testd {
 	char pub[300], query[300];
 };
 
+static const char *testd_curve_secret; /* --curve-secret for the next testd_start */
+
 static void testd_start(struct testd *t, const char *name, const char *script, const char *pub,
 			const char *query)
 {
@@ -222,6 +224,10 @@ static void testd_start(struct testd *t, const char *name, const char *script, c
 	argv[n++] = (char *)"30000";
 	argv[n++] = (char *)"--run";
 	argv[n++] = (char *)"olmoe-test";
+	if (testd_curve_secret) {
+		argv[n++] = (char *)"--curve-secret";
+		argv[n++] = (char *)testd_curve_secret;
+	}
 	if (pub) {
 		argv[n++] = (char *)"--pub";
 		argv[n++] = (char *)pub;
@@ -880,6 +886,52 @@ static void test_daemon_down_times_out(void)
 	gw_client_free(c);
 }
 
+static void test_curve(void)
+{
+	char pub[41], sec[41], script[1024] = "", keyfile[600];
+	struct testd t;
+	struct gw_client *c;
+	struct gw_history *h;
+	struct gw_msg *m;
+
+	if (!zmq_has("curve")) {
+		tap_note("libzmq without CURVE: nothing to test");
+		return;
+	}
+	CHECK_INT_EQ(zmq_curve_keypair(pub, sec), 0);
+	snprintf(keyfile, sizeof(keyfile), "%s", tap_write_file("server.key", sec, 40));
+	testd_curve_secret = keyfile;
+	append(script, sizeof(script), result_line(100, 1));
+	testd_start(&t, "curve.script", script, NULL, NULL);
+	testd_curve_secret = NULL;
+
+	/* With the server's key: the splice and a query work. */
+	CHECK_INT_EQ(gw_client_new(&c), 0);
+	CHECK_INT_EQ(gw_client_set_server_key(c, pub), 0);
+	CHECK_INT_EQ(gw_client_connect(c, t.spec), 0);
+	expect_metrics(c, 100, 1, 1);
+	CHECK_INT_EQ(gw_client_history(c, 0, "pathway_distance", "math", -1, -1, &h), 0);
+	CHECK_INT_EQ(gw_history_count(h), 1);
+	gw_history_free(h);
+	gw_client_free(c);
+
+	/* Without it, or with another key: no answer, in bounded time. */
+	for (int k = 0; k < 2; k++) {
+		char other[41], osec[41];
+
+		CHECK_INT_EQ(gw_client_new(&c), 0);
+		gw_client_set_timeout(c, 300);
+		if (k == 1) {
+			CHECK_INT_EQ(zmq_curve_keypair(other, osec), 0);
+			CHECK_INT_EQ(gw_client_set_server_key(c, other), 0);
+		}
+		CHECK_INT_EQ(gw_client_connect(c, t.spec), 0);
+		CHECK_INT_EQ(gw_client_next(c, 400, &m), -ETIMEDOUT);
+		gw_client_free(c);
+	}
+	testd_stop(&t, true);
+}
+
 static const struct tap_test tests[] = {
 	{ "endpoint_parse", test_endpoint_parse },
 	{ "msg_accessors", test_msg_accessors },
@@ -891,6 +943,7 @@ static const struct tap_test tests[] = {
 	{ "gap_resyncs_once_each", test_gap_resyncs_once_each },
 	{ "snapshot_alerts_and_refusals", test_snapshot_alerts_and_refusals },
 	{ "daemon_down_times_out", test_daemon_down_times_out },
+	{ "curve", test_curve },
 	{ NULL, NULL },
 };
 TAP_MAIN(tests)
