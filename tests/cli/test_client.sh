@@ -278,6 +278,30 @@ is "$(awk '/ step /{print $5, $6}' "$TMP/rt" | sort | uniq -d | wc -l)" 0 \
 	"tail across a restart: nothing twice"
 kill $RB; wait $RB 2>/dev/null
 
+# --- CURVE: --server-key FILE
+if "$PY" -c 'import zmq, sys; sys.exit(0 if zmq.has("curve") else 1)' 2>/dev/null; then
+	"$PY" -c 'import zmq, sys
+p, s = zmq.curve_keypair()
+open(sys.argv[1], "wb").write(p + b"\n"); open(sys.argv[2], "wb").write(s)' "$TMP/pub.key" "$TMP/sec.key"
+	echo "$(result 100)" >"$TMP/sc"
+	rm -f "$TMP/c.ready"
+	"$GW_TESTD" --run olmoe-test --ready "$TMP/c.ready" --curve-secret "$TMP/sec.key" \
+		--lifetime 30000 "$TMP/sc" &
+	DC=$!
+	i=0; while [ ! -s "$TMP/c.ready" ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
+	EPC="$(cut -d' ' -f1 "$TMP/c.ready"),$(cut -d' ' -f2 "$TMP/c.ready")"
+	cli -e "$EPC" --server-key "$TMP/pub.key" history --metric pathway_distance --group math >"$TMP/out" 2>&1
+	is $? 0 "--server-key: history over CURVE"
+	has "$(cat "$TMP/out")" "100  10" "--server-key: the value"
+	cli -e "$EPC" --timeout 500 status >/dev/null 2>&1
+	is $? 1 "CURVE daemon without --server-key: exit 1"
+	printf 'short\n' >"$TMP/bad.key"
+	cli -e "$EPC" --server-key "$TMP/bad.key" status >/dev/null 2>"$TMP/err"
+	is $? 1 "--server-key with a bad key file: exit 1"
+	has "$(cat "$TMP/err")" "not a Z85 CURVE key" "the bad key file is named and why"
+	kill $DC; wait $DC 2>/dev/null
+fi
+
 # --- bad endpoints, and daemons that are down: clear errors, bounded time
 cli -e "tcp://127.0.0.1" status >/dev/null 2>"$TMP/err"; is $? 2 "endpoint without a port: exit 2"
 has "$(cat "$TMP/err")" "\"tcp://127.0.0.1\": not an endpoint" "the bad endpoint is named"
