@@ -45,6 +45,9 @@
  * drop live messages with seq <= snapshot.seq and apply the rest: no gap,
  * no duplicate.  Waiting for the first message matters: until one arrives
  * the subscription may not have reached the daemon yet.
+ * (libgrokwatch asks at once instead, to show the catch-up without waiting
+ * for a heartbeat: a message it missed before its subscription was live
+ * shows up as a seq gap at the next message or heartbeat, and it asks again.)
  *
  * The loop and ZMQ_FD.  ZeroMQ's ZMQ_FD is not a data fd: it signals that
  * the socket's state *may* have changed, edge-triggered, and it is reset by
