@@ -29,6 +29,7 @@
 
 #include "commands.h"
 #include "engine/checkpoint.h"
+#include "engine/file.h"
 #include "engine/forward.h"
 #include "engine/levenshtein.h"
 #include "engine/metrics.h"
@@ -144,23 +145,6 @@ static bool is_dir(const char *p)
 	struct stat st;
 
 	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static char *base_name(const char *path)
-{
-	size_t n = strlen(path);
-	const char *b;
-	char *s;
-
-	while (n > 1 && path[n - 1] == '/')
-		n--;
-	b = path + n;
-	while (b > path && b[-1] != '/')
-		b--;
-	s = gw_malloc((size_t)(path + n - b) + 1);
-	memcpy(s, b, (size_t)(path + n - b));
-	s[path + n - b] = 0;
-	return s;
 }
 
 struct progress {
@@ -445,7 +429,7 @@ int cmd_analyze(int argc, char **argv)
 		double t0 = now_sec();
 
 		items[i].arg = argv[optind + i];
-		items[i].name = base_name(items[i].arg);
+		items[i].name = gw_path_base(items[i].arg);
 		items[i].step = -1;
 		if (item_load(&items[i], &o, &probe, &err) < 0)
 			goto fail;

@@ -9,6 +9,7 @@
  * every handle, report and free in the last close callback, start the next
  * queued run).
  */
+#include "engine/file.h"
 #include "hook.h"
 
 #include <errno.h>
@@ -154,17 +155,6 @@ size_t hooks_queued(const struct hooks *h)
 
 /* ---- a run ------------------------------------------------------------------------------ */
 
-static char *env_var(const char *name, const char *value)
-{
-	size_t a = strlen(name), b = strlen(value);
-	char *s = gw_malloc(a + b + 2);
-
-	memcpy(s, name, a);
-	s[a] = '=';
-	memcpy(s + a + 1, value, b + 1);
-	return s;
-}
-
 static struct run *run_new(struct hooks *h, const struct hook_def *def, const struct hook_event *ev)
 {
 	struct run *r = gw_calloc(1, sizeof(*r));
@@ -184,12 +174,12 @@ static struct run *run_new(struct hooks *h, const struct hook_def *def, const st
 		memcpy(r->payload, ev->payload, ev->len);
 	if (ev->step >= 0)
 		snprintf(step, sizeof(step), "%" PRId64, ev->step);
-	r->env[0] = env_var("GROKWATCH_ALERT", r->alert);
-	r->env[1] = env_var("GROKWATCH_RUN", r->run);
-	r->env[2] = env_var("GROKWATCH_GROUP", r->group);
-	r->env[3] = env_var("GROKWATCH_STEP", step);
-	r->env[4] = env_var("GROKWATCH_STATUS", r->status);
-	r->env[5] = env_var("PATH", path && *path ? path : DEFAULT_PATH);
+	r->env[0] = gw_join("GROKWATCH_ALERT", '=', r->alert);
+	r->env[1] = gw_join("GROKWATCH_RUN", '=', r->run);
+	r->env[2] = gw_join("GROKWATCH_GROUP", '=', r->group);
+	r->env[3] = gw_join("GROKWATCH_STEP", '=', step);
+	r->env[4] = gw_join("GROKWATCH_STATUS", '=', r->status);
+	r->env[5] = gw_join("PATH", '=', path && *path ? path : DEFAULT_PATH);
 	r->env[6] = NULL;
 	return r;
 }

@@ -80,15 +80,6 @@ int job_ctx_memo(struct job_ctx *c, struct metrics_memo **ret_memo, size_t *ret_
 
 /* ---- keeping a step's routing vectors -------------------------------------- */
 
-static char *join(const char *a, const char *b)
-{
-	size_t n = strlen(a) + strlen(b) + 2;
-	char *s = gw_malloc(n);
-
-	snprintf(s, n, "%s/%s", a, b);
-	return s;
-}
-
 static cJSON *doubles_json(const double *v, int n)
 {
 	cJSON *a = cJSON_CreateArray();
@@ -102,7 +93,7 @@ static cJSON *doubles_json(const double *v, int n)
 static int write_file(const char *dir, const char *name, const char *text, size_t len,
 		      struct gw_err *err)
 {
-	char *path = join(dir, name), *tmp;
+	char *path = gw_join(dir, '/', name), *tmp;
 	size_t n = strlen(path) + 8;
 	int fd, r = 0;
 
@@ -163,7 +154,7 @@ static int write_routing(const char *path, const struct routing *r, bool tokens,
 static int keep(const char *dir, const struct routing *r, const struct metrics_cons *cons,
 		struct gw_err *err)
 {
-	char *path = join(dir, ROUTING_KEEP), *text = NULL;
+	char *path = gw_join(dir, '/', ROUTING_KEEP), *text = NULL;
 	cJSON *o = cJSON_CreateObject();
 	int rc;
 
@@ -190,7 +181,7 @@ out:
 static int keep_tokens(struct job_ctx *c, const char *dir, const struct routing *r,
 		       struct gw_err *err)
 {
-	char *path = join(dir, TOKENS_KEEP);
+	char *path = gw_join(dir, '/', TOKENS_KEEP);
 	int rc = write_routing(path, r, true, err);
 
 	if (rc < 0) {
@@ -206,7 +197,7 @@ static int keep_tokens(struct job_ctx *c, const char *dir, const struct routing 
 
 int job_ctx_restore_prev(struct job_ctx *c, int64_t step, const char *dir, struct gw_err *err)
 {
-	char *path = join(dir, TOKENS_KEEP);
+	char *path = gw_join(dir, '/', TOKENS_KEEP);
 	struct routing *r = NULL;
 	int rc = routing_file_read(path, &r, err);
 
@@ -249,7 +240,7 @@ int job_ctx_restore(struct job_ctx *c, int64_t step, const char *dir, struct gw_
 {
 	struct metrics_cons cons = { 0 };
 	struct routing *r = NULL;
-	char *path = join(dir, ROUTING_KEEP), *cpath = join(dir, CONS_FILE), *text = NULL;
+	char *path = gw_join(dir, '/', ROUTING_KEEP), *cpath = gw_join(dir, '/', CONS_FILE), *text = NULL;
 	cJSON *o = NULL;
 	size_t len;
 	int rc;

@@ -35,6 +35,7 @@
 
 #include "alert.h"
 #include "commands.h"
+#include "engine/file.h"
 #include "config.h"
 #include "engine/probe.h"
 #include "engine/step.h"
@@ -95,23 +96,6 @@ static int cpus(void)
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 	return n > 0 ? (int)n : 1;
-}
-
-static char *last_component(const char *path)
-{
-	size_t n = strlen(path);
-	const char *b;
-	char *s;
-
-	while (n > 1 && path[n - 1] == '/')
-		n--;
-	b = path + n;
-	while (b > path && b[-1] != '/')
-		b--;
-	s = gw_malloc((size_t)(path + n - b) + 1);
-	memcpy(s, b, (size_t)(path + n - b));
-	s[path + n - b] = 0;
-	return s;
 }
 
 static const cJSON *group_all(const cJSON *result)
@@ -945,7 +929,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	r = load_probe(d->cfg, &probe, err);
 	if (r < 0)
 		return r;
-	d->run = d->cfg->run[0] ? gw_strdup(d->cfg->run) : last_component(d->cfg->watch.root);
+	d->run = d->cfg->run[0] ? gw_strdup(d->cfg->run) : gw_path_base(d->cfg->watch.root);
 	d->threads = d->cfg->threads.blas > 0 ? (int)d->cfg->threads.blas
 					      : (cpus() > 1 ? cpus() - 1 : 1);
 	openblas_set_num_threads(d->threads);

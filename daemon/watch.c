@@ -25,6 +25,7 @@
 #include <sys/statfs.h>
 
 #include "engine/checkpoint.h"
+#include "engine/file.h"
 #include "engine/step.h"
 #include "log.h"
 #include "watch.h"
@@ -105,15 +106,6 @@ static void note(struct watch *w, int level, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	w->cb.note(w->ud, level, buf);
-}
-
-static char *join(const char *a, const char *b)
-{
-	size_t n = strlen(a) + strlen(b) + 2;
-	char *s = gw_malloc(n);
-
-	snprintf(s, n, "%s/%s", a, b);
-	return s;
 }
 
 /* ---- the entry table ----------------------------------------------------- */
@@ -241,7 +233,7 @@ static struct entry *entry_add(struct watch *w, const char *name)
 	e = gw_calloc(1, sizeof(*e));
 	e->w = w;
 	e->name = gw_strdup(name);
-	e->path = join(w->root, name);
+	e->path = gw_join(w->root, '/', name);
 	e->step = step;
 	e->state = E_PENDING;
 	if (step >= 0 && w->cb.is_done && w->cb.is_done(w->ud, step))
@@ -366,7 +358,7 @@ static void root_changed(struct watch *w, const char *name)
 	char *path;
 
 	if (!e) {
-		path = join(w->root, name);
+		path = gw_join(w->root, '/', name);
 		if (is_dir(path))
 			entry_add(w, name);
 		free(path);
@@ -430,7 +422,7 @@ static void signature(const char *dir, int depth, uint64_t *h, size_t *count)
 
 		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
 			continue;
-		p = join(dir, d->d_name);
+		p = gw_join(dir, '/', d->d_name);
 		if (lstat(p, &st) == 0) {
 			uint64_t v[4] = { (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec,
 					  (uint64_t)st.st_mtim.tv_nsec, (uint64_t)st.st_ino };
@@ -515,7 +507,7 @@ static void scan(struct watch *w, bool remove_missing)
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!find(w, names[i])) {
-			char *p = join(w->root, names[i]);
+			char *p = gw_join(w->root, '/', names[i]);
 
 			if (is_dir(p))
 				entry_add(w, names[i]);

@@ -50,17 +50,6 @@ struct ckpt {
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static char *path_join(const char *dir, const char *name)
-{
-	size_t a = strlen(dir), b = strlen(name);
-	char *p = gw_malloc(a + b + 2);
-
-	memcpy(p, dir, a);
-	p[a] = '/';
-	memcpy(p + a + 1, name, b + 1);
-	return p;
-}
-
 static uint64_t hash_str(const char *s)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -321,7 +310,7 @@ static int open_sharded(struct ckpt *c, const char *index_path, struct gw_err *e
 	if ((r = index_read(index_path, &x, err)) < 0)
 		return r;
 	for (size_t i = 0; i < x.nshard; i++) {
-		p = path_join(c->dir, x.shard[i]);
+		p = gw_join(c->dir, '/', x.shard[i]);
 		if (stat(p, &st) < 0) {
 			r = errno == ENOENT
 				    ? gw_errf(err, -ENOENT, "\"%s\": shard named by %s is missing", p,
@@ -405,7 +394,7 @@ int ckpt_open(const char *dir, struct ckpt **ret, struct gw_err *err)
 		r = gw_errf(err, -ENOTDIR, "\"%s\": not a directory", dir);
 		goto out;
 	}
-	cfg_path = path_join(dir, CKPT_CONFIG);
+	cfg_path = gw_join(dir, '/', CKPT_CONFIG);
 	if (stat(cfg_path, &st) < 0 && errno == ENOENT) {
 		r = gw_errf(err, -ENOENT, "\"%s\": no config.json (not a Hugging Face checkpoint)",
 			    dir);
@@ -415,8 +404,8 @@ int ckpt_open(const char *dir, struct ckpt **ret, struct gw_err *err)
 	    (r = model_desc_parse(cfg_path, text, len, &c->model, err)) < 0)
 		goto out;
 
-	single = path_join(dir, CKPT_SINGLE);
-	index = path_join(dir, CKPT_INDEX);
+	single = gw_join(dir, '/', CKPT_SINGLE);
+	index = gw_join(dir, '/', CKPT_INDEX);
 	if (stat(single, &st) == 0) {
 		r = open_single(c, single, err);
 	} else if (errno != ENOENT) {
@@ -671,14 +660,14 @@ int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 	/* A routing file computed by the training job stands in for the
 	 * weights; the weights, if config.json says there are some, must be
 	 * complete too, for the router matrices the file may lack. */
-	p = path_join(dir, CKPT_ROUTING);
+	p = gw_join(dir, '/', CKPT_ROUTING);
 	if (stat(p, &st) == 0) {
 		has_routing = true;
 		if ((r = file_complete(p, err)) <= 0)
 			goto out;
 	}
 	free(p);
-	p = path_join(dir, CKPT_CONFIG);
+	p = gw_join(dir, '/', CKPT_CONFIG);
 	if (stat(p, &st) < 0) {
 		if (errno == ENOENT && has_routing)
 			goto marker;
@@ -687,13 +676,13 @@ int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 		goto out;
 	}
 	free(p);
-	p = path_join(dir, CKPT_SINGLE);
+	p = gw_join(dir, '/', CKPT_SINGLE);
 	if (stat(p, &st) == 0) {
 		if ((r = file_complete(p, err)) <= 0)
 			goto out;
 	} else {
 		free(p);
-		p = path_join(dir, CKPT_INDEX);
+		p = gw_join(dir, '/', CKPT_INDEX);
 		if (stat(p, &st) < 0) {
 			r = errno == ENOENT ? (gw_errf(err, -ENOENT, "\"%s\": no %s or %s yet", dir,
 						       CKPT_SINGLE, CKPT_INDEX), 0)
@@ -704,7 +693,7 @@ int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 			goto out;
 		for (size_t i = 0; i < x.nshard; i++) {
 			free(p);
-			p = path_join(dir, x.shard[i]);
+			p = gw_join(dir, '/', x.shard[i]);
 			if ((r = file_complete(p, err)) <= 0)
 				goto out;
 		}
@@ -712,7 +701,7 @@ int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 marker:
 	if (marker) {
 		free(p);
-		p = path_join(dir, marker);
+		p = gw_join(dir, '/', marker);
 		if (stat(p, &st) < 0) {
 			r = errno == ENOENT ? (gw_errf(err, -ENOENT, "\"%s\": no marker yet", p), 0)
 					    : gw_errf(err, -errno, "\"%s\": %s", p, strerror(errno));

@@ -70,3 +70,31 @@ out:
 	close(fd);
 	return r;
 }
+
+char *gw_join(const char *a, char sep, const char *b)
+{
+	size_t n = strlen(a), k = strlen(b);
+	char *p = gw_malloc(n + k + 2);
+
+	memcpy(p, a, n);
+	p[n] = sep;
+	memcpy(p + n + 1, b, k + 1);
+	return p;
+}
+
+char *gw_path_base(const char *path)
+{
+	size_t n = strlen(path);
+	const char *b;
+	char *s;
+
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	b = path + n;
+	while (b > path && b[-1] != '/')
+		b--;
+	s = gw_malloc((size_t)(path + n - b) + 1);
+	memcpy(s, b, (size_t)(path + n - b));
+	s[path + n - b] = 0;
+	return s;
+}

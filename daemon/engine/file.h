@@ -1,6 +1,7 @@
 /*
  * file.h — reading a small whole file (config.json, an index, a daemon
- * config, trainer_state.json) with the checks every such read needs.
+ * config, trainer_state.json) with the checks every such read needs, and
+ * the two path helpers everything that names files uses.
  *
  * gw_file_read opens `path`, refuses anything but a regular file and any
  * file over `max` bytes, reads it whole and notices a file that grew or
@@ -20,6 +21,13 @@
 #include <stddef.h>
 
 #include "engine/error.h"
+
+/* "a" SEP "b" as a new string (aborts on OOM): a path from a directory
+ * and a name with '/', an environment entry with '='. */
+char *gw_join(const char *a, char sep, const char *b);
+
+/* The last component of a path ("run/step1000/" -> "step1000"), new. */
+char *gw_path_base(const char *path);
 
 /* On success *ret_text is a new buffer the caller frees. */
 int gw_file_read(const char *path, size_t max, char **ret_text, size_t *ret_len,

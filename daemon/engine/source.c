@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "engine/checkpoint.h"
+#include "engine/file.h"
 #include "engine/model.h"
 #include "engine/routing_file.h"
 #include "engine/source.h"
@@ -29,23 +30,6 @@ static bool exists(const char *p)
 	struct stat st;
 
 	return stat(p, &st) == 0;
-}
-
-static char *last_component(const char *path)
-{
-	size_t n = strlen(path);
-	const char *b;
-	char *s;
-
-	while (n > 1 && path[n - 1] == '/')
-		n--;
-	b = path + n;
-	while (b > path && b[-1] != '/')
-		b--;
-	s = gw_malloc((size_t)(path + n - b) + 1);
-	memcpy(s, b, (size_t)(path + n - b));
-	s[path + n - b] = 0;
-	return s;
 }
 
 /* The l-th MoE layer's router of the checkpoint in `dir` for routing
@@ -172,7 +156,7 @@ int source_load(const char *path, const struct probe *probe, const struct forwar
 	if (rc < 0)
 		return rc;
 	if (!r->checkpoint)
-		r->checkpoint = last_component(path);
+		r->checkpoint = gw_path_base(path);
 	*ret = r;
 	*ret_kind = kind;
 	return 0;
