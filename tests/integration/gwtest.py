@@ -99,6 +99,16 @@ def cleanup_all():
             d.proc.wait()
 
 
+def finish(tap, workdir):
+    """End a test file: stop what is left, remove its directory, fail if
+    $GW_WRAP flagged any daemon, print the plan and exit."""
+    cleanup_all()
+    shutil.rmtree(workdir, ignore_errors=True)
+    if WRAP:
+        tap.ok(not WRAP_ERRORS, "no errors from %s" % WRAP[0], "\n".join(WRAP_ERRORS))
+    tap.done()
+
+
 class Daemon:
     def __init__(self, workdir, root, probe, extra=None, env=None, name="test"):
         self.dir = workdir

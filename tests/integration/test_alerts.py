@@ -123,8 +123,4 @@ try:
 except Exception as e:
     t.ok(False, "raised %s" % e.__class__.__name__, str(e))
 finally:
-    g.cleanup_all()
-    shutil.rmtree(base, ignore_errors=True)
-if g.WRAP:
-    t.ok(not g.WRAP_ERRORS, "no errors from %s" % g.WRAP[0], "\n".join(g.WRAP_ERRORS))
-t.done()
+    g.finish(t, base)

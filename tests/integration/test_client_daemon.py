@@ -70,6 +70,15 @@ def wait_for(pred, timeout):
     return pred()
 
 
+def wait_exit(proc, timeout):
+    """The exit status of a background client, or "hung" (killed) past timeout."""
+    try:
+        return proc.wait(timeout * g.SLOW)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return "hung"
+
+
 def metric_lines(text):
     return [l for l in text.splitlines() if " step " in l]
 
@@ -92,11 +101,7 @@ def main():
     t.ok(wait_for(n_results(1), 60), "the daemon computed step 1000", dm.log()[-2000:])
     g.place_atomic(ck(2000), root, "step2000")
     t.ok(wait_for(n_results(2), 60), "the daemon computed step 2000", dm.log()[-2000:])
-    try:
-        rc = tail.wait(30 * g.SLOW)
-    except subprocess.TimeoutExpired:
-        tail.kill()
-        rc = "hung"
+    rc = wait_exit(tail, 30)
     text = read(out)
     t.eq(rc, 0, "tail --count 2 against the daemon: exit 0")
     lines = metric_lines(text)
@@ -117,11 +122,7 @@ def main():
     dm.start()
     g.place_atomic(ck(3000), root, "step3000")
     t.ok(wait_for(n_results(3), 60), "the restarted daemon computed step 3000", dm.log()[-2000:])
-    try:
-        rc = tail.wait(30 * g.SLOW)
-    except subprocess.TimeoutExpired:
-        tail.kill()
-        rc = "hung"
+    rc = wait_exit(tail, 30)
     text = read(out)
     t.eq(rc, 0, "tail across a restart: exit 0")
     lines = metric_lines(text)
@@ -191,11 +192,7 @@ def alerts_case():
     tail, out = cli_bg("-e", ep, "tail", "--topic", "alert.", "--count", "1")
     time.sleep(1 * g.SLOW)
     g.place_atomic(os.path.join(gen, "step1000"), root, "step1000")
-    try:
-        rc = tail.wait(60 * g.SLOW)
-    except subprocess.TimeoutExpired:
-        tail.kill()
-        rc = "hung"
+    rc = wait_exit(tail, 60)
     text = read(out)
     t.eq(rc, 0, "tail --topic alert.: an alert arrived")
     t.ok("FIRING" in text and "olmoe-alerts" in text and "metric " in text,
@@ -227,8 +224,4 @@ except Exception as e:  # a broken case is a failure, not a crash of the file
     import traceback
     t.ok(False, "raised %s" % e.__class__.__name__, traceback.format_exc())
 finally:
-    g.cleanup_all()
-    shutil.rmtree(base, ignore_errors=True)
-if g.WRAP:
-    t.ok(not g.WRAP_ERRORS, "no errors from %s" % g.WRAP[0], "\n".join(g.WRAP_ERRORS))
-t.done()
+    g.finish(t, base)
