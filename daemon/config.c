@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "endpoint.h"
 #include "engine/file.h"
 #include "engine/probe.h"
 #include "engine/step.h"
@@ -39,14 +40,6 @@ static int check_name(const char *v, struct gw_err *err)
 		      *c == '.' || *c == '_' || *c == '-'))
 			return gw_errf(err, -EINVAL, "\"%s\" may hold only letters, digits, '.', '_' and '-'",
 				       v);
-	return 0;
-}
-
-static int check_endpoint(const char *v, struct gw_err *err)
-{
-	if ((strncmp(v, "tcp://", 6) != 0 || !v[6] || !strchr(v + 6, ':')) &&
-	    (strncmp(v, "ipc://", 6) != 0 || !v[6]))
-		return gw_errf(err, -EINVAL, "\"%s\" is not a tcp://HOST:PORT or ipc://PATH endpoint", v);
 	return 0;
 }
 
@@ -219,11 +212,11 @@ const struct config_key config_keys[] = {
 	  .help = "a memorized sample's loss stays within delta of its latest value" },
 
 	{ .path = "publish.endpoint", .type = CONFIG_STRING, .offset = OFF(publish.endpoint),
-	  .def_str = "tcp://127.0.0.1:5557", .max = 256, .check = check_endpoint,
+	  .def_str = "tcp://127.0.0.1:5557", .max = 256, .check = endpoint_check,
 	  .help = "ZeroMQ PUB endpoint" },
 	{ .path = "publish.query_endpoint", .type = CONFIG_STRING,
 	  .offset = OFF(publish.query_endpoint), .def_str = "tcp://127.0.0.1:5558", .max = 256,
-	  .check = check_endpoint, .help = "ZeroMQ ROUTER endpoint for snapshot and history" },
+	  .check = endpoint_check, .help = "ZeroMQ ROUTER endpoint for snapshot and history" },
 	{ .path = "publish.sndhwm", .type = CONFIG_INT, .offset = OFF(publish.sndhwm),
 	  .def_num = 10000, .min = 1, .max = 10000000,
 	  .help = "messages queued per subscriber before it misses some" },
@@ -971,7 +964,7 @@ static const cJSON *node_at(const cJSON *root, const char *path)
 static int check_endpoint_security(const struct ctx *cx, const struct config *c,
 				   const char *key, const char *endpoint)
 {
-	if (config_endpoint_is_local(endpoint) || c->publish.curve.server_secret_key_file[0] ||
+	if (endpoint_is_local(endpoint) || c->publish.curve.server_secret_key_file[0] ||
 	    c->publish.allow_insecure_remote)
 		return 0;
 	return fail(cx, node_at(cx->root, key),
@@ -1154,31 +1147,4 @@ double config_epsilon_for(const struct config *c, const char *group)
 		if (!strcmp(eg[i].group, group))
 			return eg[i].epsilon;
 	return c->metrics.epsilon;
-}
-
-bool config_endpoint_is_local(const char *ep)
-{
-	const char *host, *colon;
-	size_t n;
-
-	if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9))
-		return true;
-	if (strncmp(ep, "tcp://", 6) != 0)
-		return false;
-	host = ep + 6;
-	colon = strrchr(host, ':');
-	if (!colon)
-		return false;
-	n = (size_t)(colon - host);
-	if (n == 5 && !memcmp(host, "[::1]", 5))
-		return true;
-	if (n == 9 && !memcmp(host, "localhost", 9))
-		return true;
-	if (n < 4 || memcmp(host, "127.", 4) != 0)
-		return false;
-	/* 127.a.b.c: digits and dots only, so "127.example.com" is not local. */
-	for (size_t i = 4; i < n; i++)
-		if (!(host[i] == '.' || (host[i] >= '0' && host[i] <= '9')))
-			return false;
-	return true;
 }

@@ -220,11 +220,6 @@ int config_diff(const struct config *old, const struct config *new_,
  * metrics.epsilon. */
 double config_epsilon_for(const struct config *c, const char *group);
 
-/* True if a ZeroMQ endpoint reaches this host only: ipc://, inproc://,
- * tcp:// on 127.0.0.0/8, [::1] or localhost.  Everything else (including
- * the wildcard "*" and interface names) counts as remote. */
-bool config_endpoint_is_local(const char *endpoint);
-
 /* The table's enum value names (for messages and docs). */
 extern const char *const config_watch_modes[];
 extern const char *const config_probe_formats[];
