@@ -37,6 +37,7 @@
 #include "commands.h"
 #include "engine/file.h"
 #include "config.h"
+#include "config_opts.h"
 #include "engine/probe.h"
 #include "engine/step.h"
 #include "hook.h"
@@ -964,32 +965,27 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	d->zctx = zmq_ctx_new();
 	if (!d->zctx)
 		return gw_errf(err, -errno, "zmq_ctx_new: %s", zmq_strerror(errno));
-	po = (struct publish_opts){
-		.endpoint = d->cfg->publish.endpoint,
-		.query_endpoint = d->cfg->publish.query_endpoint,
-		.run = d->run,
-		.sndhwm = (int)d->cfg->publish.sndhwm,
-		.max_message_bytes = (size_t)d->cfg->publish.max_message_bytes,
-		.request_bytes = (size_t)d->cfg->limits.request_bytes,
-		.reply_bytes = (size_t)d->cfg->limits.reply_bytes,
-		.heartbeat_ms = (uint64_t)d->cfg->publish.heartbeat_ms,
-		.curve_secret_file = d->cfg->publish.curve.server_secret_key_file,
-		.curve_public_file = d->cfg->publish.curve.server_public_key_file,
-		.allow_insecure_remote = d->cfg->publish.allow_insecure_remote,
-	};
+	config_opts_publish(d->cfg, d->run, &po);
 	r = publish_new(&d->loop, d->zctx, &po, &d->pub, err);
 	if (r < 0)
 		return r;
 	restore(d);
 
-	d->alerts = alerts_new(d->cfg);
+	{
+		struct alert_opts ao;
+
+		config_opts_alerts(d->cfg, &ao);
+		d->alerts = alerts_new(&ao);
+		config_opts_alerts_release(&ao);
+	}
 	if (alerts_restore(d->alerts, journal_alerts(d->journal), err) < 0)
 		log_warn("alerts in the journal: %s; they may be sent again", err->msg);
 	{
 		struct hook_opts ho;
 
-		hook_opts_from_config(&ho, d->cfg);
+		config_opts_hooks(d->cfg, &ho);
 		r = hooks_new(&d->loop, &ho, on_hook_done, d, &d->hooks, err);
+		config_opts_hooks_release(&ho);
 		if (r < 0)
 			return r;
 	}
