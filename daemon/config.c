@@ -331,6 +331,32 @@ const struct config_key config_keys[] = {
 	{ .path = NULL },
 };
 
+const struct config_section_info config_sections[CONFIG_SECTIONS] = {
+	[CONFIG_SECTION_TOP] = { .name = "" },
+	[CONFIG_SECTION_WATCH] = { .name = "watch", .title = "finding checkpoints" },
+	[CONFIG_SECTION_PROBE] = { .name = "probe", .title = "the samples the model is run on" },
+	[CONFIG_SECTION_METRICS] = { .name = "metrics", .title = "what is computed" },
+	[CONFIG_SECTION_PUBLISH] = { .name = "publish", .title = "the ZeroMQ sockets" },
+	[CONFIG_SECTION_THREADS] = { .name = "threads" },
+	[CONFIG_SECTION_JOBS] = { .name = "jobs", .title = "failed checkpoints" },
+	[CONFIG_SECTION_LIMITS] = { .name = "limits" },
+	[CONFIG_SECTION_ALERTS] = { .name = "alerts",
+				    .title = "plateaus, grokking, routing collapse, hooks" },
+};
+
+enum config_section config_key_section(const struct config_key *k)
+{
+	const char *dot = strchr(k->path, '.');
+	size_t n = dot ? (size_t)(dot - k->path) : 0;
+
+	for (int i = 0; i < CONFIG_SECTIONS; i++)
+		if (strlen(config_sections[i].name) == n &&
+		    !strncmp(config_sections[i].name, k->path, n))
+			return (enum config_section)i;
+	GW_BUG_ON(1);
+	return CONFIG_SECTION_TOP;
+}
+
 /* ---- values by table row --------------------------------------------------- */
 
 static void *field(void *base, const struct config_key *k)
@@ -484,6 +510,35 @@ static bool fields_equal(const struct config_key *keys, const void *a, const voi
 		if (!value_equal(k, a, b))
 			return false;
 	return true;
+}
+
+/* Bytes of a row's field in its struct. */
+static size_t value_size(const struct config_key *k)
+{
+	switch (k->type) {
+	case CONFIG_STRING: return sizeof(char *);
+	case CONFIG_INT: return sizeof(int64_t);
+	case CONFIG_DOUBLE: return sizeof(double);
+	case CONFIG_BOOL: return sizeof(bool);
+	case CONFIG_ENUM: return sizeof(int);
+	case CONFIG_STRING_ARRAY: return sizeof(struct config_strv);
+	case CONFIG_OBJECT_ARRAY: return sizeof(struct config_objv);
+	}
+	GW_BUG_ON(1);
+	return 0;
+}
+
+/* Exchange one value between two structs, with what it owns. */
+static void value_swap(const struct config_key *k, void *a, void *b)
+{
+	unsigned char tmp[sizeof(struct config_strv) > sizeof(struct config_objv)
+				  ? sizeof(struct config_strv) : sizeof(struct config_objv)];
+	size_t n = value_size(k);
+
+	GW_BUG_ON(n > sizeof(tmp));
+	memcpy(tmp, field(a, k), n);
+	memcpy(field(a, k), field(b, k), n);
+	memcpy(field(b, k), tmp, n);
 }
 
 struct config *config_new_defaults(void)
@@ -1136,6 +1191,36 @@ int config_diff(const struct config *old, const struct config *new_,
 		if (fn)
 			fn(ud, k->path, !k->reload);
 	}
+	return restart;
+}
+
+int config_reload(struct config *running, const char *path,
+		  const config_apply_fn apply[CONFIG_SECTIONS], void *ud,
+		  void (*note)(void *ud, const char *path, bool needs_restart), struct gw_err *err)
+{
+	struct config *n = NULL;
+	bool changed[CONFIG_SECTIONS] = { false };
+	int r, restart = 0;
+
+	if ((r = config_load(path, &n, err)) < 0)
+		return r;
+	for (const struct config_key *k = config_keys; k->path; k++) {
+		if (value_equal(k, running, n))
+			continue;
+		if (k->reload) {
+			/* The old value goes to n, and is freed with it. */
+			value_swap(k, running, n);
+			changed[config_key_section(k)] = true;
+		} else {
+			restart++;
+		}
+		if (note)
+			note(ud, k->path, !k->reload);
+	}
+	for (int i = 0; i < CONFIG_SECTIONS; i++)
+		if (changed[i] && apply[i])
+			apply[i](ud, running);
+	config_free(n);
 	return restart;
 }
 

@@ -187,6 +187,39 @@ struct config_key {
 /* The table, in the order of the shipped file; ended by a NULL path. */
 extern const struct config_key config_keys[];
 
+/*
+ * Sections: the first component of a key's path ("watch" for
+ * watch.quiet_period_ms; keys without a dot are the top level).  A section
+ * is the unit of reload: config_reload calls one apply callback per section
+ * whose reloadable keys changed.  The docs (config_dump) list the keys by
+ * section, under its title.
+ */
+enum config_section {
+	CONFIG_SECTION_TOP, /* run, state_dir, log_level */
+	CONFIG_SECTION_WATCH,
+	CONFIG_SECTION_PROBE,
+	CONFIG_SECTION_METRICS,
+	CONFIG_SECTION_PUBLISH,
+	CONFIG_SECTION_THREADS,
+	CONFIG_SECTION_JOBS,
+	CONFIG_SECTION_LIMITS,
+	CONFIG_SECTION_ALERTS,
+	CONFIG_SECTIONS
+};
+
+struct config_section_info {
+	const char *name;  /* the path component; "" for the top level */
+	const char *title; /* what the section is about, or NULL */
+	const char *doc;   /* man-page prose before its keys (config_dump's markup), or NULL */
+};
+
+/* Indexed by enum config_section. */
+extern const struct config_section_info config_sections[CONFIG_SECTIONS];
+
+/* The section of a row of config_keys[] (aborts on a path whose first
+ * component names no section: a table error). */
+enum config_section config_key_section(const struct config_key *k);
+
 /* A config with every key at its default.  Never fails (aborts on OOM). */
 struct config *config_new_defaults(void);
 
@@ -215,6 +248,28 @@ void config_free(struct config *c); /* accepts NULL */
  */
 int config_diff(const struct config *old, const struct config *new_,
 		void (*fn)(void *ud, const char *path, bool needs_restart), void *ud);
+
+/*
+ * SIGHUP: read `path` again and apply what may change while running.
+ *
+ * A file that is refused changes nothing: `running` stays as it was, no
+ * callback is called, and the error comes back (those of config_load).
+ * Otherwise, for every key whose value differs, in table order:
+ *   - a key the table marks reload: its new value replaces the running one,
+ *     and note(ud, path, false);
+ *   - any other key: the running value stays, and note(ud, path, true).
+ * Then, once per section with a changed reloadable key, in section order,
+ * apply[section](ud, running), which finds the new values in `running`.
+ * A NULL callback is allowed for a section whose reloadable keys the daemon
+ * reads from the running config each time it uses them (jobs.*, say):
+ * updating `running` is all it takes.  `note` may be NULL.
+ * Returns the number of changed keys that need a restart (>= 0), or a
+ * negative errno.  Loop thread (the callbacks reach the daemon's modules).
+ */
+typedef void (*config_apply_fn)(void *ud, const struct config *running);
+int config_reload(struct config *running, const char *path,
+		  const config_apply_fn apply[CONFIG_SECTIONS], void *ud,
+		  void (*note)(void *ud, const char *path, bool needs_restart), struct gw_err *err);
 
 /* The threshold epsilon for `group`: its epsilon_groups entry, else
  * metrics.epsilon. */

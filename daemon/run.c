@@ -674,35 +674,57 @@ static void on_diff(void *ud, const char *path, bool needs_restart)
 		log_info("config: %s changed; applied", path);
 }
 
+/* The apply callbacks of config_reload, by section: each hands its
+ * section's reloadable keys to the module that holds them.  jobs.* and
+ * limits.queue_depth and .shutdown_ms need none: they are read from d->cfg
+ * where used. */
+static void apply_top(void *ud, const struct config *c)
+{
+	(void)ud;
+	log_set_level(c->log_level);
+}
+
+static void apply_watch(void *ud, const struct config *c)
+{
+	struct daemon *d = ud;
+
+	if (d->watch)
+		watch_set_quiet(d->watch, (uint64_t)c->watch.quiet_period_ms);
+}
+
+static void apply_publish(void *ud, const struct config *c)
+{
+	struct daemon *d = ud;
+
+	publish_set_heartbeat(d->pub, (uint64_t)c->publish.heartbeat_ms);
+}
+
+static void apply_limits(void *ud, const struct config *c)
+{
+	struct daemon *d = ud;
+
+	publish_set_reply_bytes(d->pub, (size_t)c->limits.reply_bytes);
+}
+
 static void reload(struct daemon *d)
 {
-	struct config *n = NULL;
+	static const config_apply_fn apply[CONFIG_SECTIONS] = {
+		[CONFIG_SECTION_TOP] = apply_top,
+		[CONFIG_SECTION_WATCH] = apply_watch,
+		[CONFIG_SECTION_PUBLISH] = apply_publish,
+		[CONFIG_SECTION_LIMITS] = apply_limits,
+	};
 	struct gw_err err = { "" };
-	struct config *c = d->cfg;
 	int restart;
 
 	notify_reloading(d->notify);
 	log_info("SIGHUP: reading \"%s\" again", d->config_path);
-	if (config_load(d->config_path, &n, &err) < 0) {
+	restart = config_reload(d->cfg, d->config_path, apply, d, on_diff, &err);
+	if (restart < 0) {
 		log_error("%s; keeping the running configuration", err.msg);
 		notify_ready(d->notify);
 		return;
 	}
-	restart = config_diff(c, n, on_diff, d);
-	/* Apply exactly the keys the table marks reloadable. */
-	c->log_level = n->log_level;
-	log_set_level(c->log_level);
-	c->watch.quiet_period_ms = n->watch.quiet_period_ms;
-	if (d->watch)
-		watch_set_quiet(d->watch, (uint64_t)c->watch.quiet_period_ms);
-	c->publish.heartbeat_ms = n->publish.heartbeat_ms;
-	publish_set_heartbeat(d->pub, (uint64_t)c->publish.heartbeat_ms);
-	c->jobs = n->jobs;
-	c->limits.queue_depth = n->limits.queue_depth;
-	c->limits.reply_bytes = n->limits.reply_bytes;
-	publish_set_reply_bytes(d->pub, (size_t)c->limits.reply_bytes);
-	c->limits.shutdown_ms = n->limits.shutdown_ms;
-	config_free(n);
 	if (restart > 0)
 		log_warn("config: %d change%s wait%s for a restart", restart, restart == 1 ? "" : "s",
 			 restart == 1 ? "s" : "");
