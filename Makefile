@@ -6,6 +6,8 @@
 #   make memcheck        unit and cli tests under valgrind
 #   make bench           benchmarks against their peers
 #   make demo            the daemon on a generated series of checkpoints
+#   make docs            regenerate the config file, README key table and
+#                        grokwatchd.json(5) KEYS from the config table
 #   make install / uninstall   (PREFIX, DESTDIR, BINDIR, LIBDIR, INCLUDEDIR,
 #                        DATADIR, MANDIR, SYSTEMD_UNITDIR honoured)
 #   make V=1             show the commands
@@ -90,7 +92,7 @@ FIXTURES := $(B)/fixtures/.stamp
 .SECONDARY:
 
 .PHONY: all build deps deps-test deps-bench check _check memcheck _memcheck \
-	bench _bench fuzz demo install uninstall clean
+	bench _bench fuzz demo docs install uninstall clean
 
 all: deps
 	$(Q)$(MAKE) --no-print-directory build
@@ -201,6 +203,11 @@ bench: deps-bench
 
 _bench: $(GROKWATCHD) $(BENCH_BIN) $(FIXTURES)
 	$(Q)$(TEST_ENV) sh tests/bench/run.sh $(BENCH_BIN)
+
+# The files the config table documents (tools/config_docs.py; make check's
+# tests/cli/test_config_docs.sh fails when they differ from the table).
+docs: $(GROKWATCHD)
+	$(Q)$(PYTHON) tools/config_docs.py --write $(abspath $(GROKWATCHD)) $(CURDIR)
 
 demo: deps-test
 	$(Q)$(MAKE) --no-print-directory $(GROKWATCHD) $(FIXTURES)

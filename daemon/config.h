@@ -3,8 +3,12 @@
  * declarative table (config_keys[]), in the manner of Redis's config.c.
  *
  * Every key has a dotted path ("watch.quiet_period_ms"), a type, a default,
- * bounds, and a line of help.  The file is a JSON object whose nesting
- * follows the dots; a key that is absent takes its default.  Refused, with
+ * bounds, whether SIGHUP applies it, a line of help and the man page's
+ * prose.  The file is a JSON object whose nesting follows the dots; a key
+ * that is absent takes its default.  The table is the one source of the
+ * documentation (config_dump: the shipped file, the README's key table,
+ * grokwatchd.json(5)'s KEYS) and of reload (config_reload: per section,
+ * the daemon's apply callback).  Refused, with
  * the file, the line and the key path in the message:
  *
  *   "grokwatchd.json" line 7: unknown key "watch.rot"
@@ -181,7 +185,8 @@ struct config_key {
 	size_t elem_size;               /* object-array element size */
 	int (*check)(const char *value, struct gw_err *err); /* extra check of a string */
 	bool reload;                    /* may change on SIGHUP without a restart */
-	const char *help;
+	const char *help;               /* one line, for the README's table */
+	const char *doc;                /* the man page's prose, in roff; NULL = help as a sentence */
 };
 
 /* The table, in the order of the shipped file; ended by a NULL path. */
@@ -270,6 +275,25 @@ typedef void (*config_apply_fn)(void *ud, const struct config *running);
 int config_reload(struct config *running, const char *path,
 		  const config_apply_fn apply[CONFIG_SECTIONS], void *ud,
 		  void (*note)(void *ud, const char *path, bool needs_restart), struct gw_err *err);
+
+/*
+ * The documentation of the table, generated (config_doc.c): a new string
+ * (caller frees) holding
+ *   CONFIG_DUMP_JSON      the shipped config/grokwatchd.json: every key at
+ *                         its default;
+ *   CONFIG_DUMP_MARKDOWN  the README's key table (key, default, whether
+ *                         SIGHUP applies it, help), between two comments;
+ *   CONFIG_DUMP_MAN       grokwatchd.json(5)'s KEYS section, from a comment
+ *                         before ".SH KEYS" to one after the last key: per
+ *                         section a .SS heading and its doc; per key (and
+ *                         object-array field, "path[].field") .TP, .B path,
+ *                         the summary line, .br, then doc (or help).
+ * tools/config_docs.py puts them in place and checks them.  Never fails
+ * (aborts on OOM).
+ */
+enum config_dump_format { CONFIG_DUMP_JSON, CONFIG_DUMP_MARKDOWN, CONFIG_DUMP_MAN };
+extern const char *const config_dump_formats[]; /* "json", "markdown", "man"; by enum */
+char *config_dump(enum config_dump_format format);
 
 /* The threshold epsilon for `group`: its epsilon_groups entry, else
  * metrics.epsilon. */
