@@ -4,9 +4,9 @@
  * In order: the checks some string keys need; the table and its sections;
  * storing, freeing, comparing and exchanging a value by its table row; the
  * line tokenizer that says on which line each JSON value starts (see
- * config.h for why it exists); the walk that reads a cJSON tree through the table; the checks between keys;
- * and the entry points (parse, load, diff, reload).  The documentation
- * the table generates is config_doc.c's.
+ * config.h for why it exists); the walk that reads a cJSON tree through the
+ * table; the checks between keys; and the entry points (parse, load, diff,
+ * reload).  The documentation the table generates is config_doc.c's.
  *
  * The fuzz target tests/fuzz/fuzz_daemon_config.c #includes this file, so it
  * must build against the engine sources and endpoint.c alone (no libuv, no
