@@ -1062,7 +1062,7 @@ static void help_print(const struct cmd *cmd)
 	out_printf("\n"
 		   "Metrics are paths inside a group, e.g. pathway_distance, pathway_consistency,\n"
 		   "loss, memorized.pathway_distance; groups are the probe set's, plus \"all\".\n"
-		   "Options take their value as --opt VALUE or --opt=VALUE.\n"
+		   "A value follows its option or an equals sign: --timeout 2000, --timeout=2000.\n"
 		   "Exit status: 0 ok, 1 failure (daemon down, timeout, refused), 2 usage.\n");
 }
 

@@ -94,6 +94,12 @@ for c in "tail --all --json --topic --count" "status --json" \
 	is "$missing" "" "$cmd --help: describes each of its options"
 	has "$(cat "$TMP/help.$cmd")" "--server-key" "$cmd --help: names grokwatch's own options"
 	is "$(awk 'length > 80' "$TMP/help.$cmd")" "" "$cmd --help: no line over 80 columns"
+	missing=
+	for o in $(grep -o -- '--[a-z][a-z0-9-]*' "$TMP/help.$cmd" | sort -u); do
+		sed 's/\\-/-/g' "$GW_SRC/man/grokwatch.1" | grep -Eq -- "(^|[^a-z-])$o([^a-z0-9-]|\$)" ||
+			missing="$missing $o"
+	done
+	is "$missing" "" "$cmd --help: every option it names is in grokwatch(1)"
 done
 # Unknown options, values where none is taken, missing values: exit 2, named.
 cli status --bogus >/dev/null 2>"$TMP/err"; is $? 2 "status --bogus: exit 2"
