@@ -1155,8 +1155,11 @@ static void tables_build(struct getopt_tables *t, const char *prefix, const stru
 	ns = strlen(t->shorts);
 	for (const struct opt_def *tab = a; tab; tab = tab == a ? b : NULL)
 		for (const struct opt_def *d = tab; d->name; d++) {
-			if (t->n == LONGOPTS_MAX)
-				abort(); /* a table longer than LONGOPTS_MAX: raise it */
+			if (t->n == LONGOPTS_MAX) {
+				fprintf(stderr, "%s:%d: more than %d options: raise LONGOPTS_MAX\n",
+					__FILE__, __LINE__, LONGOPTS_MAX);
+				abort();
+			}
 			t->defs[t->n] = d;
 			t->lo[t->n] = (struct option){ d->name,
 						       d->arg ? required_argument : no_argument,
@@ -1272,10 +1275,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return usage_error("unexpected argument '%s'", argv[at + optind]);
 	for (const struct opt_def *d = o->cmd->opts; d->name; d++) {
 		char *field = (char *)o + d->off;
-		bool given = d->kind == OPT_LIST	  ? ((struct strlist *)(void *)field)->n > 0
-			     : d->kind == OPT_STRING ? *(const char **)field != NULL
-						     : true; /* others have defaults */
+		bool given = true; /* flags and numbers have defaults */
 
+		if (d->kind == OPT_LIST)
+			given = ((struct strlist *)(void *)field)->n > 0;
+		else if (d->kind == OPT_STRING)
+			given = *(const char **)field != NULL;
 		if (d->required && !given)
 			return usage_error("%s: --%s is required", o->cmd->name, d->name);
 	}
