@@ -7,7 +7,9 @@
 
 #include "commands.h"
 
-#define GW_VERSION "0.1.0"
+#ifndef GW_VERSION
+#error "GW_VERSION comes from the VERSION file through the Makefile"
+#endif
 
 static const struct {
 	const char *name;
