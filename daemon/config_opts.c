@@ -1,7 +1,7 @@
 /*
  * config_opts.c — struct config to module options (config_opts.h), one
  * function per module: publish, alerts (their detectors and the enum
- * mapping), hooks.
+ * mapping), hooks, the probe loader's options.
  */
 #include "config_opts.h"
 
@@ -93,4 +93,22 @@ void config_opts_hooks_release(struct hook_opts *o)
 	free((void *)o->hooks);
 	o->hooks = NULL;
 	o->n_hooks = 0;
+}
+
+void config_opts_probe(const struct config *c, struct probe_load_opts *ret)
+{
+	static const enum probe_format formats[] = {
+		[CONFIG_PROBE_JSONL] = PROBE_FORMAT_JSONL,
+		[CONFIG_PROBE_U16] = PROBE_FORMAT_U16,
+		[CONFIG_PROBE_U32] = PROBE_FORMAT_U32,
+	};
+
+	*ret = (struct probe_load_opts){
+		.path = c->probe.path,
+		.format = formats[c->probe.format],
+		.length = (int)c->probe.sample_length,
+		.count = (int)c->probe.count,
+		.offset = c->probe.offset,
+		.group = c->probe.group,
+	};
 }

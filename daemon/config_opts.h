@@ -16,6 +16,7 @@
 
 #include "alert.h"
 #include "config.h"
+#include "engine/probe.h"
 #include "hook.h"
 #include "publish.h"
 
@@ -30,5 +31,9 @@ void config_opts_alerts_release(struct alert_opts *o);
 /* alerts.hooks and alerts.hook_*; ret->hooks is allocated. */
 void config_opts_hooks(const struct config *c, struct hook_opts *ret);
 void config_opts_hooks_release(struct hook_opts *o);
+
+/* probe.*, for probe_load (engine/probe.h); probe.path "" is the caller's
+ * to handle (no probe). */
+void config_opts_probe(const struct config *c, struct probe_load_opts *ret);
 
 #endif

@@ -749,26 +749,13 @@ static void on_watchdog(uv_timer_t *h)
 
 static int load_probe(const struct config *c, struct probe **ret, struct gw_err *err)
 {
-	struct probe *p;
-	int r;
+	struct probe_load_opts o;
 
 	*ret = NULL;
 	if (!c->probe.path[0])
 		return 0;
-	p = probe_new();
-	if (c->probe.format == CONFIG_PROBE_JSONL)
-		r = probe_add_jsonl(p, c->probe.path, 0, err);
-	else
-		r = probe_add_memmap(p, c->probe.path, c->probe.format == CONFIG_PROBE_U16 ? 2 : 4,
-				     (int)c->probe.sample_length, (int)c->probe.count,
-				     c->probe.offset, c->probe.group, 0, err);
-	if (r < 0) {
-		probe_free(p);
-		return r;
-	}
-	probe_finish(p);
-	*ret = p;
-	return 0;
+	config_opts_probe(c, &o);
+	return probe_load(&o, ret, err);
 }
 
 /*

@@ -17,7 +17,8 @@
  *    one streaming a file descriptor through a bounded buffer, one over
  *    memory (the fuzzed entry point);
  *  - memmaps: the range check and chunked pread;
- *  - the vocabulary check and the hash.
+ *  - the vocabulary check and the hash;
+ *  - the loader (probe_load), from the options the config and analyze give.
  */
 #include "engine/probe.h"
 
@@ -1025,4 +1026,25 @@ void probe_finish(struct probe *p)
 	}
 	sha256_final(&h, digest);
 	sha256_hex(digest, p->hash);
+}
+
+/* ---- the loader ------------------------------------------------------------ */
+
+int probe_load(const struct probe_load_opts *o, struct probe **ret, struct gw_err *err)
+{
+	struct probe *p = probe_new();
+	int rc;
+
+	if (o->format == PROBE_FORMAT_JSONL)
+		rc = probe_add_jsonl(p, o->path, 0, err);
+	else
+		rc = probe_add_memmap(p, o->path, o->format == PROBE_FORMAT_U16 ? 2 : 4, o->length,
+				      o->count, o->offset, o->group, 0, err);
+	if (rc < 0) {
+		probe_free(p);
+		return rc;
+	}
+	probe_finish(p);
+	*ret = p;
+	return 0;
 }

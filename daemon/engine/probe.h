@@ -155,4 +155,25 @@ int probe_check_vocab(const struct probe *p, int vocab, struct gw_err *err);
  * clears it to ""). */
 void probe_finish(struct probe *p);
 
+/*
+ * The one probe loader: a probe from a file as the config's probe.* keys
+ * and analyze's --probe options describe it, finished (hash computed).
+ * For memmaps, `length` tokens a sample, `count` samples from token
+ * `offset`, all in `group` (NULL = "default"); JSON Lines ignore them.
+ * Used by grokwatchd run (and run --check) and analyze.
+ */
+enum probe_format { PROBE_FORMAT_JSONL, PROBE_FORMAT_U16, PROBE_FORMAT_U32 };
+
+struct probe_load_opts {
+	const char *path;
+	enum probe_format format;
+	int length, count;
+	int64_t offset;
+	const char *group;
+};
+
+/* On success *ret is a new probe (probe_free).  Errors: those of
+ * probe_add_jsonl and probe_add_memmap, naming the file. */
+int probe_load(const struct probe_load_opts *o, struct probe **ret, struct gw_err *err);
+
 #endif
