@@ -1,9 +1,11 @@
 /*
  * job.c — one checkpoint's computation on the thread pool (job.h).
  *
- * Divided into: the ctx (series, previous routing, probe), keeping and
- * restoring a step's routing vectors, the computation itself
- * (job_compute, run on a pool thread), and starting a job.
+ * Thread glue around the engine's one pipeline (engine/analysis.h): the
+ * ctx (the analysis and the fault injection), keeping and restoring a
+ * step's routing vectors (moving to state.c), the job's work on a pool
+ * thread (job_compute: analysis_run, then keep what the state directory
+ * needs), and starting a job.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/analysis.h"
 #include "engine/file.h"
 #include "engine/routing_file.h"
-#include "engine/source.h"
 #include "job.h"
 
 #define CONS_FILE "consistency.json"
@@ -27,12 +29,8 @@
 
 struct job_ctx {
 	unsigned layer_delay_ms; /* fault injection for tests (job.h) */
-	struct probe *probe;
-	struct metrics_opts m;
-	int threads;
-	struct routing_series *series;
-	struct routing *prev; /* the newest computed step's routing, with per-token records */
-	char *prev_tokens;    /* where prev is kept on disk, or NULL */
+	struct analysis *an;
+	char *prev_tokens;       /* where the newest per-token records are kept, or NULL */
 };
 
 struct job_ctx *job_ctx_new(struct probe *probe, const struct metrics_opts *m, int threads)
@@ -43,11 +41,7 @@ struct job_ctx *job_ctx_new(struct probe *probe, const struct metrics_opts *m, i
 
 	if (delay)
 		c->layer_delay_ms = (unsigned)strtoul(delay, NULL, 10);
-	c->probe = probe;
-	c->m = *m;
-	c->m.threads = threads;
-	c->threads = threads;
-	c->series = routing_series_new();
+	c->an = analysis_new(probe, m, threads);
 	return c;
 }
 
@@ -55,27 +49,20 @@ void job_ctx_free(struct job_ctx *c)
 {
 	if (!c)
 		return;
-	probe_free(c->probe);
-	routing_series_free(c->series);
-	routing_free(c->prev);
+	analysis_free(c->an);
 	free(c->prev_tokens);
 	free(c);
 }
 
 const struct probe *job_ctx_probe(const struct job_ctx *c)
 {
-	return c->probe;
+	return analysis_probe(c->an);
 }
 
 int job_ctx_memo(struct job_ctx *c, struct metrics_memo **ret_memo, size_t *ret_n,
 		 struct gw_err *err)
 {
-	if (routing_series_count(c->series) == 0) {
-		*ret_memo = NULL;
-		*ret_n = 0;
-		return 0;
-	}
-	return routing_series_recompute(c->series, &c->m, ret_memo, ret_n, err);
+	return analysis_memo(c->an, ret_memo, ret_n, err);
 }
 
 /* ---- keeping a step's routing vectors -------------------------------------- */
@@ -206,8 +193,7 @@ int job_ctx_restore_prev(struct job_ctx *c, int64_t step, const char *dir, struc
 		return rc;
 	}
 	r->step = step;
-	routing_free(c->prev);
-	c->prev = r;
+	analysis_set_prev(c->an, r);
 	free(c->prev_tokens);
 	c->prev_tokens = path;
 	return 0;
@@ -269,9 +255,7 @@ int job_ctx_restore(struct job_ctx *c, int64_t step, const char *dir, struct gw_
 		cons.note = "no router weights";
 	}
 	r->step = step;
-	rc = routing_series_put(c->series, r, &cons, err);
-	if (rc > 0)
-		rc = 0;
+	rc = analysis_put(c->an, r, &cons, err);
 out:
 	free(cons.c);
 	free(cons.adj);
@@ -305,82 +289,35 @@ static void on_layer(void *ud, int done, int total)
 		uv_async_send(j->progress); /* the one libuv call that is thread-safe */
 }
 
+/* The analysis (engine/analysis.h), then what the state directory keeps
+ * of it: every step's routing and consistency, and the newest step's
+ * per-token records. */
 static int job_compute(struct job *j)
 {
 	struct job_ctx *c = j->ctx;
-	struct forward_opts fo = {
-		.progress = on_layer, .ud = j, .cancel = &j->cancel, .threads = c->threads,
-	};
-	const struct probe *probe = c->probe;
-	struct metrics_result *res = NULL;
-	struct metrics_cons *cons = NULL;
-	struct routing *r = NULL;
-	enum source_kind kind;
-	const struct routing *prev = NULL;
-	bool *mask = NULL;
-	long idx;
+	const struct forward_opts fo = { .progress = on_layer, .ud = j, .cancel = &j->cancel };
+	struct analysis_out out;
 	int rc;
 
-	rc = source_load(j->path, probe, &fo, &r, &kind, &j->err);
+	rc = analysis_run(c->an, j->path, j->name, j->step, &fo, true, &out, &j->err);
 	if (rc < 0)
-		goto out;
-	if (atomic_load(&j->cancel)) {
-		rc = gw_errf(&j->err, -ECANCELED, "\"%s\": cancelled", j->path);
-		goto out;
-	}
-	if (probe && r->probe_hash && strcmp(r->probe_hash, probe->hash)) {
-		rc = gw_errf(&j->err, -EINVAL,
-			     "\"%s\": routing records of probe %.12s, not of the configured probe %.12s",
-			     j->path, r->probe_hash, probe->hash);
-		goto out;
-	}
-	r->step = j->step;
-	free(r->checkpoint);
-	r->checkpoint = gw_strdup(j->name);
-	rc = metrics_consistency(r, &cons, &j->err);
-	if (rc < 0)
-		goto out;
-	rc = routing_series_put(c->series, r, cons, &j->err);
-	if (rc < 0) {
-		gw_err_prefix(&j->err, rc, "\"%s\"", j->path);
-		goto out;
-	}
-	idx = routing_series_find(c->series, j->step);
-	mask = gw_malloc((size_t)r->n_samples * sizeof(bool));
-	routing_series_memorized(c->series, (size_t)idx, &c->m, mask);
-	/* Churn only against the step just before this one, when its
-	 * per-token records are still in memory. */
-	if (c->prev && idx > 0 && routing_series_step_at(c->series, (size_t)idx - 1) == c->prev->step)
-		prev = c->prev;
-	rc = metrics_compute(r, prev, cons, mask, &c->m, &res, &j->err);
-	if (rc < 0)
-		goto out;
-	j->result = metrics_result_json(res);
-	cJSON_DeleteItemFromObjectCaseSensitive(j->result, "type");
-	cJSON_AddStringToObject(j->result, "kind", "result");
-	cJSON_AddStringToObject(j->result, "source", source_kind_name(kind));
-	cJSON_AddStringToObject(j->result, "arch", r->arch ? r->arch : "");
-	rc = job_ctx_memo(c, &j->memo, &j->n_memo, &j->err);
-	if (rc < 0)
-		goto out;
+		return rc;
 	if (j->keep_dir) {
-		rc = keep(j->keep_dir, r, cons, &j->err);
+		rc = keep(j->keep_dir, out.routing, out.cons, &j->err);
+		if (rc == 0 && out.newest && out.routing->has_tokens)
+			rc = keep_tokens(c, j->keep_dir, out.routing, &j->err);
 		if (rc < 0)
 			goto out;
 	}
-	if (r->has_tokens && (!c->prev || c->prev->step < r->step)) {
-		if (j->keep_dir && (rc = keep_tokens(c, j->keep_dir, r, &j->err)) < 0)
-			goto out;
-		routing_free(c->prev);
-		c->prev = r;
-		r = NULL;
-	}
-	rc = 0;
+	j->result = out.result;
+	out.result = NULL;
+	cJSON_AddStringToObject(j->result, "kind", "result");
+	j->memo = out.memo;
+	j->n_memo = out.n_memo;
+	out.memo = NULL;
+	out.n_memo = 0;
 out:
-	free(mask);
-	metrics_result_free(res);
-	metrics_cons_free(cons);
-	routing_free(r);
+	analysis_out_release(&out);
 	return rc;
 }
 

@@ -1,15 +1,15 @@
 /*
- * job.h — one checkpoint's computation, off the loop: load its routing
- * (source.h: routing file or forward pass), compute its metrics against
- * the series of earlier checkpoints, recompute the memorized subset of
- * every step against the new latest one, and keep the routing vectors the
- * series needs on disk.
+ * job.h — one checkpoint's computation, off the loop: the engine's
+ * pipeline (engine/analysis.h: load its routing, compute its metrics
+ * against the series of earlier checkpoints, recompute the memorized
+ * subset of every step against the new latest one) run on a pool thread,
+ * then the routing vectors the series needs kept on disk.
  *
- * The engine state that lives between jobs is a struct job_ctx: the probe,
- * the metric options, the routing series and the previous checkpoint's
- * per-token records (for churn).  Jobs run one at a time, so the worker
- * owns the ctx while a job runs and the loop owns it otherwise; nothing
- * here is locked (STYLE.md habit 7).
+ * What lives between jobs is a struct job_ctx: the struct analysis (probe,
+ * metric options, routing series, the previous checkpoint for churn) and
+ * the fault injection below.  Jobs run one at a time, so the worker owns
+ * the ctx while a job runs and the loop owns it otherwise; nothing here is
+ * locked (STYLE.md habit 7).
  *
  * What is kept per step, in the journal's routing/STEP/ directory:
  *   routing.safetensors  gbar, loss, ntokens, groups and ids (no per-token
@@ -48,9 +48,9 @@
 
 struct job_ctx;
 
-/* probe may be NULL (routing files only); ownership moves to the ctx.
- * m is copied (its eps_groups must outlive the ctx).  threads: OpenBLAS
- * and distance threads. */
+/* analysis_new's arguments: probe may be NULL (routing files only);
+ * ownership moves to the ctx.  m is copied (its eps_groups must outlive
+ * the ctx).  threads: OpenBLAS and distance threads. */
 struct job_ctx *job_ctx_new(struct probe *probe, const struct metrics_opts *m, int threads);
 void job_ctx_free(struct job_ctx *c); /* accepts NULL */
 const struct probe *job_ctx_probe(const struct job_ctx *c);
