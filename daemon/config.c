@@ -1065,6 +1065,11 @@ static const struct config_key *find_key(const struct config_key *keys, const ch
 	return NULL;
 }
 
+const struct config_key *config_key_find(const char *path)
+{
+	return find_key(config_keys, path);
+}
+
 /* True if some key lies under `path` (so `path` names an object). */
 static bool is_section(const struct config_key *keys, const char *path)
 {

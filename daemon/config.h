@@ -221,6 +221,11 @@ struct config_section_info {
 /* Indexed by enum config_section. */
 extern const struct config_section_info config_sections[CONFIG_SECTIONS];
 
+/* The row of config_keys[] whose path is `path` ("metrics.tau"; not an
+ * object array's fields), or NULL.  For checking a value given elsewhere
+ * (analyze's options) against the table's type, bounds and enums. */
+const struct config_key *config_key_find(const char *path);
+
 /* The section of a row of config_keys[] (aborts on a path whose first
  * component names no section: a table error). */
 enum config_section config_key_section(const struct config_key *k);
