@@ -3,22 +3,26 @@
  * no daemon, over the checkpoints named on the command line.
  *
  * The file is divided as the work flows:
- *   - options: the command line, into struct analyze_opts;
- *   - sources: each argument becomes routing records, from a routing file
- *     (given directly, or DIR/routing.safetensors) or from the forward pass
- *     over a checkpoint and the probe set; router weights missing from a
- *     routing file are read from the checkpoint beside it;
- *   - metrics: checkpoints in step order, churn against the previous one,
- *     and the memorized subset recomputed against the latest one through a
- *     routing series, exactly as the daemon does;
+ *   - options: the command line, into struct analyze_opts; every option
+ *     that is also a config key (probe.*, metrics.*, threads.blas) is
+ *     checked against that key's row of the config table, so analyze takes
+ *     what the config takes and refuses the rest in the config's words;
+ *   - sources: each argument's routing through the engine's pipeline
+ *     (engine/analysis.h: routing file, DIR/routing.safetensors or the
+ *     forward pass over the probe set), and its step;
+ *   - metrics: checkpoints in step order through the same struct analysis
+ *     the daemon's job uses (series, memorized mask, churn against the step
+ *     before), then the memorized subset of every step recomputed against
+ *     the latest one (SPEC §4);
  *   - output: a per-group table, or one JSON object a checkpoint (--json).
  * Progress goes to stderr when it is a terminal.
  */
 #include <cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +32,12 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "engine/checkpoint.h"
+#include "config.h"
+#include "engine/analysis.h"
 #include "engine/file.h"
 #include "engine/forward.h"
 #include "engine/levenshtein.h"
 #include "engine/metrics.h"
-#include "engine/model.h"
 #include "engine/probe.h"
 #include "engine/routing.h"
 #include "engine/routing_file.h"
@@ -44,10 +48,7 @@
 #define ANALYZE_CKPTS_MAX 10000
 
 struct analyze_opts {
-	const char *probe_path;
-	int probe_width;          /* 0 = JSON Lines, else 2 or 4 */
-	long sample_length, count, offset;
-	const char *group;
+	struct probe_load_opts probe; /* path NULL: no probe */
 	const char *dump_path;
 	bool json;
 	int threads;
@@ -59,11 +60,11 @@ struct item {
 	const char *arg;
 	char *name;          /* basename, for display */
 	int64_t step;
-	const char *source;  /* "forward pass" or "routing file" */
-	const char *arch;    /* static or owned by routing */
-	struct routing *r;
-	struct metrics_result *res;
-	cJSON *json;
+	enum source_kind kind;
+	char *arch;          /* NULL unknown */
+	int n_samples, n_layers;
+	struct routing *r;   /* loaded; the analysis owns it once added */
+	struct analysis_out out;
 	double sec;
 };
 
@@ -93,7 +94,7 @@ static void usage(FILE *f)
 		"  --seed N              seed of the pair sample (default 0: built-in)\n"
 		"  --epsilon X           memorization loss threshold in nats (default %g)\n"
 		"  --delta X             memorization stability band (default %g)\n"
-		"  --threads N           threads (default: all cores)\n"
+		"  --threads N           threads; 0 (the default) = all cores\n"
 		"  -h, --help            this text\n"
 		"\n"
 		"Exit status: 0 success, 1 an input is unusable or the work failed, 2 usage.\n",
@@ -101,35 +102,107 @@ static void usage(FILE *f)
 		METRICS_DELTA_DEFAULT);
 }
 
-static int parse_long(const char *opt, const char *s, long lo, long hi, long *ret)
+/*
+ * The options that are config keys, checked against the key's row of the
+ * config table (config.h): its type, bounds and enum values, with the
+ * config's words after "OPTION: KEY: ".  `s` is the option's text.
+ */
+static const struct config_key *key_of(const char *key)
 {
-	char *end;
-	long v;
+	const struct config_key *k = config_key_find(key);
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
-		fprintf(stderr, "grokwatchd: analyze: %s takes a whole number from %ld to %ld, not '%s'\n",
-			opt, lo, hi, s);
-		return -1;
-	}
+	GW_BUG_ON(!k);
+	return k;
+}
+
+static int opt_fail(const char *opt, const struct config_key *k, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int opt_fail(const char *opt, const struct config_key *k, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "grokwatchd: analyze: %s: %s: ", opt, k->path);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -1;
+}
+
+static int opt_number(const char *opt, const char *key, const char *s, double *ret)
+{
+	const struct config_key *k = key_of(key);
+	bool integer = k->type == CONFIG_INT;
+	char *end;
+	double v;
+
+	GW_BUG_ON(k->type != CONFIG_INT && k->type != CONFIG_DOUBLE);
+	v = strtod(s, &end);
+	if (end == s || *end || isspace((unsigned char)*s))
+		return opt_fail(opt, k, "expected %s, got '%s'", integer ? "an integer" : "a number",
+				s);
+	if (!isfinite(v))
+		return opt_fail(opt, k, "the number is out of range");
+	if (integer && v != floor(v))
+		return opt_fail(opt, k, "expected an integer, got %g", v);
+	if (v < k->min)
+		return opt_fail(opt, k, "%.17g is below the minimum %.17g", v, k->min);
+	if (v > k->max)
+		return opt_fail(opt, k, "%.17g is above the maximum %.17g", v, k->max);
 	*ret = v;
 	return 0;
 }
 
-static int parse_double(const char *opt, const char *s, double *ret)
+static int opt_int(const char *opt, const char *key, const char *s, int64_t *ret)
 {
-	char *end;
 	double v;
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v)) {
-		fprintf(stderr, "grokwatchd: analyze: %s takes a number, not '%s'\n", opt, s);
+	GW_BUG_ON(key_of(key)->type != CONFIG_INT);
+	if (opt_number(opt, key, s, &v) < 0)
 		return -1;
-	}
-	*ret = v;
+	*ret = (int64_t)v;
 	return 0;
+}
+
+static int opt_string(const char *opt, const char *key, const char *s)
+{
+	const struct config_key *k = key_of(key);
+	size_t len = strlen(s), max = k->max > 0 ? (size_t)k->max : CONFIG_STRING_MAX;
+	struct gw_err e;
+
+	GW_BUG_ON(k->type != CONFIG_STRING);
+	if (len > max)
+		return opt_fail(opt, k, "the string is %zu bytes, more than the maximum %zu", len,
+				max);
+	if (len < (size_t)k->min)
+		return opt_fail(opt, k, "must not be empty");
+	if (k->check && k->check(s, &e) < 0)
+		return opt_fail(opt, k, "%s", e.msg);
+	return 0;
+}
+
+/* The index of s among the key's enum values. */
+static int opt_enum(const char *opt, const char *key, const char *s, int *ret)
+{
+	const struct config_key *k = key_of(key);
+	char list[256] = "";
+	size_t used = 0;
+
+	GW_BUG_ON(k->type != CONFIG_ENUM);
+	for (int i = 0; k->enums[i]; i++)
+		if (!strcmp(k->enums[i], s)) {
+			*ret = i;
+			return 0;
+		}
+	for (int j = 0; k->enums[j] && used < sizeof(list); j++) {
+		int w = snprintf(list + used, sizeof(list) - used, "%s%s", j ? ", " : "", k->enums[j]);
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	return opt_fail(opt, k, "\"%.64s\" is not one of %s", s, list);
 }
 
 static double now_sec(void)
@@ -138,6 +211,13 @@ static double now_sec(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int all_cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)n : 1;
 }
 
 static bool is_dir(const char *p)
@@ -164,20 +244,20 @@ static void on_progress(void *ud, int done, int total)
 	fflush(stderr);
 }
 
-/* Load or compute the routing of one argument (source.h picks the source). */
-static int item_load(struct item *it, const struct analyze_opts *o, struct probe **probe,
-		     struct gw_err *err)
+/* Load or compute the routing of one argument (analysis_load: source.h
+ * picks the source) and find its step. */
+static int item_load(struct item *it, const struct analysis *an, int threads, struct gw_err *err)
 {
 	struct progress pr = { .name = it->name, .tty = isatty(STDERR_FILENO) };
-	struct forward_opts fo = { .progress = on_progress, .ud = &pr, .threads = o->threads };
-	enum source_kind kind;
+	struct forward_opts fo = { .progress = on_progress, .ud = &pr, .threads = threads };
 	int rc;
 
-	rc = source_load(it->arg, *probe, &fo, &it->r, &kind, err);
+	rc = analysis_load(an, it->arg, &fo, &it->r, &it->kind, err);
 	if (rc < 0)
 		return rc;
-	it->source = source_kind_name(kind);
-	it->arch = it->r->arch;
+	it->arch = it->r->arch ? gw_strdup(it->r->arch) : NULL;
+	it->n_samples = it->r->n_samples;
+	it->n_layers = it->r->n_layers;
 	if (it->r->step >= 0) {
 		it->step = it->r->step;
 	} else if (step_from_name(it->name, step_default_patterns, &it->step) < 0) {
@@ -210,13 +290,13 @@ static void print_num(double v, int width, int prec)
 
 static void print_text(const struct item *it)
 {
-	const struct metrics_result *m = it->res;
+	const struct metrics_result *m = it->out.res;
 
 	printf("%s", it->name);
 	if (it->step >= 0)
 		printf("  step %lld", (long long)it->step);
 	printf("  (%s, %s, %d samples, %d MoE layers, %.2f s)\n", it->arch ? it->arch : "?",
-	       it->source, it->r->n_samples, it->r->n_layers, it->sec);
+	       source_kind_name(it->kind), it->n_samples, it->n_layers, it->sec);
 	printf("  %-12s %5s %9s %10s %11s %8s  %9s %10s\n", "group", "n", "loss", "distance",
 	       "consistency", "adj_cos", "memorized", "mem_dist");
 	for (int g = 0; g < m->n_groups; g++) {
@@ -254,13 +334,28 @@ static void print_text(const struct item *it)
  */
 static void memo_use(struct item *it, const struct metrics_memo *memo)
 {
-	routing_series_memo_apply(it->json, memo);
-	for (int g = 0; g < it->res->n_groups; g++)
+	struct metrics_result *res = it->out.res;
+
+	routing_series_memo_apply(it->out.result, memo);
+	for (int g = 0; g < res->n_groups; g++)
 		for (int s = 0; s < memo->n_sets; s++)
-			if (!strcmp(it->res->groups[g].name, memo->names[s])) {
-				free(it->res->groups[g].memorized.per_layer_distance);
-				it->res->groups[g].memorized = memo->sets[s];
+			if (!strcmp(res->groups[g].name, memo->names[s])) {
+				free(res->groups[g].memorized.per_layer_distance);
+				res->groups[g].memorized = memo->sets[s];
 			}
+}
+
+/* The JSON as analyze has always printed it: the "type" label first, and
+ * no "source" or "arch" (the table shows those). */
+static void json_for_output(cJSON *o)
+{
+	cJSON *t;
+
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "source");
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "arch");
+	cJSON_AddStringToObject(o, "type", "metrics");
+	t = cJSON_DetachItemFromObjectCaseSensitive(o, "type");
+	cJSON_InsertItemInArray(o, 0, t);
 }
 
 static int parse_args(int argc, char **argv, struct analyze_opts *o)
@@ -285,8 +380,14 @@ static int parse_args(int argc, char **argv, struct analyze_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	long v;
-	int c;
+	/* By probe.format's enum index (config.h). */
+	static const enum probe_format formats[] = {
+		[CONFIG_PROBE_JSONL] = PROBE_FORMAT_JSONL,
+		[CONFIG_PROBE_U16] = PROBE_FORMAT_U16,
+		[CONFIG_PROBE_U32] = PROBE_FORMAT_U32,
+	};
+	int64_t v;
+	int c, i = 0;
 
 	optind = 1;
 	opterr = 0;
@@ -295,62 +396,60 @@ static int parse_args(int argc, char **argv, struct analyze_opts *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case O_PROBE: o->probe_path = optarg; break;
+		case O_PROBE: o->probe.path = optarg; break;
 		case O_FMT:
-			if (!strcmp(optarg, "jsonl"))
-				o->probe_width = 0;
-			else if (!strcmp(optarg, "u16"))
-				o->probe_width = 2;
-			else if (!strcmp(optarg, "u32"))
-				o->probe_width = 4;
-			else {
-				fprintf(stderr, "grokwatchd: analyze: --probe-format is jsonl, u16 or u32, not '%s'\n",
-					optarg);
+			if (opt_enum("--probe-format", "probe.format", optarg, &i) < 0)
 				return -1;
-			}
+			o->probe.format = formats[i];
 			break;
 		case O_LEN:
-			if (parse_long("--sample-length", optarg, 1, PROBE_SAMPLE_MAX, &o->sample_length))
+			if (opt_int("--sample-length", "probe.sample_length", optarg, &v) < 0)
 				return -1;
+			o->probe.length = (int)v;
 			break;
 		case O_COUNT:
-			if (parse_long("--count", optarg, 1, PROBE_SAMPLES_MAX, &o->count))
+			if (opt_int("--count", "probe.count", optarg, &v) < 0)
 				return -1;
+			o->probe.count = (int)v;
 			break;
 		case O_OFFSET:
-			if (parse_long("--offset", optarg, 0, LONG_MAX, &o->offset))
+			if (opt_int("--offset", "probe.offset", optarg, &o->probe.offset) < 0)
 				return -1;
 			break;
-		case O_GROUP: o->group = optarg; break;
+		case O_GROUP:
+			if (opt_string("--group", "probe.group", optarg) < 0)
+				return -1;
+			o->probe.group = optarg;
+			break;
 		case O_DUMP: o->dump_path = optarg; break;
 		case O_JSON: o->json = true; break;
 		case O_TAU:
-			if (parse_double("--tau", optarg, &o->m.tau))
+			if (opt_number("--tau", "metrics.tau", optarg, &o->m.tau) < 0)
 				return -1;
 			break;
 		case O_BUDGET:
-			if (parse_long("--pair-budget", optarg, 1, (long)LEV_MAX_BUDGET, &v))
+			if (opt_int("--pair-budget", "metrics.pair_budget", optarg, &v) < 0)
 				return -1;
 			o->m.pair_budget = (uint64_t)v;
 			break;
 		case O_SEED:
-			if (parse_long("--seed", optarg, 0, LONG_MAX, &v))
+			if (opt_int("--seed", "metrics.seed", optarg, &v) < 0)
 				return -1;
 			o->m.seed = (uint64_t)v;
 			break;
 		case O_EPS:
-			if (parse_double("--epsilon", optarg, &o->m.epsilon))
+			if (opt_number("--epsilon", "metrics.epsilon", optarg, &o->m.epsilon) < 0)
 				return -1;
 			break;
 		case O_DELTA:
-			if (parse_double("--delta", optarg, &o->m.delta))
+			if (opt_number("--delta", "metrics.delta", optarg, &o->m.delta) < 0)
 				return -1;
 			break;
 		case O_THREADS:
-			if (parse_long("--threads", optarg, 1, 256, &v))
+			if (opt_int("--threads", "threads.blas", optarg, &v) < 0)
 				return -1;
-			o->threads = (int)v;
-			o->m.threads = (int)v;
+			o->threads = v > 0 ? (int)v : all_cores();
+			o->m.threads = o->threads;
 			break;
 		default:
 			if (optopt && optopt < 256)
@@ -364,41 +463,30 @@ static int parse_args(int argc, char **argv, struct analyze_opts *o)
 	return 0;
 }
 
-static int load_probe(const struct analyze_opts *o, struct probe **ret, struct gw_err *err)
+static void item_release(struct item *it)
 {
-	struct probe *p = probe_new();
-	int rc;
-
-	if (o->probe_width)
-		rc = probe_add_memmap(p, o->probe_path, o->probe_width, (int)o->sample_length,
-				      (int)o->count, o->offset, o->group, 0, err);
-	else
-		rc = probe_add_jsonl(p, o->probe_path, 0, err);
-	if (rc < 0) {
-		probe_free(p);
-		return rc;
-	}
-	probe_finish(p);
-	*ret = p;
-	return 0;
+	free(it->name);
+	free(it->arch);
+	routing_free(it->r);
+	analysis_out_release(&it->out);
 }
 
 int cmd_analyze(int argc, char **argv)
 {
 	struct analyze_opts o = {
-		.sample_length = 512, .count = 64, .offset = 0, .group = "default",
+		.probe = { .format = PROBE_FORMAT_JSONL, .length = 512, .count = 64, .offset = 0,
+			   .group = "default" },
 	};
-	struct routing_series *series = NULL;
+	struct analysis *an = NULL;
 	struct metrics_memo *memo = NULL;
 	struct item *items = NULL;
 	struct probe *probe = NULL;
 	size_t n_memo = 0;
 	struct gw_err err = { "" };
 	int n, rc = 1;
-	long nproc = sysconf(_SC_NPROCESSORS_ONLN);
 
 	metrics_opts_init(&o.m);
-	o.threads = nproc > 0 ? (int)nproc : 1;
+	o.threads = all_cores();
 	o.m.threads = o.threads;
 	if (parse_args(argc, argv, &o) < 0) {
 		fprintf(stderr, "Try 'grokwatchd analyze --help'.\n");
@@ -421,8 +509,10 @@ int cmd_analyze(int argc, char **argv)
 		fprintf(stderr, "grokwatchd: analyze: %s\n", err.msg);
 		return 2;
 	}
-	if (o.probe_path && load_probe(&o, &probe, &err) < 0)
+	if (o.probe.path && probe_load(&o.probe, &probe, &err) < 0)
 		goto fail;
+	an = analysis_new(probe, &o.m, o.threads);
+	probe = NULL;
 
 	items = gw_calloc((size_t)n, sizeof(*items));
 	for (int i = 0; i < n; i++) {
@@ -431,7 +521,7 @@ int cmd_analyze(int argc, char **argv)
 		items[i].arg = argv[optind + i];
 		items[i].name = gw_path_base(items[i].arg);
 		items[i].step = -1;
-		if (item_load(&items[i], &o, &probe, &err) < 0)
+		if (item_load(&items[i], an, o.threads, &err) < 0)
 			goto fail;
 		items[i].sec = now_sec() - t0;
 	}
@@ -439,40 +529,27 @@ int cmd_analyze(int argc, char **argv)
 		goto fail;
 
 	qsort(items, (size_t)n, sizeof(*items), cmp_item);
-	series = routing_series_new();
 	for (int i = 0; i < n; i++) {
-		const struct routing *prev = i > 0 ? items[i - 1].r : NULL;
-		struct metrics_cons *cons = NULL;
+		struct routing *r = items[i].r;
 		double t0 = now_sec();
 
-		if (metrics_consistency(items[i].r, &cons, &err) < 0)
+		items[i].r = NULL; /* the analysis owns it now */
+		if (analysis_add(an, items[i].arg, r, items[i].kind, NULL, items[i].step, false,
+				 &items[i].out, &err) < 0)
 			goto fail;
-		if (items[i].step >= 0 && routing_series_put(series, items[i].r, cons, &err) < 0) {
-			metrics_cons_free(cons);
-			goto fail;
-		}
-		rc = metrics_compute(items[i].r, prev, cons, NULL, &o.m, &items[i].res, &err);
-		metrics_cons_free(cons);
-		rc = rc < 0 ? 1 : 0;
-		if (rc) {
-			gw_err_prefix(&err, -EINVAL, "\"%s\"", items[i].arg);
-			goto fail;
-		}
 		items[i].sec += now_sec() - t0;
-		items[i].json = metrics_result_json(items[i].res);
+		json_for_output(items[i].out.result);
 	}
-	/* The memorized subset is judged against the latest checkpoint. */
-	if (routing_series_count(series) > 0) {
-		if (routing_series_recompute(series, &o.m, &memo, &n_memo, &err) < 0)
-			goto fail;
-		for (size_t j = 0; j < n_memo; j++)
-			for (int i = 0; i < n; i++)
-				if (items[i].step == memo[j].step)
-					memo_use(&items[i], &memo[j]);
-	}
+	/* The memorized subset of every step against the latest checkpoint. */
+	if (analysis_memo(an, &memo, &n_memo, &err) < 0)
+		goto fail;
+	for (size_t j = 0; j < n_memo; j++)
+		for (int i = 0; i < n; i++)
+			if (items[i].step == memo[j].step)
+				memo_use(&items[i], &memo[j]);
 	for (int i = 0; i < n; i++) {
 		if (o.json) {
-			char *s = cJSON_PrintUnformatted(items[i].json);
+			char *s = cJSON_PrintUnformatted(items[i].out.result);
 
 			puts(s);
 			free(s);
@@ -491,20 +568,16 @@ out:
 	if (memo) {
 		/* The sets were shown through res->groups: only the memo owns them. */
 		for (int i = 0; items && i < n; i++)
-			if (items[i].res)
-				for (int g = 0; g < items[i].res->n_groups; g++)
-					memset(&items[i].res->groups[g].memorized, 0,
+			if (items[i].out.res)
+				for (int g = 0; g < items[i].out.res->n_groups; g++)
+					memset(&items[i].out.res->groups[g].memorized, 0,
 					       sizeof(struct metrics_set));
 		routing_series_memo_free(memo, n_memo);
 	}
-	for (int i = 0; items && i < n; i++) {
-		free(items[i].name);
-		routing_free(items[i].r);
-		metrics_result_free(items[i].res);
-		cJSON_Delete(items[i].json);
-	}
+	for (int i = 0; items && i < n; i++)
+		item_release(&items[i]);
 	free(items);
-	routing_series_free(series);
+	analysis_free(an);
 	probe_free(probe);
 	return rc;
 }
