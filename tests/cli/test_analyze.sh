@@ -110,6 +110,49 @@ m300=$("$PY" -c "import json,sys; [print(r['groups']['all']['memorized']['n_samp
 m300b=$("$PY" -c "import json,sys; [print(r['groups']['all']['memorized']['n_samples']) for r in map(json.loads, open(sys.argv[1])) if r['step']==300]" "$TMP/s4.json")
 [ "$m300" -gt 0 ] && [ "$m300b" -lt "$m300" ]; ok $? "step 300's memorized subset shrinks when step 400 arrives ($m300 -> $m300b)"
 
+# --- options that are config keys: refused as the config refuses them, in
+# its words, and taken where it takes them
+mkdir -p "$TMP/root"
+while IFS='|' read -r opt key json arg; do
+	sec=${key%%.*}; name=${key#*.}
+	printf '{"watch": {"root": "%s"}, "%s": {"%s": %s}}\n' "$TMP/root" "$sec" "$name" "$json" >"$TMP/bounds.json"
+	gw run -c "$TMP/bounds.json" --check >/dev/null 2>"$TMP/cerr"; crc=$?
+	gw analyze --json "$opt" "$arg" "$TMP/s100.st" >/dev/null 2>"$TMP/aerr"; arc=$?
+	if [ $crc -eq 0 ]; then
+		is $arc 0 "$opt '$arg': taken, as $key $json is"
+	else
+		is $arc 2 "$opt '$arg': refused (exit 2), as $key $json is"
+		want=$(sed -n "s/.*$key: //p" "$TMP/cerr"); got=$(sed -n "s/.*$opt: $key: //p" "$TMP/aerr")
+		[ -n "$want" ] && [ "$want" = "$got" ]; ok $? "$opt '$arg': in the config's words ('$got')"
+	fi
+done <<'CASES'
+--tau|metrics.tau|0|0
+--tau|metrics.tau|1.5|1.5
+--tau|metrics.tau|0.5|0.5
+--pair-budget|metrics.pair_budget|0|0
+--pair-budget|metrics.pair_budget|2.5|2.5
+--pair-budget|metrics.pair_budget|1000|1000
+--seed|metrics.seed|-1|-1
+--seed|metrics.seed|9007199254740992|9007199254740992
+--epsilon|metrics.epsilon|-0.1|-0.1
+--epsilon|metrics.epsilon|101|101
+--epsilon|metrics.epsilon|0.5|0.5
+--delta|metrics.delta|-1|-1
+--delta|metrics.delta|0.1|0.1
+--threads|threads.blas|2000|2000
+--threads|threads.blas|0|0
+--threads|threads.blas|2|2
+--sample-length|probe.sample_length|0|0
+--sample-length|probe.sample_length|40000|40000
+--count|probe.count|0|0
+--offset|probe.offset|-1|-1
+--offset|probe.offset|5|5
+--group|probe.group|""|
+--group|probe.group|"math"|math
+--probe-format|probe.format|"u8"|u8
+--probe-format|probe.format|"u16"|u16
+CASES
+
 # --- bad input
 gw analyze --probe "$PROBE" "$TMP/nonexistent" >/dev/null 2>"$TMP/err"; is $? 1 "missing checkpoint: exit 1"
 has "$(cat "$TMP/err")" "nonexistent" "missing checkpoint named"
