@@ -37,6 +37,8 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "engine/json.h"
+
 #include "publish.h"
 
 #define POLL_MS 10
@@ -223,6 +225,7 @@ int main(int argc, char **argv)
 	void *ctx;
 	int r;
 
+	json_init(); /* as grokwatchd's start-up does */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 

@@ -677,4 +677,4 @@ static const struct tap_test tests[] = {
 	{ "curve", test_curve },
 	{ NULL, NULL },
 };
-TAP_MAIN(tests)
+TAP_MAIN_DAEMON(tests)
