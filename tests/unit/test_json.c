@@ -126,7 +126,7 @@ static void test_depth(void)
 		     "nests deeper than 8 levels (at byte offset 8)");
 	CHECK_INT_EQ(scan("[[[[[[[[1]]]]]]]]", &eight, &s), 0);
 	CHECK_INT_EQ(scan("{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{}}}}}}}}", &eight, &s), 0);
-	CHECK_INT_EQ(scan("{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":1}}}}}}}}", &eight,
+	CHECK_INT_EQ(scan("{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":{}}}}}}}}}", &eight,
 			  &s), -EBADMSG);
 	CHECK_INT_EQ(s.fault, JSON_FAULT_DEPTH);
 	/* The default is cJSON's own 1000 levels, exactly. */
