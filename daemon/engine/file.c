@@ -1,7 +1,8 @@
 /*
  * file.c — gw_file_read (file.h): one open, fstat and read loop for the
  * small whole files the engine and the daemon parse, so that the checks
- * (regular file, size limit, file changing under us) are written once.
+ * (regular file, size limit, file changing under us) are written once;
+ * the path helpers; and gw_write_all, the one write loop.
  */
 #include "engine/file.h"
 
@@ -97,4 +98,21 @@ char *gw_path_base(const char *path)
 	memcpy(s, b, (size_t)(path + n - b));
 	s[path + n - b] = 0;
 	return s;
+}
+
+int gw_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t k = write(fd, p, len);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
 }

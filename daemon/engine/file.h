@@ -1,7 +1,8 @@
 /*
  * file.h — reading a small whole file (config.json, an index, a daemon
- * config, trainer_state.json) with the checks every such read needs, and
- * the two path helpers everything that names files uses.
+ * config, trainer_state.json) with the checks every such read needs, the
+ * one write loop (gw_write_all), and the two path helpers everything that
+ * names files uses.
  *
  * gw_file_read opens `path`, refuses anything but a regular file and any
  * file over `max` bytes, reads it whole and notices a file that grew or
@@ -28,6 +29,10 @@ char *gw_join(const char *a, char sep, const char *b);
 
 /* The last component of a path ("run/step1000/" -> "step1000"), new. */
 char *gw_path_base(const char *path);
+
+/* Write all len bytes of buf to fd, again after EINTR and short writes.
+ * 0 or -errno (of the write that failed). */
+int gw_write_all(int fd, const void *buf, size_t len);
 
 /* On success *ret_text is a new buffer the caller frees. */
 int gw_file_read(const char *path, size_t max, char **ret_text, size_t *ret_len,

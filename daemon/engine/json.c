@@ -181,7 +181,8 @@ static bool is_digit(unsigned char b)
 }
 
 /* A number or a literal: every byte up to a delimiter (cJSON checks the
- * spelling).  A byte >= 0x80 cannot be in either. */
+ * spelling).  A byte >= 0x80 cannot be in either: invalid UTF-8 is a fault,
+ * valid UTF-8 a syntax error at c->i (1). */
 static int scan_token(struct sc *c)
 {
 	struct json_scan *o = c->out;
@@ -190,12 +191,12 @@ static int scan_token(struct sc *c)
 
 	while (c->i < c->len && !is_delim(c->s[c->i])) {
 		if (c->s[c->i] >= 0x80)
-			return fault(c, json_utf8_seq(c->s + c->i, c->len - c->i) ?
-					   JSON_FAULT_SYNTAX : JSON_FAULT_UTF8, c->i, SIZE_MAX);
+			return json_utf8_seq(c->s + c->i, c->len - c->i) ? 1 :
+			       fault(c, JSON_FAULT_UTF8, c->i, SIZE_MAX);
 		c->i++;
 	}
 	if (c->i == start)
-		return fault(c, JSON_FAULT_SYNTAX, c->i, SIZE_MAX);
+		return 1;
 	if (c->s[start] != '-' && !is_digit(c->s[start]))
 		return 0;
 	d = start + (c->s[start] == '-');
@@ -207,6 +208,64 @@ static int scan_token(struct sc *c)
 		o->odd_number_len = c->i - start;
 	}
 	return 0;
+}
+
+/*
+ * After a syntax error: the rest of the text read by bytes alone (strings,
+ * openings and closings, tokens), so that a fault the caller must name
+ * (bad UTF-8, a NUL, too deep, too many values) is found in text that is
+ * not JSON too, as before cJSON is asked where the syntax error is.
+ */
+static int lex_rest(struct sc *c, int depth)
+{
+	int r;
+
+	while (c->i < c->len) {
+		unsigned char b = c->s[c->i];
+		size_t k;
+
+		if (b == '"') {
+			if ((r = add_value(c, c->line)) < 0 || (r = scan_string(c)) < 0)
+				return r;
+		} else if (b == '{' || b == '[') {
+			if ((r = add_value(c, c->line)) < 0)
+				return r;
+			if (depth == c->out->depth_max)
+				return fault(c, JSON_FAULT_DEPTH, c->i, SIZE_MAX);
+			depth++;
+			c->i++;
+		} else if (b == '}' || b == ']') {
+			depth -= depth > 0;
+			c->i++;
+		} else if (b <= 32) {
+			if ((r = skip_ws(c)) < 0)
+				return r;
+		} else if (b == ',' || b == ':') {
+			c->i++;
+		} else if (b >= 0x80) {
+			if (!(k = json_utf8_seq(c->s + c->i, c->len - c->i)))
+				return fault(c, JSON_FAULT_UTF8, c->i, SIZE_MAX);
+			c->i += k;
+		} else {
+			if ((r = add_value(c, c->line)) < 0)
+				return r;
+			while (c->i < c->len && !is_delim(c->s[c->i]) && c->s[c->i] < 0x80)
+				c->i++;
+		}
+	}
+	return 0;
+}
+
+/* A syntax error at c->i: the first fault of lex_rest, or this one. */
+static int syntax(struct sc *c, int depth)
+{
+	size_t at = c->i;
+	int line = c->line, r;
+
+	if ((r = lex_rest(c, depth)) < 0)
+		return r;
+	c->line = line;
+	return fault(c, JSON_FAULT_SYNTAX, at, SIZE_MAX);
 }
 
 enum state { VALUE, VALUE_OR_CLOSE, KEY, KEY_OR_CLOSE, COLON, NEXT };
@@ -234,7 +293,7 @@ int json_scan(const char *text, size_t len, const struct json_limits *lim, struc
 		if ((r = skip_ws(&c)) < 0)
 			return r;
 		if (c.i >= len)
-			return fault(&c, JSON_FAULT_SYNTAX, len, SIZE_MAX);
+			return syntax(&c, depth);
 		b = c.s[c.i];
 		switch (st) {
 		case KEY_OR_CLOSE:
@@ -284,6 +343,8 @@ int json_scan(const char *text, size_t len, const struct json_limits *lim, struc
 			}
 			if ((r = b == '"' ? scan_string(&c) : scan_token(&c)) < 0)
 				return r;
+			if (r > 0)
+				goto syntax;
 			goto done;
 		}
 	close:
@@ -297,7 +358,7 @@ int json_scan(const char *text, size_t len, const struct json_limits *lim, struc
 		st = NEXT;
 		continue;
 	syntax:
-		return fault(&c, JSON_FAULT_SYNTAX, c.i, SIZE_MAX);
+		return syntax(&c, depth);
 	}
 }
 
