@@ -8,6 +8,7 @@
  */
 #include "engine/step.h"
 #include "engine/file.h"
+#include "engine/json.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -116,12 +117,10 @@ int step_from_trainer_state(const char *dir, int64_t *ret_step, struct gw_err *e
 		goto out;
 	}
 	gs = cJSON_GetObjectItemCaseSensitive(root, "global_step");
-	if (!cJSON_IsNumber(gs) || !isfinite(gs->valuedouble) || gs->valuedouble < 0 ||
-	    gs->valuedouble > (double)STEP_MAX || gs->valuedouble != floor(gs->valuedouble)) {
+	if (json_step(gs, ret_step) < 0) {
 		r = gw_errf(err, -EBADMSG, "\"%s\": global_step is not a non-negative integer", path);
 		goto out;
 	}
-	*ret_step = (int64_t)gs->valuedouble;
 	r = 0;
 out:
 	cJSON_Delete(root);
