@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/file.h"
+#include "engine/json.h"
 #include "engine/step.h"
 
 #define CHUNK (64 * 1024)
@@ -42,15 +44,12 @@ struct journal {
 static int get_step(const cJSON *ev, int64_t *ret_step, struct gw_err *err)
 {
 	const cJSON *s = cJSON_GetObjectItemCaseSensitive(ev, "step");
-	double v;
 
 	if (!cJSON_IsNumber(s))
 		return gw_errf(err, -EINVAL, "\"step\" is missing or not a number");
-	v = s->valuedouble;
-	if (!(v >= 0 && v <= (double)STEP_MAX) || v != floor(v))
-		return gw_errf(err, -EINVAL, "\"step\" %g is not an integer in [0, %lld]", v,
-			       (long long)STEP_MAX);
-	*ret_step = (int64_t)v;
+	if (json_step(s, ret_step) < 0)
+		return gw_errf(err, -EINVAL, "\"step\" %g is not an integer in [0, %lld]",
+			       s->valuedouble, (long long)STEP_MAX);
 	return 0;
 }
 
@@ -77,13 +76,13 @@ static int apply(struct journal *j, const cJSON *ev, struct gw_err *err)
 	if (!strcmp(kind->valuestring, "failed")) {
 		const cJSON *reason = cJSON_GetObjectItemCaseSensitive(ev, "reason");
 		const cJSON *att = cJSON_GetObjectItemCaseSensitive(ev, "attempts");
+		int64_t n;
 
 		if ((r = get_step(ev, &step, err)) < 0)
 			return r;
 		if (!cJSON_IsString(reason))
 			return gw_errf(err, -EINVAL, "\"reason\" is missing or not a string");
-		if (att && (!cJSON_IsNumber(att) || att->valuedouble < 1 || att->valuedouble > 1e9 ||
-			    att->valuedouble != floor(att->valuedouble)))
+		if (att && json_int(att, 1, 1000000000, &n) != JSON_NUM_OK)
 			return gw_errf(err, -EINVAL, "\"attempts\" is not an integer in [1, 1e9]");
 		if (j)
 			series_put(j->failures, step, cJSON_Duplicate(ev, 1));
@@ -296,21 +295,6 @@ void journal_free(struct journal *j)
 
 /* ---- append ---------------------------------------------------------------------- */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 {
 	struct gw_err e;
@@ -338,7 +322,7 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 			    j->lim.file_bytes);
 		goto out;
 	}
-	if ((r = write_all(j->fd, text, len + 1)) < 0) {
+	if ((r = gw_write_all(j->fd, text, len + 1)) < 0) {
 		/* Take back a partial line, so the file stays whole lines. */
 		if (ftruncate(j->fd, (off_t)j->size) < 0)
 			j->broken = true;
@@ -388,7 +372,7 @@ int journal_write_state(struct journal *j, const char *name, const char *text, s
 	fd = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, tmp, strerror(errno));
-	if ((r = write_all(fd, text, len)) < 0 || (fsync(fd) < 0 && (r = -errno))) {
+	if ((r = gw_write_all(fd, text, len)) < 0 || (fsync(fd) < 0 && (r = -errno))) {
 		r = gw_errf(err, r, "\"%s/%s\": %s", j->dir, tmp, strerror(-r));
 		goto fail;
 	}

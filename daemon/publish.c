@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "engine/json.h"
 #include "engine/step.h"
 #include "series.h"
 
@@ -356,13 +357,7 @@ int64_t publish_send(struct publish *p, const char *type, cJSON *body)
 
 static int result_step(const cJSON *result, int64_t *ret_step)
 {
-	const cJSON *s = cJSON_GetObjectItemCaseSensitive(result, "step");
-
-	if (!cJSON_IsNumber(s) || !(s->valuedouble >= 0 && s->valuedouble <= (double)STEP_MAX) ||
-	    s->valuedouble != floor(s->valuedouble))
-		return -EINVAL;
-	*ret_step = (int64_t)s->valuedouble;
-	return 0;
+	return json_step(cJSON_GetObjectItemCaseSensitive(result, "step"), ret_step);
 }
 
 int64_t publish_result(struct publish *p, const cJSON *result)
@@ -483,13 +478,11 @@ static int get_bound(const cJSON *req, const char *name, int64_t def, int64_t *r
 		*ret = def;
 		return 0;
 	}
-	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= (double)STEP_MAX) ||
-	    v->valuedouble != floor(v->valuedouble)) {
+	if (json_step(v, ret) < 0) {
 		snprintf(why, why_size, "\"%s\" is not a step (an integer in [0, %lld])", name,
 			 (long long)STEP_MAX);
 		return -EINVAL;
 	}
-	*ret = (int64_t)v->valuedouble;
 	return 0;
 }
 

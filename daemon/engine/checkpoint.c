@@ -15,6 +15,7 @@
  */
 #include "engine/checkpoint.h"
 #include "engine/file.h"
+#include "engine/hash.h"
 #include "engine/json.h"
 
 #include <cJSON.h>
@@ -53,11 +54,7 @@ struct ckpt {
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return gw_fnv1a(GW_FNV_BASIS, s, strlen(s));
 }
 
 static void map_init(struct map *m, size_t n)

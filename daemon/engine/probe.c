@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/hash.h"
 #include "engine/json.h"
 #include "engine/sha256.h"
 
@@ -124,26 +125,17 @@ void probe_free(struct probe *p)
 	free(p);
 }
 
-/* FNV-1a, 32 bits: keys are short and the table only needs spread. */
-static uint32_t fnv(uint32_t h, const void *data, size_t n)
-{
-	const unsigned char *s = data;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 16777619u;
-	return h;
-}
-
+/* The table keeps 32 bits of the hash: it only needs spread. */
 static uint32_t group_hash(const char *name)
 {
-	return fnv(2166136261u, name, strlen(name));
+	return (uint32_t)gw_fnv1a(GW_FNV_BASIS, name, strlen(name));
 }
 
 static uint32_t id_hash(int group, const char *id)
 {
 	uint32_t g = (uint32_t)group;
 
-	return fnv(fnv(2166136261u, &g, sizeof(g)), id, strlen(id));
+	return (uint32_t)gw_fnv1a(gw_fnv1a(GW_FNV_BASIS, &g, sizeof(g)), id, strlen(id));
 }
 
 /* Index of the slot holding a matching entry, or of the empty slot where
