@@ -4,7 +4,8 @@
  * The matcher is a small backtracking glob over three token kinds
  * (literal byte, "*", "{step}"); names are short, so its worst case does
  * not matter, but recursion depth is bounded by the pattern length, which
- * step_pattern_check bounds.
+ * step_pattern_check bounds.  At the end, the one lower bound over arrays
+ * sorted by step.
  */
 #include "engine/step.h"
 #include "engine/file.h"
@@ -126,4 +127,22 @@ out:
 	cJSON_Delete(root);
 	free(buf);
 	return r;
+}
+
+size_t step_lower_bound(const void *base, size_t n, size_t size, size_t offset, int64_t step)
+{
+	const char *b = base;
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int64_t s;
+
+		memcpy(&s, b + mid * size + offset, sizeof(s));
+		if (s < step)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
