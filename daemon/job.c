@@ -104,17 +104,8 @@ static int write_file(const char *dir, const char *name, const char *text, size_
 		r = gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
 		goto out;
 	}
-	for (size_t off = 0; off < len;) {
-		ssize_t k = write(fd, text + off, len - off);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			r = gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
-			break;
-		}
-		off += (size_t)k;
-	}
+	if ((r = gw_write_all(fd, text, len)) < 0)
+		r = gw_errf(err, r, "\"%s\": %s", tmp, strerror(-r));
 	if (r == 0 && fdatasync(fd) < 0)
 		r = gw_errf(err, -errno, "\"%s\": fsync: %s", tmp, strerror(errno));
 	close(fd);
