@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../tap.h"
 #include "engine/file.h"
@@ -62,7 +64,40 @@ static void test_missing_and_directory(void)
 	CHECK(t == NULL);
 }
 
+/* All of a buffer larger than a pipe holds, through short writes; and the
+ * errno of a write that fails. */
+static void test_write_all(void)
+{
+	size_t n = 1 << 20, got = 0;
+	char *buf = malloc(n), *back = malloc(n);
+	int fds[2];
+	pid_t pid;
+
+	CHECK(buf && back);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char)(i * 7);
+	CHECK_INT_EQ(pipe(fds), 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(gw_write_all(fds[1], buf, n) == 0 ? 0 : 1);
+	}
+	close(fds[1]);
+	for (ssize_t k; (k = read(fds[0], back + got, n - got)) > 0;)
+		got += (size_t)k;
+	close(fds[0]);
+	CHECK_INT_EQ(got, n);
+	CHECK(memcmp(buf, back, n) == 0);
+	CHECK_INT_EQ(waitpid(pid, NULL, 0), pid);
+	CHECK_INT_EQ(gw_write_all(-1, buf, 1), -EBADF);
+	CHECK_INT_EQ(gw_write_all(-1, buf, 0), 0);
+	free(buf);
+	free(back);
+}
+
 static const struct tap_test tests[] = {
+	{ "write_all", test_write_all },
 	{ "reads_whole_file_nul_terminated", test_reads_whole_file_nul_terminated },
 	{ "empty_file", test_empty_file },
 	{ "limit", test_limit },
