@@ -3,11 +3,13 @@
  *
  * The Makefile builds fuzz targets from the engine sources only, so this
  * file #includes daemon/config.c itself (config.c needs nothing beyond the
- * engine and cJSON).  Besides "never crash" it checks that a config read
- * compares equal to itself.  The line of each value comes from
- * engine/json.h's pre-scan, whose agreement with cJSON fuzz_json.c checks.
+ * engine, cJSON and daemon/endpoint.c, included too).  Besides "never
+ * crash" it checks that a config read compares equal to itself.  The line
+ * of each value comes from engine/json.h's pre-scan, whose agreement with
+ * cJSON fuzz_json.c checks.
  */
 #include "../../daemon/config.c"
+#include "../../daemon/endpoint.c"
 
 #include <stdint.h>
 
