@@ -72,11 +72,10 @@ static int opt_set(const struct opt_def *d, const char *val, void *target, const
 	case OPT_LIST: {
 		struct opt_list *l = (struct opt_list *)(void *)field;
 
+		if (l->n == d->nmax && d->nmax == 1)
+			return opts_usage_error("%s: one --%s", where ? where : "grokwatch", d->name);
 		if (l->n == d->nmax)
-			return d->nmax == 1
-				       ? opts_usage_error("%s: one --%s", where ? where : "grokwatch",
-							  d->name)
-				       : opts_usage_error("more than %d --%s", d->nmax, d->name);
+			return opts_usage_error("more than %d --%s", d->nmax, d->name);
 		l->v[l->n++] = val;
 		break;
 	}
