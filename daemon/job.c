@@ -89,45 +89,6 @@ static cJSON *doubles_json(const double *v, int n)
 	return a;
 }
 
-/* Write text to dir/name durably: a temporary, fsync, rename. */
-static int write_file(const char *dir, const char *name, const char *text, size_t len,
-		      struct gw_err *err)
-{
-	char *path = gw_join(dir, '/', name), *tmp;
-	size_t n = strlen(path) + 8;
-	int fd, r = 0;
-
-	tmp = gw_malloc(n);
-	snprintf(tmp, n, "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
-		goto out;
-	}
-	for (size_t off = 0; off < len;) {
-		ssize_t k = write(fd, text + off, len - off);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			r = gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
-			break;
-		}
-		off += (size_t)k;
-	}
-	if (r == 0 && fdatasync(fd) < 0)
-		r = gw_errf(err, -errno, "\"%s\": fsync: %s", tmp, strerror(errno));
-	close(fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
-	if (r < 0)
-		unlink(tmp);
-out:
-	free(tmp);
-	free(path);
-	return r;
-}
-
 /* r written to path without router matrices and, unless `tokens`, without
  * per-token records. */
 static int write_routing(const char *path, const struct routing *r, bool tokens,
@@ -168,7 +129,7 @@ static int keep(const char *dir, const struct routing *r, const struct metrics_c
 		cJSON_AddStringToObject(o, "note", cons->note ? cons->note : "");
 	}
 	text = cJSON_PrintUnformatted(o);
-	rc = write_file(dir, CONS_FILE, text, strlen(text), err);
+	rc = gw_file_write_atomic(dir, CONS_FILE, text, strlen(text), err);
 out:
 	cJSON_Delete(o);
 	free(text);

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/file.h"
 #include "engine/step.h"
 
 #define CHUNK (64 * 1024)
@@ -296,21 +297,6 @@ void journal_free(struct journal *j)
 
 /* ---- append ---------------------------------------------------------------------- */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 {
 	struct gw_err e;
@@ -338,7 +324,7 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 			    j->lim.file_bytes);
 		goto out;
 	}
-	if ((r = write_all(j->fd, text, len + 1)) < 0) {
+	if ((r = gw_write_all(j->fd, text, len + 1)) < 0) {
 		/* Take back a partial line, so the file stays whole lines. */
 		if (ftruncate(j->fd, (off_t)j->size) < 0)
 			j->broken = true;
@@ -379,38 +365,11 @@ bad:
 int journal_write_state(struct journal *j, const char *name, const char *text, size_t len,
 			struct gw_err *err)
 {
-	char tmp[JOURNAL_STATE_NAME_MAX + 8];
-	int fd = -1, r;
+	int r;
 
 	if ((r = check_name(name, err)) < 0)
 		return r;
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	fd = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, tmp, strerror(errno));
-	if ((r = write_all(fd, text, len)) < 0 || (fsync(fd) < 0 && (r = -errno))) {
-		r = gw_errf(err, r, "\"%s/%s\": %s", j->dir, tmp, strerror(-r));
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		r = gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, tmp, strerror(errno));
-		goto fail;
-	}
-	fd = -1;
-	if (renameat(j->dirfd, tmp, j->dirfd, name) < 0) {
-		r = gw_errf(err, -errno, "\"%s/%s\": rename: %s", j->dir, name, strerror(errno));
-		goto fail;
-	}
-	/* The rename is durable only once the directory is. */
-	if (fsync(j->dirfd) < 0)
-		return gw_errf(err, -errno, "\"%s\": fsync: %s", j->dir, strerror(errno));
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlinkat(j->dirfd, tmp, 0);
-	return r;
+	return gw_file_write_atomic(j->dir, name, text, len, err);
 }
 
 int journal_read_state(const struct journal *j, const char *name, size_t max, char **ret_text,
