@@ -45,19 +45,12 @@
 #include "log.h"
 #include "notify.h"
 #include "publish.h"
+#include "queue.h"
 #include "watch.h"
 
 #define SERIES_STATE "series.json"
 #define GATHER_MS 20 /* checkpoints that complete together are queued before the first starts */
 #define PROGRESS_MIN_MS 200 /* progress messages at most this often (the last one always) */
-
-/* A checkpoint waiting to be computed. */
-struct qitem {
-	char *name, *path;
-	int64_t step;
-	int attempts;          /* failed attempts so far */
-	uint64_t not_before;   /* uv_now before which it is not retried */
-};
 
 struct daemon {
 	uv_loop_t loop;
@@ -75,8 +68,7 @@ struct daemon {
 	struct metrics_epsilon *eps;   /* cfg's epsilon_groups for metrics_opts */
 	int threads;
 
-	struct qitem *q;               /* sorted by step */
-	size_t nq, capq;
+	struct queue *queue;
 	struct job *job;               /* the running job, or NULL */
 	uint64_t job_started;
 	uint64_t last_progress;
@@ -111,6 +103,16 @@ static double num(const cJSON *o, const char *k)
 	return cJSON_IsNumber(x) ? x->valuedouble : NAN;
 }
 
+static struct queue_opts queue_opts_of(const struct config *c)
+{
+	return (struct queue_opts){
+		.backoff_ms = (uint64_t)c->jobs.retry_backoff_ms,
+		.backoff_max_ms = (uint64_t)c->jobs.retry_backoff_max_ms,
+		.max_retries = c->jobs.max_retries,
+		.depth = (size_t)c->limits.queue_depth,
+	};
+}
+
 /* ---- status ---------------------------------------------------------------------- */
 
 static cJSON *status_json(struct daemon *d)
@@ -124,7 +126,7 @@ static cJSON *status_json(struct daemon *d)
 	cJSON_AddStringToObject(s, "root", d->cfg->watch.root);
 	cJSON_AddStringToObject(s, "watch_mode", d->watch ? watch_mode_name(d->watch) : "none");
 	cJSON_AddNumberToObject(s, "pending", d->watch ? (double)watch_pending(d->watch) : 0);
-	cJSON_AddNumberToObject(s, "queue", (double)d->nq);
+	cJSON_AddNumberToObject(s, "queue", (double)queue_count(d->queue));
 	if (d->job) {
 		cJSON *j = cJSON_AddObjectToObject(s, "job");
 
@@ -179,7 +181,7 @@ static void status_update(struct daemon *d, bool send)
 	if (d->job)
 		notify_status(d->notify, "computing step %" PRId64 " (layer %d/%d); %zu queued, %zu results",
 			      d->job->step, atomic_load(&d->job->layers_done),
-			      atomic_load(&d->job->n_layers), d->nq, series_count(res));
+			      atomic_load(&d->job->n_layers), queue_count(d->queue), series_count(res));
 	else
 		notify_status(d->notify, "watching %s (%s); %zu results, %zu failed",
 			      d->cfg->watch.root, d->watch ? watch_mode_name(d->watch) : "-",
@@ -203,43 +205,6 @@ static void publish_error(struct daemon *d, int64_t step, const char *checkpoint
 
 static void dispatch(struct daemon *d);
 static void finish_stop(struct daemon *d);
-
-static long queue_find(const struct daemon *d, int64_t step)
-{
-	for (size_t i = 0; i < d->nq; i++)
-		if (d->q[i].step == step)
-			return (long)i;
-	return -1;
-}
-
-static void queue_release(struct qitem *it)
-{
-	free(it->name);
-	free(it->path);
-}
-
-static void queue_remove(struct daemon *d, size_t i)
-{
-	queue_release(&d->q[i]);
-	memmove(d->q + i, d->q + i + 1, (d->nq - i - 1) * sizeof(*d->q));
-	d->nq--;
-}
-
-static void queue_put(struct daemon *d, const char *name, const char *path, int64_t step,
-		      int attempts, uint64_t not_before)
-{
-	size_t i = 0;
-
-	if (d->nq == d->capq) {
-		d->capq = d->capq ? 2 * d->capq : 16;
-		d->q = gw_realloc(d->q, d->capq * sizeof(*d->q));
-	}
-	while (i < d->nq && d->q[i].step < step)
-		i++;
-	memmove(d->q + i + 1, d->q + i, (d->nq - i) * sizeof(*d->q));
-	d->q[i] = (struct qitem){ gw_strdup(name), gw_strdup(path), step, attempts, not_before };
-	d->nq++;
-}
 
 static void on_retry_timer(uv_timer_t *h)
 {
@@ -277,37 +242,31 @@ static void dispatch(struct daemon *d)
 {
 	struct gw_err err = { "" };
 	uint64_t now = uv_now(&d->loop), wait = UINT64_MAX;
+	struct queue_entry e;
 	char *keep = NULL;
 	struct job *j;
-	size_t i;
 	int r;
 
 	if (d->job || d->stopping)
 		return;
-	for (i = 0; i < d->nq; i++) {
-		if (d->q[i].not_before <= now)
-			break;
-		if (d->q[i].not_before - now < wait)
-			wait = d->q[i].not_before - now;
-	}
-	if (i == d->nq) {
+	if (!queue_next(d->queue, now, &e, &wait)) {
 		if (wait != UINT64_MAX)
 			uv_timer_start(&d->retry_timer, on_retry_timer, wait, 0);
 		status_update(d, false);
 		return;
 	}
-	r = journal_routing_dir(d->journal, d->q[i].step, &keep, &err);
+	r = journal_routing_dir(d->journal, e.step, &keep, &err);
 	if (r < 0)
 		log_warn("%s; the routing vectors of step %" PRId64 " will not be kept", err.msg,
-			 d->q[i].step);
-	j = job_new(d->q[i].name, d->q[i].path, keep, d->q[i].step);
+			 e.step);
+	j = job_new(e.name, e.path, keep, e.step);
 	free(keep);
-	j->attempt = d->q[i].attempts + 1;
+	j->attempt = e.attempts + 1;
 	j->ctx = d->ctx;
 	j->progress = &d->progress_async;
 	j->done = job_done;
 	j->data = d;
-	queue_remove(d, i);
+	queue_entry_release(&e);
 	r = job_start(&d->loop, j);
 	if (r < 0) {
 		log_error("\"%s\": cannot start a job: %s", j->path, uv_strerror(r));
@@ -456,19 +415,15 @@ static void job_failed(struct daemon *d, struct job *j)
 	cJSON *extra = cJSON_CreateObject();
 	struct gw_err err = { "" };
 
-	cJSON_AddNumberToObject(extra, "attempt", j->attempt);
-	if (transient && j->attempt <= max) {
-		uint64_t backoff = (uint64_t)d->cfg->jobs.retry_backoff_ms;
+	uint64_t backoff = 0;
 
-		for (int k = 1; k < j->attempt && backoff < (uint64_t)d->cfg->jobs.retry_backoff_max_ms; k++)
-			backoff *= 2;
-		if (backoff > (uint64_t)d->cfg->jobs.retry_backoff_max_ms)
-			backoff = (uint64_t)d->cfg->jobs.retry_backoff_max_ms;
+	cJSON_AddNumberToObject(extra, "attempt", j->attempt);
+	if (transient && queue_retry(d->queue, j->name, j->path, j->step, j->attempt,
+				     uv_now(&d->loop), &backoff) == 1) {
 		log_warn("step %" PRId64 ": %s; retry %d of %" PRId64 " in %" PRIu64 " ms", j->step,
 			 j->err.msg, j->attempt, max, backoff);
 		cJSON_AddNumberToObject(extra, "retry_in_ms", (double)backoff);
 		publish_error(d, j->step, j->name, j->err.msg, extra);
-		queue_put(d, j->name, j->path, j->step, j->attempt, uv_now(&d->loop) + backoff);
 		return;
 	}
 	log_error("step %" PRId64 ": %s; giving up after %d attempt%s", j->step, j->err.msg,
@@ -534,15 +489,20 @@ static void job_done(struct job *j)
 static void on_ready(void *ud, const char *name, const char *path, int64_t step)
 {
 	struct daemon *d = ud;
+	int r;
 
 	if (d->stopping)
 		return;
-	if (queue_find(d, step) >= 0 || (d->job && d->job->step == step)) {
+	if (d->job && d->job->step == step)
+		r = -EEXIST;
+	else
+		r = queue_put(d->queue, name, path, step);
+	if (r == -EEXIST) {
 		log_warn("\"%s\": step %" PRId64 " is already queued from another directory; ignored",
 			 path, step);
 		return;
 	}
-	if (d->nq >= (size_t)d->cfg->limits.queue_depth) {
+	if (r == -ENOSPC) {
 		log_error("\"%s\": the queue is full (limits.queue_depth = %" PRId64 "); not computed",
 			  path, d->cfg->limits.queue_depth);
 		publish_error(d, step, name, "queue full", NULL);
@@ -551,7 +511,6 @@ static void on_ready(void *ud, const char *name, const char *path, int64_t step)
 		return;
 	}
 	log_info("step %" PRId64 ": \"%s\" is complete; queued", step, path);
-	queue_put(d, name, path, step, 0, 0);
 	/* Not at once: checkpoints arriving together (a burst, a restart's
 	 * scan) become complete within milliseconds of each other, and the
 	 * lowest step should go first. */
@@ -563,11 +522,9 @@ static void on_ready(void *ud, const char *name, const char *path, int64_t step)
 static void on_gone(void *ud, const char *name, int64_t step)
 {
 	struct daemon *d = ud;
-	long i = queue_find(d, step);
 
-	if (i >= 0 && !strcmp(d->q[i].name, name)) {
+	if (queue_cancel(d->queue, step, name)) {
 		log_info("step %" PRId64 ": \"%s\" went away before it was computed", step, name);
-		queue_remove(d, (size_t)i);
 		status_update(d, false);
 	}
 	if (d->job && !strcmp(d->job->name, name)) {
@@ -612,9 +569,8 @@ static void finish_stop(struct daemon *d)
 	if (d->closed)
 		return;
 	d->closed = true;
-	for (size_t i = 0; i < d->nq; i++)
-		queue_release(&d->q[i]);
-	d->nq = 0;
+	if (d->queue)
+		queue_clear(d->queue);
 	watch_close(d->watch);
 	d->watch = NULL;
 	hooks_close(d->hooks);
@@ -698,6 +654,11 @@ static void reload(struct daemon *d)
 	publish_set_heartbeat(d->pub, (uint64_t)c->publish.heartbeat_ms);
 	c->jobs = n->jobs;
 	c->limits.queue_depth = n->limits.queue_depth;
+	{
+		const struct queue_opts qo = queue_opts_of(c);
+
+		queue_set_opts(d->queue, &qo);
+	}
 	c->limits.reply_bytes = n->limits.reply_bytes;
 	publish_set_reply_bytes(d->pub, (size_t)c->limits.reply_bytes);
 	c->limits.shutdown_ms = n->limits.shutdown_ms;
@@ -924,6 +885,11 @@ static int set_up(struct daemon *d, struct gw_err *err)
 
 	if (!d->cfg->watch.root[0])
 		return gw_errf(err, -EINVAL, "\"%s\": watch.root is not set", d->config_path);
+	{
+		const struct queue_opts qo = queue_opts_of(d->cfg);
+
+		d->queue = queue_new(&qo);
+	}
 	if (!d->cfg->probe.path[0])
 		log_warn("probe.path is not set: only checkpoints holding routing.safetensors can be computed");
 	r = load_probe(d->cfg, &probe, err);
@@ -1130,7 +1096,7 @@ int cmd_run(int argc, char **argv)
 	journal_free(d.journal);
 	job_ctx_free(d.ctx);
 	alerts_free(d.alerts);
-	free(d.q);
+	queue_free(d.queue);
 	free(d.eps);
 	free(d.run);
 	log_info("stopped");
