@@ -70,7 +70,11 @@ static int apply(struct journal *j, const cJSON *ev, struct gw_err *err)
 		if ((r = get_step(ev, &step, err)) < 0)
 			return r;
 		if (j) {
-			series_put(j->results, step, cJSON_Duplicate(ev, 1));
+			/* The label is the journal's, on disk only. */
+			cJSON *res = cJSON_Duplicate(ev, 1);
+
+			cJSON_DeleteItemFromObjectCaseSensitive(res, "kind");
+			series_put(j->results, step, res);
 			series_remove(j->failures, step);
 		}
 		return 0;
@@ -343,6 +347,30 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 out:
 	free(text);
 	return r;
+}
+
+int journal_append_result(struct journal *j, const cJSON *result, struct gw_err *err)
+{
+	cJSON *ev = cJSON_CreateObject(), *f;
+	int r;
+
+	if (!cJSON_IsObject(result)) {
+		cJSON_Delete(ev);
+		return gw_errf(err, -EINVAL, "\"%s\": event refused: not a JSON object", j->path);
+	}
+	cJSON_AddStringToObject(ev, "kind", "result");
+	cJSON_ArrayForEach(f, result)
+		if (strcmp(f->string, "kind") && strcmp(f->string, "type"))
+			cJSON_AddItemToObject(ev, f->string, cJSON_Duplicate(f, 1));
+	r = journal_append(j, ev, err);
+	cJSON_Delete(ev);
+	return r;
+}
+
+void journal_set_result(struct journal *j, int64_t step, cJSON *result)
+{
+	GW_BUG_ON(!series_get(j->results, step));
+	series_put(j->results, step, result);
 }
 
 /* ---- state files ----------------------------------------------------------------- */

@@ -41,14 +41,13 @@
 #include "engine/step.h"
 #include "hook.h"
 #include "job.h"
-#include "journal.h"
 #include "log.h"
 #include "notify.h"
 #include "publish.h"
 #include "queue.h"
+#include "state.h"
 #include "watch.h"
 
-#define SERIES_STATE "series.json"
 #define GATHER_MS 20 /* checkpoints that complete together are queued before the first starts */
 #define PROGRESS_MIN_MS 200 /* progress messages at most this often (the last one always) */
 
@@ -57,7 +56,7 @@ struct daemon {
 	const char *config_path;
 	struct config *cfg;
 	char *run;
-	struct journal *journal;
+	struct state *state;
 	void *zctx;
 	struct publish *pub;
 	struct notify *notify;
@@ -117,8 +116,8 @@ static struct queue_opts queue_opts_of(const struct config *c)
 
 static cJSON *status_json(struct daemon *d)
 {
-	const struct series *res = journal_results(d->journal);
-	const struct series *fail = journal_failures(d->journal);
+	const struct series *res = state_results(d->state);
+	const struct series *fail = state_failures(d->state);
 	cJSON *s = cJSON_CreateObject(), *f;
 	size_t nf = series_count(fail);
 
@@ -167,7 +166,7 @@ static cJSON *status_json(struct daemon *d)
 /* The status changed: heartbeats and snapshots show it, systemd too. */
 static void status_update(struct daemon *d, bool send)
 {
-	const struct series *res = journal_results(d->journal);
+	const struct series *res = state_results(d->state);
 
 	if (d->closed)
 		return;
@@ -185,7 +184,7 @@ static void status_update(struct daemon *d, bool send)
 	else
 		notify_status(d->notify, "watching %s (%s); %zu results, %zu failed",
 			      d->cfg->watch.root, d->watch ? watch_mode_name(d->watch) : "-",
-			      series_count(res), series_count(journal_failures(d->journal)));
+			      series_count(res), series_count(state_failures(d->state)));
 }
 
 static void publish_error(struct daemon *d, int64_t step, const char *checkpoint, const char *msg,
@@ -255,7 +254,7 @@ static void dispatch(struct daemon *d)
 		status_update(d, false);
 		return;
 	}
-	r = journal_routing_dir(d->journal, e.step, &keep, &err);
+	r = state_routing_dir(d->state, e.step, &keep, &err);
 	if (r < 0)
 		log_warn("%s; the routing vectors of step %" PRId64 " will not be kept", err.msg,
 			 e.step);
@@ -290,7 +289,7 @@ static void apply_memo(struct daemon *d, const struct metrics_memo *memo, size_t
 		       int64_t except)
 {
 	for (size_t i = 0; i < n; i++) {
-		const cJSON *res = journal_result(d->journal, memo[i].step);
+		const cJSON *res = state_result(d->state, memo[i].step);
 		cJSON *c;
 
 		if (!res || memo[i].step == except)
@@ -345,7 +344,7 @@ static void evaluate_alerts(struct daemon *d, int64_t from)
 	if (!d->alerts)
 		return;
 	uv_gettimeofday(&tv);
-	if (alerts_evaluate(d->alerts, journal_results(d->journal), from, d->run,
+	if (alerts_evaluate(d->alerts, state_results(d->state), from, d->run,
 			    (double)tv.tv_sec + tv.tv_usec * 1e-6, &tr, &err) < 0) {
 		log_error("alerts: %s", err.msg);
 		return;
@@ -355,7 +354,7 @@ static void evaluate_alerts(struct daemon *d, int64_t from)
 		cJSON *body;
 		char *text;
 
-		if (journal_append(d->journal, ev, &err) < 0) {
+		if (state_append(d->state, ev, &err) < 0) {
 			fatal_stop(d, err.msg);
 			break;
 		}
@@ -438,7 +437,7 @@ static void job_failed(struct daemon *d, struct job *j)
 		cJSON_AddStringToObject(ev, "checkpoint", j->name);
 		cJSON_AddStringToObject(ev, "reason", j->err.msg);
 		cJSON_AddNumberToObject(ev, "attempts", j->attempt);
-		if (journal_append(d->journal, ev, &err) < 0)
+		if (state_append(d->state, ev, &err) < 0)
 			fatal_stop(d, err.msg);
 		cJSON_Delete(ev);
 	}
@@ -454,7 +453,9 @@ static void job_done(struct job *j)
 
 	d->job = NULL;
 	if (j->rc == 0) {
-		if (journal_append(d->journal, j->result, &err) < 0) {
+		if (j->kept_tokens)
+			state_tokens_kept(d->state, j->step);
+		if (state_append_result(d->state, j->result, &err) < 0) {
 			fatal_stop(d, err.msg);
 		} else {
 			seq = publish_result(d->pub, j->result);
@@ -547,7 +548,7 @@ static bool on_is_done(void *ud, int64_t step)
 {
 	struct daemon *d = ud;
 
-	return journal_is_done(d->journal, step);
+	return state_is_done(d->state, step);
 }
 
 static void on_note(void *ud, int level, const char *msg)
@@ -709,134 +710,60 @@ static int load_probe(const struct config *c, struct probe **ret, struct gw_err 
 	return 0;
 }
 
-/*
- * The state directory holds one series, of one probe.  A different probe
- * starts a new series: the old journal and routing vectors move to
- * STATE/previous-<probe hash prefix>-<unix time>/ and a fresh journal
- * opens.  Without a configured probe (routing files only) the series is
- * not tied to one here; job.c refuses a routing file of another probe.
- */
-static int open_series(struct daemon *d, const struct probe *probe, struct gw_err *err)
+static void on_state_note(void *ud, int level, const char *msg)
 {
-	const struct journal_limits lim = {
-		.line_bytes = (size_t)d->cfg->limits.journal_line_bytes,
-		.file_bytes = (uint64_t)d->cfg->limits.journal_bytes,
+	(void)ud;
+	log_msg(level, "%s", msg);
+}
+
+static int open_state(struct daemon *d, const struct probe *probe, struct gw_err *err)
+{
+	const struct state_opts so = {
+		.dir = d->cfg->state_dir,
+		.lim = {
+			.line_bytes = (size_t)d->cfg->limits.journal_line_bytes,
+			.file_bytes = (uint64_t)d->cfg->limits.journal_bytes,
+		},
+		.probe_hash = probe ? probe->hash : NULL,
+		.note = on_state_note,
 	};
-	char *text = NULL;
-	size_t len;
-	int r;
 
-	r = journal_open(d->cfg->state_dir, &lim, &d->journal, err);
-	if (r == -EBUSY)
-		return gw_errf(err, r, "\"%s\": another grokwatchd is using this state directory",
-			       d->cfg->state_dir);
-	if (r < 0)
-		return r;
-	if (journal_torn_bytes(d->journal))
-		log_warn("\"%s/%s\": ignored a torn last record of %" PRIu64 " bytes (a crash while writing)",
-			 d->cfg->state_dir, JOURNAL_FILE, journal_torn_bytes(d->journal));
-	if (!probe)
-		return 0;
-	r = journal_read_state(d->journal, SERIES_STATE, 65536, &text, &len, err);
-	if (r == 0) {
-		cJSON *o = cJSON_ParseWithLength(text, len);
-
-		r = 0;
-		const char *old = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "probe_hash"));
-
-		if (old && strcmp(old, probe->hash)) {
-			char dir[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
-			static const char *const moved[] = { JOURNAL_FILE, "routing", SERIES_STATE };
-
-			snprintf(dir, sizeof(dir), "%s/previous-%.12s-%lld", d->cfg->state_dir, old,
-				 (long long)time(NULL));
-			log_warn("the probe set changed (hash %.12s, was %.12s): a new series starts; the old one moves to \"%s\"",
-				 probe->hash, old, dir);
-			journal_free(d->journal);
-			d->journal = NULL;
-			if (mkdir(dir, 0700) < 0) {
-				r = gw_errf(err, -errno, "\"%s\": %s", dir, strerror(errno));
-			} else {
-				for (size_t i = 0; i < 3 && r == 0; i++) {
-					if (snprintf(from, sizeof(from), "%s/%s", d->cfg->state_dir,
-						     moved[i]) >= (int)sizeof(from) ||
-					    snprintf(to, sizeof(to), "%s/%s", dir, moved[i]) >=
-						    (int)sizeof(to)) {
-						r = gw_errf(err, -ENAMETOOLONG, "\"%s\": path too long",
-							    dir);
-						break;
-					}
-					if (rename(from, to) < 0 && errno != ENOENT)
-						r = gw_errf(err, -errno, "\"%s\": %s", from,
-							    strerror(errno));
-				}
-			}
-			if (r == 0)
-				r = journal_open(d->cfg->state_dir, &lim, &d->journal, err);
-			free(text);
-			text = NULL;
-			cJSON_Delete(o);
-			if (r < 0)
-				return r;
-		} else if (old) {
-			cJSON_Delete(o);
-			free(text);
-			return 0;
-		} else {
-			/* Unreadable: the series cannot be tied to a probe any more;
-			 * it is taken as this probe's and the file written anew. */
-			log_warn("\"%s/%s\": no probe_hash in it; taking the series as the current probe's",
-				 d->cfg->state_dir, SERIES_STATE);
-			cJSON_Delete(o);
-			free(text);
-		}
-	} else if (r != -ENOENT) {
-		return r;
-	}
-	{
-		cJSON *o = cJSON_CreateObject();
-		char *s;
-
-		cJSON_AddStringToObject(o, "probe_hash", probe->hash);
-		s = cJSON_PrintUnformatted(o);
-		r = journal_write_state(d->journal, SERIES_STATE, s, strlen(s), err);
-		free(s);
-		cJSON_Delete(o);
-	}
-	return r;
+	return state_open(&so, &d->state, err);
 }
 
 /* Results replayed from the journal: their routing vectors back into the
  * series, then into the publisher with the memorized subset as of now. */
 static void restore(struct daemon *d)
 {
-	const struct series *res = journal_results(d->journal);
+	const struct series *res = state_results(d->state);
 	struct metrics_memo *memo = NULL;
 	struct gw_err err = { "" };
 	size_t n = series_count(res), n_memo = 0, kept = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		int64_t step = series_step_at(res, i);
-		char *dir = NULL;
+		struct metrics_cons *cons = NULL;
+		struct routing *r = NULL;
 
-		if (journal_routing_dir(d->journal, step, &dir, &err) == 0 &&
-		    job_ctx_restore(d->ctx, step, dir, &err) == 0)
+		if (state_read_kept(d->state, step, &r, &cons, &err) == 0 &&
+		    job_ctx_put(d->ctx, r, cons, &err) == 0)
 			kept++;
 		else
 			log_warn("step %" PRId64 ": %s; its memorized subset will not be recomputed",
 				 step, err.msg);
-		free(dir);
+		routing_free(r);
+		metrics_cons_free(cons);
 		publish_restore(d->pub, series_at(res, i));
 	}
 	if (n) {
-		char *dir = NULL;
+		struct routing *r = NULL;
 		int64_t last = series_step_at(res, n - 1);
 
-		if (journal_routing_dir(d->journal, last, &dir, &err) < 0 ||
-		    job_ctx_restore_prev(d->ctx, last, dir, &err) < 0)
+		if (state_read_tokens(d->state, last, &r, &err) == 0)
+			job_ctx_set_prev(d->ctx, r);
+		else
 			log_info("step %" PRId64 ": no per-token records kept (%s); the next checkpoint has no churn",
 				 last, err.msg);
-		free(dir);
 	}
 	if (kept && job_ctx_memo(d->ctx, &memo, &n_memo, &err) == 0)
 		apply_memo(d, memo, n_memo, -1);
@@ -845,7 +772,7 @@ static void restore(struct daemon *d)
 	routing_series_memo_free(memo, n_memo);
 	if (n)
 		log_info("restored %zu results from \"%s\" (last step %" PRId64 ")", n,
-			 journal_dir(d->journal), series_step_at(res, n - 1));
+			 state_dir(d->state), series_step_at(res, n - 1));
 }
 
 static void usage(FILE *f)
@@ -920,7 +847,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 		probe_free(probe);
 		return r;
 	}
-	r = open_series(d, probe, err);
+	r = open_state(d, probe, err);
 	if (r < 0) {
 		probe_free(probe);
 		return r;
@@ -949,7 +876,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	restore(d);
 
 	d->alerts = alerts_new(d->cfg);
-	if (alerts_restore(d->alerts, journal_alerts(d->journal), err) < 0)
+	if (alerts_restore(d->alerts, state_alerts(d->state), err) < 0)
 		log_warn("alerts in the journal: %s; they may be sent again", err->msg);
 	{
 		struct hook_opts ho;
@@ -1081,7 +1008,7 @@ int cmd_run(int argc, char **argv)
 	if (d.forced) {
 		/* A job still runs on the pool: the journal is durable, so leave
 		 * without waiting for it. */
-		journal_free(d.journal);
+		state_free(d.state);
 		log_info("stopped (job abandoned)");
 		_exit(d.exit_code);
 	}
@@ -1093,7 +1020,7 @@ int cmd_run(int argc, char **argv)
 	if (d.zctx)
 		zmq_ctx_term(d.zctx);
 	notify_free(d.notify);
-	journal_free(d.journal);
+	state_free(d.state);
 	job_ctx_free(d.ctx);
 	alerts_free(d.alerts);
 	queue_free(d.queue);
