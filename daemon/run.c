@@ -46,6 +46,7 @@
 #include "publish.h"
 #include "queue.h"
 #include "state.h"
+#include "status.h"
 #include "watch.h"
 
 #define GATHER_MS 20 /* checkpoints that complete together are queued before the first starts */
@@ -114,77 +115,41 @@ static struct queue_opts queue_opts_of(const struct config *c)
 
 /* ---- status ---------------------------------------------------------------------- */
 
-static cJSON *status_json(struct daemon *d)
+static struct status_info status_info_of(const struct daemon *d)
 {
-	const struct series *res = state_results(d->state);
-	const struct series *fail = state_failures(d->state);
-	cJSON *s = cJSON_CreateObject(), *f;
-	size_t nf = series_count(fail);
-
-	cJSON_AddStringToObject(s, "state", d->stopping ? "stopping" : d->job ? "computing" : "idle");
-	cJSON_AddStringToObject(s, "root", d->cfg->watch.root);
-	cJSON_AddStringToObject(s, "watch_mode", d->watch ? watch_mode_name(d->watch) : "none");
-	cJSON_AddNumberToObject(s, "pending", d->watch ? (double)watch_pending(d->watch) : 0);
-	cJSON_AddNumberToObject(s, "queue", (double)queue_count(d->queue));
-	if (d->job) {
-		cJSON *j = cJSON_AddObjectToObject(s, "job");
-
-		cJSON_AddNumberToObject(j, "step", (double)d->job->step);
-		cJSON_AddStringToObject(j, "checkpoint", d->job->name);
-		cJSON_AddNumberToObject(j, "attempt", d->job->attempt);
-		cJSON_AddNumberToObject(j, "layers_done", atomic_load(&d->job->layers_done));
-		cJSON_AddNumberToObject(j, "n_layers", atomic_load(&d->job->n_layers));
-		cJSON_AddNumberToObject(j, "running_sec",
-					(double)(uv_now(&d->loop) - d->job_started) / 1000.0);
-	} else {
-		cJSON_AddNullToObject(s, "job");
-	}
-	cJSON_AddNumberToObject(s, "results", (double)series_count(res));
-	if (series_count(res))
-		cJSON_AddNumberToObject(s, "last_step",
-					(double)series_step_at(res, series_count(res) - 1));
-	else
-		cJSON_AddNullToObject(s, "last_step");
-	cJSON_AddNumberToObject(s, "failures", (double)nf);
-	f = cJSON_AddArrayToObject(s, "failed");
-	for (size_t i = nf > 5 ? nf - 5 : 0; i < nf; i++) {
-		const cJSON *e = series_at(fail, i);
-		cJSON *x = cJSON_CreateObject();
-
-		cJSON_AddNumberToObject(x, "step", (double)series_step_at(fail, i));
-		cJSON_AddItemToObject(x, "reason",
-				      cJSON_Duplicate(cJSON_GetObjectItem(e, "reason"), 1));
-		cJSON_AddItemToArray(f, x);
-	}
-	if (job_ctx_probe(d->ctx))
-		cJSON_AddStringToObject(s, "probe_hash", job_ctx_probe(d->ctx)->hash);
-	if (d->alerts)
-		cJSON_AddItemToObject(s, "alerts", alerts_firing_json(d->alerts));
-	return s;
+	return (struct status_info){
+		.stopping = d->stopping,
+		.root = d->cfg->watch.root,
+		.watch_mode = d->watch ? watch_mode_name(d->watch) : NULL,
+		.pending = d->watch ? watch_pending(d->watch) : 0,
+		.queued = queue_count(d->queue),
+		.job = d->job,
+		.running_sec = d->job ? (double)(uv_now(&d->loop) - d->job_started) / 1000.0 : 0,
+		.results = state_results(d->state),
+		.failures = state_failures(d->state),
+		.probe_hash = job_ctx_probe(d->ctx) ? job_ctx_probe(d->ctx)->hash : NULL,
+		.alerts = d->alerts,
+	};
 }
 
 /* The status changed: heartbeats and snapshots show it, systemd too. */
 static void status_update(struct daemon *d, bool send)
 {
-	const struct series *res = state_results(d->state);
+	struct status_info in;
+	char line[512];
 
 	if (d->closed)
 		return;
-	publish_set_status(d->pub, status_json(d));
+	in = status_info_of(d);
+	publish_set_status(d->pub, status_json(&in));
 	if (send) {
 		cJSON *b = cJSON_CreateObject();
 
-		cJSON_AddItemToObject(b, "status", status_json(d));
+		cJSON_AddItemToObject(b, "status", status_json(&in));
 		publish_send(d->pub, "status", b);
 	}
-	if (d->job)
-		notify_status(d->notify, "computing step %" PRId64 " (layer %d/%d); %zu queued, %zu results",
-			      d->job->step, atomic_load(&d->job->layers_done),
-			      atomic_load(&d->job->n_layers), queue_count(d->queue), series_count(res));
-	else
-		notify_status(d->notify, "watching %s (%s); %zu results, %zu failed",
-			      d->cfg->watch.root, d->watch ? watch_mode_name(d->watch) : "-",
-			      series_count(res), series_count(state_failures(d->state)));
+	status_line(&in, line, sizeof(line));
+	notify_status(d->notify, "%s", line);
 }
 
 static void publish_error(struct daemon *d, int64_t step, const char *checkpoint, const char *msg,
