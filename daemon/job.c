@@ -164,7 +164,6 @@ static int job_compute(struct job *j)
 		goto out;
 	j->result = metrics_result_json(res);
 	cJSON_DeleteItemFromObjectCaseSensitive(j->result, "type");
-	cJSON_AddStringToObject(j->result, "kind", "result");
 	cJSON_AddStringToObject(j->result, "source", source_kind_name(kind));
 	cJSON_AddStringToObject(j->result, "arch", r->arch ? r->arch : "");
 	rc = job_ctx_memo(c, &j->memo, &j->n_memo, &j->err);

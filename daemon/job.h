@@ -81,7 +81,7 @@ struct job {
 	/* out, read in done() */
 	int rc;
 	struct gw_err err;
-	cJSON *result;            /* {"kind": "result", "step", ...metrics...} */
+	cJSON *result;            /* {"step", ...metrics...}, no label (state.h) */
 	bool kept_tokens;         /* its per-token records were kept: state_tokens_kept */
 	struct metrics_memo *memo;
 	size_t n_memo;

@@ -247,25 +247,6 @@ static void dispatch(struct daemon *d)
 
 /* ---- a job's end ----------------------------------------------------------------- */
 
-/* The memorized subset of every step moved with the new latest one:
- * what snapshots and history serve is updated (the journal keeps the
- * values as first published; a restart recomputes them the same way). */
-static void apply_memo(struct daemon *d, const struct metrics_memo *memo, size_t n,
-		       int64_t except)
-{
-	for (size_t i = 0; i < n; i++) {
-		const cJSON *res = state_result(d->state, memo[i].step);
-		cJSON *c;
-
-		if (!res || memo[i].step == except)
-			continue;
-		c = cJSON_Duplicate(res, 1);
-		if (routing_series_memo_apply(c, &memo[i]) == 0)
-			publish_restore(d->pub, c);
-		cJSON_Delete(c);
-	}
-}
-
 /* ---- alerts ---------------------------------------------------------------------- */
 
 static void fatal_stop(struct daemon *d, const char *msg);
@@ -423,13 +404,19 @@ static void job_done(struct job *j)
 		if (state_append_result(d->state, j->result, &err) < 0) {
 			fatal_stop(d, err.msg);
 		} else {
-			seq = publish_result(d->pub, j->result);
+			int64_t from = j->step, lowest;
+
+			seq = publish_result(d->pub, state_result(d->state, j->step));
 			if (seq < 0)
 				log_warn("step %" PRId64 ": publishing failed: %s", j->step,
 					 zmq_strerror((int)-seq));
-			apply_memo(d, j->memo, j->n_memo, j->step);
+			/* The memorized subsets of earlier steps moved with it: the
+			 * store's, which alerts, snapshots and history all read. */
+			if (state_memo_apply(d->state, j->memo, j->n_memo, j->step, &lowest) &&
+			    lowest < from)
+				from = lowest;
 			log_result(j);
-			evaluate_alerts(d, j->step);
+			evaluate_alerts(d, from);
 			if (d->watch)
 				watch_done(d->watch, j->name);
 		}
@@ -718,7 +705,6 @@ static void restore(struct daemon *d)
 				 step, err.msg);
 		routing_free(r);
 		metrics_cons_free(cons);
-		publish_restore(d->pub, series_at(res, i));
 	}
 	if (n) {
 		struct routing *r = NULL;
@@ -731,7 +717,7 @@ static void restore(struct daemon *d)
 				 last, err.msg);
 	}
 	if (kept && job_ctx_memo(d->ctx, &memo, &n_memo, &err) == 0)
-		apply_memo(d, memo, n_memo, -1);
+		state_memo_apply(d->state, memo, n_memo, -1, NULL);
 	else if (kept)
 		log_warn("recomputing the memorized subsets: %s", err.msg);
 	routing_series_memo_free(memo, n_memo);
@@ -838,6 +824,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	r = publish_new(&d->loop, d->zctx, &po, &d->pub, err);
 	if (r < 0)
 		return r;
+	publish_set_results(d->pub, state_results(d->state));
 	restore(d);
 
 	d->alerts = alerts_new(d->cfg);
