@@ -1,85 +1,36 @@
 /*
- * run.c — `grokwatchd run -c FILE`: the service.  One struct daemon holds
- * everything and reaches every callback through handle->data (STYLE.md
- * habit 7).
+ * run.c — `grokwatchd run -c FILE`: the service's wiring.  One struct
+ * daemon (daemon.h) holds everything and reaches every callback through
+ * handle->data (STYLE.md habit 7); what happens to a checkpoint on the
+ * loop is dispatch.c's, the state directory state.c's, the queue queue.c's,
+ * the status object status.c's.
  *
- * The file follows a checkpoint through the daemon:
- *   - start-up: config, probe, journal (replay; a changed probe archives
- *     the old series), the routing series restored from kept vectors,
- *     ZeroMQ publisher with the journal's results, sd_notify, watcher;
- *   - the queue: checkpoints the watcher reports, computed one at a time
- *     in step order, with retries and their backoff;
- *   - a job's end: journal first (fsync), then publish, then the memorized
- *     history of earlier steps, then the next job;
- *   - status: what heartbeats, snapshots and sd_notify STATUS= show;
+ * In order:
  *   - signals: SIGTERM/SIGINT stop, SIGHUP reloads, the watchdog pings;
- *   - shut-down: the running job cancelled (or abandoned after
- *     limits.shutdown_ms), handles closed, uv_loop_close.
+ *     shut-down: the running job cancelled (or abandoned after
+ *     limits.shutdown_ms), handles closed, uv_loop_close;
+ *   - start-up: config, probe, the state directory (journal replay; a
+ *     changed probe archives the old series), the routing series restored
+ *     from kept vectors, the publisher over the store, alerts and hooks,
+ *     sd_notify, timers and signals, the watcher; then cmd_run itself.
  */
 #include <cblas.h>
-#include <cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 #include <zmq.h>
 
-#include "alert.h"
 #include "commands.h"
+#include "daemon.h"
 #include "engine/file.h"
-#include "config.h"
 #include "engine/probe.h"
-#include "engine/step.h"
-#include "hook.h"
-#include "job.h"
 #include "log.h"
-#include "notify.h"
-#include "publish.h"
-#include "queue.h"
-#include "state.h"
-#include "status.h"
-#include "watch.h"
-
-#define GATHER_MS 20 /* checkpoints that complete together are queued before the first starts */
-#define PROGRESS_MIN_MS 200 /* progress messages at most this often (the last one always) */
-
-struct daemon {
-	uv_loop_t loop;
-	const char *config_path;
-	struct config *cfg;
-	char *run;
-	struct state *state;
-	void *zctx;
-	struct publish *pub;
-	struct notify *notify;
-	struct watch *watch;
-	struct job_ctx *ctx;
-	struct alerts *alerts;
-	struct hooks *hooks;
-	struct metrics_epsilon *eps;   /* cfg's epsilon_groups for metrics_opts */
-	int threads;
-
-	struct queue *queue;
-	struct job *job;               /* the running job, or NULL */
-	uint64_t job_started;
-	uint64_t last_progress;
-
-	uv_timer_t retry_timer, watchdog_timer, shutdown_timer;
-	uv_signal_t sigterm, sigint, sighup;
-	uv_async_t progress_async;
-	uint64_t watchdog_usec;
-	bool stopping, closed, forced;
-	int exit_code;
-};
 
 /* ---- small helpers -------------------------------------------------------------- */
 
@@ -88,19 +39,6 @@ static int cpus(void)
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 	return n > 0 ? (int)n : 1;
-}
-
-static const cJSON *group_all(const cJSON *result)
-{
-	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(result, "groups"),
-						"all");
-}
-
-static double num(const cJSON *o, const char *k)
-{
-	const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	return cJSON_IsNumber(x) ? x->valuedouble : NAN;
 }
 
 static struct queue_opts queue_opts_of(const struct config *c)
@@ -113,402 +51,6 @@ static struct queue_opts queue_opts_of(const struct config *c)
 	};
 }
 
-/* ---- status ---------------------------------------------------------------------- */
-
-static struct status_info status_info_of(const struct daemon *d)
-{
-	return (struct status_info){
-		.stopping = d->stopping,
-		.root = d->cfg->watch.root,
-		.watch_mode = d->watch ? watch_mode_name(d->watch) : NULL,
-		.pending = d->watch ? watch_pending(d->watch) : 0,
-		.queued = queue_count(d->queue),
-		.job = d->job,
-		.running_sec = d->job ? (double)(uv_now(&d->loop) - d->job_started) / 1000.0 : 0,
-		.results = state_results(d->state),
-		.failures = state_failures(d->state),
-		.probe_hash = job_ctx_probe(d->ctx) ? job_ctx_probe(d->ctx)->hash : NULL,
-		.alerts = d->alerts,
-	};
-}
-
-/* The status changed: heartbeats and snapshots show it, systemd too. */
-static void status_update(struct daemon *d, bool send)
-{
-	struct status_info in;
-	char line[512];
-
-	if (d->closed)
-		return;
-	in = status_info_of(d);
-	publish_set_status(d->pub, status_json(&in));
-	if (send) {
-		cJSON *b = cJSON_CreateObject();
-
-		cJSON_AddItemToObject(b, "status", status_json(&in));
-		publish_send(d->pub, "status", b);
-	}
-	status_line(&in, line, sizeof(line));
-	notify_status(d->notify, "%s", line);
-}
-
-static void publish_error(struct daemon *d, int64_t step, const char *checkpoint, const char *msg,
-			  cJSON *extra)
-{
-	cJSON *b = extra ? extra : cJSON_CreateObject();
-
-	if (step >= 0)
-		cJSON_AddNumberToObject(b, "step", (double)step);
-	if (checkpoint)
-		cJSON_AddStringToObject(b, "checkpoint", checkpoint);
-	cJSON_AddStringToObject(b, "error", msg);
-	publish_send(d->pub, "error", b);
-}
-
-/* ---- the queue ------------------------------------------------------------------- */
-
-static void dispatch(struct daemon *d);
-static void finish_stop(struct daemon *d);
-
-static void on_retry_timer(uv_timer_t *h)
-{
-	dispatch(h->data);
-}
-
-static void on_progress(uv_async_t *h)
-{
-	struct daemon *d = h->data;
-	struct job *j = d->job;
-	int done, total;
-	uint64_t now = uv_now(&d->loop);
-	cJSON *b;
-
-	if (!j || d->closed)
-		return;
-	done = atomic_load(&j->layers_done);
-	total = atomic_load(&j->n_layers);
-	if (done < total && now - d->last_progress < PROGRESS_MIN_MS)
-		return;
-	d->last_progress = now;
-	b = cJSON_CreateObject();
-	cJSON_AddNumberToObject(b, "step", (double)j->step);
-	cJSON_AddStringToObject(b, "checkpoint", j->name);
-	cJSON_AddNumberToObject(b, "layers_done", done);
-	cJSON_AddNumberToObject(b, "n_layers", total);
-	publish_send(d->pub, "progress", b);
-	status_update(d, false);
-}
-
-static void job_done(struct job *j);
-
-/* Start the lowest-step checkpoint whose retry time has come. */
-static void dispatch(struct daemon *d)
-{
-	struct gw_err err = { "" };
-	uint64_t now = uv_now(&d->loop), wait = UINT64_MAX;
-	struct queue_entry e;
-	char *keep = NULL;
-	struct job *j;
-	int r;
-
-	if (d->job || d->stopping)
-		return;
-	if (!queue_next(d->queue, now, &e, &wait)) {
-		if (wait != UINT64_MAX)
-			uv_timer_start(&d->retry_timer, on_retry_timer, wait, 0);
-		status_update(d, false);
-		return;
-	}
-	r = state_routing_dir(d->state, e.step, &keep, &err);
-	if (r < 0)
-		log_warn("%s; the routing vectors of step %" PRId64 " will not be kept", err.msg,
-			 e.step);
-	j = job_new(e.name, e.path, keep, e.step);
-	free(keep);
-	j->attempt = e.attempts + 1;
-	j->ctx = d->ctx;
-	j->progress = &d->progress_async;
-	j->done = job_done;
-	j->data = d;
-	queue_entry_release(&e);
-	r = job_start(&d->loop, j);
-	if (r < 0) {
-		log_error("\"%s\": cannot start a job: %s", j->path, uv_strerror(r));
-		job_free(j);
-		return;
-	}
-	d->job = j;
-	d->job_started = now;
-	d->last_progress = 0;
-	log_info("step %" PRId64 ": computing \"%s\"%s", j->step, j->path,
-		 j->attempt > 1 ? " (retry)" : "");
-	status_update(d, true);
-}
-
-/* ---- a job's end ----------------------------------------------------------------- */
-
-/* ---- alerts ---------------------------------------------------------------------- */
-
-static void fatal_stop(struct daemon *d, const char *msg);
-
-static void on_hook_done(void *ud, const struct hook_report *rep)
-{
-	struct daemon *d = ud;
-	cJSON *extra;
-
-	if (rep->out_len)
-		log_info("hook %s (%s, %s): stdout: %.*s%s", rep->argv[0], rep->alert, rep->status,
-			 (int)rep->out_len, rep->out, rep->out_dropped ? " [truncated]" : "");
-	if (rep->err_len)
-		log_info("hook %s (%s, %s): stderr: %.*s%s", rep->argv[0], rep->alert, rep->status,
-			 (int)rep->err_len, rep->err, rep->err_dropped ? " [truncated]" : "");
-	if (rep->outcome == HOOK_OK) {
-		log_info("hook %s for %s (%s, group %s) succeeded in %" PRIu64 " ms", rep->argv[0],
-			 rep->alert, rep->status, rep->group, rep->elapsed_ms);
-		return;
-	}
-	log_error("hook %s for %s (%s, group %s): %s", rep->argv[0], rep->alert, rep->status,
-		  rep->group, rep->reason);
-	if (d->closed)
-		return;
-	extra = cJSON_CreateObject();
-	cJSON_AddStringToObject(extra, "hook", rep->argv[0]);
-	cJSON_AddStringToObject(extra, "alert", rep->alert);
-	cJSON_AddStringToObject(extra, "group", rep->group);
-	publish_error(d, rep->step, NULL, rep->reason, extra);
-}
-
-/* Judge the series after a change at step `from` (ALERTS_CHANGED_ALL at
- * start-up): each transition journaled, then applied, published and handed
- * to the hooks. */
-static void evaluate_alerts(struct daemon *d, int64_t from)
-{
-	struct gw_err err = { "" };
-	cJSON *tr = NULL, *ev;
-	uv_timeval64_t tv;
-
-	if (!d->alerts)
-		return;
-	uv_gettimeofday(&tv);
-	if (alerts_evaluate(d->alerts, state_results(d->state), from, d->run,
-			    (double)tv.tv_sec + tv.tv_usec * 1e-6, &tr, &err) < 0) {
-		log_error("alerts: %s", err.msg);
-		return;
-	}
-	cJSON_ArrayForEach(ev, tr) {
-		struct alert_info info;
-		cJSON *body;
-		char *text;
-
-		if (state_append(d->state, ev, &err) < 0) {
-			fatal_stop(d, err.msg);
-			break;
-		}
-		if (alerts_apply(d->alerts, ev, &err) < 0 || alert_event_info(ev, &info, &err) < 0) {
-			log_error("alerts: %s", err.msg);
-			continue;
-		}
-		log_warn("alert %s %s: run %s, group %s, metric %s, step %" PRId64, info.alertname,
-			 info.status, info.run, info.group, info.metric, info.step);
-		body = alert_event_body(ev);
-		text = cJSON_PrintUnformatted(body);
-		publish_send(d->pub, "alert", body);
-		if (d->hooks) {
-			const struct hook_event he = {
-				.alert = info.alertname, .run = info.run, .group = info.group,
-				.status = info.status, .step = info.step, .payload = text,
-				.len = strlen(text),
-			};
-
-			if (hooks_run(d->hooks, &he, &err) < 0) {
-				log_error("hooks for %s: %s", info.alertname, err.msg);
-				publish_error(d, info.step, NULL, err.msg, NULL);
-			}
-		}
-		free(text);
-	}
-	cJSON_Delete(tr);
-}
-
-static void log_result(const struct job *j)
-{
-	const cJSON *all = group_all(j->result);
-
-	log_info("step %" PRId64 ": done in %.2f s (%s): pathway distance %.3f, consistency %.4f, loss %.4f over %d samples",
-		 j->step, j->sec,
-		 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j->result, "source")),
-		 num(all, "pathway_distance"), num(all, "pathway_consistency"), num(all, "loss"),
-		 (int)num(all, "n_samples"));
-}
-
-static void fatal_stop(struct daemon *d, const char *msg)
-{
-	log_error("%s; stopping so that nothing is published that is not on disk", msg);
-	d->exit_code = 1;
-	if (!d->stopping) {
-		d->stopping = true;
-		notify_stopping(d->notify);
-		watch_close(d->watch);
-		d->watch = NULL;
-	}
-}
-
-static void job_failed(struct daemon *d, struct job *j)
-{
-	int64_t max = d->cfg->jobs.max_retries;
-	bool transient = job_error_transient(j->rc);
-	cJSON *extra = cJSON_CreateObject();
-	struct gw_err err = { "" };
-
-	uint64_t backoff = 0;
-
-	cJSON_AddNumberToObject(extra, "attempt", j->attempt);
-	if (transient && queue_retry(d->queue, j->name, j->path, j->step, j->attempt,
-				     uv_now(&d->loop), &backoff) == 1) {
-		log_warn("step %" PRId64 ": %s; retry %d of %" PRId64 " in %" PRIu64 " ms", j->step,
-			 j->err.msg, j->attempt, max, backoff);
-		cJSON_AddNumberToObject(extra, "retry_in_ms", (double)backoff);
-		publish_error(d, j->step, j->name, j->err.msg, extra);
-		return;
-	}
-	log_error("step %" PRId64 ": %s; giving up after %d attempt%s", j->step, j->err.msg,
-		  j->attempt, j->attempt == 1 ? "" : "s");
-	cJSON_AddBoolToObject(extra, "failed", true);
-	publish_error(d, j->step, j->name, j->err.msg, extra);
-	{
-		cJSON *ev = cJSON_CreateObject();
-
-		cJSON_AddStringToObject(ev, "kind", "failed");
-		cJSON_AddNumberToObject(ev, "step", (double)j->step);
-		cJSON_AddStringToObject(ev, "checkpoint", j->name);
-		cJSON_AddStringToObject(ev, "reason", j->err.msg);
-		cJSON_AddNumberToObject(ev, "attempts", j->attempt);
-		if (state_append(d->state, ev, &err) < 0)
-			fatal_stop(d, err.msg);
-		cJSON_Delete(ev);
-	}
-	if (d->watch)
-		watch_failed(d->watch, j->name);
-}
-
-static void job_done(struct job *j)
-{
-	struct daemon *d = j->data;
-	struct gw_err err = { "" };
-	int64_t seq;
-
-	d->job = NULL;
-	if (j->rc == 0) {
-		if (j->kept_tokens)
-			state_tokens_kept(d->state, j->step);
-		if (state_append_result(d->state, j->result, &err) < 0) {
-			fatal_stop(d, err.msg);
-		} else {
-			int64_t from = j->step, lowest;
-
-			seq = publish_result(d->pub, state_result(d->state, j->step));
-			if (seq < 0)
-				log_warn("step %" PRId64 ": publishing failed: %s", j->step,
-					 zmq_strerror((int)-seq));
-			/* The memorized subsets of earlier steps moved with it: the
-			 * store's, which alerts, snapshots and history all read. */
-			if (state_memo_apply(d->state, j->memo, j->n_memo, j->step, &lowest) &&
-			    lowest < from)
-				from = lowest;
-			log_result(j);
-			evaluate_alerts(d, from);
-			if (d->watch)
-				watch_done(d->watch, j->name);
-		}
-	} else if (j->gone || (j->rc == -ECANCELED && !d->stopping)) {
-		log_info("step %" PRId64 ": \"%s\" went away; abandoned", j->step, j->path);
-	} else if (d->stopping) {
-		log_info("step %" PRId64 ": stopped (%s); it will be computed after a restart", j->step,
-			 j->err.msg);
-	} else {
-		job_failed(d, j);
-	}
-	job_free(j);
-	if (d->stopping) {
-		finish_stop(d);
-		return;
-	}
-	status_update(d, true);
-	dispatch(d);
-}
-
-/* ---- the watcher's callbacks ----------------------------------------------------- */
-
-static void on_ready(void *ud, const char *name, const char *path, int64_t step)
-{
-	struct daemon *d = ud;
-	int r;
-
-	if (d->stopping)
-		return;
-	if (d->job && d->job->step == step)
-		r = -EEXIST;
-	else
-		r = queue_put(d->queue, name, path, step);
-	if (r == -EEXIST) {
-		log_warn("\"%s\": step %" PRId64 " is already queued from another directory; ignored",
-			 path, step);
-		return;
-	}
-	if (r == -ENOSPC) {
-		log_error("\"%s\": the queue is full (limits.queue_depth = %" PRId64 "); not computed",
-			  path, d->cfg->limits.queue_depth);
-		publish_error(d, step, name, "queue full", NULL);
-		if (d->watch)
-			watch_failed(d->watch, name);
-		return;
-	}
-	log_info("step %" PRId64 ": \"%s\" is complete; queued", step, path);
-	/* Not at once: checkpoints arriving together (a burst, a restart's
-	 * scan) become complete within milliseconds of each other, and the
-	 * lowest step should go first. */
-	if (!d->job)
-		uv_timer_start(&d->retry_timer, on_retry_timer, GATHER_MS, 0);
-	status_update(d, false);
-}
-
-static void on_gone(void *ud, const char *name, int64_t step)
-{
-	struct daemon *d = ud;
-
-	if (queue_cancel(d->queue, step, name)) {
-		log_info("step %" PRId64 ": \"%s\" went away before it was computed", step, name);
-		status_update(d, false);
-	}
-	if (d->job && !strcmp(d->job->name, name)) {
-		log_info("step %" PRId64 ": \"%s\" went away; cancelling its job", step, name);
-		d->job->gone = true;
-		atomic_store(&d->job->cancel, 1);
-	}
-}
-
-static void on_bad(void *ud, const char *name, int64_t step, int code, const char *msg)
-{
-	struct daemon *d = ud;
-
-	(void)code;
-	log_error("%s (checkpoint \"%s\" skipped until it changes)", msg, name);
-	publish_error(d, step, name, msg, NULL);
-}
-
-static bool on_is_done(void *ud, int64_t step)
-{
-	struct daemon *d = ud;
-
-	return state_is_done(d->state, step);
-}
-
-static void on_note(void *ud, int level, const char *msg)
-{
-	(void)ud;
-	log_msg(level, "%s", msg);
-}
-
 /* ---- signals ------------------------------------------------------------------------ */
 
 static void close_cb(uv_handle_t *h)
@@ -517,7 +59,7 @@ static void close_cb(uv_handle_t *h)
 }
 
 /* Close what is left once no job runs. */
-static void finish_stop(struct daemon *d)
+void daemon_finish_stop(struct daemon *d)
 {
 	if (d->closed)
 		return;
@@ -558,14 +100,14 @@ static void stop(struct daemon *d, const char *why)
 	notify_stopping(d->notify);
 	watch_close(d->watch);
 	d->watch = NULL;
-	status_update(d, true);
+	daemon_status_update(d, true);
 	if (d->job) {
 		atomic_store(&d->job->cancel, 1);
 		uv_timer_start(&d->shutdown_timer, on_shutdown_timer,
 			       (uint64_t)d->cfg->limits.shutdown_ms, 0);
 		return;
 	}
-	finish_stop(d);
+	daemon_finish_stop(d);
 }
 
 static void on_stop_signal(uv_signal_t *h, int signum)
@@ -620,7 +162,7 @@ static void reload(struct daemon *d)
 		log_warn("config: %d change%s wait%s for a restart", restart, restart == 1 ? "" : "s",
 			 restart == 1 ? "s" : "");
 	notify_ready(d->notify);
-	status_update(d, true);
+	daemon_status_update(d, true);
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -683,49 +225,6 @@ static int open_state(struct daemon *d, const struct probe *probe, struct gw_err
 	return state_open(&so, &d->state, err);
 }
 
-/* Results replayed from the journal: their routing vectors back into the
- * series, then into the publisher with the memorized subset as of now. */
-static void restore(struct daemon *d)
-{
-	const struct series *res = state_results(d->state);
-	struct metrics_memo *memo = NULL;
-	struct gw_err err = { "" };
-	size_t n = series_count(res), n_memo = 0, kept = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int64_t step = series_step_at(res, i);
-		struct metrics_cons *cons = NULL;
-		struct routing *r = NULL;
-
-		if (state_read_kept(d->state, step, &r, &cons, &err) == 0 &&
-		    job_ctx_put(d->ctx, r, cons, &err) == 0)
-			kept++;
-		else
-			log_warn("step %" PRId64 ": %s; its memorized subset will not be recomputed",
-				 step, err.msg);
-		routing_free(r);
-		metrics_cons_free(cons);
-	}
-	if (n) {
-		struct routing *r = NULL;
-		int64_t last = series_step_at(res, n - 1);
-
-		if (state_read_tokens(d->state, last, &r, &err) == 0)
-			job_ctx_set_prev(d->ctx, r);
-		else
-			log_info("step %" PRId64 ": no per-token records kept (%s); the next checkpoint has no churn",
-				 last, err.msg);
-	}
-	if (kept && job_ctx_memo(d->ctx, &memo, &n_memo, &err) == 0)
-		state_memo_apply(d->state, memo, n_memo, -1, NULL);
-	else if (kept)
-		log_warn("recomputing the memorized subsets: %s", err.msg);
-	routing_series_memo_free(memo, n_memo);
-	if (n)
-		log_info("restored %zu results from \"%s\" (last step %" PRId64 ")", n,
-			 state_dir(d->state), series_step_at(res, n - 1));
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -755,10 +254,6 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	struct probe *probe = NULL;
 	struct publish_opts po;
 	struct watch_opts wo;
-	const struct watch_callbacks cb = {
-		.ready = on_ready, .gone = on_gone, .bad = on_bad, .is_done = on_is_done,
-		.note = on_note,
-	};
 	int r;
 
 	if (!d->cfg->watch.root[0])
@@ -825,7 +320,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	if (r < 0)
 		return r;
 	publish_set_results(d->pub, state_results(d->state));
-	restore(d);
+	dispatch_restore(d);
 
 	d->alerts = alerts_new(d->cfg);
 	if (alerts_restore(d->alerts, state_alerts(d->state), err) < 0)
@@ -834,11 +329,11 @@ static int set_up(struct daemon *d, struct gw_err *err)
 		struct hook_opts ho;
 
 		hook_opts_from_config(&ho, d->cfg);
-		r = hooks_new(&d->loop, &ho, on_hook_done, d, &d->hooks, err);
+		r = hooks_new(&d->loop, &ho, dispatch_on_hook_done, d, &d->hooks, err);
 		if (r < 0)
 			return r;
 	}
-	evaluate_alerts(d, ALERTS_CHANGED_ALL);
+	dispatch_alerts(d, ALERTS_CHANGED_ALL);
 
 	r = notify_new(&d->notify, err);
 	if (r < 0)
@@ -853,7 +348,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	uv_signal_init(&d->loop, &d->sigterm);
 	uv_signal_init(&d->loop, &d->sigint);
 	uv_signal_init(&d->loop, &d->sighup);
-	uv_async_init(&d->loop, &d->progress_async, on_progress);
+	uv_async_init(&d->loop, &d->progress_async, dispatch_on_progress);
 	d->retry_timer.data = d->watchdog_timer.data = d->shutdown_timer.data = d;
 	d->sigterm.data = d->sigint.data = d->sighup.data = d->progress_async.data = d;
 	uv_signal_start(&d->sigterm, on_stop_signal, SIGTERM);
@@ -873,7 +368,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 		.poll_ms = (uint64_t)d->cfg->watch.poll_interval_ms,
 		.max_entries = (size_t)d->cfg->limits.checkpoints,
 	};
-	return watch_new(&d->loop, &wo, &cb, d, &d->watch, err);
+	return watch_new(&d->loop, &wo, &dispatch_watch_callbacks, d, &d->watch, err);
 }
 
 int cmd_run(int argc, char **argv)
@@ -940,7 +435,7 @@ int cmd_run(int argc, char **argv)
 		d.stopping = true;
 		if (d.pub && !d.closed) {
 			/* Handles that were started must close before the loop. */
-			finish_stop(&d);
+			daemon_finish_stop(&d);
 		} else {
 			publish_close(d.pub);
 			d.pub = NULL;
@@ -953,7 +448,7 @@ int cmd_run(int argc, char **argv)
 		log_info("run \"%s\": watching \"%s\" (%s), publishing on %s, queries on %s, state in \"%s\"",
 			 d.run, d.cfg->watch.root, watch_mode_name(d.watch), ep, qep,
 			 d.cfg->state_dir);
-		status_update(&d, true);
+		daemon_status_update(&d, true);
 		notify_ready(d.notify);
 	}
 	uv_run(&d.loop, UV_RUN_DEFAULT);
