@@ -434,8 +434,9 @@ static void on_note(void *ud, int level, const char *msg)
 
 /* ---- start-up ------------------------------------------------------------------------ */
 
-/* Results replayed from the journal: their routing vectors back into the
- * series, then into the publisher with the memorized subset as of now. */
+/* Results replayed from the journal: their kept routing vectors back into
+ * the routing series, then the store's memorized subsets as of now (the
+ * publisher reads the store itself). */
 void dispatch_restore(struct daemon *d)
 {
 	const struct series *res = state_results(d->state);

@@ -1,13 +1,15 @@
 /*
  * journal.h — the daemon's durable history, in the state directory.
  *
- * Layout of the state directory:
+ * Its part of the state directory (state.h has the whole layout):
  *   journal.jsonl      append-only JSON Lines, one event a line:
  *                        {"kind": "result", "step": N, ...}   a checkpoint's metrics
  *                        {"kind": "failed", "step": N, "reason": "...", "attempts": K}
  *                        {"kind": "alert", ...}
  *   NAME               state files, replaced whole by journal_write_state
+ *                      (gw_file_write_atomic)
  *   routing/STEP/      one directory per step for kept routing vectors
+ *                      (what goes in them: state.h)
  *
  * Durability: journal_append returns only after the line and its newline
  * are written and fdatasync'ed, so a result the daemon publishes after
