@@ -1,17 +1,25 @@
 # grokwatch — plain GNU make.  See README.md.
 #
-#   make [all]           build grokwatchd (runs `make deps` first)
-#   make check           build and run every test (unit, cli, reference, fuzz)
+#   make [all]           build grokwatchd, grokwatch and libgrokwatch; never
+#                        installs anything
+#   make check           install missing test packages (tools/deps.sh), build,
+#                        run every test (unit, cli, reference, fuzz)
 #   make check SANITIZE=address,undefined
 #   make memcheck        unit and cli tests under valgrind
 #   make bench           benchmarks against their peers
 #   make demo            the daemon on a generated series of checkpoints
+#   make docs            regenerate the config file, README key table and
+#                        grokwatchd.json(5) KEYS from the config table
+#   make deps            install (as root) or name the missing build packages
 #   make install / uninstall   (PREFIX, DESTDIR, BINDIR, LIBDIR, INCLUDEDIR,
 #                        DATADIR, MANDIR, SYSTEMD_UNITDIR honoured)
 #   make V=1             show the commands
+#   make DEVELOPER=1     warnings are errors (.ci/run sets it)
 #
-# Dependencies come from pkg-config.  `make deps` installs the Debian
+# Dependencies come from pkg-config.  Only `make check`, `make demo`, `make
+# bench` and `make deps` run tools/deps.sh, which installs the Debian
 # packages that are missing when run as root, or names them and stops.
+# The version is the one line of VERSION.
 
 # Installation directories (GNU names; every one may be set on the command
 # line).  The units go to SYSTEMD_UNITDIR, which stays under PREFIX so that
@@ -37,7 +45,8 @@ PKGS := libuv libzmq libcjson openblas
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wwrite-strings -Wformat=2 -Wvla
-WERROR ?= -Werror
+DEVELOPER ?=
+WERROR := $(if $(DEVELOPER),-Werror)
 SANITIZE ?=
 FUZZ_SECONDS ?= 15
 TEST_TIMEOUT ?= 900
@@ -53,8 +62,9 @@ endif
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
+VERSION := $(shell cat VERSION)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) $(CFLAGS) $(SAN_FLAGS) \
-	$(DEP_CFLAGS) -Iinclude -Idaemon -MMD -MP
+	$(DEP_CFLAGS) -Iinclude -Idaemon -MMD -MP -DGW_VERSION='"$(VERSION)"'
 ALL_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS)
 
 ifeq ($(V),1)
@@ -80,9 +90,9 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/tests/bench/%)
 
 GROKWATCHD := $(B)/grokwatchd
-GROKWATCH := $(if $(CLI_SRC),$(B)/grokwatch)
-CLIENT_LIB := $(if $(CLIENT_SRC),$(B)/libgrokwatch.a)
-CLIENT_SO := $(if $(CLIENT_SRC),$(B)/libgrokwatch.so)
+GROKWATCH := $(B)/grokwatch
+CLIENT_LIB := $(B)/libgrokwatch.a
+CLIENT_SO := $(B)/libgrokwatch.so
 ENGINE_LIB := $(B)/libgwengine.a
 DAEMON_LIB := $(B)/libgwdaemon.a
 FIXTURES := $(B)/fixtures/.stamp
@@ -90,10 +100,9 @@ FIXTURES := $(B)/fixtures/.stamp
 .SECONDARY:
 
 .PHONY: all build deps deps-test deps-bench check _check memcheck _memcheck \
-	bench _bench fuzz demo install uninstall clean
+	bench _bench fuzz demo docs install uninstall clean
 
-all: deps
-	$(Q)$(MAKE) --no-print-directory build
+all: build
 
 deps:
 	$(Q)sh tools/deps.sh build
@@ -103,6 +112,9 @@ deps-bench:
 	$(Q)sh tools/deps.sh build test bench
 
 build: $(GROKWATCHD) $(GROKWATCH) $(CLIENT_SO)
+
+# grokwatchd --version is the VERSION file's.
+$(B)/daemon/main.o: VERSION
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -202,6 +214,11 @@ bench: deps-bench
 _bench: $(GROKWATCHD) $(BENCH_BIN) $(FIXTURES)
 	$(Q)$(TEST_ENV) sh tests/bench/run.sh $(BENCH_BIN)
 
+# The files the config table documents (tools/config_docs.py; make check's
+# tests/cli/test_config_docs.sh fails when they differ from the table).
+docs: $(GROKWATCHD)
+	$(Q)$(PYTHON) tools/config_docs.py --write $(abspath $(GROKWATCHD)) $(CURDIR)
+
 demo: deps-test
 	$(Q)$(MAKE) --no-print-directory $(GROKWATCHD) $(FIXTURES)
 	$(Q)$(TEST_ENV) sh tools/demo.sh
@@ -218,39 +235,33 @@ demo: deps-test
 #   DATADIR/grokwatch  grokwatchd.json, the example config at its defaults,
 #                    and hooks/ with the example alert hooks
 #   MANDIR           grokwatchd(8), grokwatchd.json(5), grokwatch(1)
-# The client's files are installed when its sources exist, so these rules
-# work before and after it lands.  Nothing goes to /etc: the units read
+# Nothing goes to /etc: the units read
 # /etc/grokwatch/grokwatchd.json or /etc/grokwatch/NAME.json, which the
 # administrator writes from the example.  `make uninstall` removes every
 # file install may put there and then the two grokwatch directories if they
 # are empty; it leaves the shared directories (bin, lib, man/man8, ...) alone.
 
-VERSION := $(shell sed -n 's/^\#define GW_VERSION "\(.*\)"$$/\1/p' daemon/main.c)
 SO_MAJOR := 0
-INSTALL_HDR := $(wildcard include/grokwatch.h)
 INSTALL_HOOKS := $(wildcard config/hooks/*)
-INSTALL_PC := $(if $(CLIENT_SRC),$(if $(INSTALL_HDR),grokwatch.pc))
 UNITS := grokwatchd.service grokwatchd@.service
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
 	-e 's|@VERSION@|$(VERSION)|g'
 
 install: build $(CLIENT_LIB)
-	@test -n "$(VERSION)" || { echo "no GW_VERSION in daemon/main.c" >&2; exit 1; }
+	@test -n "$(VERSION)" || { echo "VERSION is empty" >&2; exit 1; }
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMD_UNITDIR) $(DESTDIR)$(DATADIR)/grokwatch \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(GROKWATCHD) $(DESTDIR)$(BINDIR)/grokwatchd
-	$(if $(GROKWATCH),install -m 0755 $(GROKWATCH) $(DESTDIR)$(BINDIR)/grokwatch)
-	$(if $(CLIENT_SRC),install -d $(DESTDIR)$(LIBDIR))
-	$(if $(CLIENT_LIB),install -m 0644 $(CLIENT_LIB) $(DESTDIR)$(LIBDIR)/libgrokwatch.a)
-	$(if $(CLIENT_SO),install -m 0755 $(CLIENT_SO) $(DESTDIR)$(LIBDIR)/libgrokwatch.so.$(VERSION))
-	$(if $(CLIENT_SO),ln -sf libgrokwatch.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgrokwatch.so.$(SO_MAJOR))
-	$(if $(CLIENT_SO),ln -sf libgrokwatch.so.$(SO_MAJOR) $(DESTDIR)$(LIBDIR)/libgrokwatch.so)
-	$(if $(INSTALL_HDR),install -d $(DESTDIR)$(INCLUDEDIR))
-	$(if $(INSTALL_HDR),install -m 0644 include/grokwatch.h $(DESTDIR)$(INCLUDEDIR)/grokwatch.h)
-	$(if $(INSTALL_PC),install -d $(DESTDIR)$(PKGCONFIGDIR))
-	$(if $(INSTALL_PC),$(SUBST) grokwatch.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/grokwatch.pc)
-	$(if $(INSTALL_PC),chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/grokwatch.pc)
+	install -m 0755 $(GROKWATCH) $(DESTDIR)$(BINDIR)/grokwatch
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0644 $(CLIENT_LIB) $(DESTDIR)$(LIBDIR)/libgrokwatch.a
+	install -m 0755 $(CLIENT_SO) $(DESTDIR)$(LIBDIR)/libgrokwatch.so.$(VERSION)
+	ln -sf libgrokwatch.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgrokwatch.so.$(SO_MAJOR)
+	ln -sf libgrokwatch.so.$(SO_MAJOR) $(DESTDIR)$(LIBDIR)/libgrokwatch.so
+	install -m 0644 include/grokwatch.h $(DESTDIR)$(INCLUDEDIR)/grokwatch.h
+	$(SUBST) grokwatch.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/grokwatch.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/grokwatch.pc
 	$(SUBST) systemd/grokwatchd.service.in >$(DESTDIR)$(SYSTEMD_UNITDIR)/grokwatchd.service
 	$(SUBST) systemd/grokwatchd@.service.in >$(DESTDIR)$(SYSTEMD_UNITDIR)/grokwatchd@.service
 	chmod 0644 $(addprefix $(DESTDIR)$(SYSTEMD_UNITDIR)/,$(UNITS))
@@ -259,8 +270,8 @@ install: build $(CLIENT_LIB)
 	$(if $(INSTALL_HOOKS),install -m 0755 $(INSTALL_HOOKS) $(DESTDIR)$(DATADIR)/grokwatch/hooks/)
 	install -m 0644 man/grokwatchd.8 $(DESTDIR)$(MANDIR)/man8/grokwatchd.8
 	install -m 0644 man/grokwatchd.json.5 $(DESTDIR)$(MANDIR)/man5/grokwatchd.json.5
-	$(if $(GROKWATCH),install -d $(DESTDIR)$(MANDIR)/man1)
-	$(if $(GROKWATCH),install -m 0644 man/grokwatch.1 $(DESTDIR)$(MANDIR)/man1/grokwatch.1)
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 man/grokwatch.1 $(DESTDIR)$(MANDIR)/man1/grokwatch.1
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/grokwatchd $(DESTDIR)$(BINDIR)/grokwatch
@@ -278,4 +289,8 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# The dependency files of exactly the objects this build makes.
+DEP_FILES := $(patsubst %.o,%.d,$(ENGINE_OBJ) $(DAEMON_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) \
+	$(B)/daemon/main.o $(B)/tests/tap.o $(B)/tests/gw_testd.o \
+	$(UNIT_SRC:%.c=$(B)/%.o) $(BENCH_SRC:%.c=$(B)/%.o))
+-include $(DEP_FILES)

@@ -2,7 +2,7 @@
  * alert.c — the alert rules and lifecycle declared in alert.h.
  *
  * In order: small helpers (a string builder, RFC 3339 time, the label
- * fingerprint); the detectors built from the config; the walk of a
+ * fingerprint); the detectors built from the options; the walk of a
  * group along the series (pstate_feed is torch's step(), gwalk_run feeds
  * every detector of a group checkpoint by checkpoint and follows the
  * grokking phases), kept between evaluations; the conditions of one
@@ -180,7 +180,7 @@ struct alerts {
 	struct cwalk collapse;
 };
 
-static void detector_init(struct detector *d, const struct config_plateau *p, int mode)
+static void detector_init(struct detector *d, const struct alert_detector_opts *p)
 {
 	const char *s = p->metric;
 
@@ -198,7 +198,7 @@ static void detector_init(struct detector *d, const struct config_plateau *p, in
 		d->segs[i][len] = 0;
 		s += len + (dot ? 1 : 0);
 	}
-	d->mode = mode;
+	d->mode = p->mode;
 	d->thr_mode = p->threshold_mode;
 	d->threshold = p->threshold;
 	d->patience = p->patience;
@@ -225,24 +225,24 @@ static void firing_release(struct firing *f)
 	free(f->description);
 }
 
-struct alerts *alerts_new(const struct config *c)
+struct alerts *alerts_new(const struct alert_opts *o)
 {
 	struct alerts *a = gw_calloc(1, sizeof(*a));
-	const struct config_plateau *pl = c->alerts.plateaus.v;
 
-	a->enabled = c->alerts.enabled;
-	a->ngroups = c->alerts.groups.n;
+	GW_BUG_ON(o->loss.mode != ALERT_MODE_MIN || o->distance.mode != ALERT_MODE_MIN);
+	a->enabled = o->enabled;
+	a->ngroups = o->n_groups;
 	a->groups = gw_calloc((size_t)a->ngroups + 1, sizeof(char *));
 	for (int i = 0; i < a->ngroups; i++)
-		a->groups[i] = gw_strdup(c->alerts.groups.v[i]);
-	detector_init(&a->loss, &c->alerts.loss, CONFIG_PLATEAU_MIN);
-	detector_init(&a->dist, &c->alerts.distance, CONFIG_PLATEAU_MIN);
-	a->nplateaus = c->alerts.plateaus.n;
+		a->groups[i] = gw_strdup(o->groups[i]);
+	detector_init(&a->loss, &o->loss);
+	detector_init(&a->dist, &o->distance);
+	a->nplateaus = o->n_plateaus;
 	a->plateaus = gw_calloc((size_t)a->nplateaus + 1, sizeof(struct detector));
 	for (int i = 0; i < a->nplateaus; i++)
-		detector_init(&a->plateaus[i], &pl[i], pl[i].mode);
-	a->dead_experts = c->alerts.collapse_dead_experts;
-	a->max_imbalance = c->alerts.collapse_max_imbalance;
+		detector_init(&a->plateaus[i], &o->plateaus[i]);
+	a->dead_experts = o->dead_experts;
+	a->max_imbalance = o->max_imbalance;
 	return a;
 }
 
@@ -284,10 +284,10 @@ static double metric_value(const cJSON *gobj, const struct detector *d)
 
 static bool is_better(const struct detector *d, double x, double best)
 {
-	if (d->mode == CONFIG_PLATEAU_MIN)
-		return d->thr_mode == CONFIG_THRESHOLD_REL ? x < best * (1.0 - d->threshold)
+	if (d->mode == ALERT_MODE_MIN)
+		return d->thr_mode == ALERT_THRESHOLD_REL ? x < best * (1.0 - d->threshold)
 							   : x < best - d->threshold;
-	return d->thr_mode == CONFIG_THRESHOLD_REL ? x > best * (1.0 + d->threshold)
+	return d->thr_mode == ALERT_THRESHOLD_REL ? x > best * (1.0 + d->threshold)
 						   : x > best + d->threshold;
 }
 
@@ -296,7 +296,7 @@ static void pstate_init(struct pstate *st, const struct detector *d)
 	memset(st, 0, sizeof(*st));
 	st->value = NAN;
 	st->value_i = st->best_i = st->start_i = st->last_real_i = -1;
-	st->best = d->mode == CONFIG_PLATEAU_MIN ? INFINITY : -INFINITY;
+	st->best = d->mode == ALERT_MODE_MIN ? INFINITY : -INFINITY;
 }
 
 /* One checkpoint (index i) of the walk: torch's step(x) when the value is
@@ -469,7 +469,7 @@ static void describe(struct sb *b, const struct detector *d, const struct pstate
 	sb_addf(b, "%s %.6g at step %lld, best %.6g at step %lld, %lld checkpoints since without "
 		"an improvement beyond %g %s (patience %lld, cooldown %lld); ", d->metric, st->value,
 		step_of(s, st->value_i), st->best, step_of(s, st->best_i), (long long)st->since_best,
-		d->threshold, d->thr_mode == CONFIG_THRESHOLD_REL ? "rel" : "abs",
+		d->threshold, d->thr_mode == ALERT_THRESHOLD_REL ? "rel" : "abs",
 		(long long)d->patience, (long long)d->cooldown);
 	if (st->count < d->min_checkpoints)
 		sb_addf(b, "not judged before %lld checkpoints (%lld so far)",

@@ -114,10 +114,10 @@
 #define GW_DAEMON_ALERT_H
 
 #include <cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "engine/error.h"
 #include "series.h"
 
@@ -128,11 +128,37 @@
 #define ALERT_ENDS_FIRING "0001-01-01T00:00:00Z"
 #define ALERT_FIRING_MAX 100000 /* alerts firing at once; more are refused by alerts_apply */
 
+enum alert_mode { ALERT_MODE_MIN, ALERT_MODE_MAX };             /* improving = falling, rising */
+enum alert_threshold_mode { ALERT_THRESHOLD_REL, ALERT_THRESHOLD_ABS };
+
+/* One plateau detector (the rule above). */
+struct alert_detector_opts {
+	const char *metric;       /* dotted path under result.groups[<group>] */
+	enum alert_mode mode;
+	double threshold;
+	enum alert_threshold_mode threshold_mode;
+	int64_t patience, cooldown, min_checkpoints; /* in checkpoints */
+};
+
+/* What an evaluator judges; everything is borrowed by alerts_new, which
+ * copies it. */
+struct alert_opts {
+	bool enabled;
+	const char *const *groups;  /* [n_groups]; none = every group of the latest result */
+	int n_groups;
+	struct alert_detector_opts loss, distance; /* mode must be ALERT_MODE_MIN */
+	const struct alert_detector_opts *plateaus; /* [n_plateaus] */
+	int n_plateaus;
+	int64_t dead_experts;       /* routing_collapse: 0 = off */
+	double max_imbalance;       /* routing_collapse: 0 = off */
+};
+
 struct alerts;
 
-/* A new evaluator with the detectors of c->alerts (copied: c may be freed
- * afterwards) and an empty firing set.  Never fails (aborts on OOM). */
-struct alerts *alerts_new(const struct config *c);
+/* A new evaluator with the detectors of o (copied: o and what it points to
+ * may be freed afterwards) and an empty firing set.  Never fails (aborts
+ * on OOM). */
+struct alerts *alerts_new(const struct alert_opts *o);
 void alerts_free(struct alerts *a); /* accepts NULL */
 
 /*

@@ -1,14 +1,16 @@
 /*
  * config.c — the configuration table and its reader (config.h).
  *
- * In order: the checks some string keys need; the table; storing, freeing
- * and comparing a value by its table row; the line tokenizer that says on
- * which line each JSON value starts (see config.h for why it exists); the
- * walk that reads a cJSON tree through the table; the checks between keys;
- * and the file reader.
+ * In order: the checks some string keys need; the table and its sections;
+ * storing, freeing, comparing and exchanging a value by its table row; the
+ * line tokenizer that says on which line each JSON value starts (see
+ * config.h for why it exists); the walk that reads a cJSON tree through the
+ * table; the checks between keys; and the entry points (parse, load, diff,
+ * reload).  The documentation the table generates is config_doc.c's.
  *
  * The fuzz target tests/fuzz/fuzz_daemon_config.c #includes this file, so it
- * must build against the engine sources alone (no libuv, no ZeroMQ).
+ * must build against the engine sources and endpoint.c alone (no libuv, no
+ * ZeroMQ, no daemon module).
  */
 #include "config.h"
 
@@ -23,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "endpoint.h"
 #include "engine/file.h"
 #include "engine/probe.h"
 #include "engine/step.h"
@@ -39,14 +42,6 @@ static int check_name(const char *v, struct gw_err *err)
 		      *c == '.' || *c == '_' || *c == '-'))
 			return gw_errf(err, -EINVAL, "\"%s\" may hold only letters, digits, '.', '_' and '-'",
 				       v);
-	return 0;
-}
-
-static int check_endpoint(const char *v, struct gw_err *err)
-{
-	if ((strncmp(v, "tcp://", 6) != 0 || !v[6] || !strchr(v + 6, ':')) &&
-	    (strncmp(v, "ipc://", 6) != 0 || !v[6]))
-		return gw_errf(err, -EINVAL, "\"%s\" is not a tcp://HOST:PORT or ipc://PATH endpoint", v);
 	return 0;
 }
 
@@ -117,39 +112,75 @@ const char *const config_threshold_modes[] = { "rel", "abs", NULL };
 
 static const struct config_key epsilon_fields[] = {
 	{ .path = "group", .type = CONFIG_STRING, .offset = offsetof(struct config_epsilon, group),
-	  .min = 1, .max = PROBE_GROUP_MAX - 1, .help = "probe group name" },
+	  .min = 1, .max = PROBE_GROUP_MAX - 1, .help = "probe group name",
+	  .doc = "A probe group name." },
 	{ .path = "epsilon", .type = CONFIG_DOUBLE,
 	  .offset = offsetof(struct config_epsilon, epsilon), .min = 0, .max = 100,
-	  .help = "memorization loss threshold for this group, in nats" },
+	  .help = "memorization loss threshold for this group, in nats",
+	  .doc = "That group's threshold, in nats." },
 	{ .path = NULL },
 };
 
 #define OFF_PL(field) offsetof(struct config_plateau, field)
 static const struct config_key plateau_fields[] = {
 	{ .path = "metric", .type = CONFIG_STRING, .offset = OFF_PL(metric), .min = 1, .max = 128,
-	  .check = check_metric, .help = "metric path under result.groups[<group>]" },
+	  .check = check_metric, .help = "metric path under result.groups[<group>]",
+	  .doc = "A dotted path in a group's result." },
 	{ .path = "mode", .type = CONFIG_ENUM, .offset = OFF_PL(mode), .def_str = "min",
-	  .enums = config_plateau_modes, .help = "min: improving = falling; max: rising" },
+	  .enums = config_plateau_modes, .help = "min: improving = falling; max: rising",
+	  .doc = ".B min\n"
+		"when lower is better,\n"
+		".B max\n"
+		"when higher is." },
 	{ .path = "threshold", .type = CONFIG_DOUBLE, .offset = OFF_PL(threshold), .min = 0,
-	  .max = 1e9, .help = "least change that counts as an improvement of the best value" },
+	  .max = 1e9, .help = "least change that counts as an improvement of the best value",
+	  .doc = "The least change that counts as an improvement of the best value." },
 	{ .path = "threshold_mode", .type = CONFIG_ENUM, .offset = OFF_PL(threshold_mode),
-	  .def_str = "rel", .enums = config_threshold_modes, .help = "rel or abs" },
+	  .def_str = "rel", .enums = config_threshold_modes, .help = "rel or abs",
+	  .doc = ".B rel\n"
+		"compares with best \\(mu (1 \\- threshold) in mode min, best \\(mu (1 + threshold)\n"
+		"in mode max;\n"
+		".B abs\n"
+		"with best \\- threshold or best + threshold." },
 	{ .path = "patience", .type = CONFIG_INT, .offset = OFF_PL(patience), .min = 0,
-	  .max = 1000000, .help = "checkpoints without improvement tolerated" },
+	  .max = 1000000, .help = "checkpoints without improvement tolerated",
+	  .doc = "Checkpoints without improvement tolerated; one more starts a plateau." },
 	{ .path = "cooldown", .type = CONFIG_INT, .offset = OFF_PL(cooldown), .min = 0,
-	  .max = 1000000, .help = "checkpoints after a plateau starts that are not counted" },
+	  .max = 1000000, .help = "checkpoints after a plateau starts that are not counted",
+	  .doc = "Checkpoints after a plateau starts during which none is counted." },
 	{ .path = "min_checkpoints", .type = CONFIG_INT, .offset = OFF_PL(min_checkpoints),
-	  .min = 0, .max = 10000000, .help = "checkpoints with a value before judging" },
+	  .min = 0, .max = 10000000, .help = "checkpoints with a value before judging",
+	  .doc = "Values needed before the metric is judged at all, as for\n"
+		".BR alerts.loss ." },
 	{ .path = NULL },
 };
 
 static const struct config_key hook_fields[] = {
 	{ .path = "alert", .type = CONFIG_STRING, .offset = offsetof(struct config_hook, alert),
 	  .min = 1, .max = 64, .check = check_hook_alert,
-	  .help = "alert name whose transitions run the hook, or \"*\"" },
+	  .help = "alert name whose transitions run the hook, or \"*\"",
+	  .doc = ".BR plateau ,\n"
+		".BR grokking ,\n"
+		".BR generalization_saturated ,\n"
+		".BR routing_collapse ,\n"
+		"or\n"
+		".B *\n"
+		"for all." },
 	{ .path = "argv", .type = CONFIG_STRING_ARRAY,
 	  .offset = offsetof(struct config_hook, argv), .min = 1, .max = 256,
-	  .help = "program and arguments, run without a shell" },
+	  .help = "program and arguments, run without a shell",
+	  .doc = "The program and its arguments, run without a shell, in a session of its\n"
+		"own; a name without\n"
+		".B /\n"
+		"is looked up in the daemon's\n"
+		".B PATH\n"
+		"(or\n"
+		".IR /usr/local/bin:/usr/bin:/bin ).\n"
+		"Its environment holds only the variables above and\n"
+		".BR PATH .\n"
+		"A hook that fails, cannot start or times out is logged and reported in an\n"
+		".B error\n"
+		"message." },
 	{ .path = NULL },
 };
 
@@ -158,185 +189,431 @@ static const struct config_key hook_fields[] = {
 
 const struct config_key config_keys[] = {
 	{ .path = "run", .type = CONFIG_STRING, .offset = OFF(run), .max = 128, .check = check_name,
-	  .help = "run name carried by every message; empty = the last component of watch.root" },
+	  .help = "run name carried by every message; empty = the last component of watch.root",
+	  .doc = "The run name carried in every message's topic\n"
+		".RI ( type . run )\n"
+		"and body.\n"
+		"Letters, digits,\n"
+		".BR . ,\n"
+		".B _\n"
+		"and\n"
+		".B \\-\n"
+		"only.\n"
+		"Empty: the last component of\n"
+		".BR watch.root ." },
 	{ .path = "state_dir", .type = CONFIG_STRING, .offset = OFF(state_dir),
 	  .def_str = "/var/lib/grokwatch", .min = 1,
-	  .help = "directory for the journal, state files and kept routing vectors" },
+	  .help = "directory for the journal, state files and kept routing vectors",
+	  .doc = "Directory for the journal, the state files and the kept routing vectors\n"
+		"(see\n"
+		".BR grokwatchd (8),\n"
+		".BR \"STATE DIRECTORY\" ).\n"
+		"It is created if missing, one level only: its parent must exist.\n"
+		"Two daemons cannot share one: the second stops with a message." },
 	{ .path = "log_level", .type = CONFIG_ENUM, .offset = OFF(log_level), .def_str = "info",
-	  .enums = config_log_levels, .reload = true, .help = "error, warn, info or debug" },
+	  .enums = config_log_levels, .reload = true, .help = "error, warn, info or debug",
+	  .doc = "Messages below this level are not written to standard error." },
 
 	{ .path = "watch.root", .type = CONFIG_STRING, .offset = OFF(watch.root),
-	  .help = "directory the trainer writes checkpoints into (required to run)" },
+	  .help = "directory the trainer writes checkpoints into (required to run)",
+	  .doc = "The directory the trainer writes checkpoints into, one subdirectory each.\n"
+		"Required to run." },
 	{ .path = "watch.patterns", .type = CONFIG_STRING_ARRAY, .offset = OFF(watch.patterns),
 	  .def_strv = step_default_patterns, .min = 1, .max = 32, .check = check_pattern,
-	  .help = "checkpoint directory names, each with one {step} and any '*'; first match wins" },
+	  .help = "checkpoint directory names, each with one {step} and any '*'; first match wins",
+	  .doc = "Names of checkpoint directories.\n"
+		"Each pattern has exactly one\n"
+		".B {step}\n"
+		"(one or more decimal digits, the training step) and any number of\n"
+		".B *\n"
+		"(any run of characters), matched against the whole name:\n"
+		".B step{step}\\-tokens*\n"
+		"matches\n"
+		".BR step10000\\-tokens41B .\n"
+		"The first pattern that matches gives the step; a directory that none\n"
+		"matches is not a checkpoint." },
 	{ .path = "watch.step_from_trainer_state", .type = CONFIG_BOOL,
 	  .offset = OFF(watch.step_from_trainer_state), .def_num = 1,
-	  .help = "take the step from trainer_state.json global_step where present" },
+	  .help = "take the step from trainer_state.json global_step where present",
+	  .doc = "Where a checkpoint holds\n"
+		".IR trainer_state.json ,\n"
+		"take the step from its\n"
+		".B global_step\n"
+		"instead of from the name." },
 	{ .path = "watch.marker", .type = CONFIG_STRING, .offset = OFF(watch.marker), .max = 255,
 	  .check = check_marker,
-	  .help = "file that must exist in a checkpoint before it counts as complete; empty = none" },
+	  .help = "file that must exist in a checkpoint before it counts as complete; empty = none",
+	  .doc = "A file, relative to the checkpoint directory and inside it, that must exist\n"
+		"before the checkpoint counts as complete (for example a trainer's\n"
+		".IR .done ).\n"
+		"Empty: none.\n"
+		"Either way a checkpoint is complete only when every file its index names\n"
+		"exists and each safetensors file is as long as its header says." },
 	{ .path = "watch.quiet_period_ms", .type = CONFIG_INT, .offset = OFF(watch.quiet_period_ms),
 	  .def_num = 5000, .min = 0, .max = MS_DAY, .reload = true,
-	  .help = "nothing under a checkpoint may change for this long before it is read" },
+	  .help = "nothing under a checkpoint may change for this long before it is read",
+	  .doc = "Nothing under a checkpoint may change for this long before it is read." },
 	{ .path = "watch.mode", .type = CONFIG_ENUM, .offset = OFF(watch.mode), .def_str = "auto",
 	  .enums = config_watch_modes,
-	  .help = "events (inotify), poll (stat polling) or auto (poll on NFS, Lustre, FUSE, CIFS)" },
+	  .help = "events (inotify), poll (stat polling) or auto (poll on NFS, Lustre, FUSE, CIFS)",
+	  .doc = "How changes are noticed:\n"
+		".B events\n"
+		"with inotify,\n"
+		".B poll\n"
+		"by\n"
+		".BR stat (2)\n"
+		"every\n"
+		".BR watch.poll_interval_ms ,\n"
+		".B auto\n"
+		"by polling on file systems where inotify is silent (NFS, Lustre, FUSE, CIFS)\n"
+		"and events elsewhere." },
 	{ .path = "watch.poll_interval_ms", .type = CONFIG_INT, .offset = OFF(watch.poll_interval_ms),
-	  .def_num = 2000, .min = 100, .max = 3600000, .help = "stat polling interval" },
+	  .def_num = 2000, .min = 100, .max = 3600000, .help = "stat polling interval",
+	  .doc = "The polling interval." },
 
 	{ .path = "probe.path", .type = CONFIG_STRING, .offset = OFF(probe.path),
-	  .help = "probe set file; empty = only checkpoints holding routing.safetensors are computed" },
+	  .help = "probe set file; empty = only checkpoints holding routing.safetensors are computed",
+	  .doc = "The probe set file.\n"
+		"Without it only checkpoints that hold a\n"
+		".I routing.safetensors\n"
+		"file can be computed, and the daemon says so at start." },
 	{ .path = "probe.format", .type = CONFIG_ENUM, .offset = OFF(probe.format),
 	  .def_str = "jsonl", .enums = config_probe_formats,
-	  .help = "jsonl, or u16 / u32 raw little-endian token memmaps" },
+	  .help = "jsonl, or u16 / u32 raw little-endian token memmaps",
+	  .doc = ".B jsonl\n"
+		"is one sample a line,\n"
+		".BR \"{\\(dqtokens\\(dq: [int, ...], \\(dqgroup\\(dq: \\(dqmath\\(dq, \\(dqid\\(dq: \\(dqoptional\\(dq}\" ;\n"
+		".B u16\n"
+		"and\n"
+		".B u32\n"
+		"are headerless little\\-endian token memmaps as OLMo and Dolma write them,\n"
+		"cut into samples by the next four keys." },
 	{ .path = "probe.sample_length", .type = CONFIG_INT, .offset = OFF(probe.sample_length),
-	  .def_num = 512, .min = 1, .max = PROBE_SAMPLE_MAX, .help = "tokens a sample (memmaps)" },
+	  .def_num = 512, .min = 1, .max = PROBE_SAMPLE_MAX, .help = "tokens a sample (memmaps)",
+	  .doc = "Tokens a sample, for memmaps." },
 	{ .path = "probe.count", .type = CONFIG_INT, .offset = OFF(probe.count), .def_num = 64,
-	  .min = 1, .max = PROBE_SAMPLES_MAX, .help = "samples cut from a memmap" },
+	  .min = 1, .max = PROBE_SAMPLES_MAX, .help = "samples cut from a memmap",
+	  .doc = "Samples cut from a memmap." },
 	{ .path = "probe.offset", .type = CONFIG_INT, .offset = OFF(probe.offset), .def_num = 0,
-	  .min = 0, .max = EXACT_INT, .help = "first token of the first sample (memmaps)" },
+	  .min = 0, .max = EXACT_INT, .help = "first token of the first sample (memmaps)",
+	  .doc = "The first token of the first sample, for memmaps." },
 	{ .path = "probe.group", .type = CONFIG_STRING, .offset = OFF(probe.group),
 	  .def_str = "default", .min = 1, .max = PROBE_GROUP_MAX - 1,
-	  .help = "group name of memmap samples" },
+	  .help = "group name of memmap samples",
+	  .doc = "The group name of memmap samples." },
 
 	{ .path = "metrics.tau", .type = CONFIG_DOUBLE, .offset = OFF(metrics.tau), .def_num = 0.7,
-	  .min = 1e-6, .max = 1, .help = "routing mass a pathway keeps per layer" },
+	  .min = 1e-6, .max = 1, .help = "routing mass a pathway keeps per layer",
+	  .doc = "The routing mass a pathway keeps per layer: the shortest prefix of the\n"
+		"experts, by descending mean routing weight, that sums to at least tau." },
 	{ .path = "metrics.pair_budget", .type = CONFIG_INT, .offset = OFF(metrics.pair_budget),
 	  .def_num = 2000000, .min = 1, .max = 1e12,
-	  .help = "sample pairs per group beyond which pathway distance is estimated from a sample" },
+	  .help = "sample pairs per group beyond which pathway distance is estimated from a sample",
+	  .doc = "Sample pairs per group up to which the pathway distance is the exact mean\n"
+		"over all pairs; above it, the mean over a fixed\\-seed uniform sample of this\n"
+		"many pairs, reported with its standard error." },
 	{ .path = "metrics.seed", .type = CONFIG_INT, .offset = OFF(metrics.seed), .def_num = 0,
-	  .min = 0, .max = EXACT_INT, .help = "seed of the pair sample" },
+	  .min = 0, .max = EXACT_INT, .help = "seed of the pair sample",
+	  .doc = "The seed of that pair sample (0: a built\\-in one)." },
 	{ .path = "metrics.epsilon", .type = CONFIG_DOUBLE, .offset = OFF(metrics.epsilon),
 	  .def_num = 1.0, .min = 0, .max = 100,
-	  .help = "loss (nats) at or below which a sample may count as memorized" },
+	  .help = "loss (nats) at or below which a sample may count as memorized",
+	  .doc = "The loss, in nats, at or below which a sample may count as memorized." },
 	{ .path = "metrics.epsilon_groups", .type = CONFIG_OBJECT_ARRAY,
 	  .offset = OFF(metrics.epsilon_groups), .max = 1024, .fields = epsilon_fields,
 	  .elem_size = sizeof(struct config_epsilon),
-	  .help = "per-group epsilon: [{\"group\": \"math\", \"epsilon\": 0.5}, ...]" },
+	  .help = "per-group epsilon: [{\"group\": \"math\", \"epsilon\": 0.5}, ...]",
+	  .doc = "Per\\-group thresholds that override\n"
+		".BR metrics.epsilon ,\n"
+		"each an object with both members below, each group at most once:\n"
+		".B [{\"group\": \"math\", \"epsilon\": 0.5}]" },
 	{ .path = "metrics.delta", .type = CONFIG_DOUBLE, .offset = OFF(metrics.delta),
 	  .def_num = 0.05, .min = 0, .max = 100,
-	  .help = "a memorized sample's loss stays within delta of its latest value" },
+	  .help = "a memorized sample's loss stays within delta of its latest value",
+	  .doc = "A sample is memorized at a checkpoint when its loss there is at most its\n"
+		"epsilon and stays within delta of its value at the latest checkpoint from\n"
+		"that checkpoint on." },
 
 	{ .path = "publish.endpoint", .type = CONFIG_STRING, .offset = OFF(publish.endpoint),
-	  .def_str = "tcp://127.0.0.1:5557", .max = 256, .check = check_endpoint,
-	  .help = "ZeroMQ PUB endpoint" },
+	  .def_str = "tcp://127.0.0.1:5557", .max = 256, .check = endpoint_check,
+	  .help = "ZeroMQ PUB endpoint",
+	  .doc = "The PUB socket's endpoint:\n"
+		".BI tcp:// HOST : PORT\n"
+		"or\n"
+		".BI ipc:// PATH\\fR.\\fP" },
 	{ .path = "publish.query_endpoint", .type = CONFIG_STRING,
 	  .offset = OFF(publish.query_endpoint), .def_str = "tcp://127.0.0.1:5558", .max = 256,
-	  .check = check_endpoint, .help = "ZeroMQ ROUTER endpoint for snapshot and history" },
+	  .check = endpoint_check, .help = "ZeroMQ ROUTER endpoint for snapshot and history",
+	  .doc = "The ROUTER socket answering snapshot and history queries; not the same as\n"
+		".BR publish.endpoint .\n"
+		"Daemons on one host need endpoints of their own." },
 	{ .path = "publish.sndhwm", .type = CONFIG_INT, .offset = OFF(publish.sndhwm),
 	  .def_num = 10000, .min = 1, .max = 10000000,
-	  .help = "messages queued per subscriber before it misses some" },
+	  .help = "messages queued per subscriber before it misses some",
+	  .doc = "Messages queued per subscriber; past it that subscriber misses messages\n"
+		"and sees the gap in\n"
+		".BR seq ." },
 	{ .path = "publish.max_message_bytes", .type = CONFIG_INT,
 	  .offset = OFF(publish.max_message_bytes), .def_num = 4194304, .min = 4096,
-	  .max = 268435456, .help = "a larger message is replaced by an error message" },
+	  .max = 268435456, .help = "a larger message is replaced by an error message",
+	  .doc = "A message body larger than this is not sent; an\n"
+		".B error\n"
+		"message takes its place." },
 	{ .path = "publish.heartbeat_ms", .type = CONFIG_INT, .offset = OFF(publish.heartbeat_ms),
 	  .def_num = 5000, .min = 100, .max = 3600000, .reload = true,
-	  .help = "heartbeat interval" },
+	  .help = "heartbeat interval",
+	  .doc = "The heartbeat interval." },
 	{ .path = "publish.allow_insecure_remote", .type = CONFIG_BOOL,
 	  .offset = OFF(publish.allow_insecure_remote), .def_num = 0,
-	  .help = "allow a non-loopback endpoint without CURVE" },
+	  .help = "allow a non-loopback endpoint without CURVE",
+	  .doc = "Allow an endpoint that is not loopback\n"
+		".RB ( 127.0.0.0/8 ,\n"
+		".BR [::1] ,\n"
+		".BR localhost ,\n"
+		"or\n"
+		".BR ipc:// )\n"
+		"without CURVE." },
 	{ .path = "publish.curve.server_secret_key_file", .type = CONFIG_STRING,
 	  .offset = OFF(publish.curve.server_secret_key_file),
-	  .help = "file holding the server's Z85 secret key; empty = CURVE off" },
+	  .help = "file holding the server's Z85 secret key; empty = CURVE off",
+	  .doc = "A file holding the server's Z85 secret key (40 characters); both sockets\n"
+		"become CURVE servers.\n"
+		"Empty: CURVE off.\n"
+		"Under systemd, pass the file with\n"
+		".B LoadCredential=\n"
+		"and name\n"
+		".IR /run/credentials/ UNIT / NAME\n"
+		"here (see\n"
+		".BR grokwatchd (8))." },
 	{ .path = "publish.curve.server_public_key_file", .type = CONFIG_STRING,
 	  .offset = OFF(publish.curve.server_public_key_file),
-	  .help = "file holding the server's Z85 public key, checked against the secret key" },
+	  .help = "file holding the server's Z85 public key, checked against the secret key",
+	  .doc = "A file holding the server's Z85 public key, checked against the secret key.\n"
+		"Empty: not checked." },
 
 	{ .path = "threads.blas", .type = CONFIG_INT, .offset = OFF(threads.blas), .def_num = 0,
-	  .min = 0, .max = 1024, .help = "OpenBLAS threads; 0 = CPUs - 1, at least 1" },
+	  .min = 0, .max = 1024, .help = "OpenBLAS threads; 0 = CPUs - 1, at least 1",
+	  .doc = "OpenBLAS threads for the forward pass; 0: the CPUs less one, at least 1." },
 
 	{ .path = "jobs.max_retries", .type = CONFIG_INT, .offset = OFF(jobs.max_retries),
 	  .def_num = 3, .min = 0, .max = 1000, .reload = true,
-	  .help = "retries of a failed checkpoint before it is recorded as failed" },
+	  .help = "retries of a failed checkpoint before it is recorded as failed",
+	  .doc = "Retries of a checkpoint that failed before it is recorded as failed." },
 	{ .path = "jobs.retry_backoff_ms", .type = CONFIG_INT, .offset = OFF(jobs.retry_backoff_ms),
 	  .def_num = 5000, .min = 0, .max = MS_DAY, .reload = true,
-	  .help = "wait before the first retry; doubled for each further one" },
+	  .help = "wait before the first retry; doubled for each further one",
+	  .doc = "The wait before the first retry, doubled for each further one." },
 	{ .path = "jobs.retry_backoff_max_ms", .type = CONFIG_INT,
 	  .offset = OFF(jobs.retry_backoff_max_ms), .def_num = 300000, .min = 0, .max = MS_DAY,
-	  .reload = true, .help = "longest wait between retries" },
+	  .reload = true, .help = "longest wait between retries",
+	  .doc = "The longest wait between retries; at least\n"
+		".BR jobs.retry_backoff_ms ." },
 
 	{ .path = "limits.queue_depth", .type = CONFIG_INT, .offset = OFF(limits.queue_depth),
 	  .def_num = 4096, .min = 1, .max = 1000000, .reload = true,
-	  .help = "checkpoints waiting to be computed" },
+	  .help = "checkpoints waiting to be computed",
+	  .doc = "Checkpoints waiting to be computed." },
 	{ .path = "limits.request_bytes", .type = CONFIG_INT, .offset = OFF(limits.request_bytes),
 	  .def_num = 65536, .min = 256, .max = 16777216,
-	  .help = "largest query request; a larger one drops the connection" },
+	  .help = "largest query request; a larger one drops the connection",
+	  .doc = "The largest query request; a larger one drops the connection." },
 	{ .path = "limits.reply_bytes", .type = CONFIG_INT, .offset = OFF(limits.reply_bytes),
 	  .def_num = 67108864, .min = 4096, .max = 1073741824, .reload = true,
-	  .help = "largest query reply; a larger one is refused with an error reply" },
+	  .help = "largest query reply; a larger one is refused with an error reply",
+	  .doc = "The largest query reply; a larger one is refused with an error reply\n"
+		"(narrow the query's step range)." },
 	{ .path = "limits.journal_line_bytes", .type = CONFIG_INT,
 	  .offset = OFF(limits.journal_line_bytes), .def_num = 16777216, .min = 4096,
-	  .max = 268435456, .help = "largest journal record" },
+	  .max = 268435456, .help = "largest journal record",
+	  .doc = "The largest journal record." },
 	{ .path = "limits.journal_bytes", .type = CONFIG_INT, .offset = OFF(limits.journal_bytes),
 	  .def_num = 4294967296.0, .min = 1048576, .max = 1099511627776.0,
-	  .help = "largest journal file; appends beyond it fail" },
+	  .help = "largest journal file; appends beyond it fail",
+	  .doc = "The largest journal file; appends beyond it fail." },
 	{ .path = "limits.checkpoints", .type = CONFIG_INT, .offset = OFF(limits.checkpoints),
 	  .def_num = 100000, .min = 1, .max = 10000000,
-	  .help = "entries read from the watched directory" },
+	  .help = "entries read from the watched directory",
+	  .doc = "Entries read from the watched directory." },
 	{ .path = "limits.shutdown_ms", .type = CONFIG_INT, .offset = OFF(limits.shutdown_ms),
 	  .def_num = 10000, .min = 0, .max = 600000, .reload = true,
-	  .help = "how long a stop waits for the running job before abandoning it" },
+	  .help = "how long a stop waits for the running job before abandoning it",
+	  .doc = "How long a stop waits for the running checkpoint before abandoning it.\n"
+		"Keep it below the unit's\n"
+		".B TimeoutStopSec=\n"
+		"(60 s in the shipped units), after which systemd kills the daemon." },
 
 	{ .path = "alerts.enabled", .type = CONFIG_BOOL, .offset = OFF(alerts.enabled),
-	  .def_num = 1, .help = "evaluate alerts as results land" },
+	  .def_num = 1, .help = "evaluate alerts as results land",
+	  .doc = "Judge alerts as results land." },
 	{ .path = "alerts.groups", .type = CONFIG_STRING_ARRAY, .offset = OFF(alerts.groups),
 	  .max = 1024, .help = "probe groups to judge; empty = every group of the latest result "
-			       "(\"all\" too, unless there is only one other group)" },
-#define PLATEAU_SECTION(SECTION, OFFSET, METRIC, WHAT) \
+			       "(\"all\" too, unless there is only one other group)",
+	  .doc = "The probe groups judged.\n"
+		"Empty: every group of the latest result, and\n"
+		".B all\n"
+		"unless there is only one other group." },
+/* alerts.loss and alerts.distance: the same six keys.  LOSS_DOC is the
+ * man-page prose of a loss key; distance's are "As alerts.loss.KEY". */
+#define PLATEAU_SECTION(SECTION, OFFSET, METRIC, WHAT, METRIC_DOC, DOC) \
 	{ .path = "alerts." SECTION ".metric", .type = CONFIG_STRING, .offset = OFFSET(metric), \
 	  .def_str = METRIC, .min = 1, .max = 128, .check = check_metric, \
-	  .help = "metric path under result.groups[<group>] of " WHAT }, \
+	  .help = "metric path under result.groups[<group>] of " WHAT, .doc = METRIC_DOC }, \
 	{ .path = "alerts." SECTION ".threshold", .type = CONFIG_DOUBLE, \
 	  .offset = OFFSET(threshold), .def_num = 0.01, .min = 0, .max = 1e9, \
-	  .help = "least fall that counts as an improvement of the best value" }, \
+	  .help = "least fall that counts as an improvement of the best value", \
+	  .doc = DOC("threshold", "The least fall that counts as an improvement of the best value.") }, \
 	{ .path = "alerts." SECTION ".threshold_mode", .type = CONFIG_ENUM, \
 	  .offset = OFFSET(threshold_mode), .def_str = "rel", .enums = config_threshold_modes, \
-	  .help = "rel: better below best * (1 - threshold); abs: below best - threshold" }, \
+	  .help = "rel: better below best * (1 - threshold); abs: below best - threshold", \
+	  .doc = DOC("threshold_mode", ".B rel\ncompares with best \\(mu (1 \\- threshold),\n" \
+		     ".B abs\nwith best \\- threshold.") }, \
 	{ .path = "alerts." SECTION ".patience", .type = CONFIG_INT, .offset = OFFSET(patience), \
 	  .def_num = 5, .min = 0, .max = 1000000, \
-	  .help = "checkpoints without improvement tolerated; one more starts a plateau" }, \
+	  .help = "checkpoints without improvement tolerated; one more starts a plateau", \
+	  .doc = DOC("patience", "Checkpoints without improvement tolerated; one more starts a " \
+		     "plateau.") }, \
 	{ .path = "alerts." SECTION ".cooldown", .type = CONFIG_INT, .offset = OFFSET(cooldown), \
 	  .def_num = 2, .min = 0, .max = 1000000, \
-	  .help = "checkpoints after a plateau starts during which no new one is counted" }, \
+	  .help = "checkpoints after a plateau starts during which no new one is counted", \
+	  .doc = DOC("cooldown", "Checkpoints after a plateau starts during which none is " \
+		     "counted.") }, \
 	{ .path = "alerts." SECTION ".min_checkpoints", .type = CONFIG_INT, \
 	  .offset = OFFSET(min_checkpoints), .def_num = 8, .min = 0, .max = 10000000, \
-	  .help = "checkpoints with a value before the metric is judged at all" }
-	PLATEAU_SECTION("loss", OFF_LOSS, "loss", "the loss judged by grokking"),
+	  .help = "checkpoints with a value before the metric is judged at all", \
+	  .doc = DOC("min_checkpoints", "Values needed before the metric is judged at all.") }
+#define LOSS_DOC(key, text) text
+#define AS_LOSS_DOC(key, text) "As\n.BR alerts.loss." key " ."
+	PLATEAU_SECTION("loss", OFF_LOSS, "loss", "the loss judged by grokking",
+			"The metric, a dotted path in a group's result, whose plateau\n"
+			".B grokking\n"
+			"needs.", LOSS_DOC),
 	PLATEAU_SECTION("distance", OFF_DIST, "pathway_distance",
-			"the pathway distance judged by grokking and generalization_saturated"),
+			"the pathway distance judged by grokking and generalization_saturated",
+			"The metric whose fall makes\n"
+			".B grokking\n"
+			"and whose plateau after it makes\n"
+			".BR generalization_saturated ;\n"
+			"for example\n"
+			".BR memorized.pathway_distance ,\n"
+			"as in the paper.", AS_LOSS_DOC),
+#undef LOSS_DOC
+#undef AS_LOSS_DOC
 #undef PLATEAU_SECTION
 	{ .path = "alerts.plateaus", .type = CONFIG_OBJECT_ARRAY, .offset = OFF(alerts.plateaus),
 	  .max = 64, .fields = plateau_fields, .elem_size = sizeof(struct config_plateau),
 	  .help = "extra plateau alerts: [{\"metric\", \"mode\", \"threshold\", \"threshold_mode\", "
-		  "\"patience\", \"cooldown\", \"min_checkpoints\"}, ...]" },
+		  "\"patience\", \"cooldown\", \"min_checkpoints\"}, ...]",
+	  .doc = "Further\n"
+		".B plateau\n"
+		"alerts, one per object and group, each with every member below:\n"
+		".B [{\"metric\": \"pathway_consistency\", \"mode\": \"max\", \"threshold\": 0.01,\n"
+		".B \"threshold_mode\": \"rel\", \"patience\": 5, \"cooldown\": 2, \"min_checkpoints\": 8}]" },
 	{ .path = "alerts.routing_collapse.dead_experts", .type = CONFIG_INT,
 	  .offset = OFF(alerts.collapse_dead_experts), .def_num = 1, .min = 0, .max = 1e9,
-	  .help = "fire when health.overall.dead_experts reaches this; 0 = off" },
+	  .help = "fire when health.overall.dead_experts reaches this; 0 = off",
+	  .doc = ".B routing_collapse\n"
+		"fires when the latest result has at least this many dead experts (over all\n"
+		"layers); 0: off." },
 	{ .path = "alerts.routing_collapse.max_imbalance", .type = CONFIG_DOUBLE,
 	  .offset = OFF(alerts.collapse_max_imbalance), .def_num = 3.0, .min = 0, .max = 1e9,
-	  .help = "fire when health.overall.max_imbalance exceeds this; 0 = off" },
+	  .help = "fire when health.overall.max_imbalance exceeds this; 0 = off",
+	  .doc = ".B routing_collapse\n"
+		"fires when a layer's load imbalance (max/mean) exceeds this; 0: off." },
 	{ .path = "alerts.hooks", .type = CONFIG_OBJECT_ARRAY, .offset = OFF(alerts.hooks),
 	  .max = 64, .fields = hook_fields, .elem_size = sizeof(struct config_hook),
 	  .help = "programs run on alert transitions: [{\"alert\": \"grokking\", \"argv\": "
-		  "[\"/path\", \"arg\"]}, ...]" },
+		  "[\"/path\", \"arg\"]}, ...]",
+	  .doc = "Programs run when an alert fires or resolves, with the payload on standard\n"
+		"input and\n"
+		".BR GROKWATCH_ALERT ,\n"
+		".BR GROKWATCH_RUN ,\n"
+		".BR GROKWATCH_GROUP ,\n"
+		".B GROKWATCH_STEP\n"
+		"and\n"
+		".B GROKWATCH_STATUS\n"
+		"in the environment:\n"
+		".B [{\"alert\": \"*\", \"argv\": [\"/usr/local/share/grokwatch/hooks/webhook.sh\", \"https://...\"]}]" },
 	{ .path = "alerts.hook_timeout_ms", .type = CONFIG_INT, .offset = OFF(alerts.hook_timeout_ms),
 	  .def_num = 30000, .min = 1, .max = MS_DAY,
-	  .help = "a hook still running after this gets SIGTERM" },
+	  .help = "a hook still running after this gets SIGTERM",
+	  .doc = "A hook still running after this gets\n"
+		".BR SIGTERM ." },
 	{ .path = "alerts.hook_kill_grace_ms", .type = CONFIG_INT,
 	  .offset = OFF(alerts.hook_kill_grace_ms), .def_num = 5000, .min = 1, .max = 3600000,
-	  .help = "then, after this, SIGKILL" },
+	  .help = "then, after this, SIGKILL",
+	  .doc = "And, after this,\n"
+		".BR SIGKILL ." },
 	{ .path = "alerts.hook_concurrency", .type = CONFIG_INT,
 	  .offset = OFF(alerts.hook_concurrency), .def_num = 4, .min = 1, .max = 1024,
-	  .help = "hooks running at once; others wait in the queue" },
+	  .help = "hooks running at once; others wait in the queue",
+	  .doc = "Hooks running at once; others wait." },
 	{ .path = "alerts.hook_queue", .type = CONFIG_INT, .offset = OFF(alerts.hook_queue),
 	  .def_num = 256, .min = 0, .max = 1000000,
-	  .help = "hooks waiting to run; beyond it a transition's hooks are refused" },
+	  .help = "hooks waiting to run; beyond it a transition's hooks are refused",
+	  .doc = "Hooks waiting; past it, a transition's hooks are refused and an\n"
+		".B error\n"
+		"message says so." },
 	{ .path = "alerts.hook_output_bytes", .type = CONFIG_INT,
 	  .offset = OFF(alerts.hook_output_bytes), .def_num = 65536, .min = 0, .max = 16777216,
-	  .help = "stdout and stderr kept per hook run, each; the rest is counted and dropped" },
+	  .help = "stdout and stderr kept per hook run, each; the rest is counted and dropped",
+	  .doc = "Bytes of a hook's standard output and of its standard error kept for the\n"
+		"log; the rest is counted and dropped." },
 	{ .path = NULL },
 };
+
+const struct config_section_info config_sections[CONFIG_SECTIONS] = {
+	[CONFIG_SECTION_TOP] = { .name = "" },
+	[CONFIG_SECTION_WATCH] = { .name = "watch", .title = "finding checkpoints" },
+	[CONFIG_SECTION_PROBE] = { .name = "probe", .title = "the samples the model is run on" },
+	[CONFIG_SECTION_METRICS] = { .name = "metrics", .title = "what is computed" },
+	[CONFIG_SECTION_PUBLISH] = { .name = "publish", .title = "the ZeroMQ sockets" },
+	[CONFIG_SECTION_THREADS] = { .name = "threads" },
+	[CONFIG_SECTION_JOBS] = { .name = "jobs", .title = "failed checkpoints" },
+	[CONFIG_SECTION_LIMITS] = { .name = "limits" },
+	[CONFIG_SECTION_ALERTS] = {
+		.name = "alerts", .title = "plateaus, grokking, routing collapse, hooks",
+		.doc = "Each result is judged with the whole series before it, in step order; an\n"
+			"alert that starts or ends is journaled, published on the\n"
+			".B alert\n"
+			"topic as an Alertmanager webhook payload, and handed to the hooks.\n"
+			"The plateau rule is PyTorch's\n"
+			".B ReduceLROnPlateau\n"
+			"on checkpoints: with mode min a value is better when it is below\n"
+			".I best\n"
+			"\\(mu (1 \\- threshold)\n"
+			".RB ( rel )\n"
+			"or\n"
+			".I best\n"
+			"\\- threshold\n"
+			".RB ( abs );\n"
+			"a plateau starts at the\n"
+			".RI ( patience +1)\\-th\n"
+			"checkpoint in a row that is not better, and lasts until one is; after it\n"
+			"starts,\n"
+			".I cooldown\n"
+			"checkpoints are not counted; nothing is judged before\n"
+			".I min_checkpoints\n"
+			"values.\n"
+			"A group is\n"
+			".B grokking\n"
+			"while its loss is on a plateau and its pathway distance still falls, and\n"
+			"its generalization has\n"
+			".B saturated\n"
+			"when the distance then reaches a plateau too." },
+};
+
+enum config_section config_key_section(const struct config_key *k)
+{
+	const char *dot = strchr(k->path, '.');
+	size_t n = dot ? (size_t)(dot - k->path) : 0;
+
+	for (int i = 0; i < CONFIG_SECTIONS; i++)
+		if (strlen(config_sections[i].name) == n &&
+		    !strncmp(config_sections[i].name, k->path, n))
+			return (enum config_section)i;
+	GW_BUG_ON(1);
+	return CONFIG_SECTION_TOP;
+}
 
 /* ---- values by table row --------------------------------------------------- */
 
@@ -491,6 +768,35 @@ static bool fields_equal(const struct config_key *keys, const void *a, const voi
 		if (!value_equal(k, a, b))
 			return false;
 	return true;
+}
+
+/* Bytes of a row's field in its struct. */
+static size_t value_size(const struct config_key *k)
+{
+	switch (k->type) {
+	case CONFIG_STRING: return sizeof(char *);
+	case CONFIG_INT: return sizeof(int64_t);
+	case CONFIG_DOUBLE: return sizeof(double);
+	case CONFIG_BOOL: return sizeof(bool);
+	case CONFIG_ENUM: return sizeof(int);
+	case CONFIG_STRING_ARRAY: return sizeof(struct config_strv);
+	case CONFIG_OBJECT_ARRAY: return sizeof(struct config_objv);
+	}
+	GW_BUG_ON(1);
+	return 0;
+}
+
+/* Exchange one value between two structs, with what it owns. */
+static void value_swap(const struct config_key *k, void *a, void *b)
+{
+	unsigned char tmp[sizeof(struct config_strv) > sizeof(struct config_objv)
+				  ? sizeof(struct config_strv) : sizeof(struct config_objv)];
+	size_t n = value_size(k);
+
+	GW_BUG_ON(n > sizeof(tmp));
+	memcpy(tmp, field(a, k), n);
+	memcpy(field(a, k), field(b, k), n);
+	memcpy(field(b, k), tmp, n);
 }
 
 struct config *config_new_defaults(void)
@@ -971,13 +1277,13 @@ static const cJSON *node_at(const cJSON *root, const char *path)
 static int check_endpoint_security(const struct ctx *cx, const struct config *c,
 				   const char *key, const char *endpoint)
 {
-	if (config_endpoint_is_local(endpoint) || c->publish.curve.server_secret_key_file[0] ||
+	if (endpoint_is_local(endpoint) || c->publish.curve.server_secret_key_file[0] ||
 	    c->publish.allow_insecure_remote)
 		return 0;
 	return fail(cx, node_at(cx->root, key),
-		    "%s: \"%s\" is reachable from other hosts and CURVE is off; set "
-		    "publish.curve.server_secret_key_file, or publish.allow_insecure_remote to "
-		    "publish in clear text", key, endpoint);
+			"%s: \"%s\" is reachable from other hosts and CURVE is off; set "
+			"publish.curve.server_secret_key_file, or publish.allow_insecure_remote to "
+			"publish in clear text", key, endpoint);
 }
 
 static bool ends_with_star_port(const char *ep)
@@ -1146,6 +1452,36 @@ int config_diff(const struct config *old, const struct config *new_,
 	return restart;
 }
 
+int config_reload(struct config *running, const char *path,
+		  const config_apply_fn apply[CONFIG_SECTIONS], void *ud,
+		  void (*note)(void *ud, const char *path, bool needs_restart), struct gw_err *err)
+{
+	struct config *n = NULL;
+	bool changed[CONFIG_SECTIONS] = { false };
+	int r, restart = 0;
+
+	if ((r = config_load(path, &n, err)) < 0)
+		return r;
+	for (const struct config_key *k = config_keys; k->path; k++) {
+		if (value_equal(k, running, n))
+			continue;
+		if (k->reload) {
+			/* The old value goes to n, and is freed with it. */
+			value_swap(k, running, n);
+			changed[config_key_section(k)] = true;
+		} else {
+			restart++;
+		}
+		if (note)
+			note(ud, k->path, !k->reload);
+	}
+	for (int i = 0; i < CONFIG_SECTIONS; i++)
+		if (changed[i] && apply[i])
+			apply[i](ud, running);
+	config_free(n);
+	return restart;
+}
+
 double config_epsilon_for(const struct config *c, const char *group)
 {
 	const struct config_epsilon *eg = c->metrics.epsilon_groups.v;
@@ -1154,31 +1490,4 @@ double config_epsilon_for(const struct config *c, const char *group)
 		if (!strcmp(eg[i].group, group))
 			return eg[i].epsilon;
 	return c->metrics.epsilon;
-}
-
-bool config_endpoint_is_local(const char *ep)
-{
-	const char *host, *colon;
-	size_t n;
-
-	if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9))
-		return true;
-	if (strncmp(ep, "tcp://", 6) != 0)
-		return false;
-	host = ep + 6;
-	colon = strrchr(host, ':');
-	if (!colon)
-		return false;
-	n = (size_t)(colon - host);
-	if (n == 5 && !memcmp(host, "[::1]", 5))
-		return true;
-	if (n == 9 && !memcmp(host, "localhost", 9))
-		return true;
-	if (n < 4 || memcmp(host, "127.", 4) != 0)
-		return false;
-	/* 127.a.b.c: digits and dots only, so "127.example.com" is not local. */
-	for (size_t i = 4; i < n; i++)
-		if (!(host[i] == '.' || (host[i] >= '0' && host[i] <= '9')))
-			return false;
-	return true;
 }

@@ -3,8 +3,12 @@
  * declarative table (config_keys[]), in the manner of Redis's config.c.
  *
  * Every key has a dotted path ("watch.quiet_period_ms"), a type, a default,
- * bounds, and a line of help.  The file is a JSON object whose nesting
- * follows the dots; a key that is absent takes its default.  Refused, with
+ * bounds, whether SIGHUP applies it, a line of help and the man page's
+ * prose.  The file is a JSON object whose nesting follows the dots; a key
+ * that is absent takes its default.  The table is the one source of the
+ * documentation (config_dump: the shipped file, the README's key table,
+ * grokwatchd.json(5)'s KEYS) and of reload (config_reload: per section,
+ * the daemon's apply callback).  Refused, with
  * the file, the line and the key path in the message:
  *
  *   "grokwatchd.json" line 7: unknown key "watch.rot"
@@ -181,11 +185,45 @@ struct config_key {
 	size_t elem_size;               /* object-array element size */
 	int (*check)(const char *value, struct gw_err *err); /* extra check of a string */
 	bool reload;                    /* may change on SIGHUP without a restart */
-	const char *help;
+	const char *help;               /* one line, for the README's table */
+	const char *doc;                /* the man page's prose, in roff; NULL = help as a sentence */
 };
 
 /* The table, in the order of the shipped file; ended by a NULL path. */
 extern const struct config_key config_keys[];
+
+/*
+ * Sections: the first component of a key's path ("watch" for
+ * watch.quiet_period_ms; keys without a dot are the top level).  A section
+ * is the unit of reload: config_reload calls one apply callback per section
+ * whose reloadable keys changed.  The docs (config_dump) list the keys by
+ * section, under its title.
+ */
+enum config_section {
+	CONFIG_SECTION_TOP, /* run, state_dir, log_level */
+	CONFIG_SECTION_WATCH,
+	CONFIG_SECTION_PROBE,
+	CONFIG_SECTION_METRICS,
+	CONFIG_SECTION_PUBLISH,
+	CONFIG_SECTION_THREADS,
+	CONFIG_SECTION_JOBS,
+	CONFIG_SECTION_LIMITS,
+	CONFIG_SECTION_ALERTS,
+	CONFIG_SECTIONS
+};
+
+struct config_section_info {
+	const char *name;  /* the path component; "" for the top level */
+	const char *title; /* what the section is about, or NULL */
+	const char *doc;   /* man-page prose before its keys (config_dump's markup), or NULL */
+};
+
+/* Indexed by enum config_section. */
+extern const struct config_section_info config_sections[CONFIG_SECTIONS];
+
+/* The section of a row of config_keys[] (aborts on a path whose first
+ * component names no section: a table error). */
+enum config_section config_key_section(const struct config_key *k);
 
 /* A config with every key at its default.  Never fails (aborts on OOM). */
 struct config *config_new_defaults(void);
@@ -216,14 +254,50 @@ void config_free(struct config *c); /* accepts NULL */
 int config_diff(const struct config *old, const struct config *new_,
 		void (*fn)(void *ud, const char *path, bool needs_restart), void *ud);
 
+/*
+ * SIGHUP: read `path` again and apply what may change while running.
+ *
+ * A file that is refused changes nothing: `running` stays as it was, no
+ * callback is called, and the error comes back (those of config_load).
+ * Otherwise, for every key whose value differs, in table order:
+ *   - a key the table marks reload: its new value replaces the running one,
+ *     and note(ud, path, false);
+ *   - any other key: the running value stays, and note(ud, path, true).
+ * Then, once per section with a changed reloadable key, in section order,
+ * apply[section](ud, running), which finds the new values in `running`.
+ * A NULL callback is allowed for a section whose reloadable keys the daemon
+ * reads from the running config each time it uses them (jobs.*, say):
+ * updating `running` is all it takes.  `note` may be NULL.
+ * Returns the number of changed keys that need a restart (>= 0), or a
+ * negative errno.  Loop thread (the callbacks reach the daemon's modules).
+ */
+typedef void (*config_apply_fn)(void *ud, const struct config *running);
+int config_reload(struct config *running, const char *path,
+		  const config_apply_fn apply[CONFIG_SECTIONS], void *ud,
+		  void (*note)(void *ud, const char *path, bool needs_restart), struct gw_err *err);
+
+/*
+ * The documentation of the table, generated (config_doc.c): a new string
+ * (caller frees) holding
+ *   CONFIG_DUMP_JSON      the shipped config/grokwatchd.json: every key at
+ *                         its default;
+ *   CONFIG_DUMP_MARKDOWN  the README's key table (key, default, whether
+ *                         SIGHUP applies it, help), between two comments;
+ *   CONFIG_DUMP_MAN       grokwatchd.json(5)'s KEYS section, from a comment
+ *                         before ".SH KEYS" to one after the last key: per
+ *                         section a .SS heading and its doc; per key (and
+ *                         object-array field, "path[].field") .TP, .B path,
+ *                         the summary line, .br, then doc (or help).
+ * tools/config_docs.py puts them in place and checks them.  Never fails
+ * (aborts on OOM).
+ */
+enum config_dump_format { CONFIG_DUMP_JSON, CONFIG_DUMP_MARKDOWN, CONFIG_DUMP_MAN };
+extern const char *const config_dump_formats[]; /* "json", "markdown", "man"; by enum */
+char *config_dump(enum config_dump_format format);
+
 /* The threshold epsilon for `group`: its epsilon_groups entry, else
  * metrics.epsilon. */
 double config_epsilon_for(const struct config *c, const char *group);
-
-/* True if a ZeroMQ endpoint reaches this host only: ipc://, inproc://,
- * tcp:// on 127.0.0.0/8, [::1] or localhost.  Everything else (including
- * the wildcard "*" and interface names) counts as remote. */
-bool config_endpoint_is_local(const char *endpoint);
 
 /* The table's enum value names (for messages and docs). */
 extern const char *const config_watch_modes[];

@@ -82,18 +82,6 @@ static void run_end(struct run *r);
 
 /* ---- the runner ------------------------------------------------------------------------ */
 
-void hook_opts_from_config(struct hook_opts *o, const struct config *c)
-{
-	memset(o, 0, sizeof(*o));
-	o->hooks = c->alerts.hooks.v;
-	o->n_hooks = c->alerts.hooks.n;
-	o->timeout_ms = (uint64_t)c->alerts.hook_timeout_ms;
-	o->kill_grace_ms = (uint64_t)c->alerts.hook_kill_grace_ms;
-	o->concurrency = (int)c->alerts.hook_concurrency;
-	o->queue = (size_t)c->alerts.hook_queue;
-	o->output_bytes = (size_t)c->alerts.hook_output_bytes;
-}
-
 int hooks_new(uv_loop_t *loop, const struct hook_opts *o, hook_done_cb done, void *ud,
 	      struct hooks **ret_hooks, struct gw_err *err)
 {
@@ -103,7 +91,7 @@ int hooks_new(uv_loop_t *loop, const struct hook_opts *o, hook_done_cb done, voi
 	if (o->timeout_ms < 1 || o->kill_grace_ms < 1 || o->concurrency < 1 || o->n_hooks < 0)
 		return gw_errf(err, -EINVAL, "hooks: timeout, grace and concurrency must be at least 1");
 	for (int i = 0; i < o->n_hooks; i++)
-		if (!o->hooks[i].alert || o->hooks[i].argv.n < 1 || !o->hooks[i].argv.v[0][0])
+		if (!o->hooks[i].alert || o->hooks[i].argc < 1 || !o->hooks[i].argv[0][0])
 			return gw_errf(err, -EINVAL, "hooks: hook %d has no program", i);
 	if (sigaction(SIGPIPE, NULL, &sa) != 0 || sa.sa_handler != SIG_IGN)
 		return gw_errf(err, -EINVAL, "hooks: SIGPIPE must be ignored before hooks run");
@@ -113,12 +101,12 @@ int hooks_new(uv_loop_t *loop, const struct hook_opts *o, hook_done_cb done, voi
 	h->ndefs = o->n_hooks;
 	h->defs = gw_calloc((size_t)o->n_hooks + 1, sizeof(*h->defs));
 	for (int i = 0; i < o->n_hooks; i++) {
-		const struct config_hook *c = &o->hooks[i];
+		const struct hook_spec *c = &o->hooks[i];
 
 		h->defs[i].alert = gw_strdup(c->alert);
-		h->defs[i].argv = gw_calloc((size_t)c->argv.n + 1, sizeof(char *));
-		for (int k = 0; k < c->argv.n; k++)
-			h->defs[i].argv[k] = gw_strdup(c->argv.v[k]);
+		h->defs[i].argv = gw_calloc((size_t)c->argc + 1, sizeof(char *));
+		for (int k = 0; k < c->argc; k++)
+			h->defs[i].argv[k] = gw_strdup(c->argv[k]);
 	}
 	h->timeout_ms = o->timeout_ms;
 	h->grace_ms = o->kill_grace_ms;

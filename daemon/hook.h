@@ -55,11 +55,18 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "config.h"
 #include "engine/error.h"
 
+/* One hook: the alert whose transitions run it ("*" = every alert), and
+ * the program with its arguments. */
+struct hook_spec {
+	const char *alert;
+	const char *const *argv; /* [argc], argv[0] the program */
+	int argc;                /* >= 1 */
+};
+
 struct hook_opts {
-	const struct config_hook *hooks; /* [n_hooks], copied by hooks_new */
+	const struct hook_spec *hooks; /* [n_hooks], copied by hooks_new */
 	int n_hooks;
 	uint64_t timeout_ms;     /* >= 1 */
 	uint64_t kill_grace_ms;  /* >= 1 */
@@ -67,10 +74,6 @@ struct hook_opts {
 	size_t queue;            /* runs waiting; 0 = none wait */
 	size_t output_bytes;     /* kept of stdout and of stderr, each */
 };
-
-/* The options from c->alerts (borrowing c's hook array: call hooks_new
- * before freeing c). */
-void hook_opts_from_config(struct hook_opts *o, const struct config *c);
 
 /* One transition, as hooks_run needs it (all borrowed for the call). */
 struct hook_event {

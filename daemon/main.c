@@ -7,7 +7,9 @@
 
 #include "commands.h"
 
-#define GW_VERSION "0.1.0"
+#ifndef GW_VERSION
+#error "GW_VERSION comes from the VERSION file through the Makefile"
+#endif
 
 static const struct {
 	const char *name;
@@ -17,6 +19,7 @@ static const struct {
 	{ "run", cmd_run, "the service: watch, compute, keep and publish (foreground)" },
 	{ "analyze", cmd_analyze, "compute the routing metrics of checkpoints once, with no daemon" },
 	{ "inspect", cmd_inspect, "describe a checkpoint or safetensors file, or say why it is unusable" },
+	{ "config", cmd_config, "print the config keys' defaults and documentation (json, markdown, man)" },
 };
 
 static void usage(FILE *f)

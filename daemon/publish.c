@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "config.h"
+#include "endpoint.h"
 #include "engine/step.h"
 #include "series.h"
 
@@ -151,8 +151,8 @@ int publish_new(uv_loop_t *loop, void *zctx, const struct publish_opts *o,
 	bool curve = o->curve_secret_file && *o->curve_secret_file;
 
 	if (!curve && !o->allow_insecure_remote) {
-		const char *ep = !config_endpoint_is_local(o->endpoint) ? o->endpoint
-				 : !config_endpoint_is_local(o->query_endpoint) ? o->query_endpoint
+		const char *ep = !endpoint_is_local(o->endpoint) ? o->endpoint
+				 : !endpoint_is_local(o->query_endpoint) ? o->query_endpoint
 										 : NULL;
 
 		if (ep)

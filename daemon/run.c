@@ -29,6 +29,8 @@
 #include "commands.h"
 #include "daemon.h"
 #include "engine/file.h"
+#include "config.h"
+#include "config_opts.h"
 #include "engine/probe.h"
 #include "log.h"
 
@@ -124,40 +126,67 @@ static void on_diff(void *ud, const char *path, bool needs_restart)
 		log_info("config: %s changed; applied", path);
 }
 
+/* The apply callbacks of config_reload, by section: each hands its
+ * section's reloadable keys to the module that holds them (jobs.* and
+ * limits.queue_depth to the queue).  limits.shutdown_ms needs none: it is
+ * read from d->cfg where used. */
+static void apply_top(void *ud, const struct config *c)
+{
+	(void)ud;
+	log_set_level(c->log_level);
+}
+
+static void apply_watch(void *ud, const struct config *c)
+{
+	struct daemon *d = ud;
+
+	if (d->watch)
+		watch_set_quiet(d->watch, (uint64_t)c->watch.quiet_period_ms);
+}
+
+static void apply_publish(void *ud, const struct config *c)
+{
+	struct daemon *d = ud;
+
+	publish_set_heartbeat(d->pub, (uint64_t)c->publish.heartbeat_ms);
+}
+
+static void apply_jobs(void *ud, const struct config *c)
+{
+	struct daemon *d = ud;
+	const struct queue_opts qo = queue_opts_of(c);
+
+	queue_set_opts(d->queue, &qo);
+}
+
+static void apply_limits(void *ud, const struct config *c)
+{
+	struct daemon *d = ud;
+
+	publish_set_reply_bytes(d->pub, (size_t)c->limits.reply_bytes);
+	apply_jobs(d, c);
+}
+
 static void reload(struct daemon *d)
 {
-	struct config *n = NULL;
+	static const config_apply_fn apply[CONFIG_SECTIONS] = {
+		[CONFIG_SECTION_TOP] = apply_top,
+		[CONFIG_SECTION_WATCH] = apply_watch,
+		[CONFIG_SECTION_PUBLISH] = apply_publish,
+		[CONFIG_SECTION_JOBS] = apply_jobs,
+		[CONFIG_SECTION_LIMITS] = apply_limits,
+	};
 	struct gw_err err = { "" };
-	struct config *c = d->cfg;
 	int restart;
 
 	notify_reloading(d->notify);
 	log_info("SIGHUP: reading \"%s\" again", d->config_path);
-	if (config_load(d->config_path, &n, &err) < 0) {
+	restart = config_reload(d->cfg, d->config_path, apply, d, on_diff, &err);
+	if (restart < 0) {
 		log_error("%s; keeping the running configuration", err.msg);
 		notify_ready(d->notify);
 		return;
 	}
-	restart = config_diff(c, n, on_diff, d);
-	/* Apply exactly the keys the table marks reloadable. */
-	c->log_level = n->log_level;
-	log_set_level(c->log_level);
-	c->watch.quiet_period_ms = n->watch.quiet_period_ms;
-	if (d->watch)
-		watch_set_quiet(d->watch, (uint64_t)c->watch.quiet_period_ms);
-	c->publish.heartbeat_ms = n->publish.heartbeat_ms;
-	publish_set_heartbeat(d->pub, (uint64_t)c->publish.heartbeat_ms);
-	c->jobs = n->jobs;
-	c->limits.queue_depth = n->limits.queue_depth;
-	{
-		const struct queue_opts qo = queue_opts_of(c);
-
-		queue_set_opts(d->queue, &qo);
-	}
-	c->limits.reply_bytes = n->limits.reply_bytes;
-	publish_set_reply_bytes(d->pub, (size_t)c->limits.reply_bytes);
-	c->limits.shutdown_ms = n->limits.shutdown_ms;
-	config_free(n);
 	if (restart > 0)
 		log_warn("config: %d change%s wait%s for a restart", restart, restart == 1 ? "" : "s",
 			 restart == 1 ? "s" : "");
@@ -303,33 +332,28 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	d->zctx = zmq_ctx_new();
 	if (!d->zctx)
 		return gw_errf(err, -errno, "zmq_ctx_new: %s", zmq_strerror(errno));
-	po = (struct publish_opts){
-		.endpoint = d->cfg->publish.endpoint,
-		.query_endpoint = d->cfg->publish.query_endpoint,
-		.run = d->run,
-		.sndhwm = (int)d->cfg->publish.sndhwm,
-		.max_message_bytes = (size_t)d->cfg->publish.max_message_bytes,
-		.request_bytes = (size_t)d->cfg->limits.request_bytes,
-		.reply_bytes = (size_t)d->cfg->limits.reply_bytes,
-		.heartbeat_ms = (uint64_t)d->cfg->publish.heartbeat_ms,
-		.curve_secret_file = d->cfg->publish.curve.server_secret_key_file,
-		.curve_public_file = d->cfg->publish.curve.server_public_key_file,
-		.allow_insecure_remote = d->cfg->publish.allow_insecure_remote,
-	};
+	config_opts_publish(d->cfg, d->run, &po);
 	r = publish_new(&d->loop, d->zctx, &po, &d->pub, err);
 	if (r < 0)
 		return r;
 	publish_set_results(d->pub, state_results(d->state));
 	dispatch_restore(d);
 
-	d->alerts = alerts_new(d->cfg);
+	{
+		struct alert_opts ao;
+
+		config_opts_alerts(d->cfg, &ao);
+		d->alerts = alerts_new(&ao);
+		config_opts_alerts_release(&ao);
+	}
 	if (alerts_restore(d->alerts, state_alerts(d->state), err) < 0)
 		log_warn("alerts in the journal: %s; they may be sent again", err->msg);
 	{
 		struct hook_opts ho;
 
-		hook_opts_from_config(&ho, d->cfg);
+		config_opts_hooks(d->cfg, &ho);
 		r = hooks_new(&d->loop, &ho, dispatch_on_hook_done, d, &d->hooks, err);
+		config_opts_hooks_release(&ho);
 		if (r < 0)
 			return r;
 	}

@@ -2,19 +2,26 @@
  * main.c — the grokwatch tool: follow grokwatchd daemons from a terminal,
  * over the public API of libgrokwatch only (grokwatch.h).
  *
- * In order: options (global ones anywhere on the line, then each
- * command's); the line formats of tail and alerts; the commands tail,
- * status, history, plot and alerts; main.  Exit status: 0 done, 1 a
- * failure (daemon down, timeout, refused request, no data), 2 usage.
- * Errors go to stderr as one line naming the endpoint and what failed.
+ * In order: checked output (every write to stdout goes through out_*, which
+ * keeps the first failure: a reader that has gone, EPIPE, ends the command
+ * quietly at that write; any other failure is an error naming stdout);
+ * connecting; the line formats of tail and alerts; the commands tail,
+ * status, history, plot and alerts; the command table, from which --help,
+ * each COMMAND --help and getopt_long's tables are made, and the parsing
+ * of the line against it; main.  A new command is a handler and one row of
+ * the table.  Exit status: 0 done, 1 a failure (daemon down, timeout,
+ * refused request, no data, stdout unwritable), 2 usage.  Errors go to
+ * stderr as one line naming the endpoint and what failed.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,26 +34,32 @@
 
 #define DEFAULT_ENDPOINT "tcp://127.0.0.1:5557"
 #define DEFAULT_TIMEOUT_MS 5000
+#define LIST_MAX 64 /* the most of any repeatable option */
 #define ENDPOINTS_MAX 64
 #define TOPICS_MAX 32
 #define GROUPS_MAX PLOT_SERIES_MAX
 #define STEP_LAST 999999999999999LL /* the daemon's largest step */
+#define STR(x) #x
+#define XSTR(x) STR(x)
 
+struct strlist {
+	const char *v[LIST_MAX];
+	int n;
+};
+
+struct cmd;
+
+/* The parsed line: every option of every command, set through the table. */
 struct opts {
-	const char *endpoints[ENDPOINTS_MAX];
-	int nendpoints;
-	int timeout_ms;
+	struct strlist endpoints;
+	long long timeout_ms;
 	const char *server_key_file;
-	const char *command;
+	const struct cmd *cmd;
 	bool json, csv, ascii, follow, all;
-	const char *topics[TOPICS_MAX];
-	int ntopics;
+	struct strlist topics, groups;
 	long long count;
 	const char *metric;
-	const char *groups[GROUPS_MAX];
-	int ngroups;
-	int64_t from, to;
-	int width, height;
+	long long from, to, width, height;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -57,47 +70,75 @@ static void on_signal(int sig)
 	interrupted = 1;
 }
 
-static void usage(FILE *f)
+/* ---- output ---------------------------------------------------------------------- */
+
+/* The first failure writing to stdout, 0 or a negative errno; once set,
+ * nothing more is written.  Global as stdout is: it belongs to the
+ * stream, not to a command. */
+static int out_error;
+
+static void out_failed(void)
 {
-	fprintf(f,
-		"usage: grokwatch [-e ENDPOINT]... [--timeout MS] COMMAND [OPTIONS]\n"
-		"\n"
-		"Follows grokwatchd daemons: the routing-pathway metrics of MoE pretraining runs.\n"
-		"\n"
-		"Commands:\n"
-		"  tail     one line per result, alert or error, catching up first; --all adds\n"
-		"           status and progress [--json] [--topic PREFIX]... [--count N]\n"
-		"  status   each daemon's state [--json]\n"
-		"  history  --metric M [--group G] [--from STEP] [--to STEP] [--csv|--json]\n"
-		"  plot     --metric M [--group G]... [--from STEP] [--to STEP] [--width N]\n"
-		"           [--height N] [--ascii]\n"
-		"  alerts   firing and recent alerts [--json] [--follow]\n"
-		"\n"
-		"Options:\n"
-		"  -e, --endpoint ENDPOINT  a daemon: tcp://HOST:PORT (queries on PORT+1) or\n"
-		"                           PUB,QUERY; repeat for several\n"
-		"                           (default %s)\n"
-		"  --timeout MS             how long to wait for a daemon (default %d)\n"
-		"  --server-key FILE        the daemons' CURVE public key (Z85)\n"
-		"  -h, --help               this text\n"
-		"\n"
-		"Metrics are paths inside a group, e.g. pathway_distance, pathway_consistency,\n"
-		"loss, memorized.pathway_distance; groups are the probe set's, plus \"all\".\n"
-		"Exit status: 0 ok, 1 failure (daemon down, timeout, refused), 2 usage.\n",
-		DEFAULT_ENDPOINT, DEFAULT_TIMEOUT_MS);
+	if (!out_error)
+		out_error = errno ? -errno : -EIO;
 }
 
 __attribute__((format(printf, 1, 2)))
-static int usage_error(const char *fmt, ...)
+static void out_printf(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("grokwatch: ", stderr);
+	if (out_error)
+		return;
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	errno = 0;
+	if (vprintf(fmt, ap) < 0)
+		out_failed();
 	va_end(ap);
-	fputs("\n(see grokwatch --help)\n", stderr);
-	return 2;
+}
+
+static void out_bytes(const void *buf, size_t len)
+{
+	if (out_error || !len)
+		return;
+	errno = 0;
+	if (fwrite(buf, 1, len, stdout) != len)
+		out_failed();
+}
+
+static void out_str(const char *s)
+{
+	out_bytes(s, strlen(s));
+}
+
+static void out_char(char c)
+{
+	out_bytes(&c, 1);
+}
+
+/* Flush stdout.  Returns 0, or the first failure: -EPIPE when its reader
+ * has gone (the caller stops, quietly), another negative errno else. */
+static int out_flush(void)
+{
+	if (out_error)
+		return out_error;
+	errno = 0;
+	if (fflush(stdout) != 0)
+		out_failed();
+	return out_error;
+}
+
+/* The exit status of a command that returned `status`, once stdout is
+ * flushed: unchanged if all was written or the reader went away (EPIPE);
+ * 1, with the message, for another failure. */
+static int out_finish(int status)
+{
+	int r = out_flush();
+
+	if (r == 0 || r == -EPIPE)
+		return status;
+	fprintf(stderr, "grokwatch: cannot write to stdout: %s\n", strerror(-r));
+	return 1;
 }
 
 static int parse_ll(const char *s, long long min, long long max, long long *ret)
@@ -112,141 +153,6 @@ static int parse_ll(const char *s, long long min, long long max, long long *ret)
 	if (*end || errno || v < min || v > max)
 		return -EINVAL;
 	*ret = v;
-	return 0;
-}
-
-/* Which command takes which option. */
-static bool takes(const char *cmd, const char *opt)
-{
-	static const struct {
-		const char *opt, *cmds;
-	} table[] = {
-		{ "--json", " tail status history alerts " },
-		{ "--csv", " history " },
-		{ "--topic", " tail " },
-		{ "--all", " tail " },
-		{ "--count", " tail " },
-		{ "--metric", " history plot " },
-		{ "--group", " history plot " },
-		{ "--from", " history plot " },
-		{ "--to", " history plot " },
-		{ "--width", " plot " },
-		{ "--height", " plot " },
-		{ "--ascii", " plot " },
-		{ "--follow", " alerts " },
-	};
-	char word[32];
-
-	snprintf(word, sizeof(word), " %s ", cmd);
-	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-		if (!strcmp(opt, table[i].opt))
-			return strstr(table[i].cmds, word) != NULL;
-	return false;
-}
-
-static int parse_args(int argc, char **argv, struct opts *o)
-{
-	long long v;
-
-	memset(o, 0, sizeof(*o));
-	o->timeout_ms = DEFAULT_TIMEOUT_MS;
-	o->from = o->to = GW_STEP_NONE;
-	o->count = -1;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-			return 1;
-		if (a[0] != '-') {
-			if (o->command)
-				return usage_error("unexpected argument '%s'", a);
-			if (strcmp(a, "tail") && strcmp(a, "status") && strcmp(a, "history") &&
-			    strcmp(a, "plot") && strcmp(a, "alerts"))
-				return usage_error("unknown command '%s'", a);
-			o->command = a;
-			continue;
-		}
-		/* Options with a value. */
-		if (!strcmp(a, "-e") || !strcmp(a, "--endpoint") || !strcmp(a, "--timeout") ||
-		    !strcmp(a, "--server-key") || !strcmp(a, "--topic") || !strcmp(a, "--count") ||
-		    !strcmp(a, "--metric") || !strcmp(a, "--group") || !strcmp(a, "--from") ||
-		    !strcmp(a, "--to") || !strcmp(a, "--width") || !strcmp(a, "--height")) {
-			if (!val)
-				return usage_error("option '%s' needs a value", a);
-			i++;
-		}
-		if (!strcmp(a, "-e") || !strcmp(a, "--endpoint")) {
-			if (o->nendpoints == ENDPOINTS_MAX)
-				return usage_error("more than %d endpoints", ENDPOINTS_MAX);
-			o->endpoints[o->nendpoints++] = val;
-		} else if (!strcmp(a, "--timeout")) {
-			if (parse_ll(val, 1, 86400000, &v) < 0)
-				return usage_error("--timeout '%s': expected milliseconds, 1 to 86400000",
-						   val);
-			o->timeout_ms = (int)v;
-		} else if (!strcmp(a, "--server-key")) {
-			o->server_key_file = val;
-		} else if (!o->command) {
-			return usage_error("option '%s' before the command, or unknown", a);
-		} else if (!takes(o->command, a)) {
-			return usage_error("%s: unknown option '%s'", o->command, a);
-		} else if (!strcmp(a, "--json")) {
-			o->json = true;
-		} else if (!strcmp(a, "--csv")) {
-			o->csv = true;
-		} else if (!strcmp(a, "--ascii")) {
-			o->ascii = true;
-		} else if (!strcmp(a, "--follow")) {
-			o->follow = true;
-		} else if (!strcmp(a, "--all")) {
-			o->all = true;
-		} else if (!strcmp(a, "--topic")) {
-			if (o->ntopics == TOPICS_MAX)
-				return usage_error("more than %d --topic", TOPICS_MAX);
-			o->topics[o->ntopics++] = val;
-		} else if (!strcmp(a, "--count")) {
-			if (parse_ll(val, 1, 1000000000, &v) < 0)
-				return usage_error("--count '%s': expected a positive number", val);
-			o->count = v;
-		} else if (!strcmp(a, "--metric")) {
-			if (!*val || strlen(val) > 128)
-				return usage_error("--metric: expected 1 to 128 bytes");
-			o->metric = val;
-		} else if (!strcmp(a, "--group")) {
-			if (!*val || strlen(val) > 128)
-				return usage_error("--group: expected 1 to 128 bytes");
-			if (o->ngroups == GROUPS_MAX)
-				return usage_error("more than %d --group", GROUPS_MAX);
-			o->groups[o->ngroups++] = val;
-		} else if (!strcmp(a, "--from") || !strcmp(a, "--to")) {
-			if (parse_ll(val, 0, STEP_LAST, &v) < 0)
-				return usage_error("%s '%s': expected a step, 0 to %lld", a, val,
-						   STEP_LAST);
-			*(a[2] == 'f' ? &o->from : &o->to) = v;
-		} else if (!strcmp(a, "--width")) {
-			if (parse_ll(val, PLOT_WIDTH_MIN, PLOT_WIDTH_MAX, &v) < 0)
-				return usage_error("--width '%s': expected %d to %d columns", val,
-						   PLOT_WIDTH_MIN, PLOT_WIDTH_MAX);
-			o->width = (int)v;
-		} else if (!strcmp(a, "--height")) {
-			if (parse_ll(val, 3, 200, &v) < 0)
-				return usage_error("--height '%s': expected 3 to 200 rows", val);
-			o->height = (int)v;
-		}
-	}
-	if (!o->command)
-		return usage_error("no command (tail, status, history, plot or alerts)");
-	if ((!strcmp(o->command, "history") || !strcmp(o->command, "plot")) && !o->metric)
-		return usage_error("%s: --metric is required", o->command);
-	if (!strcmp(o->command, "history") && o->ngroups > 1)
-		return usage_error("history: one --group");
-	if (o->json && o->csv)
-		return usage_error("history: --csv or --json, not both");
-	if (o->from >= 0 && o->to >= 0 && o->from > o->to)
-		return usage_error("--from %lld is after --to %lld", (long long)o->from,
-				   (long long)o->to);
-	if (o->nendpoints == 0)
-		o->endpoints[o->nendpoints++] = DEFAULT_ENDPOINT;
 	return 0;
 }
 
@@ -289,7 +195,7 @@ static struct gw_client *open_client(const struct opts *o, int *ret_status)
 		fprintf(stderr, "grokwatch: cannot create a client: %s\n", strerror(-r));
 		return NULL;
 	}
-	gw_client_set_timeout(c, o->timeout_ms);
+	gw_client_set_timeout(c, (int)o->timeout_ms);
 	if (o->server_key_file &&
 	    (read_key(o->server_key_file, key) < 0 || gw_client_set_server_key(c, key) < 0)) {
 		if (gw_client_error(c)[0])
@@ -298,8 +204,8 @@ static struct gw_client *open_client(const struct opts *o, int *ret_status)
 		gw_client_free(c);
 		return NULL;
 	}
-	for (int i = 0; i < o->nendpoints; i++)
-		if ((r = gw_client_connect(c, o->endpoints[i])) < 0) {
+	for (int i = 0; i < o->endpoints.n; i++)
+		if ((r = gw_client_connect(c, o->endpoints.v[i])) < 0) {
 			fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
 			if (r == -EINVAL || r == -ENAMETOOLONG)
 				*ret_status = 2;
@@ -348,11 +254,11 @@ static void print_metrics(const struct gw_msg *m, const char *when)
 		fmt_num(d, sizeof(d), m, g, "pathway_distance");
 		fmt_num(cs, sizeof(cs), m, g, "pathway_consistency");
 		fmt_num(l, sizeof(l), m, g, "loss");
-		printf("%s  %s  step %s  %-8s  distance %s  consistency %s  loss %s\n", when,
-		       gw_msg_run(m), stepbuf, g, d, cs, l);
+		out_printf("%s  %s  step %s  %-8s  distance %s  consistency %s  loss %s\n", when,
+			   gw_msg_run(m), stepbuf, g, d, cs, l);
 	}
 	if (n == 0)
-		printf("%s  %s  step %s  (no groups)\n", when, gw_msg_run(m), stepbuf);
+		out_printf("%s  %s  step %s  (no groups)\n", when, gw_msg_run(m), stepbuf);
 }
 
 /* Print the alerts of an Alertmanager-shaped object at path ("" = root),
@@ -390,11 +296,11 @@ static int print_alerts_at(const struct gw_msg *m, const char *path, const char 
 		summary = FIELD("annotations.summary");
 		starts = FIELD("startsAt");
 #undef FIELD
-		printf("%s  %s  %s  %s  group %s  metric %s  since %s  %s\n", when,
-		       gw_msg_run(m)[0] ? gw_msg_run(m) : "-",
-		       status && !strcmp(status, "resolved") ? "RESOLVED" : "FIRING",
-		       name ? name : "-", group ? group : "-", metric ? metric : "-",
-		       starts ? starts : "-", summary ? summary : "");
+		out_printf("%s  %s  %s  %s  group %s  metric %s  since %s  %s\n", when,
+			   gw_msg_run(m)[0] ? gw_msg_run(m) : "-",
+			   status && !strcmp(status, "resolved") ? "RESOLVED" : "FIRING",
+			   name ? name : "-", group ? group : "-", metric ? metric : "-",
+			   starts ? starts : "-", summary ? summary : "");
 		printed++;
 	}
 	return printed;
@@ -421,12 +327,12 @@ static void print_scalars(const struct gw_msg *m, const char *path, size_t skip,
 		switch (gw_msg_get_kind(m, p)) {
 		case GW_JSON_STRING:
 			s = gw_msg_get_string(m, p);
-			printf(" %s=%s", p + skip, s);
+			out_printf(" %s=%s", p + skip, s);
 			break;
 		case GW_JSON_NUMBER:
 		case GW_JSON_BOOL:
 			gw_msg_get_number(m, p, &v);
-			printf(" %s=%.10g", p + skip, v);
+			out_printf(" %s=%.10g", p + skip, v);
 			break;
 		case GW_JSON_OBJECT:
 			print_scalars(m, p, skip, depth + 1);
@@ -443,7 +349,7 @@ static void print_event(const struct gw_msg *m, bool json)
 	char when[64];
 
 	if (json) {
-		printf("%s\n", gw_msg_json(m));
+		out_printf("%s\n", gw_msg_json(m));
 		return;
 	}
 	fmt_time(gw_msg_time(m), when, sizeof(when));
@@ -451,30 +357,32 @@ static void print_event(const struct gw_msg *m, bool json)
 		print_metrics(m, when);
 	} else if (!strcmp(type, "alert")) {
 		if (!print_alerts_at(m, "", when))
-			printf("%s  %s  alert (no alerts in the message)\n", when, gw_msg_run(m));
+			out_printf("%s  %s  alert (no alerts in the message)\n", when,
+				   gw_msg_run(m));
 	} else if (!strcmp(type, "resync")) {
 		const char *reason = gw_msg_get_string(m, "reason");
 
 		if (reason && !strcmp(reason, "restart"))
-			printf("%s  %s  the daemon restarted (epoch %s); caught up from its snapshot\n",
-			       when, gw_msg_run(m), gw_msg_epoch(m));
+			out_printf("%s  %s  the daemon restarted (epoch %s); caught up from its "
+				   "snapshot\n",
+				   when, gw_msg_run(m), gw_msg_epoch(m));
 		else
-			printf("%s  %s  messages were lost; caught up from a snapshot\n", when,
-			       gw_msg_run(m));
+			out_printf("%s  %s  messages were lost; caught up from a snapshot\n", when,
+				   gw_msg_run(m));
 	} else if (!strcmp(type, "error")) {
 		const char *e = gw_msg_get_string(m, "error");
 
-		printf("%s  %s  error: %s", when, gw_msg_run(m), e ? e : "(no text)");
+		out_printf("%s  %s  error: %s", when, gw_msg_run(m), e ? e : "(no text)");
 		print_scalars(m, "", 0, 0);
-		printf("\n");
+		out_printf("\n");
 	} else if (!strcmp(type, "status") && gw_msg_get_kind(m, "status") == GW_JSON_OBJECT) {
-		printf("%s  %s  status:", when, gw_msg_run(m));
+		out_printf("%s  %s  status:", when, gw_msg_run(m));
 		print_scalars(m, "status", strlen("status."), 0);
-		printf("\n");
+		out_printf("\n");
 	} else {
-		printf("%s  %s  %s:", when, gw_msg_run(m), type);
+		out_printf("%s  %s  %s:", when, gw_msg_run(m), type);
 		print_scalars(m, "", 0, 0);
-		printf("\n");
+		out_printf("\n");
 	}
 }
 
@@ -492,9 +400,11 @@ static bool all_live(struct gw_client *c)
 
 /*
  * Hand messages to show() until: count reached (count >= 0), the catch-up
- * is done and !follow, or a signal.  A daemon that has not answered its
- * snapshot request within the timeout is a failure at start-up; later the
- * client waits through restarts.  Returns the exit status.
+ * is done and !follow, a signal, or a write to stdout failed (its reader
+ * has gone: the end, quietly; main reports any other failure).  A daemon
+ * that has not answered its snapshot request within the timeout is a
+ * failure at start-up; later the client waits through restarts.  Returns
+ * the exit status.
  */
 static int follow_loop(struct gw_client *c, const struct opts *o, bool follow, long long count,
 		       int (*show)(const struct gw_msg *, const struct opts *))
@@ -513,7 +423,8 @@ static int follow_loop(struct gw_client *c, const struct opts *o, bool follow, l
 		if (r == 0) {
 			shown += show(m, o);
 			gw_msg_free(m);
-			fflush(stdout);
+			if (out_flush() < 0)
+				break;
 			continue;
 		}
 		if (r == -EINTR)
@@ -553,10 +464,10 @@ static int cmd_tail(struct gw_client *c, const struct opts *o)
 	 * daemon's status and progress messages. */
 	static const char *const events[] = { "metrics.", "alert.", "error.", "resync.",
 					       "progress.", "status.", NULL };
-	const char *const *topics = o->ntopics ? o->topics : events;
+	const char *const *topics = o->topics.n ? o->topics.v : events;
 
-	for (int i = 0; o->ntopics ? i < o->ntopics : topics[i] != NULL; i++) {
-		if (!o->ntopics && !o->all && i >= 4)
+	for (int i = 0; o->topics.n ? i < o->topics.n : topics[i] != NULL; i++) {
+		if (!o->topics.n && !o->all && i >= 4)
 			break;
 		if (gw_client_subscribe(c, topics[i]) < 0) {
 			fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
@@ -573,7 +484,7 @@ static int show_alert(const struct gw_msg *m, const struct opts *o)
 	if (strcmp(gw_msg_type(m), "alert"))
 		return 0;
 	if (o->json) {
-		printf("%s\n", gw_msg_json(m));
+		out_printf("%s\n", gw_msg_json(m));
 		return 1;
 	}
 	fmt_time(gw_msg_time(m), when, sizeof(when));
@@ -592,7 +503,7 @@ static void print_held_alerts(const struct gw_msg *s, const char *base, bool jso
 		if (!json) {
 			print_alerts_at(s, p, "(firing at the daemon)");
 		} else if (gw_msg_get_json(s, p, &j) == 0) {
-			printf("%s\n", j);
+			out_printf("%s\n", j);
 			free(j);
 		}
 	}
@@ -615,6 +526,8 @@ static int cmd_alerts(struct gw_client *c, const struct opts *o)
 		print_held_alerts(s, "status.alerts", o->json);
 		print_held_alerts(s, "alerts", o->json);
 		gw_msg_free(s);
+		if (out_flush() < 0)
+			return status;
 	}
 	if (status)
 		return status;
@@ -645,7 +558,7 @@ static void print_status_tree(const struct gw_msg *m, const char *path, int inde
 			/* Firing alerts: one line each, not their JSON. */
 			int na = gw_msg_get_count(m, p);
 
-			printf("%*salerts: %d firing%s\n", indent, "", na, na ? ":" : "");
+			out_printf("%*salerts: %d firing%s\n", indent, "", na, na ? ":" : "");
 			for (int k = 0; k < na; k++) {
 				char q[600];
 				const char *name, *group, *metric;
@@ -656,16 +569,17 @@ static void print_status_tree(const struct gw_msg *m, const char *path, int inde
 				group = gw_msg_get_string(m, q);
 				snprintf(q, sizeof(q), "%s.%d.labels.metric", p, k);
 				metric = gw_msg_get_string(m, q);
-				printf("%*s%s  group %s  metric %s\n", indent + 2, "", name ? name : "-",
-				       group ? group : "-", metric ? metric : "-");
+				out_printf("%*s%s  group %s  metric %s\n", indent + 2, "",
+					   name ? name : "-", group ? group : "-",
+					   metric ? metric : "-");
 			}
 		} else if (kind == GW_JSON_OBJECT && indent < 8) {
-			printf("%*s%s:\n", indent, "", key);
+			out_printf("%*s%s:\n", indent, "", key);
 			print_status_tree(m, p, indent + 2);
 		} else if (kind == GW_JSON_STRING) {
-			printf("%*s%s: %s\n", indent, "", key, gw_msg_get_string(m, p));
+			out_printf("%*s%s: %s\n", indent, "", key, gw_msg_get_string(m, p));
 		} else if (kind > 0 && gw_msg_get_json(m, p, &j) == 0) {
-			printf("%*s%s: %s\n", indent, "", key, j);
+			out_printf("%*s%s: %s\n", indent, "", key, j);
 			free(j);
 		}
 	}
@@ -687,19 +601,21 @@ static int cmd_status(struct gw_client *c, const struct opts *o)
 			continue;
 		}
 		if (o->json) {
-			printf("%s\n", gw_msg_json(s));
+			out_printf("%s\n", gw_msg_json(s));
 		} else {
 			gw_msg_get_number(s, "seq", &seq);
-			printf("%s\n  run: %s\n  epoch: %s\n  messages sent: %.0f\n", in.pub_endpoint,
-			       gw_msg_run(s), gw_msg_epoch(s), seq);
+			out_printf("%s\n  run: %s\n  epoch: %s\n  messages sent: %.0f\n",
+				   in.pub_endpoint, gw_msg_run(s), gw_msg_epoch(s), seq);
 			if (gw_msg_get_count(s, "status") > 0) {
-				printf("  status:\n");
+				out_printf("  status:\n");
 				print_status_tree(s, "status", 4);
 			} else {
-				printf("  status: (none reported)\n");
+				out_printf("  status: (none reported)\n");
 			}
 		}
 		gw_msg_free(s);
+		if (out_flush() < 0)
+			break;
 	}
 	return status;
 }
@@ -709,25 +625,25 @@ static int cmd_status(struct gw_client *c, const struct opts *o)
 static void csv_field(const char *s)
 {
 	if (!strpbrk(s, ",\"\r\n")) {
-		fputs(s, stdout);
+		out_str(s);
 		return;
 	}
-	putchar('"');
+	out_char('"');
 	for (; *s; s++) {
 		if (*s == '"')
-			putchar('"');
-		putchar(*s);
+			out_char('"');
+		out_char(*s);
 	}
-	putchar('"');
+	out_char('"');
 }
 
 static int cmd_history(struct gw_client *c, const struct opts *o)
 {
-	const char *group = o->ngroups ? o->groups[0] : "all";
+	const char *group = o->groups.n ? o->groups.v[0] : "all";
 	int status = 0;
 
 	if (o->csv)
-		printf("run,group,metric,step,value\n");
+		out_printf("run,group,metric,step,value\n");
 	for (size_t i = 0; i < gw_client_daemon_count(c); i++) {
 		struct gw_history *h;
 
@@ -737,33 +653,35 @@ static int cmd_history(struct gw_client *c, const struct opts *o)
 			continue;
 		}
 		if (o->json) {
-			printf("%s\n", gw_history_json(h));
+			out_printf("%s\n", gw_history_json(h));
 		} else if (!o->csv) {
-			printf("# run %s, group %s, %s: %zu steps\n", gw_history_run(h), group,
-			       o->metric, gw_history_count(h));
+			out_printf("# run %s, group %s, %s: %zu steps\n", gw_history_run(h), group,
+				   o->metric, gw_history_count(h));
 		}
-		for (size_t k = 0; !o->json && k < gw_history_count(h); k++) {
+		for (size_t k = 0; !o->json && !out_error && k < gw_history_count(h); k++) {
 			int64_t step;
 			double v;
 			int r = gw_history_point(h, k, &step, &v);
 
 			if (o->csv) {
 				csv_field(gw_history_run(h));
-				putchar(',');
+				out_char(',');
 				csv_field(group);
-				putchar(',');
+				out_char(',');
 				csv_field(o->metric);
-				printf(",%lld,", (long long)step);
+				out_printf(",%lld,", (long long)step);
 				if (r == 0)
-					printf("%.17g", v);
-				putchar('\n');
+					out_printf("%.17g", v);
+				out_char('\n');
 			} else if (r == 0) {
-				printf("%12lld  %.6g\n", (long long)step, v);
+				out_printf("%12lld  %.6g\n", (long long)step, v);
 			} else {
-				printf("%12lld  -\n", (long long)step);
+				out_printf("%12lld  -\n", (long long)step);
 			}
 		}
 		gw_history_free(h);
+		if (out_flush() < 0)
+			break;
 	}
 	return status;
 }
@@ -791,14 +709,18 @@ static bool utf8_locale(void)
 static int cmd_plot(struct gw_client *c, const struct opts *o)
 {
 	static const char *const all_group[1] = { "all" };
-	const char *const *groups = o->ngroups ? o->groups : all_group;
-	size_t ngroups = o->ngroups ? (size_t)o->ngroups : 1, nd = gw_client_daemon_count(c), ns = 0;
+	const char *const *groups = o->groups.n ? o->groups.v : all_group;
+	size_t ngroups = o->groups.n ? (size_t)o->groups.n : 1;
+	size_t nd = gw_client_daemon_count(c), ns = 0;
 	struct plot_series s[PLOT_SERIES_MAX];
 	struct gw_history *hs[PLOT_SERIES_MAX];
 	int64_t *xs[PLOT_SERIES_MAX] = { 0 };
 	double *ys[PLOT_SERIES_MAX] = { 0 };
 	char labels[PLOT_SERIES_MAX][300], title[400];
-	int width = o->width ? o->width : terminal_width(), status = 0, r;
+	int width = o->width ? (int)o->width : terminal_width(), status = 0, r;
+	char *chart = NULL;
+	size_t chart_len = 0;
+	FILE *f;
 
 	if (width < PLOT_WIDTH_MIN)
 		width = PLOT_WIDTH_MIN;
@@ -844,8 +766,18 @@ static int cmd_plot(struct gw_client *c, const struct opts *o)
 		snprintf(title, sizeof(title), "%s  run %s", o->metric, gw_history_run(hs[0]));
 	else
 		snprintf(title, sizeof(title), "%s", o->metric);
-	r = plot_render(stdout, s, ns, width, o->height ? o->height : 15,
+	/* Drawn in memory, then written as one checked write. */
+	if (!(f = open_memstream(&chart, &chart_len))) {
+		fprintf(stderr, "grokwatch: plot: %s\n", strerror(errno));
+		status = 1;
+		goto out;
+	}
+	r = plot_render(f, s, ns, width, o->height ? (int)o->height : 15,
 			o->ascii || !utf8_locale(), title);
+	if (fclose(f) != 0 && r == 0)
+		r = -ENOMEM;
+	if (r == 0)
+		out_bytes(chart, chart_len);
 	if (r == -ENODATA) {
 		fprintf(stderr, "grokwatch: plot: no value of %s in the chosen groups and steps\n",
 			o->metric);
@@ -855,6 +787,7 @@ static int cmd_plot(struct gw_client *c, const struct opts *o)
 		status = 1;
 	}
 out:
+	free(chart);
 	for (size_t k = 0; k < ns; k++) {
 		gw_history_free(hs[k]);
 		free(xs[k]);
@@ -863,7 +796,502 @@ out:
 	return status;
 }
 
-/* ---- main --------------------------------------------------------------------------------- */
+/* ---- the command table ----------------------------------------------------------- */
+
+enum opt_kind {
+	OPT_FLAG,   /* sets a bool */
+	OPT_INT,    /* a long long, min to max */
+	OPT_STRING, /* a const char *, its length min to max bytes (max 0: any) */
+	OPT_LIST,   /* adds to a struct strlist, at most nmax times */
+	OPT_HELP,   /* prints the help of the command (or of grokwatch) */
+};
+
+/* One option, as getopt_long, the parser and --help see it. */
+struct opt_def {
+	const char *name;  /* the long name, without "--" */
+	char letter;       /* the short one, or 0 */
+	enum opt_kind kind;
+	size_t off;        /* the field of struct opts it sets */
+	long long min, max;
+	int nmax;          /* OPT_LIST: how many times it may be given */
+	bool required;     /* a usage error without it */
+	const char *arg;   /* the value's name in --help; NULL takes no value */
+	const char *unit;  /* OPT_INT: what the number counts, for its error */
+	const char *help;  /* a line (wrapped to the terminal's 80 columns) */
+};
+
+/* A command, as git's cmd_struct: its name, handler, a line for
+ * `grokwatch --help`, its options (ending with a NULL name), and the
+ * usage checks across them. */
+struct cmd {
+	const char *name;
+	int (*run)(struct gw_client *c, const struct opts *o);
+	const char *summary;
+	const struct opt_def *opts;
+	int (*check)(const struct opts *o); /* 0, or 2 with the message printed */
+};
+
+#define OFF(field) offsetof(struct opts, field)
+#define O_FLAG(n, field, h) { .name = n, .kind = OPT_FLAG, .off = OFF(field), .help = h }
+#define O_JSON(h) O_FLAG("json", json, h)
+#define O_METRIC                                                                              \
+	{ .name = "metric", .kind = OPT_STRING, .off = OFF(metric), .min = 1, .max = 128,       \
+	  .required = true, .arg = "M",                                                        \
+	  .help = "the metric, a dotted path in a group's result: pathway_distance, "          \
+		  "pathway_consistency, loss, memorized.pathway_distance, ... (required)" }
+#define O_GROUP(nm, h)                                                                        \
+	{ .name = "group", .kind = OPT_LIST, .off = OFF(groups), .min = 1, .max = 128,          \
+	  .nmax = nm, .arg = "G", .help = h }
+#define O_STEP(n, field, h)                                                                   \
+	{ .name = n, .kind = OPT_INT, .off = OFF(field), .min = 0, .max = STEP_LAST,            \
+	  .arg = "STEP", .unit = "a step", .help = h }
+#define O_END { .name = NULL }
+
+static const struct opt_def global_opts[] = {
+	{ .name = "endpoint", .letter = 'e', .kind = OPT_LIST, .off = OFF(endpoints),
+	  .nmax = ENDPOINTS_MAX, .arg = "ENDPOINT",
+	  .help = "a daemon: tcp://HOST:PORT (queries on PORT+1) or PUB,QUERY; repeat for "
+		  "several (default " DEFAULT_ENDPOINT ")" },
+	{ .name = "timeout", .kind = OPT_INT, .off = OFF(timeout_ms), .min = 1, .max = 86400000,
+	  .arg = "MS", .unit = "milliseconds",
+	  .help = "how long to wait for a daemon (default " XSTR(DEFAULT_TIMEOUT_MS) ")" },
+	{ .name = "server-key", .kind = OPT_STRING, .off = OFF(server_key_file), .arg = "FILE",
+	  .help = "the daemons' CURVE public key (Z85)" },
+	{ .name = "help", .letter = 'h', .kind = OPT_HELP,
+	  .help = "this text; grokwatch COMMAND --help for a command's" },
+	O_END,
+};
+
+/* --help after a command: it is global_opts' --help, described for it. */
+static const struct opt_def cmd_help_opts[] = {
+	{ .name = "help", .letter = 'h', .kind = OPT_HELP, .help = "this text" },
+	O_END,
+};
+
+static const struct opt_def tail_opts[] = {
+	O_FLAG("all", all, "status and progress messages too"),
+	O_JSON("each message's JSON body, one a line"),
+	{ .name = "topic", .kind = OPT_LIST, .off = OFF(topics), .nmax = TOPICS_MAX,
+	  .arg = "PREFIX",
+	  .help = "only messages whose topic (TYPE.RUN) starts with PREFIX, such as metrics. "
+		  "or alert.myrun; repeat for several" },
+	{ .name = "count", .kind = OPT_INT, .off = OFF(count), .min = 1, .max = 1000000000,
+	  .arg = "N", .unit = "a number of events", .help = "stop after N events" },
+	O_END,
+};
+
+static const struct opt_def status_opts[] = {
+	O_JSON("each daemon's snapshot as JSON, one a line"),
+	O_END,
+};
+
+static const struct opt_def history_opts[] = {
+	O_METRIC,
+	O_GROUP(1, "the probe group (default all)"),
+	O_STEP("from", from, "the first step, inclusive"),
+	O_STEP("to", to, "the last step, inclusive"),
+	O_FLAG("csv", csv, "run,group,metric,step,value lines under a header"),
+	O_JSON("the daemon's reply as JSON"),
+	O_END,
+};
+
+static const struct opt_def plot_opts[] = {
+	O_METRIC,
+	O_GROUP(GROUPS_MAX, "a probe group, one series each; repeat for several (default all)"),
+	O_STEP("from", from, "the first step, inclusive"),
+	O_STEP("to", to, "the last step, inclusive"),
+	{ .name = "width", .kind = OPT_INT, .off = OFF(width), .min = PLOT_WIDTH_MIN,
+	  .max = PLOT_WIDTH_MAX, .arg = "N", .unit = "columns",
+	  .help = "the chart's width in columns (default: the terminal's)" },
+	{ .name = "height", .kind = OPT_INT, .off = OFF(height), .min = 3, .max = 200,
+	  .arg = "N", .unit = "rows", .help = "the chart's height in rows (default 15)" },
+	O_FLAG("ascii", ascii, "ASCII only (the default outside a UTF-8 locale)"),
+	O_END,
+};
+
+static const struct opt_def alerts_opts[] = {
+	O_JSON("each alert as JSON, one a line"),
+	O_FLAG("follow", follow, "keep following the stream after the catch-up"),
+	O_END,
+};
+
+static int check_steps(const struct opts *o);
+static int check_history(const struct opts *o);
+
+static const struct cmd commands[] = {
+	{ "tail", cmd_tail, "one line per result, alert or error, catching up first", tail_opts,
+	  NULL },
+	{ "status", cmd_status, "each daemon's state", status_opts, NULL },
+	{ "history", cmd_history, "one metric of one group, one step a line", history_opts,
+	  check_history },
+	{ "plot", cmd_plot, "one metric as a chart in the terminal, a line per group", plot_opts,
+	  check_steps },
+	{ "alerts", cmd_alerts, "firing and recent alerts, then those that arrive", alerts_opts,
+	  NULL },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* ---- help ------------------------------------------------------------------------ */
+
+#define HELP_COLUMNS 80
+#define HELP_NBSP '\037' /* a space help_wrap does not break at */
+
+/* Print text's words after column col (what is already on the line),
+ * the first after a space if space, breaking lines before HELP_COLUMNS and
+ * starting each new one at column indent; ends the line. */
+static void help_wrap(const char *text, int col, int indent, bool space)
+{
+	for (const char *p = text; *p;) {
+		int len = (int)strcspn(p, " ");
+
+		if (col > indent && col + space + len > HELP_COLUMNS) {
+			out_printf("\n%*s", indent, "");
+			col = indent;
+		} else if (space) {
+			out_char(' ');
+			col++;
+		}
+		for (int i = 0; i < len; i++)
+			out_char(p[i] == HELP_NBSP ? ' ' : p[i]);
+		col += len;
+		p += len;
+		space = *p == ' ';
+		p += strspn(p, " ");
+	}
+	out_char('\n');
+}
+
+/* "[--name ARG]..." for a synopsis (the short name where there is one). */
+static void opt_synopsis(const struct opt_def *d, char *buf, size_t size)
+{
+	char name[64];
+
+	if (d->letter)
+		snprintf(name, sizeof(name), "-%c", d->letter);
+	else
+		snprintf(name, sizeof(name), "--%s", d->name);
+	snprintf(buf, size, "%s%s%s%s%s%s", d->required ? "" : "[", name, d->arg ? "\037" : "",
+		 d->arg ? d->arg : "", d->required ? "" : "]",
+		 d->kind == OPT_LIST && d->nmax > 1 ? "..." : "");
+}
+
+/* The synopses of a table's options (but --help), one string. */
+static void synopsis(const struct opt_def *opts, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = 0;
+	for (const struct opt_def *d = opts; d->name && n + 1 < size; d++) {
+		if (d->kind == OPT_HELP)
+			continue;
+		if (n)
+			buf[n++] = ' ';
+		opt_synopsis(d, buf + n, size - n);
+		n += strlen(buf + n);
+	}
+}
+
+/* "  -e, --endpoint ENDPOINT  help...", the help from column col. */
+static int opt_label(const struct opt_def *d, char *buf, size_t size)
+{
+	char letter[8] = "";
+
+	if (d->letter)
+		snprintf(letter, sizeof(letter), "-%c, ", d->letter);
+	return snprintf(buf, size, "  %s--%s%s%s", letter, d->name, d->arg ? " " : "",
+			d->arg ? d->arg : "");
+}
+
+/* The options of tables a and b (b may be NULL), their help aligned. */
+static void help_options(const struct opt_def *a, const struct opt_def *b)
+{
+	char label[128];
+	int col = 0;
+
+	for (const struct opt_def *tab = a; tab; tab = tab == a ? b : NULL)
+		for (const struct opt_def *d = tab; d->name; d++) {
+			int n = opt_label(d, label, sizeof(label));
+
+			if (n + 2 > col)
+				col = n + 2;
+		}
+	for (const struct opt_def *tab = a; tab; tab = tab == a ? b : NULL)
+		for (const struct opt_def *d = tab; d->name; d++) {
+			int n = opt_label(d, label, sizeof(label));
+
+			out_printf("%s%*s", label, col - n, "");
+			help_wrap(d->help, col, col, false);
+		}
+}
+
+static void help_print(const struct cmd *cmd)
+{
+	char syn[1024];
+	int col;
+
+	if (cmd) {
+		synopsis(cmd->opts, syn, sizeof(syn));
+		col = (int)strlen("usage: grokwatch [OPTIONS] ") + (int)strlen(cmd->name);
+		out_printf("usage: grokwatch [OPTIONS] %s", cmd->name);
+		help_wrap(syn, col, (int)strlen("usage: grokwatch "), true);
+		out_printf("\n");
+		help_wrap(cmd->summary, 0, 0, false);
+		out_printf("\nOptions:\n");
+		help_options(cmd->opts, cmd_help_opts);
+		out_printf("\n");
+		synopsis(global_opts, syn, sizeof(syn));
+		out_printf("OPTIONS are grokwatch's own, anywhere on the line (grokwatch --help):");
+		help_wrap(syn, HELP_COLUMNS, 2, true);
+		return;
+	}
+	synopsis(global_opts, syn, sizeof(syn));
+	out_printf("usage: grokwatch");
+	help_wrap(strcat(syn, " COMMAND\037[OPTIONS]"), (int)strlen("usage: grokwatch"),
+		  (int)strlen("usage: grokwatch "), true);
+	out_printf("\nFollows grokwatchd daemons: the routing-pathway metrics of MoE pretraining "
+		   "runs.\n\nCommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		out_printf("  %-9s", commands[i].name);
+		help_wrap(commands[i].summary, 11, 11, false);
+		synopsis(commands[i].opts, syn, sizeof(syn));
+		out_printf("%*s", 11, "");
+		help_wrap(syn, 11, 11, false);
+	}
+	out_printf("\nOptions:\n");
+	help_options(global_opts, NULL);
+	out_printf("\n"
+		   "Metrics are paths inside a group, e.g. pathway_distance, pathway_consistency,\n"
+		   "loss, memorized.pathway_distance; groups are the probe set's, plus \"all\".\n"
+		   "A value follows its option or an equals sign: --timeout 2000, --timeout=2000.\n"
+		   "Exit status: 0 ok, 1 failure (daemon down, timeout, refused), 2 usage.\n");
+}
+
+/* ---- parsing --------------------------------------------------------------------- */
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("grokwatch: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n(see grokwatch --help)\n", stderr);
+	return 2;
+}
+
+static int check_steps(const struct opts *o)
+{
+	if (o->from >= 0 && o->to >= 0 && o->from > o->to)
+		return usage_error("--from %lld is after --to %lld", o->from, o->to);
+	return 0;
+}
+
+static int check_history(const struct opts *o)
+{
+	if (o->json && o->csv)
+		return usage_error("history: --csv or --json, not both");
+	return check_steps(o);
+}
+
+/* Set what option d says from val (NULL for a flag).  Returns 0, or 2
+ * with the message printed. */
+static int opt_set(const struct opt_def *d, const char *val, struct opts *o)
+{
+	char *field = (char *)o + d->off;
+	const char *cmd = o->cmd ? o->cmd->name : "grokwatch";
+	long long v;
+	size_t len = val ? strlen(val) : 0;
+
+	if ((d->kind == OPT_STRING || d->kind == OPT_LIST) && d->max &&
+	    (len < (size_t)d->min || len > (size_t)d->max))
+		return usage_error("--%s: expected %lld to %lld bytes", d->name, d->min, d->max);
+	switch (d->kind) {
+	case OPT_FLAG:
+		*(bool *)field = true;
+		break;
+	case OPT_INT:
+		if (parse_ll(val, d->min, d->max, &v) < 0)
+			return usage_error("--%s '%s': expected %s, %lld to %lld", d->name, val,
+					   d->unit, d->min, d->max);
+		*(long long *)field = v;
+		break;
+	case OPT_STRING:
+		*(const char **)field = val;
+		break;
+	case OPT_LIST: {
+		struct strlist *l = (struct strlist *)(void *)field;
+
+		if (l->n == d->nmax)
+			return d->nmax == 1 ? usage_error("%s: one --%s", cmd, d->name)
+					    : usage_error("more than %d --%s", d->nmax, d->name);
+		l->v[l->n++] = val;
+		break;
+	}
+	case OPT_HELP:
+		break;
+	}
+	return 0;
+}
+
+#define LONGOPTS_MAX 32
+
+/* getopt_long's tables for the options of a and b (b may be NULL). */
+struct getopt_tables {
+	const struct opt_def *defs[LONGOPTS_MAX];
+	struct option lo[LONGOPTS_MAX + 1];
+	char shorts[2 * LONGOPTS_MAX + 3];
+	int n;
+};
+
+static void tables_build(struct getopt_tables *t, const char *prefix, const struct opt_def *a,
+			 const struct opt_def *b)
+{
+	size_t ns;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->shorts, sizeof(t->shorts), "%s", prefix);
+	ns = strlen(t->shorts);
+	for (const struct opt_def *tab = a; tab; tab = tab == a ? b : NULL)
+		for (const struct opt_def *d = tab; d->name; d++) {
+			if (t->n == LONGOPTS_MAX) {
+				fprintf(stderr, "%s:%d: more than %d options: raise LONGOPTS_MAX\n",
+					__FILE__, __LINE__, LONGOPTS_MAX);
+				abort();
+			}
+			t->defs[t->n] = d;
+			t->lo[t->n] = (struct option){ d->name,
+						       d->arg ? required_argument : no_argument,
+						       NULL, d->letter ? d->letter : 256 + t->n };
+			t->n++;
+			if (d->letter) {
+				t->shorts[ns++] = d->letter;
+				if (d->arg)
+					t->shorts[ns++] = ':';
+			}
+		}
+	t->shorts[ns] = 0;
+}
+
+static const struct opt_def *tables_find(const struct getopt_tables *t, int c)
+{
+	if (c >= 256 && c - 256 < t->n)
+		return t->defs[c - 256];
+	for (int i = 0; i < t->n; i++)
+		if (t->defs[i]->letter && t->defs[i]->letter == c)
+			return t->defs[i];
+	return NULL;
+}
+
+/* The usage error for getopt_long's '?' or ':' on argv[optind - 1]. */
+static int getopt_error(const struct getopt_tables *t, int c, char **argv, const char *where)
+{
+	const char *a = argv[optind - 1];
+	const struct opt_def *d = optopt ? tables_find(t, optopt) : NULL;
+	char name[128];
+	int matches = 0;
+
+	if (c == ':' && d && !strncmp(a, "--", 2))
+		return usage_error("option '--%s' needs a value", d->name);
+	if (c == ':')
+		return usage_error("option '%s' needs a value", a);
+	if (optopt && optopt < 256 && !d)
+		snprintf(name, sizeof(name), "-%c", optopt);
+	else
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(a, "="), a);
+	if (d && !strncmp(name, "--", 2))
+		return usage_error("option '--%s' takes no value", d->name);
+	for (int i = 0; !strncmp(name, "--", 2) && i < t->n; i++)
+		matches += !strncmp(t->lo[i].name, name + 2, strlen(name + 2));
+	if (matches > 1)
+		return usage_error("%s%soption '%s' is ambiguous", where ? where : "",
+				   where ? ": " : "", name);
+	if (!where)
+		return usage_error("option '%s' before the command, or unknown", name);
+	return usage_error("%s: unknown option '%s'", where, name);
+}
+
+/* Runs getopt_long over argv with tables t, setting o.  Returns 0 at the
+ * first argument that is not an option (optind), 1 for --help, 2 for a
+ * usage error (printed). */
+static int parse_with(const struct getopt_tables *t, int argc, char **argv, struct opts *o,
+		      const char *where)
+{
+	int c, r;
+
+	opterr = 0;
+	optind = 0; /* glibc: start afresh, on a new argv */
+	while ((c = getopt_long(argc, argv, t->shorts, t->lo, NULL)) != -1) {
+		const struct opt_def *d = c == '?' || c == ':' ? NULL : tables_find(t, c);
+
+		if (!d)
+			return getopt_error(t, c, argv, where);
+		if (d->kind == OPT_HELP)
+			return 1;
+		if ((r = opt_set(d, d->arg ? optarg : NULL, o)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The line into o: grokwatch's options, the command, then its options and
+ * grokwatch's again.  Returns 0, 1 for --help (o->cmd says whose), or 2
+ * for a usage error, printed. */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	struct getopt_tables t;
+	char names[128] = "";
+	int r, at;
+
+	memset(o, 0, sizeof(*o));
+	o->timeout_ms = DEFAULT_TIMEOUT_MS;
+	o->from = o->to = GW_STEP_NONE;
+	o->count = -1;
+
+	/* Up to the command ('+': stop at the first argument not an option). */
+	tables_build(&t, "+:", global_opts, NULL);
+	if ((r = parse_with(&t, argc, argv, o, NULL)) != 0)
+		return r;
+	at = optind;
+	if (at == argc) {
+		for (size_t i = 0; i < NCOMMANDS; i++)
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+				 commands[i].name,
+				 i + 2 < NCOMMANDS ? ", " : i + 2 == NCOMMANDS ? " or " : "");
+		return usage_error("no command (%s)", names);
+	}
+	for (size_t i = 0; i < NCOMMANDS && !o->cmd; i++)
+		if (!strcmp(argv[at], commands[i].name))
+			o->cmd = &commands[i];
+	if (!o->cmd)
+		return usage_error("unknown command '%s'", argv[at]);
+
+	/* The rest, the command's name as its argv[0]. */
+	tables_build(&t, ":", o->cmd->opts, global_opts);
+	if ((r = parse_with(&t, argc - at, argv + at, o, o->cmd->name)) != 0)
+		return r;
+	if (optind < argc - at)
+		return usage_error("unexpected argument '%s'", argv[at + optind]);
+	for (const struct opt_def *d = o->cmd->opts; d->name; d++) {
+		char *field = (char *)o + d->off;
+		bool given = true; /* flags and numbers have defaults */
+
+		if (d->kind == OPT_LIST)
+			given = ((struct strlist *)(void *)field)->n > 0;
+		else if (d->kind == OPT_STRING)
+			given = *(const char **)field != NULL;
+		if (d->required && !given)
+			return usage_error("%s: --%s is required", o->cmd->name, d->name);
+	}
+	if (o->cmd->check && (r = o->cmd->check(o)) != 0)
+		return r;
+	if (o->endpoints.n == 0)
+		o->endpoints.v[o->endpoints.n++] = DEFAULT_ENDPOINT;
+	return 0;
+}
+
+/* ---- main ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
@@ -873,10 +1301,13 @@ int main(int argc, char **argv)
 	int r;
 
 	setlocale(LC_CTYPE, "");
+	/* A reader that has gone shows as EPIPE at the next write. */
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	r = parse_args(argc, argv, &o);
 	if (r == 1) {
-		usage(stdout);
-		return 0;
+		help_print(o.cmd);
+		return out_finish(0);
 	}
 	if (r)
 		return r;
@@ -885,24 +1316,9 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!(c = open_client(&o, &r)))
 		return r;
-	if (!strcmp(o.command, "tail"))
-		r = cmd_tail(c, &o);
-	else if (!strcmp(o.command, "status"))
-		r = cmd_status(c, &o);
-	else if (!strcmp(o.command, "history"))
-		r = cmd_history(c, &o);
-	else if (!strcmp(o.command, "plot"))
-		r = cmd_plot(c, &o);
-	else
-		r = cmd_alerts(c, &o);
+	r = o.cmd->run(c, &o);
 	gw_client_free(c);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "grokwatch: writing the output: %s\n", strerror(errno));
-		return 1;
-	}
-	return r;
+	return out_finish(r);
 }

@@ -217,7 +217,8 @@ int metrics_consistency(const struct routing *r, struct metrics_cons **ret, stru
 		double mean = sum[i] / (L - 1);
 
 		c->adj[i] = mean;
-		c->c[i] = mx[i] > 0 ? 1 - mean / (mx[i] + METRICS_EPS_COS) : NAN;
+		c->c[i] = mx[i] > METRICS_CONSISTENCY_FLOOR ? 1 - mean / (mx[i] + METRICS_EPS_COS)
+							 : NAN;
 	}
 done:
 	free(a);

@@ -21,8 +21,8 @@
  * double; a zero vector has no direction, and its cosine with anything
  * counts as 0.
  * C_i = 1 - mean_l(c_l) / (max_l(c_l) + 1e-8).  A sample with
- * max_l(c_l) <= 0 has no C_i: it is left out of the consistency mean and
- * counted in n_undefined.  `pathway_consistency` is the mean of the defined
+ * max_l(c_l) <= METRICS_CONSISTENCY_FLOOR (0.05) has no C_i: it is left out
+ * of the consistency mean and counted in n_undefined.  `pathway_consistency` is the mean of the defined
  * C_i; `adjacent_cosine` the mean over ALL the set's samples of mean_l(c_l).
  * With fewer than 2 MoE layers, or without router weights, neither exists:
  * both are null and the result's consistency_note says why.
@@ -71,6 +71,11 @@
 #include "engine/routing.h"
 
 #define METRICS_EPS_COS 1e-8
+/* C_i is undefined where max_l c_l is at or below this (SPEC §4): near
+ * zero the ratio mean/max explodes on float noise (a sample with max c
+ * 0.00038 gave C = 543, and fp32 against float64 differed in the fifth
+ * digit). */
+#define METRICS_CONSISTENCY_FLOOR 0.05
 #define METRICS_DELTA_DEFAULT 0.05
 #define METRICS_EPSILON_DEFAULT 1.0
 

@@ -3,12 +3,16 @@
 # daemon's real publisher, scripted): usage and exit codes; tail (catch-up,
 # live, --json, --topic, a restart noticed without duplicates); status;
 # history (filters, CSV read back with Python's csv module, JSON); plot at
-# widths 40 and 120 with several groups, Unicode and ASCII; alerts; bad
+# widths 40 and 120 with several groups, Unicode and ASCII; alerts; every
+# option as --opt VALUE and --opt=VALUE, and each command's --help; a
+# reader that goes away (a pipe to head): quiet, exit 0, tail included; bad
 # endpoints and a daemon that is down, with the time bounded.
 . "$GW_SRC/tests/lib.sh"
 PY=${PYTHON:-/usr/bin/python3}
 export TZ=UTC
 cli() { $GW_WRAP "$GW_CLI" "$@"; }
+SLOW=1
+[ -n "$GW_WRAP" ] && SLOW=10 # valgrind: everything takes longer
 
 if [ -z "${GW_TESTD:-}" ] || [ ! -x "$GW_TESTD" ]; then
 	echo "not ok 1 - GW_TESTD is not built (run through make check)"
@@ -71,6 +75,64 @@ cli status --all >/dev/null 2>&1; is $? 2 "status --all: exit 2"
 for w in tail status history plot alerts --timeout --endpoint "Exit status"; do
 	has "$(cat "$TMP/help")" "$w" "--help mentions $w"
 done
+is "$(awk 'length > 80' "$TMP/help")" "" "--help: no line over 80 columns"
+# Each command's --help: exit 0, its options, nothing over 80 columns.
+for c in "tail --all --json --topic --count" "status --json" \
+	"history --metric --group --from --to --csv --json" \
+	"plot --metric --group --from --to --width --height --ascii" "alerts --json --follow"; do
+	set -- $c
+	cmd=$1
+	shift
+	cli $cmd --help >"$TMP/help.$cmd" 2>&1; is $? 0 "$cmd --help: exit 0"
+	cli $cmd -h >"$TMP/h.$cmd" 2>&1
+	cmp -s "$TMP/help.$cmd" "$TMP/h.$cmd"; ok $? "$cmd -h: the same text"
+	has "$(head -1 "$TMP/help.$cmd")" "usage: grokwatch [OPTIONS] $cmd" "$cmd --help: its usage"
+	missing=
+	for o in "$@" --help; do
+		grep -Eq -- "^  (-[a-z], )?$o( |\$)" "$TMP/help.$cmd" || missing="$missing $o"
+	done
+	is "$missing" "" "$cmd --help: describes each of its options"
+	has "$(cat "$TMP/help.$cmd")" "--server-key" "$cmd --help: names grokwatch's own options"
+	is "$(awk 'length > 80' "$TMP/help.$cmd")" "" "$cmd --help: no line over 80 columns"
+	missing=
+	for o in $(grep -o -- '--[a-z][a-z0-9-]*' "$TMP/help.$cmd" | sort -u); do
+		sed 's/\\-/-/g' "$GW_SRC/man/grokwatch.1" | grep -Eq -- "(^|[^a-z-])$o([^a-z0-9-]|\$)" ||
+			missing="$missing $o"
+	done
+	is "$missing" "" "$cmd --help: every option it names is in grokwatch(1)"
+done
+# Unknown options, values where none is taken, missing values: exit 2, named.
+cli status --bogus >/dev/null 2>"$TMP/err"; is $? 2 "status --bogus: exit 2"
+has "$(cat "$TMP/err")" "status: unknown option '--bogus'" "status --bogus: named"
+cli status --bogus=1 >/dev/null 2>"$TMP/err"; is $? 2 "status --bogus=1: exit 2"
+has "$(cat "$TMP/err")" "status: unknown option '--bogus'" "status --bogus=1: named without its value"
+cli alerts -x >/dev/null 2>"$TMP/err"; is $? 2 "alerts -x: exit 2"
+has "$(cat "$TMP/err")" "alerts: unknown option '-x'" "alerts -x: named"
+cli --json status >/dev/null 2>"$TMP/err"; is $? 2 "--json before the command: exit 2"
+has "$(cat "$TMP/err")" "option '--json' before the command, or unknown" "--json before the command: named"
+for c in "status --json=yes" "alerts --follow=1" "tail --all=1" "plot --metric m --ascii=no"; do
+	cli $c >/dev/null 2>"$TMP/err"; is $? 2 "$c: exit 2"
+	o=${c##* }
+	has "$(cat "$TMP/err")" "option '${o%%=*}' takes no value" "$c: named"
+done
+for c in "tail --count" "tail --topic" "history --metric" "history --metric m --group" \
+	"history --metric m --from" "history --metric m --to" "plot --metric m --width" \
+	"plot --metric m --height" "status --timeout" "status --server-key" "status --endpoint" \
+	"status -e" "--timeout"; do
+	cli $c >/dev/null 2>"$TMP/err"; is $? 2 "$c (no value): exit 2"
+	has "$(cat "$TMP/err")" "option '${c##* }' needs a value" "$c (no value): named"
+done
+cli tail --count=0 >/dev/null 2>"$TMP/err"; is $? 2 "tail --count=0: exit 2"
+has "$(cat "$TMP/err")" "--count '0'" "tail --count=0: the option and value named"
+cli --timeout=12x status >/dev/null 2>"$TMP/err"; is $? 2 "--timeout=12x: exit 2"
+has "$(cat "$TMP/err")" "--timeout '12x'" "--timeout=12x: the option and value named"
+cli history --metric=m --csv --json >/dev/null 2>&1; is $? 2 "--metric=m --csv --json: exit 2"
+cli plot --metric=m --width=10 >/dev/null 2>&1; is $? 2 "--width=10: exit 2"
+cli history --metric=m --from=5 --to=4 >/dev/null 2>&1; is $? 2 "--from=5 --to=4: exit 2"
+cli history --metric=m --group=a --group=b >/dev/null 2>"$TMP/err"; is $? 2 "history, two --group: exit 2"
+has "$(cat "$TMP/err")" "history: one --group" "history, two --group: said so"
+cli status extra >/dev/null 2>"$TMP/err"; is $? 2 "an argument after the command: exit 2"
+has "$(cat "$TMP/err")" "unexpected argument 'extra'" "the argument is named"
 
 # --- the shared library exports the API of grokwatch.h and nothing else
 if command -v nm >/dev/null 2>&1 && [ -f "$GW_BUILD/libgrokwatch.so" ]; then
@@ -245,6 +307,84 @@ has "$(cat "$TMP/plotc")" "no value of loss" "plot with no values: said so"
 cli -e "$EP1" alerts >"$TMP/alerts" 2>&1; is $? 0 "alerts: exit 0"
 is "$(cat "$TMP/alerts")" "" "alerts: nothing held, nothing live"
 
+# --- every option as --opt VALUE and as --opt=VALUE: the same output
+same() { # NAME ARGS-WITH-SPACES ARGS-WITH-EQUALS (each one word, split here)
+	cli $2 >"$TMP/sp" 2>&1; r1=$?
+	cli $3 >"$TMP/eq" 2>&1; r2=$?
+	is "$r1:$r2" "0:0" "$1: both forms exit 0"
+	cmp -s "$TMP/sp" "$TMP/eq" && [ -s "$TMP/sp" ]; ok $? "$1: both forms print the same"
+}
+same "--timeout, --endpoint" "--timeout 2000 --endpoint $EP1 status" \
+	"--timeout=2000 --endpoint=$EP1 status"
+same "-e, global options after the command" "status -e $EP1 --timeout 2000" \
+	"status -e$EP1 --timeout=2000"
+same "tail --count --topic" "-e $EP1 tail --count 3 --topic metrics. --json" \
+	"-e $EP1 tail --count=3 --topic=metrics. --json"
+is "$(wc -l <"$TMP/eq")" 3 "tail --count=3: three lines"
+same "tail --all --count" "-e $EP1 tail --all --count 2" "-e $EP1 tail --all --count=2"
+same "history --metric --group --from --to" \
+	"-e $EP1 history --metric pathway_distance --group math --from 200 --to 400" \
+	"-e $EP1 history --metric=pathway_distance --group=math --from=200 --to=400"
+is "$(grep -v '^#' "$TMP/eq" | awk '{print $1 "=" $2}' | tr '\n' ' ')" "200=20 300=30 400=40 " \
+	"history --from=200 --to=400: the steps in range"
+same "plot --metric --group --width --height" \
+	"-e $EP1 plot --metric loss --group math --group all --width 40 --height 6 --ascii" \
+	"-e $EP1 plot --metric=loss --group=math --group=all --width=40 --height=6 --ascii"
+is "$(awk 'length > 40' "$TMP/eq")" "" "plot --width=40: no line over 40 columns"
+is "$(wc -l <"$TMP/eq")" 11 "plot --height=6: title, 6 rows, axis, steps, label, legend"
+
+# --- a reader that goes away: the next write ends the command, quietly, exit 0
+{
+	# Status lines (300 kB) that do not fit in a pipe, so head is gone first.
+	"$PY" -c 'import json; print("status " + json.dumps({"k%05d" % i: "v" * 90 for i in range(3000)}))'
+	echo 'result {"step":100,"checkpoint":"step100","groups":{"all":{"pathway_distance":1}}}'
+	echo "waitfile $TMP/go3"
+	echo 'result {"step":200,"checkpoint":"step200","groups":{"all":{"pathway_distance":2}}}'
+	echo "waitfile $TMP/go4"
+	echo 'result {"step":300,"checkpoint":"step300","groups":{"all":{"pathway_distance":3}}}'
+} >"$TMP/s3"
+start_testd d3 "$TMP/s3"
+D3=$PID
+EP3=$EP
+{ cli -e "$EP3" status 2>"$TMP/pipe.err"; echo $? >"$TMP/pipe.rc"; } | head -1 >"$TMP/pipe.out"
+is "$(cat "$TMP/pipe.rc")" 0 "status | head -1: exit 0"
+is "$(cat "$TMP/pipe.err")" "" "status | head -1: nothing on stderr"
+is "$(cat "$TMP/pipe.out")" "${EP3%,*}" "status | head -1: the first line"
+{ cli -e "$EP3" status --json 2>"$TMP/pipe.err"; echo $? >"$TMP/pipe.rc"; } | head -c 10 >/dev/null
+is "$(cat "$TMP/pipe.rc"):$(cat "$TMP/pipe.err")" "0:" "status --json | head -c 10: exit 0, quiet"
+# tail: head takes the one catch-up line and exits; tail runs on until it
+# writes the next result, and then ends at once.  (A named pipe, so that
+# the test knows when head has gone.)
+mkfifo "$TMP/fifo"
+timeout $((20 * SLOW)) $GW_WRAP "$GW_CLI" -e "$EP3" tail >"$TMP/fifo" 2>"$TMP/pipe.err" &
+TAIL=$!
+head -n 1 <"$TMP/fifo" >"$TMP/pipe.out" &
+HEAD=$!
+wait $HEAD
+has "$(cat "$TMP/pipe.out")" "step 100  all" "tail | head -n 1: the first line"
+sleep 0.3
+kill -0 $TAIL 2>/dev/null; ok $? "tail | head -n 1: tail waits for the next result"
+start=$(date +%s%N)
+touch "$TMP/go3"
+wait $TAIL
+rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+is $rc 0 "tail | head -n 1: exit 0"
+is "$(cat "$TMP/pipe.err")" "" "tail | head -n 1: nothing on stderr"
+ok $([ $ms -lt $((3000 * SLOW)) ] && echo 0 || echo 1) \
+	"tail | head -n 1: ended ${ms} ms after the next result was published"
+# Another failure to write is an error, naming stdout, and ends tail too.
+if [ -w /dev/full ]; then
+	cli -e "$EP3" status >/dev/full 2>"$TMP/err"; is $? 1 "status >/dev/full: exit 1"
+	has "$(cat "$TMP/err")" "stdout: No space left on device" "status >/dev/full: stdout named"
+	timeout $((20 * SLOW)) $GW_WRAP "$GW_CLI" -e "$EP3" tail >/dev/full 2>"$TMP/err" &
+	TAIL=$!
+	touch "$TMP/go4"
+	wait $TAIL; is $? 1 "tail >/dev/full: exit 1 at its first write"
+	has "$(cat "$TMP/err")" "stdout: No space left on device" "tail >/dev/full: stdout named"
+fi
+kill $D3; wait $D3 2>/dev/null
+
 # --- two daemons at once
 { result 100; result 900; } >"$TMP/s2"
 start_testd d2 "$TMP/s2"
@@ -293,6 +433,9 @@ open(sys.argv[1], "wb").write(p + b"\n"); open(sys.argv[2], "wb").write(s)' "$TM
 	cli -e "$EPC" --server-key "$TMP/pub.key" history --metric pathway_distance --group math >"$TMP/out" 2>&1
 	is $? 0 "--server-key: history over CURVE"
 	has "$(cat "$TMP/out")" "100  10" "--server-key: the value"
+	cli -e "$EPC" --server-key="$TMP/pub.key" history --metric pathway_distance --group math >"$TMP/out" 2>&1
+	is $? 0 "--server-key=FILE: history over CURVE"
+	has "$(cat "$TMP/out")" "100  10" "--server-key=FILE: the value"
 	cli -e "$EPC" --timeout 500 status >/dev/null 2>&1
 	is $? 1 "CURVE daemon without --server-key: exit 1"
 	printf 'short\n' >"$TMP/bad.key"

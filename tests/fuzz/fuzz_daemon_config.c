@@ -3,12 +3,14 @@
  *
  * The Makefile builds fuzz targets from the engine sources only, so this
  * file #includes daemon/config.c itself (config.c needs nothing beyond the
- * engine and cJSON).  Including it also gives the target the file's static
- * line tokenizer, so besides "never crash" it checks one property: for any
- * text cJSON accepts, the tokenizer sees exactly as many values as cJSON
- * built, which is what makes the line numbers in messages right.
+ * engine, cJSON and daemon/endpoint.c, included too).  Including it also
+ * gives the target the file's static line tokenizer, so besides "never
+ * crash" it checks one property: for any text cJSON accepts, the tokenizer
+ * sees exactly as many values as cJSON built, which is what makes the line
+ * numbers in messages right.
  */
 #include "../../daemon/config.c"
+#include "../../daemon/endpoint.c"
 
 #include <stdint.h>
 

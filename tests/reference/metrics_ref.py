@@ -8,7 +8,7 @@ plain Python/numpy, float64, from the SPEC's words alone:
   - pathways (tau prefix, ties to the lower index) and the mean Levenshtein
     distance over all unordered pairs by the textbook O(nm) dynamic program;
   - consistency: e_l = W_l^T gbar, c_l = cos(e_l, e_{l+1}),
-    C_i = 1 - mean(c)/(max(c) + 1e-8), samples with max <= 0 left out;
+    C_i = 1 - mean(c)/(max(c) + 1e-8), samples with max <= 0.05 (the floor) left out;
   - the loss mean, the memorized subset of every step against the latest
     (loss <= epsilon, and within delta of the latest loss at every later
     checkpoint), the routing health from the per-token records, and churn
@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stfile  # noqa: E402
 
+CONSISTENCY_FLOOR = 0.05  # SPEC §4: C_i undefined at or below it
 TOL_COS = 2e-5      # consistency from fp32 sgemm vs float64 here
 TOL_LOSS = 1e-6     # a mean of the same float32 losses
 
@@ -93,7 +94,7 @@ def consistency(gbar, routers):
             na, nb = np.linalg.norm(es[l]), np.linalg.norm(es[l + 1])
             cs.append(0.0 if na == 0 or nb == 0 else float(es[l] @ es[l + 1] / (na * nb)))
         mx = max(cs)
-        c = None if mx <= 0 else 1.0 - (sum(cs) / len(cs)) / (mx + 1e-8)
+        c = None if mx <= CONSISTENCY_FLOOR else 1.0 - (sum(cs) / len(cs)) / (mx + 1e-8)
         out.append((c, sum(cs) / len(cs)))
     return out
 

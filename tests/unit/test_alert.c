@@ -15,6 +15,7 @@
 
 #include "../tap.h"
 #include "alert.h"
+#include "config_opts.h"
 #include "journal.h"
 
 #define NOW0 1767225600.25 /* 2026-01-01T00:00:00.250Z */
@@ -68,6 +69,18 @@ static struct config *cfg(const char *alerts_json)
 	return c;
 }
 
+/* An evaluator with c's alerts, built as the daemon builds it. */
+static struct alerts *alerts_from(const struct config *c)
+{
+	struct alert_opts o;
+	struct alerts *a;
+
+	config_opts_alerts(c, &o);
+	a = alerts_new(&o);
+	config_opts_alerts_release(&o);
+	return a;
+}
+
 /* Grokking detectors: patience 2, no cooldown, judged from 3 checkpoints. */
 #define GROK_CFG \
 	"\"loss\": {\"patience\": 2, \"cooldown\": 0, \"min_checkpoints\": 3}, " \
@@ -103,8 +116,8 @@ struct fx {
 static void fx_init(struct fx *f, struct config *c)
 {
 	memset(f, 0, sizeof(*f));
-	f->a = alerts_new(c);
-	f->full = alerts_new(c);
+	f->a = alerts_from(c);
+	f->full = alerts_from(c);
 	f->s = series_new();
 	f->events = cJSON_CreateArray();
 	f->now = NOW0;
@@ -523,7 +536,7 @@ static void test_restart_without_duplicates(void)
 
 	CHECK_INT_EQ(journal_open(dir, NULL, &j, &e), 0);
 	c = cfg(GROK_CFG);
-	a = alerts_new(c);
+	a = alerts_from(c);
 	for (int i = 0; i < 9; i++) {
 		cJSON *r = result(100 * (i + 1), loss[i], dist[i]);
 
@@ -544,7 +557,7 @@ static void test_restart_without_duplicates(void)
 	/* restart */
 	j = NULL;
 	CHECK_INT_EQ(journal_open(dir, NULL, &j, &e), 0);
-	a = alerts_new(c);
+	a = alerts_from(c);
 	CHECK_INT_EQ(cJSON_GetArraySize(journal_alerts(j)), 1);
 	CHECK_INT_EQ(alerts_restore(a, journal_alerts(j), &e), 0);
 	CHECK_INT_EQ(alerts_firing_count(a), 1);
@@ -608,7 +621,7 @@ static void test_config_or_run_changed(void)
 	{
 		struct config *c = cfg("\"distance\": {\"min_checkpoints\": 1000000}");
 
-		a2 = alerts_new(c);
+		a2 = alerts_from(c);
 		config_free(c);
 	}
 	CHECK_INT_EQ(alerts_restore(a2, f.events, &e), 0);
@@ -794,7 +807,7 @@ static void test_bad_events(void)
 	struct gw_err e = { "" };
 	cJSON *arr;
 
-	a = alerts_new(c);
+	a = alerts_from(c);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cJSON *ev = cJSON_Parse(bad[i].json);
 

@@ -360,21 +360,6 @@ static void test_remote_endpoint_needs_curve(void)
 		      "jobs.retry_backoff_max_ms: 10 is less than jobs.retry_backoff_ms 9000");
 }
 
-static void test_endpoint_is_local(void)
-{
-	CHECK(config_endpoint_is_local("tcp://127.0.0.1:5557"));
-	CHECK(config_endpoint_is_local("tcp://127.1.2.3:1"));
-	CHECK(config_endpoint_is_local("tcp://[::1]:5557"));
-	CHECK(config_endpoint_is_local("tcp://localhost:5557"));
-	CHECK(config_endpoint_is_local("ipc:///run/grokwatch.sock"));
-	CHECK(!config_endpoint_is_local("tcp://*:5557"));
-	CHECK(!config_endpoint_is_local("tcp://0.0.0.0:5557"));
-	CHECK(!config_endpoint_is_local("tcp://eth0:5557"));
-	CHECK(!config_endpoint_is_local("tcp://127.example.com:5557"));
-	CHECK(!config_endpoint_is_local("tcp://192.168.1.2:5557"));
-	CHECK(!config_endpoint_is_local("tcp://127.0.0.1"));
-}
-
 struct seen {
 	char keys[8][64];
 	bool restart[8];
@@ -523,7 +508,6 @@ static const struct tap_test tests[] = {
 	{ "duplicate_key", test_duplicate_key },
 	{ "files", test_files },
 	{ "remote_endpoint_needs_curve", test_remote_endpoint_needs_curve },
-	{ "endpoint_is_local", test_endpoint_is_local },
 	{ "diff", test_diff },
 	{ "alerts", test_alerts },
 	{ NULL, NULL },

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "../tap.h"
+#include "config_opts.h"
 #include "hook.h"
 
 #define MAX_REPORTS 64
@@ -34,7 +35,7 @@ struct fx {
 	struct hooks *h;
 	struct rep reps[MAX_REPORTS];
 	int nreps;
-	struct config_hook defs[8];
+	struct hook_spec defs[8];
 	int ndefs;
 };
 
@@ -67,14 +68,14 @@ static void on_done(void *ud, const struct hook_report *r)
 /* A hook: alert name and argv (static strings, NULL-terminated). */
 static void fx_hook(struct fx *f, const char *alert, const char *const *argv)
 {
-	struct config_hook *d = &f->defs[f->ndefs++];
+	struct hook_spec *d = &f->defs[f->ndefs++];
 	int n = 0;
 
 	while (argv[n])
 		n++;
-	d->alert = (char *)alert;
-	d->argv.v = (char **)argv;
-	d->argv.n = n;
+	d->alert = alert;
+	d->argv = argv;
+	d->argc = n;
 }
 
 static struct hook_opts fx_opts(struct fx *f)
@@ -610,14 +611,15 @@ static void test_opts_from_config(void)
 	struct hook_opts o;
 
 	CHECK_INT_EQ(config_parse("t.json", t, strlen(t), &c, &e), 0);
-	hook_opts_from_config(&o, c);
+	config_opts_hooks(c, &o);
 	CHECK_INT_EQ(o.n_hooks, 1);
-	CHECK_STR_EQ(o.hooks[0].argv.v[0], "/bin/true");
+	CHECK_STR_EQ(o.hooks[0].argv[0], "/bin/true");
 	CHECK_INT_EQ(o.timeout_ms, 1234);
 	CHECK_INT_EQ(o.kill_grace_ms, 5000);
 	CHECK_INT_EQ(o.concurrency, 4);
 	CHECK_INT_EQ(o.queue, 7);
 	CHECK_INT_EQ(o.output_bytes, 99);
+	config_opts_hooks_release(&o);
 	config_free(c);
 }
 

@@ -1,0 +1,96 @@
+/*
+ * config_opts.c — struct config to module options (config_opts.h), one
+ * function per module: publish, alerts (their detectors and the enum
+ * mapping), hooks.
+ */
+#include "config_opts.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void config_opts_publish(const struct config *c, const char *run, struct publish_opts *ret)
+{
+	*ret = (struct publish_opts){
+		.endpoint = c->publish.endpoint,
+		.query_endpoint = c->publish.query_endpoint,
+		.run = run,
+		.sndhwm = (int)c->publish.sndhwm,
+		.max_message_bytes = (size_t)c->publish.max_message_bytes,
+		.request_bytes = (size_t)c->limits.request_bytes,
+		.reply_bytes = (size_t)c->limits.reply_bytes,
+		.heartbeat_ms = (uint64_t)c->publish.heartbeat_ms,
+		.curve_secret_file = c->publish.curve.server_secret_key_file,
+		.curve_public_file = c->publish.curve.server_public_key_file,
+		.allow_insecure_remote = c->publish.allow_insecure_remote,
+	};
+}
+
+static struct alert_detector_opts detector(const struct config_plateau *p, int mode)
+{
+	return (struct alert_detector_opts){
+		.metric = p->metric,
+		.mode = mode == CONFIG_PLATEAU_MAX ? ALERT_MODE_MAX : ALERT_MODE_MIN,
+		.threshold = p->threshold,
+		.threshold_mode = p->threshold_mode == CONFIG_THRESHOLD_ABS ? ALERT_THRESHOLD_ABS
+									     : ALERT_THRESHOLD_REL,
+		.patience = p->patience,
+		.cooldown = p->cooldown,
+		.min_checkpoints = p->min_checkpoints,
+	};
+}
+
+void config_opts_alerts(const struct config *c, struct alert_opts *ret)
+{
+	const struct config_plateau *pl = c->alerts.plateaus.v;
+	struct alert_detector_opts *v =
+		gw_calloc((size_t)c->alerts.plateaus.n + 1, sizeof(*v));
+
+	for (int i = 0; i < c->alerts.plateaus.n; i++)
+		v[i] = detector(&pl[i], pl[i].mode);
+	*ret = (struct alert_opts){
+		.enabled = c->alerts.enabled,
+		.groups = (const char *const *)c->alerts.groups.v,
+		.n_groups = c->alerts.groups.n,
+		/* alerts.loss and alerts.distance are judged falling (alert.h). */
+		.loss = detector(&c->alerts.loss, CONFIG_PLATEAU_MIN),
+		.distance = detector(&c->alerts.distance, CONFIG_PLATEAU_MIN),
+		.plateaus = v,
+		.n_plateaus = c->alerts.plateaus.n,
+		.dead_experts = c->alerts.collapse_dead_experts,
+		.max_imbalance = c->alerts.collapse_max_imbalance,
+	};
+}
+
+void config_opts_alerts_release(struct alert_opts *o)
+{
+	free((void *)o->plateaus);
+	o->plateaus = NULL;
+	o->n_plateaus = 0;
+}
+
+void config_opts_hooks(const struct config *c, struct hook_opts *ret)
+{
+	const struct config_hook *h = c->alerts.hooks.v;
+	struct hook_spec *v = gw_calloc((size_t)c->alerts.hooks.n + 1, sizeof(*v));
+
+	for (int i = 0; i < c->alerts.hooks.n; i++)
+		v[i] = (struct hook_spec){ .alert = h[i].alert,
+					   .argv = (const char *const *)h[i].argv.v,
+					   .argc = h[i].argv.n };
+	*ret = (struct hook_opts){
+		.hooks = v,
+		.n_hooks = c->alerts.hooks.n,
+		.timeout_ms = (uint64_t)c->alerts.hook_timeout_ms,
+		.kill_grace_ms = (uint64_t)c->alerts.hook_kill_grace_ms,
+		.concurrency = (int)c->alerts.hook_concurrency,
+		.queue = (size_t)c->alerts.hook_queue,
+		.output_bytes = (size_t)c->alerts.hook_output_bytes,
+	};
+}
+
+void config_opts_hooks_release(struct hook_opts *o)
+{
+	free((void *)o->hooks);
+	o->hooks = NULL;
+	o->n_hooks = 0;
+}

@@ -1,0 +1,34 @@
+/*
+ * config_opts.h — the one place where a struct config becomes the options
+ * each module takes.  The modules (alert, hook, publish) know nothing of the
+ * config file: they take their own options structs; the wiring (run.c)
+ * builds those here, and so do tests that start from a config text.
+ *
+ * Ownership: the options borrow every string from `c`, so `c` must outlive
+ * them until the module's constructor has copied them (alerts_new,
+ * hooks_new and publish_new all copy).  Arrays the conversion allocates are
+ * freed by the matching _release, which accepts a zeroed struct.
+ *
+ * Threads: pure conversions, any thread.  Allocation failures abort.
+ */
+#ifndef GW_DAEMON_CONFIG_OPTS_H
+#define GW_DAEMON_CONFIG_OPTS_H
+
+#include "alert.h"
+#include "config.h"
+#include "hook.h"
+#include "publish.h"
+
+/* publish.* and limits.{request,reply}_bytes; `run` is the run name
+ * (config run, or the one the wiring derived from watch.root). */
+void config_opts_publish(const struct config *c, const char *run, struct publish_opts *ret);
+
+/* alerts.* but the hooks; ret->plateaus is allocated. */
+void config_opts_alerts(const struct config *c, struct alert_opts *ret);
+void config_opts_alerts_release(struct alert_opts *o);
+
+/* alerts.hooks and alerts.hook_*; ret->hooks is allocated. */
+void config_opts_hooks(const struct config *c, struct hook_opts *ret);
+void config_opts_hooks_release(struct hook_opts *o);
+
+#endif
