@@ -22,7 +22,6 @@
 #include "job.h"
 #include "state.h"
 
-
 struct job_ctx {
 	unsigned layer_delay_ms; /* fault injection for tests (job.h) */
 	struct probe *probe;

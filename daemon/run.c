@@ -43,16 +43,6 @@ static int cpus(void)
 	return n > 0 ? (int)n : 1;
 }
 
-static struct queue_opts queue_opts_of(const struct config *c)
-{
-	return (struct queue_opts){
-		.backoff_ms = (uint64_t)c->jobs.retry_backoff_ms,
-		.backoff_max_ms = (uint64_t)c->jobs.retry_backoff_max_ms,
-		.max_retries = c->jobs.max_retries,
-		.depth = (size_t)c->limits.queue_depth,
-	};
-}
-
 /* ---- signals ------------------------------------------------------------------------ */
 
 static void close_cb(uv_handle_t *h)
@@ -154,8 +144,9 @@ static void apply_publish(void *ud, const struct config *c)
 static void apply_jobs(void *ud, const struct config *c)
 {
 	struct daemon *d = ud;
-	const struct queue_opts qo = queue_opts_of(c);
+	struct queue_opts qo;
 
+	config_opts_queue(c, &qo);
 	queue_set_opts(d->queue, &qo);
 }
 
@@ -288,8 +279,9 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	if (!d->cfg->watch.root[0])
 		return gw_errf(err, -EINVAL, "\"%s\": watch.root is not set", d->config_path);
 	{
-		const struct queue_opts qo = queue_opts_of(d->cfg);
+		struct queue_opts qo;
 
+		config_opts_queue(d->cfg, &qo);
 		d->queue = queue_new(&qo);
 	}
 	if (!d->cfg->probe.path[0])
