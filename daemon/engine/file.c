@@ -95,16 +95,27 @@ int gw_write_all(int fd, const void *buf, size_t len)
 int gw_file_write_atomic(const char *dir, const char *name, const void *buf, size_t len,
 			 struct gw_err *err)
 {
+	const struct gw_piece one = { buf, len };
+
+	return gw_file_write_atomicv(dir, name, &one, 1, 0640, err);
+}
+
+int gw_file_write_atomicv(const char *dir, const char *name, const struct gw_piece *pieces,
+			  size_t n, mode_t mode, struct gw_err *err)
+{
 	char path[PATH_MAX], tmp[PATH_MAX];
 	int fd = -1, dfd = -1, r;
 
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
 	    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp))
 		return gw_errf(err, -ENAMETOOLONG, "\"%s/%s\": path too long", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
-	if ((r = gw_write_all(fd, buf, len)) < 0 || (fsync(fd) < 0 && (r = -errno))) {
+	r = 0;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = gw_write_all(fd, pieces[i].buf, pieces[i].len);
+	if (r < 0 || (fsync(fd) < 0 && (r = -errno))) {
 		r = gw_errf(err, r, "\"%s\": %s", tmp, strerror(-r));
 		goto fail;
 	}

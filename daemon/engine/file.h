@@ -25,6 +25,7 @@
 #define GW_ENGINE_FILE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "engine/error.h"
 
@@ -53,5 +54,15 @@ int gw_write_all(int fd, const void *buf, size_t len);
  */
 int gw_file_write_atomic(const char *dir, const char *name, const void *buf, size_t len,
 			 struct gw_err *err);
+
+/* The same with the bytes in `n` pieces (a file header, then tensors),
+ * written in order, the file created with `mode` (before the umask):
+ * gw_file_write_atomic is this with one piece and 0640. */
+struct gw_piece {
+	const void *buf;
+	size_t len;
+};
+int gw_file_write_atomicv(const char *dir, const char *name, const struct gw_piece *pieces,
+			  size_t n, mode_t mode, struct gw_err *err);
 
 #endif
