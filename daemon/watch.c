@@ -45,6 +45,8 @@ struct entry {
 	uint64_t changed_at;   /* poll mode: uv_now when sig last changed */
 	bool handles;          /* ev and timer initialized (events mode) */
 	int open_handles;      /* not yet closed */
+	bool rewatch;          /* watch again once the closing handles are closed */
+	bool rewatch_judge;    /* ... and start the quiet timer then */
 	bool removed;          /* out of the table; free when handles close */
 	uv_fs_event_t ev;
 	uv_timer_t timer;
@@ -139,6 +141,8 @@ static void entry_free(struct entry *e)
 	free(e);
 }
 
+static void entry_watch(struct watch *w, struct entry *e, bool judge);
+
 static void on_entry_closed(uv_handle_t *h)
 {
 	struct entry *e = h->data;
@@ -146,8 +150,13 @@ static void on_entry_closed(uv_handle_t *h)
 
 	if (--e->open_handles == 0) {
 		e->handles = false;
-		if (e->removed)
+		if (e->removed) {
 			entry_free(e);
+		} else if (e->rewatch) {
+			e->rewatch = false;
+			if (!w->closing && (e->state == E_PENDING || e->state == E_BAD))
+				entry_watch(w, e, e->rewatch_judge);
+		}
 	}
 	if (--w->open_handles == 0 && w->closing)
 		free(w);
@@ -156,6 +165,7 @@ static void on_entry_closed(uv_handle_t *h)
 /* Close an entry's inotify watch and timer (the entry lives on). */
 static void entry_unwatch(struct entry *e)
 {
+	e->rewatch = false;
 	if (!e->handles || uv_is_closing((uv_handle_t *)&e->timer))
 		return;
 	uv_close((uv_handle_t *)&e->ev, on_entry_closed);
@@ -181,13 +191,20 @@ static void on_entry_timer(uv_timer_t *h);
 static void switch_to_poll(struct watch *w, const char *why, int code);
 
 /* Start noticing changes to an entry (events mode): an inotify watch on
- * its directory and, with `judge`, its quiet timer started now. */
+ * its directory and, with `judge`, its quiet timer started now.  Handles
+ * still closing (the entry was just reported, and the caller gave up on it
+ * from its ready callback) cannot be restarted: the close callback does it. */
 static void entry_watch(struct watch *w, struct entry *e, bool judge)
 {
 	int r;
 
-	if (w->poll || (e->handles && uv_is_closing((uv_handle_t *)&e->timer)))
+	if (w->poll)
 		return;
+	if (e->handles && uv_is_closing((uv_handle_t *)&e->timer)) {
+		e->rewatch_judge = e->rewatch ? e->rewatch_judge || judge : judge;
+		e->rewatch = true;
+		return;
+	}
 	if (!e->handles) {
 		uv_fs_event_init(w->loop, &e->ev);
 		uv_timer_init(w->loop, &e->timer);

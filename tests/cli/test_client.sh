@@ -25,27 +25,21 @@ start_testd() {
 	rm -f "$TMP/$1.ready"
 	if [ $# -ge 4 ]; then
 		"$GW_TESTD" --run olmoe-test --ready "$TMP/$1.ready" --pub "$3" --query "$4" \
-			--lifetime 60000 "$2" 2>"$TMP/$1.err" &
+			--lifetime $((60000 * GW_SLOW)) "$2" 2>"$TMP/$1.err" &
 	else
-		"$GW_TESTD" --run olmoe-test --ready "$TMP/$1.ready" --lifetime 60000 "$2" \
+		"$GW_TESTD" --run olmoe-test --ready "$TMP/$1.ready" --lifetime $((60000 * GW_SLOW)) "$2" \
 			2>"$TMP/$1.err" &
 	fi
 	PID=$!
-	i=0
-	while [ ! -s "$TMP/$1.ready" ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
+	wait_for 10 test -s "$TMP/$1.ready"
 	PUB=$(cut -d' ' -f1 "$TMP/$1.ready")
 	QUERY=$(cut -d' ' -f2 "$TMP/$1.ready")
 	EP="$PUB,$QUERY"
 }
 
-# wait_lines FILE N: until FILE has N lines (at most 10 s).
-wait_lines() {
-	i=0
-	while [ "$(cat "$1" 2>/dev/null | wc -l)" -lt "$2" ] && [ $i -lt 500 ]; do
-		sleep 0.02
-		i=$((i + 1))
-	done
-}
+# wait_lines FILE N: until FILE has N lines (at most `slow 10` s).
+has_lines() { [ "$(cat "$1" 2>/dev/null | wc -l)" -ge "$2" ]; }
+wait_lines() { wait_for 10 has_lines "$1" "$2"; }
 
 # result STEP: a result line for the script, values derived from the step.
 result() {
@@ -161,7 +155,7 @@ D1=$PID
 EP1=$EP
 
 # tail: a late client sees the five results once each, then the live ones
-timeout 20 $GW_WRAP "$GW_CLI" -e "$EP1" tail --all --count 8 >"$TMP/tail" 2>"$TMP/tail.err" &
+timeout $(slow 20) $GW_WRAP "$GW_CLI" -e "$EP1" tail --all --count 8 >"$TMP/tail" 2>"$TMP/tail.err" &
 TAIL=$!
 wait_lines "$TMP/tail" 15
 touch "$TMP/go"
@@ -181,7 +175,7 @@ ok $([ "$first" -lt "$last" ] && echo 0 || echo 1) "tail: catch-up before live"
 grep -q '^20[0-9][0-9]-[01][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]  olmoe-test' "$TMP/tail"
 ok $? "tail: lines start with the time"
 
-timeout 20 $GW_WRAP "$GW_CLI" -e "$EP1" tail --json --count 6 >"$TMP/tail.json" 2>&1
+timeout $(slow 20) $GW_WRAP "$GW_CLI" -e "$EP1" tail --json --count 6 >"$TMP/tail.json" 2>&1
 is $? 0 "tail --json: exit 0"
 "$PY" - "$TMP/tail.json" <<'PYEOF'
 import json, sys
@@ -198,17 +192,10 @@ ok $? "tail --json: the six bodies, valid JSON, in step order"
 $GW_WRAP "$GW_CLI" -e "$EP1" tail --topic alert. --topic progress. --topic heartbeat. \
 	>"$TMP/tail.all" 2>&1 &
 TAIL=$!
-i=0
-while ! grep -q 'heartbeat:' "$TMP/tail.all" 2>/dev/null && [ $i -lt 1000 ]; do
-	sleep 0.02
-	i=$((i + 1))
-done
+wait_for 20 grep -qs 'heartbeat:' "$TMP/tail.all"
 touch "$TMP/go2"
-i=0
-while [ "$(grep -vc 'heartbeat:' "$TMP/tail.all")" -lt 2 ] && [ $i -lt 1000 ]; do
-	sleep 0.02
-	i=$((i + 1))
-done
+not_heartbeats() { [ "$(grep -vc 'heartbeat:' "$TMP/tail.all")" -ge 2 ]; }
+wait_for 20 not_heartbeats
 kill -TERM $TAIL
 wait $TAIL; is $? 0 "tail: SIGTERM ends it with exit 0"
 has "$(grep -m1 'heartbeat:' "$TMP/tail.all")" "status.watching=/ckpt/olmoe" "tail --topic heartbeat.: heartbeats"
@@ -403,7 +390,7 @@ start_testd ra "$TMP/a"
 RA=$PID
 RPUB=$PUB
 RQUERY=$QUERY
-timeout 20 $GW_WRAP "$GW_CLI" -e "$EP" tail --count 4 >"$TMP/rt" 2>"$TMP/rt.err" &
+timeout $(slow 20) $GW_WRAP "$GW_CLI" -e "$EP" tail --count 4 >"$TMP/rt" 2>"$TMP/rt.err" &
 TAIL=$!
 wait_lines "$TMP/rt" 6
 touch "$TMP/stop"
@@ -426,9 +413,9 @@ open(sys.argv[1], "wb").write(p + b"\n"); open(sys.argv[2], "wb").write(s)' "$TM
 	echo "$(result 100)" >"$TMP/sc"
 	rm -f "$TMP/c.ready"
 	"$GW_TESTD" --run olmoe-test --ready "$TMP/c.ready" --curve-secret "$TMP/sec.key" \
-		--lifetime 30000 "$TMP/sc" &
+		--lifetime $((30000 * GW_SLOW)) "$TMP/sc" &
 	DC=$!
-	i=0; while [ ! -s "$TMP/c.ready" ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
+	wait_for 10 test -s "$TMP/c.ready"
 	EPC="$(cut -d' ' -f1 "$TMP/c.ready"),$(cut -d' ' -f2 "$TMP/c.ready")"
 	cli -e "$EPC" --server-key "$TMP/pub.key" history --metric pathway_distance --group math >"$TMP/out" 2>&1
 	is $? 0 "--server-key: history over CURVE"
@@ -457,7 +444,7 @@ for cmd in "tail" "status" "history --metric loss" "plot --metric loss" "alerts"
 	is $rc 1 "$cmd, daemon down: exit 1"
 	has "$(cat "$TMP/err")" "\"${EP1#*,}\": no reply to the" "$cmd, daemon down: the query endpoint named"
 	has "$(cat "$TMP/err")" "is grokwatchd running there?" "$cmd, daemon down: a hint"
-	ok $([ $ms -lt 5000 ] && echo 0 || echo 1) "$cmd, daemon down: gave up in ${ms} ms (timeout 700)"
+	ok $([ $ms -lt $((5000 * GW_SLOW)) ] && echo 0 || echo 1) "$cmd, daemon down: gave up in ${ms} ms (timeout 700)"
 done
 
 done_testing

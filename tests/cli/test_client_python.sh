@@ -23,6 +23,7 @@ import zmq
 from grokwatch import GrokwatchError, Subscriber, parse_endpoint
 
 testd, tmp = sys.argv[1], sys.argv[2]
+SLOW = int(os.environ["GW_SLOW"])  # the slow-run factor (tests/lib.sh)
 n = 0
 failed = 0
 
@@ -45,11 +46,11 @@ def start(name, lines, pub=None, query=None):
     script = os.path.join(tmp, name)
     ready = script + ".ready"
     open(script, "w").write("\n".join(lines) + "\n")
-    args = [testd, "--run", "py-run", "--ready", ready, "--lifetime", "30000"]
+    args = [testd, "--run", "py-run", "--ready", ready, "--lifetime", str(30000 * SLOW)]
     if pub:
         args += ["--pub", pub, "--query", query]
     p = subprocess.Popen(args + [script])
-    end = time.time() + 10
+    end = time.time() + 10 * SLOW
     while not os.path.exists(ready) and time.time() < end:
         time.sleep(0.01)
     pub, query = open(ready).read().split()
@@ -58,7 +59,7 @@ def start(name, lines, pub=None, query=None):
 def collect(sub, count, timeout_ms=5000):
     out = []
     while len(out) < count:
-        m = sub.next(timeout_ms)
+        m = sub.next(timeout_ms * SLOW)
         if m is None:
             break
         out.append(m)
@@ -198,9 +199,9 @@ rc=$?
 # The example, end to end.
 { echo 'result {"step":5,"groups":{"all":{"pathway_distance":1.5}}}'; } >"$TMP/ex"
 rm -f "$TMP/ex.ready"
-"$GW_TESTD" --ready "$TMP/ex.ready" --run ex --lifetime 20000 "$TMP/ex" &
+"$GW_TESTD" --ready "$TMP/ex.ready" --run ex --lifetime $((20000 * GW_SLOW)) "$TMP/ex" &
 D=$!
-i=0; while [ ! -s "$TMP/ex.ready" ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
+wait_for 10 test -s "$TMP/ex.ready"
 EP="$(cut -d' ' -f1 "$TMP/ex.ready"),$(cut -d' ' -f2 "$TMP/ex.ready")"
 out=$("$PY" "$GW_SRC/client/python/example.py" "$EP" --idle-exit 500 2>&1)
 kill $D; wait $D 2>/dev/null

@@ -243,16 +243,14 @@ EOF2
 		strace -f -qq -o "$TMP/sc/trace" "$GW_BIN" run -c "$TMP/sc/grokwatchd.json" \
 			>"$TMP/sc/log" 2>&1 &
 		spid=$!
-		i=0
-		while [ $i -lt 100 ] && ! grep -q 'watching' "$TMP/sc/log"; do sleep 0.1; i=$((i + 1)); done
+		wait_for 10 grep -qs 'watching' "$TMP/sc/log"
 		dpid=$(sed -n '1s/^\([0-9]*\) .*/\1/p' "$TMP/sc/trace")
 		kill -HUP "$dpid" 2>/dev/null
-		i=0
-		while [ $i -lt 50 ] && ! grep -q 'SIGHUP' "$TMP/sc/log"; do sleep 0.1; i=$((i + 1)); done
+		wait_for 5 grep -qs 'SIGHUP' "$TMP/sc/log"
 		sleep 0.2
 		kill -TERM "${dpid:-$spid}" 2>/dev/null
-		i=0
-		while [ $i -lt 100 ] && kill -0 "$spid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+		exited() { ! kill -0 "$1" 2>/dev/null; }
+		wait_for 10 exited "$spid"
 		kill -0 "$spid" 2>/dev/null && kill -KILL ${dpid:+"$dpid"} "$spid" 2>/dev/null
 		wait "$spid" 2>/dev/null
 		has "$(cat "$TMP/sc/log")" "SIGHUP" "the daemon ran under strace and reloaded"

@@ -44,8 +44,7 @@ s.serve_forever()
 PYEOF
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$TMP"' EXIT
-i=0
-while [ ! -s "$TMP/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+wait_for 5 test -s "$TMP/port"
 port=$(cat "$TMP/port")
 
 # A payload with every byte value, newlines and a NUL.

@@ -10,6 +10,13 @@ tests, the daemon benchmark and `make demo`.
 - Trainer: writes checkpoints into the watched directory the ways trainers
   do (atomic rename of a finished directory, slowly in place).
 - tap: a minimal TAP emitter.
+
+Time.  Every wait here takes its timeout in seconds as on an idle machine
+and multiplies it by SLOW, the one slow-run factor (slow_factor()), so the
+callers never scale a timeout themselves.  That something did not happen
+(no second result, no alert sent again) is never shown by sleeping:
+Subscriber.settle() waits for a heartbeat that proves the daemon has
+published all it was going to.
 """
 
 import json
@@ -27,7 +34,26 @@ SRC = os.environ.get("GW_SRC", os.path.join(os.path.dirname(__file__), "..", "..
 BIN = os.environ.get("GW_BIN", os.path.join(SRC, "build", "default", "grokwatchd"))
 PY = os.environ.get("PYTHON", "/usr/bin/python3")
 WRAP = os.environ.get("GW_WRAP", "").split()
-SLOW = 10 if WRAP else 1  # valgrind: everything takes longer
+
+
+def slow_factor():
+    """How many times longer than on an idle machine a run may take: $GW_SLOW
+    when set (a positive integer), else 10 under $GW_WRAP (valgrind), 3 for a
+    sanitizer build ($GW_BUILD is build/san, as `make check SANITIZE=...`
+    sets it), else 1.  tests/lib.sh derives the same for the shell tests."""
+    env = os.environ.get("GW_SLOW", "")
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError("GW_SLOW=%r: not a positive integer" % env)
+        return int(env)
+    if WRAP:
+        return 10
+    if os.path.basename(os.path.normpath(os.environ.get("GW_BUILD", ""))) == "san":
+        return 3
+    return 1
+
+
+SLOW = slow_factor()
 
 
 class Tap:
@@ -152,7 +178,7 @@ class Daemon:
         RUNNING.append(self)
         if wait:
             before = len(re.findall(r'publishing on (\S+), queries on (\S+),', self.log()))
-            self.wait_log(r'publishing on (\S+), queries on (\S+),', 20 * SLOW, before + 1)
+            self.wait_log(r'publishing on (\S+), queries on (\S+),', 20, before + 1)
             m = re.findall(r'publishing on (\S+), queries on (\S+),', self.log())[-1]
             self.pub, self.query = m
         return self
@@ -162,7 +188,9 @@ class Daemon:
             return f.read()
 
     def wait_log(self, pattern, timeout, count=1):
-        end = time.time() + timeout
+        """Wait until pattern occurs count times in the log (timeout * SLOW
+        seconds at most, or until the daemon exits); TimeoutError if not."""
+        end = time.time() + timeout * SLOW
         while time.time() < end:
             if len(re.findall(pattern, self.log())) >= count:
                 return True
@@ -219,6 +247,7 @@ class Subscriber:
         self.last_seq = 0
         self.epoch = None
         self.snapshot_seq = None
+        self.heartbeat = None  # the last heartbeat received
         first = self._recv(timeout * SLOW)
         if first is None:
             raise TimeoutError("no first message from %s" % pub)
@@ -254,6 +283,7 @@ class Subscriber:
 
     def _take(self, msg, force=False):
         if msg["type"] == "heartbeat":
+            self.heartbeat = msg
             return
         if not force and msg["seq"] <= self.last_seq:
             return
@@ -271,6 +301,32 @@ class Subscriber:
             if m is not None:
                 self._take(m)
         return True
+
+    def settle(self, timeout=30, after=None):
+        """Wait until the daemon has published everything it was going to:
+        for a heartbeat whose seq is at least `after` (default: the seq of
+        the last message received so far) and whose status says idle with
+        nothing queued.  A heartbeat carries the seq of the last message
+        sent and messages arrive in order, so every message up to it is in
+        self.messages by then; a checkpoint about to be computed a second
+        time would be queued or computing, or its result sent, before that
+        heartbeat.  (The status's "pending" count is not asked: it is as of
+        the last status change, not of the heartbeat.)  Returns the
+        heartbeat, or None after timeout * SLOW seconds."""
+        want = self.last_seq if after is None else after
+        end = time.time() + timeout * SLOW
+        self.heartbeat = None
+        while True:
+            hb = self.heartbeat
+            st = hb.get("status", {}) if hb else {}
+            if hb and hb["seq"] >= want and st.get("state") == "idle" and not st.get("queue"):
+                return hb
+            left = end - time.time()
+            if left <= 0:
+                return None
+            m = self._recv(left)
+            if m is not None:
+                self._take(m)
 
     def metrics(self):
         return [m for m in self.messages if m["type"] == "metrics"]

@@ -43,8 +43,9 @@ try:
     sub = g.Subscriber(dm.pub, dm.query)
     for k in range(1, 7):
         g.place_atomic(os.path.join(gen, "step%d000" % k), root, "step%d000" % k)
-        t.ok(sub.collect(g.n_metrics(k), 30 * g.SLOW), "step %d000 computed" % k, dm.log())
-    sub.collect(lambda ms: False, 2)
+        t.ok(sub.collect(g.n_metrics(k), 30), "step %d000 computed" % k, dm.log())
+    # the alerts of the last step are published before the daemon is idle again
+    t.ok(sub.settle(), "an idle heartbeat past the last result", dm.log())
     alerts = [m for m in sub.messages if m["type"] == "alert"]
     t.ok(len(alerts) > 0, "alert messages published", dm.log())
     shape = all(m["version"] == "4" and m["status"] in ("firing", "resolved") and
@@ -79,11 +80,18 @@ try:
     # journal and hooks
     events = [e for e in dm.journal() if e["kind"] == "alert"]
     t.eq(len(events), len(alerts), "every alert message is in the journal")
-    time.sleep(1.0 * g.SLOW)
-    files = sorted(os.listdir(hooks))
     want = sorted("%s-%s-%s-%s.json" % (m["alerts"][0]["labels"]["alertname"],
                                         m["alerts"][0]["labels"]["group"], m["status"],
                                         m["step"]) for m in alerts)
+    # the hooks run after the alerts are sent: wait for the missing one's
+    # error and for the files of the others (a file is whole once the hook
+    # has printed its line, after cat)
+    sub.collect(lambda ms: any(m["type"] == "error" and m.get("hook") for m in ms), 20)
+    end = time.time() + 20 * g.SLOW
+    while (sorted(os.listdir(hooks)) != want or
+           dm.log().count("hook saw ") < len(want)) and time.time() < end:
+        time.sleep(0.05)
+    files = sorted(os.listdir(hooks))
     t.eq(files, want, "one hook run per grokking/saturated transition, with its environment")
     same = True
     for m in alerts:
@@ -111,7 +119,7 @@ try:
     n_journal = len([e for e in dm.journal() if e["kind"] == "alert"])
     dm.start()
     sub = g.Subscriber(dm.pub, dm.query)
-    sub.collect(lambda ms: False, 2)
+    t.ok(sub.settle(), "restart: an idle heartbeat", dm.log())
     t.eq([m for m in sub.messages if m["type"] == "alert"], [],
          "restart: no alert is sent again")
     t.eq(len([e for e in dm.journal() if e["kind"] == "alert"]), n_journal,

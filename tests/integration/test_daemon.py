@@ -83,8 +83,7 @@ def atomic_and_slow():
     g.place_slowly(ck(2000), root, "step2000", 2.0)
     ok = sub.collect(g.n_metrics(2), 20)
     t.ok(ok, "slow in-place write: processed", dm.log())
-    time.sleep(1.0)
-    sub.collect(g.n_metrics(3), 0.5)
+    t.ok(sub.settle(), "slow in-place write: then an idle heartbeat past the result", dm.log())
     t.eq(g.steps_of(sub.messages), [1000, 2000], "slow in-place write: processed once")
     t.eq([r["step"] for r in results(dm)], [1000, 2000], "journal: one result per step")
     # A progress message preceded each metrics message.
@@ -115,9 +114,8 @@ def poll_mode():
     g.place_slowly(ck(1000), root, "step1000", 1.5)
     g.place_atomic(ck(2000), root, "step2000")
     ok = sub.collect(g.n_metrics(2), 20)
-    time.sleep(0.8)
-    sub.collect(g.n_metrics(3), 0.3)
     t.ok(ok, "poll mode: both checkpoints processed", dm.log())
+    t.ok(sub.settle(), "poll mode: then an idle heartbeat past the results", dm.log())
     t.eq(sorted(g.steps_of(sub.messages)), [1000, 2000], "poll mode: each processed once")
     dm.stop()
 
@@ -131,8 +129,9 @@ def delete_and_malformed():
     dm.wait_log(r"step 1000: computing", 20)
     shutil.rmtree(os.path.join(root, "step1000"))
     dm.wait_log(r"step 1000: .*went away", 20)
-    time.sleep(0.5)
-    t.ok(dm.proc.poll() is None, "deleted mid-computation: daemon still running")
+    hb = sub.settle()
+    t.ok(dm.proc.poll() is None and hb, "deleted mid-computation: daemon still running (an idle "
+         "heartbeat after it)", dm.log())
     t.eq(results(dm), [], "deleted mid-computation: no result recorded")
     t.eq([e for e in dm.journal() if e["kind"] == "failed"], [],
          "deleted mid-computation: not recorded as a failure")
@@ -158,6 +157,8 @@ def delete_and_malformed():
     ok = late.collect(g.n_metrics(2), 30)
     sub.collect(g.n_metrics(2), 30)
     t.ok(ok, "late subscriber: sees both results", dm.log())
+    t.ok(late.settle() and sub.settle(), "both subscribers: an idle heartbeat past the results",
+         dm.log())
     t.eq(g.steps_of(late.messages), [3000, 4000], "late subscriber: no gap, no duplicate")
     t.eq(g.steps_of(sub.messages), [3000, 4000], "first subscriber: the same results")
     seqs = [m["seq"] for m in late.messages if m["seq"] > late.snapshot_seq]
@@ -174,7 +175,7 @@ def kill_restart():
     dm.wait_log(r"step 2000: done", 40)
     g.place_atomic(ck(3000), root, "step3000")
     dm.wait_log(r"step 3000: computing", 20)
-    time.sleep(0.3)
+    time.sleep(0.3)  # into its first layer (400 ms each): the scenario, not a wait
     dm.kill9()
     # a torn last line, as a crash mid-write leaves it
     with open(os.path.join(dm.state, "journal.jsonl"), "a") as f:
@@ -185,6 +186,7 @@ def kill_restart():
     sub = g.Subscriber(dm.pub, dm.query)
     ok = sub.collect(g.n_metrics(3), 40)
     t.ok(ok, "restart: the interrupted step is computed", dm.log())
+    t.ok(sub.settle(), "restart: then an idle heartbeat past the results", dm.log())
     t.eq(g.steps_of(sub.messages), [1000, 2000, 3000], "restart: all steps, once each")
     log = dm.log().split("restored")[-1]
     t.ok("step 1000: computing" not in log and "step 2000: computing" not in log,
@@ -288,6 +290,7 @@ def burst():
         os.rename(os.path.join(stage, "step%d" % s), os.path.join(root, "step%d" % s))
     ok = sub.collect(g.n_metrics(20), 90)
     t.ok(ok, "burst: all 20 processed", dm.log())
+    t.ok(sub.settle(), "burst: then an idle heartbeat past the results", dm.log())
     t.eq(g.steps_of(sub.messages), steps, "burst: processed in step order")
     dm.stop()
 
@@ -317,7 +320,7 @@ def config_and_signals():
     dm.cfg["metrics"] = {"tau": 2}
     dm.write_config()
     out = subprocess.run(g.WRAP + [g.BIN, "run", "-c", dm.cfg_path], capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60 * g.SLOW)
     t.ok(out.returncode == 1 and "metrics.tau" in out.stderr,
          "bad config: exit 1 naming the key", out.stderr)
     del dm.cfg["metrics"]
@@ -405,7 +408,7 @@ def exclusive_and_waiting():
     other.cfg["state_dir"] = dm.state
     other.write_config()
     out = subprocess.run(g.WRAP + [g.BIN, "run", "-c", other.cfg_path], capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60 * g.SLOW)
     t.ok(out.returncode == 1 and "another grokwatchd" in out.stderr,
          "second daemon on the same state directory: refused", out.stderr)
     dm.stop()
