@@ -1,7 +1,7 @@
 /*
  * config_opts.c — struct config to module options (config_opts.h), one
  * function per module: publish, alerts (their detectors and the enum
- * mapping), hooks.
+ * mapping), hooks, the queue.
  */
 #include "config_opts.h"
 
@@ -93,4 +93,14 @@ void config_opts_hooks_release(struct hook_opts *o)
 	free((void *)o->hooks);
 	o->hooks = NULL;
 	o->n_hooks = 0;
+}
+
+void config_opts_queue(const struct config *c, struct queue_opts *ret)
+{
+	*ret = (struct queue_opts){
+		.backoff_ms = (uint64_t)c->jobs.retry_backoff_ms,
+		.backoff_max_ms = (uint64_t)c->jobs.retry_backoff_max_ms,
+		.max_retries = c->jobs.max_retries,
+		.depth = (size_t)c->limits.queue_depth,
+	};
 }

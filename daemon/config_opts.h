@@ -1,6 +1,6 @@
 /*
  * config_opts.h — the one place where a struct config becomes the options
- * each module takes.  The modules (alert, hook, publish) know nothing of the
+ * each module takes.  The modules (alert, hook, publish, queue) know nothing of the
  * config file: they take their own options structs; the wiring (run.c)
  * builds those here, and so do tests that start from a config text.
  *
@@ -18,6 +18,7 @@
 #include "config.h"
 #include "hook.h"
 #include "publish.h"
+#include "queue.h"
 
 /* publish.* and limits.{request,reply}_bytes; `run` is the run name
  * (config run, or the one the wiring derived from watch.root). */
@@ -30,5 +31,9 @@ void config_opts_alerts_release(struct alert_opts *o);
 /* alerts.hooks and alerts.hook_*; ret->hooks is allocated. */
 void config_opts_hooks(const struct config *c, struct hook_opts *ret);
 void config_opts_hooks_release(struct hook_opts *o);
+
+/* jobs.retry_backoff_ms, .retry_backoff_max_ms, .max_retries and
+ * limits.queue_depth. */
+void config_opts_queue(const struct config *c, struct queue_opts *ret);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * job.c — one checkpoint's computation on the thread pool (job.h).
  *
- * Divided into: the ctx (series, previous routing, probe), keeping and
- * restoring a step's routing vectors, the computation itself
- * (job_compute, run on a pool thread), and starting a job.
+ * Divided into: the ctx (series, previous routing, probe), taking back a
+ * step's kept routing (state.c reads it), the computation itself
+ * (job_compute, run on a pool thread; it keeps the vectors through
+ * state_keep), and starting a job.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,11 +20,7 @@
 #include "engine/routing_file.h"
 #include "engine/source.h"
 #include "job.h"
-
-#define CONS_FILE "consistency.json"
-#define ROUTING_KEEP "routing.safetensors"
-#define TOKENS_KEEP "tokens.safetensors"
-#define CONS_FILE_MAX (256u * 1024u * 1024u)
+#include "state.h"
 
 struct job_ctx {
 	unsigned layer_delay_ms; /* fault injection for tests (job.h) */
@@ -32,7 +29,6 @@ struct job_ctx {
 	int threads;
 	struct routing_series *series;
 	struct routing *prev; /* the newest computed step's routing, with per-token records */
-	char *prev_tokens;    /* where prev is kept on disk, or NULL */
 };
 
 struct job_ctx *job_ctx_new(struct probe *probe, const struct metrics_opts *m, int threads)
@@ -58,7 +54,6 @@ void job_ctx_free(struct job_ctx *c)
 	probe_free(c->probe);
 	routing_series_free(c->series);
 	routing_free(c->prev);
-	free(c->prev_tokens);
 	free(c);
 }
 
@@ -78,200 +73,20 @@ int job_ctx_memo(struct job_ctx *c, struct metrics_memo **ret_memo, size_t *ret_
 	return routing_series_recompute(c->series, &c->m, ret_memo, ret_n, err);
 }
 
-/* ---- keeping a step's routing vectors -------------------------------------- */
+/* ---- restoring a step's kept routing (read by state.c) ------------------------ */
 
-static cJSON *doubles_json(const double *v, int n)
-{
-	cJSON *a = cJSON_CreateArray();
-
-	for (int i = 0; i < n; i++)
-		cJSON_AddItemToArray(a, isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull());
-	return a;
-}
-
-/* Write text to dir/name durably: a temporary, fsync, rename. */
-static int write_file(const char *dir, const char *name, const char *text, size_t len,
-		      struct gw_err *err)
-{
-	char *path = gw_join(dir, '/', name), *tmp;
-	size_t n = strlen(path) + 8;
-	int fd, r = 0;
-
-	tmp = gw_malloc(n);
-	snprintf(tmp, n, "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
-		goto out;
-	}
-	if ((r = gw_write_all(fd, text, len)) < 0)
-		r = gw_errf(err, r, "\"%s\": %s", tmp, strerror(-r));
-	if (r == 0 && fdatasync(fd) < 0)
-		r = gw_errf(err, -errno, "\"%s\": fsync: %s", tmp, strerror(errno));
-	close(fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
-	if (r < 0)
-		unlink(tmp);
-out:
-	free(tmp);
-	free(path);
-	return r;
-}
-
-/* r written to path without router matrices and, unless `tokens`, without
- * per-token records. */
-static int write_routing(const char *path, const struct routing *r, bool tokens,
-			 struct gw_err *err)
-{
-	struct routing slim = *r;
-	float **no_router = gw_calloc((size_t)(r->n_layers > 0 ? r->n_layers : 1), sizeof(float *));
-	int rc;
-
-	if (!tokens) {
-		slim.has_tokens = false;
-		slim.tok_offset = NULL;
-		slim.topk_ids = NULL;
-		slim.topk_w = NULL;
-		slim.entropy = NULL;
-		slim.lse = NULL;
-	}
-	slim.router = no_router;
-	rc = routing_file_write(path, &slim, err);
-	free(no_router);
-	return rc;
-}
-
-static int keep(const char *dir, const struct routing *r, const struct metrics_cons *cons,
+int job_ctx_put(struct job_ctx *c, const struct routing *r, const struct metrics_cons *cons,
 		struct gw_err *err)
 {
-	char *path = gw_join(dir, '/', ROUTING_KEEP), *text = NULL;
-	cJSON *o = cJSON_CreateObject();
-	int rc;
+	int rc = routing_series_put(c->series, r, cons, err);
 
-	rc = write_routing(path, r, false, err);
-	if (rc < 0)
-		goto out;
-	if (cons->c) {
-		cJSON_AddItemToObject(o, "c", doubles_json(cons->c, cons->n_samples));
-		cJSON_AddItemToObject(o, "adj", doubles_json(cons->adj, cons->n_samples));
-	} else {
-		cJSON_AddStringToObject(o, "note", cons->note ? cons->note : "");
-	}
-	text = cJSON_PrintUnformatted(o);
-	rc = write_file(dir, CONS_FILE, text, strlen(text), err);
-out:
-	cJSON_Delete(o);
-	free(text);
-	free(path);
-	return rc;
+	return rc > 0 ? 0 : rc;
 }
 
-/* The newest step's per-token records, for churn after a restart: written
- * beside its other vectors, and the previous newest step's removed. */
-static int keep_tokens(struct job_ctx *c, const char *dir, const struct routing *r,
-		       struct gw_err *err)
+void job_ctx_set_prev(struct job_ctx *c, struct routing *r)
 {
-	char *path = gw_join(dir, '/', TOKENS_KEEP);
-	int rc = write_routing(path, r, true, err);
-
-	if (rc < 0) {
-		free(path);
-		return rc;
-	}
-	if (c->prev_tokens && strcmp(c->prev_tokens, path))
-		unlink(c->prev_tokens);
-	free(c->prev_tokens);
-	c->prev_tokens = path;
-	return 0;
-}
-
-int job_ctx_restore_prev(struct job_ctx *c, int64_t step, const char *dir, struct gw_err *err)
-{
-	char *path = gw_join(dir, '/', TOKENS_KEEP);
-	struct routing *r = NULL;
-	int rc = routing_file_read(path, &r, err);
-
-	if (rc < 0) {
-		free(path);
-		return rc;
-	}
-	r->step = step;
 	routing_free(c->prev);
 	c->prev = r;
-	free(c->prev_tokens);
-	c->prev_tokens = path;
-	return 0;
-}
-
-static int read_doubles(const char *what, const cJSON *a, int n, double **ret, struct gw_err *err)
-{
-	const cJSON *x;
-	double *v;
-	int i = 0;
-
-	if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n)
-		return gw_errf(err, -EBADMSG, "\"%s\": expected an array of %d numbers", what, n);
-	v = gw_malloc((size_t)n * sizeof(double));
-	cJSON_ArrayForEach(x, a) {
-		if (cJSON_IsNull(x)) {
-			v[i++] = NAN;
-		} else if (cJSON_IsNumber(x)) {
-			v[i++] = x->valuedouble;
-		} else {
-			free(v);
-			return gw_errf(err, -EBADMSG, "\"%s\": item %d is not a number", what, i);
-		}
-	}
-	*ret = v;
-	return 0;
-}
-
-int job_ctx_restore(struct job_ctx *c, int64_t step, const char *dir, struct gw_err *err)
-{
-	struct metrics_cons cons = { 0 };
-	struct routing *r = NULL;
-	char *path = gw_join(dir, '/', ROUTING_KEEP), *cpath = gw_join(dir, '/', CONS_FILE), *text = NULL;
-	cJSON *o = NULL;
-	size_t len;
-	int rc;
-
-	rc = routing_file_read(path, &r, err);
-	if (rc < 0)
-		goto out;
-	rc = gw_file_read(cpath, CONS_FILE_MAX, &text, &len, err);
-	if (rc < 0)
-		goto out;
-	o = cJSON_ParseWithLength(text, len);
-	if (!cJSON_IsObject(o)) {
-		rc = gw_errf(err, -EBADMSG, "\"%s\": not a JSON object", cpath);
-		goto out;
-	}
-	cons.n_samples = r->n_samples;
-	if (cJSON_GetObjectItemCaseSensitive(o, "c")) {
-		rc = read_doubles(cpath, cJSON_GetObjectItemCaseSensitive(o, "c"), r->n_samples,
-				  &cons.c, err);
-		if (rc == 0)
-			rc = read_doubles(cpath, cJSON_GetObjectItemCaseSensitive(o, "adj"),
-					  r->n_samples, &cons.adj, err);
-		if (rc < 0)
-			goto out;
-	} else {
-		cons.note = "no router weights";
-	}
-	r->step = step;
-	rc = routing_series_put(c->series, r, &cons, err);
-	if (rc > 0)
-		rc = 0;
-out:
-	free(cons.c);
-	free(cons.adj);
-	cJSON_Delete(o);
-	free(text);
-	routing_free(r);
-	free(cpath);
-	free(path);
-	return rc;
 }
 
 /* ---- the computation ---------------------------------------------------------- */
@@ -348,20 +163,22 @@ static int job_compute(struct job *j)
 		goto out;
 	j->result = metrics_result_json(res);
 	cJSON_DeleteItemFromObjectCaseSensitive(j->result, "type");
-	cJSON_AddStringToObject(j->result, "kind", "result");
 	cJSON_AddStringToObject(j->result, "source", source_kind_name(kind));
 	cJSON_AddStringToObject(j->result, "arch", r->arch ? r->arch : "");
 	rc = job_ctx_memo(c, &j->memo, &j->n_memo, &j->err);
 	if (rc < 0)
 		goto out;
 	if (j->keep_dir) {
-		rc = keep(j->keep_dir, r, cons, &j->err);
+		rc = state_keep(j->keep_dir, r, cons, &j->err);
 		if (rc < 0)
 			goto out;
 	}
 	if (r->has_tokens && (!c->prev || c->prev->step < r->step)) {
-		if (j->keep_dir && (rc = keep_tokens(c, j->keep_dir, r, &j->err)) < 0)
-			goto out;
+		if (j->keep_dir) {
+			if ((rc = state_keep_tokens(j->keep_dir, r, &j->err)) < 0)
+				goto out;
+			j->kept_tokens = true;
+		}
 		routing_free(c->prev);
 		c->prev = r;
 		r = NULL;

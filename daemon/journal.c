@@ -68,7 +68,11 @@ static int apply(struct journal *j, const cJSON *ev, struct gw_err *err)
 		if ((r = get_step(ev, &step, err)) < 0)
 			return r;
 		if (j) {
-			series_put(j->results, step, cJSON_Duplicate(ev, 1));
+			/* The label is the journal's, on disk only. */
+			cJSON *res = cJSON_Duplicate(ev, 1);
+
+			cJSON_DeleteItemFromObjectCaseSensitive(res, "kind");
+			series_put(j->results, step, res);
 			series_remove(j->failures, step);
 		}
 		return 0;
@@ -343,6 +347,30 @@ out:
 	return r;
 }
 
+int journal_append_result(struct journal *j, const cJSON *result, struct gw_err *err)
+{
+	cJSON *ev = cJSON_CreateObject(), *f;
+	int r;
+
+	if (!cJSON_IsObject(result)) {
+		cJSON_Delete(ev);
+		return gw_errf(err, -EINVAL, "\"%s\": event refused: not a JSON object", j->path);
+	}
+	cJSON_AddStringToObject(ev, "kind", "result");
+	cJSON_ArrayForEach(f, result)
+		if (strcmp(f->string, "kind") && strcmp(f->string, "type"))
+			cJSON_AddItemToObject(ev, f->string, cJSON_Duplicate(f, 1));
+	r = journal_append(j, ev, err);
+	cJSON_Delete(ev);
+	return r;
+}
+
+void journal_set_result(struct journal *j, int64_t step, cJSON *result)
+{
+	GW_BUG_ON(!series_get(j->results, step));
+	series_put(j->results, step, result);
+}
+
 /* ---- state files ----------------------------------------------------------------- */
 
 static int check_name(const char *name, struct gw_err *err)
@@ -363,38 +391,11 @@ bad:
 int journal_write_state(struct journal *j, const char *name, const char *text, size_t len,
 			struct gw_err *err)
 {
-	char tmp[JOURNAL_STATE_NAME_MAX + 8];
-	int fd = -1, r;
+	int r;
 
 	if ((r = check_name(name, err)) < 0)
 		return r;
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	fd = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, tmp, strerror(errno));
-	if ((r = gw_write_all(fd, text, len)) < 0 || (fsync(fd) < 0 && (r = -errno))) {
-		r = gw_errf(err, r, "\"%s/%s\": %s", j->dir, tmp, strerror(-r));
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		r = gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, tmp, strerror(errno));
-		goto fail;
-	}
-	fd = -1;
-	if (renameat(j->dirfd, tmp, j->dirfd, name) < 0) {
-		r = gw_errf(err, -errno, "\"%s/%s\": rename: %s", j->dir, name, strerror(errno));
-		goto fail;
-	}
-	/* The rename is durable only once the directory is. */
-	if (fsync(j->dirfd) < 0)
-		return gw_errf(err, -errno, "\"%s\": fsync: %s", j->dir, strerror(errno));
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlinkat(j->dirfd, tmp, 0);
-	return r;
+	return gw_file_write_atomic(j->dir, name, text, len, err);
 }
 
 int journal_read_state(const struct journal *j, const char *name, size_t max, char **ret_text,

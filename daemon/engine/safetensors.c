@@ -919,31 +919,6 @@ int st_file_read_raw(struct st_file *f, const struct st_tensor *t, void *out,
 
 /* ---- the writer ----------------------------------------------------- */
 
-static int write_all(const char *path, int fd, const void *buf, size_t n, struct gw_err *err)
-{
-	int r = gw_write_all(fd, buf, n);
-
-	return r < 0 ? gw_errf(err, r, "\"%s\": write failed: %s", path, strerror(-r)) : 0;
-}
-
-static int fsync_dir(const char *path, struct gw_err *err)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = gw_strdup(slash ? path : ".");
-	int fd, r = 0;
-
-	if (slash)
-		dir[slash == path ? 1 : slash - path] = 0;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
-		r = gw_errf(err, -errno, "\"%s\": cannot sync the directory: %s", dir,
-			    strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	free(dir);
-	return r;
-}
-
 static int cmp_write_name(const void *a, const void *b)
 {
 	const struct st_write_tensor *const *x = a, *const *y = b;
@@ -1086,10 +1061,12 @@ int st_write(const char *path, const struct st_write_tensor *tensors, size_t n,
 {
 	uint64_t *sizes = gw_calloc(n ? n : 1, sizeof(*sizes)), total = 0;
 	struct st_header *check = NULL;
-	char *json = NULL, *hdr = NULL, *tmp = NULL;
+	char *json = NULL, *hdr = NULL, *dir = NULL;
+	struct gw_piece *pieces = NULL;
+	const char *slash;
 	unsigned char lenb[8];
-	size_t len, padded, tmpcap;
-	int fd = -1, r;
+	size_t len, padded;
+	int r;
 
 	if ((r = write_check(path, tensors, n, meta, nmeta, sizes, err)) < 0)
 		goto out;
@@ -1117,46 +1094,20 @@ int st_write(const char *path, const struct st_write_tensor *tensors, size_t n,
 	for (int i = 0; i < 8; i++)
 		lenb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
 
-	tmpcap = strlen(path) + 32;
-	tmp = gw_malloc(tmpcap);
-	snprintf(tmp, tmpcap, "%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = gw_errf(err, -errno, "\"%s\": cannot create: %s", tmp, strerror(errno));
-		free(tmp);
-		tmp = NULL; /* nothing to remove */
-		goto out;
-	}
-	if ((r = write_all(path, fd, lenb, 8, err)) < 0 ||
-	    (r = write_all(path, fd, hdr, padded, err)) < 0)
-		goto out;
+	/* Header and tensors in one atomic replace (engine/file.h). */
+	pieces = gw_calloc(n + 2, sizeof(*pieces));
+	pieces[0] = (struct gw_piece){ lenb, 8 };
+	pieces[1] = (struct gw_piece){ hdr, padded };
 	for (size_t i = 0; i < n; i++)
-		if ((r = write_all(path, fd, tensors[i].data, (size_t)sizes[i], err)) < 0)
-			goto out;
-	if (fsync(fd) < 0) {
-		r = gw_errf(err, -errno, "\"%s\": fsync failed: %s", path, strerror(errno));
-		goto out;
-	}
-	r = close(fd);
-	fd = -1;
-	if (r < 0) {
-		r = gw_errf(err, -errno, "\"%s\": close failed: %s", path, strerror(errno));
-		goto out;
-	}
-	if (rename(tmp, path) < 0) {
-		r = gw_errf(err, -errno, "\"%s\": cannot rename \"%s\" over it: %s", path, tmp,
-			    strerror(errno));
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL; /* renamed: it is the file now */
-	r = fsync_dir(path, err);
+		pieces[i + 2] = (struct gw_piece){ tensors[i].data, (size_t)sizes[i] };
+	slash = strrchr(path, '/');
+	dir = slash ? gw_strdup(path) : gw_strdup(".");
+	if (slash)
+		dir[slash == path ? 1 : slash - path] = 0;
+	r = gw_file_write_atomicv(dir, slash ? slash + 1 : path, pieces, n + 2, 0644, err);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (tmp)
-		unlink(tmp);
-	free(tmp);
+	free(pieces);
+	free(dir);
 	st_header_free(check);
 	cJSON_free(json);
 	free(hdr);

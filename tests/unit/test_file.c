@@ -1,5 +1,7 @@
-/* test_file.c — gw_file_read: whole small files, limits, non-files. */
+/* test_file.c — gw_file_read: whole small files, limits, non-files;
+ * gw_file_write_atomic: the new bytes or the old, never a temporary left. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -96,12 +98,74 @@ static void test_write_all(void)
 	free(back);
 }
 
+static void test_write_atomic_replaces(void)
+{
+	const char *dir = tap_tmpdir();
+	char path[600], tmp[600], *t = NULL;
+	struct gw_err e;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/s.json", dir);
+	snprintf(tmp, sizeof(tmp), "%s/.s.json.tmp", dir);
+	CHECK_INT_EQ(gw_file_write_atomic(dir, "s.json", "old", 3, &e), 0);
+	CHECK_INT_EQ(gw_file_write_atomic(dir, "s.json", "new!", 4, &e), 0);
+	CHECK_INT_EQ(gw_file_read(path, 100, &t, &n, &e), 0);
+	CHECK_STR_EQ(t, "new!");
+	free(t);
+	CHECK(access(tmp, F_OK) < 0);
+}
+
+static void test_write_atomic_failure_keeps_old(void)
+{
+	const char *dir = tap_tmpdir();
+	char path[600], sub[600], *t = NULL;
+	struct gw_err e;
+	size_t n;
+
+	/* A directory where the file should go: the rename fails, the
+	 * temporary is removed, what was there stays. */
+	snprintf(sub, sizeof(sub), "%s/d", dir);
+	CHECK_INT_EQ(mkdir(sub, 0700), 0);
+	snprintf(path, sizeof(path), "%s/d/x", dir);
+	CHECK_INT_EQ(mkdir(path, 0700), 0);
+	CHECK(gw_file_write_atomic(sub, "x", "data", 4, &e) < 0);
+	CHECK_STR_HAS(e.msg, "d/x\": rename");
+	snprintf(path, sizeof(path), "%s/d/.x.tmp", dir);
+	CHECK(access(path, F_OK) < 0);
+	/* No such directory: the temporary cannot be made, named. */
+	CHECK_INT_EQ(gw_file_write_atomic("/nonexistent-gw", "x", "a", 1, &e), -ENOENT);
+	CHECK_STR_HAS(e.msg, "/nonexistent-gw/.x.tmp");
+	CHECK_INT_EQ(gw_file_write_atomic(dir, "y", "a", 1, &e), 0);
+	snprintf(path, sizeof(path), "%s/y", dir);
+	CHECK_INT_EQ(gw_file_read(path, 10, &t, &n, &e), 0);
+	CHECK_STR_EQ(t, "a");
+	free(t);
+}
+
+static void test_write_all_pipe(void)
+{
+	int fds[2];
+	char buf[8] = "";
+
+	signal(SIGPIPE, SIG_IGN);
+	CHECK_INT_EQ(pipe(fds), 0);
+	CHECK_INT_EQ(gw_write_all(fds[1], "abcdef", 6), 0);
+	CHECK_INT_EQ(read(fds[0], buf, sizeof(buf)), 6);
+	CHECK_STR_EQ(buf, "abcdef");
+	close(fds[0]);
+	CHECK_INT_EQ(gw_write_all(fds[1], "x", 1), -EPIPE);
+	close(fds[1]);
+}
+
 static const struct tap_test tests[] = {
 	{ "write_all", test_write_all },
 	{ "reads_whole_file_nul_terminated", test_reads_whole_file_nul_terminated },
 	{ "empty_file", test_empty_file },
 	{ "limit", test_limit },
 	{ "missing_and_directory", test_missing_and_directory },
+	{ "write_atomic_replaces", test_write_atomic_replaces },
+	{ "write_atomic_failure_keeps_old", test_write_atomic_failure_keeps_old },
+	{ "write_all_pipe", test_write_all_pipe },
 	{ NULL, NULL },
 };
 TAP_MAIN(tests)
