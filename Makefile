@@ -157,6 +157,9 @@ $(B)/tests/unit/%: $(B)/tests/unit/%.o $(B)/tests/tap.o $(DAEMON_LIB) $(ENGINE_L
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
+# The grokwatch tool's option parser, tested alone.
+$(B)/tests/unit/test_opts: $(B)/client/cli/opts.o $(B)/client/cli/out.o
+
 # A stand-in daemon (the real publisher, scripted) for the client's tests.
 GW_TESTD := $(B)/tests/gw_testd
 $(GW_TESTD): $(B)/tests/gw_testd.o $(DAEMON_LIB) $(ENGINE_LIB)

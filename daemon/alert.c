@@ -22,6 +22,9 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "engine/hash.h"
+#include "engine/json.h"
+
 /* ---- helpers -------------------------------------------------------------------- */
 
 struct sb {
@@ -78,21 +81,6 @@ static void format_time(double t, char out[32])
 	snprintf(out, 32, "%.19s.%03ldZ", date, ms);
 }
 
-static uint64_t fnv_add(uint64_t h, const char *s)
-{
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-static uint64_t fnv_sep(uint64_t h)
-{
-	h ^= 0xff;
-	return h * 1099511628211ULL;
-}
-
 void alert_fingerprint(const char *alertname, const char *run, const char *group,
 		       const char *metric, char out[17])
 {
@@ -100,12 +88,12 @@ void alert_fingerprint(const char *alertname, const char *run, const char *group
 	const char *kv[4][2] = {
 		{ "alertname", alertname }, { "group", group }, { "metric", metric }, { "run", run },
 	};
-	uint64_t h = 14695981039346656037ULL;
+	uint64_t h = GW_FNV_BASIS;
 
-	for (int i = 0; i < 4; i++) {
-		h = fnv_sep(fnv_add(h, kv[i][0]));
-		h = fnv_sep(fnv_add(h, kv[i][1]));
-	}
+	/* Each name and value followed by the byte 0xff, which UTF-8 lacks. */
+	for (int i = 0; i < 4; i++)
+		for (int k = 0; k < 2; k++)
+			h = gw_fnv1a(gw_fnv1a(h, kv[i][k], strlen(kv[i][k])), "\xff", 1);
 	snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
@@ -633,8 +621,8 @@ static void judged_groups(const struct alerts *a, const struct series *s, const 
 
 static void add(cJSON *o, const char *key, cJSON *item)
 {
-	if (!item || !cJSON_AddItemToObject(o, key, item))
-		abort(); /* cJSON fails only on out-of-memory */
+	/* Cannot fail: cJSON allocates through gw_malloc (engine/json.h). */
+	cJSON_AddItemToObject(o, key, item);
 }
 
 static cJSON *labels_json(const char *alertname, const char *run, const char *group,
@@ -642,8 +630,6 @@ static cJSON *labels_json(const char *alertname, const char *run, const char *gr
 {
 	cJSON *l = cJSON_CreateObject();
 
-	if (!l)
-		abort();
 	add(l, "alertname", cJSON_CreateString(alertname));
 	add(l, "run", cJSON_CreateString(run));
 	add(l, "group", cJSON_CreateString(group));
@@ -655,8 +641,6 @@ static cJSON *annotations_json(const char *summary, const char *description)
 {
 	cJSON *o = cJSON_CreateObject();
 
-	if (!o)
-		abort();
 	add(o, "summary", cJSON_CreateString(summary));
 	add(o, "description", cJSON_CreateString(description));
 	return o;
@@ -668,8 +652,6 @@ static cJSON *alert_json(const char *status, const char *alertname, const char *
 {
 	cJSON *al = cJSON_CreateObject();
 
-	if (!al)
-		abort();
 	add(al, "status", cJSON_CreateString(status));
 	add(al, "labels", labels_json(alertname, run, group, metric));
 	add(al, "annotations", annotations_json(summary, description));
@@ -689,8 +671,6 @@ static cJSON *event_json(int64_t step, cJSON *alert /* consumed */)
 	const char *status = cJSON_GetObjectItemCaseSensitive(alert, "status")->valuestring;
 	char key[32];
 
-	if (!e || !arr)
-		abort();
 	snprintf(key, sizeof(key), "grokwatch:%.16s", fp);
 	add(e, "kind", cJSON_CreateString("alert"));
 	add(e, "step", cJSON_CreateNumber((double)step));
@@ -703,8 +683,7 @@ static cJSON *event_json(int64_t step, cJSON *alert /* consumed */)
 	add(e, "commonLabels", cJSON_Duplicate(al_labels, 1));
 	add(e, "commonAnnotations", cJSON_Duplicate(al_ann, 1));
 	add(e, "externalURL", cJSON_CreateString(""));
-	if (!cJSON_AddItemToArray(arr, alert))
-		abort();
+	cJSON_AddItemToArray(arr, alert);
 	add(e, "alerts", arr);
 	return e;
 }
@@ -742,10 +721,8 @@ int alert_event_info(const cJSON *event, struct alert_info *ret, struct gw_err *
 		return gw_errf(err, -EINVAL, "alert event: \"fingerprint\" is missing");
 	in.step = -1;
 	if (step) {
-		if (!cJSON_IsNumber(step) || !(step->valuedouble >= 0 && step->valuedouble <= 9.2e18) ||
-		    step->valuedouble != floor(step->valuedouble))
+		if (json_step(step, &in.step) < 0)
 			return gw_errf(err, -EINVAL, "alert event: \"step\" is not an integer >= 0");
-		in.step = (int64_t)step->valuedouble;
 	}
 	*ret = in;
 	return 0;
@@ -755,8 +732,6 @@ cJSON *alert_event_body(const cJSON *event)
 {
 	cJSON *b = cJSON_Duplicate(event, 1);
 
-	if (!b)
-		abort();
 	cJSON_DeleteItemFromObjectCaseSensitive(b, "kind");
 	return b;
 }
@@ -852,16 +827,12 @@ cJSON *alerts_firing_json(const struct alerts *a)
 {
 	cJSON *arr = cJSON_CreateArray();
 
-	if (!arr)
-		abort();
 	for (size_t i = 0; i < a->nf; i++) {
 		const struct firing *f = &a->f[i];
 
-		if (!cJSON_AddItemToArray(arr, alert_json("firing", f->alertname, f->run, f->group,
-							  f->metric, f->fp, f->summary,
-							  f->description, f->starts_at,
-							  ALERT_ENDS_FIRING)))
-			abort();
+		cJSON_AddItemToArray(arr, alert_json("firing", f->alertname, f->run, f->group,
+						     f->metric, f->fp, f->summary, f->description,
+						     f->starts_at, ALERT_ENDS_FIRING));
 	}
 	return arr;
 }
@@ -918,8 +889,6 @@ int alerts_evaluate(struct alerts *a, const struct series *results, int64_t chan
 	if (!run || !*run)
 		return gw_errf(err, -EINVAL, "alerts: the run name is empty");
 	out = cJSON_CreateArray();
-	if (!out)
-		abort();
 	if (!a->enabled || series_count(results) == 0) {
 		*ret_transitions = out;
 		return 0;
@@ -955,12 +924,10 @@ int alerts_evaluate(struct alerts *a, const struct series *results, int64_t chan
 		else
 			sb_addf(&b, "resolved at step %lld: %s", (long long)step, c->description);
 		desc = sb_take(&b);
-		if (!cJSON_AddItemToArray(out, event_json(step, alert_json("resolved", f->alertname,
-									   f->run, f->group,
-									   f->metric, f->fp,
-									   f->summary, desc,
-									   f->starts_at, now_s))))
-			abort();
+		cJSON_AddItemToArray(out, event_json(step, alert_json("resolved", f->alertname,
+								      f->run, f->group, f->metric,
+								      f->fp, f->summary, desc,
+								      f->starts_at, now_s)));
 		free(desc);
 	}
 	/* Firings: active conditions not firing yet. */
@@ -973,13 +940,10 @@ int alerts_evaluate(struct alerts *a, const struct series *results, int64_t chan
 		alert_fingerprint(c->alertname, run, c->group, c->metric, fp);
 		if (firing_find(a, fp) >= 0)
 			continue;
-		if (!cJSON_AddItemToArray(out, event_json(step, alert_json("firing", c->alertname,
-									   run, c->group,
-									   c->metric, fp,
-									   c->summary,
-									   c->description, now_s,
-									   ALERT_ENDS_FIRING))))
-			abort();
+		cJSON_AddItemToArray(out, event_json(step, alert_json("firing", c->alertname, run,
+								      c->group, c->metric, fp,
+								      c->summary, c->description,
+								      now_s, ALERT_ENDS_FIRING)));
 	}
 	conds_release(&cs);
 	free(groups);

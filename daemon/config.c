@@ -3,10 +3,10 @@
  *
  * In order: the checks some string keys need; the table and its sections;
  * storing, freeing, comparing and exchanging a value by its table row; the
- * line tokenizer that says on which line each JSON value starts (see
- * config.h for why it exists); the walk that reads a cJSON tree through the
- * table; the checks between keys; and the entry points (parse, load, diff,
- * reload).  The documentation the table generates is config_doc.c's.
+ * walk that reads a cJSON tree through the table, with the line of each
+ * value from engine/json.h's pre-scan; the checks between keys; and the
+ * entry points (parse, load, diff, reload).  The documentation the table
+ * generates is config_doc.c's.
  *
  * The fuzz target tests/fuzz/fuzz_daemon_config.c #includes this file, so it
  * must build against the engine sources and endpoint.c alone (no libuv, no
@@ -27,11 +27,11 @@
 
 #include "endpoint.h"
 #include "engine/file.h"
+#include "engine/json.h"
 #include "engine/probe.h"
 #include "engine/step.h"
 
-#define PATH_BUF 320   /* a key path in a message, with array indices */
-#define DEPTH_MAX 1100 /* tokenizer nesting; cJSON itself stops at 1000 */
+#define PATH_BUF 320 /* a key path in a message, with array indices */
 
 /* ---- checks of string values -------------------------------------------- */
 
@@ -818,168 +818,18 @@ void config_free(struct config *c)
 	free(c);
 }
 
-/* ---- lines: where each JSON value starts ---------------------------------- */
-
-struct lines {
-	int *v;
-	size_t n, cap;
-	bool ok; /* the tokenizer's count matched cJSON's */
-};
-
-struct scan {
-	const char *s;
-	size_t len, pos;
-	int line;
-	struct lines *out;
-};
-
-static void lines_add(struct lines *l, int line)
-{
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 64;
-		l->v = gw_realloc(l->v, l->cap * sizeof(int));
-	}
-	l->v[l->n++] = line;
-}
-
-static void scan_ws(struct scan *sc)
-{
-	/* cJSON skips every byte <= 32 as white space; so must we. */
-	while (sc->pos < sc->len && (unsigned char)sc->s[sc->pos] <= 32) {
-		if (sc->s[sc->pos] == '\n')
-			sc->line++;
-		sc->pos++;
-	}
-}
-
-static int scan_string(struct scan *sc)
-{
-	sc->pos++; /* the opening quote */
-	while (sc->pos < sc->len) {
-		char c = sc->s[sc->pos];
-
-		if (c == '\\') {
-			sc->pos += 2;
-			continue;
-		}
-		sc->pos++;
-		if (c == '"')
-			return 0;
-		if (c == '\n')
-			sc->line++;
-	}
-	return -1;
-}
-
-/* Record one value (at `line`, or where it starts if line is 0) and, for
- * objects and arrays, the values inside it, in document order. */
-static int scan_value(struct scan *sc, int line, int depth)
-{
-	char c;
-
-	if (depth > DEPTH_MAX || sc->pos >= sc->len)
-		return -1;
-	lines_add(sc->out, line ? line : sc->line);
-	c = sc->s[sc->pos];
-	if (c == '{' || c == '[') {
-		char close = c == '{' ? '}' : ']';
-
-		sc->pos++;
-		scan_ws(sc);
-		if (sc->pos < sc->len && sc->s[sc->pos] == close) {
-			sc->pos++;
-			return 0;
-		}
-		for (;;) {
-			int at;
-
-			scan_ws(sc);
-			at = sc->line;
-			if (c == '{') {
-				if (sc->pos >= sc->len || sc->s[sc->pos] != '"' || scan_string(sc))
-					return -1;
-				scan_ws(sc);
-				if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
-					return -1;
-				sc->pos++;
-				scan_ws(sc);
-			}
-			if (scan_value(sc, at, depth + 1))
-				return -1;
-			scan_ws(sc);
-			if (sc->pos >= sc->len)
-				return -1;
-			if (sc->s[sc->pos] == close) {
-				sc->pos++;
-				return 0;
-			}
-			if (sc->s[sc->pos] != ',')
-				return -1;
-			sc->pos++;
-		}
-	}
-	if (c == '"')
-		return scan_string(sc);
-	/* A number or a literal: everything up to a delimiter. */
-	while (sc->pos < sc->len) {
-		c = sc->s[sc->pos];
-		if ((unsigned char)c <= 32 || c == ',' || c == ']' || c == '}')
-			break;
-		sc->pos++;
-	}
-	return 0;
-}
-
-static size_t count_nodes(const cJSON *node)
-{
-	size_t n = 1;
-
-	for (const cJSON *c = node->child; c; c = c->next)
-		n += count_nodes(c);
-	return n;
-}
-
-/* Pre-order index of target under node; *i counts the nodes before it. */
-static bool node_index(const cJSON *node, const cJSON *target, size_t *i)
-{
-	if (node == target)
-		return true;
-	(*i)++;
-	for (const cJSON *c = node->child; c; c = c->next)
-		if (node_index(c, target, i))
-			return true;
-	return false;
-}
-
-/* Tokenize text that cJSON has accepted, as `root`.  On any disagreement
- * the lines are marked unusable. */
-static void lines_scan(struct lines *l, const char *text, size_t len, const cJSON *root)
-{
-	struct scan sc = { .s = text, .len = len, .line = 1, .out = l };
-
-	/* cJSON skips a UTF-8 byte order mark at the start. */
-	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
-		sc.pos = 3;
-	scan_ws(&sc);
-	l->ok = scan_value(&sc, 0, 0) == 0 && l->n == count_nodes(root);
-}
-
 /* ---- reading a tree through the table ------------------------------------- */
 
 struct ctx {
 	const char *what;
 	const cJSON *root;
-	struct lines lines;
+	struct json_doc doc; /* the parse, with the line of each value */
 	struct gw_err *err;
 };
 
 static int line_of(const struct ctx *cx, const cJSON *node)
 {
-	size_t i = 0;
-
-	if (!cx->lines.ok || !node || !node_index(cx->root, node, &i) || i >= cx->lines.n)
-		return 0;
-	return cx->lines.v[i];
+	return json_line(&cx->doc, node);
 }
 
 static int fail(const struct ctx *cx, const cJSON *node, const char *fmt, ...)
@@ -999,42 +849,26 @@ static int fail(const struct ctx *cx, const cJSON *node, const char *fmt, ...)
 	return gw_errf(cx->err, -EINVAL, "\"%s\": %s", cx->what, msg);
 }
 
-static const char *kind(const cJSON *n)
-{
-	if (cJSON_IsString(n))
-		return "a string";
-	if (cJSON_IsNumber(n))
-		return "a number";
-	if (cJSON_IsBool(n))
-		return "a boolean";
-	if (cJSON_IsNull(n))
-		return "null";
-	if (cJSON_IsArray(n))
-		return "an array";
-	if (cJSON_IsObject(n))
-		return "an object";
-	return "an unknown value";
-}
-
 static int read_number(const struct ctx *cx, const struct config_key *k, const cJSON *n,
 		       const char *path, bool integer, double *ret)
 {
-	double v;
-
-	if (!cJSON_IsNumber(n))
+	switch (json_number(n, k->min, k->max, integer, ret)) {
+	case JSON_NUM_OK:
+		return 0;
+	case JSON_NUM_NOT_NUMBER:
 		return fail(cx, n, "%s: expected %s, got %s", path, integer ? "an integer" : "a number",
-			    kind(n));
-	v = n->valuedouble;
-	if (!isfinite(v))
+			    json_kind(n));
+	case JSON_NUM_NOT_FINITE:
 		return fail(cx, n, "%s: the number is out of range", path);
-	if (integer && v != floor(v))
-		return fail(cx, n, "%s: expected an integer, got %g", path, v);
-	if (v < k->min)
-		return fail(cx, n, "%s: %.17g is below the minimum %.17g", path, v, k->min);
-	if (v > k->max)
-		return fail(cx, n, "%s: %.17g is above the maximum %.17g", path, v, k->max);
-	*ret = v;
-	return 0;
+	case JSON_NUM_NOT_INTEGER:
+		return fail(cx, n, "%s: expected an integer, got %g", path, n->valuedouble);
+	case JSON_NUM_BELOW:
+		return fail(cx, n, "%s: %.17g is below the minimum %.17g", path, n->valuedouble,
+			    k->min);
+	case JSON_NUM_ABOVE:
+		break;
+	}
+	return fail(cx, n, "%s: %.17g is above the maximum %.17g", path, n->valuedouble, k->max);
 }
 
 static int read_string(const struct ctx *cx, const struct config_key *k, const cJSON *n,
@@ -1044,7 +878,7 @@ static int read_string(const struct ctx *cx, const struct config_key *k, const c
 	struct gw_err e;
 
 	if (!cJSON_IsString(n))
-		return fail(cx, n, "%s: expected a string, got %s", path, kind(n));
+		return fail(cx, n, "%s: expected a string, got %s", path, json_kind(n));
 	len = strlen(n->valuestring);
 	if (len > max)
 		return fail(cx, n, "%s: the string is %zu bytes, more than the maximum %zu", path, len,
@@ -1113,7 +947,7 @@ static int read_value(const struct ctx *cx, const struct config_key *k, void *ba
 		return 0;
 	case CONFIG_BOOL:
 		if (!cJSON_IsBool(n))
-			return fail(cx, n, "%s: expected true or false, got %s", path, kind(n));
+			return fail(cx, n, "%s: expected true or false, got %s", path, json_kind(n));
 		*(bool *)field(base, k) = cJSON_IsTrue(n);
 		return 0;
 	case CONFIG_ENUM: {
@@ -1121,7 +955,7 @@ static int read_value(const struct ctx *cx, const struct config_key *k, void *ba
 		size_t used = 0;
 
 		if (!cJSON_IsString(n))
-			return fail(cx, n, "%s: expected a string, got %s", path, kind(n));
+			return fail(cx, n, "%s: expected a string, got %s", path, json_kind(n));
 		if ((i = enum_index(k->enums, n->valuestring)) >= 0) {
 			*(int *)field(base, k) = i;
 			return 0;
@@ -1142,7 +976,7 @@ static int read_value(const struct ctx *cx, const struct config_key *k, void *ba
 	}
 
 	if (!cJSON_IsArray(n))
-		return fail(cx, n, "%s: expected an array, got %s", path, kind(n));
+		return fail(cx, n, "%s: expected an array, got %s", path, json_kind(n));
 	count = cJSON_GetArraySize(n);
 	if (count > k->max)
 		return fail(cx, n, "%s: %d entries, more than the maximum %.0f", path, count, k->max);
@@ -1184,7 +1018,7 @@ static int read_value(const struct ctx *cx, const struct config_key *k, void *ba
 				set_default(f, el);
 			a.n++;
 			if (!cJSON_IsObject(e)) {
-				r = fail(cx, e, "%s: expected an object, got %s", sub, kind(e));
+				r = fail(cx, e, "%s: expected an object, got %s", sub, json_kind(e));
 				break;
 			}
 			if ((r = read_members(cx, k->fields, el, e, sub, true)) < 0)
@@ -1245,7 +1079,7 @@ static int read_members(const struct ctx *cx, const struct config_key *keys, voi
 				return r;
 		} else {
 			if (!cJSON_IsObject(m))
-				return fail(cx, m, "%s: expected an object, got %s", path, kind(m));
+				return fail(cx, m, "%s: expected an object, got %s", path, json_kind(m));
 			if ((r = read_members(cx, keys, base, m, path, false)) < 0)
 				return r;
 		}
@@ -1363,23 +1197,16 @@ static int check_across(const struct ctx *cx, const struct config *c)
 
 /* ---- entry points ------------------------------------------------------------ */
 
-static int line_at(const char *text, size_t pos)
-{
-	int line = 1;
-
-	for (size_t i = 0; i < pos; i++)
-		if (text[i] == '\n')
-			line++;
-	return line;
-}
-
 int config_parse(const char *what, const char *text, size_t len, struct config **ret_config,
 		 struct gw_err *err)
 {
+	/* As cJSON reads it (a byte order mark, raw control bytes in strings),
+	 * but valid UTF-8 without \u0000, and the line of each value. */
+	static const struct json_limits lim = { .raw_controls = true, .bom = true, .lines = true };
 	struct ctx cx = { .what = what, .err = err };
 	struct config *c = NULL;
-	const char *end = NULL, *nul;
-	cJSON *root = NULL;
+	const cJSON *root;
+	const char *nul;
 	size_t i;
 	int r;
 
@@ -1392,24 +1219,19 @@ int config_parse(const char *what, const char *text, size_t len, struct config *
 		return gw_errf(err, -EINVAL, "\"%s\": is empty", what);
 	if ((nul = memchr(text, 0, len)))
 		return gw_errf(err, -EINVAL, "\"%s\" line %d: a NUL byte", what,
-			       line_at(text, (size_t)(nul - text)));
-	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-	if (!root) {
-		size_t pos = end && end >= text && end <= text + len ? (size_t)(end - text) : len;
-
-		return gw_errf(err, -EINVAL, "\"%s\" line %d: not valid JSON", what, line_at(text, pos));
-	}
-	for (i = (size_t)(end - text); i < len && (unsigned char)text[i] <= 32; i++)
+			       json_line_at(text, (size_t)(nul - text)));
+	if (json_parse(what, text, len, &lim, &cx.doc, err) < 0)
+		return -EINVAL;
+	cx.root = root = cx.doc.root;
+	for (i = cx.doc.end; i < len && (unsigned char)text[i] <= 32; i++)
 		;
 	if (i < len) {
 		r = gw_errf(err, -EINVAL, "\"%s\" line %d: text after the end of the JSON object",
-			    what, line_at(text, i));
+			    what, json_line_at(text, i));
 		goto out;
 	}
-	cx.root = root;
-	lines_scan(&cx.lines, text, len, root);
 	if (!cJSON_IsObject(root)) {
-		r = fail(&cx, root, "expected a JSON object, got %s", kind(root));
+		r = fail(&cx, root, "expected a JSON object, got %s", json_kind(root));
 		goto out;
 	}
 	c = config_new_defaults();
@@ -1423,8 +1245,7 @@ int config_parse(const char *what, const char *text, size_t len, struct config *
 	r = 0;
 out:
 	config_free(c);
-	free(cx.lines.v);
-	cJSON_Delete(root);
+	json_doc_release(&cx.doc);
 	return r;
 }
 

@@ -18,15 +18,14 @@
  *
  * Line numbers.  cJSON reports where a syntax error is (return_parse_end),
  * and the line is the number of newlines before it.  It does not say where
- * a parsed value came from, so for semantic errors config.c scans the raw
- * text once more with a small tokenizer of its own that records, for every
- * JSON value in document order, the line where it starts (for an object
- * member: the line of its key).  cJSON keeps members in document order,
- * duplicates included, so the n-th node of a pre-order walk of the cJSON
- * tree is the n-th value the tokenizer saw.  The tokenizer runs only on
- * text cJSON has accepted and checks its own count against cJSON's; if they
- * ever disagree, messages omit the line rather than give a wrong one (the
- * fuzz target asserts that they agree).
+ * a parsed value came from, so for semantic errors the text goes through
+ * engine/json.h's pre-scan first, which records for every JSON value in
+ * document order the line where it starts (for an object member: the line
+ * of its key), and refuses invalid UTF-8 and \u0000 in strings.  cJSON keeps
+ * members in document order, duplicates included, so the n-th node of a
+ * pre-order walk of the cJSON tree is the n-th value the scan saw; if the
+ * counts ever disagree, messages omit the line rather than give a wrong one
+ * (fuzz_json asserts that they agree).
  *
  * Types: string, int (int64, a JSON number with no fraction), double, bool,
  * enum (a string from a fixed list), string array, object array (each

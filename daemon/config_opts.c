@@ -1,7 +1,7 @@
 /*
  * config_opts.c — struct config to module options (config_opts.h), one
  * function per module: publish, alerts (their detectors and the enum
- * mapping), hooks, the probe loader's options.
+ * mapping), hooks, the queue, the probe loader's options.
  */
 #include "config_opts.h"
 
@@ -110,5 +110,15 @@ void config_opts_probe(const struct config *c, struct probe_load_opts *ret)
 		.count = (int)c->probe.count,
 		.offset = c->probe.offset,
 		.group = c->probe.group,
+	};
+}
+
+void config_opts_queue(const struct config *c, struct queue_opts *ret)
+{
+	*ret = (struct queue_opts){
+		.backoff_ms = (uint64_t)c->jobs.retry_backoff_ms,
+		.backoff_max_ms = (uint64_t)c->jobs.retry_backoff_max_ms,
+		.max_retries = c->jobs.max_retries,
+		.depth = (size_t)c->limits.queue_depth,
 	};
 }

@@ -1,6 +1,6 @@
 /*
  * config_opts.h — the one place where a struct config becomes the options
- * each module takes.  The modules (alert, hook, publish) know nothing of the
+ * each module takes.  The modules (alert, hook, publish, queue) know nothing of the
  * config file: they take their own options structs; the wiring (run.c)
  * builds those here, and so do tests that start from a config text.
  *
@@ -19,6 +19,7 @@
 #include "engine/probe.h"
 #include "hook.h"
 #include "publish.h"
+#include "queue.h"
 
 /* publish.* and limits.{request,reply}_bytes; `run` is the run name
  * (config run, or the one the wiring derived from watch.root). */
@@ -35,5 +36,9 @@ void config_opts_hooks_release(struct hook_opts *o);
 /* probe.*, for probe_load (engine/probe.h); probe.path "" is the caller's
  * to handle (no probe). */
 void config_opts_probe(const struct config *c, struct probe_load_opts *ret);
+
+/* jobs.retry_backoff_ms, .retry_backoff_max_ms, .max_retries and
+ * limits.queue_depth. */
+void config_opts_queue(const struct config *c, struct queue_opts *ret);
 
 #endif

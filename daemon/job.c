@@ -2,35 +2,23 @@
  * job.c — one checkpoint's computation on the thread pool (job.h).
  *
  * Thread glue around the engine's one pipeline (engine/analysis.h): the
- * ctx (the analysis and the fault injection), keeping and restoring a
- * step's routing vectors (moving to state.c), the job's work on a pool
- * thread (job_compute: analysis_run, then keep what the state directory
- * needs), and starting a job.
+ * ctx (the analysis and the fault injection), taking back a step's kept
+ * routing (state.c reads it), the job's work on a pool thread
+ * (job_compute: analysis_run, then the vectors kept through state_keep),
+ * and starting a job.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine/analysis.h"
-#include "engine/file.h"
-#include "engine/routing_file.h"
 #include "job.h"
-
-#define CONS_FILE "consistency.json"
-#define ROUTING_KEEP "routing.safetensors"
-#define TOKENS_KEEP "tokens.safetensors"
-#define CONS_FILE_MAX (256u * 1024u * 1024u)
+#include "state.h"
 
 struct job_ctx {
 	unsigned layer_delay_ms; /* fault injection for tests (job.h) */
 	struct analysis *an;
-	char *prev_tokens;       /* where the newest per-token records are kept, or NULL */
 };
 
 struct job_ctx *job_ctx_new(struct probe *probe, const struct metrics_opts *m, int threads)
@@ -50,7 +38,6 @@ void job_ctx_free(struct job_ctx *c)
 	if (!c)
 		return;
 	analysis_free(c->an);
-	free(c->prev_tokens);
 	free(c);
 }
 
@@ -65,206 +52,17 @@ int job_ctx_memo(struct job_ctx *c, struct metrics_memo **ret_memo, size_t *ret_
 	return analysis_memo(c->an, ret_memo, ret_n, err);
 }
 
-/* ---- keeping a step's routing vectors -------------------------------------- */
+/* ---- restoring a step's kept routing (read by state.c) ------------------------ */
 
-static cJSON *doubles_json(const double *v, int n)
-{
-	cJSON *a = cJSON_CreateArray();
-
-	for (int i = 0; i < n; i++)
-		cJSON_AddItemToArray(a, isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull());
-	return a;
-}
-
-/* Write text to dir/name durably: a temporary, fsync, rename. */
-static int write_file(const char *dir, const char *name, const char *text, size_t len,
-		      struct gw_err *err)
-{
-	char *path = gw_join(dir, '/', name), *tmp;
-	size_t n = strlen(path) + 8;
-	int fd, r = 0;
-
-	tmp = gw_malloc(n);
-	snprintf(tmp, n, "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
-		goto out;
-	}
-	for (size_t off = 0; off < len;) {
-		ssize_t k = write(fd, text + off, len - off);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			r = gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
-			break;
-		}
-		off += (size_t)k;
-	}
-	if (r == 0 && fdatasync(fd) < 0)
-		r = gw_errf(err, -errno, "\"%s\": fsync: %s", tmp, strerror(errno));
-	close(fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
-	if (r < 0)
-		unlink(tmp);
-out:
-	free(tmp);
-	free(path);
-	return r;
-}
-
-/* r written to path without router matrices and, unless `tokens`, without
- * per-token records. */
-static int write_routing(const char *path, const struct routing *r, bool tokens,
-			 struct gw_err *err)
-{
-	struct routing slim = *r;
-	float **no_router = gw_calloc((size_t)(r->n_layers > 0 ? r->n_layers : 1), sizeof(float *));
-	int rc;
-
-	if (!tokens) {
-		slim.has_tokens = false;
-		slim.tok_offset = NULL;
-		slim.topk_ids = NULL;
-		slim.topk_w = NULL;
-		slim.entropy = NULL;
-		slim.lse = NULL;
-	}
-	slim.router = no_router;
-	rc = routing_file_write(path, &slim, err);
-	free(no_router);
-	return rc;
-}
-
-static int keep(const char *dir, const struct routing *r, const struct metrics_cons *cons,
+int job_ctx_put(struct job_ctx *c, const struct routing *r, const struct metrics_cons *cons,
 		struct gw_err *err)
 {
-	char *path = gw_join(dir, '/', ROUTING_KEEP), *text = NULL;
-	cJSON *o = cJSON_CreateObject();
-	int rc;
-
-	rc = write_routing(path, r, false, err);
-	if (rc < 0)
-		goto out;
-	if (cons->c) {
-		cJSON_AddItemToObject(o, "c", doubles_json(cons->c, cons->n_samples));
-		cJSON_AddItemToObject(o, "adj", doubles_json(cons->adj, cons->n_samples));
-	} else {
-		cJSON_AddStringToObject(o, "note", cons->note ? cons->note : "");
-	}
-	text = cJSON_PrintUnformatted(o);
-	rc = write_file(dir, CONS_FILE, text, strlen(text), err);
-out:
-	cJSON_Delete(o);
-	free(text);
-	free(path);
-	return rc;
+	return analysis_put(c->an, r, cons, err);
 }
 
-/* The newest step's per-token records, for churn after a restart: written
- * beside its other vectors, and the previous newest step's removed. */
-static int keep_tokens(struct job_ctx *c, const char *dir, const struct routing *r,
-		       struct gw_err *err)
+void job_ctx_set_prev(struct job_ctx *c, struct routing *r)
 {
-	char *path = gw_join(dir, '/', TOKENS_KEEP);
-	int rc = write_routing(path, r, true, err);
-
-	if (rc < 0) {
-		free(path);
-		return rc;
-	}
-	if (c->prev_tokens && strcmp(c->prev_tokens, path))
-		unlink(c->prev_tokens);
-	free(c->prev_tokens);
-	c->prev_tokens = path;
-	return 0;
-}
-
-int job_ctx_restore_prev(struct job_ctx *c, int64_t step, const char *dir, struct gw_err *err)
-{
-	char *path = gw_join(dir, '/', TOKENS_KEEP);
-	struct routing *r = NULL;
-	int rc = routing_file_read(path, &r, err);
-
-	if (rc < 0) {
-		free(path);
-		return rc;
-	}
-	r->step = step;
 	analysis_set_prev(c->an, r);
-	free(c->prev_tokens);
-	c->prev_tokens = path;
-	return 0;
-}
-
-static int read_doubles(const char *what, const cJSON *a, int n, double **ret, struct gw_err *err)
-{
-	const cJSON *x;
-	double *v;
-	int i = 0;
-
-	if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n)
-		return gw_errf(err, -EBADMSG, "\"%s\": expected an array of %d numbers", what, n);
-	v = gw_malloc((size_t)n * sizeof(double));
-	cJSON_ArrayForEach(x, a) {
-		if (cJSON_IsNull(x)) {
-			v[i++] = NAN;
-		} else if (cJSON_IsNumber(x)) {
-			v[i++] = x->valuedouble;
-		} else {
-			free(v);
-			return gw_errf(err, -EBADMSG, "\"%s\": item %d is not a number", what, i);
-		}
-	}
-	*ret = v;
-	return 0;
-}
-
-int job_ctx_restore(struct job_ctx *c, int64_t step, const char *dir, struct gw_err *err)
-{
-	struct metrics_cons cons = { 0 };
-	struct routing *r = NULL;
-	char *path = gw_join(dir, '/', ROUTING_KEEP), *cpath = gw_join(dir, '/', CONS_FILE), *text = NULL;
-	cJSON *o = NULL;
-	size_t len;
-	int rc;
-
-	rc = routing_file_read(path, &r, err);
-	if (rc < 0)
-		goto out;
-	rc = gw_file_read(cpath, CONS_FILE_MAX, &text, &len, err);
-	if (rc < 0)
-		goto out;
-	o = cJSON_ParseWithLength(text, len);
-	if (!cJSON_IsObject(o)) {
-		rc = gw_errf(err, -EBADMSG, "\"%s\": not a JSON object", cpath);
-		goto out;
-	}
-	cons.n_samples = r->n_samples;
-	if (cJSON_GetObjectItemCaseSensitive(o, "c")) {
-		rc = read_doubles(cpath, cJSON_GetObjectItemCaseSensitive(o, "c"), r->n_samples,
-				  &cons.c, err);
-		if (rc == 0)
-			rc = read_doubles(cpath, cJSON_GetObjectItemCaseSensitive(o, "adj"),
-					  r->n_samples, &cons.adj, err);
-		if (rc < 0)
-			goto out;
-	} else {
-		cons.note = "no router weights";
-	}
-	r->step = step;
-	rc = analysis_put(c->an, r, &cons, err);
-out:
-	free(cons.c);
-	free(cons.adj);
-	cJSON_Delete(o);
-	free(text);
-	routing_free(r);
-	free(cpath);
-	free(path);
-	return rc;
 }
 
 /* ---- the computation ---------------------------------------------------------- */
@@ -303,15 +101,16 @@ static int job_compute(struct job *j)
 	if (rc < 0)
 		return rc;
 	if (j->keep_dir) {
-		rc = keep(j->keep_dir, out.routing, out.cons, &j->err);
-		if (rc == 0 && out.newest && out.routing->has_tokens)
-			rc = keep_tokens(c, j->keep_dir, out.routing, &j->err);
+		rc = state_keep(j->keep_dir, out.routing, out.cons, &j->err);
+		if (rc == 0 && out.newest && out.routing->has_tokens) {
+			rc = state_keep_tokens(j->keep_dir, out.routing, &j->err);
+			j->kept_tokens = rc == 0;
+		}
 		if (rc < 0)
 			goto out;
 	}
 	j->result = out.result;
 	out.result = NULL;
-	cJSON_AddStringToObject(j->result, "kind", "result");
 	j->memo = out.memo;
 	j->n_memo = out.n_memo;
 	out.memo = NULL;

@@ -11,18 +11,12 @@
  * the ctx while a job runs and the loop owns it otherwise; nothing here is
  * locked (STYLE.md habit 7).
  *
- * What is kept per step, in the journal's routing/STEP/ directory:
- *   routing.safetensors  gbar, loss, ntokens, groups and ids (no per-token
- *                        records, no router matrices: about N*L*E*4 bytes)
- *   consistency.json     {"c": [...], "adj": [...]}: the per-sample
- *                        consistency, which needs the router matrices and
- *                        so cannot be recomputed from the above
- *   tokens.safetensors   only for the newest step: the same with per-token
- *                        records, for the churn of the next checkpoint
- * job_ctx_restore and job_ctx_restore_prev read them back at start-up, so
- * a restart recomputes no forward pass and loses no churn.  A late
- * checkpoint older than the newest has no churn (its predecessor's
- * per-token records are gone).
+ * A job keeps its step's vectors in keep_dir (state.h says what and where:
+ * state_keep, and state_keep_tokens for the newest step, from the worker);
+ * at start-up run.c reads them back through state.h and hands them to
+ * job_ctx_put and job_ctx_set_prev, so a restart recomputes no forward
+ * pass and loses no churn.  A late checkpoint older than the newest has no
+ * churn (its predecessor's per-token records are gone).
  *
  * Fault injection: with GROKWATCHD_TEST_LAYER_DELAY_MS=N in the environment
  * the forward pass sleeps N ms after each layer, so tests can delete a
@@ -56,15 +50,15 @@ void job_ctx_free(struct job_ctx *c); /* accepts NULL */
 const struct probe *job_ctx_probe(const struct job_ctx *c);
 
 /*
- * Put step's kept routing (from `dir`, as a job wrote it) back into the
- * series.  Errors: those of reading the files (-ENOENT, -EBADMSG ...) and
- * of routing_series_put.
+ * Put a step's kept routing and consistency (state_read_kept's; borrowed)
+ * back into the series.  Errors: those of routing_series_put.
  */
-int job_ctx_restore(struct job_ctx *c, int64_t step, const char *dir, struct gw_err *err);
+int job_ctx_put(struct job_ctx *c, const struct routing *r, const struct metrics_cons *cons,
+		struct gw_err *err);
 
-/* Make step's kept per-token records (tokens.safetensors in dir) the
- * previous checkpoint for churn.  -ENOENT when there are none. */
-int job_ctx_restore_prev(struct job_ctx *c, int64_t step, const char *dir, struct gw_err *err);
+/* Make r (ownership moves here; state_read_tokens's) the previous
+ * checkpoint for churn. */
+void job_ctx_set_prev(struct job_ctx *c, struct routing *r);
 
 /* The memorized-subset values of every kept step against the latest.
  * *ret_memo as routing_series_recompute (0 steps: NULL, 0). */
@@ -87,7 +81,8 @@ struct job {
 	/* out, read in done() */
 	int rc;
 	struct gw_err err;
-	cJSON *result;            /* {"kind": "result", "step", ...metrics...} */
+	cJSON *result;            /* {"step", ...metrics...}, no label (state.h) */
+	bool kept_tokens;         /* its per-token records were kept: state_tokens_kept */
 	struct metrics_memo *memo;
 	size_t n_memo;
 	double sec;

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/file.h"
+#include "engine/json.h"
 #include "engine/step.h"
 
 #define CHUNK (64 * 1024)
@@ -42,15 +44,12 @@ struct journal {
 static int get_step(const cJSON *ev, int64_t *ret_step, struct gw_err *err)
 {
 	const cJSON *s = cJSON_GetObjectItemCaseSensitive(ev, "step");
-	double v;
 
 	if (!cJSON_IsNumber(s))
 		return gw_errf(err, -EINVAL, "\"step\" is missing or not a number");
-	v = s->valuedouble;
-	if (!(v >= 0 && v <= (double)STEP_MAX) || v != floor(v))
-		return gw_errf(err, -EINVAL, "\"step\" %g is not an integer in [0, %lld]", v,
-			       (long long)STEP_MAX);
-	*ret_step = (int64_t)v;
+	if (json_step(s, ret_step) < 0)
+		return gw_errf(err, -EINVAL, "\"step\" %g is not an integer in [0, %lld]",
+			       s->valuedouble, (long long)STEP_MAX);
 	return 0;
 }
 
@@ -69,7 +68,11 @@ static int apply(struct journal *j, const cJSON *ev, struct gw_err *err)
 		if ((r = get_step(ev, &step, err)) < 0)
 			return r;
 		if (j) {
-			series_put(j->results, step, cJSON_Duplicate(ev, 1));
+			/* The label is the journal's, on disk only. */
+			cJSON *res = cJSON_Duplicate(ev, 1);
+
+			cJSON_DeleteItemFromObjectCaseSensitive(res, "kind");
+			series_put(j->results, step, res);
 			series_remove(j->failures, step);
 		}
 		return 0;
@@ -77,13 +80,13 @@ static int apply(struct journal *j, const cJSON *ev, struct gw_err *err)
 	if (!strcmp(kind->valuestring, "failed")) {
 		const cJSON *reason = cJSON_GetObjectItemCaseSensitive(ev, "reason");
 		const cJSON *att = cJSON_GetObjectItemCaseSensitive(ev, "attempts");
+		int64_t n;
 
 		if ((r = get_step(ev, &step, err)) < 0)
 			return r;
 		if (!cJSON_IsString(reason))
 			return gw_errf(err, -EINVAL, "\"reason\" is missing or not a string");
-		if (att && (!cJSON_IsNumber(att) || att->valuedouble < 1 || att->valuedouble > 1e9 ||
-			    att->valuedouble != floor(att->valuedouble)))
+		if (att && json_int(att, 1, 1000000000, &n) != JSON_NUM_OK)
 			return gw_errf(err, -EINVAL, "\"attempts\" is not an integer in [1, 1e9]");
 		if (j)
 			series_put(j->failures, step, cJSON_Duplicate(ev, 1));
@@ -296,21 +299,6 @@ void journal_free(struct journal *j)
 
 /* ---- append ---------------------------------------------------------------------- */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 {
 	struct gw_err e;
@@ -338,7 +326,7 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 			    j->lim.file_bytes);
 		goto out;
 	}
-	if ((r = write_all(j->fd, text, len + 1)) < 0) {
+	if ((r = gw_write_all(j->fd, text, len + 1)) < 0) {
 		/* Take back a partial line, so the file stays whole lines. */
 		if (ftruncate(j->fd, (off_t)j->size) < 0)
 			j->broken = true;
@@ -357,6 +345,30 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 out:
 	free(text);
 	return r;
+}
+
+int journal_append_result(struct journal *j, const cJSON *result, struct gw_err *err)
+{
+	cJSON *ev = cJSON_CreateObject(), *f;
+	int r;
+
+	if (!cJSON_IsObject(result)) {
+		cJSON_Delete(ev);
+		return gw_errf(err, -EINVAL, "\"%s\": event refused: not a JSON object", j->path);
+	}
+	cJSON_AddStringToObject(ev, "kind", "result");
+	cJSON_ArrayForEach(f, result)
+		if (strcmp(f->string, "kind") && strcmp(f->string, "type"))
+			cJSON_AddItemToObject(ev, f->string, cJSON_Duplicate(f, 1));
+	r = journal_append(j, ev, err);
+	cJSON_Delete(ev);
+	return r;
+}
+
+void journal_set_result(struct journal *j, int64_t step, cJSON *result)
+{
+	GW_BUG_ON(!series_get(j->results, step));
+	series_put(j->results, step, result);
 }
 
 /* ---- state files ----------------------------------------------------------------- */
@@ -379,38 +391,11 @@ bad:
 int journal_write_state(struct journal *j, const char *name, const char *text, size_t len,
 			struct gw_err *err)
 {
-	char tmp[JOURNAL_STATE_NAME_MAX + 8];
-	int fd = -1, r;
+	int r;
 
 	if ((r = check_name(name, err)) < 0)
 		return r;
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	fd = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, tmp, strerror(errno));
-	if ((r = write_all(fd, text, len)) < 0 || (fsync(fd) < 0 && (r = -errno))) {
-		r = gw_errf(err, r, "\"%s/%s\": %s", j->dir, tmp, strerror(-r));
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		r = gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, tmp, strerror(errno));
-		goto fail;
-	}
-	fd = -1;
-	if (renameat(j->dirfd, tmp, j->dirfd, name) < 0) {
-		r = gw_errf(err, -errno, "\"%s/%s\": rename: %s", j->dir, name, strerror(errno));
-		goto fail;
-	}
-	/* The rename is durable only once the directory is. */
-	if (fsync(j->dirfd) < 0)
-		return gw_errf(err, -errno, "\"%s\": fsync: %s", j->dir, strerror(errno));
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlinkat(j->dirfd, tmp, 0);
-	return r;
+	return gw_file_write_atomic(j->dir, name, text, len, err);
 }
 
 int journal_read_state(const struct journal *j, const char *name, size_t max, char **ret_text,

@@ -1,13 +1,15 @@
 /*
  * journal.h — the daemon's durable history, in the state directory.
  *
- * Layout of the state directory:
+ * Its part of the state directory (state.h has the whole layout):
  *   journal.jsonl      append-only JSON Lines, one event a line:
  *                        {"kind": "result", "step": N, ...}   a checkpoint's metrics
  *                        {"kind": "failed", "step": N, "reason": "...", "attempts": K}
  *                        {"kind": "alert", ...}
  *   NAME               state files, replaced whole by journal_write_state
+ *                      (gw_file_write_atomic)
  *   routing/STEP/      one directory per step for kept routing vectors
+ *                      (what goes in them: state.h)
  *
  * Durability: journal_append returns only after the line and its newline
  * are written and fdatasync'ed, so a result the daemon publishes after
@@ -21,13 +23,18 @@
  * append (-EIO): after a failed fsync the kernel may have dropped the dirty
  * pages, and retrying would report success for data that is not on disk.
  *
- * Replay folds the events into memory: the latest result per step (a
+ * Replay folds the events into memory: the latest result per step, without
+ * its "kind" (the label marks lines on disk; results in memory are the
+ * engine's metrics objects as they are) (a
  * second result for a step replaces the first; a late older step takes its
  * place in step order), failures (a later result for the step clears its
  * failure), and alerts in order.  Memory is bounded by the file size limit.
  *
  * Exclusivity: the journal holds an flock on journal.jsonl; a second
  * daemon on the same state directory gets -EBUSY.
+ *
+ * Owner: state.c alone opens the journal (state.h); nothing else writes the
+ * state directory.
  *
  * Threads: a journal belongs to one thread (the daemon's loop thread);
  * nothing here is locked.  Calls block on disk I/O (an append is one write
@@ -79,8 +86,17 @@ void journal_free(struct journal *j); /* accepts NULL; releases the lock */
  */
 int journal_append(struct journal *j, const cJSON *event, struct gw_err *err);
 
-/* The latest result for a step (the journal's copy, borrowed until the
- * next append), or NULL. */
+/* Append a result (borrowed: a metrics object without "kind"), as
+ * journal_append, the line marked {"kind": "result", ...}. */
+int journal_append_result(struct journal *j, const cJSON *result, struct gw_err *err);
+
+/* Replace step's result in memory only (ownership of `result` moves here):
+ * for the recomputed memorized subsets, which the file keeps as first
+ * written.  The step must have a result. */
+void journal_set_result(struct journal *j, int64_t step, cJSON *result);
+
+/* The latest result for a step (the journal's copy without its "kind",
+ * borrowed until the next append), or NULL. */
 const cJSON *journal_result(const struct journal *j, int64_t step);
 bool journal_is_done(const struct journal *j, int64_t step);
 /* All results, latest per step, in step order (borrowed). */

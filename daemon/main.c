@@ -1,11 +1,13 @@
 /*
  * main.c — grokwatchd's entry point: wiring only.  It picks the subcommand
- * and hands over; each subcommand lives in its own file (commands.h).
+ * and hands over, after hooking cJSON's allocator to the daemon's; each
+ * subcommand lives in its own file (commands.h).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "engine/json.h"
 
 #ifndef GW_VERSION
 #error "GW_VERSION comes from the VERSION file through the Makefile"
@@ -34,6 +36,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* Before anything parses or builds JSON: from here on cJSON aborts on
+	 * out-of-memory like every other allocation (engine/json.h). */
+	json_init();
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

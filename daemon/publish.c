@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "endpoint.h"
+#include "engine/json.h"
 #include "engine/step.h"
 #include "series.h"
 
@@ -41,7 +42,8 @@ struct publish {
 	char epoch[33];
 	uint64_t seq;
 	size_t max_message_bytes, request_bytes, reply_bytes;
-	struct series *results; /* metrics bodies as sent, latest per step */
+	const struct series *results; /* the store (borrowed, read only), or NULL */
+	struct series *sent;          /* per step: {"seq", "time"} of its last metrics message */
 	cJSON *status;
 	char endpoint[ENDPOINT_MAX], query_endpoint[ENDPOINT_MAX];
 };
@@ -133,7 +135,7 @@ static void free_publish(struct publish *p)
 		zmq_close(p->pub);
 	if (p->router)
 		zmq_close(p->router);
-	series_free(p->results);
+	series_free(p->sent);
 	cJSON_Delete(p->status);
 	free(p->run);
 	free(p);
@@ -172,7 +174,7 @@ int publish_new(uv_loop_t *loop, void *zctx, const struct publish_opts *o,
 	p->max_message_bytes = o->max_message_bytes;
 	p->request_bytes = o->request_bytes;
 	p->reply_bytes = o->reply_bytes;
-	p->results = series_new();
+	p->sent = series_new();
 	p->status = cJSON_CreateObject();
 	snprintf(p->endpoint, sizeof(p->endpoint), "%s", o->endpoint);
 	snprintf(p->query_endpoint, sizeof(p->query_endpoint), "%s", o->query_endpoint);
@@ -269,9 +271,11 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0;
 }
 
-/* A new body: the header fields first, then the fields of `fields`
- * (consumed), minus any it has of the header's own names or "kind". */
-static cJSON *assemble(struct publish *p, const char *type, uint64_t seq, cJSON *fields)
+/* A new body: the header fields first (time: `when`), then the fields of
+ * `fields` (consumed), minus any it has of the header's own names or
+ * "kind". */
+static cJSON *assemble_at(struct publish *p, const char *type, uint64_t seq, double when,
+			  cJSON *fields)
 {
 	cJSON *b = cJSON_CreateObject(), *f;
 
@@ -279,7 +283,7 @@ static cJSON *assemble(struct publish *p, const char *type, uint64_t seq, cJSON 
 	cJSON_AddNumberToObject(b, "seq", (double)seq);
 	cJSON_AddStringToObject(b, "epoch", p->epoch);
 	cJSON_AddStringToObject(b, "run", p->run);
-	cJSON_AddNumberToObject(b, "time", now_seconds());
+	cJSON_AddNumberToObject(b, "time", when);
 	while (fields && (f = fields->child)) {
 		cJSON_DetachItemViaPointer(fields, f);
 		if (!f->string || !strcmp(f->string, "type") || !strcmp(f->string, "seq") ||
@@ -291,6 +295,11 @@ static cJSON *assemble(struct publish *p, const char *type, uint64_t seq, cJSON 
 	}
 	cJSON_Delete(fields);
 	return b;
+}
+
+static cJSON *assemble(struct publish *p, const char *type, uint64_t seq, cJSON *fields)
+{
+	return assemble_at(p, type, seq, now_seconds(), fields);
 }
 
 static int send_frames(struct publish *p, const char *type, const char *text, size_t len)
@@ -356,48 +365,51 @@ int64_t publish_send(struct publish *p, const char *type, cJSON *body)
 
 static int result_step(const cJSON *result, int64_t *ret_step)
 {
-	const cJSON *s = cJSON_GetObjectItemCaseSensitive(result, "step");
-
-	if (!cJSON_IsNumber(s) || !(s->valuedouble >= 0 && s->valuedouble <= (double)STEP_MAX) ||
-	    s->valuedouble != floor(s->valuedouble))
-		return -EINVAL;
-	*ret_step = (int64_t)s->valuedouble;
-	return 0;
+	return json_step(cJSON_GetObjectItemCaseSensitive(result, "step"), ret_step);
 }
 
 int64_t publish_result(struct publish *p, const cJSON *result)
 {
 	uint64_t seq;
-	cJSON *sent = NULL;
+	cJSON *body, *rec;
+	double when;
 	int64_t step;
 	int r;
 
 	if (result_step(result, &step) < 0)
 		return -EINVAL;
 	seq = ++p->seq;
-	r = send_body(p, "metrics", seq, assemble(p, "metrics", seq, cJSON_Duplicate(result, 1)),
-		      &sent);
+	when = now_seconds();
+	body = assemble_at(p, "metrics", seq, when, cJSON_Duplicate(result, 1));
+	r = send_body(p, "metrics", seq, body, NULL);
 	if (r < 0)
 		return r;
-	/* Kept even if it went out as "too large": a snapshot is still the
-	 * truth (and refuses itself if it grows past reply_bytes). */
-	if (!sent)
-		sent = assemble(p, "metrics", seq, cJSON_Duplicate(result, 1));
-	series_put(p->results, step, sent);
+	/* Recorded even if it went out as "too large": the snapshot shows the
+	 * store's result under the seq its message took. */
+	rec = cJSON_CreateObject();
+	cJSON_AddNumberToObject(rec, "seq", (double)seq);
+	cJSON_AddNumberToObject(rec, "time", when);
+	series_put(p->sent, step, rec);
 	return (int64_t)seq;
 }
 
-int publish_restore(struct publish *p, const cJSON *result)
+void publish_set_results(struct publish *p, const struct series *results)
 {
-	int64_t step;
-	cJSON *b;
+	p->results = results;
+}
 
-	if (result_step(result, &step) < 0)
-		return -EINVAL;
-	/* seq 0: it was sent by an earlier epoch, not this one. */
-	b = assemble(p, "metrics", 0, cJSON_Duplicate(result, 1));
-	series_put(p->results, step, b);
-	return 0;
+/* The store's i-th result as a snapshot shows it: the metrics body with
+ * the seq and time of the message that carried it in this epoch, seq 0
+ * (and the time of this answer) for one sent by an earlier epoch. */
+static cJSON *snapshot_body(struct publish *p, size_t i, double now)
+{
+	const cJSON *rec = series_get(p->sent, series_step_at(p->results, i));
+	const cJSON *seq = cJSON_GetObjectItemCaseSensitive(rec, "seq");
+	const cJSON *when = cJSON_GetObjectItemCaseSensitive(rec, "time");
+
+	return assemble_at(p, "metrics", rec ? (uint64_t)seq->valuedouble : 0,
+			   rec ? when->valuedouble : now,
+			   cJSON_Duplicate(series_at(p->results, i), 1));
 }
 
 void publish_set_status(struct publish *p, cJSON *status)
@@ -483,13 +495,11 @@ static int get_bound(const cJSON *req, const char *name, int64_t def, int64_t *r
 		*ret = def;
 		return 0;
 	}
-	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= (double)STEP_MAX) ||
-	    v->valuedouble != floor(v->valuedouble)) {
+	if (json_step(v, ret) < 0) {
 		snprintf(why, why_size, "\"%s\" is not a step (an integer in [0, %lld])", name,
 			 (long long)STEP_MAX);
 		return -EINVAL;
 	}
-	*ret = (int64_t)v->valuedouble;
 	return 0;
 }
 
@@ -534,7 +544,7 @@ static cJSON *answer(struct publish *p, const char *body, size_t len)
 	const cJSON *kind, *id = NULL, *f;
 	const char *const *allowed;
 	int64_t from, to;
-	size_t i;
+	size_t i, n;
 
 	if (len > p->request_bytes)
 		return error_reply("request too large");
@@ -587,14 +597,16 @@ static cJSON *answer(struct publish *p, const char *body, size_t len)
 		reply = error_reply(msg);
 		goto out;
 	}
-	i = series_lower_bound(p->results, from);
+	n = p->results ? series_count(p->results) : 0;
+	i = p->results ? series_lower_bound(p->results, from) : 0;
 	if (allowed == snapshot_fields) {
 		cJSON *arr = cJSON_CreateArray();
+		double now = now_seconds();
 
 		reply = reply_header(p, "snapshot");
 		cJSON_AddItemToObject(reply, "status", cJSON_Duplicate(p->status, 1));
-		for (; i < series_count(p->results) && series_step_at(p->results, i) <= to; i++)
-			cJSON_AddItemToArray(arr, cJSON_Duplicate(series_at(p->results, i), 1));
+		for (; i < n && series_step_at(p->results, i) <= to; i++)
+			cJSON_AddItemToArray(arr, snapshot_body(p, i, now));
 		cJSON_AddItemToObject(reply, "results", arr);
 	} else {
 		const cJSON *metric = cJSON_GetObjectItemCaseSensitive(req, "metric");
@@ -612,7 +624,7 @@ static cJSON *answer(struct publish *p, const char *body, size_t len)
 		cJSON_AddStringToObject(reply, "metric", metric->valuestring);
 		cJSON_AddStringToObject(reply, "group", group->valuestring);
 		arr = cJSON_AddArrayToObject(reply, "points");
-		for (; i < series_count(p->results) && series_step_at(p->results, i) <= to; i++) {
+		for (; i < n && series_step_at(p->results, i) <= to; i++) {
 			const cJSON *v = metric_value(series_at(p->results, i), group->valuestring,
 						      metric->valuestring);
 			cJSON *pt = cJSON_CreateArray();

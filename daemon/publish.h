@@ -29,15 +29,17 @@
  * MAXMSGSIZE: a larger frame drops the connection without a reply):
  *   {"req": "snapshot", "from"?: step, "to"?: step, "id"?: ...}
  *     -> {"type": "snapshot", "seq", "epoch", "run", "status", "results": [...]}
- *        results are the metrics bodies as published (latest per step, in
- *        step order, each with its own seq); "seq" is the last seq sent
- *        when the snapshot was taken.
+ *        results are the store's (publish_set_results: latest per step, in
+ *        step order) as metrics bodies, each with the seq and time of the
+ *        message that carried it (seq 0: none of this epoch); "seq" is the
+ *        last seq sent when the snapshot was taken.
  *   {"req": "history", "metric": "pathway_distance", "group": "math",
  *    "from"?: step, "to"?: step, "id"?: ...}
  *     -> {"type": "history", "seq", "epoch", "run", "metric", "group",
  *         "points": [[step, value-or-null], ...]}
  *        value = result.groups[group] followed along the dotted metric path
- *        ("memorized.pathway_distance"); null where absent or not a number.
+ *        ("memorized.pathway_distance") in the store, as alerts judge it;
+ *        null where absent or not a number.
  *   anything else -> {"type": "error", "error": "..."}; "id" is echoed.
  *   A reply over limits.reply_bytes becomes an error reply (narrow from/to).
  * Splicing, for a late subscriber: connect and subscribe, wait for the first
@@ -80,6 +82,7 @@
 #include <uv.h>
 
 #include "engine/error.h"
+#include "series.h"
 
 struct publish_opts {
 	const char *endpoint;       /* PUB bind endpoint; "tcp://127.0.0.1:*" picks a port */
@@ -123,16 +126,25 @@ void publish_close(struct publish *p);
 int64_t publish_send(struct publish *p, const char *type, cJSON *body);
 
 /*
- * Publish a result (borrowed; the journal's {"kind": "result", "step", ...}
- * event) as a "metrics" message without "kind", and keep the sent body as
- * the step's entry for snapshots and history.  Call it after the journal
- * append succeeded.  Returns the seq, or -zmq_errno().
+ * The result store snapshots and history answer from: a borrowed, read-only
+ * view (state_results: the daemon's one store, state.h), which must outlive
+ * the publisher or be replaced; NULL (the start) answers with no results.
+ * Results in it are metrics objects without "type"; the publisher adds the
+ * header as it answers.
+ */
+void publish_set_results(struct publish *p, const struct series *results);
+
+/*
+ * Publish a result (borrowed: the store's entry for its step, put there
+ * after the journal append succeeded) as a "metrics" message, and remember
+ * the seq and time it went out under: snapshots show the store's result
+ * for that step with them (seq 0 for a step no message of this epoch
+ * carried, e.g. one replayed from the journal at start-up; a memorized
+ * subset recomputed in the store since keeps the seq of the message that
+ * carried the step).  Returns the seq, -EINVAL without an integer "step",
+ * or -zmq_errno().
  */
 int64_t publish_result(struct publish *p, const cJSON *result);
-
-/* Keep a result (borrowed) for snapshots without sending it: for results
- * replayed from the journal at start-up.  -EINVAL without an integer step. */
-int publish_restore(struct publish *p, const cJSON *result);
 
 /* Replace the status object shown in heartbeats and snapshots (ownership
  * moves here). */

@@ -1,94 +1,38 @@
 /*
- * run.c — `grokwatchd run -c FILE`: the service.  One struct daemon holds
- * everything and reaches every callback through handle->data (STYLE.md
- * habit 7).
+ * run.c — `grokwatchd run -c FILE`: the service's wiring.  One struct
+ * daemon (daemon.h) holds everything and reaches every callback through
+ * handle->data (STYLE.md habit 7); what happens to a checkpoint on the
+ * loop is dispatch.c's, the state directory state.c's, the queue queue.c's,
+ * the status object status.c's.
  *
- * The file follows a checkpoint through the daemon:
- *   - start-up: config, probe, journal (replay; a changed probe archives
- *     the old series), the routing series restored from kept vectors,
- *     ZeroMQ publisher with the journal's results, sd_notify, watcher;
- *   - the queue: checkpoints the watcher reports, computed one at a time
- *     in step order, with retries and their backoff;
- *   - a job's end: journal first (fsync), then publish, then the memorized
- *     history of earlier steps, then the next job;
- *   - status: what heartbeats, snapshots and sd_notify STATUS= show;
+ * In order:
  *   - signals: SIGTERM/SIGINT stop, SIGHUP reloads, the watchdog pings;
- *   - shut-down: the running job cancelled (or abandoned after
- *     limits.shutdown_ms), handles closed, uv_loop_close.
+ *     shut-down: the running job cancelled (or abandoned after
+ *     limits.shutdown_ms), handles closed, uv_loop_close;
+ *   - start-up: config, probe, the state directory (journal replay; a
+ *     changed probe archives the old series), the routing series restored
+ *     from kept vectors, the publisher over the store, alerts and hooks,
+ *     sd_notify, timers and signals, the watcher; then cmd_run itself.
  */
 #include <cblas.h>
-#include <cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 #include <zmq.h>
 
-#include "alert.h"
 #include "commands.h"
+#include "daemon.h"
 #include "engine/file.h"
 #include "config.h"
 #include "config_opts.h"
 #include "engine/probe.h"
-#include "engine/step.h"
-#include "hook.h"
-#include "job.h"
-#include "journal.h"
 #include "log.h"
-#include "notify.h"
-#include "publish.h"
-#include "watch.h"
-
-#define SERIES_STATE "series.json"
-#define GATHER_MS 20 /* checkpoints that complete together are queued before the first starts */
-#define PROGRESS_MIN_MS 200 /* progress messages at most this often (the last one always) */
-
-/* A checkpoint waiting to be computed. */
-struct qitem {
-	char *name, *path;
-	int64_t step;
-	int attempts;          /* failed attempts so far */
-	uint64_t not_before;   /* uv_now before which it is not retried */
-};
-
-struct daemon {
-	uv_loop_t loop;
-	const char *config_path;
-	struct config *cfg;
-	char *run;
-	struct journal *journal;
-	void *zctx;
-	struct publish *pub;
-	struct notify *notify;
-	struct watch *watch;
-	struct job_ctx *ctx;
-	struct alerts *alerts;
-	struct hooks *hooks;
-	struct metrics_epsilon *eps;   /* cfg's epsilon_groups for metrics_opts */
-	int threads;
-
-	struct qitem *q;               /* sorted by step */
-	size_t nq, capq;
-	struct job *job;               /* the running job, or NULL */
-	uint64_t job_started;
-	uint64_t last_progress;
-
-	uv_timer_t retry_timer, watchdog_timer, shutdown_timer;
-	uv_signal_t sigterm, sigint, sighup;
-	uv_async_t progress_async;
-	uint64_t watchdog_usec;
-	bool stopping, closed, forced;
-	int exit_code;
-};
 
 /* ---- small helpers -------------------------------------------------------------- */
 
@@ -99,507 +43,6 @@ static int cpus(void)
 	return n > 0 ? (int)n : 1;
 }
 
-static const cJSON *group_all(const cJSON *result)
-{
-	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(result, "groups"),
-						"all");
-}
-
-static double num(const cJSON *o, const char *k)
-{
-	const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	return cJSON_IsNumber(x) ? x->valuedouble : NAN;
-}
-
-/* ---- status ---------------------------------------------------------------------- */
-
-static cJSON *status_json(struct daemon *d)
-{
-	const struct series *res = journal_results(d->journal);
-	const struct series *fail = journal_failures(d->journal);
-	cJSON *s = cJSON_CreateObject(), *f;
-	size_t nf = series_count(fail);
-
-	cJSON_AddStringToObject(s, "state", d->stopping ? "stopping" : d->job ? "computing" : "idle");
-	cJSON_AddStringToObject(s, "root", d->cfg->watch.root);
-	cJSON_AddStringToObject(s, "watch_mode", d->watch ? watch_mode_name(d->watch) : "none");
-	cJSON_AddNumberToObject(s, "pending", d->watch ? (double)watch_pending(d->watch) : 0);
-	cJSON_AddNumberToObject(s, "queue", (double)d->nq);
-	if (d->job) {
-		cJSON *j = cJSON_AddObjectToObject(s, "job");
-
-		cJSON_AddNumberToObject(j, "step", (double)d->job->step);
-		cJSON_AddStringToObject(j, "checkpoint", d->job->name);
-		cJSON_AddNumberToObject(j, "attempt", d->job->attempt);
-		cJSON_AddNumberToObject(j, "layers_done", atomic_load(&d->job->layers_done));
-		cJSON_AddNumberToObject(j, "n_layers", atomic_load(&d->job->n_layers));
-		cJSON_AddNumberToObject(j, "running_sec",
-					(double)(uv_now(&d->loop) - d->job_started) / 1000.0);
-	} else {
-		cJSON_AddNullToObject(s, "job");
-	}
-	cJSON_AddNumberToObject(s, "results", (double)series_count(res));
-	if (series_count(res))
-		cJSON_AddNumberToObject(s, "last_step",
-					(double)series_step_at(res, series_count(res) - 1));
-	else
-		cJSON_AddNullToObject(s, "last_step");
-	cJSON_AddNumberToObject(s, "failures", (double)nf);
-	f = cJSON_AddArrayToObject(s, "failed");
-	for (size_t i = nf > 5 ? nf - 5 : 0; i < nf; i++) {
-		const cJSON *e = series_at(fail, i);
-		cJSON *x = cJSON_CreateObject();
-
-		cJSON_AddNumberToObject(x, "step", (double)series_step_at(fail, i));
-		cJSON_AddItemToObject(x, "reason",
-				      cJSON_Duplicate(cJSON_GetObjectItem(e, "reason"), 1));
-		cJSON_AddItemToArray(f, x);
-	}
-	if (job_ctx_probe(d->ctx))
-		cJSON_AddStringToObject(s, "probe_hash", job_ctx_probe(d->ctx)->hash);
-	if (d->alerts)
-		cJSON_AddItemToObject(s, "alerts", alerts_firing_json(d->alerts));
-	return s;
-}
-
-/* The status changed: heartbeats and snapshots show it, systemd too. */
-static void status_update(struct daemon *d, bool send)
-{
-	const struct series *res = journal_results(d->journal);
-
-	if (d->closed)
-		return;
-	publish_set_status(d->pub, status_json(d));
-	if (send) {
-		cJSON *b = cJSON_CreateObject();
-
-		cJSON_AddItemToObject(b, "status", status_json(d));
-		publish_send(d->pub, "status", b);
-	}
-	if (d->job)
-		notify_status(d->notify, "computing step %" PRId64 " (layer %d/%d); %zu queued, %zu results",
-			      d->job->step, atomic_load(&d->job->layers_done),
-			      atomic_load(&d->job->n_layers), d->nq, series_count(res));
-	else
-		notify_status(d->notify, "watching %s (%s); %zu results, %zu failed",
-			      d->cfg->watch.root, d->watch ? watch_mode_name(d->watch) : "-",
-			      series_count(res), series_count(journal_failures(d->journal)));
-}
-
-static void publish_error(struct daemon *d, int64_t step, const char *checkpoint, const char *msg,
-			  cJSON *extra)
-{
-	cJSON *b = extra ? extra : cJSON_CreateObject();
-
-	if (step >= 0)
-		cJSON_AddNumberToObject(b, "step", (double)step);
-	if (checkpoint)
-		cJSON_AddStringToObject(b, "checkpoint", checkpoint);
-	cJSON_AddStringToObject(b, "error", msg);
-	publish_send(d->pub, "error", b);
-}
-
-/* ---- the queue ------------------------------------------------------------------- */
-
-static void dispatch(struct daemon *d);
-static void finish_stop(struct daemon *d);
-
-static long queue_find(const struct daemon *d, int64_t step)
-{
-	for (size_t i = 0; i < d->nq; i++)
-		if (d->q[i].step == step)
-			return (long)i;
-	return -1;
-}
-
-static void queue_release(struct qitem *it)
-{
-	free(it->name);
-	free(it->path);
-}
-
-static void queue_remove(struct daemon *d, size_t i)
-{
-	queue_release(&d->q[i]);
-	memmove(d->q + i, d->q + i + 1, (d->nq - i - 1) * sizeof(*d->q));
-	d->nq--;
-}
-
-static void queue_put(struct daemon *d, const char *name, const char *path, int64_t step,
-		      int attempts, uint64_t not_before)
-{
-	size_t i = 0;
-
-	if (d->nq == d->capq) {
-		d->capq = d->capq ? 2 * d->capq : 16;
-		d->q = gw_realloc(d->q, d->capq * sizeof(*d->q));
-	}
-	while (i < d->nq && d->q[i].step < step)
-		i++;
-	memmove(d->q + i + 1, d->q + i, (d->nq - i) * sizeof(*d->q));
-	d->q[i] = (struct qitem){ gw_strdup(name), gw_strdup(path), step, attempts, not_before };
-	d->nq++;
-}
-
-static void on_retry_timer(uv_timer_t *h)
-{
-	dispatch(h->data);
-}
-
-static void on_progress(uv_async_t *h)
-{
-	struct daemon *d = h->data;
-	struct job *j = d->job;
-	int done, total;
-	uint64_t now = uv_now(&d->loop);
-	cJSON *b;
-
-	if (!j || d->closed)
-		return;
-	done = atomic_load(&j->layers_done);
-	total = atomic_load(&j->n_layers);
-	if (done < total && now - d->last_progress < PROGRESS_MIN_MS)
-		return;
-	d->last_progress = now;
-	b = cJSON_CreateObject();
-	cJSON_AddNumberToObject(b, "step", (double)j->step);
-	cJSON_AddStringToObject(b, "checkpoint", j->name);
-	cJSON_AddNumberToObject(b, "layers_done", done);
-	cJSON_AddNumberToObject(b, "n_layers", total);
-	publish_send(d->pub, "progress", b);
-	status_update(d, false);
-}
-
-static void job_done(struct job *j);
-
-/* Start the lowest-step checkpoint whose retry time has come. */
-static void dispatch(struct daemon *d)
-{
-	struct gw_err err = { "" };
-	uint64_t now = uv_now(&d->loop), wait = UINT64_MAX;
-	char *keep = NULL;
-	struct job *j;
-	size_t i;
-	int r;
-
-	if (d->job || d->stopping)
-		return;
-	for (i = 0; i < d->nq; i++) {
-		if (d->q[i].not_before <= now)
-			break;
-		if (d->q[i].not_before - now < wait)
-			wait = d->q[i].not_before - now;
-	}
-	if (i == d->nq) {
-		if (wait != UINT64_MAX)
-			uv_timer_start(&d->retry_timer, on_retry_timer, wait, 0);
-		status_update(d, false);
-		return;
-	}
-	r = journal_routing_dir(d->journal, d->q[i].step, &keep, &err);
-	if (r < 0)
-		log_warn("%s; the routing vectors of step %" PRId64 " will not be kept", err.msg,
-			 d->q[i].step);
-	j = job_new(d->q[i].name, d->q[i].path, keep, d->q[i].step);
-	free(keep);
-	j->attempt = d->q[i].attempts + 1;
-	j->ctx = d->ctx;
-	j->progress = &d->progress_async;
-	j->done = job_done;
-	j->data = d;
-	queue_remove(d, i);
-	r = job_start(&d->loop, j);
-	if (r < 0) {
-		log_error("\"%s\": cannot start a job: %s", j->path, uv_strerror(r));
-		job_free(j);
-		return;
-	}
-	d->job = j;
-	d->job_started = now;
-	d->last_progress = 0;
-	log_info("step %" PRId64 ": computing \"%s\"%s", j->step, j->path,
-		 j->attempt > 1 ? " (retry)" : "");
-	status_update(d, true);
-}
-
-/* ---- a job's end ----------------------------------------------------------------- */
-
-/* The memorized subset of every step moved with the new latest one:
- * what snapshots and history serve is updated (the journal keeps the
- * values as first published; a restart recomputes them the same way). */
-static void apply_memo(struct daemon *d, const struct metrics_memo *memo, size_t n,
-		       int64_t except)
-{
-	for (size_t i = 0; i < n; i++) {
-		const cJSON *res = journal_result(d->journal, memo[i].step);
-		cJSON *c;
-
-		if (!res || memo[i].step == except)
-			continue;
-		c = cJSON_Duplicate(res, 1);
-		if (routing_series_memo_apply(c, &memo[i]) == 0)
-			publish_restore(d->pub, c);
-		cJSON_Delete(c);
-	}
-}
-
-/* ---- alerts ---------------------------------------------------------------------- */
-
-static void fatal_stop(struct daemon *d, const char *msg);
-
-static void on_hook_done(void *ud, const struct hook_report *rep)
-{
-	struct daemon *d = ud;
-	cJSON *extra;
-
-	if (rep->out_len)
-		log_info("hook %s (%s, %s): stdout: %.*s%s", rep->argv[0], rep->alert, rep->status,
-			 (int)rep->out_len, rep->out, rep->out_dropped ? " [truncated]" : "");
-	if (rep->err_len)
-		log_info("hook %s (%s, %s): stderr: %.*s%s", rep->argv[0], rep->alert, rep->status,
-			 (int)rep->err_len, rep->err, rep->err_dropped ? " [truncated]" : "");
-	if (rep->outcome == HOOK_OK) {
-		log_info("hook %s for %s (%s, group %s) succeeded in %" PRIu64 " ms", rep->argv[0],
-			 rep->alert, rep->status, rep->group, rep->elapsed_ms);
-		return;
-	}
-	log_error("hook %s for %s (%s, group %s): %s", rep->argv[0], rep->alert, rep->status,
-		  rep->group, rep->reason);
-	if (d->closed)
-		return;
-	extra = cJSON_CreateObject();
-	cJSON_AddStringToObject(extra, "hook", rep->argv[0]);
-	cJSON_AddStringToObject(extra, "alert", rep->alert);
-	cJSON_AddStringToObject(extra, "group", rep->group);
-	publish_error(d, rep->step, NULL, rep->reason, extra);
-}
-
-/* Judge the series after a change at step `from` (ALERTS_CHANGED_ALL at
- * start-up): each transition journaled, then applied, published and handed
- * to the hooks. */
-static void evaluate_alerts(struct daemon *d, int64_t from)
-{
-	struct gw_err err = { "" };
-	cJSON *tr = NULL, *ev;
-	uv_timeval64_t tv;
-
-	if (!d->alerts)
-		return;
-	uv_gettimeofday(&tv);
-	if (alerts_evaluate(d->alerts, journal_results(d->journal), from, d->run,
-			    (double)tv.tv_sec + tv.tv_usec * 1e-6, &tr, &err) < 0) {
-		log_error("alerts: %s", err.msg);
-		return;
-	}
-	cJSON_ArrayForEach(ev, tr) {
-		struct alert_info info;
-		cJSON *body;
-		char *text;
-
-		if (journal_append(d->journal, ev, &err) < 0) {
-			fatal_stop(d, err.msg);
-			break;
-		}
-		if (alerts_apply(d->alerts, ev, &err) < 0 || alert_event_info(ev, &info, &err) < 0) {
-			log_error("alerts: %s", err.msg);
-			continue;
-		}
-		log_warn("alert %s %s: run %s, group %s, metric %s, step %" PRId64, info.alertname,
-			 info.status, info.run, info.group, info.metric, info.step);
-		body = alert_event_body(ev);
-		text = cJSON_PrintUnformatted(body);
-		publish_send(d->pub, "alert", body);
-		if (d->hooks) {
-			const struct hook_event he = {
-				.alert = info.alertname, .run = info.run, .group = info.group,
-				.status = info.status, .step = info.step, .payload = text,
-				.len = strlen(text),
-			};
-
-			if (hooks_run(d->hooks, &he, &err) < 0) {
-				log_error("hooks for %s: %s", info.alertname, err.msg);
-				publish_error(d, info.step, NULL, err.msg, NULL);
-			}
-		}
-		free(text);
-	}
-	cJSON_Delete(tr);
-}
-
-static void log_result(const struct job *j)
-{
-	const cJSON *all = group_all(j->result);
-
-	log_info("step %" PRId64 ": done in %.2f s (%s): pathway distance %.3f, consistency %.4f, loss %.4f over %d samples",
-		 j->step, j->sec,
-		 cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j->result, "source")),
-		 num(all, "pathway_distance"), num(all, "pathway_consistency"), num(all, "loss"),
-		 (int)num(all, "n_samples"));
-}
-
-static void fatal_stop(struct daemon *d, const char *msg)
-{
-	log_error("%s; stopping so that nothing is published that is not on disk", msg);
-	d->exit_code = 1;
-	if (!d->stopping) {
-		d->stopping = true;
-		notify_stopping(d->notify);
-		watch_close(d->watch);
-		d->watch = NULL;
-	}
-}
-
-static void job_failed(struct daemon *d, struct job *j)
-{
-	int64_t max = d->cfg->jobs.max_retries;
-	bool transient = job_error_transient(j->rc);
-	cJSON *extra = cJSON_CreateObject();
-	struct gw_err err = { "" };
-
-	cJSON_AddNumberToObject(extra, "attempt", j->attempt);
-	if (transient && j->attempt <= max) {
-		uint64_t backoff = (uint64_t)d->cfg->jobs.retry_backoff_ms;
-
-		for (int k = 1; k < j->attempt && backoff < (uint64_t)d->cfg->jobs.retry_backoff_max_ms; k++)
-			backoff *= 2;
-		if (backoff > (uint64_t)d->cfg->jobs.retry_backoff_max_ms)
-			backoff = (uint64_t)d->cfg->jobs.retry_backoff_max_ms;
-		log_warn("step %" PRId64 ": %s; retry %d of %" PRId64 " in %" PRIu64 " ms", j->step,
-			 j->err.msg, j->attempt, max, backoff);
-		cJSON_AddNumberToObject(extra, "retry_in_ms", (double)backoff);
-		publish_error(d, j->step, j->name, j->err.msg, extra);
-		queue_put(d, j->name, j->path, j->step, j->attempt, uv_now(&d->loop) + backoff);
-		return;
-	}
-	log_error("step %" PRId64 ": %s; giving up after %d attempt%s", j->step, j->err.msg,
-		  j->attempt, j->attempt == 1 ? "" : "s");
-	cJSON_AddBoolToObject(extra, "failed", true);
-	publish_error(d, j->step, j->name, j->err.msg, extra);
-	{
-		cJSON *ev = cJSON_CreateObject();
-
-		cJSON_AddStringToObject(ev, "kind", "failed");
-		cJSON_AddNumberToObject(ev, "step", (double)j->step);
-		cJSON_AddStringToObject(ev, "checkpoint", j->name);
-		cJSON_AddStringToObject(ev, "reason", j->err.msg);
-		cJSON_AddNumberToObject(ev, "attempts", j->attempt);
-		if (journal_append(d->journal, ev, &err) < 0)
-			fatal_stop(d, err.msg);
-		cJSON_Delete(ev);
-	}
-	if (d->watch)
-		watch_failed(d->watch, j->name);
-}
-
-static void job_done(struct job *j)
-{
-	struct daemon *d = j->data;
-	struct gw_err err = { "" };
-	int64_t seq;
-
-	d->job = NULL;
-	if (j->rc == 0) {
-		if (journal_append(d->journal, j->result, &err) < 0) {
-			fatal_stop(d, err.msg);
-		} else {
-			seq = publish_result(d->pub, j->result);
-			if (seq < 0)
-				log_warn("step %" PRId64 ": publishing failed: %s", j->step,
-					 zmq_strerror((int)-seq));
-			apply_memo(d, j->memo, j->n_memo, j->step);
-			log_result(j);
-			evaluate_alerts(d, j->step);
-			if (d->watch)
-				watch_done(d->watch, j->name);
-		}
-	} else if (j->gone || (j->rc == -ECANCELED && !d->stopping)) {
-		log_info("step %" PRId64 ": \"%s\" went away; abandoned", j->step, j->path);
-	} else if (d->stopping) {
-		log_info("step %" PRId64 ": stopped (%s); it will be computed after a restart", j->step,
-			 j->err.msg);
-	} else {
-		job_failed(d, j);
-	}
-	job_free(j);
-	if (d->stopping) {
-		finish_stop(d);
-		return;
-	}
-	status_update(d, true);
-	dispatch(d);
-}
-
-/* ---- the watcher's callbacks ----------------------------------------------------- */
-
-static void on_ready(void *ud, const char *name, const char *path, int64_t step)
-{
-	struct daemon *d = ud;
-
-	if (d->stopping)
-		return;
-	if (queue_find(d, step) >= 0 || (d->job && d->job->step == step)) {
-		log_warn("\"%s\": step %" PRId64 " is already queued from another directory; ignored",
-			 path, step);
-		return;
-	}
-	if (d->nq >= (size_t)d->cfg->limits.queue_depth) {
-		log_error("\"%s\": the queue is full (limits.queue_depth = %" PRId64 "); not computed",
-			  path, d->cfg->limits.queue_depth);
-		publish_error(d, step, name, "queue full", NULL);
-		if (d->watch)
-			watch_failed(d->watch, name);
-		return;
-	}
-	log_info("step %" PRId64 ": \"%s\" is complete; queued", step, path);
-	queue_put(d, name, path, step, 0, 0);
-	/* Not at once: checkpoints arriving together (a burst, a restart's
-	 * scan) become complete within milliseconds of each other, and the
-	 * lowest step should go first. */
-	if (!d->job)
-		uv_timer_start(&d->retry_timer, on_retry_timer, GATHER_MS, 0);
-	status_update(d, false);
-}
-
-static void on_gone(void *ud, const char *name, int64_t step)
-{
-	struct daemon *d = ud;
-	long i = queue_find(d, step);
-
-	if (i >= 0 && !strcmp(d->q[i].name, name)) {
-		log_info("step %" PRId64 ": \"%s\" went away before it was computed", step, name);
-		queue_remove(d, (size_t)i);
-		status_update(d, false);
-	}
-	if (d->job && !strcmp(d->job->name, name)) {
-		log_info("step %" PRId64 ": \"%s\" went away; cancelling its job", step, name);
-		d->job->gone = true;
-		atomic_store(&d->job->cancel, 1);
-	}
-}
-
-static void on_bad(void *ud, const char *name, int64_t step, int code, const char *msg)
-{
-	struct daemon *d = ud;
-
-	(void)code;
-	log_error("%s (checkpoint \"%s\" skipped until it changes)", msg, name);
-	publish_error(d, step, name, msg, NULL);
-}
-
-static bool on_is_done(void *ud, int64_t step)
-{
-	struct daemon *d = ud;
-
-	return journal_is_done(d->journal, step);
-}
-
-static void on_note(void *ud, int level, const char *msg)
-{
-	(void)ud;
-	log_msg(level, "%s", msg);
-}
-
 /* ---- signals ------------------------------------------------------------------------ */
 
 static void close_cb(uv_handle_t *h)
@@ -608,14 +51,13 @@ static void close_cb(uv_handle_t *h)
 }
 
 /* Close what is left once no job runs. */
-static void finish_stop(struct daemon *d)
+void daemon_finish_stop(struct daemon *d)
 {
 	if (d->closed)
 		return;
 	d->closed = true;
-	for (size_t i = 0; i < d->nq; i++)
-		queue_release(&d->q[i]);
-	d->nq = 0;
+	if (d->queue)
+		queue_clear(d->queue);
 	watch_close(d->watch);
 	d->watch = NULL;
 	hooks_close(d->hooks);
@@ -650,14 +92,14 @@ static void stop(struct daemon *d, const char *why)
 	notify_stopping(d->notify);
 	watch_close(d->watch);
 	d->watch = NULL;
-	status_update(d, true);
+	daemon_status_update(d, true);
 	if (d->job) {
 		atomic_store(&d->job->cancel, 1);
 		uv_timer_start(&d->shutdown_timer, on_shutdown_timer,
 			       (uint64_t)d->cfg->limits.shutdown_ms, 0);
 		return;
 	}
-	finish_stop(d);
+	daemon_finish_stop(d);
 }
 
 static void on_stop_signal(uv_signal_t *h, int signum)
@@ -675,9 +117,9 @@ static void on_diff(void *ud, const char *path, bool needs_restart)
 }
 
 /* The apply callbacks of config_reload, by section: each hands its
- * section's reloadable keys to the module that holds them.  jobs.* and
- * limits.queue_depth and .shutdown_ms need none: they are read from d->cfg
- * where used. */
+ * section's reloadable keys to the module that holds them (jobs.* and
+ * limits.queue_depth to the queue).  limits.shutdown_ms needs none: it is
+ * read from d->cfg where used. */
 static void apply_top(void *ud, const struct config *c)
 {
 	(void)ud;
@@ -699,11 +141,21 @@ static void apply_publish(void *ud, const struct config *c)
 	publish_set_heartbeat(d->pub, (uint64_t)c->publish.heartbeat_ms);
 }
 
+static void apply_jobs(void *ud, const struct config *c)
+{
+	struct daemon *d = ud;
+	struct queue_opts qo;
+
+	config_opts_queue(c, &qo);
+	queue_set_opts(d->queue, &qo);
+}
+
 static void apply_limits(void *ud, const struct config *c)
 {
 	struct daemon *d = ud;
 
 	publish_set_reply_bytes(d->pub, (size_t)c->limits.reply_bytes);
+	apply_jobs(d, c);
 }
 
 static void reload(struct daemon *d)
@@ -712,6 +164,7 @@ static void reload(struct daemon *d)
 		[CONFIG_SECTION_TOP] = apply_top,
 		[CONFIG_SECTION_WATCH] = apply_watch,
 		[CONFIG_SECTION_PUBLISH] = apply_publish,
+		[CONFIG_SECTION_JOBS] = apply_jobs,
 		[CONFIG_SECTION_LIMITS] = apply_limits,
 	};
 	struct gw_err err = { "" };
@@ -729,7 +182,7 @@ static void reload(struct daemon *d)
 		log_warn("config: %d change%s wait%s for a restart", restart, restart == 1 ? "" : "s",
 			 restart == 1 ? "s" : "");
 	notify_ready(d->notify);
-	status_update(d, true);
+	daemon_status_update(d, true);
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -758,143 +211,25 @@ static int load_probe(const struct config *c, struct probe **ret, struct gw_err 
 	return probe_load(&o, ret, err);
 }
 
-/*
- * The state directory holds one series, of one probe.  A different probe
- * starts a new series: the old journal and routing vectors move to
- * STATE/previous-<probe hash prefix>-<unix time>/ and a fresh journal
- * opens.  Without a configured probe (routing files only) the series is
- * not tied to one here; job.c refuses a routing file of another probe.
- */
-static int open_series(struct daemon *d, const struct probe *probe, struct gw_err *err)
+static void on_state_note(void *ud, int level, const char *msg)
 {
-	const struct journal_limits lim = {
-		.line_bytes = (size_t)d->cfg->limits.journal_line_bytes,
-		.file_bytes = (uint64_t)d->cfg->limits.journal_bytes,
-	};
-	char *text = NULL;
-	size_t len;
-	int r;
-
-	r = journal_open(d->cfg->state_dir, &lim, &d->journal, err);
-	if (r == -EBUSY)
-		return gw_errf(err, r, "\"%s\": another grokwatchd is using this state directory",
-			       d->cfg->state_dir);
-	if (r < 0)
-		return r;
-	if (journal_torn_bytes(d->journal))
-		log_warn("\"%s/%s\": ignored a torn last record of %" PRIu64 " bytes (a crash while writing)",
-			 d->cfg->state_dir, JOURNAL_FILE, journal_torn_bytes(d->journal));
-	if (!probe)
-		return 0;
-	r = journal_read_state(d->journal, SERIES_STATE, 65536, &text, &len, err);
-	if (r == 0) {
-		cJSON *o = cJSON_ParseWithLength(text, len);
-
-		r = 0;
-		const char *old = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "probe_hash"));
-
-		if (old && strcmp(old, probe->hash)) {
-			char dir[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
-			static const char *const moved[] = { JOURNAL_FILE, "routing", SERIES_STATE };
-
-			snprintf(dir, sizeof(dir), "%s/previous-%.12s-%lld", d->cfg->state_dir, old,
-				 (long long)time(NULL));
-			log_warn("the probe set changed (hash %.12s, was %.12s): a new series starts; the old one moves to \"%s\"",
-				 probe->hash, old, dir);
-			journal_free(d->journal);
-			d->journal = NULL;
-			if (mkdir(dir, 0700) < 0) {
-				r = gw_errf(err, -errno, "\"%s\": %s", dir, strerror(errno));
-			} else {
-				for (size_t i = 0; i < 3 && r == 0; i++) {
-					if (snprintf(from, sizeof(from), "%s/%s", d->cfg->state_dir,
-						     moved[i]) >= (int)sizeof(from) ||
-					    snprintf(to, sizeof(to), "%s/%s", dir, moved[i]) >=
-						    (int)sizeof(to)) {
-						r = gw_errf(err, -ENAMETOOLONG, "\"%s\": path too long",
-							    dir);
-						break;
-					}
-					if (rename(from, to) < 0 && errno != ENOENT)
-						r = gw_errf(err, -errno, "\"%s\": %s", from,
-							    strerror(errno));
-				}
-			}
-			if (r == 0)
-				r = journal_open(d->cfg->state_dir, &lim, &d->journal, err);
-			free(text);
-			text = NULL;
-			cJSON_Delete(o);
-			if (r < 0)
-				return r;
-		} else if (old) {
-			cJSON_Delete(o);
-			free(text);
-			return 0;
-		} else {
-			/* Unreadable: the series cannot be tied to a probe any more;
-			 * it is taken as this probe's and the file written anew. */
-			log_warn("\"%s/%s\": no probe_hash in it; taking the series as the current probe's",
-				 d->cfg->state_dir, SERIES_STATE);
-			cJSON_Delete(o);
-			free(text);
-		}
-	} else if (r != -ENOENT) {
-		return r;
-	}
-	{
-		cJSON *o = cJSON_CreateObject();
-		char *s;
-
-		cJSON_AddStringToObject(o, "probe_hash", probe->hash);
-		s = cJSON_PrintUnformatted(o);
-		r = journal_write_state(d->journal, SERIES_STATE, s, strlen(s), err);
-		free(s);
-		cJSON_Delete(o);
-	}
-	return r;
+	(void)ud;
+	log_msg(level, "%s", msg);
 }
 
-/* Results replayed from the journal: their routing vectors back into the
- * series, then into the publisher with the memorized subset as of now. */
-static void restore(struct daemon *d)
+static int open_state(struct daemon *d, const struct probe *probe, struct gw_err *err)
 {
-	const struct series *res = journal_results(d->journal);
-	struct metrics_memo *memo = NULL;
-	struct gw_err err = { "" };
-	size_t n = series_count(res), n_memo = 0, kept = 0;
+	const struct state_opts so = {
+		.dir = d->cfg->state_dir,
+		.lim = {
+			.line_bytes = (size_t)d->cfg->limits.journal_line_bytes,
+			.file_bytes = (uint64_t)d->cfg->limits.journal_bytes,
+		},
+		.probe_hash = probe ? probe->hash : NULL,
+		.note = on_state_note,
+	};
 
-	for (size_t i = 0; i < n; i++) {
-		int64_t step = series_step_at(res, i);
-		char *dir = NULL;
-
-		if (journal_routing_dir(d->journal, step, &dir, &err) == 0 &&
-		    job_ctx_restore(d->ctx, step, dir, &err) == 0)
-			kept++;
-		else
-			log_warn("step %" PRId64 ": %s; its memorized subset will not be recomputed",
-				 step, err.msg);
-		free(dir);
-		publish_restore(d->pub, series_at(res, i));
-	}
-	if (n) {
-		char *dir = NULL;
-		int64_t last = series_step_at(res, n - 1);
-
-		if (journal_routing_dir(d->journal, last, &dir, &err) < 0 ||
-		    job_ctx_restore_prev(d->ctx, last, dir, &err) < 0)
-			log_info("step %" PRId64 ": no per-token records kept (%s); the next checkpoint has no churn",
-				 last, err.msg);
-		free(dir);
-	}
-	if (kept && job_ctx_memo(d->ctx, &memo, &n_memo, &err) == 0)
-		apply_memo(d, memo, n_memo, -1);
-	else if (kept)
-		log_warn("recomputing the memorized subsets: %s", err.msg);
-	routing_series_memo_free(memo, n_memo);
-	if (n)
-		log_info("restored %zu results from \"%s\" (last step %" PRId64 ")", n,
-			 journal_dir(d->journal), series_step_at(res, n - 1));
+	return state_open(&so, &d->state, err);
 }
 
 static void usage(FILE *f)
@@ -926,14 +261,16 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	struct probe *probe = NULL;
 	struct publish_opts po;
 	struct watch_opts wo;
-	const struct watch_callbacks cb = {
-		.ready = on_ready, .gone = on_gone, .bad = on_bad, .is_done = on_is_done,
-		.note = on_note,
-	};
 	int r;
 
 	if (!d->cfg->watch.root[0])
 		return gw_errf(err, -EINVAL, "\"%s\": watch.root is not set", d->config_path);
+	{
+		struct queue_opts qo;
+
+		config_opts_queue(d->cfg, &qo);
+		d->queue = queue_new(&qo);
+	}
 	if (!d->cfg->probe.path[0])
 		log_warn("probe.path is not set: only checkpoints holding routing.safetensors can be computed");
 	r = load_probe(d->cfg, &probe, err);
@@ -964,7 +301,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 		probe_free(probe);
 		return r;
 	}
-	r = open_series(d, probe, err);
+	r = open_state(d, probe, err);
 	if (r < 0) {
 		probe_free(probe);
 		return r;
@@ -978,7 +315,8 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	r = publish_new(&d->loop, d->zctx, &po, &d->pub, err);
 	if (r < 0)
 		return r;
-	restore(d);
+	publish_set_results(d->pub, state_results(d->state));
+	dispatch_restore(d);
 
 	{
 		struct alert_opts ao;
@@ -987,18 +325,18 @@ static int set_up(struct daemon *d, struct gw_err *err)
 		d->alerts = alerts_new(&ao);
 		config_opts_alerts_release(&ao);
 	}
-	if (alerts_restore(d->alerts, journal_alerts(d->journal), err) < 0)
+	if (alerts_restore(d->alerts, state_alerts(d->state), err) < 0)
 		log_warn("alerts in the journal: %s; they may be sent again", err->msg);
 	{
 		struct hook_opts ho;
 
 		config_opts_hooks(d->cfg, &ho);
-		r = hooks_new(&d->loop, &ho, on_hook_done, d, &d->hooks, err);
+		r = hooks_new(&d->loop, &ho, dispatch_on_hook_done, d, &d->hooks, err);
 		config_opts_hooks_release(&ho);
 		if (r < 0)
 			return r;
 	}
-	evaluate_alerts(d, ALERTS_CHANGED_ALL);
+	dispatch_alerts(d, ALERTS_CHANGED_ALL);
 
 	r = notify_new(&d->notify, err);
 	if (r < 0)
@@ -1013,7 +351,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	uv_signal_init(&d->loop, &d->sigterm);
 	uv_signal_init(&d->loop, &d->sigint);
 	uv_signal_init(&d->loop, &d->sighup);
-	uv_async_init(&d->loop, &d->progress_async, on_progress);
+	uv_async_init(&d->loop, &d->progress_async, dispatch_on_progress);
 	d->retry_timer.data = d->watchdog_timer.data = d->shutdown_timer.data = d;
 	d->sigterm.data = d->sigint.data = d->sighup.data = d->progress_async.data = d;
 	uv_signal_start(&d->sigterm, on_stop_signal, SIGTERM);
@@ -1033,7 +371,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 		.poll_ms = (uint64_t)d->cfg->watch.poll_interval_ms,
 		.max_entries = (size_t)d->cfg->limits.checkpoints,
 	};
-	return watch_new(&d->loop, &wo, &cb, d, &d->watch, err);
+	return watch_new(&d->loop, &wo, &dispatch_watch_callbacks, d, &d->watch, err);
 }
 
 int cmd_run(int argc, char **argv)
@@ -1100,7 +438,7 @@ int cmd_run(int argc, char **argv)
 		d.stopping = true;
 		if (d.pub && !d.closed) {
 			/* Handles that were started must close before the loop. */
-			finish_stop(&d);
+			daemon_finish_stop(&d);
 		} else {
 			publish_close(d.pub);
 			d.pub = NULL;
@@ -1113,14 +451,14 @@ int cmd_run(int argc, char **argv)
 		log_info("run \"%s\": watching \"%s\" (%s), publishing on %s, queries on %s, state in \"%s\"",
 			 d.run, d.cfg->watch.root, watch_mode_name(d.watch), ep, qep,
 			 d.cfg->state_dir);
-		status_update(&d, true);
+		daemon_status_update(&d, true);
 		notify_ready(d.notify);
 	}
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	if (d.forced) {
 		/* A job still runs on the pool: the journal is durable, so leave
 		 * without waiting for it. */
-		journal_free(d.journal);
+		state_free(d.state);
 		log_info("stopped (job abandoned)");
 		_exit(d.exit_code);
 	}
@@ -1132,10 +470,10 @@ int cmd_run(int argc, char **argv)
 	if (d.zctx)
 		zmq_ctx_term(d.zctx);
 	notify_free(d.notify);
-	journal_free(d.journal);
+	state_free(d.state);
 	job_ctx_free(d.ctx);
 	alerts_free(d.alerts);
-	free(d.q);
+	queue_free(d.queue);
 	free(d.eps);
 	free(d.run);
 	log_info("stopped");

@@ -4,10 +4,12 @@
  */
 #include "series.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/error.h"
+#include "engine/step.h"
 
 struct entry {
 	int64_t step;
@@ -36,17 +38,7 @@ void series_free(struct series *s)
 
 size_t series_lower_bound(const struct series *s, int64_t step)
 {
-	size_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->v[mid].step < step)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return step_lower_bound(s->v, s->n, sizeof(*s->v), offsetof(struct entry, step), step);
 }
 
 int series_put(struct series *s, int64_t step, cJSON *item)

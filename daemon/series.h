@@ -1,10 +1,11 @@
 /*
  * series.h — a step-ordered series of JSON results, the latest per step.
  *
- * The journal (what is on disk) and the publisher (what has been sent)
- * each keep one: results arrive in any step order (a late checkpoint with
- * an older step takes its place in the series), and a second result for a
- * step replaces the first.  Lookups are by binary search; an insertion
+ * The journal keeps the daemon's one store of results in one (state.h:
+ * alerts, snapshots and history read it; the publisher only borrows it);
+ * it also holds the failures.  Results arrive in any step order (a late
+ * checkpoint with an older step takes its place in the series), and a
+ * second result for a step replaces the first.  Lookups are by binary search; an insertion
  * moves the tail of the array, which for the ~1e5 checkpoints of a long
  * run is cheap next to a forward pass.
  *

@@ -26,6 +26,7 @@
 
 #include "engine/checkpoint.h"
 #include "engine/file.h"
+#include "engine/hash.h"
 #include "engine/step.h"
 #include "log.h"
 #include "watch.h"
@@ -415,22 +416,13 @@ static void on_root_event(uv_fs_event_t *h, const char *filename, int events, in
 
 /* ---- poll mode ------------------------------------------------------------- */
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ c[i]) * 1099511628211ull;
-	return h;
-}
-
 static void signature(const char *dir, int depth, uint64_t *h, size_t *count)
 {
 	struct dirent *d;
 	DIR *dp = opendir(dir);
 
 	if (!dp) {
-		*h = fnv(*h, "?", 1);
+		*h = gw_fnv1a(*h, "?", 1);
 		return;
 	}
 	while ((d = readdir(dp)) && *count < SIG_FILES_MAX) {
@@ -445,8 +437,8 @@ static void signature(const char *dir, int depth, uint64_t *h, size_t *count)
 					  (uint64_t)st.st_mtim.tv_nsec, (uint64_t)st.st_ino };
 
 			/* Order-independent: readdir order may change. */
-			uint64_t x = fnv(fnv(14695981039346656037ull, d->d_name, strlen(d->d_name)), v,
-					 sizeof(v));
+			uint64_t x = gw_fnv1a(gw_fnv1a(GW_FNV_BASIS, d->d_name, strlen(d->d_name)), v,
+					      sizeof(v));
 
 			*h += x * 0x9E3779B97F4A7C15ull;
 			(*count)++;

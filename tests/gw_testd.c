@@ -13,8 +13,9 @@
  * sockets are bound.  The script is run line by line; after its end the
  * daemon serves until SIGTERM/SIGINT, an "exit" line or --lifetime
  * (default 60000 ms) passes.  Lines:
- *   result JSON         publish_result (JSON needs an integer "step")
- *   restore JSON        publish_restore (kept for snapshots, not sent)
+ *   result JSON         into the result store, then publish_result (JSON
+ *                       needs an integer "step")
+ *   restore JSON        into the result store only (served, not sent)
  *   send TYPE JSON      publish_send
  *   status JSON         publish_set_status
  *   heartbeat           publish_heartbeat
@@ -37,6 +38,8 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "engine/json.h"
+
 #include "publish.h"
 
 #define POLL_MS 10
@@ -44,6 +47,7 @@
 struct testd {
 	uv_loop_t *loop;
 	struct publish *p;
+	struct series *store; /* the result store the publisher answers from */
 	FILE *script;
 	uv_timer_t step, lifetime;
 	uv_signal_t sigterm, sigint;
@@ -110,11 +114,21 @@ static void run_script(struct testd *t)
 		else
 			arg = s + n;
 		if (!strcmp(s, "result") || !strcmp(s, "restore")) {
-			int64_t r;
+			const cJSON *st;
+			int64_t r = -EINVAL;
 
 			if (!(j = parse_arg(t, arg)))
 				return;
-			r = !strcmp(s, "result") ? publish_result(t->p, j) : publish_restore(t->p, j);
+			st = cJSON_GetObjectItemCaseSensitive(j, "step");
+			if (cJSON_IsNumber(st) && st->valuedouble >= 0 &&
+			    st->valuedouble == (double)(int64_t)st->valuedouble) {
+				int64_t step = (int64_t)st->valuedouble;
+
+				series_put(t->store, step, j);
+				j = NULL;
+				r = !strcmp(s, "result") ? publish_result(t->p, series_get(t->store, step))
+							 : 0;
+			}
 			cJSON_Delete(j);
 			if (r < 0) {
 				bad(t, "publish_result/restore failed");
@@ -223,6 +237,7 @@ int main(int argc, char **argv)
 	void *ctx;
 	int r;
 
+	json_init(); /* as grokwatchd's start-up does */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -260,6 +275,8 @@ int main(int argc, char **argv)
 		uv_loop_close(&loop);
 		return 1;
 	}
+	t.store = series_new();
+	publish_set_results(t.p, t.store);
 	if (ready) {
 		char pub[512], query[512], tmp[4200];
 		FILE *f;
@@ -284,6 +301,7 @@ int main(int argc, char **argv)
 	uv_timer_start(&t.lifetime, on_lifetime, lifetime, 0);
 	run_script(&t);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	series_free(t.store);
 	free(t.line);
 	fclose(t.script);
 	uv_loop_close(&loop);

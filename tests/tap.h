@@ -28,6 +28,13 @@ int tap_main(const struct tap_test *tests, int argc, char **argv);
 #define TAP_MAIN(table) \
 	int main(int argc, char **argv) { return tap_main(table, argc, argv); }
 
+/* The same for tests of daemon modules: cJSON's allocator hooked first, as
+ * grokwatchd's start-up does (engine/json.h), so that the code under test
+ * runs as it does in the daemon. */
+void json_init(void);
+#define TAP_MAIN_DAEMON(table) \
+	int main(int argc, char **argv) { json_init(); return tap_main(table, argc, argv); }
+
 void tap_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4), noreturn));
 void tap_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

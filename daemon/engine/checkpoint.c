@@ -15,6 +15,8 @@
  */
 #include "engine/checkpoint.h"
 #include "engine/file.h"
+#include "engine/hash.h"
+#include "engine/json.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -52,11 +54,7 @@ struct ckpt {
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return gw_fnv1a(GW_FNV_BASIS, s, strlen(s));
 }
 
 static void map_init(struct map *m, size_t n)
@@ -531,18 +529,18 @@ static int64_t header_data_end(const char *hdr, size_t n)
 	}
 	for (const cJSON *it = root->child; it; it = it->next) {
 		const cJSON *o, *e;
+		int64_t v;
 
 		if (it->string && !strcmp(it->string, "__metadata__"))
 			continue;
 		o = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
 		e = cJSON_IsArray(o) && o->child ? o->child->next : NULL;
-		if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0) || e->valuedouble > 9.0e15 ||
-		    e->valuedouble != floor(e->valuedouble)) {
+		if (json_int(e, 0, 9000000000000000LL, &v) != JSON_NUM_OK) {
 			end = -1;
 			break;
 		}
-		if ((int64_t)e->valuedouble > end)
-			end = (int64_t)e->valuedouble;
+		if (v > end)
+			end = v;
 	}
 	cJSON_Delete(root);
 	return end;

@@ -1,12 +1,16 @@
 /*
- * file.c — gw_file_read (file.h): one open, fstat and read loop for the
- * small whole files the engine and the daemon parse, so that the checks
- * (regular file, size limit, file changing under us) are written once.
+ * file.c — the file helpers of file.h: gw_file_read (one open, fstat and
+ * read loop for the small whole files the engine and the daemon parse, so
+ * that the checks — regular file, size limit, file changing under us — are
+ * written once), then the writers (gw_write_all, gw_file_write_atomic),
+ * then the path strings.
  */
 #include "engine/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +72,74 @@ int gw_file_read(const char *path, size_t max, char **ret_text, size_t *ret_len,
 out:
 	free(buf);
 	close(fd);
+	return r;
+}
+
+int gw_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t k = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
+int gw_file_write_atomic(const char *dir, const char *name, const void *buf, size_t len,
+			 struct gw_err *err)
+{
+	const struct gw_piece one = { buf, len };
+
+	return gw_file_write_atomicv(dir, name, &one, 1, 0640, err);
+}
+
+int gw_file_write_atomicv(const char *dir, const char *name, const struct gw_piece *pieces,
+			  size_t n, mode_t mode, struct gw_err *err)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd = -1, dfd = -1, r;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
+	    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp))
+		return gw_errf(err, -ENAMETOOLONG, "\"%s/%s\": path too long", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
+	r = 0;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = gw_write_all(fd, pieces[i].buf, pieces[i].len);
+	if (r < 0 || (fsync(fd) < 0 && (r = -errno))) {
+		r = gw_errf(err, r, "\"%s\": %s", tmp, strerror(-r));
+		goto fail;
+	}
+	r = close(fd);
+	fd = -1;
+	if (r < 0) {
+		r = gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
+		goto fail;
+	}
+	if (rename(tmp, path) < 0) {
+		r = gw_errf(err, -errno, "\"%s\": rename: %s", path, strerror(errno));
+		goto fail;
+	}
+	/* The rename is durable only once the directory is. */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0)
+		r = gw_errf(err, -errno, "\"%s\": fsync: %s", dir, strerror(errno));
+	if (dfd >= 0)
+		close(dfd);
+	return r;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
 	return r;
 }
 

@@ -560,16 +560,14 @@ static cJSON *str_or_null(const char *s)
 
 static void add(cJSON *obj, const char *key, cJSON *item)
 {
-	if (!item || !cJSON_AddItemToObject(obj, key, item))
-		abort(); /* cJSON fails only on out-of-memory */
+	/* Cannot fail: cJSON allocates through gw_malloc (engine/json.h). */
+	cJSON_AddItemToObject(obj, key, item);
 }
 
 cJSON *metrics_set_json(const struct metrics_set *s, int n_layers)
 {
 	cJSON *o = cJSON_CreateObject();
 
-	if (!o)
-		abort();
 	add(o, "pathway_distance", num(s->pathway_distance));
 	add(o, "pathway_distance_stderr", num(s->pathway_distance_stderr));
 	add(o, "n_pairs", cJSON_CreateNumber((double)s->n_pairs));
@@ -593,8 +591,6 @@ static cJSON *layer_json(const struct metrics_layer_health *lh, int E)
 {
 	cJSON *o = cJSON_CreateObject(), *load = cJSON_CreateArray();
 
-	if (!o || !load)
-		abort();
 	for (int e = 0; e < E; e++)
 		cJSON_AddItemToArray(load, num(lh->load[e]));
 	add(o, "load", load);
@@ -611,8 +607,6 @@ cJSON *metrics_result_json(const struct metrics_result *m)
 {
 	cJSON *o = cJSON_CreateObject(), *groups = cJSON_CreateObject(), *t = cJSON_CreateObject();
 
-	if (!o || !groups || !t)
-		abort();
 	add(o, "type", cJSON_CreateString("metrics"));
 	add(o, "step", m->step >= 0 ? cJSON_CreateNumber((double)m->step) : cJSON_CreateNull());
 	add(o, "checkpoint", str_or_null(m->checkpoint));
@@ -631,8 +625,6 @@ cJSON *metrics_result_json(const struct metrics_result *m)
 		cJSON *h = cJSON_CreateObject(), *ov = cJSON_CreateObject(),
 		      *layers = cJSON_CreateArray();
 
-		if (!h || !ov || !layers)
-			abort();
 		add(ov, "imbalance", num(m->health->imbalance));
 		add(ov, "max_imbalance", num(m->health->max_imbalance));
 		add(ov, "load_entropy", num(m->health->load_entropy));

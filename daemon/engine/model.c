@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/json.h"
+
 /* ---- typed access to config keys ------------------------------------ */
 
 struct cfg {
@@ -29,23 +31,6 @@ struct cfg {
 	const cJSON *root;
 	struct gw_err *err;
 };
-
-static const char *json_type(const cJSON *v)
-{
-	if (cJSON_IsNull(v))
-		return "null";
-	if (cJSON_IsBool(v))
-		return "a boolean";
-	if (cJSON_IsNumber(v))
-		return "a number";
-	if (cJSON_IsString(v))
-		return "a string";
-	if (cJSON_IsArray(v))
-		return "an array";
-	if (cJSON_IsObject(v))
-		return "an object";
-	return "invalid";
-}
 
 /* The value of top-level key `key`, or NULL in *ret when absent.  A key
  * that appears twice is refused. */
@@ -71,7 +56,7 @@ static int cfg_int(const struct cfg *c, const char *key, int def, int min, int m
 		   bool nullable, int *ret)
 {
 	const cJSON *v;
-	double d;
+	int64_t n;
 	int r;
 
 	if ((r = cfg_get(c, key, &v)) < 0)
@@ -80,18 +65,23 @@ static int cfg_int(const struct cfg *c, const char *key, int def, int min, int m
 		*ret = def;
 		return 0;
 	}
-	if (!cJSON_IsNumber(v))
+	switch (json_int(v, min, max, &n)) {
+	case JSON_NUM_OK:
+		*ret = (int)n;
+		return 0;
+	case JSON_NUM_NOT_NUMBER:
 		return gw_errf(c->err, -EBADMSG, "\"%s\": \"%s\" must be an integer, not %s",
-			       c->what, key, json_type(v));
-	d = v->valuedouble;
-	if (!isfinite(d) || d != floor(d))
+			       c->what, key, json_kind(v));
+	case JSON_NUM_NOT_FINITE:
+	case JSON_NUM_NOT_INTEGER:
 		return gw_errf(c->err, -EBADMSG, "\"%s\": \"%s\" must be an integer, not %g",
-			       c->what, key, d);
-	if (d < (double)min || d > (double)max)
-		return gw_errf(c->err, -EBADMSG, "\"%s\": \"%s\" is %.0f, outside %d..%d", c->what,
-			       key, d, min, max);
-	*ret = (int)d;
-	return 0;
+			       c->what, key, v->valuedouble);
+	case JSON_NUM_BELOW:
+	case JSON_NUM_ABOVE:
+		break;
+	}
+	return gw_errf(c->err, -EBADMSG, "\"%s\": \"%s\" is %.0f, outside %d..%d", c->what, key,
+		       v->valuedouble, min, max);
 }
 
 static int cfg_bool(const struct cfg *c, const char *key, bool def, bool *ret)
@@ -107,7 +97,7 @@ static int cfg_bool(const struct cfg *c, const char *key, bool def, bool *ret)
 	}
 	if (!cJSON_IsBool(v))
 		return gw_errf(c->err, -EBADMSG, "\"%s\": \"%s\" must be true or false, not %s",
-			       c->what, key, json_type(v));
+			       c->what, key, json_kind(v));
 	*ret = cJSON_IsTrue(v);
 	return 0;
 }
@@ -127,7 +117,7 @@ static int cfg_double(const struct cfg *c, const char *key, double def, double l
 	}
 	if (!cJSON_IsNumber(v))
 		return gw_errf(c->err, -EBADMSG, "\"%s\": \"%s\" must be a number, not %s",
-			       c->what, key, json_type(v));
+			       c->what, key, json_kind(v));
 	if (!isfinite(v->valuedouble) || !(v->valuedouble > lo) || !(v->valuedouble <= hi))
 		return gw_errf(c->err, -EBADMSG, "\"%s\": \"%s\" is %g, outside (%g, %g]",
 			       c->what, key, v->valuedouble, lo, hi);
@@ -152,14 +142,14 @@ static int cfg_rope(const struct cfg *c, const char *key, double *theta)
 		return 0;
 	if (!cJSON_IsObject(v))
 		return gw_errf(c->err, -EBADMSG, "\"%s\": \"%s\" must be an object or null, not %s",
-			       c->what, key, json_type(v));
+			       c->what, key, json_kind(v));
 	t = cJSON_GetObjectItemCaseSensitive(v, "rope_type");
 	if (!t)
 		t = cJSON_GetObjectItemCaseSensitive(v, "type");
 	if (t && !cJSON_IsNull(t)) {
 		if (!cJSON_IsString(t))
 			return gw_errf(c->err, -EBADMSG, "\"%s\": \"%s\".rope_type must be a string, "
-				       "not %s", c->what, key, json_type(t));
+				       "not %s", c->what, key, json_kind(t));
 		if (strcmp(t->valuestring, "default") != 0)
 			return gw_errf(c->err, -ENOTSUP, "\"%s\": \"%s\" of type \"%.64s\" is not "
 				       "supported (only plain RoPE)", c->what, key, t->valuestring);
@@ -214,13 +204,13 @@ static int find_arch(const struct cfg *c, const struct arch_info **ret)
 		return r;
 	if (a && !cJSON_IsNull(a) && !cJSON_IsArray(a))
 		return gw_errf(c->err, -EBADMSG, "\"%s\": \"architectures\" must be an array, not %s",
-			       c->what, json_type(a));
+			       c->what, json_kind(a));
 	if (a && cJSON_IsArray(a) && a->child) {
 		const cJSON *n = a->child;
 
 		if (!cJSON_IsString(n))
 			return gw_errf(c->err, -EBADMSG, "\"%s\": \"architectures\"[0] must be a "
-				       "string, not %s", c->what, json_type(n));
+				       "string, not %s", c->what, json_kind(n));
 		for (size_t i = 0; i < N_ARCHS; i++)
 			if (!strcmp(n->valuestring, archs[i].name)) {
 				*ret = &archs[i];
@@ -234,7 +224,7 @@ static int find_arch(const struct cfg *c, const struct arch_info **ret)
 			       "\"model_type\" names the architecture", c->what);
 	if (!cJSON_IsString(mt))
 		return gw_errf(c->err, -EBADMSG, "\"%s\": \"model_type\" must be a string, not %s",
-			       c->what, json_type(mt));
+			       c->what, json_kind(mt));
 	for (size_t i = 0; i < N_ARCHS; i++)
 		if (!strcmp(mt->valuestring, archs[i].model_type)) {
 			*ret = &archs[i];
@@ -248,6 +238,7 @@ static int find_arch(const struct cfg *c, const struct arch_info **ret)
 static int cfg_mlp_only(const struct cfg *c, int n_layers, bool *dense)
 {
 	const cJSON *v;
+	int64_t l;
 	int i = 0, r;
 
 	if ((r = cfg_get(c, "mlp_only_layers", &v)) < 0)
@@ -256,17 +247,17 @@ static int cfg_mlp_only(const struct cfg *c, int n_layers, bool *dense)
 		return 0;
 	if (!cJSON_IsArray(v))
 		return gw_errf(c->err, -EBADMSG, "\"%s\": \"mlp_only_layers\" must be an array, "
-			       "not %s", c->what, json_type(v));
+			       "not %s", c->what, json_kind(v));
 	for (const cJSON *e = v->child; e; e = e->next, i++) {
-		double d = e->valuedouble;
+		enum json_num k = json_int(e, 0, n_layers - 1, &l);
 
-		if (!cJSON_IsNumber(e) || !isfinite(d) || d != floor(d))
+		if (k == JSON_NUM_NOT_NUMBER || k == JSON_NUM_NOT_FINITE || k == JSON_NUM_NOT_INTEGER)
 			return gw_errf(c->err, -EBADMSG, "\"%s\": \"mlp_only_layers\"[%d] must be "
 				       "an integer", c->what, i);
-		if (d < 0 || d >= n_layers)
+		if (k != JSON_NUM_OK)
 			return gw_errf(c->err, -EBADMSG, "\"%s\": \"mlp_only_layers\"[%d] is %.0f, "
-				       "not a layer (0..%d)", c->what, i, d, n_layers - 1);
-		dense[(int)d] = true;
+				       "not a layer (0..%d)", c->what, i, e->valuedouble, n_layers - 1);
+		dense[l] = true;
 	}
 	return 0;
 }
@@ -282,7 +273,7 @@ static int cfg_hidden_act(const struct cfg *c)
 		return 0;
 	if (!cJSON_IsString(v))
 		return gw_errf(c->err, -EBADMSG, "\"%s\": \"hidden_act\" must be a string, not %s",
-			       c->what, json_type(v));
+			       c->what, json_kind(v));
 	if (strcmp(v->valuestring, "silu") != 0)
 		return gw_errf(c->err, -ENOTSUP, "\"%s\": hidden_act \"%.64s\" is not supported "
 			       "(only \"silu\")", c->what, v->valuestring);
@@ -465,7 +456,7 @@ int model_desc_parse(const char *what, const char *json, size_t len, struct mode
 			goto out;
 		}
 	if (!cJSON_IsObject(root)) {
-		r = gw_errf(err, -EBADMSG, "\"%s\": not a JSON object but %s", what, json_type(root));
+		r = gw_errf(err, -EBADMSG, "\"%s\": not a JSON object but %s", what, json_kind(root));
 		goto out;
 	}
 	c = (struct cfg){ what, root, err };

@@ -11,8 +11,8 @@
  *    any failure, frees what it added and rebuilds the tables, so a failed
  *    add leaves the probe as it was;
  *  - name rules shared by both formats (group, id);
- *  - JSON Lines: a byte scan of each line (NUL, UTF-8, escaped NUL, a
- *    bound on the number of JSON values so cJSON's tree stays small), the
+ *  - JSON Lines: engine/json.h's scan of each line (NUL, UTF-8, escaped
+ *    NUL, a bound on the number of JSON values so cJSON's tree stays small), the
  *    object's fields, and two line splitters over one per-line function —
  *    one streaming a file descriptor through a bounded buffer, one over
  *    memory (the fuzzed entry point);
@@ -34,10 +34,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/hash.h"
+#include "engine/json.h"
 #include "engine/sha256.h"
 
 #define HASH_TAG "grokwatch-probe-v1"
-#define EXACT_INT 9007199254740992.0 /* 2^53: larger JSON integers are not exact */
 
 enum src_kind { SRC_JSONL, SRC_MEMMAP };
 
@@ -125,26 +126,17 @@ void probe_free(struct probe *p)
 	free(p);
 }
 
-/* FNV-1a, 32 bits: keys are short and the table only needs spread. */
-static uint32_t fnv(uint32_t h, const void *data, size_t n)
-{
-	const unsigned char *s = data;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 16777619u;
-	return h;
-}
-
+/* The table keeps 32 bits of the hash: it only needs spread. */
 static uint32_t group_hash(const char *name)
 {
-	return fnv(2166136261u, name, strlen(name));
+	return (uint32_t)gw_fnv1a(GW_FNV_BASIS, name, strlen(name));
 }
 
 static uint32_t id_hash(int group, const char *id)
 {
 	uint32_t g = (uint32_t)group;
 
-	return fnv(fnv(2166136261u, &g, sizeof(g)), id, strlen(id));
+	return (uint32_t)gw_fnv1a(gw_fnv1a(GW_FNV_BASIS, &g, sizeof(g)), id, strlen(id));
 }
 
 /* Index of the slot holding a matching entry, or of the empty slot where
@@ -389,109 +381,42 @@ static int jl_fail(struct jl *j, int code, const char *fmt, ...)
 	return gw_errf(j->err, code, "\"%s\" line %lld: %s", j->name, (long long)j->line, what);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF), or 0 if it is not. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t len;
-	unsigned lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else
-		return 0;
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
-
 /*
- * One pass over a line's bytes before cJSON sees it: refuse NUL bytes,
+ * A line's bytes go through json_scan before cJSON sees them: NUL bytes,
  * invalid UTF-8 and the escape \u0000 inside a string (cJSON would cut the
- * string there without a word), and count the JSON values roughly (commas
- * and openings outside strings), so that a line of millions of tiny values
- * is refused before cJSON builds a node of ~64 bytes for each.
+ * string there without a word) are refused, and so is a line of more JSON
+ * values than values_max, before cJSON builds a node of ~64 bytes for each.
+ * Raw control bytes in strings pass, as cJSON lets them.
  */
-static int jl_scan(struct jl *j, const char *line, size_t n, size_t values_max)
+static int jl_scan(struct jl *j, const char *line, size_t n, size_t values_max, size_t *ret_at)
 {
-	const unsigned char *s = (const unsigned char *)line;
-	bool in_str = false;
-	size_t values = 1;
+	const struct json_limits lim = { .values_max = values_max, .raw_controls = true };
+	struct json_scan sc;
+	char words[128];
+	int r = json_scan(line, n, &lim, &sc);
 
-	for (size_t i = 0; i < n;) {
-		unsigned c = s[i];
-		size_t len;
-
-		if (c == 0)
-			return jl_fail(j, -EBADMSG, "NUL byte at byte offset %zu", i);
-		if (c >= 0x80) {
-			if (!(len = utf8_seq(s + i, n - i)))
-				return jl_fail(j, -EBADMSG, "invalid UTF-8 at byte offset %zu", i);
-			i += len;
-			continue;
-		}
-		if (in_str) {
-			if (c == '"')
-				in_str = false;
-			else if (c == '\\') {
-				if (i + 6 <= n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
-					return jl_fail(j, -EBADMSG, "escaped NUL (\\u0000) at byte offset %zu",
-						       i);
-				if (i + 1 < n && s[i + 1] != 0 && s[i + 1] < 0x80) {
-					i += 2; /* the escaped byte cannot end the string */
-					continue;
-				}
-			}
-		} else if (c == '"') {
-			in_str = true;
-		} else if (c == ',' || c == '[' || c == '{') {
-			if (++values > values_max)
-				return jl_fail(j, -E2BIG, "more than %zu JSON values in one line",
-					       values_max);
-		}
-		i++;
+	json_scan_release(&sc);
+	if (r == 0)
+		return 0;
+	/* Not JSON: cJSON says where (1: if it takes the line, the scan's place). */
+	if (sc.fault == JSON_FAULT_SYNTAX || sc.fault == JSON_FAULT_UNTERMINATED) {
+		*ret_at = sc.at;
+		return 1;
 	}
-	return 0;
+	return jl_fail(j, r, "%s%s", json_fault_text(&sc, words, sizeof(words)),
+		       sc.fault == JSON_FAULT_VALUES ? " in one line" : "");
 }
 
-static const char *json_kind(const cJSON *v)
+/* As json_kind, but a boolean shows as itself ("tokens[1] is true"). */
+static const char *kind(const cJSON *v)
 {
-	if (cJSON_IsString(v))
-		return "a string";
-	if (cJSON_IsTrue(v))
-		return "true";
-	if (cJSON_IsFalse(v))
-		return "false";
-	if (cJSON_IsNull(v))
-		return "null";
-	if (cJSON_IsArray(v))
-		return "an array";
-	if (cJSON_IsObject(v))
-		return "an object";
-	return "a number";
+	return cJSON_IsTrue(v) ? "true" : cJSON_IsFalse(v) ? "false" : json_kind(v);
 }
 
 /* Token i of a "tokens" array into *ret, or an error naming it. */
 static int jl_token(struct jl *j, const cJSON *v, int i, int32_t *ret)
 {
+	int64_t t;
 	double d;
 
 	if (!cJSON_IsNumber(v)) {
@@ -503,21 +428,25 @@ static int jl_token(struct jl *j, const cJSON *v, int i, int32_t *ret)
 		if (show)
 			return jl_fail(j, -EBADMSG, "tokens[%d] is the string \"%s\", not an integer",
 				       i, s);
-		return jl_fail(j, -EBADMSG, "tokens[%d] is %s, not an integer", i, json_kind(v));
+		return jl_fail(j, -EBADMSG, "tokens[%d] is %s, not an integer", i, kind(v));
 	}
 	d = v->valuedouble;
-	if (d != d || d - d != 0) /* NaN or infinite: cJSON maps 1e999 to inf */
-		return jl_fail(j, -EBADMSG, "tokens[%d] is %g, beyond the 32-bit range", i, d);
-	if (d != floor(d))
+	switch (json_int(v, 0, INT32_MAX, &t)) {
+	case JSON_NUM_OK:
+		break;
+	case JSON_NUM_NOT_INTEGER:
 		return jl_fail(j, -EBADMSG, "tokens[%d] is %.17g, not an integer", i, d);
-	if (d < 0)
+	case JSON_NUM_BELOW:
 		return jl_fail(j, -EBADMSG, "tokens[%d] is %.17g, negative", i, d);
-	if (d > INT32_MAX)
+	case JSON_NUM_NOT_FINITE: /* cJSON maps 1e999 to inf */
+		return jl_fail(j, -EBADMSG, "tokens[%d] is %g, beyond the 32-bit range", i, d);
+	default:
 		return jl_fail(j, -EBADMSG, "tokens[%d] is %.17g, beyond the 32-bit range", i, d);
-	if (j->vocab > 0 && d >= j->vocab)
+	}
+	if (j->vocab > 0 && t >= j->vocab)
 		return jl_fail(j, -EBADMSG, "tokens[%d] is %d, at or beyond the vocabulary (%d)", i,
-			       (int)d, j->vocab);
-	*ret = (int32_t)d;
+			       (int)t, j->vocab);
+	*ret = (int32_t)t;
 	return 0;
 }
 
@@ -533,15 +462,16 @@ static int jl_id(struct jl *j, const cJSON *v, char *buf)
 		return 0;
 	}
 	if (cJSON_IsNumber(v)) {
-		double d = v->valuedouble;
+		int64_t n;
 
-		if (d >= -EXACT_INT && d <= EXACT_INT && d == floor(d)) {
-			snprintf(buf, PROBE_ID_MAX, "%lld", (long long)d);
+		if (json_int(v, -(int64_t)JSON_EXACT_INT, (int64_t)JSON_EXACT_INT, &n) == JSON_NUM_OK) {
+			snprintf(buf, PROBE_ID_MAX, "%lld", (long long)n);
 			return 0;
 		}
-		return jl_fail(j, -EBADMSG, "\"id\" is %.17g, not an integer of at most 2^53", d);
+		return jl_fail(j, -EBADMSG, "\"id\" is %.17g, not an integer of at most 2^53",
+			       v->valuedouble);
 	}
-	return jl_fail(j, -EBADMSG, "\"id\" is %s, not a string or an integer", json_kind(v));
+	return jl_fail(j, -EBADMSG, "\"id\" is %s, not a string or an integer", kind(v));
 }
 
 /* The fields of one parsed line, turned into a sample. */
@@ -557,7 +487,7 @@ static int jl_object(struct jl *j, const cJSON *root)
 	int n, g, r, i, prev;
 
 	if (!cJSON_IsObject(root))
-		return jl_fail(j, -EBADMSG, "not a JSON object but %s", json_kind(root));
+		return jl_fail(j, -EBADMSG, "not a JSON object but %s", kind(root));
 	cJSON_ArrayForEach(v, root) {
 		const cJSON **slot = !strcmp(v->string, "tokens") ? &tokens :
 				     !strcmp(v->string, "group") ? &group :
@@ -572,10 +502,10 @@ static int jl_object(struct jl *j, const cJSON *root)
 	if (!tokens)
 		return jl_fail(j, -EBADMSG, "no \"tokens\" field");
 	if (!cJSON_IsArray(tokens))
-		return jl_fail(j, -EBADMSG, "\"tokens\" is %s, not an array", json_kind(tokens));
+		return jl_fail(j, -EBADMSG, "\"tokens\" is %s, not an array", kind(tokens));
 	if (group) {
 		if (!cJSON_IsString(group))
-			return jl_fail(j, -EBADMSG, "\"group\" is %s, not a string", json_kind(group));
+			return jl_fail(j, -EBADMSG, "\"group\" is %s, not a string", kind(group));
 		gname = group->valuestring;
 		if (!name_ok(gname, PROBE_GROUP_MAX, false, why, sizeof(why)))
 			return jl_fail(j, -EBADMSG, "\"group\" %s", why);
@@ -633,8 +563,9 @@ static int jl_line(struct jl *j, const char *s, size_t n, bool unterminated)
 {
 	const struct probe_opts *o = &j->p->st->o;
 	const char *end = NULL;
+	size_t bad_at = 0;
 	cJSON *root;
-	int r;
+	int r, bad;
 
 	if (j->line == 1 && n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
 		s += 3;
@@ -644,12 +575,13 @@ static int jl_line(struct jl *j, const char *s, size_t n, bool unterminated)
 		return 0;
 	/* Room for the tokens of a full sample and as much again of other
 	 * fields, plus some slack for metadata. */
-	if ((r = jl_scan(j, s, n, 2 * (size_t)o->sample_max + 4096)) < 0)
-		return r;
+	if ((bad = jl_scan(j, s, n, 2 * (size_t)o->sample_max + 4096, &bad_at)) < 0)
+		return bad;
 	root = cJSON_ParseWithLengthOpts(s, n, &end, 0);
-	if (!root) {
-		size_t at = end && end >= s && end <= s + n ? (size_t)(end - s) : 0;
+	if (!root || bad) {
+		size_t at = root ? bad_at : end && end >= s && end <= s + n ? (size_t)(end - s) : 0;
 
+		cJSON_Delete(root);
 		/* cJSON's position is approximate (often one byte on). */
 		return jl_fail(j, -EBADMSG, "not valid JSON (near byte offset %zu)%s", at,
 			       unterminated ? "; the file ends without a newline, "

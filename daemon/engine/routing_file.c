@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/json.h"
+
 /* ---- metadata values ---------------------------------------------------- */
 
 /* A decimal integer in [lo, hi]: digits only, no sign, no leading zero
@@ -49,63 +51,6 @@ bad:
 		       what, key, s);
 }
 
-/* Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF), no NUL. */
-static bool utf8_ok(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned c = p[i];
-		size_t len;
-		uint32_t cp;
-
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			len = 2, cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			len = 3, cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			len = 4, cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i < len)
-			return false;
-		for (size_t j = 1; j < len; j++) {
-			if ((p[i + j] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + j] & 0x3F);
-		}
-		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += len;
-	}
-	return true;
-}
-
-/* cJSON decodes "\u0000" into an early NUL, which would silently cut a
- * name short: find one.  Outside strings valid JSON has no backslash, so
- * stepping over each escape pair is enough to see "\\u0000" right. */
-static bool has_nul_escape(const char *json)
-{
-	for (const char *p = json; *p; p++) {
-		if (*p != '\\')
-			continue;
-		if (p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0)
-			return true;
-		if (!p[1])
-			break;
-		p++;
-	}
-	return false;
-}
-
 static void free_strv(char **v, int n)
 {
 	if (!v)
@@ -119,11 +64,23 @@ int routing_meta_strings(const char *what, const char *key, const char *json, in
 			 size_t min_len, size_t max_len, int *ret_n, char ***ret_v,
 			 struct gw_err *err)
 {
+	/* An array of strings: depth 2; the entries and the array itself. */
+	static const struct json_limits lim = { .depth_max = 2,
+						.values_max = ROUTING_MAX_SAMPLES + 1 };
 	cJSON *root = NULL, *it;
+	struct json_scan sc;
 	char **v = NULL;
 	int count, i = 0, r = -EBADMSG;
 
-	root = cJSON_ParseWithOpts(json, NULL, 1);
+	r = json_scan(json, strlen(json), &lim, &sc);
+	json_scan_release(&sc);
+	if (sc.fault == JSON_FAULT_ESCAPED_NUL)
+		return gw_errf(err, -EBADMSG, "\"%s\": metadata \"%s\" holds a NUL character "
+			       "(\\u0000)", what, key);
+	if (sc.fault == JSON_FAULT_VALUES)
+		return gw_errf(err, -EBADMSG, "\"%s\": metadata \"%s\" has more than %d entries",
+			       what, key, ROUTING_MAX_SAMPLES);
+	root = r < 0 ? NULL : cJSON_ParseWithOpts(json, NULL, 1);
 	if (!root) {
 		r = gw_errf(err, -EBADMSG, "\"%s\": metadata \"%s\" is not valid JSON", what, key);
 		goto out;
@@ -159,17 +116,7 @@ int routing_meta_strings(const char *what, const char *key, const char *json, in
 				    what, key, i, len, min_len, max_len);
 			goto out;
 		}
-		if (!utf8_ok(it->valuestring, len)) {
-			r = gw_errf(err, -EBADMSG, "\"%s\": metadata \"%s\" entry %d is not valid UTF-8",
-				    what, key, i);
-			goto out;
-		}
 		v[i++] = gw_strdup(it->valuestring);
-	}
-	if (has_nul_escape(json)) {
-		r = gw_errf(err, -EBADMSG, "\"%s\": metadata \"%s\" holds a NUL character (\\u0000)",
-			    what, key);
-		goto out;
 	}
 	*ret_n = count;
 	*ret_v = v;
@@ -286,7 +233,7 @@ static int check_text_meta(const char *what, const char *key, const char *v, siz
 	if (n > max)
 		return gw_errf(err, -EBADMSG, "\"%s\": metadata \"%s\" has %zu bytes, over %zu", what,
 			       key, n, max);
-	if (!utf8_ok(v, n))
+	if (!json_utf8_valid(v, n))
 		return gw_errf(err, -EBADMSG, "\"%s\": metadata \"%s\" is not valid UTF-8", what, key);
 	return 0;
 }
@@ -735,8 +682,8 @@ int routing_file_write(const char *path, const struct routing *r, struct gw_err 
 		const char *g = r->groups[i] ? r->groups[i] : "";
 		const char *id = r->ids[i] ? r->ids[i] : "";
 
-		if (strlen(g) < 1 || strlen(g) > ROUTING_GROUP_MAX || !utf8_ok(g, strlen(g)) ||
-		    strcmp(g, "all") == 0 || strlen(id) > ROUTING_ID_MAX || !utf8_ok(id, strlen(id))) {
+		if (strlen(g) < 1 || strlen(g) > ROUTING_GROUP_MAX || !json_utf8_valid(g, strlen(g)) ||
+		    strcmp(g, "all") == 0 || strlen(id) > ROUTING_ID_MAX || !json_utf8_valid(id, strlen(id))) {
 			rc = gw_errf(err, -EINVAL, "\"%s\": sample %d has group \"%.64s\" and id "
 				     "\"%.64s\", not a valid name pair (group 1 .. %d bytes, not "
 				     "\"all\"; id up to %d bytes)", path, i, g, id, ROUTING_GROUP_MAX,

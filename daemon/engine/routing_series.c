@@ -11,10 +11,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/pathway.h"
+#include "engine/step.h"
 
 struct entry {
 	int64_t step;
@@ -80,17 +82,7 @@ int routing_series_samples(const struct routing_series *s)
 /* First index whose step is >= step. */
 static size_t lower_bound(const struct routing_series *s, int64_t step)
 {
-	size_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->e[mid].step < step)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return step_lower_bound(s->e, s->n, sizeof(*s->e), offsetof(struct entry, step), step);
 }
 
 long routing_series_find(const struct routing_series *s, int64_t step)

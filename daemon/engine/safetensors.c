@@ -1,10 +1,10 @@
 /*
  * safetensors.c — reading and writing safetensors files (SPEC §2).
  *
- * A header is checked in three passes.  The lexical scan walks the raw
+ * A header is checked in three passes.  engine/json.h's scan walks the raw
  * bytes for what cJSON cannot show us afterwards: invalid UTF-8, raw control
  * bytes and escaped NULs in strings (cJSON would silently cut the name at
- * the NUL), nesting depth, a token count that bounds cJSON's memory, and
+ * the NUL), nesting depth, a value count that bounds cJSON's memory, and
  * numbers not spelled as plain integers.  cJSON then parses the text, and
  * the structural pass checks every entry, the names, and that the offsets
  * tile the data exactly.
@@ -29,6 +29,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/file.h"
+#include "engine/json.h"
 #include "engine/safetensors.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -42,11 +44,11 @@
 /* Deeper than any valid header (object, entry, shape: 3); refused before
  * cJSON recurses. */
 #define ST_DEPTH_MAX 8
-/* JSON tokens (strings, numbers, literals, containers) a valid header can
- * need: 18 a tensor with 8 dimensions, 2 a metadata pair, and the frame.
- * Bounds cJSON's memory (about 64 bytes a token) however the 100 MB are
- * spent. */
-#define ST_TOKENS_MAX (18 * ST_TENSORS_MAX + 2 * ST_META_MAX + 8)
+/* JSON values (cJSON nodes: containers, strings, numbers, literals; keys
+ * live in their member's node) a valid header can need: 14 a tensor with 8
+ * dimensions, 1 a metadata pair, and the frame.  Bounds cJSON's memory
+ * (about 64 bytes a node) however the 100 MB are spent. */
+#define ST_VALUES_MAX (14 * ST_TENSORS_MAX + ST_META_MAX + 8)
 /* Conversion buffer for F16/BF16 reads: small enough to stay in cache
  * between pread's copy and the conversion. */
 #define ST_CHUNK (1u << 20)
@@ -96,46 +98,6 @@ static bool is_float(enum st_dtype d)
 
 /* ---- messages ------------------------------------------------------- */
 
-/* Length of the UTF-8 sequence at s (at most avail bytes), or 0 if it is
- * invalid: overlong, a surrogate, above U+10FFFF, or cut short. */
-static size_t utf8_seq(const unsigned char *s, size_t avail)
-{
-	uint32_t cp, min;
-	size_t n;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1f, min = 0x80;
-	else if ((s[0] & 0xf0) == 0xe0)
-		n = 3, cp = s[0] & 0x0f, min = 0x800;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07, min = 0x10000;
-	else
-		return 0;
-	if (avail < n)
-		return 0;
-	for (size_t k = 1; k < n; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[k] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-static bool utf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t len = strlen(s);
-
-	for (size_t i = 0, k; i < len; i += k)
-		if (!(k = utf8_seq(p + i, len - i)))
-			return false;
-	return true;
-}
-
 /*
  * Up to CLIP bytes of s (n bytes, not NUL-terminated) for a message: cut at
  * a character boundary with "..." when longer, control bytes and invalid
@@ -147,7 +109,7 @@ static const char *clipn(char *buf, size_t cap, const char *s, size_t n)
 	size_t o = 0, i = 0;
 
 	while (i < n) {
-		size_t k = p[i] < 0x20 || p[i] == 0x7f ? 0 : utf8_seq(p + i, n - i);
+		size_t k = p[i] < 0x20 || p[i] == 0x7f ? 0 : json_utf8_seq(p + i, n - i);
 
 		if (o + (k ? k : 1) + 4 > cap || o + (k ? k : 1) > CLIP) {
 			memcpy(buf + o, "...", 3);
@@ -200,137 +162,59 @@ static const char *fmt_json(char *buf, size_t cap, const cJSON *v)
 	return buf;
 }
 
-static const char *json_kind(const cJSON *v)
-{
-	if (cJSON_IsObject(v))
-		return "an object";
-	if (cJSON_IsArray(v))
-		return "an array";
-	if (cJSON_IsString(v))
-		return "a string";
-	if (cJSON_IsNumber(v))
-		return "a number";
-	if (cJSON_IsBool(v))
-		return "a boolean";
-	if (cJSON_IsNull(v))
-		return "null";
-	return "not a value";
-}
-
 /* ---- the lexical scan ----------------------------------------------- */
 
-struct scan {
-	size_t bad_num;     /* offset of the first number not a plain integer */
-	size_t bad_num_len; /* or bad_num == SIZE_MAX */
-};
-
-static bool is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int scan_string(const char *what, const unsigned char *s, size_t len, size_t *pos,
+/* engine/json.h's scan, its fault in this file's words ("header ..."). */
+static int header_scan(const char *what, const char *json, size_t len, struct json_scan *sc,
 		       struct gw_err *err)
 {
-	size_t start = *pos, i = start + 1;
+	static const struct json_limits lim = { .depth_max = ST_DEPTH_MAX,
+						.values_max = ST_VALUES_MAX };
 	char b[CLIP + 8];
+	int r = json_scan(json, len, &lim, sc);
+	size_t q = sc->string_at;
+	/* The string the fault lies in, from after its quote. */
+	const char *str = q == SIZE_MAX ? json : json + q + 1;
 
-	for (;;) {
-		unsigned char c;
-		size_t k;
-
-		if (i >= len)
-			return gw_errf(err, -EBADMSG, "\"%s\": header ends inside the string at "
-				       "byte %zu (truncated JSON)", what, start);
-		c = s[i];
-		if (c == '"')
+	json_scan_release(sc);
+	if (r == 0)
+		return 0;
+	switch (sc->fault) {
+	case JSON_FAULT_UNTERMINATED:
+		return gw_errf(err, -EBADMSG, "\"%s\": header ends inside the string at byte %zu "
+			       "(truncated JSON)", what, q);
+	case JSON_FAULT_ESCAPED_NUL:
+		return gw_errf(err, -EBADMSG, "\"%s\": the string \"%s\" at byte %zu contains a NUL "
+			       "(\\u0000)", what, clipn(b, sizeof(b), str, sc->at + 6 - q - 1), q);
+	case JSON_FAULT_NUL:
+	case JSON_FAULT_CONTROL:
+		if (q == SIZE_MAX)
+			break; /* a NUL outside strings: not JSON */
+		return gw_errf(err, -EBADMSG, "\"%s\": the string \"%s\" at byte %zu contains the "
+			       "raw control byte 0x%02x", what, clipn(b, sizeof(b), str, sc->at - q - 1),
+			       q, sc->byte);
+	case JSON_FAULT_UTF8:
+		if (q == SIZE_MAX)
 			break;
-		if (c == '\\') {
-			k = i + 1 < len && s[i + 1] == 'u' ? 6 : 2;
-			if (i + k > len) {
-				i = len; /* cut inside the escape: report as truncated */
-				continue;
-			}
-			if (k == 6 && memcmp(s + i + 2, "0000", 4) == 0)
-				return gw_errf(err, -EBADMSG, "\"%s\": the string \"%s\" at byte %zu "
-					       "contains a NUL (\\u0000)", what,
-					       clipn(b, sizeof(b), (const char *)s + start + 1,
-						     i + 6 - start - 1), start);
-			i += k;
-			continue;
-		}
-		if (c < 0x20)
-			return gw_errf(err, -EBADMSG, "\"%s\": the string \"%s\" at byte %zu "
-				       "contains the raw control byte 0x%02x", what,
-				       clipn(b, sizeof(b), (const char *)s + start + 1, i - start - 1),
-				       start, c);
-		if (!(k = utf8_seq(s + i, len - i)))
-			return gw_errf(err, -EBADMSG, "\"%s\": the string \"%s\" at byte %zu has "
-				       "invalid UTF-8 (byte 0x%02x at byte %zu)", what,
-				       clipn(b, sizeof(b), (const char *)s + start + 1, i - start - 1),
-				       start, c, i);
-		i += k;
+		return gw_errf(err, -EBADMSG, "\"%s\": the string \"%s\" at byte %zu has invalid "
+			       "UTF-8 (byte 0x%02x at byte %zu)", what,
+			       clipn(b, sizeof(b), str, sc->at - q - 1), q, sc->byte, sc->at);
+	case JSON_FAULT_DEPTH:
+		return gw_errf(err, -EBADMSG, "\"%s\": header nests deeper than %d levels (at byte "
+			       "%zu)", what, ST_DEPTH_MAX, sc->at);
+	case JSON_FAULT_VALUES:
+		return gw_errf(err, -EBADMSG, "\"%s\": header has more than %d JSON values, more "
+			       "than %d tensors and %d metadata entries need", what, ST_VALUES_MAX,
+			       ST_TENSORS_MAX, ST_META_MAX);
+	case JSON_FAULT_SYNTAX:
+	case JSON_FAULT_NONE:
+		break;
 	}
-	*pos = i + 1;
-	return 0;
-}
-
-static int header_scan(const char *what, const unsigned char *s, size_t len, struct scan *sc,
-		       struct gw_err *err)
-{
-	size_t i = 0, tokens = 0;
-	int depth = 0, r;
-
-	sc->bad_num = SIZE_MAX;
-	sc->bad_num_len = 0;
-	while (i < len) {
-		unsigned char c = s[i];
-
-		if (c == '"') {
-			if ((r = scan_string(what, s, len, &i, err)) < 0)
-				return r;
-			tokens++;
-		} else if (c == '-' || is_digit(c)) {
-			size_t j = i + (c == '-'), d = j;
-
-			while (j < len && is_digit(s[j]))
-				j++;
-			/* Digits without a leading zero, and no "-0". */
-			bool plain = j > d && !(s[d] == '0' && (j - d > 1 || c == '-'));
-			while (j < len && (is_digit(s[j]) || strchr(".eE+-", s[j])))
-				j++, plain = false;
-			if (!plain && sc->bad_num == SIZE_MAX) {
-				sc->bad_num = i;
-				sc->bad_num_len = j - i;
-			}
-			tokens++;
-			i = j;
-		} else {
-			if (c == '{' || c == '[') {
-				if (++depth > ST_DEPTH_MAX)
-					return gw_errf(err, -EBADMSG, "\"%s\": header nests deeper "
-						       "than %d levels (at byte %zu)", what,
-						       ST_DEPTH_MAX, i);
-				tokens++;
-			} else if (c == '}' || c == ']') {
-				depth--;
-			} else if (c == 't' || c == 'f' || c == 'n') {
-				tokens++;
-				while (i + 1 < len && s[i + 1] >= 'a' && s[i + 1] <= 'z')
-					i++;
-			} else if (c >= 0x80) {
-				/* cJSON would skip a byte order mark; JSON text has none. */
-				return gw_errf(err, -EBADMSG, "\"%s\": header is not valid JSON "
-					       "(byte 0x%02x at byte %zu outside a string)", what, c, i);
-			}
-			i++;
-		}
-		if (tokens > ST_TOKENS_MAX)
-			return gw_errf(err, -EBADMSG, "\"%s\": header has more than %d JSON "
-				       "values, more than %d tensors and %d metadata entries need",
-				       what, ST_TOKENS_MAX, ST_TENSORS_MAX, ST_META_MAX);
-	}
-	return 0;
+	/* cJSON would skip a byte order mark; JSON text has none. */
+	if (sc->at < len && sc->byte >= 0x80)
+		return gw_errf(err, -EBADMSG, "\"%s\": header is not valid JSON (byte 0x%02x at "
+			       "byte %zu outside a string)", what, sc->byte, sc->at);
+	return 1; /* not JSON: cJSON says where */
 }
 
 /* ---- the header ----------------------------------------------------- */
@@ -426,19 +310,24 @@ void st_header_meta_at(const struct st_header *h, size_t i, const char **ret_key
 /* Why v is not a non-negative integer below 2^53, or NULL if it is. */
 static const char *json_uint(const cJSON *v, uint64_t *ret)
 {
-	double d;
+	int64_t n;
 
-	if (!cJSON_IsNumber(v))
+	switch (json_int(v, 0, (int64_t)ST_UINT_LIMIT - 1, &n)) {
+	case JSON_NUM_OK:
+		*ret = (uint64_t)n;
+		return NULL;
+	case JSON_NUM_NOT_NUMBER:
 		return "not a number";
-	d = v->valuedouble;
-	if (d < 0)
+	case JSON_NUM_BELOW:
 		return "negative";
-	if (d != floor(d))
+	case JSON_NUM_NOT_INTEGER:
 		return "not an integer";
-	if (!(d < (double)ST_UINT_LIMIT))
-		return "2^53 or more";
-	*ret = (uint64_t)d;
-	return NULL;
+	case JSON_NUM_NOT_FINITE:
+		return v->valuedouble < 0 ? "negative" : "2^53 or more";
+	case JSON_NUM_ABOVE:
+		break;
+	}
+	return "2^53 or more";
 }
 
 static int cmp_offsets(const void *a, const void *b)
@@ -702,22 +591,23 @@ int st_header_parse(const char *what, const char *json, size_t len, uint64_t dat
 	const char *end = NULL;
 	char *text = NULL;
 	char b[CLIP + 8];
-	struct scan sc;
-	int r;
+	struct json_scan sc;
+	int r, not_json;
 
 	if (len < 2 || len > ST_HEADER_MAX)
 		return gw_errf(err, -EBADMSG, "\"%s\": header length %zu is outside 2 .. %u", what,
 			       len, ST_HEADER_MAX);
-	if ((r = header_scan(what, (const unsigned char *)json, len, &sc, err)) < 0)
-		return r;
+	if ((not_json = header_scan(what, json, len, &sc, err)) < 0)
+		return not_json;
 	/* cJSON gets a terminated copy, so that no flaw of its own can read
 	 * past the caller's bytes. */
 	text = gw_malloc(len + 1);
 	memcpy(text, json, len);
 	text[len] = 0;
 	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-	if (!root) {
-		size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+	if (!root || not_json) {
+		size_t at = root ? sc.at : end && end >= text && end <= text + len ?
+			    (size_t)(end - text) : 0;
 
 		r = gw_errf(err, -EBADMSG, "\"%s\": header is not valid JSON (at byte %zu%s)", what,
 			    at, at + 1 >= len ? ", truncated" : "");
@@ -740,10 +630,10 @@ int st_header_parse(const char *what, const char *json, size_t len, uint64_t dat
 	h = gw_calloc(1, sizeof(*h));
 	if ((r = parse_root(what, root, data_size, h, err)) < 0)
 		goto out;
-	if (sc.bad_num != SIZE_MAX) {
+	if (sc.odd_number != SIZE_MAX) {
 		r = gw_errf(err, -EBADMSG, "\"%s\": header number %s at byte %zu is not written as "
 			    "a plain integer", what,
-			    clipn(b, sizeof(b), json + sc.bad_num, sc.bad_num_len), sc.bad_num);
+			    clipn(b, sizeof(b), json + sc.odd_number, sc.odd_number_len), sc.odd_number);
 		goto out;
 	}
 	*ret = h;
@@ -1029,41 +919,6 @@ int st_file_read_raw(struct st_file *f, const struct st_tensor *t, void *out,
 
 /* ---- the writer ----------------------------------------------------- */
 
-static int write_all(const char *path, int fd, const void *buf, size_t n, struct gw_err *err)
-{
-	const char *p = buf;
-
-	while (n > 0) {
-		ssize_t k = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return gw_errf(err, -errno, "\"%s\": write failed: %s", path, strerror(errno));
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int fsync_dir(const char *path, struct gw_err *err)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = gw_strdup(slash ? path : ".");
-	int fd, r = 0;
-
-	if (slash)
-		dir[slash == path ? 1 : slash - path] = 0;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
-		r = gw_errf(err, -errno, "\"%s\": cannot sync the directory: %s", dir,
-			    strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	free(dir);
-	return r;
-}
-
 static int cmp_write_name(const void *a, const void *b)
 {
 	const struct st_write_tensor *const *x = a, *const *y = b;
@@ -1097,7 +952,7 @@ static int write_check(const char *path, const struct st_write_tensor *tensors, 
 		const struct st_write_tensor *t = &tensors[i];
 		uint64_t nelem = 1;
 
-		if (!t->name || !*t->name || strlen(t->name) > ST_NAME_MAX || !utf8_valid(t->name) ||
+		if (!t->name || !*t->name || strlen(t->name) > ST_NAME_MAX || !json_utf8_valid(t->name, strlen(t->name)) ||
 		    strcmp(t->name, "__metadata__") == 0)
 			return gw_errf(err, -EINVAL, "\"%s\": tensor %zu has the name \"%s\": empty, "
 				       "above %d bytes, not UTF-8 or reserved", path, i,
@@ -1123,8 +978,8 @@ static int write_check(const char *path, const struct st_write_tensor *tensors, 
 			return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\" has no data", path, b);
 	}
 	for (size_t i = 0; i < nmeta; i++)
-		if (!meta[i].key || !meta[i].value || !utf8_valid(meta[i].key) ||
-		    !utf8_valid(meta[i].value))
+		if (!meta[i].key || !meta[i].value || !json_utf8_valid(meta[i].key, strlen(meta[i].key)) ||
+		    !json_utf8_valid(meta[i].value, strlen(meta[i].value)))
 			return gw_errf(err, -EINVAL, "\"%s\": metadata entry %zu is missing or not "
 				       "UTF-8", path, i);
 
@@ -1206,10 +1061,12 @@ int st_write(const char *path, const struct st_write_tensor *tensors, size_t n,
 {
 	uint64_t *sizes = gw_calloc(n ? n : 1, sizeof(*sizes)), total = 0;
 	struct st_header *check = NULL;
-	char *json = NULL, *hdr = NULL, *tmp = NULL;
+	char *json = NULL, *hdr = NULL, *dir = NULL;
+	struct gw_piece *pieces = NULL;
+	const char *slash;
 	unsigned char lenb[8];
-	size_t len, padded, tmpcap;
-	int fd = -1, r;
+	size_t len, padded;
+	int r;
 
 	if ((r = write_check(path, tensors, n, meta, nmeta, sizes, err)) < 0)
 		goto out;
@@ -1237,46 +1094,20 @@ int st_write(const char *path, const struct st_write_tensor *tensors, size_t n,
 	for (int i = 0; i < 8; i++)
 		lenb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
 
-	tmpcap = strlen(path) + 32;
-	tmp = gw_malloc(tmpcap);
-	snprintf(tmp, tmpcap, "%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = gw_errf(err, -errno, "\"%s\": cannot create: %s", tmp, strerror(errno));
-		free(tmp);
-		tmp = NULL; /* nothing to remove */
-		goto out;
-	}
-	if ((r = write_all(path, fd, lenb, 8, err)) < 0 ||
-	    (r = write_all(path, fd, hdr, padded, err)) < 0)
-		goto out;
+	/* Header and tensors in one atomic replace (engine/file.h). */
+	pieces = gw_calloc(n + 2, sizeof(*pieces));
+	pieces[0] = (struct gw_piece){ lenb, 8 };
+	pieces[1] = (struct gw_piece){ hdr, padded };
 	for (size_t i = 0; i < n; i++)
-		if ((r = write_all(path, fd, tensors[i].data, (size_t)sizes[i], err)) < 0)
-			goto out;
-	if (fsync(fd) < 0) {
-		r = gw_errf(err, -errno, "\"%s\": fsync failed: %s", path, strerror(errno));
-		goto out;
-	}
-	r = close(fd);
-	fd = -1;
-	if (r < 0) {
-		r = gw_errf(err, -errno, "\"%s\": close failed: %s", path, strerror(errno));
-		goto out;
-	}
-	if (rename(tmp, path) < 0) {
-		r = gw_errf(err, -errno, "\"%s\": cannot rename \"%s\" over it: %s", path, tmp,
-			    strerror(errno));
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL; /* renamed: it is the file now */
-	r = fsync_dir(path, err);
+		pieces[i + 2] = (struct gw_piece){ tensors[i].data, (size_t)sizes[i] };
+	slash = strrchr(path, '/');
+	dir = slash ? gw_strdup(path) : gw_strdup(".");
+	if (slash)
+		dir[slash == path ? 1 : slash - path] = 0;
+	r = gw_file_write_atomicv(dir, slash ? slash + 1 : path, pieces, n + 2, 0644, err);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (tmp)
-		unlink(tmp);
-	free(tmp);
+	free(pieces);
+	free(dir);
 	st_header_free(check);
 	cJSON_free(json);
 	free(hdr);

@@ -4,10 +4,12 @@
  * The matcher is a small backtracking glob over three token kinds
  * (literal byte, "*", "{step}"); names are short, so its worst case does
  * not matter, but recursion depth is bounded by the pattern length, which
- * step_pattern_check bounds.
+ * step_pattern_check bounds.  At the end, the one lower bound over arrays
+ * sorted by step.
  */
 #include "engine/step.h"
 #include "engine/file.h"
+#include "engine/json.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -116,15 +118,31 @@ int step_from_trainer_state(const char *dir, int64_t *ret_step, struct gw_err *e
 		goto out;
 	}
 	gs = cJSON_GetObjectItemCaseSensitive(root, "global_step");
-	if (!cJSON_IsNumber(gs) || !isfinite(gs->valuedouble) || gs->valuedouble < 0 ||
-	    gs->valuedouble > (double)STEP_MAX || gs->valuedouble != floor(gs->valuedouble)) {
+	if (json_step(gs, ret_step) < 0) {
 		r = gw_errf(err, -EBADMSG, "\"%s\": global_step is not a non-negative integer", path);
 		goto out;
 	}
-	*ret_step = (int64_t)gs->valuedouble;
 	r = 0;
 out:
 	cJSON_Delete(root);
 	free(buf);
 	return r;
+}
+
+size_t step_lower_bound(const void *base, size_t n, size_t size, size_t offset, int64_t step)
+{
+	const char *b = base;
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int64_t s;
+
+		memcpy(&s, b + mid * size + offset, sizeof(s));
+		if (s < step)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }

@@ -12,11 +12,19 @@
 #ifndef GW_ENGINE_STEP_H
 #define GW_ENGINE_STEP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/error.h"
 
 #define STEP_MAX 999999999999999LL /* 15 digits: far past any real run */
+
+/*
+ * The first index in [0, n) whose step is >= step (n if none), in an array
+ * of n elements of `size` bytes, sorted by the int64_t step `offset` bytes
+ * into each: the one lower bound over steps (series, routing series).
+ */
+size_t step_lower_bound(const void *base, size_t n, size_t size, size_t offset, int64_t step);
 
 /* NULL-terminated list of the default patterns (static). */
 extern const char *const step_default_patterns[];

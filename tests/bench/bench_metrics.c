@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "engine/json.h"
 #include "engine/metrics.h"
 #include "engine/routing.h"
 
@@ -96,6 +97,7 @@ int main(void)
 	static const int sizes[2] = { 1000, 2000 };
 	int cores = (int)sysconf(_SC_NPROCESSORS_ONLN), status = 0;
 
+	json_init(); /* metrics.c counts on the hooked allocator */
 	bench_rng = 0x243f6a8885a308d3ULL;
 	for (int s = 0; s < 2; s++) {
 		int n = sizes[s];

@@ -861,4 +861,4 @@ static const struct tap_test tests[] = {
 	{ "fingerprint", test_fingerprint },
 	{ NULL, NULL },
 };
-TAP_MAIN(tests)
+TAP_MAIN_DAEMON(tests)

@@ -512,4 +512,4 @@ static const struct tap_test tests[] = {
 	{ "alerts", test_alerts },
 	{ NULL, NULL },
 };
-TAP_MAIN(tests)
+TAP_MAIN_DAEMON(tests)

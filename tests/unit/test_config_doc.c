@@ -356,4 +356,4 @@ static const struct tap_test tests[] = {
 	{ NULL, NULL },
 };
 
-TAP_MAIN(tests)
+TAP_MAIN_DAEMON(tests)

@@ -125,10 +125,26 @@ static void test_hooks(void)
 	config_free(c);
 }
 
+static void test_queue(void)
+{
+	struct config *c = parse(
+		"{\"jobs\": {\"retry_backoff_ms\": 250, \"retry_backoff_max_ms\": 9000, "
+		"\"max_retries\": 4}, \"limits\": {\"queue_depth\": 77}}");
+	struct queue_opts o;
+
+	config_opts_queue(c, &o);
+	CHECK_INT_EQ(o.backoff_ms, 250);
+	CHECK_INT_EQ(o.backoff_max_ms, 9000);
+	CHECK_INT_EQ(o.max_retries, 4);
+	CHECK_INT_EQ(o.depth, 77);
+	config_free(c);
+}
+
 static const struct tap_test tests[] = {
 	{ "publish", test_publish },
 	{ "alerts", test_alerts },
 	{ "hooks", test_hooks },
+	{ "queue", test_queue },
 	{ NULL, NULL },
 };
 

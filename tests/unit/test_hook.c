@@ -644,4 +644,4 @@ static const struct tap_test tests[] = {
 	{ "opts_from_config", test_opts_from_config },
 	{ NULL, NULL },
 };
-TAP_MAIN(tests)
+TAP_MAIN_DAEMON(tests)

@@ -485,4 +485,4 @@ static const struct tap_test tests[] = {
 	{ "exit_mid_write", test_exit_mid_write },
 	{ NULL, NULL },
 };
-TAP_MAIN(tests)
+TAP_MAIN_DAEMON(tests)

@@ -656,4 +656,4 @@ static const struct tap_test tests[] = {
 	{ "groups_first_appearance", test_groups_first_appearance },
 	{ NULL, NULL },
 };
-TAP_MAIN(tests)
+TAP_MAIN_DAEMON(tests)

@@ -161,4 +161,4 @@ static const struct tap_test tests[] = {
 	{ "watchdog_usec", test_watchdog_usec },
 	{ NULL, NULL },
 };
-TAP_MAIN(tests)
+TAP_MAIN_DAEMON(tests)

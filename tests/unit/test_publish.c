@@ -1,5 +1,6 @@
 /* test_publish.c — the ZeroMQ publisher on a libuv loop, against real
- * SUB, DEALER and REQ sockets in the same process: order and seq, the
+ * SUB, DEALER and REQ sockets in the same process, answering from a result
+ * store it borrows (as the daemon's state.h keeps it): order and seq, the
  * snapshot splice, malformed requests, size bounds, bursts of requests (the
  * ZMQ_FD edge), CURVE.  Every test ends with uv_loop_close() == 0. */
 #include <cJSON.h>
@@ -18,6 +19,7 @@ struct fx {
 	uv_loop_t loop;
 	void *ctx;
 	struct publish *p;
+	struct series *store; /* the daemon's result store, as state.h keeps it */
 	char ep[512], qep[512];
 	void *socks[8];
 	int nsocks;
@@ -51,6 +53,8 @@ static void fx_open(struct fx *f, const struct publish_opts *o)
 		tap_fail(__FILE__, __LINE__, "publish_new: %d %s", r, e.msg);
 	CHECK_INT_EQ(publish_endpoint(f->p, false, f->ep, sizeof(f->ep)), 0);
 	CHECK_INT_EQ(publish_endpoint(f->p, true, f->qep, sizeof(f->qep)), 0);
+	f->store = series_new();
+	publish_set_results(f->p, f->store);
 }
 
 static void *fx_socket(struct fx *f, int type, const char *connect)
@@ -76,6 +80,7 @@ static void fx_close(struct fx *f)
 	CHECK_INT_EQ(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
 	CHECK_INT_EQ(uv_loop_close(&f->loop), 0);
 	CHECK_INT_EQ(zmq_ctx_term(f->ctx), 0);
+	series_free(f->store);
 }
 
 static long long now_ms(void)
@@ -210,12 +215,11 @@ static cJSON *result_json(long long step, double dist)
 	return cJSON_Parse(buf);
 }
 
+/* As the daemon does: the result into the store, then sent from there. */
 static void publish_result_step(struct fx *f, long long step, double dist)
 {
-	cJSON *r = result_json(step, dist);
-
-	CHECK(publish_result(f->p, r) > 0);
-	cJSON_Delete(r);
+	series_put(f->store, step, result_json(step, dist));
+	CHECK(publish_result(f->p, series_get(f->store, step)) > 0);
 }
 
 static void test_messages_in_order_with_seq(void)
@@ -548,10 +552,9 @@ static void test_restore_is_not_sent(void)
 	o.heartbeat_ms = 0;
 	fx_open(&f, &o);
 	dealer = fx_socket(&f, ZMQ_DEALER, f.qep);
-	CHECK_INT_EQ(publish_restore(f.p, res), 0);
-	cJSON_Delete(res);
+	/* Replayed from the journal: in the store, never sent. */
+	series_put(f.store, 5, res);
 	res = cJSON_Parse("{\"kind\":\"result\"}");
-	CHECK_INT_EQ(publish_restore(f.p, res), -EINVAL);
 	CHECK_INT_EQ(publish_result(f.p, res), -EINVAL);
 	cJSON_Delete(res);
 	CHECK_INT_EQ(publish_seq(f.p), 0);
@@ -559,6 +562,45 @@ static void test_restore_is_not_sent(void)
 	CHECK_INT_EQ(num(r, "seq"), 0);
 	CHECK_INT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(r, "results")), 1);
 	CHECK_INT_EQ(num(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "results"), 0), "seq"), 0);
+	cJSON_Delete(r);
+	fx_close(&f);
+}
+
+/* The store changes under the publisher (the memorized subset
+ * recomputed): history and snapshots serve what it holds now, the
+ * snapshot's entry still under the seq of the message that carried it. */
+static void test_answers_from_the_store(void)
+{
+	struct publish_opts o = default_opts();
+	struct fx f;
+	void *dealer;
+	cJSON *r, *res;
+
+	o.heartbeat_ms = 0;
+	fx_open(&f, &o);
+	dealer = fx_socket(&f, ZMQ_DEALER, f.qep);
+	publish_result_step(&f, 10, 4.0);
+	publish_result_step(&f, 20, 3.0);
+	series_put(f.store, 10, result_json(10, 1.0)); /* memorized 0.5 now, was 2 */
+	r = request(&f, dealer, "{\"req\":\"history\",\"metric\":\"memorized.pathway_distance\","
+				"\"group\":\"math\"}");
+	CHECK_NEAR(cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "points"), 0), 1)
+			   ->valuedouble, 0.5, 0);
+	cJSON_Delete(r);
+	r = request(&f, dealer, "{\"req\":\"snapshot\"}");
+	res = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "results"), 0);
+	CHECK_INT_EQ(num(res, "seq"), 1);
+	CHECK_STR_EQ(str(res, "type"), "metrics");
+	CHECK_STR_EQ(str(res, "epoch"), publish_epoch(f.p));
+	CHECK(num(res, "time") > 1.6e9);
+	CHECK_NEAR(num(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(res, "groups"),
+								 "math"), "memorized"),
+		       "pathway_distance"), 0.5, 0);
+	cJSON_Delete(r);
+	/* Without a store: no results, not a crash. */
+	publish_set_results(f.p, NULL);
+	r = request(&f, dealer, "{\"req\":\"snapshot\"}");
+	CHECK_INT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(r, "results")), 0);
 	cJSON_Delete(r);
 	fx_close(&f);
 }
@@ -673,8 +715,9 @@ static const struct tap_test tests[] = {
 	{ "burst_of_requests_all_answered", test_burst_of_requests_all_answered },
 	{ "size_bounds", test_size_bounds },
 	{ "restore_is_not_sent", test_restore_is_not_sent },
+	{ "answers_from_the_store", test_answers_from_the_store },
 	{ "insecure_remote_refused", test_insecure_remote_refused },
 	{ "curve", test_curve },
 	{ NULL, NULL },
 };
-TAP_MAIN(tests)
+TAP_MAIN_DAEMON(tests)

@@ -189,7 +189,7 @@ static void test_round_trip(void)
 	st_file_free(f);
 
 	/* No temporary file is left behind. */
-	snprintf(text, sizeof(text), "%s.tmp.%ld", path, (long)getpid());
+	snprintf(text, sizeof(text), "%s/.rt.safetensors.tmp", tap_tmpdir());
 	CHECK(access(text, F_OK) < 0);
 }
 
@@ -887,7 +887,7 @@ static void write_refused_at(int line, const struct st_write_tensor *t, size_t n
 		tap_fail(__FILE__, line, "st_write: got %d, expected -EINVAL (%s)", r, err.msg);
 	if (!strstr(err.msg, path) || !strstr(err.msg, fault))
 		tap_fail(__FILE__, line, "message lacks the path or \"%s\": \"%s\"", fault, err.msg);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	snprintf(tmp, sizeof(tmp), "%s/.w.safetensors.tmp", tap_tmpdir());
 	if (access(path, F_OK) == 0 || access(tmp, F_OK) == 0)
 		tap_fail(__FILE__, line, "a file was written");
 }

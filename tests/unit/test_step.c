@@ -1,5 +1,6 @@
 /* test_step.c — checkpoint steps from names and trainer_state.json. */
 #include <errno.h>
+#include <stddef.h>
 
 #include "../tap.h"
 #include "engine/step.h"
@@ -82,7 +83,29 @@ static void test_trainer_state(void)
 	CHECK_INT_EQ(s, 1500);
 }
 
+struct at_step {
+	char pad[3];
+	int64_t step;
+};
+
+static void test_lower_bound(void)
+{
+	static const struct at_step v[] = { { "", 10 }, { "", 20 }, { "", 20 }, { "", 40 } };
+	const size_t n = sizeof(v) / sizeof(v[0]), off = offsetof(struct at_step, step);
+
+	CHECK_INT_EQ(step_lower_bound(v, n, sizeof(v[0]), off, 5), 0);
+	CHECK_INT_EQ(step_lower_bound(v, n, sizeof(v[0]), off, 10), 0);
+	CHECK_INT_EQ(step_lower_bound(v, n, sizeof(v[0]), off, 11), 1);
+	CHECK_INT_EQ(step_lower_bound(v, n, sizeof(v[0]), off, 20), 1);
+	CHECK_INT_EQ(step_lower_bound(v, n, sizeof(v[0]), off, 21), 3);
+	CHECK_INT_EQ(step_lower_bound(v, n, sizeof(v[0]), off, 40), 3);
+	CHECK_INT_EQ(step_lower_bound(v, n, sizeof(v[0]), off, 41), 4);
+	CHECK_INT_EQ(step_lower_bound(v, 0, sizeof(v[0]), off, 1), 0);
+	CHECK_INT_EQ(step_lower_bound(NULL, 0, sizeof(v[0]), off, 1), 0);
+}
+
 static const struct tap_test tests[] = {
+	{ "lower_bound", test_lower_bound },
 	{ "default_patterns", test_default_patterns },
 	{ "non_matching_names", test_non_matching_names },
 	{ "custom_pattern", test_custom_pattern },

@@ -1,0 +1,278 @@
+/*
+ * query.c — the commands that ask each daemon's query socket (cli.h):
+ * status, each daemon's snapshot as an indented tree; history, one metric
+ * of one group a step a line (or CSV, or the reply's JSON); plot, the same
+ * as a chart of one series per daemon and group (plot.h), drawn in memory
+ * and written at once.
+ */
+#include <errno.h>
+#include <langinfo.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "out.h"
+#include "plot.h"
+
+/* ---- status ------------------------------------------------------------------------- */
+
+static void print_status_tree(const struct gw_msg *m, const char *path, int indent)
+{
+	int n = gw_msg_get_count(m, path);
+
+	for (int i = 0; i < n; i++) {
+		char p[512], *j;
+		const char *key = gw_msg_get_key(m, path, (size_t)i);
+		int kind;
+
+		if (!key)
+			continue;
+		snprintf(p, sizeof(p), "%s.%s", path, key);
+		kind = strchr(key, '.') ? -ENOENT : gw_msg_get_kind(m, p);
+		if (kind == GW_JSON_ARRAY && !strcmp(key, "alerts")) {
+			/* Firing alerts: one line each, not their JSON. */
+			int na = gw_msg_get_count(m, p);
+
+			out_printf("%*salerts: %d firing%s\n", indent, "", na, na ? ":" : "");
+			for (int k = 0; k < na; k++) {
+				char q[600];
+				const char *name, *group, *metric;
+
+				snprintf(q, sizeof(q), "%s.%d.labels.alertname", p, k);
+				name = gw_msg_get_string(m, q);
+				snprintf(q, sizeof(q), "%s.%d.labels.group", p, k);
+				group = gw_msg_get_string(m, q);
+				snprintf(q, sizeof(q), "%s.%d.labels.metric", p, k);
+				metric = gw_msg_get_string(m, q);
+				out_printf("%*s%s  group %s  metric %s\n", indent + 2, "",
+					   name ? name : "-", group ? group : "-",
+					   metric ? metric : "-");
+			}
+		} else if (kind == GW_JSON_OBJECT && indent < 8) {
+			out_printf("%*s%s:\n", indent, "", key);
+			print_status_tree(m, p, indent + 2);
+		} else if (kind == GW_JSON_STRING) {
+			out_printf("%*s%s: %s\n", indent, "", key, gw_msg_get_string(m, p));
+		} else if (kind > 0 && gw_msg_get_json(m, p, &j) == 0) {
+			out_printf("%*s%s: %s\n", indent, "", key, j);
+			free(j);
+		}
+	}
+}
+
+int cmd_status(struct gw_client *c, const struct opts *o)
+{
+	int status = 0;
+
+	for (size_t i = 0; i < gw_client_daemon_count(c); i++) {
+		struct gw_daemon_info in;
+		struct gw_msg *s;
+		double seq = 0;
+
+		gw_client_daemon_info(c, i, &in);
+		if (gw_client_snapshot(c, i, STEP_LAST, GW_STEP_NONE, &s) < 0) {
+			fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
+			status = 1;
+			continue;
+		}
+		if (o->json) {
+			out_printf("%s\n", gw_msg_json(s));
+		} else {
+			gw_msg_get_number(s, "seq", &seq);
+			out_printf("%s\n  run: %s\n  epoch: %s\n  messages sent: %.0f\n",
+				   in.pub_endpoint, gw_msg_run(s), gw_msg_epoch(s), seq);
+			if (gw_msg_get_count(s, "status") > 0) {
+				out_printf("  status:\n");
+				print_status_tree(s, "status", 4);
+			} else {
+				out_printf("  status: (none reported)\n");
+			}
+		}
+		gw_msg_free(s);
+		if (out_flush() < 0)
+			break;
+	}
+	return status;
+}
+
+/* ---- history and plot ------------------------------------------------------------------- */
+
+static void csv_field(const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		out_str(s);
+		return;
+	}
+	out_char('"');
+	for (; *s; s++) {
+		if (*s == '"')
+			out_char('"');
+		out_char(*s);
+	}
+	out_char('"');
+}
+
+int cmd_history(struct gw_client *c, const struct opts *o)
+{
+	const char *group = o->groups.n ? o->groups.v[0] : "all";
+	int status = 0;
+
+	if (o->csv)
+		out_printf("run,group,metric,step,value\n");
+	for (size_t i = 0; i < gw_client_daemon_count(c); i++) {
+		struct gw_history *h;
+
+		if (gw_client_history(c, i, o->metric, group, o->from, o->to, &h) < 0) {
+			fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
+			status = 1;
+			continue;
+		}
+		if (o->json) {
+			out_printf("%s\n", gw_history_json(h));
+		} else if (!o->csv) {
+			out_printf("# run %s, group %s, %s: %zu steps\n", gw_history_run(h), group,
+				   o->metric, gw_history_count(h));
+		}
+		for (size_t k = 0; !o->json && !out_failure() && k < gw_history_count(h); k++) {
+			int64_t step;
+			double v;
+			int r = gw_history_point(h, k, &step, &v);
+
+			if (o->csv) {
+				csv_field(gw_history_run(h));
+				out_char(',');
+				csv_field(group);
+				out_char(',');
+				csv_field(o->metric);
+				out_printf(",%lld,", (long long)step);
+				if (r == 0)
+					out_printf("%.17g", v);
+				out_char('\n');
+			} else if (r == 0) {
+				out_printf("%12lld  %.6g\n", (long long)step, v);
+			} else {
+				out_printf("%12lld  -\n", (long long)step);
+			}
+		}
+		gw_history_free(h);
+		if (out_flush() < 0)
+			break;
+	}
+	return status;
+}
+
+static int terminal_width(void)
+{
+	struct winsize ws;
+	const char *cols = getenv("COLUMNS");
+	long long v;
+
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (cols && opts_parse_ll(cols, 1, 100000, &v) == 0)
+		return (int)v;
+	return 80;
+}
+
+static bool utf8_locale(void)
+{
+	const char *cs = nl_langinfo(CODESET);
+
+	return cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"));
+}
+
+int cmd_plot(struct gw_client *c, const struct opts *o)
+{
+	static const char *const all_group[1] = { "all" };
+	const char *const *groups = o->groups.n ? o->groups.v : all_group;
+	size_t ngroups = o->groups.n ? (size_t)o->groups.n : 1;
+	size_t nd = gw_client_daemon_count(c), ns = 0;
+	struct plot_series s[PLOT_SERIES_MAX];
+	struct gw_history *hs[PLOT_SERIES_MAX];
+	int64_t *xs[PLOT_SERIES_MAX] = { 0 };
+	double *ys[PLOT_SERIES_MAX] = { 0 };
+	char labels[PLOT_SERIES_MAX][300], title[400];
+	int width = o->width ? (int)o->width : terminal_width(), status = 0, r;
+	char *chart = NULL;
+	size_t chart_len = 0;
+	FILE *f;
+
+	if (width < PLOT_WIDTH_MIN)
+		width = PLOT_WIDTH_MIN;
+	if (width > PLOT_WIDTH_MAX)
+		width = PLOT_WIDTH_MAX;
+	if (nd * ngroups > PLOT_SERIES_MAX) {
+		fprintf(stderr, "grokwatch: plot: at most %d series (daemons times groups)\n",
+			PLOT_SERIES_MAX);
+		return 2;
+	}
+	for (size_t i = 0; i < nd; i++)
+		for (size_t g = 0; g < ngroups; g++) {
+			struct gw_history *h;
+			size_t n;
+
+			if (gw_client_history(c, i, o->metric, groups[g], o->from, o->to, &h) < 0) {
+				fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
+				status = 1;
+				goto out;
+			}
+			hs[ns] = h;
+			n = gw_history_count(h);
+			xs[ns] = malloc((n ? n : 1) * sizeof(int64_t));
+			ys[ns] = malloc((n ? n : 1) * sizeof(double));
+			if (!xs[ns] || !ys[ns]) {
+				ns++;
+				fprintf(stderr, "grokwatch: out of memory\n");
+				status = 1;
+				goto out;
+			}
+			for (size_t k = 0; k < n; k++)
+				if (gw_history_point(h, k, &xs[ns][k], &ys[ns][k]) < 0)
+					ys[ns][k] = NAN;
+			if (nd > 1)
+				snprintf(labels[ns], sizeof(labels[ns]), "%s/%s", gw_history_run(h),
+					 groups[g]);
+			else
+				snprintf(labels[ns], sizeof(labels[ns]), "%s", groups[g]);
+			s[ns] = (struct plot_series){ labels[ns], n, xs[ns], ys[ns] };
+			ns++;
+		}
+	if (nd == 1)
+		snprintf(title, sizeof(title), "%s  run %s", o->metric, gw_history_run(hs[0]));
+	else
+		snprintf(title, sizeof(title), "%s", o->metric);
+	/* Drawn in memory, then written as one checked write. */
+	if (!(f = open_memstream(&chart, &chart_len))) {
+		fprintf(stderr, "grokwatch: plot: %s\n", strerror(errno));
+		status = 1;
+		goto out;
+	}
+	r = plot_render(f, s, ns, width, o->height ? (int)o->height : 15,
+			o->ascii || !utf8_locale(), title);
+	if (fclose(f) != 0 && r == 0)
+		r = -ENOMEM;
+	if (r == 0)
+		out_bytes(chart, chart_len);
+	if (r == -ENODATA) {
+		fprintf(stderr, "grokwatch: plot: no value of %s in the chosen groups and steps\n",
+			o->metric);
+		status = 1;
+	} else if (r < 0) {
+		fprintf(stderr, "grokwatch: plot: %s\n", strerror(-r));
+		status = 1;
+	}
+out:
+	free(chart);
+	for (size_t k = 0; k < ns; k++) {
+		gw_history_free(hs[k]);
+		free(xs[k]);
+		free(ys[k]);
+	}
+	return status;
+}
+
