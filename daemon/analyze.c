@@ -36,6 +36,7 @@
 #include "engine/analysis.h"
 #include "engine/file.h"
 #include "engine/forward.h"
+#include "engine/json.h"
 #include "engine/levenshtein.h"
 #include "engine/metrics.h"
 #include "engine/probe.h"
@@ -137,21 +138,34 @@ static int opt_number(const char *opt, const char *key, const char *s, double *r
 	char *end;
 	double v;
 
+	cJSON *n;
+	enum json_num r;
+
 	GW_BUG_ON(k->type != CONFIG_INT && k->type != CONFIG_DOUBLE);
 	v = strtod(s, &end);
 	if (end == s || *end || isspace((unsigned char)*s))
 		return opt_fail(opt, k, "expected %s, got '%s'", integer ? "an integer" : "a number",
 				s);
-	if (!isfinite(v))
+	/* The config's checks, in its order (engine/json.h's bounded number). */
+	n = cJSON_CreateNumber(v);
+	r = json_number(n, k->min, k->max, integer, ret);
+	cJSON_Delete(n);
+	switch (r) {
+	case JSON_NUM_OK:
+		return 0;
+	case JSON_NUM_NOT_NUMBER:
+		break;
+	case JSON_NUM_NOT_FINITE:
 		return opt_fail(opt, k, "the number is out of range");
-	if (integer && v != floor(v))
+	case JSON_NUM_NOT_INTEGER:
 		return opt_fail(opt, k, "expected an integer, got %g", v);
-	if (v < k->min)
+	case JSON_NUM_BELOW:
 		return opt_fail(opt, k, "%.17g is below the minimum %.17g", v, k->min);
-	if (v > k->max)
+	case JSON_NUM_ABOVE:
 		return opt_fail(opt, k, "%.17g is above the maximum %.17g", v, k->max);
-	*ret = v;
-	return 0;
+	}
+	GW_BUG_ON(1);
+	return -1;
 }
 
 static int opt_int(const char *opt, const char *key, const char *s, int64_t *ret)

@@ -129,10 +129,12 @@ done <<'CASES'
 --tau|metrics.tau|0|0
 --tau|metrics.tau|1.5|1.5
 --tau|metrics.tau|0.5|0.5
+--tau|metrics.tau|1e999|1e999
 --pair-budget|metrics.pair_budget|0|0
 --pair-budget|metrics.pair_budget|2.5|2.5
 --pair-budget|metrics.pair_budget|1000|1000
 --seed|metrics.seed|-1|-1
+--seed|metrics.seed|1.5|1.5
 --seed|metrics.seed|9007199254740992|9007199254740992
 --epsilon|metrics.epsilon|-0.1|-0.1
 --epsilon|metrics.epsilon|101|101
