@@ -90,13 +90,16 @@ static void usage(FILE *f)
 		"  --group NAME          group of the u16/u32 samples (default \"default\")\n"
 		"  --dump-routing FILE   write the routing records of the (single) CKPT\n"
 		"  --json                one JSON object a checkpoint, a line each\n"
-		"  --tau X               pathway threshold, (0, 1] (default 0.7)\n"
+		"  --tau X               pathway threshold, 1e-6 to 1 (default 0.7)\n"
 		"  --pair-budget N       exact mean up to N pairs, else sampled (default %llu)\n"
 		"  --seed N              seed of the pair sample (default 0: built-in)\n"
 		"  --epsilon X           memorization loss threshold in nats (default %g)\n"
 		"  --delta X             memorization stability band (default %g)\n"
 		"  --threads N           threads; 0 (the default) = all cores\n"
 		"  -h, --help            this text\n"
+		"\n"
+		"An option that is also a config key (probe.*, metrics.*, threads.blas) takes\n"
+		"the values the key takes (grokwatchd.json(5)).\n"
 		"\n"
 		"Exit status: 0 success, 1 an input is unusable or the work failed, 2 usage.\n",
 		(unsigned long long)LEV_DEFAULT_BUDGET, METRICS_EPSILON_DEFAULT,
