@@ -155,6 +155,20 @@ done <<'CASES'
 --probe-format|probe.format|"u16"|u16
 CASES
 
+# --- with --probe, a routing file of another probe is refused, naming both
+"$PY" - "$TMP/s100.st" "$TMP/other.st" <<PYEOF
+import sys
+sys.path.insert(0, "$GW_SRC/tests/reference")
+import stfile
+f = stfile.SafeTensors(sys.argv[1])
+md = dict(f.metadata)
+md["probe_hash"] = "a" * 64
+stfile.write_file(sys.argv[2], {n: f.raw(n) for n in f.tensors}, md)
+PYEOF
+gw analyze --probe "$PROBE" "$TMP/other.st" >/dev/null 2>"$TMP/err"; is $? 1 "routing file of another probe: exit 1"
+has "$(cat "$TMP/err")" "routing records of probe aaaaaaaaaaaa, not of the configured probe" "both probes named"
+gw analyze --probe "$PROBE" "$TMP/s100.st" >/dev/null 2>"$TMP/err"; ok $? "routing file of the same probe: taken"
+
 # --- bad input
 gw analyze --probe "$PROBE" "$TMP/nonexistent" >/dev/null 2>"$TMP/err"; is $? 1 "missing checkpoint: exit 1"
 has "$(cat "$TMP/err")" "nonexistent" "missing checkpoint named"
