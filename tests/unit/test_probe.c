@@ -1127,6 +1127,54 @@ static void test_bad_memmap_duplicate_window(void)
 	free(path);
 }
 
+/* probe_load: each format from its options, finished (hashed); the same
+ * samples as the add calls give; a fault named as the add names it. */
+static void test_probe_load(void)
+{
+	static const char jsonl[] = "{\"tokens\": [1, 2, 3], \"group\": \"math\"}\n";
+	const uint16_t u16[6] = { 1, 2, 3, 4, 5, 6 };
+	const uint32_t u32[6] = { 1, 2, 3, 4, 5, 6 };
+	struct probe_load_opts o = { .length = 2, .count = 2, .offset = 1, .group = "web" };
+	struct probe *p = NULL;
+	struct gw_err err = { "" };
+	char *path = xstrdup(tap_write_file("p.jsonl", jsonl, strlen(jsonl)));
+
+	o.path = path;
+	o.format = PROBE_FORMAT_JSONL;
+	CHECK_INT_EQ(probe_load(&o, &p, &err), 0);
+	CHECK_INT_EQ(p->n_samples, 1);
+	CHECK_STR_EQ(p->groups[0], "math");
+	CHECK_INT_EQ(strlen(p->hash), 64);
+	probe_free(p);
+	free(path);
+
+	path = xstrdup(tap_write_file("p.u16", u16, sizeof(u16)));
+	o.path = path;
+	o.format = PROBE_FORMAT_U16;
+	CHECK_INT_EQ(probe_load(&o, &p, &err), 0);
+	CHECK_INT_EQ(p->n_samples, 2);
+	CHECK_INT_EQ(p->samples[0].tokens[0], 2);
+	CHECK_INT_EQ(p->samples[1].tokens[1], 5);
+	CHECK_STR_EQ(p->groups[0], "web");
+	CHECK_INT_EQ(strlen(p->hash), 64);
+	probe_free(p);
+	p = NULL;
+	o.count = 3;
+	CHECK_INT_EQ(probe_load(&o, &p, &err) < 0, 1);
+	CHECK(p == NULL);
+	CHECK_STR_HAS(err.msg, "p.u16");
+	free(path);
+
+	path = xstrdup(tap_write_file("p.u32", u32, sizeof(u32)));
+	o.path = path;
+	o.format = PROBE_FORMAT_U32;
+	o.count = 2;
+	CHECK_INT_EQ(probe_load(&o, &p, &err), 0);
+	CHECK_INT_EQ(p->samples[1].tokens[0], 4);
+	probe_free(p);
+	free(path);
+}
+
 static const struct tap_test tests[] = {
 	{ "jsonl_groups_ids", test_jsonl_groups_ids },
 	{ "fixture_jsonl", test_fixture_jsonl },
@@ -1184,6 +1232,7 @@ static const struct tap_test tests[] = {
 	{ "bad_memmap_u32_beyond_int32", test_bad_memmap_u32_beyond_int32 },
 	{ "bad_memmap_truncated_while_read", test_bad_memmap_truncated_while_read },
 	{ "bad_memmap_duplicate_window", test_bad_memmap_duplicate_window },
+	{ "probe_load", test_probe_load },
 	{ NULL, NULL },
 };
 TAP_MAIN(tests)
