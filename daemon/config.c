@@ -28,6 +28,7 @@
 #include "endpoint.h"
 #include "engine/file.h"
 #include "engine/json.h"
+#include "engine/levenshtein.h"
 #include "engine/probe.h"
 #include "engine/step.h"
 
@@ -307,7 +308,7 @@ const struct config_key config_keys[] = {
 	  .doc = "The routing mass a pathway keeps per layer: the shortest prefix of the\n"
 		"experts, by descending mean routing weight, that sums to at least tau." },
 	{ .path = "metrics.pair_budget", .type = CONFIG_INT, .offset = OFF(metrics.pair_budget),
-	  .def_num = 2000000, .min = 1, .max = 1e12,
+	  .def_num = 2000000, .min = 1, .max = (double)LEV_MAX_BUDGET,
 	  .help = "sample pairs per group beyond which pathway distance is estimated from a sample",
 	  .doc = "Sample pairs per group up to which the pathway distance is the exact mean\n"
 		"over all pairs; above it, the mean over a fixed\\-seed uniform sample of this\n"

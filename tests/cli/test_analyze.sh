@@ -53,6 +53,8 @@ for g in a["groups"]:
         assert a["groups"][g][k] == b["groups"][g][k], (g, k, a["groups"][g][k], b["groups"][g][k])
 PYEOF
 ok $? "checkpoint and its routing file give the same metrics"
+"$PY" -c 'import json, sys; o = json.loads(open(sys.argv[1]).readline()); assert list(o)[0] == "type" and o["type"] == "metrics" and "kind" not in o, list(o)[:3]' "$TMP/a.json"
+ok $? "analyze --json labels its object \"type\": \"metrics\", first, and nothing else"
 
 # --- a directory with routing.safetensors but no router tensors: the
 # routers come from the checkpoint's weights beside it
@@ -133,6 +135,8 @@ done <<'CASES'
 --pair-budget|metrics.pair_budget|0|0
 --pair-budget|metrics.pair_budget|2.5|2.5
 --pair-budget|metrics.pair_budget|1000|1000
+--pair-budget|metrics.pair_budget|4294967296|4294967296
+--pair-budget|metrics.pair_budget|4294967297|4294967297
 --seed|metrics.seed|-1|-1
 --seed|metrics.seed|1.5|1.5
 --seed|metrics.seed|9007199254740992|9007199254740992
