@@ -159,7 +159,6 @@ int analysis_add(struct analysis *a, const char *what, struct routing *r, enum s
 	if (rc < 0)
 		goto fail;
 	o.result = metrics_result_json(o.res);
-	cJSON_DeleteItemFromObjectCaseSensitive(o.result, "type");
 	cJSON_AddStringToObject(o.result, "source", source_kind_name(kind));
 	cJSON_AddStringToObject(o.result, "arch", r->arch ? r->arch : "");
 	if (memo && step >= 0) {

@@ -22,7 +22,7 @@
  *   6. churn against the step just before this one in the series, when
  *      that step's routing is the one kept in memory (so a late older step
  *      has none: its predecessor's per-token records are gone);
- *   7. the metrics and their JSON (metrics_result_json without the "type"
+ *   7. the metrics and their JSON (metrics_result_json, which carries no
  *      label, plus "source" and "arch"; the caller adds what it measures);
  *   8. when asked, the memorized-subset values of every step against the
  *      new latest one (routing_series_recompute), to republish.

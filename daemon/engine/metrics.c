@@ -607,7 +607,6 @@ cJSON *metrics_result_json(const struct metrics_result *m)
 {
 	cJSON *o = cJSON_CreateObject(), *groups = cJSON_CreateObject(), *t = cJSON_CreateObject();
 
-	add(o, "type", cJSON_CreateString("metrics"));
 	add(o, "step", m->step >= 0 ? cJSON_CreateNumber((double)m->step) : cJSON_CreateNull());
 	add(o, "checkpoint", str_or_null(m->checkpoint));
 	add(o, "probe_hash", str_or_null(m->probe_hash));

@@ -186,8 +186,9 @@ int metrics_compute(const struct routing *r, const struct routing *prev,
 void metrics_result_free(struct metrics_result *m); /* accepts NULL */
 
 /*
- * The metrics as JSON:
- *   {"type": "metrics", "step", "checkpoint", "probe_hash", "tau",
+ * The metrics as JSON, with no message label (the publisher adds "type",
+ * the journal marks its lines with "kind", analyze --json prints "type"):
+ *   {"step", "checkpoint", "probe_hash", "tau",
  *    "groups": {"<g>": SET + "memorized": MSET, ..., "all": ...},
  *    "consistency_note", "health": {"overall": {...}, "layers": [{...}]} | null,
  *    "health_note", "churn", "churn_note",
