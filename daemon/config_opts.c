@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 void config_opts_publish(const struct config *c, const char *run, struct publish_opts *ret)
 {
 	*ret = (struct publish_opts){
@@ -121,4 +123,39 @@ void config_opts_queue(const struct config *c, struct queue_opts *ret)
 		.max_retries = c->jobs.max_retries,
 		.depth = (size_t)c->limits.queue_depth,
 	};
+}
+
+/* The enums are spelled out, not cast: config.h's order is the table's
+ * (what the file may say), watch.h's and log.h's are their modules'. */
+static int watch_mode(int mode)
+{
+	switch (mode) {
+	case CONFIG_WATCH_EVENTS: return WATCH_EVENTS;
+	case CONFIG_WATCH_POLL: return WATCH_POLL;
+	default: return WATCH_AUTO;
+	}
+}
+
+void config_opts_watch(const struct config *c, struct watch_opts *ret)
+{
+	*ret = (struct watch_opts){
+		.root = c->watch.root,
+		.patterns = (const char *const *)c->watch.patterns.v,
+		.step_from_trainer_state = c->watch.step_from_trainer_state,
+		.marker = c->watch.marker,
+		.quiet_ms = (uint64_t)c->watch.quiet_period_ms,
+		.mode = watch_mode(c->watch.mode),
+		.poll_ms = (uint64_t)c->watch.poll_interval_ms,
+		.max_entries = (size_t)c->limits.checkpoints,
+	};
+}
+
+int config_opts_log_level(const struct config *c)
+{
+	switch (c->log_level) {
+	case CONFIG_LOG_ERROR: return LOG_LVL_ERROR;
+	case CONFIG_LOG_WARN: return LOG_LVL_WARN;
+	case CONFIG_LOG_DEBUG: return LOG_LVL_DEBUG;
+	default: return LOG_LVL_INFO;
+	}
 }

@@ -1,6 +1,6 @@
 /*
  * config_opts.h — the one place where a struct config becomes the options
- * each module takes.  The modules (alert, hook, publish, queue) know nothing of the
+ * each module takes.  The modules (alert, hook, publish, queue, watch, log) know nothing of the
  * config file: they take their own options structs; the wiring (run.c)
  * builds those here, and so do tests that start from a config text.
  *
@@ -20,6 +20,7 @@
 #include "hook.h"
 #include "publish.h"
 #include "queue.h"
+#include "watch.h"
 
 /* publish.* and limits.{request,reply}_bytes; `run` is the run name
  * (config run, or the one the wiring derived from watch.root). */
@@ -40,5 +41,11 @@ void config_opts_probe(const struct config *c, struct probe_load_opts *ret);
 /* jobs.retry_backoff_ms, .retry_backoff_max_ms, .max_retries and
  * limits.queue_depth. */
 void config_opts_queue(const struct config *c, struct queue_opts *ret);
+
+/* watch.* and limits.checkpoints; the patterns are borrowed from c. */
+void config_opts_watch(const struct config *c, struct watch_opts *ret);
+
+/* log_level as log.h's enum log_level. */
+int config_opts_log_level(const struct config *c);
 
 #endif

@@ -15,7 +15,7 @@
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
-void log_set_level(int level);   /* enum log_level (= enum config_log_level) */
+void log_set_level(int level);   /* enum log_level */
 int log_get_level(void);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -123,7 +123,7 @@ static void on_diff(void *ud, const char *path, bool needs_restart)
 static void apply_top(void *ud, const struct config *c)
 {
 	(void)ud;
-	log_set_level(c->log_level);
+	log_set_level(config_opts_log_level(c));
 }
 
 static void apply_watch(void *ud, const struct config *c)
@@ -361,16 +361,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 		uv_timer_start(&d->watchdog_timer, on_watchdog, d->watchdog_usec / 2000 + 1,
 			       d->watchdog_usec / 2000 + 1);
 
-	wo = (struct watch_opts){
-		.root = d->cfg->watch.root,
-		.patterns = (const char *const *)d->cfg->watch.patterns.v,
-		.step_from_trainer_state = d->cfg->watch.step_from_trainer_state,
-		.marker = d->cfg->watch.marker,
-		.quiet_ms = (uint64_t)d->cfg->watch.quiet_period_ms,
-		.mode = d->cfg->watch.mode,
-		.poll_ms = (uint64_t)d->cfg->watch.poll_interval_ms,
-		.max_entries = (size_t)d->cfg->limits.checkpoints,
-	};
+	config_opts_watch(d->cfg, &wo);
 	return watch_new(&d->loop, &wo, &dispatch_watch_callbacks, d, &d->watch, err);
 }
 
@@ -413,7 +404,7 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "grokwatchd: %s\n", err.msg);
 		return 1;
 	}
-	log_set_level(d.cfg->log_level);
+	log_set_level(config_opts_log_level(d.cfg));
 	if (check) {
 		struct probe *p = NULL;
 

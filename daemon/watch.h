@@ -54,7 +54,7 @@
 
 #include "engine/error.h"
 
-enum watch_mode { WATCH_AUTO, WATCH_EVENTS, WATCH_POLL }; /* = enum config_watch_mode */
+enum watch_mode { WATCH_AUTO, WATCH_EVENTS, WATCH_POLL };
 
 struct watch_opts {
 	const char *root;

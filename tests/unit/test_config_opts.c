@@ -9,6 +9,7 @@
 
 #include "../tap.h"
 #include "config_opts.h"
+#include "log.h"
 
 static struct config *parse(const char *text)
 {
@@ -140,11 +141,63 @@ static void test_queue(void)
 	config_free(c);
 }
 
+static void test_watch(void)
+{
+	struct config *c = parse(
+		"{\"watch\": {\"root\": \"/ck\", \"patterns\": [\"iter_{step}\", \"s{step}\"], "
+		"\"step_from_trainer_state\": false, \"marker\": \"DONE\", "
+		"\"quiet_period_ms\": 1234, \"mode\": \"poll\", \"poll_interval_ms\": 750}, "
+		"\"limits\": {\"checkpoints\": 99}}");
+	struct watch_opts o;
+
+	config_opts_watch(c, &o);
+	CHECK_STR_EQ(o.root, "/ck");
+	CHECK_STR_EQ(o.patterns[0], "iter_{step}");
+	CHECK_STR_EQ(o.patterns[1], "s{step}");
+	CHECK(o.patterns[2] == NULL);
+	CHECK(!o.step_from_trainer_state);
+	CHECK_STR_EQ(o.marker, "DONE");
+	CHECK_INT_EQ(o.quiet_ms, 1234);
+	CHECK_INT_EQ(o.mode, WATCH_POLL);
+	CHECK_INT_EQ(o.poll_ms, 750);
+	CHECK_INT_EQ(o.max_entries, 99);
+	config_free(c);
+
+	c = parse("{\"watch\": {\"root\": \"/ck\", \"mode\": \"events\"}}");
+	config_opts_watch(c, &o);
+	CHECK_INT_EQ(o.mode, WATCH_EVENTS);
+	config_free(c);
+	c = parse("{\"watch\": {\"root\": \"/ck\"}}");
+	config_opts_watch(c, &o);
+	CHECK_INT_EQ(o.mode, WATCH_AUTO);
+	config_free(c);
+}
+
+static void test_log_level(void)
+{
+	static const struct { const char *name; int level; } cases[] = {
+		{ "error", LOG_LVL_ERROR }, { "warn", LOG_LVL_WARN },
+		{ "info", LOG_LVL_INFO }, { "debug", LOG_LVL_DEBUG },
+	};
+	char text[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config *c;
+
+		snprintf(text, sizeof(text), "{\"log_level\": \"%s\"}", cases[i].name);
+		c = parse(text);
+		CHECK_INT_EQ(config_opts_log_level(c), cases[i].level);
+		config_free(c);
+	}
+}
+
 static const struct tap_test tests[] = {
 	{ "publish", test_publish },
 	{ "alerts", test_alerts },
 	{ "hooks", test_hooks },
 	{ "queue", test_queue },
+	{ "watch", test_watch },
+	{ "log_level", test_log_level },
 	{ NULL, NULL },
 };
 
