@@ -401,47 +401,14 @@ int journal_write_state(struct journal *j, const char *name, const char *text, s
 int journal_read_state(const struct journal *j, const char *name, size_t max, char **ret_text,
 		       size_t *ret_len, struct gw_err *err)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd, r;
+	char *path;
+	int r;
 
 	if ((r = check_name(name, err)) < 0)
 		return r;
-	fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, name, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		r = gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, name, strerror(errno));
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max) {
-		r = gw_errf(err, -EFBIG, "\"%s/%s\": %lld bytes, more than the limit of %zu", j->dir,
-			    name, (long long)st.st_size, max);
-		goto out;
-	}
-	buf = gw_malloc((size_t)st.st_size + 1);
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = gw_errf(err, -errno, "\"%s/%s\": %s", j->dir, name, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	buf[got] = 0;
-	*ret_text = buf;
-	*ret_len = got;
-	buf = NULL;
-	r = 0;
-out:
-	free(buf);
-	close(fd);
+	path = gw_join(j->dir, '/', name);
+	r = gw_file_read(path, max, ret_text, ret_len, err);
+	free(path);
 	return r;
 }
 

@@ -131,7 +131,9 @@ int journal_write_state(struct journal *j, const char *name, const char *text, s
 			struct gw_err *err);
 
 /* Read state file `name` (at most `max` bytes) into a new NUL-terminated
- * buffer the caller frees.  -ENOENT if absent, -EFBIG if over max. */
+ * buffer the caller frees, by gw_file_read: -ENOENT if absent, -EFBIG if
+ * over max, -EINVAL if not a regular file, -EAGAIN if it changed while
+ * read. */
 int journal_read_state(const struct journal *j, const char *name, size_t max, char **ret_text,
 		       size_t *ret_len, struct gw_err *err);
 
