@@ -576,6 +576,10 @@ static int apply_rope(const struct cfg *c, const struct arch_info *a, const stru
 	m->rope_attn_factor = 1.0;
 	if (!rc->yarn)
 		return 0;
+	/* YaRN's correction range divides by log(rope_theta). */
+	if (!(m->rope_theta > 1.0))
+		return gw_errf(c->err, -EBADMSG, "\"%s\": rope_theta %g with YaRN must be above 1",
+			       c->what, m->rope_theta);
 	m->yarn = true;
 	m->yarn_factor = rc->factor;
 	m->yarn_beta_fast = rc->beta_fast;

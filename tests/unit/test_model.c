@@ -692,6 +692,8 @@ static void test_refuse_deepseek(void)
 	REFUSE("{\"model_type\": \"olmoe\", \"rope_parameters\": {\"rope_type\": \"yarn\", "
 	       "\"factor\": 4, \"attention_factor\": 0}}", -EBADMSG,
 	       "\"rope_parameters\".attention_factor must be positive");
+	REFUSE("{\"model_type\": \"olmoe\", \"rope_theta\": 1, \"rope_scaling\": {\"rope_type\": "
+	       "\"yarn\", \"factor\": 4}}", -EBADMSG, "rope_theta 1 with YaRN must be above 1");
 }
 
 static void test_refuse_json(void)
