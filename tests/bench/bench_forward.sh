@@ -22,16 +22,8 @@
 set -u
 src=${GW_SRC:-.}
 py=${PYTHON:-/usr/bin/python3}
-build=${GW_BUILD:-build/default}
-case "$build" in /*) ;; *) build="$src/$build" ;; esac
-gw=${GW_BIN:-$build/grokwatchd}
-sg="$build/tests/bench/bench_sgemm"
-dir="$build/bench"
-reps=3
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gwbench.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
 . "$src/tests/bench/forward_lib.sh"
+sg="$build/tests/bench/bench_sgemm"
 [ -x "$sg" ] || die "$sg is not built (make bench builds it)"
 mkdir -p "$dir" || die "cannot create $dir"
 

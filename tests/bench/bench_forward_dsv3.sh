@@ -23,14 +23,6 @@
 set -u
 src=${GW_SRC:-.}
 py=${PYTHON:-/usr/bin/python3}
-build=${GW_BUILD:-build/default}
-case "$build" in /*) ;; *) build="$src/$build" ;; esac
-gw=${GW_BIN:-$build/grokwatchd}
-dir="$build/bench"
-reps=3
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gwbench.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
 . "$src/tests/bench/forward_lib.sh"
 [ -x "$gw" ] || die "$gw is not built"
 mkdir -p "$dir" || die "cannot create $dir"

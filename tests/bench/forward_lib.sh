@@ -1,7 +1,16 @@
 # forward_lib.sh — shared by the forward-pass benchmarks (bench_forward.sh,
-# bench_forward_dsv3.sh), sourced after they set src, py, build, tmp:
-# generating a bench model once (kept in $build/bench/), reading figures
-# from JSON lines, medians, arithmetic, and timing a whole process.
+# bench_forward_dsv3.sh), sourced after they set src and py: the build
+# paths (build, gw, dir for the bench models), a scratch directory (tmp,
+# removed on exit), reps; generating a bench model once (kept in
+# $build/bench/), reading figures from JSON lines, medians, arithmetic,
+# and timing a whole process.
+build=${GW_BUILD:-build/default}
+case "$build" in /*) ;; *) build="$src/$build" ;; esac
+gw=${GW_BIN:-$build/grokwatchd}
+dir="$build/bench"
+reps=3
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gwbench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
 
 die() { echo "$(basename "$0" .sh): $*" >&2; exit 1; }
 

@@ -86,7 +86,10 @@ ok $? "analyze --json labels its object \"type\": \"metrics\", first, and nothin
 mkdir -p "$TMP/step700"
 cp "$FX/olmoe-f32/config.json" "$FX/olmoe-f32/model.safetensors" "$TMP/step700/"
 gw analyze --probe "$PROBE" --dump-routing "$TMP/full.st" "$FX/olmoe-f32" >/dev/null 2>&1
-"$PY" - "$TMP/full.st" "$TMP/step700/routing.safetensors" <<PYEOF
+# no_routers SRC DST: SRC's routing file without its router.<l> tensors and
+# its step, so the directory's name and the checkpoint beside it supply them
+no_routers() {
+	"$PY" - "$1" "$2" <<PYEOF
 import sys
 sys.path.insert(0, "$GW_SRC/tests/reference")
 import stfile
@@ -96,6 +99,8 @@ md = dict(f.metadata)
 md.pop("step", None)
 stfile.write_file(sys.argv[2], t, md)
 PYEOF
+}
+no_routers "$TMP/full.st" "$TMP/step700/routing.safetensors"
 gw analyze --json "$TMP/step700" >"$TMP/c.json" 2>"$TMP/err"; ok $? "routing.safetensors without routers: exit 0"
 gw analyze --json "$TMP/full.st" >"$TMP/d.json" 2>/dev/null
 "$PY" - "$TMP/c.json" "$TMP/d.json" <<'PYEOF'
@@ -109,14 +114,7 @@ ok $? "routers read from the checkpoint; step 700 from the directory name"
 mkdir -p "$TMP/step800"
 cp "$FX/dsv3nolora-f32/config.json" "$FX/dsv3nolora-f32/model.safetensors" "$TMP/step800/"
 gw analyze --probe "$PROBE" --dump-routing "$TMP/nolora.st" "$FX/dsv3nolora-f32" >/dev/null 2>&1
-"$PY" - "$TMP/nolora.st" "$TMP/step800/routing.safetensors" <<PYEOF
-import sys
-sys.path.insert(0, "$GW_SRC/tests/reference")
-import stfile
-f = stfile.SafeTensors(sys.argv[1])
-stfile.write_file(sys.argv[2], {n: f.raw(n) for n in f.tensors if not n.startswith("router.")},
-                  dict(f.metadata))
-PYEOF
+no_routers "$TMP/nolora.st" "$TMP/step800/routing.safetensors"
 gw analyze --json "$TMP/step800" >"$TMP/g.json" 2>"$TMP/err"; ok $? "DeepseekV3 routing.safetensors without routers: exit 0"
 gw analyze --json "$TMP/nolora.st" >"$TMP/h.json" 2>/dev/null
 "$PY" - "$TMP/g.json" "$TMP/h.json" <<'PYEOF'

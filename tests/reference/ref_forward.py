@@ -855,15 +855,22 @@ def check_tokens(rep, ref, samples, tid, tw, k, E):
                      % (s, pos, l, e, wgot[t, l, e], wref[t, l, e]))
 
 
-def cmd_compare(args):
+def triples_of(cmd, args):
+    """[(CKPT, PROBE, ROUTING)] from the command line, or None after a usage line."""
     if len(args) == 0 or len(args) % 3:
-        print("usage: ref_forward.py compare CKPT PROBE ROUTING [CKPT PROBE ROUTING ...]",
+        print("usage: ref_forward.py %s CKPT PROBE ROUTING [CKPT PROBE ROUTING ...]" % cmd,
               file=sys.stderr)
+        return None
+    return [tuple(args[j:j + 3]) for j in range(0, len(args), 3)]
+
+
+def cmd_compare(args):
+    triples = triples_of("compare", args)
+    if triples is None:
         return 2
     torch.set_num_threads(1)
     failed = 0
-    for j in range(0, len(args), 3):
-        ckpt, probe, routing = args[j:j + 3]
+    for ckpt, probe, routing in triples:
         name = os.path.basename(os.path.normpath(ckpt))
         try:
             rep, model = compare_one(ckpt, probe, routing)
@@ -909,12 +916,10 @@ def mutation_one(t, feature, faithful):
 
 
 def cmd_mutations(args):
-    if len(args) == 0 or len(args) % 3:
-        print("usage: ref_forward.py mutations CKPT PROBE ROUTING [CKPT PROBE ROUTING ...]",
-              file=sys.stderr)
+    triples = triples_of("mutations", args)
+    if triples is None:
         return 2
     torch.set_num_threads(1)
-    triples = [tuple(args[j:j + 3]) for j in range(0, len(args), 3)]
     configs, faithful = {}, {}
     failed = 0
     for t in triples:

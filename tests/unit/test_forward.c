@@ -561,6 +561,29 @@ static void zero_routers(void *ud, const struct model_desc *m, const char *name,
 }
 
 /*
+ * A routing record made from all-zero router logits (so p_t = 1/E exactly,
+ * entropy = lse = log E) whose top-k at MoE layer l are want_ids[l*k ..]
+ * with weight want_w each, for every token.
+ */
+static void check_by_hand(const struct routing *rt, const uint16_t *want_ids, double want_w)
+{
+	int E = rt->n_experts, k = rt->top_k, L = rt->n_layers;
+
+	for (size_t i = 0; i < (size_t)rt->n_samples * L * E; i++)
+		CHECK_NEAR(rt->gbar[i], 1.0 / E, 1e-7);
+	for (int64_t t = 0; t < rt->tok_offset[rt->n_samples]; t++)
+		for (int l = 0; l < L; l++) {
+			CHECK_NEAR(rt->entropy[t * L + l], log((double)E), 1e-6);
+			CHECK_NEAR(rt->lse[t * L + l], log((double)E), 1e-6);
+			for (int j = 0; j < k; j++) {
+				CHECK_INT_EQ(rt->topk_ids[((size_t)t * L + l) * k + j],
+					     want_ids[l * k + j]);
+				CHECK_NEAR(rt->topk_w[((size_t)t * L + l) * k + j], want_w, 1e-6);
+			}
+		}
+}
+
+/*
  * A copy of olmoe-f32 with every router weight zero: every logit is 0, so
  * p_t is exactly uniform.  By hand: gbar = 1/E, entropy = lse = log E, and
  * with all probabilities tied the top-k are experts 0 .. k-1 (ties to the
@@ -572,19 +595,14 @@ static void test_zero_router_ties_to_lower_index(void)
 	const struct model_desc *m = ckpt_model(z);
 	struct probe *p = open_probe(m->vocab);
 	struct routing *rt = run(z, p, NULL);
-	int E = m->n_experts, k = m->top_k, L = rt->n_layers;
+	int k = m->top_k, L = rt->n_layers;
+	uint16_t *want = malloc((size_t)L * k * sizeof(uint16_t));
 
-	for (size_t i = 0; i < (size_t)rt->n_samples * L * E; i++)
-		CHECK_NEAR(rt->gbar[i], 1.0 / E, 1e-7);
-	for (int64_t t = 0; t < rt->tok_offset[rt->n_samples]; t++)
-		for (int l = 0; l < L; l++) {
-			CHECK_NEAR(rt->entropy[t * L + l], log((double)E), 1e-6);
-			CHECK_NEAR(rt->lse[t * L + l], log((double)E), 1e-6);
-			for (int j = 0; j < k; j++) {
-				CHECK_INT_EQ(rt->topk_ids[((size_t)t * L + l) * k + j], j);
-				CHECK_NEAR(rt->topk_w[((size_t)t * L + l) * k + j], 1.0 / E, 1e-7);
-			}
-		}
+	CHECK(want != NULL);
+	for (int i = 0; i < L * k; i++)
+		want[i] = (uint16_t)(i % k);
+	check_by_hand(rt, want, 1.0 / m->n_experts);
+	free(want);
 	routing_free(rt);
 	probe_free(p);
 	ckpt_free(z);
@@ -647,18 +665,7 @@ static void test_sigmoid_router_by_hand(void)
 	CHECK_INT_EQ(m->n_group, 4);
 	CHECK_INT_EQ(m->topk_group, 2);
 	CHECK_NEAR(m->routed_scaling, 2.5, 0);
-	for (size_t i = 0; i < (size_t)rt->n_samples * L * E; i++)
-		CHECK_NEAR(rt->gbar[i], 1.0 / E, 1e-7);
-	for (int64_t t = 0; t < rt->tok_offset[rt->n_samples]; t++)
-		for (int l = 0; l < L; l++) {
-			CHECK_NEAR(rt->entropy[t * L + l], log((double)E), 1e-6);
-			CHECK_NEAR(rt->lse[t * L + l], log((double)E), 1e-6);
-			for (int j = 0; j < k; j++) {
-				CHECK_INT_EQ(rt->topk_ids[((size_t)t * L + l) * k + j],
-					     hand_want[l][j]);
-				CHECK_NEAR(rt->topk_w[((size_t)t * L + l) * k + j], 0.625, 1e-6);
-			}
-		}
+	check_by_hand(rt, &hand_want[0][0], 0.625);
 	routing_free(rt);
 	probe_free(p);
 	ckpt_free(z);
