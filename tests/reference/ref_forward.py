@@ -2,15 +2,22 @@
 """ref_forward.py — an independent PyTorch reference for grokwatch's forward pass.
 
 It implements the forward pass of OlmoeForCausalLM, MixtralForCausalLM,
-Qwen2MoeForCausalLM and Qwen3MoeForCausalLM in fp32, written from the Hugging
-Face definitions (SPEC §3), sharing no code with the C engine, and computes
-per probe sample what the engine records: gbar [L_moe, E] (mean over tokens of
-softmax over ALL experts of the router logits), the loss (mean next-token NLL
-in nats over positions 1..T-1; NaN for a one-token sample) and, per token and
-MoE layer, the top-k expert ids (ties to the lower index), their weights as the
+Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, DeepseekV3ForCausalLM (multi-head
+latent attention, the sigmoid router with correction bias and groups, shared
+experts, dense first layers, interleaved RoPE) and Glm4MoeForCausalLM (GQA with
+partial RoPE, biases, QK-norm, the same router), with plain RoPE or YaRN, in
+fp32, written from the Hugging Face definitions (modeling_*.py,
+modeling_rope_utils.py; SPEC §3), sharing no code with the C engine, and
+computes per probe sample what the engine records: gbar [L_moe, E] (mean over
+tokens of p_t: softmax over ALL experts of the router logits, or for sigmoid
+routers s / sum(s) without the bias), the loss (mean next-token NLL in nats over
+positions 1..T-1; NaN for a one-token sample) and, per token and MoE layer, the
+top-k expert ids (ties to the lower index, groups too), their weights as the
 model uses them (renormalized for Mixtral always, for the others when
-norm_topk_prob), router entropy, logsumexp of the logits and the full
-probability vector.  Each sample runs on its own (positions 0..T-1, no padding).
+norm_topk_prob; times routed_scaling_factor for sigmoid routers), router
+entropy of p_t, logsumexp of the logits, the full p_t and the choice's margin
+(how far from a tie it is).  Each sample runs on its own (positions 0..T-1, no
+padding).
 
 Commands (Python: always /usr/bin/python3):
 
@@ -35,12 +42,14 @@ Commands (Python: always /usr/bin/python3):
           weight exactly);
         - |gbar - ref| <= 1e-5 everywhere;
         - loss within 1e-5 relative (both NaN for one-token samples);
-        - the top-k sets are identical wherever the reference's k-th and
-          (k+1)-th probabilities differ by more than 1e-5, and there the
+        - the top-k sets are identical wherever the reference's choice is
+          clear (its k-th and (k+1)-th probabilities, or for sigmoid routers
+          both the topk_group-th and next group scores and the k-th and next
+          masked choice scores, differ by more than 1e-5), and there the
           weights agree within 1e-5 expert by expert;
         - entropy within 1e-5 and lse within 1e-5 relative (min 1e-5 absolute).
       Give all triples in one call: torch is imported once (a few seconds for
-      the 13 fixtures).  Typical use in tests/reference/test_reference.sh:
+      the 20 fixtures).  Typical use in tests/reference/test_reference.sh:
         for c in olmoe-f32 mixtral-bf16-sharded ...; do
           $GW_WRAP "$GW_BIN" analyze "$GW_FIXTURES/$c" \\
             --probe "$GW_FIXTURES/probe/probe.jsonl" --dump-routing "$TMP/$c.st"
@@ -48,6 +57,14 @@ Commands (Python: always /usr/bin/python3):
         done
         "$PYTHON" "$GW_SRC/tests/reference/ref_forward.py" compare "$@"
       (its "ok"/"not ok" lines count as TAP results in tests/run.sh).
+
+  ref_forward.py mutations CKPT PROBE ROUTING [CKPT PROBE ROUTING ...]
+      The mutation check: for each of FEATURES (the DeepSeek-V3 family's router,
+      experts, latent attention and RoPE details, and YaRN) and every triple
+      whose model uses it, compare again with that one feature turned off in
+      the reference; one TAP line each, "ok" when the comparison then fails
+      (the faithful comparison of the triple must pass), "not ok" when it still
+      passes or when no triple uses the feature.  Exit 0 when all are "ok".
 
   ref_forward.py bench CKPT PROBE [--threads N]
       A batched forward the way Hugging Face runs it (weights loaded and
