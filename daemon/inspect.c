@@ -38,11 +38,13 @@ static void usage(FILE *f)
 		"validating it completely.\n"
 		"\n"
 		"For a checkpoint: the architecture, layers (and which are MoE), experts and\n"
-		"top-k, hidden size, heads, KV heads and head_dim, vocabulary, the dtypes\n"
-		"present, tensor count, bytes of tensor data, the files, and whether it is\n"
-		"complete (every file as long as its header declares).  For a safetensors\n"
-		"file: the tensors with dtype and shape (the first %d; --all for every one),\n"
-		"bytes and metadata.\n"
+		"top-k (and for the DeepSeek-V3 family the sigmoid router's groups and\n"
+		"scaling), hidden size, the attention (heads, KV heads and head_dim, or the\n"
+		"latent attention's ranks and dims), RoPE (rotary dims, YaRN), vocabulary,\n"
+		"the dtypes present, tensor count, bytes of tensor data, the files, and\n"
+		"whether it is complete (every file as long as its header declares).  For a\n"
+		"safetensors file: the tensors with dtype and shape (the first %d; --all for\n"
+		"every one), bytes and metadata.\n"
 		"\n"
 		"Options:\n"
 		"  --json      print one JSON object instead (it lists every tensor of a file)\n"
@@ -193,8 +195,33 @@ static int inspect_dir(const char *path, bool json)
 		cJSON_AddNumberToObject(o, "moe_intermediate", m->moe_intermediate);
 		cJSON_AddNumberToObject(o, "dense_intermediate", m->dense_intermediate);
 		cJSON_AddNumberToObject(o, "shared_intermediate", m->shared_intermediate);
+		cJSON_AddStringToObject(o, "router",
+					m->router == ROUTER_SIGMOID ? "sigmoid" : "softmax");
+		if (m->router == ROUTER_SIGMOID) {
+			cJSON_AddNumberToObject(o, "n_group", m->n_group);
+			cJSON_AddNumberToObject(o, "topk_group", m->topk_group);
+			cJSON_AddNumberToObject(o, "routed_scaling_factor", m->routed_scaling);
+		}
+		cJSON_AddStringToObject(o, "attention", m->attn == ATTN_MLA ? "mla" : "gqa");
+		if (m->attn == ATTN_MLA) {
+			cJSON_AddNumberToObject(o, "q_lora_rank", m->q_lora_rank);
+			cJSON_AddNumberToObject(o, "kv_lora_rank", m->kv_lora_rank);
+			cJSON_AddNumberToObject(o, "qk_nope_head_dim", m->qk_nope_dim);
+			cJSON_AddNumberToObject(o, "qk_rope_head_dim", m->qk_rope_dim);
+			cJSON_AddNumberToObject(o, "v_head_dim", m->v_head_dim);
+		}
+		cJSON_AddNumberToObject(o, "softmax_scale", m->attn_scale);
 		cJSON_AddBoolToObject(o, "tied", m->tie_embeddings);
 		cJSON_AddNumberToObject(o, "rope_theta", m->rope_theta);
+		cJSON_AddNumberToObject(o, "rope_dim", m->rope_dim);
+		cJSON_AddBoolToObject(o, "rope_interleave", m->rope_interleave);
+		cJSON_AddStringToObject(o, "rope_scaling", m->yarn ? "yarn" : "none");
+		if (m->yarn) {
+			cJSON_AddNumberToObject(o, "yarn_factor", m->yarn_factor);
+			cJSON_AddNumberToObject(o, "yarn_original_max_position_embeddings",
+						m->yarn_orig_max_pos);
+			cJSON_AddNumberToObject(o, "yarn_attention_factor", m->rope_attn_factor);
+		}
 		cJSON_AddNumberToObject(o, "rms_norm_eps", m->rms_eps);
 		cJSON_AddItemToObject(o, "dtypes", dtypes_json(mask));
 		cJSON_AddNumberToObject(o, "tensors", (double)ckpt_tensor_count(c));
@@ -216,16 +243,32 @@ static int inspect_dir(const char *path, bool json)
 		layers_text(buf, sizeof(buf), m);
 		printf("%-13s %d (MoE: %s%s)\n", "layers", m->n_layers, buf,
 		       m->n_moe_layers == m->n_layers ? ", all" : "");
-		printf("%-13s %d, top-%d%s\n", "experts", m->n_experts, m->top_k,
+		printf("%-13s %d, top-%d%s", "experts", m->n_experts, m->top_k,
 		       m->norm_topk_prob ? " renormalized" : "");
+		if (m->router == ROUTER_SIGMOID)
+			printf(", sigmoid router with correction bias (%d groups, keep %d, "
+			       "scaling %g)", m->n_group, m->topk_group, m->routed_scaling);
+		printf("\n");
 		printf("%-13s %d (expert FFN %d", "hidden", m->hidden, m->moe_intermediate);
 		if (m->n_moe_layers < m->n_layers)
 			printf(", dense FFN %d", m->dense_intermediate);
 		if (m->shared_intermediate)
 			printf(", shared expert %d", m->shared_intermediate);
 		printf(")\n");
-		printf("%-13s %d heads, %d KV heads, head_dim %d\n", "attention", m->n_heads,
-		       m->n_kv_heads, m->head_dim);
+		if (m->attn == ATTN_MLA)
+			printf("%-13s latent (MLA), %d heads, q_lora_rank %d%s, kv_lora_rank %d, "
+			       "qk %d + %d rotary, v %d\n", "attention", m->n_heads, m->q_lora_rank,
+			       m->q_lora_rank ? "" : " (q_proj)", m->kv_lora_rank, m->qk_nope_dim,
+			       m->qk_rope_dim, m->v_head_dim);
+		else
+			printf("%-13s %d heads, %d KV heads, head_dim %d\n", "attention", m->n_heads,
+			       m->n_kv_heads, m->head_dim);
+		printf("%-13s theta %g, %d dims%s", "rope", m->rope_theta, m->rope_dim,
+		       m->rope_interleave ? " interleaved" : "");
+		if (m->yarn)
+			printf(", YaRN factor %g over %g positions (attention factor %.6g)",
+			       m->yarn_factor, m->yarn_orig_max_pos, m->rope_attn_factor);
+		printf("\n");
 		printf("%-13s %d%s\n", "vocab", m->vocab, m->tie_embeddings ? " (tied lm_head)" : "");
 		dtypes_text(buf, sizeof(buf), mask);
 		printf("%-13s %s\n", "dtypes", buf);

@@ -1,6 +1,7 @@
 /*
  * forward.c — the MoE forward pass in fp32 on the CPU (SPEC §3), following
- * the Hugging Face modeling code of OLMoE, Mixtral, Qwen2-MoE and Qwen3-MoE.
+ * the Hugging Face modeling code of OLMoE, Mixtral, Qwen2-MoE, Qwen3-MoE,
+ * DeepSeek-V3 (and Kimi K2) and GLM-4.5 MoE.
  *
  * The pass is layer-major: the embeddings of every probe token (all samples
  * concatenated, T x H) are built first; then each decoder layer loads its
@@ -12,11 +13,15 @@
  * The file is divided into:
  *   - bookkeeping: timing, the sgemm wrapper that counts FLOPs, a small
  *     fork-join loop for the row-wise work that is not BLAS;
- *   - row kernels: a four-lane exp, RMSNorm, RoPE tables and rotation;
+ *   - row kernels: a four-lane exp, RMSNorm, RoPE tables (plain or YaRN)
+ *     and rotation (half-split or DeepSeek's interleaved pairs, over the
+ *     whole head or GLM's rotary part);
  *   - weight loading (one tensor at a time, converted to fp32);
- *   - the attention block, the gated MLP (dense layers, experts, Qwen2-MoE's
- *     shared expert), the MoE block with its router records, and the head
- *     with the loss;
+ *   - the attention blocks (grouped-query, and DeepSeek-V3's multi-head
+ *     latent attention, both ending in one per-sample causal attention),
+ *     the gated MLP (dense layers, experts, shared experts), the MoE block
+ *     with its router records (softmax, or the DeepSeek-V3 family's sigmoid
+ *     with correction bias and groups), and the head with the loss;
  *   - forward_run, which drives them.
  * Reductions whose order could change a result (gbar, the scatter-add of
  * experts, the loss) run on one thread in a fixed order and the row loops
@@ -64,15 +69,17 @@ struct fwd {
 	int64_t T;          /* tokens over all samples */
 	int64_t *off;       /* [N+1] first token of each sample */
 	int max_len;        /* longest sample */
-	int H, nh, nkv, d;  /* hidden, heads, KV heads, head dim */
-	int qdim, kvdim, qkvdim;
+	int H, nh, nkv;     /* hidden, heads, KV heads (MLA: one per head) */
+	int dq, dv;         /* q/k and v dims of a head (equal in GQA) */
+	int rd;             /* rotary dims of a head */
+	int qdim, kdim, vdim, qkvdim, odim; /* nh*dq, nkv*dq, nkv*dv, their sum, nh*dv */
 
 	float *x;           /* [T, H] the residual stream */
 	float *xn;          /* [T, H] the normalized stream */
 	float *y;           /* [T, H] a block's output */
 	float *qkv;         /* [T, qkvdim] q | k | v of every token */
-	float *att;         /* [T, qdim] attention output before o_proj */
-	float *rope_cos, *rope_sin; /* [max_len, d/2] */
+	float *att;         /* [T, odim] attention output before o_proj */
+	float *rope_cos, *rope_sin; /* [max_len, rd/2], times YaRN's attention factor */
 };
 
 static double now_sec(void)
@@ -295,37 +302,94 @@ static void rmsnorm(const struct fwd *f, const float *x, float *out, int64_t row
 }
 
 /*
- * RoPE tables as Hugging Face builds them in fp32:
- * inv_freq[i] = 1 / theta^((2i)/d), freq = pos * inv_freq, cos and sin of
- * that; the half-split form uses the same table for both halves.
+ * inv_freq as Hugging Face builds it in fp32 over the rotary width rd:
+ * 1 / theta^((2i)/rd), or with YaRN (_compute_yarn_parameters) a blend,
+ * per frequency, of that ("extrapolation") and it divided by the factor
+ * ("interpolation"), by a linear ramp between the dims that beta_fast and
+ * beta_slow rotations at the original context length reach (computed in
+ * double, floored and ceiled when truncate is set, clamped to [0, rd-1]).
  */
-static void rope_tables(struct fwd *f)
+static void rope_inv_freq(const struct model_desc *m, int rd, float *inv)
 {
-	int half = f->d / 2;
-	float theta = (float)f->m->rope_theta;
+	int half = rd / 2;
+	float theta = (float)m->rope_theta;
+	double lo = 0.0, hi = 0.0;
 
-	f->rope_cos = gw_malloc((size_t)f->max_len * (size_t)half * sizeof(float));
-	f->rope_sin = gw_malloc((size_t)f->max_len * (size_t)half * sizeof(float));
-	for (int i = 0; i < half; i++) {
-		float expo = (float)(2 * i) / (float)f->d;
-		float inv = 1.0f / powf(theta, expo);
+	if (m->yarn) {
+		double base = log(m->rope_theta), two_pi = 6.283185307179586; /* 2 pi */
 
-		for (int t = 0; t < f->max_len; t++) {
-			float a = (float)t * inv;
-
-			f->rope_cos[(size_t)t * half + i] = cosf(a);
-			f->rope_sin[(size_t)t * half + i] = sinf(a);
+		lo = rd * log(m->yarn_orig_max_pos / (m->yarn_beta_fast * two_pi)) / (2.0 * base);
+		hi = rd * log(m->yarn_orig_max_pos / (m->yarn_beta_slow * two_pi)) / (2.0 * base);
+		if (m->yarn_truncate) {
+			lo = floor(lo);
+			hi = ceil(hi);
 		}
+		lo = lo > 0.0 ? lo : 0.0;
+		hi = hi < rd - 1 ? hi : rd - 1;
+		if (lo == hi)
+			hi += 0.001; /* as Hugging Face avoids a zero-width ramp */
+	}
+	for (int i = 0; i < half; i++) {
+		float pos = powf(theta, (float)(2 * i) / (float)rd);
+		float ramp, extra;
+
+		if (!m->yarn) {
+			inv[i] = 1.0f / pos;
+			continue;
+		}
+		ramp = ((float)i - (float)lo) / (float)(hi - lo);
+		ramp = ramp < 0.0f ? 0.0f : ramp > 1.0f ? 1.0f : ramp;
+		extra = 1.0f - ramp; /* the extrapolation share */
+		inv[i] = 1.0f / ((float)m->yarn_factor * pos) * (1.0f - extra) + 1.0f / pos * extra;
 	}
 }
 
-/* x*cos + rotate_half(x)*sin on one head vector at position pos. */
+/* cos and sin of pos * inv_freq for every position, times YaRN's
+ * attention factor (1 without YaRN), as the rotary embedding returns them. */
+static void rope_tables(struct fwd *f)
+{
+	int half = f->rd / 2;
+	float scale = (float)f->m->rope_attn_factor;
+	float *inv = gw_malloc((size_t)half * sizeof(float));
+
+	rope_inv_freq(f->m, f->rd, inv);
+	f->rope_cos = gw_malloc((size_t)f->max_len * (size_t)half * sizeof(float));
+	f->rope_sin = gw_malloc((size_t)f->max_len * (size_t)half * sizeof(float));
+	for (int i = 0; i < half; i++)
+		for (int t = 0; t < f->max_len; t++) {
+			float a = (float)t * inv[i];
+
+			f->rope_cos[(size_t)t * half + i] = cosf(a) * scale;
+			f->rope_sin[(size_t)t * half + i] = sinf(a) * scale;
+		}
+	free(inv);
+}
+
+/*
+ * x*cos + rotate_half(x)*sin on the first rd dims of v at position pos; the
+ * rest pass (GLM's partial rotary).  Pairs are (i, i + rd/2); with
+ * interleave (DeepSeek-V3's rope_interleave) they are (2i, 2i+1), and the
+ * result is written half-split, as Hugging Face's view-transpose-reshape
+ * does before the same rotation (q and k alike, so their products agree).
+ */
 static void rope_apply(const struct fwd *f, float *v, int pos)
 {
-	int half = f->d / 2;
+	int half = f->rd / 2;
 	const float *c = f->rope_cos + (size_t)pos * half;
 	const float *s = f->rope_sin + (size_t)pos * half;
 
+	if (f->m->rope_interleave) {
+		float tmp[MODEL_HEAD_DIM_MAX];
+
+		memcpy(tmp, v, (size_t)f->rd * sizeof(float));
+		for (int i = 0; i < half; i++) {
+			float a = tmp[2 * i], b = tmp[2 * i + 1];
+
+			v[i] = a * c[i] - b * s[i];
+			v[i + half] = b * c[i] + a * s[i];
+		}
+		return;
+	}
 	for (int i = 0; i < half; i++) {
 		float a = v[i], b = v[i + half];
 
@@ -390,7 +454,7 @@ struct attn_w {
 	float *norm;   /* [H] input_layernorm */
 	float *wqkv;   /* [qkvdim, H]: q_proj, k_proj, v_proj stacked */
 	float *bqkv;   /* [qkvdim] or NULL */
-	float *wo;     /* [H, qdim] */
+	float *wo;     /* [H, odim] */
 	float *bo;     /* [H] or NULL */
 	float *qn, *kn; /* q_norm, k_norm or NULL */
 };
@@ -410,7 +474,7 @@ static void attn_w_release(struct attn_w *a)
 static int attn_w_load(struct fwd *f, int l, struct attn_w *a)
 {
 	const struct model_desc *m = f->m;
-	size_t H = (size_t)f->H, q = (size_t)f->qdim, kv = (size_t)f->kvdim;
+	size_t H = (size_t)f->H, q = (size_t)f->qdim, kv = (size_t)f->kdim;
 	float *b[3] = { NULL, NULL, NULL };
 	int r;
 
@@ -442,8 +506,8 @@ static int attn_w_load(struct fwd *f, int l, struct attn_w *a)
 		    (r = load_new(f, MT_K_NORM, l, 0, kv, false, &a->kn)) < 0)
 			goto out;
 	} else if (m->qk_norm == QK_NORM_HEAD) {
-		if ((r = load_new(f, MT_Q_NORM, l, 0, (size_t)f->d, false, &a->qn)) < 0 ||
-		    (r = load_new(f, MT_K_NORM, l, 0, (size_t)f->d, false, &a->kn)) < 0)
+		if ((r = load_new(f, MT_Q_NORM, l, 0, (size_t)f->dq, false, &a->qn)) < 0 ||
+		    (r = load_new(f, MT_K_NORM, l, 0, (size_t)f->dq, false, &a->kn)) < 0)
 			goto out;
 	}
 	r = 0;
@@ -469,6 +533,7 @@ static void qkv_rows(void *ud, int64_t i0, int64_t i1)
 	struct fwd *f = j->f;
 	const struct model_desc *m = f->m;
 	float eps = (float)m->rms_eps, clip = (float)m->clip_qkv;
+	int d = f->dq;
 
 	for (int64_t t = i0; t < i1; t++) {
 		float *q = f->qkv + t * f->qkvdim, *k = q + f->qdim;
@@ -479,13 +544,13 @@ static void qkv_rows(void *ud, int64_t i0, int64_t i1)
 		if (m->qk_norm == QK_NORM_FULL) {
 			/* OLMoE: over the whole projection, before the split into heads. */
 			rmsnorm_row(q, j->a->qn, f->qdim, eps, q);
-			rmsnorm_row(k, j->a->kn, f->kvdim, eps, k);
+			rmsnorm_row(k, j->a->kn, f->kdim, eps, k);
 		} else if (m->qk_norm == QK_NORM_HEAD) {
-			/* Qwen3: each head over head_dim, before RoPE. */
+			/* Qwen3, GLM: each head over head_dim, before RoPE. */
 			for (int h = 0; h < f->nh; h++)
-				rmsnorm_row(q + h * f->d, j->a->qn, f->d, eps, q + h * f->d);
+				rmsnorm_row(q + h * d, j->a->qn, d, eps, q + h * d);
 			for (int h = 0; h < f->nkv; h++)
-				rmsnorm_row(k + h * f->d, j->a->kn, f->d, eps, k + h * f->d);
+				rmsnorm_row(k + h * d, j->a->kn, d, eps, k + h * d);
 		}
 		if (m->clip_qkv > 0) {
 			/* OLMoE clamps after the norm, q, k and v alike. */
@@ -493,9 +558,9 @@ static void qkv_rows(void *ud, int64_t i0, int64_t i1)
 				q[i] = fminf(fmaxf(q[i], -clip), clip);
 		}
 		for (int h = 0; h < f->nh; h++)
-			rope_apply(f, q + h * f->d, j->pos[t]);
+			rope_apply(f, q + h * d, j->pos[t]);
 		for (int h = 0; h < f->nkv; h++)
-			rope_apply(f, k + h * f->d, j->pos[t]);
+			rope_apply(f, k + h * d, j->pos[t]);
 	}
 }
 
@@ -531,70 +596,234 @@ static void attn_softmax(float *S, int nq, int nk, int i0, int k0, int window)
 
 /*
  * Attention of one sample, tokens [t0, t0 + n): for each head, query rows in
- * blocks, scores = scale * Q_h K_g^T over the visible keys, softmax, then
- * P V_g into the head's columns of f->att.  Q, K, V are read in place from
- * the q|k|v rows (row stride qkvdim); GQA maps head h to KV head
- * h / (nh / nkv), as repeat_kv does.
+ * blocks, scores = attn_scale * Q_h K_g^T over the visible keys, softmax,
+ * then P V_g into the head's columns of f->att.  Q, K, V are read in place
+ * from the q|k|v rows (row stride qkvdim; q and k heads of dq dims, v heads
+ * of dv); GQA maps head h to KV head h / (nh / nkv), as repeat_kv does.
  */
 static void attn_sample(struct fwd *f, int64_t t0, int n, float *S)
 {
-	int rep = f->nh / f->nkv, window = f->m->sliding_window;
-	float scale = 1.0f / sqrtf((float)f->d);
+	int rep = f->nh / f->nkv, window = f->m->sliding_window, dq = f->dq, dv = f->dv;
+	float scale = (float)f->m->attn_scale;
 	int64_t ld = f->qkvdim;
 
 	for (int h = 0; h < f->nh; h++) {
 		int g = h / rep;
-		const float *Q = f->qkv + t0 * ld + (int64_t)h * f->d;
-		const float *K = f->qkv + t0 * ld + f->qdim + (int64_t)g * f->d;
-		const float *V = f->qkv + t0 * ld + f->qdim + f->kvdim + (int64_t)g * f->d;
-		float *O = f->att + t0 * f->qdim + (int64_t)h * f->d;
+		const float *Q = f->qkv + t0 * ld + (int64_t)h * dq;
+		const float *K = f->qkv + t0 * ld + f->qdim + (int64_t)g * dq;
+		const float *V = f->qkv + t0 * ld + f->qdim + f->kdim + (int64_t)g * dv;
+		float *O = f->att + t0 * f->odim + (int64_t)h * dv;
 
 		for (int i0 = 0; i0 < n; i0 += ATTN_QBLOCK) {
 			int nq = n - i0 < ATTN_QBLOCK ? n - i0 : ATTN_QBLOCK;
 			int k0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0;
 			int nk = i0 + nq - k0;
 
-			gemm(f, true, nq, nk, f->d, scale, Q + (int64_t)i0 * ld, ld,
+			gemm(f, true, nq, nk, dq, scale, Q + (int64_t)i0 * ld, ld,
 			     K + (int64_t)k0 * ld, ld, 0.0f, S, nk);
 			attn_softmax(S, nq, nk, i0, k0, window);
-			gemm(f, false, nq, f->d, nk, 1.0f, S, nk, V + (int64_t)k0 * ld, ld, 0.0f,
-			     O + (int64_t)i0 * f->qdim, f->qdim);
+			gemm(f, false, nq, dv, nk, 1.0f, S, nk, V + (int64_t)k0 * ld, ld, 0.0f,
+			     O + (int64_t)i0 * f->odim, f->odim);
 		}
 	}
+}
+
+/* Every sample's causal attention over f->qkv, then o_proj (and its bias)
+ * added to the residual stream. */
+static int attn_finish(struct fwd *f, const float *wo, const float *bo)
+{
+	float *S = gw_malloc((size_t)ATTN_QBLOCK * (size_t)f->max_len * sizeof(float));
+	int r = 0;
+
+	for (int i = 0; i < f->p->n_samples; i++) {
+		if ((r = cancelled(f)) < 0)
+			goto out;
+		attn_sample(f, f->off[i], f->p->samples[i].ntokens, S);
+	}
+	linear(f, f->att, f->T, f->odim, wo, f->H, f->y);
+	for (int64_t t = 0; t < f->T; t++) {
+		float *y = f->y + t * f->H, *x = f->x + t * f->H;
+
+		for (int i = 0; i < f->H; i++)
+			x[i] += bo ? y[i] + bo[i] : y[i];
+	}
+out:
+	free(S);
+	return r;
 }
 
 static int attention(struct fwd *f, int l, const int32_t *pos)
 {
 	struct attn_w a;
 	struct qkv_job qj;
-	float *S = NULL;
-	int64_t T = f->T;
 	int r;
 
 	if ((r = attn_w_load(f, l, &a)) < 0)
 		return r;
-	rmsnorm(f, f->x, f->xn, T, f->H, f->H, 1, a.norm);
-	linear(f, f->xn, T, f->H, a.wqkv, f->qkvdim, f->qkv);
+	rmsnorm(f, f->x, f->xn, f->T, f->H, f->H, 1, a.norm);
+	linear(f, f->xn, f->T, f->H, a.wqkv, f->qkvdim, f->qkv);
 	qj = (struct qkv_job){ f, &a, pos };
-	par_rows(f, T, qkv_rows, &qj);
-
-	S = gw_malloc((size_t)ATTN_QBLOCK * (size_t)f->max_len * sizeof(float));
-	for (int i = 0; i < f->p->n_samples; i++) {
-		if ((r = cancelled(f)) < 0)
-			goto out;
-		attn_sample(f, f->off[i], f->p->samples[i].ntokens, S);
-	}
-	linear(f, f->att, T, f->qdim, a.wo, f->H, f->y);
-	for (int64_t t = 0; t < T; t++) {
-		float *y = f->y + t * f->H, *x = f->x + t * f->H;
-
-		for (int i = 0; i < f->H; i++)
-			x[i] += a.bo ? y[i] + a.bo[i] : y[i];
-	}
-	r = 0;
-out:
-	free(S);
+	par_rows(f, f->T, qkv_rows, &qj);
+	r = attn_finish(f, a.wo, a.bo);
 	attn_w_release(&a);
+	return r;
+}
+
+/*
+ * DeepSeek-V3's multi-head latent attention (DeepseekV3Attention).  Per
+ * token: q from q_proj, or q_b_proj(q_a_layernorm(q_a_proj x)); ckv =
+ * kv_a_proj_with_mqa x, whose first kv_lora_rank dims, normed by
+ * kv_a_layernorm, go through kv_b_proj to each head's nope key and value,
+ * and whose last qk_rope dims are one rotary key every head shares.  The
+ * q|k|v rows are then laid out as for GQA with nkv = nh (each head's key is
+ * its nope part then the shared rotary part; q likewise), so the same
+ * per-sample attention runs, with head dims dq for scores and dv for values.
+ */
+struct mla_w {
+	float *norm;                  /* [H] input_layernorm */
+	float *wq;                    /* [nh*dq, H] q_proj, or NULL */
+	float *wqa, *bqa, *qan, *wqb; /* q_a_proj [qr, H], bias, q_a_layernorm, q_b_proj */
+	float *wkva, *bkva, *kvan;    /* kv_a_proj_with_mqa [kvr+dr, H], bias, kv_a_layernorm */
+	float *wkvb;                  /* kv_b_proj [nh*(dn+dv), kvr] */
+	float *wo, *bo;               /* o_proj [H, nh*dv], bias */
+};
+
+static void mla_w_release(struct mla_w *a)
+{
+	free(a->norm);
+	free(a->wq);
+	free(a->wqa);
+	free(a->bqa);
+	free(a->qan);
+	free(a->wqb);
+	free(a->wkva);
+	free(a->bkva);
+	free(a->kvan);
+	free(a->wkvb);
+	free(a->wo);
+	free(a->bo);
+	memset(a, 0, sizeof(*a));
+}
+
+static int mla_w_load(struct fwd *f, int l, struct mla_w *a)
+{
+	const struct model_desc *m = f->m;
+	size_t H = (size_t)f->H, nh = (size_t)f->nh, qr = (size_t)m->q_lora_rank;
+	size_t kvr = (size_t)m->kv_lora_rank, ka = kvr + (size_t)m->qk_rope_dim;
+	int r;
+
+	memset(a, 0, sizeof(*a));
+	if ((r = load_new(f, MT_ATTN_NORM, l, 0, H, false, &a->norm)) < 0 ||
+	    (r = load_new(f, MT_KV_A, l, 0, ka * H, false, &a->wkva)) < 0 ||
+	    (r = load_new(f, MT_KV_A_BIAS, l, 0, ka, true, &a->bkva)) < 0 ||
+	    (r = load_new(f, MT_KV_A_NORM, l, 0, kvr, false, &a->kvan)) < 0 ||
+	    (r = load_new(f, MT_KV_B, l, 0, nh * (size_t)(m->qk_nope_dim + f->dv) * kvr, false,
+			  &a->wkvb)) < 0 ||
+	    (r = load_new(f, MT_O, l, 0, H * (size_t)f->odim, false, &a->wo)) < 0 ||
+	    (r = load_new(f, MT_O_BIAS, l, 0, H, true, &a->bo)) < 0)
+		goto out;
+	if (qr == 0)
+		r = load_new(f, MT_Q, l, 0, (size_t)f->qdim * H, false, &a->wq);
+	else if ((r = load_new(f, MT_Q_A, l, 0, qr * H, false, &a->wqa)) < 0 ||
+		 (r = load_new(f, MT_Q_A_BIAS, l, 0, qr, true, &a->bqa)) < 0 ||
+		 (r = load_new(f, MT_Q_A_NORM, l, 0, qr, false, &a->qan)) < 0)
+		goto out;
+	else
+		r = load_new(f, MT_Q_B, l, 0, (size_t)f->qdim * qr, false, &a->wqb);
+out:
+	if (r < 0)
+		mla_w_release(a);
+	return r;
+}
+
+/* Add a bias to every row of X [n, w] (row stride ld). */
+static void add_bias(float *X, int64_t n, int64_t w, int64_t ld, const float *b)
+{
+	if (!b)
+		return;
+	for (int64_t t = 0; t < n; t++)
+		for (int64_t i = 0; i < w; i++)
+			X[t * ld + i] += b[i];
+}
+
+/* Per token: RoPE on each head's rotary q part and on the shared rotary
+ * key, then each head's key (nope | rope) and value into the q|k|v row. */
+struct mla_job {
+	struct fwd *f;
+	const float *ckv;   /* [T, kvr + dr] kv_a_proj_with_mqa output */
+	const float *kvb;   /* [T, nh*(dn+dv)] kv_b_proj output */
+	const int32_t *pos;
+};
+
+static void mla_rows(void *ud, int64_t i0, int64_t i1)
+{
+	const struct mla_job *j = ud;
+	struct fwd *f = j->f;
+	const struct model_desc *m = f->m;
+	int dn = m->qk_nope_dim, dr = m->qk_rope_dim, dq = f->dq, dv = f->dv;
+	int64_t ka = m->kv_lora_rank + dr, kb = (int64_t)dn + dv;
+	float kr[MODEL_HEAD_DIM_MAX];
+
+	for (int64_t t = i0; t < i1; t++) {
+		float *q = f->qkv + t * f->qkvdim, *k = q + f->qdim, *v = k + f->kdim;
+		const float *kvb = j->kvb + t * f->nh * kb;
+
+		for (int h = 0; h < f->nh; h++)
+			rope_apply(f, q + (int64_t)h * dq + dn, j->pos[t]);
+		memcpy(kr, j->ckv + t * ka + m->kv_lora_rank, (size_t)dr * sizeof(float));
+		rope_apply(f, kr, j->pos[t]);
+		for (int h = 0; h < f->nh; h++) {
+			memcpy(k + (int64_t)h * dq, kvb + h * kb, (size_t)dn * sizeof(float));
+			memcpy(k + (int64_t)h * dq + dn, kr, (size_t)dr * sizeof(float));
+			memcpy(v + (int64_t)h * dv, kvb + h * kb + dn, (size_t)dv * sizeof(float));
+		}
+	}
+}
+
+static int attention_mla(struct fwd *f, int l, const int32_t *pos)
+{
+	const struct model_desc *m = f->m;
+	int64_t T = f->T, H = f->H, qr = m->q_lora_rank, kvr = m->kv_lora_rank;
+	int64_t ka = kvr + m->qk_rope_dim, kb = (int64_t)f->nh * (m->qk_nope_dim + f->dv);
+	float *qa = NULL, *ckv = NULL, *kvb = NULL;
+	struct mla_w a;
+	struct mla_job mj;
+	int r;
+
+	if ((r = mla_w_load(f, l, &a)) < 0)
+		return r;
+	rmsnorm(f, f->x, f->xn, T, H, (int)H, 1, a.norm);
+	if (qr == 0) {
+		gemm(f, true, T, f->qdim, H, 1.0f, f->xn, H, a.wq, H, 0.0f, f->qkv, f->qkvdim);
+	} else {
+		struct norm_job nj;
+
+		qa = gw_malloc((size_t)T * (size_t)qr * sizeof(float));
+		linear(f, f->xn, T, H, a.wqa, qr, qa);
+		add_bias(qa, T, qr, qr, a.bqa);
+		nj = (struct norm_job){ qa, qa, a.qan, qr, (int)qr, 1, (float)m->mla_eps };
+		par_rows(f, T, norm_rows, &nj);
+		gemm(f, true, T, f->qdim, qr, 1.0f, qa, qr, a.wqb, qr, 0.0f, f->qkv, f->qkvdim);
+	}
+	ckv = gw_malloc((size_t)T * (size_t)ka * sizeof(float));
+	linear(f, f->xn, T, H, a.wkva, ka, ckv);
+	add_bias(ckv, T, ka, ka, a.bkva);
+	{
+		/* kv_a_layernorm over the latent part, in place (the rotary
+		 * key's dims after it are left as they are). */
+		struct norm_job nj = { ckv, ckv, a.kvan, ka, (int)kvr, 1, (float)m->mla_eps };
+
+		par_rows(f, T, norm_rows, &nj);
+	}
+	kvb = gw_malloc((size_t)T * (size_t)kb * sizeof(float));
+	gemm(f, true, T, kb, kvr, 1.0f, ckv, ka, a.wkvb, kvr, 0.0f, kvb, kb);
+	mj = (struct mla_job){ f, ckv, kvb, pos };
+	par_rows(f, T, mla_rows, &mj);
+	r = attn_finish(f, a.wo, a.bo);
+	free(qa);
+	free(ckv);
+	free(kvb);
+	mla_w_release(&a);
 	return r;
 }
 
@@ -708,7 +937,41 @@ struct router_job {
 	float *z;      /* [T, E] logits, becomes p */
 	int lm;        /* MoE layer index */
 	bool renorm;
+	const float *bias; /* [E] e_score_correction_bias (sigmoid routers) */
 };
+
+/* Insert (e, val) into the descending list ids/val of n (< cap or not)
+ * entries, keeping at most cap; strict > keeps the lower index first among
+ * equal values.  Returns the new count. */
+static int topk_insert(uint16_t *ids, float *vals, int n, int cap, int e, float val)
+{
+	int pos = n;
+
+	while (pos > 0 && val > vals[pos - 1])
+		pos--;
+	if (pos >= cap)
+		return n;
+	for (int q = (n < cap ? n : cap - 1); q > pos; q--) {
+		ids[q] = ids[q - 1];
+		vals[q] = vals[q - 1];
+	}
+	ids[pos] = (uint16_t)e;
+	vals[pos] = val;
+	return n < cap ? n + 1 : n;
+}
+
+/* logsumexp(z) over E logits, in double. */
+static double logsumexp(const float *z, int E)
+{
+	float mx = -INFINITY;
+	double s = 0.0;
+
+	for (int e = 0; e < E; e++)
+		mx = max_f(mx, z[e]);
+	for (int e = 0; e < E; e++)
+		s += exp((double)z[e] - mx);
+	return mx + log(s);
+}
 
 static void router_rows(void *ud, int64_t i0, int64_t i1)
 {
@@ -717,45 +980,23 @@ static void router_rows(void *ud, int64_t i0, int64_t i1)
 	int E = rt->n_experts, k = rt->top_k, L = rt->n_layers;
 
 	for (int64_t t = i0; t < i1; t++) {
-		float *z = j->z + t * E, mx = -INFINITY, psum;
+		float *z = j->z + t * E, psum;
 		uint16_t *ids = rt->topk_ids + ((size_t)t * L + j->lm) * k;
 		float *w = rt->topk_w + ((size_t)t * L + j->lm) * k;
-		double s = 0.0, pz = 0.0, ls;
+		double pz = 0.0, ls = logsumexp(z, E);
 		int nsel = 0;
 
-		for (int e = 0; e < E; e++)
-			mx = max_f(mx, z[e]);
-		for (int e = 0; e < E; e++)
-			s += exp((double)z[e] - mx);
-		ls = log(s);
 		for (int e = 0; e < E; e++) {
-			double lp = (double)z[e] - mx - ls;
+			double lp = (double)z[e] - ls;
 			double pe = exp(lp);
 
 			pz += pe * lp;
 			z[e] = (float)pe;
 		}
 		rt->entropy[(size_t)t * L + j->lm] = (float)-pz;
-		rt->lse[(size_t)t * L + j->lm] = (float)(mx + ls);
-
-		/* Insertion into a sorted top-k; strict > keeps the lower index
-		 * first among equal probabilities. */
-		for (int e = 0; e < E; e++) {
-			int pos = nsel;
-
-			while (pos > 0 && z[e] > w[pos - 1])
-				pos--;
-			if (pos >= k)
-				continue;
-			for (int q = (nsel < k ? nsel : k - 1); q > pos; q--) {
-				ids[q] = ids[q - 1];
-				w[q] = w[q - 1];
-			}
-			ids[pos] = (uint16_t)e;
-			w[pos] = z[e];
-			if (nsel < k)
-				nsel++;
-		}
+		rt->lse[(size_t)t * L + j->lm] = (float)ls;
+		for (int e = 0; e < E; e++)
+			nsel = topk_insert(ids, w, nsel, k, e, z[e]);
 		if (j->renorm) {
 			psum = 0.0f;
 			for (int q = 0; q < k; q++)
@@ -766,18 +1007,115 @@ static void router_rows(void *ud, int64_t i0, int64_t i1)
 	}
 }
 
+/*
+ * The DeepSeek-V3 family's router for one token (DeepseekV3TopkRouter,
+ * Glm4MoeMoE.route_tokens_to_experts): s = sigmoid(z); the choice scores
+ * s + bias; each group's score the sum of its two best choice scores; the
+ * best topk_group groups kept (ties to the lower group); the other
+ * experts' choice scores set to 0.0 (Hugging Face's masked_fill, not
+ * -inf: a kept expert whose biased score is negative loses to them); the
+ * top-k of those (ties to the lower index), in that order, weighted by
+ * their s, divided by their sum + 1e-20 if norm_topk_prob, times
+ * routed_scaling_factor.  Recorded p = s / sum(s) over all experts,
+ * without the bias (SPEC §3), its entropy, and logsumexp(z).  z becomes p.
+ */
+static void router_sigmoid_rows(void *ud, int64_t i0, int64_t i1)
+{
+	const struct router_job *j = ud;
+	const struct routing *rt = j->r;
+	const struct model_desc *m = j->f->m;
+	int E = rt->n_experts, k = rt->top_k, L = rt->n_layers;
+	int G = m->n_group, per = E / G, tg = m->topk_group;
+	float *s = gw_malloc((size_t)E * sizeof(float));
+	float *choice = gw_malloc((size_t)E * sizeof(float));
+	float *gscore = gw_malloc((size_t)G * sizeof(float));
+	float *gval = gw_malloc((size_t)G * sizeof(float));
+	uint16_t *gids = gw_malloc((size_t)G * sizeof(uint16_t));
+	bool *keep = gw_malloc((size_t)G * sizeof(bool));
+	float scaling = (float)m->routed_scaling;
+
+	for (int64_t t = i0; t < i1; t++) {
+		float *z = j->z + t * E, *val;
+		uint16_t *ids = rt->topk_ids + ((size_t)t * L + j->lm) * k;
+		float *w = rt->topk_w + ((size_t)t * L + j->lm) * k;
+		double ssum = 0.0, pz = 0.0;
+		int nsel = 0;
+
+		rt->lse[(size_t)t * L + j->lm] = (float)logsumexp(z, E);
+		for (int e = 0; e < E; e++) {
+			s[e] = 1.0f / (1.0f + expf(-z[e]));
+			ssum += s[e];
+			choice[e] = s[e] + j->bias[e];
+		}
+		for (int e = 0; e < E; e++) {
+			double pe = s[e] / ssum;
+
+			if (pe > 0.0)
+				pz += pe * log(pe);
+			z[e] = (float)pe;
+		}
+		rt->entropy[(size_t)t * L + j->lm] = (float)-pz;
+
+		for (int g = 0; g < G; g++) {
+			const float *c = choice + (size_t)g * per;
+			float a = c[0] > c[1] ? c[0] : c[1], b = c[0] > c[1] ? c[1] : c[0];
+
+			for (int e = 2; e < per; e++) {
+				if (c[e] > a) {
+					b = a;
+					a = c[e];
+				} else if (c[e] > b) {
+					b = c[e];
+				}
+			}
+			gscore[g] = a + b;
+			keep[g] = false;
+		}
+		for (int g = 0, n = 0; g < G; g++)
+			n = topk_insert(gids, gval, n, tg, g, gscore[g]);
+		for (int q = 0; q < tg; q++)
+			keep[gids[q]] = true;
+		/* The top-k by masked choice score; w holds those scores until
+		 * they are replaced by the weights below. */
+		val = w;
+		for (int e = 0; e < E; e++)
+			nsel = topk_insert(ids, val, nsel, k, e, keep[e / per] ? choice[e] : 0.0f);
+		for (int q = 0; q < k; q++)
+			w[q] = s[ids[q]];
+		if (j->renorm) {
+			float sum = 0.0f;
+
+			for (int q = 0; q < k; q++)
+				sum += w[q];
+			sum += 1e-20f;
+			for (int q = 0; q < k; q++)
+				w[q] /= sum;
+		}
+		for (int q = 0; q < k; q++)
+			w[q] *= scaling;
+	}
+	free(s);
+	free(choice);
+	free(gscore);
+	free(gval);
+	free(gids);
+	free(keep);
+}
+
 struct moe_w {
 	float *norm;    /* [H] post_attention_layernorm */
 	float *router;  /* [E, H] */
+	float *bias;    /* [E] e_score_correction_bias, or NULL */
 	float *wgu;     /* [2I, H] one expert's gate|up */
 	float *wd;      /* [H, ni] one expert's down */
-	float *sgu, *sd, *sgate; /* Qwen2-MoE shared expert, or NULL */
+	float *sgu, *sd, *sgate; /* shared expert (and Qwen2-MoE's gate), or NULL */
 };
 
 static void moe_w_release(struct moe_w *w)
 {
 	free(w->norm);
 	free(w->router);
+	free(w->bias);
 	free(w->wgu);
 	free(w->wd);
 	free(w->sgu);
@@ -785,31 +1123,35 @@ static void moe_w_release(struct moe_w *w)
 	free(w->sgate);
 }
 
-/* Add the shared expert, sigmoid(x . gate) * mlp(x), into f->y. */
+/* Add the shared expert into f->y: mlp(x), times sigmoid(x . gate) in
+ * Qwen2-MoE (DeepSeek-V3's and GLM's shared experts are ungated). */
 static int shared_expert(struct fwd *f, int l, struct moe_w *w)
 {
 	int Is = f->m->shared_intermediate;
 	size_t n = (size_t)Is * (size_t)f->H, T = (size_t)f->T, H = (size_t)f->H;
-	float *gu, *act, *out, *sg;
+	float *gu, *act, *out, *sg = NULL;
 	int r;
 
 	w->sgu = gw_malloc(2 * n * sizeof(float));
 	w->sd = gw_malloc(n * sizeof(float));
 	if ((r = mlp_load(f, MT_SHARED_GATE, MT_SHARED_UP, MT_SHARED_DOWN, l, 0, Is, w->sgu,
 			  w->sd)) < 0 ||
-	    (r = load_new(f, MT_SHARED_EXPERT_GATE, l, 0, H, false, &w->sgate)) < 0)
+	    (f->m->shared_gated &&
+	     (r = load_new(f, MT_SHARED_EXPERT_GATE, l, 0, H, false, &w->sgate)) < 0))
 		return r;
 	gu = gw_malloc((size_t)mlp_rows(f->T) * 2 * (size_t)Is * sizeof(float));
 	act = gw_malloc((size_t)mlp_rows(f->T) * (size_t)Is * sizeof(float));
 	out = gw_malloc(T * H * sizeof(float));
-	sg = gw_malloc(T * sizeof(float));
 	mlp(f, f->xn, f->T, w->sgu, w->sd, Is, gu, act, out);
-	linear(f, f->xn, f->T, f->H, w->sgate, 1, sg);
+	if (w->sgate) {
+		sg = gw_malloc(T * sizeof(float));
+		linear(f, f->xn, f->T, f->H, w->sgate, 1, sg);
+	}
 	for (size_t t = 0; t < T; t++) {
-		float s = 1.0f / (1.0f + expf(-sg[t]));
+		float g = sg ? 1.0f / (1.0f + expf(-sg[t])) : 1.0f;
 
 		for (size_t i = 0; i < H; i++)
-			f->y[t * H + i] += s * out[t * H + i];
+			f->y[t * H + i] += sg ? g * out[t * H + i] : out[t * H + i];
 	}
 	free(gu);
 	free(act);
@@ -830,15 +1172,18 @@ static int moe_ffn(struct fwd *f, int l, struct routing *rt)
 	int r;
 
 	if ((r = load_new(f, MT_FFN_NORM, l, 0, H, false, &w.norm)) < 0 ||
-	    (r = load_new(f, MT_ROUTER, l, 0, (size_t)E * H, false, &w.router)) < 0)
+	    (r = load_new(f, MT_ROUTER, l, 0, (size_t)E * H, false, &w.router)) < 0 ||
+	    (m->router == ROUTER_SIGMOID &&
+	     (r = load_new(f, MT_ROUTER_BIAS, l, 0, (size_t)E, false, &w.bias)) < 0))
 		goto out;
 	rmsnorm(f, f->x, f->xn, f->T, f->H, f->H, 1, w.norm);
 
 	/* Router: all tokens in one product, then the per-token records. */
 	z = gw_malloc(T * (size_t)E * sizeof(float));
 	linear(f, f->xn, f->T, f->H, w.router, E, z);
-	rj = (struct router_job){ f, rt, z, lm, m->arch == ARCH_MIXTRAL || m->norm_topk_prob };
-	par_rows(f, f->T, router_rows, &rj);
+	rj = (struct router_job){ f, rt, z, lm, m->arch == ARCH_MIXTRAL || m->norm_topk_prob,
+				  w.bias };
+	par_rows(f, f->T, m->router == ROUTER_SIGMOID ? router_sigmoid_rows : router_rows, &rj);
 	for (int i = 0; i < f->p->n_samples; i++) {
 		float *g = rt->gbar + ((size_t)i * L + (size_t)lm) * (size_t)E;
 		int n = f->p->samples[i].ntokens;
@@ -1119,11 +1464,17 @@ static int setup(struct fwd *f, struct gw_err *err)
 	if ((r = probe_check_vocab(p, m->vocab, err)) < 0)
 		return r;
 	if (m->n_heads <= 0 || m->n_kv_heads <= 0 || m->n_heads % m->n_kv_heads != 0 ||
-	    m->head_dim <= 0 || m->head_dim % 2 != 0 || m->n_experts > UINT16_MAX + 1 ||
-	    m->top_k <= 0 || m->top_k > m->n_experts)
+	    m->head_dim <= 0 || m->rope_dim < 2 || m->rope_dim % 2 != 0 ||
+	    m->rope_dim > (m->attn == ATTN_MLA ? m->qk_rope_dim : m->head_dim) ||
+	    (m->attn == ATTN_MLA && m->n_kv_heads != m->n_heads) ||
+	    m->n_experts > UINT16_MAX + 1 || m->top_k <= 0 || m->top_k > m->n_experts ||
+	    (m->router == ROUTER_SIGMOID &&
+	     (m->n_group <= 0 || m->n_experts % m->n_group != 0 || m->n_experts / m->n_group < 2 ||
+	      m->topk_group <= 0 || m->topk_group > m->n_group)))
 		return gw_errf(err, -EINVAL, "\"%s\": unsupported shape (heads %d, kv heads %d, "
-			       "head_dim %d, experts %d, top-k %d)", ckpt_dir(f->c), m->n_heads,
-			       m->n_kv_heads, m->head_dim, m->n_experts, m->top_k);
+			       "head_dim %d, rotary %d, experts %d, top-k %d, groups %d of %d)",
+			       ckpt_dir(f->c), m->n_heads, m->n_kv_heads, m->head_dim, m->rope_dim,
+			       m->n_experts, m->top_k, m->topk_group, m->n_group);
 	f->off = gw_malloc(((size_t)p->n_samples + 1) * sizeof(int64_t));
 	f->off[0] = 0;
 	for (int i = 0; i < p->n_samples; i++) {
@@ -1142,16 +1493,20 @@ static int setup(struct fwd *f, struct gw_err *err)
 	f->H = m->hidden;
 	f->nh = m->n_heads;
 	f->nkv = m->n_kv_heads;
-	f->d = m->head_dim;
-	f->qdim = f->nh * f->d;
-	f->kvdim = f->nkv * f->d;
-	f->qkvdim = f->qdim + 2 * f->kvdim;
+	f->dq = m->head_dim;
+	f->dv = m->attn == ATTN_MLA ? m->v_head_dim : m->head_dim;
+	f->rd = m->rope_dim;
+	f->qdim = f->nh * f->dq;
+	f->kdim = f->nkv * f->dq;
+	f->vdim = f->nkv * f->dv;
+	f->odim = f->nh * f->dv;
+	f->qkvdim = f->qdim + f->kdim + f->vdim;
 	T = (size_t)f->T;
 	f->x = gw_malloc(T * (size_t)f->H * sizeof(float));
 	f->xn = gw_malloc(T * (size_t)f->H * sizeof(float));
 	f->y = gw_malloc(T * (size_t)f->H * sizeof(float));
 	f->qkv = gw_malloc(T * (size_t)f->qkvdim * sizeof(float));
-	f->att = gw_malloc(T * (size_t)f->qdim * sizeof(float));
+	f->att = gw_malloc(T * (size_t)f->odim * sizeof(float));
 	rope_tables(f);
 	return 0;
 }
@@ -1218,7 +1573,10 @@ int forward_run(const struct ckpt *c, const struct probe *p, const struct forwar
 		if ((r = cancelled(&f)) < 0)
 			goto out;
 		t1 = now_sec();
-		r = attention(&f, l, pos);
+		if (f.m->attn == ATTN_MLA)
+			r = attention_mla(&f, l, pos);
+		else
+			r = attention(&f, l, pos);
 		f.st.attn_sec += now_sec() - t1;
 		if (r < 0)
 			goto fail_layer;

@@ -7,7 +7,9 @@
  * layer (plus the activations of the probe set).  Each expert's tokens from
  * all samples go through one sgemm.  It fills a struct routing with gbar,
  * the per-token top-k records, router entropy and logsumexp, the loss and
- * token count of every sample, and the router weights.
+ * token count of every sample, and the router weights.  For the DeepSeek-V3
+ * family's sigmoid routers p_t is s / sum(s) (no correction bias) while the
+ * top-k records are the experts and weights the model applies (model.h).
  *
  * It is called off the event loop; `progress` is called from the calling
  * thread, and `cancel` is read between layers (and between sample blocks):

@@ -22,53 +22,17 @@
 set -u
 src=${GW_SRC:-.}
 py=${PYTHON:-/usr/bin/python3}
-build=${GW_BUILD:-build/default}
-case "$build" in /*) ;; *) build="$src/$build" ;; esac
-gw=${GW_BIN:-$build/grokwatchd}
+. "$src/tests/bench/forward_lib.sh"
 sg="$build/tests/bench/bench_sgemm"
-dir="$build/bench"
-reps=3
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gwbench.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
-die() { echo "bench_forward: $*" >&2; exit 1; }
 [ -x "$sg" ] || die "$sg is not built (make bench builds it)"
 mkdir -p "$dir" || die "cannot create $dir"
 
 for n in 4 16; do
-	m="$dir/olmoe-$n"
-	if [ ! -f "$m/.stamp" ] || [ "$src/tests/fixtures/gen_fixtures.py" -nt "$m/.stamp" ]; then
-		rm -rf "$m"
-		"$py" "$src/tests/fixtures/gen_fixtures.py" --bench "$m" --layers "$n" >/dev/null ||
-			die "gen_fixtures.py --bench $m --layers $n failed"
-		touch "$m/.stamp"
-	fi
+	bench_model "$dir/olmoe-$n" "$n"
 done
 m4="$dir/olmoe-4"
 m16="$dir/olmoe-16"
 probe="$m4/probe.jsonl"
-
-# json FILE KEY: the value of KEY in the last {"bench": ...} line of FILE.
-json() {
-	"$py" -c 'import json,sys
-v=None
-for l in open(sys.argv[1]):
-    l=l.strip()
-    if l.startswith("{"):
-        d=json.loads(l)
-        if sys.argv[2] in d: v=d[sys.argv[2]]
-print(v)' "$1" "$2"
-}
-median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
-calc() { "$py" -c "print('%.4g' % ($1))"; }
-
-# timed OUT CMD...: run CMD under /usr/bin/time; wall seconds and max RSS (KB)
-# go to OUT.time as "wall rss".
-timed() {
-	out=$1
-	shift
-	/usr/bin/time -f '%e %M' -o "$out.time" "$@" >"$out" 2>"$out.err"
-}
 
 # ---- (b) sgemm peak and the engine's achieved rate
 "$sg" peak 2048 >"$tmp/peak" || die "bench_sgemm peak failed"
@@ -105,16 +69,7 @@ done
 wall=$(median $walls)
 ours=$(calc "$tokens / $wall")
 
-tf=""
-tfl=""
-for i in $(seq $reps); do
-	"$py" "$src/tests/reference/ref_forward.py" bench "$m4" "$probe" >"$tmp/t$i" 2>"$tmp/t$i.err" ||
-		die "ref_forward.py bench failed: $(tail -3 "$tmp/t$i.err")"
-	tf="$tf $(json "$tmp/t$i" tokens_per_sec)"
-	tfl="$tfl $(json "$tmp/t$i" tokens_per_sec_with_load)"
-done
-torch=$(median $tf)
-torchl=$(median $tfl)
+torch_bench "$m4" "$probe" "$reps"
 speed=$(calc "$ours / $torch")
 speedl=$(calc "$ours / $torchl")
 
@@ -125,7 +80,6 @@ rss4=$(cut -d' ' -f2 "$tmp/r4.time")
 rss16=$(cut -d' ' -f2 "$tmp/r16.time")
 rssr=$(calc "$rss16 / $rss4")
 
-verdict() { if "$py" -c "import sys; sys.exit(0 if $1 else 1)"; then echo met; else echo MISSED; fi; }
 echo
 echo "forward pass, OLMoE-shaped bench model ($tokens tokens, $(nproc) cores):"
 echo "  (a) $mode, whole process: $ours tokens/s (median wall ${wall}s of $reps);"

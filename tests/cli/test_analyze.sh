@@ -30,7 +30,8 @@ has "$out" "OlmoeForCausalLM" "text names the architecture"
 has "$out" "health: imbalance" "text shows routing health"
 
 # --- every architecture, JSON, checked against the independent metrics
-for name in olmoe-bf16-sharded mixtral-f16 qwen2moe-bf16 qwen3moe-f16-sharded; do
+for name in olmoe-bf16-sharded mixtral-f16 qwen2moe-bf16 qwen3moe-f16-sharded dsv3-bf16-sharded \
+	glm4moe-f32; do
 	gw analyze --probe "$PROBE" --dump-routing "$TMP/$name.st" "$FX/$name" >/dev/null 2>"$TMP/err"
 	ok $? "$name: dump routing"
 	gw analyze --json "$TMP/$name.st" >"$TMP/$name.json" 2>"$TMP/err"
@@ -40,6 +41,30 @@ for name in olmoe-bf16-sharded mixtral-f16 qwen2moe-bf16 qwen3moe-f16-sharded; d
 	grep '^not ok' "$TMP/ref" | head -5 | sed 's/^/# /'
 	ok $rc "$name: metrics agree with the independent implementation ($(grep -c '^ok' "$TMP/ref") checks)"
 done
+
+# --- the DeepSeek-V3 family: the text names it; health's expert load is the
+# share of the experts the router chose (bias, groups), not gbar's mass
+gw analyze --probe "$PROBE" "$FX/dsv3-f32" >"$TMP/out" 2>"$TMP/err"; is $? 0 "analyze DeepseekV3: exit 0"
+has "$(cat "$TMP/out")" "DeepseekV3ForCausalLM" "text names DeepseekV3ForCausalLM"
+gw analyze --probe "$PROBE" "$FX/glm4moeplain-f32" >"$TMP/out" 2>"$TMP/err"; is $? 0 "analyze Glm4Moe: exit 0"
+has "$(cat "$TMP/out")" "Glm4MoeForCausalLM" "text names Glm4MoeForCausalLM"
+"$PY" - "$TMP/dsv3-bf16-sharded.json" "$TMP/dsv3-bf16-sharded.st" <<PYEOF
+import json, sys
+import numpy as np
+sys.path.insert(0, "$GW_SRC/tests/reference")
+import stfile
+res = json.loads(open(sys.argv[1]).readline())
+f = stfile.SafeTensors(sys.argv[2])
+ids, gbar = f.raw("topk_ids").astype(np.int64), f.get("gbar")
+T, L, k = ids.shape
+E = gbar.shape[2]
+for l in range(L):
+    load = np.bincount(ids[:, l].ravel(), minlength=E) / (T * k)
+    got = np.array(res["health"]["layers"][l]["load"])
+    assert np.abs(got - load).max() < 1e-6, (l, got, load)
+    assert np.abs(got - gbar[:, l].mean(0)).max() > 0.01, "load would equal gbar"
+PYEOF
+ok $? "DeepseekV3: health load counts the chosen experts, which differ from gbar's mass"
 
 # --- the same numbers from the checkpoint and from its routing file
 gw analyze --json --probe "$PROBE" "$FX/qwen3moe-f32" >"$TMP/a.json" 2>/dev/null
@@ -61,7 +86,10 @@ ok $? "analyze --json labels its object \"type\": \"metrics\", first, and nothin
 mkdir -p "$TMP/step700"
 cp "$FX/olmoe-f32/config.json" "$FX/olmoe-f32/model.safetensors" "$TMP/step700/"
 gw analyze --probe "$PROBE" --dump-routing "$TMP/full.st" "$FX/olmoe-f32" >/dev/null 2>&1
-"$PY" - "$TMP/full.st" "$TMP/step700/routing.safetensors" <<PYEOF
+# no_routers SRC DST: SRC's routing file without its router.<l> tensors and
+# its step, so the directory's name and the checkpoint beside it supply them
+no_routers() {
+	"$PY" - "$1" "$2" <<PYEOF
 import sys
 sys.path.insert(0, "$GW_SRC/tests/reference")
 import stfile
@@ -71,6 +99,8 @@ md = dict(f.metadata)
 md.pop("step", None)
 stfile.write_file(sys.argv[2], t, md)
 PYEOF
+}
+no_routers "$TMP/full.st" "$TMP/step700/routing.safetensors"
 gw analyze --json "$TMP/step700" >"$TMP/c.json" 2>"$TMP/err"; ok $? "routing.safetensors without routers: exit 0"
 gw analyze --json "$TMP/full.st" >"$TMP/d.json" 2>/dev/null
 "$PY" - "$TMP/c.json" "$TMP/d.json" <<'PYEOF'
@@ -81,6 +111,19 @@ assert c["groups"]["all"]["pathway_consistency"] is not None
 assert c["groups"]["all"]["pathway_consistency"] == d["groups"]["all"]["pathway_consistency"]
 PYEOF
 ok $? "routers read from the checkpoint; step 700 from the directory name"
+mkdir -p "$TMP/step800"
+cp "$FX/dsv3nolora-f32/config.json" "$FX/dsv3nolora-f32/model.safetensors" "$TMP/step800/"
+gw analyze --probe "$PROBE" --dump-routing "$TMP/nolora.st" "$FX/dsv3nolora-f32" >/dev/null 2>&1
+no_routers "$TMP/nolora.st" "$TMP/step800/routing.safetensors"
+gw analyze --json "$TMP/step800" >"$TMP/g.json" 2>"$TMP/err"; ok $? "DeepseekV3 routing.safetensors without routers: exit 0"
+gw analyze --json "$TMP/nolora.st" >"$TMP/h.json" 2>/dev/null
+"$PY" - "$TMP/g.json" "$TMP/h.json" <<'PYEOF'
+import json, sys
+g, h = (json.loads(open(p).readline()) for p in sys.argv[1:3])
+assert g["groups"]["all"]["pathway_consistency"] is not None
+assert g["groups"]["all"]["pathway_consistency"] == h["groups"]["all"]["pathway_consistency"]
+PYEOF
+ok $? "DeepseekV3: routers read from the checkpoint's mlp.gate.weight give the same consistency"
 
 # --- a series whose latest checkpoint moves the memorized subset
 "$PY" - "$TMP/full.st" "$TMP" <<PYEOF

@@ -36,8 +36,8 @@ for k in ("arch", "n_experts", "top_k", "moe_layers", "vocab", "hidden", "n_laye
           "sharded", "tied"):
     if got.get(k) != man[k]:
         bad.append("%s: got %r, manifest %r" % (k, got.get(k), man[k]))
-if got.get("dtypes") != [man["dtype"]]:
-    bad.append("dtypes: got %r, manifest %r" % (got.get("dtypes"), man["dtype"]))
+if sorted(got.get("dtypes") or []) != man["dtypes"]:
+    bad.append("dtypes: got %r, manifest %r" % (got.get("dtypes"), man["dtypes"]))
 if got.get("complete") is not True:
     bad.append("complete: %r" % got.get("complete"))
 if (len(got.get("files", [])) > 1) != man["sharded"]:
@@ -49,7 +49,7 @@ EOF
 	ok $? "$name: --json agrees with the manifest"
 	[ -s "$TMP/cmp" ] && sed 's/^/# /' "$TMP/cmp"
 done
-is "$n" 13 "13 fixtures in the manifest"
+is "$n" 20 "20 fixtures in the manifest"
 
 # --- text
 gw inspect "$FX/qwen2moe-bf16" >"$TMP/out" 2>&1; is $? 0 "text: exit 0"
@@ -60,6 +60,21 @@ has "$out" "experts       8, top-2" "text: experts and top-k"
 has "$out" "attention     4 heads, 2 KV heads, head_dim 16" "text: heads"
 has "$out" "complete      yes" "text: complete"
 has "$out" "(tied lm_head)" "text: tied"
+
+# --- text, the DeepSeek-V3 family
+gw inspect "$FX/dsv3-bf16-sharded" >"$TMP/out" 2>&1; is $? 0 "DeepseekV3 text: exit 0"
+out=$(cat "$TMP/out")
+has "$out" "architecture  DeepseekV3ForCausalLM" "DeepseekV3 text: architecture"
+has "$out" "layers        3 (MoE: 1-2)" "DeepseekV3 text: first_k_dense_replace 1"
+has "$out" "experts       16, top-4 renormalized, sigmoid router with correction bias (4 groups, keep 2, scaling 2.5)" "DeepseekV3 text: router"
+has "$out" "shared expert 32" "DeepseekV3 text: two shared experts as one MLP of 32"
+has "$out" "attention     latent (MLA), 4 heads, q_lora_rank 24, kv_lora_rank 16, qk 8 + 8 rotary, v 12" "DeepseekV3 text: MLA"
+has "$out" "rope          theta 10000, 8 dims interleaved, YaRN factor 4 over 128 positions" "DeepseekV3 text: RoPE"
+has "$out" "dtypes        F32, BF16" "DeepseekV3 text: BF16 weights, F32 correction bias"
+gw inspect "$FX/glm4moe-f32" >"$TMP/out" 2>&1; is $? 0 "Glm4Moe text: exit 0"
+out=$(cat "$TMP/out")
+has "$out" "attention     4 heads, 2 KV heads, head_dim 24" "Glm4Moe text: GQA"
+has "$out" "rope          theta 10000, 12 dims, YaRN factor 2 over 256 positions" "Glm4Moe text: partial RoPE"
 
 # --- a single safetensors file
 f=$FX/olmoe-f32/model.safetensors
@@ -123,7 +138,26 @@ refuse "$TMP/c1" "\"$TMP/c1\": no config.json" "missing config.json"
 
 fresh olmoe-f32 c2
 edit_json "$TMP/c2/config.json" 'j["architectures"]=["LlamaForCausalLM"]; j["model_type"]="llama"'
-refuse "$TMP/c2" "config.json\": architecture \"LlamaForCausalLM\" is not supported (OLMoE, Mixtral, Qwen2-MoE, Qwen3-MoE)" "unsupported config"
+refuse "$TMP/c2" "config.json\": architecture \"LlamaForCausalLM\" is not supported (OLMoE, Mixtral, Qwen2-MoE, Qwen3-MoE, DeepSeek-V3, GLM-4.5 MoE)" "unsupported config"
+
+fresh dsv3-f32 d1
+edit_json "$TMP/d1/config.json" 'j["moe_layer_freq"]=2'
+refuse "$TMP/d1" "config.json\": moe_layer_freq 2 is not supported" "DeepSeek moe_layer_freq 2"
+
+fresh glm4moe-f32 d2
+edit_json "$TMP/d2/config.json" 'j["rope_scaling"]={"rope_type": "dynamic", "factor": 2.0}'
+refuse "$TMP/d2" "config.json\": \"rope_scaling\" of type \"dynamic\" is not supported (only \"default\" and \"yarn\")" "rope scaling other than yarn"
+
+fresh dsv3-f32 d3
+"$PY" - "$TMP/d3/model.safetensors" <<PYEOF
+import sys
+sys.path.insert(0, "$GW_SRC/tests/reference")
+import stfile
+f = stfile.SafeTensors(sys.argv[1])
+t = {n: f.raw(n) for n in f.tensors if n != "model.layers.2.mlp.gate.e_score_correction_bias"}
+stfile.write_file(sys.argv[1], t, dict(f.metadata))
+PYEOF
+refuse "$TMP/d3" "tensor \"model.layers.2.mlp.gate.e_score_correction_bias\" is missing" "DeepSeek correction bias missing"
 
 fresh olmoe-f32 c3
 printf 'not json' >"$TMP/c3/config.json"

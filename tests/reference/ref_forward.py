@@ -2,15 +2,22 @@
 """ref_forward.py — an independent PyTorch reference for grokwatch's forward pass.
 
 It implements the forward pass of OlmoeForCausalLM, MixtralForCausalLM,
-Qwen2MoeForCausalLM and Qwen3MoeForCausalLM in fp32, written from the Hugging
-Face definitions (SPEC §3), sharing no code with the C engine, and computes
-per probe sample what the engine records: gbar [L_moe, E] (mean over tokens of
-softmax over ALL experts of the router logits), the loss (mean next-token NLL
-in nats over positions 1..T-1; NaN for a one-token sample) and, per token and
-MoE layer, the top-k expert ids (ties to the lower index), their weights as the
+Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, DeepseekV3ForCausalLM (multi-head
+latent attention, the sigmoid router with correction bias and groups, shared
+experts, dense first layers, interleaved RoPE) and Glm4MoeForCausalLM (GQA with
+partial RoPE, biases, QK-norm, the same router), with plain RoPE or YaRN, in
+fp32, written from the Hugging Face definitions (modeling_*.py,
+modeling_rope_utils.py; SPEC §3), sharing no code with the C engine, and
+computes per probe sample what the engine records: gbar [L_moe, E] (mean over
+tokens of p_t: softmax over ALL experts of the router logits, or for sigmoid
+routers s / sum(s) without the bias), the loss (mean next-token NLL in nats over
+positions 1..T-1; NaN for a one-token sample) and, per token and MoE layer, the
+top-k expert ids (ties to the lower index, groups too), their weights as the
 model uses them (renormalized for Mixtral always, for the others when
-norm_topk_prob), router entropy, logsumexp of the logits and the full
-probability vector.  Each sample runs on its own (positions 0..T-1, no padding).
+norm_topk_prob; times routed_scaling_factor for sigmoid routers), router
+entropy of p_t, logsumexp of the logits, the full p_t and the choice's margin
+(how far from a tie it is).  Each sample runs on its own (positions 0..T-1, no
+padding).
 
 Commands (Python: always /usr/bin/python3):
 
@@ -35,12 +42,14 @@ Commands (Python: always /usr/bin/python3):
           weight exactly);
         - |gbar - ref| <= 1e-5 everywhere;
         - loss within 1e-5 relative (both NaN for one-token samples);
-        - the top-k sets are identical wherever the reference's k-th and
-          (k+1)-th probabilities differ by more than 1e-5, and there the
+        - the top-k sets are identical wherever the reference's choice is
+          clear (its k-th and (k+1)-th probabilities, or for sigmoid routers
+          both the topk_group-th and next group scores and the k-th and next
+          masked choice scores, differ by more than 1e-5), and there the
           weights agree within 1e-5 expert by expert;
         - entropy within 1e-5 and lse within 1e-5 relative (min 1e-5 absolute).
       Give all triples in one call: torch is imported once (a few seconds for
-      the 13 fixtures).  Typical use in tests/reference/test_reference.sh:
+      the 20 fixtures).  Typical use in tests/reference/test_reference.sh:
         for c in olmoe-f32 mixtral-bf16-sharded ...; do
           $GW_WRAP "$GW_BIN" analyze "$GW_FIXTURES/$c" \\
             --probe "$GW_FIXTURES/probe/probe.jsonl" --dump-routing "$TMP/$c.st"
@@ -48,6 +57,14 @@ Commands (Python: always /usr/bin/python3):
         done
         "$PYTHON" "$GW_SRC/tests/reference/ref_forward.py" compare "$@"
       (its "ok"/"not ok" lines count as TAP results in tests/run.sh).
+
+  ref_forward.py mutations CKPT PROBE ROUTING [CKPT PROBE ROUTING ...]
+      The mutation check: for each of FEATURES (the DeepSeek-V3 family's router,
+      experts, latent attention and RoPE details, and YaRN) and every triple
+      whose model uses it, compare again with that one feature turned off in
+      the reference; one TAP line each, "ok" when the comparison then fails
+      (the faithful comparison of the triple must pass), "not ok" when it still
+      passes or when no triple uses the feature.  Exit 0 when all are "ok".
 
   ref_forward.py bench CKPT PROBE [--threads N]
       A batched forward the way Hugging Face runs it (weights loaded and
@@ -88,16 +105,58 @@ TOL = 1e-5
 ARCHS = {
     "OlmoeForCausalLM": "olmoe", "MixtralForCausalLM": "mixtral",
     "Qwen2MoeForCausalLM": "qwen2_moe", "Qwen3MoeForCausalLM": "qwen3_moe",
+    "DeepseekV3ForCausalLM": "deepseek_v3", "Glm4MoeForCausalLM": "glm4_moe",
 }
 # Defaults of the Hugging Face configuration classes for absent keys.
-DEFAULT_EPS = {"olmoe": 1e-5, "mixtral": 1e-5, "qwen2_moe": 1e-6, "qwen3_moe": 1e-6}
-DEFAULT_THETA = {"olmoe": 10000.0, "mixtral": 1e6, "qwen2_moe": 10000.0, "qwen3_moe": 10000.0}
+DEFAULT_EPS = {"olmoe": 1e-5, "mixtral": 1e-5, "qwen2_moe": 1e-6, "qwen3_moe": 1e-6,
+               "deepseek_v3": 1e-6, "glm4_moe": 1e-5}
+DEFAULT_THETA = {"olmoe": 10000.0, "mixtral": 1e6, "qwen2_moe": 10000.0, "qwen3_moe": 10000.0,
+                 "deepseek_v3": 10000.0, "glm4_moe": 10000.0}
+DEFAULT_MAX_POS = {"olmoe": 4096, "mixtral": 4096 * 32, "qwen2_moe": 32768, "qwen3_moe": 32768,
+                   "deepseek_v3": 4096, "glm4_moe": 131072}
+# DeepseekV3Config / Glm4MoeConfig defaults of the routing keys.
+SIGMOID_DEFAULTS = {
+    "deepseek_v3": {"n_routed_experts": 256, "num_experts_per_tok": 8, "n_group": 8,
+                    "topk_group": 4, "routed_scaling_factor": 2.5, "n_shared_experts": 1,
+                    "first_k_dense_replace": 3, "norm_topk_prob": True},
+    "glm4_moe": {"n_routed_experts": 128, "num_experts_per_tok": 8, "n_group": 1,
+                 "topk_group": 1, "routed_scaling_factor": 1.0, "n_shared_experts": 1,
+                 "first_k_dense_replace": 1, "norm_topk_prob": True},
+}
+
+# Features a mutation check may turn off (see `mutations`); each names one thing
+# the family's definition does that a faithful engine must do too.
+FEATURES = (
+    "correction_bias",      # add e_score_correction_bias to the choice scores
+    "group_limit",          # keep only the topk_group best groups
+    "zero_mask",            # dropped groups' scores become 0.0 (off: -inf)
+    "norm_topk_prob",       # renormalize the chosen weights
+    "routed_scaling",       # multiply them by routed_scaling_factor
+    "sigmoid_p",            # p = s / sum(s) (off: softmax of the logits)
+    "shared_experts",       # add the shared experts' MLP
+    "dense_layers",         # the first first_k_dense_replace layers' dense MLP
+    "q_a_layernorm",        # MLA: RMSNorm of the q latent
+    "kv_a_layernorm",       # MLA: RMSNorm of the kv latent
+    "latent_eps",           # MLA: those two norms' eps is 1e-6 (off: rms_norm_eps)
+    "yarn_frequencies",     # YaRN's blended inv_freq (off: plain RoPE frequencies)
+    "yarn_attention_factor",  # YaRN's scale of cos and sin
+    "yarn_mscale",          # MLA: softmax scale times mscale(factor, mscale_all_dim)^2
+    "rope_interleave",      # MLA: rotate pairs (2i, 2i+1) (off: half-split)
+    "partial_rotary",       # GLM: rotate only int(head_dim * partial_rotary_factor) dims
+    "qk_norm",              # GLM (and Qwen3): per-head RMSNorm of q and k
+    "attention_bias",       # the attention projections' biases
+)
+
+
+def yarn_get_mscale(scale, mscale=1.0):
+    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
 
 
 class RefConfig:
-    """What the forward pass needs from config.json."""
+    """What the forward pass needs from config.json.  `off` is a set of FEATURES
+    to leave out (for the mutation check); normally empty."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, off=()):
         archs = cfg.get("architectures") or []
         if archs and archs[0] in ARCHS:
             self.kind = ARCHS[archs[0]]
@@ -105,37 +164,78 @@ class RefConfig:
             self.kind = cfg["model_type"]
         else:
             raise ValueError("unsupported architecture %r" % (archs[:1] or cfg.get("model_type")))
+        self.off = set(off)
+        unknown = self.off - set(FEATURES)
+        if unknown:
+            raise ValueError("unknown features %s" % sorted(unknown))
         k = self.kind
+        self.sigmoid = k in SIGMOID_DEFAULTS
         self.vocab = cfg["vocab_size"]
         self.hidden = cfg["hidden_size"]
         self.n_layers = cfg["num_hidden_layers"]
         self.n_heads = cfg["num_attention_heads"]
         self.n_kv = cfg.get("num_key_value_heads") or self.n_heads
-        if k in ("mixtral", "qwen3_moe") and cfg.get("head_dim"):
+        self.max_pos = cfg.get("max_position_embeddings", DEFAULT_MAX_POS[k])
+        if k in ("mixtral", "qwen3_moe", "glm4_moe") and cfg.get("head_dim"):
             self.head_dim = cfg["head_dim"]
         else:
             self.head_dim = self.hidden // self.n_heads
-        self.n_experts = cfg["num_local_experts"] if k == "mixtral" else cfg["num_experts"]
-        self.top_k = cfg["num_experts_per_tok"]
-        self.renorm = True if k == "mixtral" else bool(cfg.get("norm_topk_prob", False))
+        if self.sigmoid:
+            d = SIGMOID_DEFAULTS[k]
+            g = lambda key: cfg.get(key, d[key])  # noqa: E731
+            self.n_experts = cfg.get("n_routed_experts", cfg.get("num_local_experts",
+                                                                 d["n_routed_experts"]))
+            self.top_k = g("num_experts_per_tok")
+            self.n_group, self.topk_group = g("n_group"), g("topk_group")
+            self.scaling = float(g("routed_scaling_factor"))
+            self.renorm = bool(g("norm_topk_prob"))
+            first = g("first_k_dense_replace")
+            self.moe_layers = [i for i in range(self.n_layers) if i >= first]
+            self.moe_inter = cfg["moe_intermediate_size"]
+            self.dense_inter = cfg["intermediate_size"]
+            self.shared = self.moe_inter * g("n_shared_experts")
+            if cfg.get("moe_layer_freq", 1) != 1:
+                raise ValueError("moe_layer_freq %r is not implemented" % cfg["moe_layer_freq"])
+        elif k == "mixtral":
+            self.n_experts = cfg["num_local_experts"]
+        else:
+            self.n_experts = cfg["num_experts"]
+        if not self.sigmoid:
+            self.top_k = cfg["num_experts_per_tok"]
+            self.renorm = True if k == "mixtral" else bool(cfg.get("norm_topk_prob", False))
+            self.scaling = 1.0
         self.eps = float(cfg.get("rms_norm_eps", DEFAULT_EPS[k]))
         theta = cfg.get("rope_theta")
         if theta is None and isinstance(cfg.get("rope_parameters"), dict):
             theta = cfg["rope_parameters"].get("rope_theta")
         self.theta = float(theta if theta is not None else DEFAULT_THETA[k])
         rs = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
-        if rs.get("rope_type", rs.get("type", "default")) not in ("default", None):
+        rtype = rs.get("rope_type", rs.get("type")) or "default"
+        if rtype not in ("default", "yarn"):
             raise ValueError("rope scaling %r is not implemented" % rs)
         self.tied = bool(cfg.get("tie_word_embeddings", False))
         self.clip_qkv = cfg.get("clip_qkv") if k == "olmoe" else None
-        # q/k/v (and o) biases, per the attention classes.
+        # Biases, per the attention classes.
+        self.mla = k == "deepseek_v3"
+        bias = bool(cfg.get("attention_bias", False))
         if k == "qwen2_moe":
             self.qkv_bias, self.o_bias = bool(cfg.get("qkv_bias", True)), False
         elif k in ("olmoe", "qwen3_moe"):
-            self.qkv_bias = self.o_bias = bool(cfg.get("attention_bias", False))
+            self.qkv_bias = self.o_bias = bias
+        elif k == "glm4_moe":
+            self.qkv_bias, self.o_bias = bias, False
+        elif self.mla:
+            self.qkv_bias, self.o_bias = False, bias  # and q_a_proj, kv_a_proj_with_mqa
         else:
             self.qkv_bias = self.o_bias = False
+        self.latent_bias = self.mla and bias
+        if "attention_bias" in self.off:
+            self.qkv_bias = self.o_bias = self.latent_bias = False
         self.qk_norm = {"olmoe": "full", "qwen3_moe": "head"}.get(k)
+        if k == "glm4_moe" and cfg.get("use_qk_norm", False):
+            self.qk_norm = "head"
+        if "qk_norm" in self.off:
+            self.qk_norm = None
         self.sliding_window = None
         if k == "mixtral" and cfg.get("sliding_window"):
             self.sliding_window = int(cfg["sliding_window"])
@@ -148,13 +248,100 @@ class RefConfig:
                                if i not in only and self.n_experts > 0 and (i + 1) % step == 0]
             self.moe_inter = cfg["moe_intermediate_size"]
             self.dense_inter = cfg.get("intermediate_size")
-        else:
+        elif not self.sigmoid:
             self.moe_layers = list(range(self.n_layers))
             self.moe_inter = cfg["intermediate_size"]
             self.dense_inter = None
-        self.shared = cfg.get("shared_expert_intermediate_size", 0) if k == "qwen2_moe" else 0
+        if k == "qwen2_moe":
+            self.shared = cfg.get("shared_expert_intermediate_size", 0)
+        elif not self.sigmoid:
+            self.shared = 0
+        self.shared_gated = k == "qwen2_moe"
+        if "shared_experts" in self.off:
+            self.shared = 0
         if not 0 < self.top_k <= self.n_experts:
             raise ValueError("top_k %d with %d experts" % (self.top_k, self.n_experts))
+
+        # Attention dims and RoPE.  MLA (DeepseekV3Attention): q/k heads of
+        # qk_nope + qk_rope dims, v heads of v_head_dim; the rotary embedding's
+        # dim is qk_rope_head_dim (the config's head_dim) and its pairs are
+        # interleaved when rope_interleave (the class default).  GLM rotates
+        # int(head_dim * partial_rotary_factor) dims of each head.
+        self.interleave = False
+        if self.mla:
+            self.q_lora = cfg.get("q_lora_rank", 1536)
+            self.kv_lora = cfg.get("kv_lora_rank", 512)
+            self.dn = cfg.get("qk_nope_head_dim", 128)
+            self.dr = cfg.get("qk_rope_head_dim", 64)
+            self.dv = cfg.get("v_head_dim", 128)
+            self.head_dim = self.dn + self.dr
+            self.rope_dim = self.dr
+            self.interleave = bool(cfg.get("rope_interleave", True))
+            if "rope_interleave" in self.off:
+                self.interleave = not self.interleave
+        elif k == "glm4_moe":
+            prf = rs.get("partial_rotary_factor", cfg.get("partial_rotary_factor", 0.5))
+            self.rope_dim = int(self.head_dim * prf)
+            if "partial_rotary" in self.off:
+                self.rope_dim = self.head_dim
+        else:
+            self.rope_dim = self.head_dim
+        self.scale = self.head_dim ** -0.5
+        self.yarn = rtype == "yarn"
+        self.attn_factor = 1.0
+        if self.yarn:
+            self.factor = float(rs["factor"])
+            self.orig_max_pos = rs.get("original_max_position_embeddings") or self.max_pos
+            self.beta_fast = rs.get("beta_fast") or 32
+            self.beta_slow = rs.get("beta_slow") or 1
+            self.truncate = rs.get("truncate", True)
+            ms, msa = rs.get("mscale"), rs.get("mscale_all_dim")
+            af = rs.get("attention_factor")
+            if af is None:
+                if ms and msa:
+                    af = yarn_get_mscale(self.factor, ms) / yarn_get_mscale(self.factor, msa)
+                else:
+                    af = yarn_get_mscale(self.factor)
+            if "yarn_attention_factor" not in self.off:
+                self.attn_factor = float(af)
+            if self.mla and rs.get("mscale_all_dim", 0) and "yarn_mscale" not in self.off:
+                self.scale = self.scale * yarn_get_mscale(self.factor, rs["mscale_all_dim"]) ** 2
+            if "yarn_frequencies" in self.off:
+                self.yarn = False
+
+    def has(self, feature):
+        """Whether this model uses `feature` at all (so turning it off can matter)."""
+        f = feature
+        if f in ("correction_bias", "sigmoid_p", "routed_scaling"):
+            return self.sigmoid and (f != "routed_scaling" or self.scaling != 1.0)
+        if f == "group_limit":
+            return self.sigmoid and self.topk_group < self.n_group
+        if f == "zero_mask":
+            return self.sigmoid and self.topk_group < self.n_group
+        if f == "norm_topk_prob":
+            return self.sigmoid and self.renorm
+        if f == "shared_experts":
+            return self.sigmoid and self.shared > 0
+        if f == "dense_layers":
+            return self.sigmoid and len(self.moe_layers) < self.n_layers
+        if f == "q_a_layernorm":
+            return self.mla and bool(self.q_lora)
+        if f == "kv_a_layernorm":
+            return self.mla
+        if f == "latent_eps":
+            return self.mla and self.eps != 1e-6
+        if f in ("yarn_frequencies", "yarn_attention_factor", "yarn_mscale"):
+            return self.yarn and (f != "yarn_attention_factor" or self.attn_factor != 1.0) and (
+                f != "yarn_mscale" or self.mla)
+        if f == "rope_interleave":
+            return self.mla and self.interleave
+        if f == "partial_rotary":
+            return self.kind == "glm4_moe" and self.rope_dim < self.head_dim
+        if f == "qk_norm":
+            return self.kind == "glm4_moe" and self.qk_norm is not None
+        if f == "attention_bias":
+            return self.sigmoid and (self.qkv_bias or self.o_bias or self.latent_bias)
+        return False
 
 
 # ---------------------------------------------------------------- model
@@ -169,36 +356,127 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def rope_cos_sin(T, d, theta, dtype=torch.float32):
-    """cos, sin [T, d] for positions 0..T-1; inv_freq = theta^(-2i/d), half-split."""
-    inv = 1.0 / (theta ** (torch.arange(0, d, 2, dtype=torch.int64).to(dtype) / d))
-    freqs = torch.arange(T, dtype=dtype)[:, None] * inv[None, :]
+def inv_freq(c):
+    """The rotary embedding's inverse frequencies over c.rope_dim dims, fp32:
+    theta^(-2i/dim), or YaRN's per-frequency blend of those (extrapolation)
+    and those divided by the factor (interpolation), along a linear ramp
+    between the dims reached by beta_fast and beta_slow rotations at the
+    original context length."""
+    dim = c.rope_dim
+    pos_freqs = c.theta ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim)
+    if not c.yarn:
+        return 1.0 / pos_freqs
+    extrap = 1.0 / pos_freqs
+    interp = 1.0 / (c.factor * pos_freqs)
+
+    def corr_dim(rotations):
+        return dim * math.log(c.orig_max_pos / (rotations * 2 * math.pi)) / (2 * math.log(c.theta))
+
+    low, high = corr_dim(c.beta_fast), corr_dim(c.beta_slow)
+    if c.truncate:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
+    extrap_share = 1 - ramp
+    return interp * (1 - extrap_share) + extrap * extrap_share
+
+
+def rope_cos_sin(T, c):
+    """cos, sin [T, rope_dim] for positions 0..T-1 (the frequencies twice,
+    half-split), times YaRN's attention factor."""
+    inv = inv_freq(c)
+    freqs = torch.arange(T, dtype=torch.float32)[:, None] * inv[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
-    return emb.cos(), emb.sin()
+    return emb.cos() * c.attn_factor, emb.sin() * c.attn_factor
+
+
+def apply_rope(x, cos, sin, c):
+    """Rotate the first rope_dim dims of x [..., T, d] (the rest pass); with
+    c.interleave the pairs (2i, 2i+1) are first gathered half-split."""
+    rd = cos.shape[-1]
+    rot, rest = x[..., :rd], x[..., rd:]
+    if c.interleave:
+        rot = rot.reshape(*rot.shape[:-1], rd // 2, 2).transpose(-1, -2).reshape(rot.shape)
+    rot = rot * cos + rotate_half(rot) * sin
+    return torch.cat((rot, rest), dim=-1)
+
+
+def stable_top(values, k):
+    """Indices [rows, k] of the k largest of each row (numpy), descending,
+    ties to the lower index."""
+    order = np.argsort(-values, axis=-1, kind="stable")[:, :k]
+    return torch.from_numpy(np.ascontiguousarray(order)).to(torch.int64)
 
 
 def route(logits, top_k, renorm):
-    """Router decision for logits [T, E] (torch, fp32).
+    """Softmax router decision for logits [T, E] (torch, fp32).
 
     Returns probs [T,E] (softmax over all experts), ids [T,k] int64 (descending
-    probability, ties to the lower index) and weights [T,k] (renormalized to
-    sum 1 when `renorm`)."""
+    probability, ties to the lower index), weights [T,k] (renormalized to
+    sum 1 when `renorm`) and margin [T] (k-th minus (k+1)-th probability:
+    where it is small the choice is a near tie)."""
     probs = torch.softmax(logits, dim=-1)
-    # A stable sort of -p keeps equal probabilities in index order.
-    order = np.argsort(-probs.detach().cpu().numpy(), axis=-1, kind="stable")[:, :top_k]
-    ids = torch.from_numpy(np.ascontiguousarray(order)).to(torch.int64)
+    pn = probs.detach().cpu().numpy()
+    ids = stable_top(pn, top_k)
     w = torch.gather(probs, -1, ids)
     if renorm:
         w = w / w.sum(-1, keepdim=True)
-    return probs, ids, w
+    return probs, ids, w, top_gap(pn, top_k)
+
+
+def top_gap(values, k):
+    """k-th minus (k+1)-th largest of each row (inf where k covers the row)."""
+    if k >= values.shape[-1]:
+        return np.full(values.shape[:-1], np.inf)
+    srt = -np.sort(-values, axis=-1)
+    return srt[..., k - 1] - srt[..., k]
+
+
+def route_sigmoid(logits, bias, c):
+    """The DeepSeek-V3 family's router for logits [T, E] (DeepseekV3TopkRouter):
+    s = sigmoid(z); the choice scores s + bias; per group of E / n_group the sum
+    of its two best choice scores; the topk_group best groups kept (ties to the
+    lower group); the others' choice scores set to 0.0; the top-k of those (ties
+    to the lower index) weighted by s, divided by their sum + 1e-20 when
+    norm_topk_prob, times routed_scaling_factor.  The recorded p is s / sum(s)
+    over all experts, without the bias.  Returns p, ids, weights, and the
+    margin: the smaller of the group choice's and the expert choice's gap."""
+    off = c.off
+    s = torch.sigmoid(logits)
+    T, E = s.shape
+    if "sigmoid_p" in off:
+        p = torch.softmax(logits, dim=-1)
+    else:
+        p = s / s.sum(-1, keepdim=True)
+    choice = s if "correction_bias" in off else s + bias
+    G = c.n_group
+    gs = choice.view(T, G, E // G).topk(2, dim=-1).values.sum(-1)
+    gsn = gs.numpy()
+    tg = G if "group_limit" in off else c.topk_group
+    keep = torch.zeros(T, G)
+    keep.scatter_(1, stable_top(gsn, tg), 1.0)
+    keep = keep.repeat_interleave(E // G, dim=1).bool()
+    masked = choice.masked_fill(~keep, float("-inf") if "zero_mask" in off else 0.0)
+    mn = masked.numpy()
+    ids = stable_top(mn, c.top_k)
+    w = s.gather(1, ids)
+    if c.renorm and "norm_topk_prob" not in off:
+        w = w / (w.sum(-1, keepdim=True) + 1e-20)
+    if "routed_scaling" not in off:
+        w = w * c.scaling
+    margin = np.minimum(top_gap(gsn, tg), top_gap(mn, c.top_k))
+    return p, ids, w, margin
 
 
 class RefModel:
-    """The model's weights (torch fp32) and a per-sample forward pass."""
+    """The model's weights (torch fp32) and its forward pass, over a batch
+    [B, T] with a key mask (one sample at a time: B = 1, causal mask)."""
 
-    def __init__(self, ckpt_dir, dtype=torch.float32):
+    def __init__(self, ckpt_dir, dtype=torch.float32, off=()):
         self.w = stfile.Weights(ckpt_dir)
-        self.c = RefConfig(self.w.cfg)
+        self.c = RefConfig(self.w.cfg, off)
         self.dtype = dtype
         self._cache = {}
 
@@ -223,10 +501,19 @@ class RefModel:
             y = y + self.t(name + ".bias")
         return y
 
-    def attention(self, i, x):
-        """Self-attention of layer i on normed hidden states x [T, H] of one sample."""
+    def sdpa(self, q, k, v, mask):
+        """softmax(scale q k^T, masked) v for q, k, v [B, heads, T, d]."""
+        s = (q @ k.transpose(-1, -2)) * self.c.scale
+        s = s.masked_fill(mask, float("-inf"))
+        return torch.softmax(s, dim=-1) @ v
+
+    def attention(self, i, x, mask):
+        """Self-attention of layer i on normed hidden states x [B, T, H];
+        mask [B, 1, T, T] is True where a query may not see a key."""
         c = self.c
-        T = x.shape[0]
+        if c.mla:
+            return self.attention_mla(i, x, mask)
+        B, T, _ = x.shape
         p = "model.layers.%d.self_attn." % i
         q = self.lin(x, p + "q_proj", c.qkv_bias)
         k = self.lin(x, p + "k_proj", c.qkv_bias)
@@ -237,27 +524,50 @@ class RefModel:
         if c.clip_qkv is not None:
             q, k, v = (a.clamp(-c.clip_qkv, c.clip_qkv) for a in (q, k, v))
         hd = c.head_dim
-        q = q.view(T, c.n_heads, hd)
-        k = k.view(T, c.n_kv, hd)
-        v = v.view(T, c.n_kv, hd)
-        if c.qk_norm == "head":  # Qwen3: per head over head_dim
+        q = q.view(B, T, c.n_heads, hd)
+        k = k.view(B, T, c.n_kv, hd)
+        v = v.view(B, T, c.n_kv, hd)
+        if c.qk_norm == "head":  # Qwen3, GLM: per head over head_dim, before RoPE
             q = rms_norm(q, self.t(p + "q_norm.weight"), c.eps)
             k = rms_norm(k, self.t(p + "k_norm.weight"), c.eps)
-        q, k, v = (a.transpose(0, 1) for a in (q, k, v))  # [heads, T, hd]
-        cos, sin = rope_cos_sin(T, hd, c.theta, self.dtype)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        q, k, v = (a.transpose(1, 2) for a in (q, k, v))  # [B, heads, T, hd]
+        cos, sin = rope_cos_sin(T, c)
+        q, k = apply_rope(q, cos, sin, c), apply_rope(k, cos, sin, c)
         rep = c.n_heads // c.n_kv
-        k = k.repeat_interleave(rep, dim=0)
-        v = v.repeat_interleave(rep, dim=0)
-        s = (q @ k.transpose(1, 2)) / math.sqrt(hd)
-        pos = torch.arange(T)
-        mask = pos[None, :] > pos[:, None]
-        if c.sliding_window is not None:
-            mask = mask | (pos[:, None] - pos[None, :] >= c.sliding_window)
-        s = s.masked_fill(mask, float("-inf"))
-        a = torch.softmax(s, dim=-1) @ v  # [heads, T, hd]
-        a = a.transpose(0, 1).reshape(T, c.n_heads * hd)
+        k = k.repeat_interleave(rep, dim=1)
+        v = v.repeat_interleave(rep, dim=1)
+        a = self.sdpa(q, k, v, mask).transpose(1, 2).reshape(B, T, c.n_heads * hd)
+        return self.lin(a, p + "o_proj", c.o_bias)
+
+    def attention_mla(self, i, x, mask):
+        """DeepSeek-V3's multi-head latent attention on x [B, T, H]."""
+        c = self.c
+        B, T, _ = x.shape
+        p = "model.layers.%d.self_attn." % i
+        # DeepseekV3RMSNorm's own default eps: the class builds these two
+        # without rms_norm_eps.
+        eps = c.eps if "latent_eps" in c.off else 1e-6
+        if c.q_lora:
+            qa = self.lin(x, p + "q_a_proj", c.latent_bias)
+            if "q_a_layernorm" not in c.off:
+                qa = rms_norm(qa, self.t(p + "q_a_layernorm.weight"), eps)
+            q = self.lin(qa, p + "q_b_proj")
+        else:
+            q = self.lin(x, p + "q_proj")
+        q = q.view(B, T, c.n_heads, c.dn + c.dr).transpose(1, 2)
+        q_pass, q_rot = q[..., :c.dn], q[..., c.dn:]
+        ckv = self.lin(x, p + "kv_a_proj_with_mqa", c.latent_bias)
+        latent, k_rot = ckv[..., :c.kv_lora], ckv[..., c.kv_lora:]
+        if "kv_a_layernorm" not in c.off:
+            latent = rms_norm(latent, self.t(p + "kv_a_layernorm.weight"), eps)
+        kv = self.lin(latent, p + "kv_b_proj").view(B, T, c.n_heads, c.dn + c.dv).transpose(1, 2)
+        k_pass, v = kv[..., :c.dn], kv[..., c.dn:]
+        k_rot = k_rot.view(B, 1, T, c.dr)
+        cos, sin = rope_cos_sin(T, c)
+        q_rot, k_rot = apply_rope(q_rot, cos, sin, c), apply_rope(k_rot, cos, sin, c)
+        q = torch.cat((q_pass, q_rot), dim=-1)
+        k = torch.cat((k_pass, k_rot.expand(B, c.n_heads, T, c.dr)), dim=-1)
+        a = self.sdpa(q, k, v, mask).transpose(1, 2).reshape(B, T, c.n_heads * c.dv)
         return self.lin(a, p + "o_proj", c.o_bias)
 
     def ffn(self, x, gate, up, down):
@@ -276,11 +586,20 @@ class RefModel:
             return "model.layers.%d.block_sparse_moe.gate.weight" % i
         return "model.layers.%d.mlp.gate.weight" % i
 
+    def route(self, i, z):
+        """Routing of layer i for logits z [N, E]: (p, ids, weights, margin)."""
+        c = self.c
+        if c.sigmoid:
+            bias = self.t("model.layers.%d.mlp.gate.e_score_correction_bias" % i)
+            return route_sigmoid(z, bias, c)
+        return route(z, c.top_k, c.renorm)
+
     def moe(self, i, x):
-        """MoE block of layer i on x [T, H]: (output, router logits [T, E])."""
+        """MoE block of layer i on tokens x [N, H]: (output, router logits [N, E], route)."""
         c = self.c
         z = x @ self.t(self.router_name(i)).T
-        _, ids, w = route(z, c.top_k, c.renorm)
+        r = self.route(i, z)
+        _, ids, w, _ = r
         out = torch.zeros_like(x)
         for e in range(c.n_experts):
             tok, slot = torch.nonzero(ids == e, as_tuple=True)
@@ -288,36 +607,53 @@ class RefModel:
                 continue
             y = self.expert(i, e, x[tok]) * w[tok, slot][:, None]
             out.index_add_(0, tok, y)
-        if c.kind == "qwen2_moe" and c.shared:
-            p = "model.layers.%d.mlp." % i
+        p = "model.layers.%d.mlp." % i
+        if c.shared and c.shared_gated:  # Qwen2-MoE: a sigmoid-gated shared expert
             sh = self.ffn(x, p + "shared_expert.gate_proj", p + "shared_expert.up_proj",
                           p + "shared_expert.down_proj")
             out = out + torch.sigmoid(self.lin(x, p + "shared_expert_gate")) * sh
-        return out, z
+        elif c.shared:  # DeepSeek-V3, GLM: one ungated MLP of moe_inter * n_shared_experts
+            out = out + self.ffn(x, p + "shared_experts.gate_proj", p + "shared_experts.up_proj",
+                                 p + "shared_experts.down_proj")
+        return out, z, r
 
     def dense(self, i, x):
+        if "dense_layers" in self.c.off:
+            return torch.zeros_like(x)
         p = "model.layers.%d.mlp." % i
         return self.ffn(x, p + "gate_proj", p + "up_proj", p + "down_proj")
 
     @torch.no_grad()
-    def forward(self, tokens):
-        """One sample: (logits [T, V], [router logits [T, E] per MoE layer])."""
+    def hidden(self, ids, mask, per_layer=None):
+        """Final normed hidden states [B, T, H] of token ids [B, T]; per_layer(z,
+        route) is called with each MoE layer's logits and routing (all B*T tokens)."""
         c = self.c
-        ids = torch.as_tensor(np.asarray(tokens, dtype=np.int64))
+        B, T = ids.shape
         h = self.t("model.embed_tokens.weight")[ids]
-        zs = []
         for i in range(c.n_layers):
             p = "model.layers.%d." % i
-            h = h + self.attention(i, rms_norm(h, self.t(p + "input_layernorm.weight"), c.eps))
-            x = rms_norm(h, self.t(p + "post_attention_layernorm.weight"), c.eps)
+            h = h + self.attention(i, rms_norm(h, self.t(p + "input_layernorm.weight"), c.eps), mask)
+            x = rms_norm(h, self.t(p + "post_attention_layernorm.weight"), c.eps).view(B * T, -1)
             if i in c.moe_layers:
-                y, z = self.moe(i, x)
-                zs.append(z)
+                y, z, r = self.moe(i, x)
+                if per_layer is not None:
+                    per_layer(z, r)
             else:
                 y = self.dense(i, x)
-            h = h + y
-        h = rms_norm(h, self.t("model.norm.weight"), c.eps)
-        return h @ self.lm_head().T, zs
+            h = h + y.view(B, T, -1)
+        return rms_norm(h, self.t("model.norm.weight"), c.eps)
+
+    def forward(self, tokens):
+        """One sample: (logits [T, V], [(router logits [T, E], route) per MoE layer])."""
+        ids = torch.as_tensor(np.asarray(tokens, dtype=np.int64))[None]
+        T = ids.shape[1]
+        pos = torch.arange(T)
+        mask = (pos[None, :] > pos[:, None])
+        if self.c.sliding_window is not None:
+            mask = mask | (pos[:, None] - pos[None, :] >= self.c.sliding_window)
+        layers = []
+        h = self.hidden(ids, mask[None, None], lambda z, r: layers.append((z, r)))
+        return h[0] @ self.lm_head().T, layers
 
 
 def sample_loss(logits, tokens):
@@ -353,28 +689,32 @@ def reference(model, samples):
     gbar = np.zeros((N, L, E), np.float32)
     loss = np.zeros(N, np.float32)
     ntok = np.zeros(N, np.int32)
-    ids, ws, ps, ent, lse = [], [], [], [], []
+    ids, ws, ps, ent, lse, margin = [], [], [], [], [], []
     for s, (toks, _, _) in enumerate(samples):
         if max(toks) >= c.vocab or min(toks) < 0:
             raise ValueError("sample %d: token id outside the vocabulary" % s)
-        logits, zs = model.forward(toks)
+        logits, layers = model.forward(toks)
         loss[s] = sample_loss(logits, toks)
         ntok[s] = len(toks)
-        per = [route(z.float(), k, c.renorm) for z in zs]
-        probs = torch.stack([p for p, _, _ in per], 1)  # [T, L, E]
+        probs = torch.stack([r[0] for _, r in layers], 1)  # [T, L, E]
         gbar[s] = probs.mean(0).numpy()
         ps.append(probs.numpy())
-        ids.append(torch.stack([i for _, i, _ in per], 1).numpy())
-        ws.append(torch.stack([w for _, _, w in per], 1).numpy())
-        zl = torch.stack([z.float() for z in zs], 1)
+        ids.append(torch.stack([r[1] for _, r in layers], 1).numpy())
+        ws.append(torch.stack([r[2] for _, r in layers], 1).numpy())
+        margin.append(np.stack([r[3] for _, r in layers], 1))
+        zl = torch.stack([z.float() for z, _ in layers], 1)
         lse.append(torch.logsumexp(zl, -1).numpy())
-        logp = torch.log_softmax(zl, -1)
+        if c.sigmoid and "sigmoid_p" not in c.off:
+            logp = torch.log(probs.clamp_min(1e-45))  # p = s / sum(s)
+        else:
+            logp = torch.log_softmax(zl, -1)
         ent.append(-(probs * logp).sum(-1).numpy())
     return {
         "gbar": gbar, "loss": loss, "ntokens": ntok,
         "topk_ids": np.concatenate(ids).astype(np.int64),
         "topk_w": np.concatenate(ws).astype(np.float32),
         "probs": np.concatenate(ps).astype(np.float32),
+        "margin": np.concatenate(margin).astype(np.float64),
         "entropy": np.concatenate(ent).astype(np.float32),
         "lse": np.concatenate(lse).astype(np.float32),
         "ids": np.array([i for _, _, i in samples]),
@@ -404,10 +744,11 @@ def _worst(diff, n=3):
     return [np.unravel_index(j, diff.shape) for j in order if d[j] > 0]
 
 
-def compare_one(ckpt, probe, routing_path):
-    """Check one routing file against the reference; a Report."""
+def compare_one(ckpt, probe, routing_path, off=()):
+    """Check one routing file against the reference (with the FEATURES in
+    `off` left out of it); a Report and the model."""
     rep = Report()
-    model = RefModel(ckpt)
+    model = RefModel(ckpt, off=off)
     samples = read_probe(probe)
     ref = reference(model, samples)
     c = model.c
@@ -497,14 +838,12 @@ def token_owner(ntokens, t):
 
 
 def check_tokens(rep, ref, samples, tid, tw, k, E):
-    """Top-k sets where the reference's k-th and (k+1)-th probabilities are
-    more than TOL apart; weights expert by expert where the sets agree."""
+    """Top-k sets where the reference's choice is clear (its margin, the gap
+    between the k-th and (k+1)-th probability, or for sigmoid routers the
+    smaller of the gaps at the group and at the expert choice, is above TOL);
+    weights expert by expert where the sets agree."""
     probs = ref["probs"]
-    srt = -np.sort(-probs, axis=-1)
-    if k < E:
-        clear = (srt[..., k - 1] - srt[..., k]) > TOL
-    else:
-        clear = np.ones(probs.shape[:2], bool)
+    clear = ref["margin"] > TOL
     rid = ref["topk_ids"]
     same = (np.sort(tid, -1) == np.sort(rid, -1)).all(-1)
     bad = clear & ~same
@@ -533,15 +872,22 @@ def check_tokens(rep, ref, samples, tid, tw, k, E):
                      % (s, pos, l, e, wgot[t, l, e], wref[t, l, e]))
 
 
-def cmd_compare(args):
+def triples_of(cmd, args):
+    """[(CKPT, PROBE, ROUTING)] from the command line, or None after a usage line."""
     if len(args) == 0 or len(args) % 3:
-        print("usage: ref_forward.py compare CKPT PROBE ROUTING [CKPT PROBE ROUTING ...]",
+        print("usage: ref_forward.py %s CKPT PROBE ROUTING [CKPT PROBE ROUTING ...]" % cmd,
               file=sys.stderr)
+        return None
+    return [tuple(args[j:j + 3]) for j in range(0, len(args), 3)]
+
+
+def cmd_compare(args):
+    triples = triples_of("compare", args)
+    if triples is None:
         return 2
     torch.set_num_threads(1)
     failed = 0
-    for j in range(0, len(args), 3):
-        ckpt, probe, routing = args[j:j + 3]
+    for ckpt, probe, routing in triples:
         name = os.path.basename(os.path.normpath(ckpt))
         try:
             rep, model = compare_one(ckpt, probe, routing)
@@ -562,11 +908,59 @@ def cmd_compare(args):
     return 1 if failed else 0
 
 
+def mutation_one(t, feature, faithful):
+    """One TAP line: does turning `feature` off in the reference make triple t
+    fail the comparison?  1 if not (or if t fails without it), else 0."""
+    name = os.path.basename(os.path.normpath(t[0]))
+    try:
+        if t not in faithful:
+            faithful[t] = not compare_one(*t)[0].faults
+        rep, _ = compare_one(*t, off=(feature,))
+    except (OSError, ValueError, KeyError, stfile.FormatError) as e:
+        print("not ok - %s off: %s: comparison could not run: %s" % (feature, name, e))
+        return 1
+    if not faithful[t]:
+        print("not ok - %s off: %s does not match the faithful reference to begin with"
+              % (feature, name))
+        return 1
+    if not rep.faults:
+        print("not ok - %s off: %s still matches: the comparison cannot see this feature"
+              % (feature, name))
+        return 1
+    print("ok - %s off: %s no longer matches (%d differences; %s)"
+          % (feature, name, len(rep.faults), rep.faults[0]))
+    return 0
+
+
+def cmd_mutations(args):
+    triples = triples_of("mutations", args)
+    if triples is None:
+        return 2
+    torch.set_num_threads(1)
+    configs, faithful = {}, {}
+    failed = 0
+    for t in triples:
+        try:
+            configs[t] = RefConfig(stfile.Weights(t[0]).cfg)
+        except (OSError, ValueError, KeyError, stfile.FormatError) as e:
+            print("not ok - %s: cannot read its config: %s" % (t[0], e))
+            failed += 1
+    for feature in FEATURES:
+        using = [t for t in triples if t in configs and configs[t].has(feature)]
+        if not using:
+            print("not ok - %s off: no checkpoint given uses it" % feature)
+            failed += 1
+        for t in using:
+            failed += mutation_one(t, feature, faithful)
+    return 1 if failed else 0
+
+
 # ---------------------------------------------------------------- bench
 
 class BatchedModel:
     """The batched forward Hugging Face runs: one padded batch [B, T], fp32
-    weights loaded up front, per-expert gather of routed tokens."""
+    weights loaded up front, per-expert gather of routed tokens; RefModel's
+    own layers with a causal and padding mask."""
 
     def __init__(self, ckpt):
         self.ref = RefModel(ckpt)
@@ -578,60 +972,13 @@ class BatchedModel:
     def forward(self, batch, lengths):
         r, c = self.ref, self.c
         B, T = batch.shape
-        H, hd = c.hidden, c.head_dim
-        h = r.t("model.embed_tokens.weight")[batch]  # [B, T, H]
         pos = torch.arange(T)
         causal = pos[None, :] > pos[:, None]
+        if c.sliding_window is not None:
+            causal = causal | (pos[:, None] - pos[None, :] >= c.sliding_window)
         pad = pos[None, :] >= lengths[:, None]  # [B, T] keys beyond the sample
         mask = causal[None, None] | pad[:, None, None, :]
-        cos, sin = rope_cos_sin(T, hd, c.theta)
-        for i in range(c.n_layers):
-            p = "model.layers.%d." % i
-            x = rms_norm(h, r.t(p + "input_layernorm.weight"), c.eps)
-            a = p + "self_attn."
-            q = r.lin(x, a + "q_proj", c.qkv_bias)
-            k = r.lin(x, a + "k_proj", c.qkv_bias)
-            v = r.lin(x, a + "v_proj", c.qkv_bias)
-            if c.qk_norm == "full":
-                q = rms_norm(q, r.t(a + "q_norm.weight"), c.eps)
-                k = rms_norm(k, r.t(a + "k_norm.weight"), c.eps)
-            q = q.view(B, T, c.n_heads, hd)
-            k = k.view(B, T, c.n_kv, hd)
-            v = v.view(B, T, c.n_kv, hd)
-            if c.qk_norm == "head":
-                q = rms_norm(q, r.t(a + "q_norm.weight"), c.eps)
-                k = rms_norm(k, r.t(a + "k_norm.weight"), c.eps)
-            q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-            q = q * cos + rotate_half(q) * sin
-            k = k * cos + rotate_half(k) * sin
-            rep = c.n_heads // c.n_kv
-            k = k.repeat_interleave(rep, dim=1)
-            v = v.repeat_interleave(rep, dim=1)
-            s = (q @ k.transpose(2, 3)) / math.sqrt(hd)
-            s = s.masked_fill(mask, float("-inf"))
-            o = (torch.softmax(s, -1) @ v).transpose(1, 2).reshape(B, T, c.n_heads * hd)
-            h = h + r.lin(o, a + "o_proj", c.o_bias)
-            x = rms_norm(h, r.t(p + "post_attention_layernorm.weight"), c.eps).view(B * T, H)
-            if i in c.moe_layers:
-                z = x @ r.t(r.router_name(i)).T
-                probs = torch.softmax(z, -1)
-                w, sel = torch.topk(probs, c.top_k, -1)
-                if c.renorm:
-                    w = w / w.sum(-1, keepdim=True)
-                y = torch.zeros_like(x)
-                for e in range(c.n_experts):
-                    tok, slot = torch.where(sel == e)
-                    if tok.numel():
-                        y.index_add_(0, tok, r.expert(i, e, x[tok]) * w[tok, slot, None])
-                if c.kind == "qwen2_moe" and c.shared:
-                    m = p + "mlp."
-                    y = y + torch.sigmoid(r.lin(x, m + "shared_expert_gate")) * r.ffn(
-                        x, m + "shared_expert.gate_proj", m + "shared_expert.up_proj",
-                        m + "shared_expert.down_proj")
-            else:
-                y = r.dense(i, x)
-            h = h + y.view(B, T, H)
-        h = rms_norm(h, r.t("model.norm.weight"), c.eps)
+        h = r.hidden(batch, mask)
         logits = h @ r.lm_head().T  # [B, T, V]
         nll = torch.nn.functional.cross_entropy(
             logits[:, :-1].reshape(-1, c.vocab), batch[:, 1:].reshape(-1), reduction="none").view(B, T - 1)
@@ -706,15 +1053,17 @@ def cmd_run(args):
 
 def main(argv):
     if len(argv) < 2:
-        print("usage: ref_forward.py run|compare|bench ... (--help for more)", file=sys.stderr)
+        print("usage: ref_forward.py run|compare|mutations|bench ... (--help for more)",
+              file=sys.stderr)
         return 2
     if argv[1] in ("-h", "--help", "help"):
         print(__doc__)
         return 0
-    cmd = {"run": cmd_run, "compare": cmd_compare, "bench": cmd_bench}.get(argv[1])
+    cmd = {"run": cmd_run, "compare": cmd_compare, "mutations": cmd_mutations,
+           "bench": cmd_bench}.get(argv[1])
     if cmd is None:
-        print("ref_forward.py: unknown command %r (run, compare, bench; --help)" % argv[1],
-              file=sys.stderr)
+        print("ref_forward.py: unknown command %r (run, compare, mutations, bench; --help)"
+              % argv[1], file=sys.stderr)
         return 2
     return cmd(argv[2:])
 

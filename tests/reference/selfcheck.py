@@ -82,7 +82,7 @@ def check_determinism(tmp):
             return None
     fa, fb = tree_files(a), tree_files(b)
     _, mismatch, errors = filecmp.cmpfiles(a, b, fa, shallow=False)
-    ok(fa == fb and not mismatch and not errors and len(fa) == 40,
+    ok(fa == fb and not mismatch and not errors and len(fa) == 56,
        "generator is deterministic (%d files, same bytes in two runs)" % len(fa),
        "differ: %s %s" % (mismatch[:5], errors[:5]))
     return a
@@ -92,12 +92,78 @@ def check_determinism(tmp):
 
 NAMES = ["olmoe-f32", "olmoe-bf16", "olmoe-f16", "olmoe-bf16-sharded", "mixtral-f32",
          "mixtral-f16", "mixtral-bf16-sharded", "qwen2moe-f32", "qwen2moe-bf16",
-         "qwen2moe-f16-sharded", "qwen3moe-f32", "qwen3moe-bf16", "qwen3moe-f16-sharded"]
+         "qwen2moe-f16-sharded", "qwen3moe-f32", "qwen3moe-bf16", "qwen3moe-f16-sharded",
+         "qwen3moeyarn-f32", "dsv3-f32", "dsv3-bf16-sharded", "dsv3nolora-f32", "glm4moe-f32",
+         "glm4moe-bf16", "glm4moeplain-f32"]
+SIGMOID = ("deepseek_v3", "glm4_moe")
+
+
+def expected_shapes_sigmoid(cfg):
+    """{name: shape} of a DeepseekV3ForCausalLM / Glm4MoeForCausalLM from
+    config.json, by the modules of modeling_deepseek_v3.py / modeling_glm4_moe.py
+    (plus DeepSeek's multi-token-prediction tensors beyond the last layer)."""
+    mt, H, V = cfg["model_type"], cfg["hidden_size"], cfg["vocab_size"]
+    nh, E = cfg["num_attention_heads"], cfg["n_routed_experts"]
+    b = cfg["attention_bias"]
+    out = {"model.embed_tokens.weight": (V, H), "model.norm.weight": (H,), "lm_head.weight": (V, H)}
+    for i in range(cfg["num_hidden_layers"]):
+        p = "model.layers.%d." % i
+        a = p + "self_attn."
+        out[p + "input_layernorm.weight"] = out[p + "post_attention_layernorm.weight"] = (H,)
+        if mt == "deepseek_v3":
+            r, kr = cfg["q_lora_rank"], cfg["kv_lora_rank"]
+            qk = cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]
+            if r is None:
+                out[a + "q_proj.weight"] = (nh * qk, H)
+            else:
+                out[a + "q_a_proj.weight"], out[a + "q_a_layernorm.weight"] = (r, H), (r,)
+                out[a + "q_b_proj.weight"] = (nh * qk, r)
+                if b:
+                    out[a + "q_a_proj.bias"] = (r,)
+            out[a + "kv_a_proj_with_mqa.weight"] = (kr + cfg["qk_rope_head_dim"], H)
+            out[a + "kv_a_layernorm.weight"] = (kr,)
+            out[a + "kv_b_proj.weight"] = (nh * (cfg["qk_nope_head_dim"] + cfg["v_head_dim"]), kr)
+            out[a + "o_proj.weight"] = (H, nh * cfg["v_head_dim"])
+            if b:
+                out[a + "kv_a_proj_with_mqa.bias"] = (kr + cfg["qk_rope_head_dim"],)
+                out[a + "o_proj.bias"] = (H,)
+        else:
+            hd, nkv = cfg.get("head_dim", H // nh), cfg["num_key_value_heads"]
+            out[a + "q_proj.weight"], out[a + "o_proj.weight"] = (nh * hd, H), (H, nh * hd)
+            out[a + "k_proj.weight"] = out[a + "v_proj.weight"] = (nkv * hd, H)
+            if b:
+                out[a + "q_proj.bias"] = (nh * hd,)
+                out[a + "k_proj.bias"] = out[a + "v_proj.bias"] = (nkv * hd,)
+            if cfg["use_qk_norm"]:
+                out[a + "q_norm.weight"] = out[a + "k_norm.weight"] = (hd,)
+        m = p + "mlp."
+        if i < cfg["first_k_dense_replace"]:
+            I = cfg["intermediate_size"]
+            out[m + "gate_proj.weight"] = out[m + "up_proj.weight"] = (I, H)
+            out[m + "down_proj.weight"] = (H, I)
+            continue
+        I = cfg["moe_intermediate_size"]
+        S = I * cfg["n_shared_experts"]
+        out[m + "gate.weight"], out[m + "gate.e_score_correction_bias"] = (E, H), (E,)
+        for e in range(E):
+            x = m + "experts.%d." % e
+            out[x + "gate_proj.weight"] = out[x + "up_proj.weight"] = (I, H)
+            out[x + "down_proj.weight"] = (H, I)
+        x = m + "shared_experts."
+        out[x + "gate_proj.weight"] = out[x + "up_proj.weight"] = (S, H)
+        out[x + "down_proj.weight"] = (H, S)
+    for j in range(cfg.get("num_nextn_predict_layers", 0)):
+        p = "model.layers.%d." % (cfg["num_hidden_layers"] + j)
+        out[p + "enorm.weight"] = out[p + "hnorm.weight"] = (H,)
+        out[p + "eh_proj.weight"] = (H, 2 * H)
+    return out
 
 
 def expected_shapes(cfg):
     """{name: shape} from config.json alone, by the Hugging Face module shapes."""
     mt = cfg["model_type"]
+    if mt in SIGMOID:
+        return expected_shapes_sigmoid(cfg)
     H, V, nh, nkv = (cfg["hidden_size"], cfg["vocab_size"], cfg["num_attention_heads"],
                      cfg["num_key_value_heads"])
     hd = cfg["head_dim"] if mt == "qwen3_moe" else H // nh
@@ -150,17 +216,27 @@ def expected_shapes(cfg):
     return out
 
 
-# Tensor counts worked out by hand from the brief's fixture description.
+# Tensor counts worked out by hand from the brief's fixture description and the
+# generator's docstring (per layer: norms, attention, MLP; plus embed, norm, head).
 HAND_COUNTS = {"olmoe": 3 * (2 + 4 + 2 + 1 + 8 * 3) + 3,
                "mixtral": 3 * (2 + 4 + 1 + 4 * 3) + 3,
                "qwen2_moe": 2 * (2 + 4 + 3 + 1 + 8 * 3 + 3 + 1) + (2 + 4 + 3 + 3) + 3,
-               "qwen3_moe": 2 * (2 + 4 + 2 + 1 + 8 * 3) + (2 + 4 + 2 + 3) + 3}
+               "qwen3_moe": 2 * (2 + 4 + 2 + 1 + 8 * 3) + (2 + 4 + 2 + 3) + 3,
+               # MLA with q LoRA: 7 attention tensors; 2 MoE layers of router, bias,
+               # 16 x 3 experts, 3 shared; 1 dense layer; 3 MTP tensors.
+               "dsv3": 3 * (2 + 7) + 2 * (2 + 16 * 3 + 3) + 3 + 3 + 3,
+               # plain q_proj with kv_a and o biases: 7; 3 MoE layers of 8 experts.
+               "dsv3nolora": 3 * (2 + 7) + 3 * (2 + 8 * 3 + 3) + 3,
+               # q/k/v/o, 3 biases, 2 QK norms; 2 MoE layers, 1 dense.
+               "glm4moe": 3 * (2 + 4 + 3 + 2) + 2 * (2 + 8 * 3 + 3) + 3 + 3,
+               "glm4moeplain": 3 * (2 + 4) + 2 * (2 + 8 * 3 + 3) + 3 + 3}
 
 
 def check_files(fx):
     with open(os.path.join(fx, "manifest.json")) as f:
         man = json.load(f)
-    ok([c["name"] for c in man["checkpoints"]] == NAMES, "manifest lists the 13 checkpoints")
+    ok([c["name"] for c in man["checkpoints"]] == NAMES,
+       "manifest lists the %d checkpoints" % len(NAMES))
     dtypes = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
     for ent in man["checkpoints"]:
         d = os.path.join(fx, ent["name"])
@@ -173,7 +249,8 @@ def check_files(fx):
         cfg = w.cfg
         exp = expected_shapes(cfg)
         mt = cfg["model_type"]
-        n_hand = HAND_COUNTS[mt] - (1 if cfg["tie_word_embeddings"] else 0)
+        family = ent["name"].split("-")[0] if mt in SIGMOID else mt
+        n_hand = HAND_COUNTS[family] - (1 if cfg["tie_word_embeddings"] else 0)
         if len(exp) != n_hand:
             faults.append("shape rules give %d tensors, hand count %d" % (len(exp), n_hand))
         if sorted(w.names()) != sorted(exp):
@@ -182,15 +259,20 @@ def check_files(fx):
         for n in w.names():
             if n in exp and tuple(w.shape(n)) != exp[n]:
                 faults.append("%s is %s, expected %s" % (n, w.shape(n), exp[n]))
-            if w.dtype(n) != ent["dtype"]:
-                faults.append("%s is %s, manifest says %s" % (n, w.dtype(n), ent["dtype"]))
+            # The correction bias stays F32 in every variant, as released
+            # DeepSeek-V3 and GLM-4.5 checkpoints keep it.
+            want_dt = "F32" if n.endswith("e_score_correction_bias") else ent["dtype"]
+            if w.dtype(n) != want_dt:
+                faults.append("%s is %s, expected %s" % (n, w.dtype(n), want_dt))
+        if ent["dtypes"] != sorted({ent["dtype"]} | ({"F32"} if mt in SIGMOID else set())):
+            faults.append("manifest dtypes %s" % ent["dtypes"])
         if dtypes[cfg["torch_dtype"]] != ent["dtype"]:
             faults.append("torch_dtype %s for %s" % (cfg["torch_dtype"], ent["dtype"]))
         index, files = stfile.checkpoint_files(d)
         if ent["sharded"] != (index is not None) or (index is not None and not 2 <= len(files) <= 3):
             faults.append("sharding: index %s, %d files" % (index is not None, len(files)))
         if index is not None:
-            size = sum(int(np.prod(w.shape(n))) * (4 if ent["dtype"] == "F32" else 2) for n in w.names())
+            size = sum(int(np.prod(w.shape(n))) * (4 if w.dtype(n) == "F32" else 2) for n in w.names())
             if index["metadata"]["total_size"] != size:
                 faults.append("total_size %s, tensors hold %d" % (index["metadata"]["total_size"], size))
             for k, fn in enumerate(sorted(files)):
@@ -202,10 +284,14 @@ def check_files(fx):
             st = stfile.SafeTensors(fn)
             if n % 8 or st.metadata != {"format": "pt"}:
                 faults.append("%s: header length %d, metadata %s" % (fn, n, st.metadata))
-        E = cfg.get("num_local_experts", cfg.get("num_experts"))
+        E = cfg.get("num_local_experts", cfg.get("num_experts", cfg.get("n_routed_experts")))
+        if mt in SIGMOID:
+            moe = [i for i in range(3) if i >= cfg["first_k_dense_replace"]]
+        else:
+            moe = [0, 2] if mt.startswith("qwen") else [0, 1, 2]
         want = {"arch": cfg["architectures"][0], "vocab": 256, "hidden": 64, "n_layers": 3,
-                "n_experts": E, "top_k": 2, "tied": ent["name"] == "qwen2moe-bf16",
-                "moe_layers": [0, 2] if mt.startswith("qwen") else [0, 1, 2]}
+                "n_experts": E, "top_k": 4 if ent["name"].startswith("dsv3-") else 2,
+                "tied": ent["name"] == "qwen2moe-bf16", "moe_layers": moe}
         for k, v in want.items():
             if ent[k] != v:
                 faults.append("manifest %s = %s, expected %s" % (k, ent[k], v))
@@ -223,7 +309,10 @@ def check_files(fx):
         w32, w = stfile.Weights(base), stfile.Weights(os.path.join(fx, ent["name"]))
         bad = []
         for n in w.names():
-            want_v = torch.from_numpy(w32.get(n)).to(conv[ent["dtype"]]).float().numpy()
+            want_v = torch.from_numpy(w32.get(n))
+            if w.dtype(n) != "F32":
+                want_v = want_v.to(conv[ent["dtype"]]).float()
+            want_v = want_v.numpy()
             if not np.array_equal(w.get(n), want_v):
                 bad.append(n)
         ok(not bad, "%s holds the F32 weights rounded to %s exactly" % (ent["name"], ent["dtype"]),
@@ -295,12 +384,45 @@ class Naive:
         self.w = stfile.Weights(d)
         c = self.c = self.w.cfg
         self.mt = c["model_type"]
-        self.H, self.nh, self.nkv = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
-        self.hd = c.get("head_dim") if self.mt == "qwen3_moe" else self.H // self.nh
+        self.H, self.nh = c["hidden_size"], c["num_attention_heads"]
+        self.nkv = c.get("num_key_value_heads", self.nh)
+        self.hd = c["head_dim"] if self.mt in ("qwen3_moe", "glm4_moe") and "head_dim" in c \
+            else self.H // self.nh
         self.eps = c["rms_norm_eps"]
         self.theta = c["rope_theta"]
-        self.E = c.get("num_local_experts") or c["num_experts"]
+        self.sig = self.mt in SIGMOID
+        self.E = c.get("num_local_experts") or c.get("num_experts") or c.get("n_routed_experts")
         self.k = c["num_experts_per_tok"]
+        self.rd = self.hd  # rotary dims of a head
+        self.interleave = False
+        self.scale = self.hd ** -0.5
+        if self.mt == "deepseek_v3":
+            self.dn, self.dr, self.dv = c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"]
+            self.rd = self.dr
+            self.scale = (self.dn + self.dr) ** -0.5
+            self.interleave = c.get("rope_interleave", True)
+        if self.mt == "glm4_moe":
+            self.rd = int(self.hd * c.get("partial_rotary_factor", 0.5))
+        ys = c.get("rope_scaling") or {}
+        self.yarn = ys.get("rope_type", ys.get("type")) == "yarn"
+        self.rope_scale = 1.0
+        if self.yarn:
+            f = ys["factor"]
+
+            def msc(m):
+                return 1.0 if f <= 1 else 0.1 * m * math.log(f) + 1.0
+            if ys.get("mscale") and ys.get("mscale_all_dim"):
+                self.rope_scale = msc(ys["mscale"]) / msc(ys["mscale_all_dim"])
+            else:
+                self.rope_scale = msc(1.0)
+            if self.mt == "deepseek_v3" and ys.get("mscale_all_dim"):
+                self.scale *= msc(ys["mscale_all_dim"]) ** 2
+            orig = ys.get("original_max_position_embeddings") or c["max_position_embeddings"]
+            lo = math.floor(self.rd * math.log(orig / ((ys.get("beta_fast") or 32) * 2 * math.pi))
+                            / (2 * math.log(self.theta)))
+            hi = math.ceil(self.rd * math.log(orig / ((ys.get("beta_slow") or 1) * 2 * math.pi))
+                           / (2 * math.log(self.theta)))
+            self.yarn_lo, self.yarn_hi, self.yarn_f = max(lo, 0), min(hi, self.rd - 1), f
         self._m = {}
 
     def W(self, n):
@@ -308,25 +430,36 @@ class Naive:
             self._m[n] = self.w.get(n).astype(np.float64)
         return self._m[n]
 
-    def rms(self, x, w):
-        return x / math.sqrt(float(np.mean(x * x)) + self.eps) * w
+    def rms(self, x, w, eps=None):
+        return x / math.sqrt(float(np.mean(x * x)) + (self.eps if eps is None else eps)) * w
+
+    def freq(self, j):
+        """Angle per position of rotary pair j."""
+        f = self.theta ** (-2.0 * j / self.rd)
+        if not self.yarn:
+            return f
+        lo, hi = self.yarn_lo, self.yarn_hi
+        ramp = min(max((j - lo) / ((hi - lo) or 0.001), 0.0), 1.0)
+        return f / self.yarn_f * ramp + f * (1 - ramp)
 
     def rope(self, u, pos):
-        d = len(u)
-        out = np.empty(d)
-        for j in range(d // 2):
-            ang = pos * self.theta ** (-2.0 * j / d)
-            a, b = u[j], u[j + d // 2]
-            out[j] = a * math.cos(ang) - b * math.sin(ang)
-            out[j + d // 2] = b * math.cos(ang) + a * math.sin(ang)
+        """Rotate the first rd dims of u (pairs (j, j+rd/2), or (2j, 2j+1)
+        written to j and j+rd/2 when interleaved); the rest pass."""
+        rd, out = self.rd, np.array(u, dtype=np.float64)
+        for j in range(rd // 2):
+            ang = pos * self.freq(j)
+            a, b = (u[2 * j], u[2 * j + 1]) if self.interleave else (u[j], u[j + rd // 2])
+            out[j] = (a * math.cos(ang) - b * math.sin(ang)) * self.rope_scale
+            out[j + rd // 2] = (b * math.cos(ang) + a * math.sin(ang)) * self.rope_scale
         return out
 
-    def attention(self, i, X):
+    def heads(self, i, X):
+        """Per token: q heads, k heads, v heads (lists of vectors), GQA."""
         p = "model.layers.%d.self_attn." % i
-        T, hd = len(X), self.hd
-        bias = self.mt == "qwen2_moe"
+        hd = self.hd
+        bias = self.mt == "qwen2_moe" or (self.mt == "glm4_moe" and self.c["attention_bias"])
         Q, K, V = [], [], []
-        for t in range(T):
+        for t in range(len(X)):
             q = self.W(p + "q_proj.weight") @ X[t]
             k = self.W(p + "k_proj.weight") @ X[t]
             v = self.W(p + "v_proj.weight") @ X[t]
@@ -338,35 +471,97 @@ class Naive:
             qh = [q[h * hd:(h + 1) * hd] for h in range(self.nh)]
             kh = [k[h * hd:(h + 1) * hd] for h in range(self.nkv)]
             vh = [v[h * hd:(h + 1) * hd] for h in range(self.nkv)]
-            if self.mt == "qwen3_moe":
+            if self.mt == "qwen3_moe" or (self.mt == "glm4_moe" and self.c["use_qk_norm"]):
                 qh = [self.rms(u, self.W(p + "q_norm.weight")) for u in qh]
                 kh = [self.rms(u, self.W(p + "k_norm.weight")) for u in kh]
             Q.append([self.rope(u, t) for u in qh])
             K.append([self.rope(u, t) for u in kh])
             V.append(vh)
         group = self.nh // self.nkv
-        out = np.zeros((T, self.nh * hd))
+        return Q, [[K[t][h // group] for h in range(self.nh)] for t in range(len(X))], \
+            [[V[t][h // group] for h in range(self.nh)] for t in range(len(X))]
+
+    def heads_mla(self, i, X):
+        """Per token: q, k, v heads of DeepSeek-V3's latent attention."""
+        p = "model.layers.%d.self_attn." % i
+        c, dn, dv = self.c, self.dn, self.dv
+        b = c["attention_bias"]
+        Q, K, V = [], [], []
+        for t in range(len(X)):
+            x = X[t]
+            if c["q_lora_rank"]:
+                qa = self.W(p + "q_a_proj.weight") @ x + (self.W(p + "q_a_proj.bias") if b else 0)
+                q = self.W(p + "q_b_proj.weight") @ self.rms(qa, self.W(p + "q_a_layernorm.weight"), 1e-6)
+            else:
+                q = self.W(p + "q_proj.weight") @ x
+            ckv = self.W(p + "kv_a_proj_with_mqa.weight") @ x + (
+                self.W(p + "kv_a_proj_with_mqa.bias") if b else 0)
+            r = c["kv_lora_rank"]
+            kv = self.W(p + "kv_b_proj.weight") @ self.rms(ckv[:r], self.W(p + "kv_a_layernorm.weight"), 1e-6)
+            krot = self.rope(ckv[r:], t)
+            qd = dn + self.dr
+            Q.append([np.concatenate((q[h * qd:h * qd + dn], self.rope(q[h * qd + dn:(h + 1) * qd], t)))
+                      for h in range(self.nh)])
+            K.append([np.concatenate((kv[h * (dn + dv):h * (dn + dv) + dn], krot)) for h in range(self.nh)])
+            V.append([kv[h * (dn + dv) + dn:(h + 1) * (dn + dv)] for h in range(self.nh)])
+        return Q, K, V
+
+    def attention(self, i, X):
+        p = "model.layers.%d.self_attn." % i
+        T = len(X)
+        Q, K, V = self.heads_mla(i, X) if self.mt == "deepseek_v3" else self.heads(i, X)
+        dv = len(V[0][0])
+        out = np.zeros((T, self.nh * dv))
         for h in range(self.nh):
-            g = h // group
             for t in range(T):
-                s = [float(Q[t][h] @ K[j][g]) / math.sqrt(hd) for j in range(t + 1)]
+                s = [float(Q[t][h] @ K[j][h]) * self.scale for j in range(t + 1)]
                 m = max(s)
                 e = [math.exp(x - m) for x in s]
                 z = sum(e)
-                acc = np.zeros(hd)
+                acc = np.zeros(dv)
                 for j in range(t + 1):
-                    acc += e[j] / z * V[j][g]
-                out[t, h * hd:(h + 1) * hd] = acc
-        return np.stack([self.W(p + "o_proj.weight") @ out[t] for t in range(T)])
+                    acc += e[j] / z * V[j][h]
+                out[t, h * dv:(h + 1) * dv] = acc
+        o = [self.W(p + "o_proj.weight") @ out[t] for t in range(T)]
+        if self.mt in ("olmoe", "deepseek_v3") and self.c.get("attention_bias"):
+            o = [u + self.W(p + "o_proj.bias") for u in o]
+        return np.stack(o)
 
     def ffn(self, x, g, u, d):
         a = self.W(g) @ x
         return self.W(d) @ (a / (1 + np.exp(-a)) * (self.W(u) @ x))
 
     def is_moe(self, i):
+        if self.sig:
+            return i >= self.c["first_k_dense_replace"]
         if self.mt in ("olmoe", "mixtral"):
             return True
         return i not in self.c["mlp_only_layers"] and (i + 1) % self.c["decoder_sparse_step"] == 0
+
+    def choose(self, i, z):
+        """(chosen experts, their weights, p) for one token's logits z."""
+        c = self.c
+        if not self.sig:
+            e = np.exp(z - z.max())
+            pr = e / e.sum()
+            top = sorted(range(self.E), key=lambda j: (-pr[j], j))[:self.k]
+            wt = [pr[j] for j in top]
+            if self.mt == "mixtral" or c.get("norm_topk_prob"):
+                wt = [v / sum(wt) for v in wt]
+            return top, wt, pr
+        s = 1 / (1 + np.exp(-z))
+        b = self.W("model.layers.%d.mlp.gate.e_score_correction_bias" % i)
+        ch = s + b
+        G = c["n_group"]
+        per = self.E // G
+        gsc = [sum(sorted(ch[g * per:(g + 1) * per])[-2:]) for g in range(G)]
+        kept = sorted(range(G), key=lambda g: (-gsc[g], g))[:c["topk_group"]]
+        masked = [ch[j] if j // per in kept else 0.0 for j in range(self.E)]
+        top = sorted(range(self.E), key=lambda j: (-masked[j], j))[:self.k]
+        wt = [s[j] for j in top]
+        if c["norm_topk_prob"]:
+            wt = [v / (sum(wt) + 1e-20) for v in wt]
+        return top, [v * c["routed_scaling_factor"] for v in wt], s / s.sum()
 
     def mlp(self, i, x):
         """(output, probabilities or None) for one token."""
@@ -375,14 +570,7 @@ class Naive:
             return self.ffn(x, p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight",
                             p + "mlp.down_proj.weight"), None
         blk = p + ("block_sparse_moe." if self.mt == "mixtral" else "mlp.")
-        z = self.W(blk + "gate.weight") @ x
-        e = np.exp(z - z.max())
-        pr = e / e.sum()
-        top = sorted(range(self.E), key=lambda j: (-pr[j], j))[:self.k]
-        wt = [pr[j] for j in top]
-        if self.mt == "mixtral" or self.c.get("norm_topk_prob"):
-            s = sum(wt)
-            wt = [v / s for v in wt]
+        top, wt, pr = self.choose(i, self.W(blk + "gate.weight") @ x)
         y = np.zeros(self.H)
         for j, wj in zip(top, wt):
             x_ = blk + "experts.%d." % j
@@ -396,6 +584,9 @@ class Naive:
             y += 1 / (1 + math.exp(-sg)) * self.ffn(
                 x, blk + "shared_expert.gate_proj.weight", blk + "shared_expert.up_proj.weight",
                 blk + "shared_expert.down_proj.weight")
+        if self.sig:
+            y += self.ffn(x, blk + "shared_experts.gate_proj.weight",
+                          blk + "shared_experts.up_proj.weight", blk + "shared_experts.down_proj.weight")
         return y, pr
 
     def forward(self, toks):
@@ -426,13 +617,15 @@ class Naive:
 def check_naive(fx, samples, results):
     # One layer's attention, every architecture, on a 9-token sample.
     toks = next(o["tokens"] for o in samples if len(o["tokens"]) == 9)
-    for name in ("olmoe-f32", "mixtral-f32", "qwen2moe-f32", "qwen3moe-f32"):
+    causal = torch.arange(9)[None, :] > torch.arange(9)[:, None]
+    for name in ("olmoe-f32", "mixtral-f32", "qwen2moe-f32", "qwen3moe-f32", "qwen3moeyarn-f32",
+                 "dsv3-f32", "dsv3nolora-f32", "glm4moe-f32", "glm4moeplain-f32"):
         d = os.path.join(fx, name)
         nv, ref = Naive(d), rf.RefModel(d)
         layer = 1
         emb = ref.t("model.embed_tokens.weight")[torch.as_tensor(toks)]
         x = rf.rms_norm(emb, ref.t("model.layers.%d.input_layernorm.weight" % layer), ref.c.eps)
-        got = ref.attention(layer, x).numpy()
+        got = ref.attention(layer, x[None], causal[None, None])[0].numpy()
         want = nv.attention(layer, x.numpy().astype(np.float64))
         diff = np.abs(got - want).max()
         ok(diff < 1e-5 and np.abs(want).max() > 0.1,
@@ -441,7 +634,8 @@ def check_naive(fx, samples, results):
     # Whole forward passes: naive float64 against the reference's recorded results.
     probe_samples = [o["tokens"] for o in samples]
     for name in ("olmoe-f32", "mixtral-bf16-sharded", "qwen2moe-f32", "qwen2moe-bf16",
-                 "qwen3moe-f16-sharded"):
+                 "qwen3moe-f16-sharded", "qwen3moeyarn-f32", "dsv3-f32", "dsv3-bf16-sharded",
+                 "dsv3nolora-f32", "glm4moe-f32", "glm4moeplain-f32"):
         nv = Naive(os.path.join(fx, name))
         r = results[name]
         worst_g = worst_l = 0.0
@@ -459,18 +653,20 @@ def check_naive(fx, samples, results):
 def check_route():
     z = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]]))
     for renorm, want in ((False, [0.4, 0.3]), (True, [4 / 7, 3 / 7])):
-        p, ids, w = rf.route(z, 2, renorm)
+        p, ids, w, _ = rf.route(z, 2, renorm)
         ok(ids.tolist() == [[3, 2]] and np.allclose(w.numpy(), [want], atol=1e-7)
            and np.allclose(p.numpy(), [[0.1, 0.2, 0.3, 0.4]], atol=1e-7),
            "route: top-2 of p=(.1,.2,.3,.4) is [3,2] with weights %s (renorm %s)" % (want, renorm))
-    _, ids, w = rf.route(torch.tensor([[0.0, 1.0, 1.0, 0.0]]), 2, False)
+    _, ids, w, margin = rf.route(torch.tensor([[0.0, 1.0, 1.0, 0.0]]), 2, False)
     e = math.e / (2 * math.e + 2)
     ok(ids.tolist() == [[1, 2]] and np.allclose(w.numpy(), [[e, e]], atol=1e-7),
        "route: tied top pair [1,2] in index order")
-    _, ids, w = rf.route(torch.tensor([[1.0, 0.0, 1.0, 1.0]]), 2, True)
+    ok(margin[0] > 0.1, "route: a tie inside the top-k leaves a clear margin at k")
+    _, ids, w, margin = rf.route(torch.tensor([[1.0, 0.0, 1.0, 1.0]]), 2, True)
     ok(ids.tolist() == [[0, 2]] and np.allclose(w.numpy(), [[0.5, 0.5]], atol=1e-7),
        "route: three-way tie keeps the two lowest indices, renormalized to 1/2 each")
-    _, ids, _ = rf.route(torch.zeros(1, 6), 1, False)
+    ok(margin[0] == 0, "route: a tie across k has margin 0 (not compared)")
+    _, ids, _, _ = rf.route(torch.zeros(1, 6), 1, False)
     ok(ids.tolist() == [[0]], "route: all equal -> expert 0")
     # The architectures' rules from their configs.
     rules = {"OlmoeForCausalLM": ({"norm_topk_prob": False}, False),
@@ -489,6 +685,46 @@ def check_route():
     except ValueError:
         refused = True
     ok(refused, "RefConfig refuses LlamaForCausalLM")
+    check_route_sigmoid()
+
+
+def check_route_sigmoid():
+    """The sigmoid router on logits 0 (s = 1/2) with hand-made biases, as in
+    test_forward.c's sigmoid_router_by_hand: 16 experts, 4 groups keep 2,
+    top-4, renormalized and scaled by 2.5."""
+    cfg = {"architectures": ["DeepseekV3ForCausalLM"], "vocab_size": 8, "hidden_size": 8,
+           "num_hidden_layers": 2, "num_attention_heads": 2, "n_routed_experts": 16,
+           "num_experts_per_tok": 4, "n_group": 4, "topk_group": 2, "first_k_dense_replace": 0,
+           "moe_intermediate_size": 4, "intermediate_size": 8}
+    c = rf.RefConfig(cfg)
+    ok(c.sigmoid and c.renorm and c.scaling == 2.5 and c.shared == 4 and c.moe_layers == [0, 1],
+       "RefConfig: DeepSeek-V3 defaults (renormalized, scaling 2.5, one shared expert)")
+    base = [-0.6] * 4 + [0.3, -0.7, -0.8, 0.2]
+    z = torch.zeros(1, 16)
+    for tail, want, what in ((([-0.6, -0.7, -0.9, -0.9]), [12, 4, 7, 0],
+                              "dropped groups' 0.0 beats negative kept scores; ties to expert 0"),
+                             (([0.1, -0.2, -0.9, -0.9]), [4, 7, 8, 9],
+                              "groups ranked by the sum of their two best, not the best")):
+        bias = torch.tensor(base + tail + [0.55, -0.9, -0.9, -0.9])
+        p, ids, w, margin = rf.route_sigmoid(z, bias, c)
+        ok(ids.tolist() == [want] and np.allclose(w.numpy(), 0.625, atol=1e-7)
+           and np.allclose(p.numpy(), 1 / 16, atol=1e-8),
+           "route_sigmoid: %s -> %s, weights 0.625, p 1/16" % (what, want),
+           "ids %s w %s" % (ids.tolist(), w.tolist()))
+    # One group kept out of... none: n_group 1 keeps all; not renormalized.
+    c1 = rf.RefConfig(dict(cfg, n_group=1, topk_group=1, norm_topk_prob=False,
+                           routed_scaling_factor=1.0))
+    zz = torch.tensor([[2.0, -1.0, 0.5, 3.0] * 4])
+    _, ids, w, _ = rf.route_sigmoid(zz, torch.zeros(16), c1)
+    s3 = 1 / (1 + math.exp(-3.0))
+    ok(ids.tolist() == [[3, 7, 11, 15]] and np.allclose(w.numpy(), s3, atol=1e-7),
+       "route_sigmoid: one group, no renormalization: the four sigmoid(3) experts, weight s")
+    try:
+        rf.RefConfig(dict(cfg, moe_layer_freq=2))
+        refused = False
+    except ValueError:
+        refused = True
+    ok(refused, "RefConfig refuses moe_layer_freq 2")
 
 
 def routing_tensors(model, ref):
@@ -595,7 +831,8 @@ def check_compare(fx, tmp, results):
 
 def check_batched(fx, samples, results):
     """The benchmark's padded batch computes the same losses as one sample at a time."""
-    for name in ("olmoe-f32", "mixtral-f32", "qwen2moe-bf16", "qwen3moe-f32"):
+    for name in ("olmoe-f32", "mixtral-f32", "qwen2moe-bf16", "qwen3moe-f32", "dsv3-f32",
+                 "dsv3nolora-f32", "glm4moe-f32"):
         m = rf.BatchedModel(os.path.join(fx, name))
         toks = [o["tokens"] for o in samples]
         batch = torch.zeros(len(toks), max(map(len, toks)), dtype=torch.int64)

@@ -5,8 +5,19 @@
 # the routing file; then one `ref_forward.py compare CKPT PROBE OUT ...` run
 # (torch is imported once) recomputes every pass in PyTorch and requires
 # gbar within 1e-5 absolute, the loss within 1e-5 relative and the same
-# top-k sets wherever the k-th and (k+1)-th probabilities differ by more
-# than 1e-5.  Its per-checkpoint verdicts and error figures are shown.
+# top-k sets wherever the choice is not a near tie (the k-th and (k+1)-th
+# probabilities, or for the DeepSeek-V3 family's sigmoid routers the group
+# and expert choice scores, more than 1e-5 apart).  Its per-checkpoint
+# verdicts and error figures are shown.
+#
+# Then the mutation check (`ref_forward.py mutations`): each feature of the
+# DeepSeek-V3 family and YaRN (correction bias, groups, the 0.0 mask,
+# renormalization, scaling, p = s / sum(s), shared experts, dense layers,
+# MLA's latent norms and their eps, YaRN's frequencies, attention factor and
+# mscale, interleaved and partial RoPE, QK-norm, attention biases) is turned
+# off in the reference, one at a time, for every fixture that uses it, and
+# the comparison with the engine's unchanged routing file must then fail:
+# proof that the comparison sees each feature.
 #
 # GW_REF_DUMP, if set, is a command run as `$GW_REF_DUMP CKPT PROBE OUT`
 # instead of analyze (for trying the engine through another driver).
@@ -19,7 +30,7 @@ probe="$fx/probe/probe.jsonl"
 names=$("$py" -c 'import json,sys
 for c in json.load(open(sys.argv[1]))["checkpoints"]: print(c["name"])' "$fx/manifest.json")
 ok $? "manifest lists the fixture checkpoints"
-[ "$(echo "$names" | wc -w)" -ge 13 ]
+[ "$(echo "$names" | wc -w)" -ge 20 ]
 ok $? "manifest has every fixture checkpoint ($(echo $names))"
 
 triples=""
@@ -47,5 +58,18 @@ sed 's/^/# /' "$cmp" 2>/dev/null
 for n in $names; do
 	grep -q "^ok - $n " "$cmp" 2>/dev/null
 	ok $? "$n: gbar, loss and top-k match the PyTorch reference"
+done
+
+mut="$TMP/mutations.log"
+# shellcheck disable=SC2086
+[ -n "$triples" ] && "$py" "$src/tests/reference/ref_forward.py" mutations $triples >"$mut" 2>&1
+st=$?
+sed 's/^/# /' "$mut" 2>/dev/null
+is "$st" 0 "mutation check: every feature turned off in the reference breaks the match"
+for f in correction_bias group_limit zero_mask norm_topk_prob routed_scaling sigmoid_p \
+	shared_experts dense_layers q_a_layernorm kv_a_layernorm latent_eps yarn_frequencies \
+	yarn_attention_factor yarn_mscale rope_interleave partial_rotary qk_norm attention_bias; do
+	grep -q "^ok - $f off: " "$mut" 2>/dev/null
+	ok $? "mutation check: $f off is seen"
 done
 done_testing

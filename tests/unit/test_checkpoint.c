@@ -206,7 +206,7 @@ static void test_open_every_fixture(void)
 		ckpt_free(c);
 		n++;
 	}
-	CHECK_INT_EQ(n, 13);
+	CHECK_INT_EQ(n, 20);
 	cJSON_Delete(man);
 }
 

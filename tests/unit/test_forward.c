@@ -4,11 +4,15 @@
  * The numbers themselves are checked against the independent PyTorch
  * reference by tests/reference/test_reference.sh; here are the properties
  * that hold whatever the weights: probabilities that sum to one, top-k sets
- * that are sorted and distinct, renormalized weights where the architecture
- * asks, NaN loss for a one-token sample, a sample's results independent of
- * the other samples it is batched with, the same bits from run to run, the
- * progress and cancel hooks, and errors (not crashes) for a
- * checkpoint truncated after it was opened and for a token out of range.
+ * that are distinct (and sorted by weight for softmax routers), renormalized
+ * (and scaled) weights where the architecture asks, NaN loss for a one-token
+ * sample, a sample's results independent of the other samples it is batched
+ * with, the same bits from run to run, the progress and cancel hooks, and
+ * errors (not crashes) for a checkpoint truncated after it was opened and
+ * for a token out of range.  Two routers are also checked on hand-made
+ * weights whose decisions are worked out by hand: all-zero softmax logits,
+ * and a sigmoid router whose correction biases exercise groups, the
+ * two-best group score and the 0.0 mask.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +78,8 @@ static void check_invariants(const struct ckpt *c, const struct probe *p,
 	const struct model_desc *m = ckpt_model(c);
 	int N = rt->n_samples, L = rt->n_layers, E = rt->n_experts, k = rt->top_k;
 	bool renorm = m->arch == ARCH_MIXTRAL || m->norm_topk_prob;
+	bool sig = m->router == ROUTER_SIGMOID;
+	double scale = m->routed_scaling;
 
 	CHECK_INT_EQ(N, p->n_samples);
 	CHECK_INT_EQ(L, m->n_moe_layers);
@@ -112,17 +118,20 @@ static void check_invariants(const struct ckpt *c, const struct probe *p,
 				CHECK_INT_LT(ids[j], E);
 				for (int q = 0; q < j; q++)
 					CHECK(ids[q] != ids[j]);
-				if (j > 0)
+				/* A sigmoid router orders by biased score, not weight. */
+				if (j > 0 && !sig)
 					CHECK(w[j] <= w[j - 1]);
 				CHECK(w[j] > 0.0f);
 				ws += w[j];
 			}
 			if (renorm)
-				CHECK_NEAR(ws, 1.0, 1e-5);
+				CHECK_NEAR(ws, scale, 1e-5);
+			else if (sig)
+				CHECK(ws <= k * scale + 1e-5); /* each sigmoid is below 1 */
 			else
 				CHECK(ws <= 1.0 + 1e-6);
 			/* The top-k of E experts holds at least k/E of the mass. */
-			if (!renorm)
+			if (!renorm && !sig)
 				CHECK(ws >= (double)k / E - 1e-6);
 			CHECK(ent >= -1e-6f && ent <= logf((float)E) + 1e-5f);
 			CHECK(isfinite(rt->lse[(size_t)t * L + l]));
@@ -164,6 +173,19 @@ static void test_invariants_qwen3moe(void)
 	invariants_of("qwen3moe-f16-sharded");
 }
 
+static void test_invariants_deepseek_v3(void)
+{
+	invariants_of("dsv3-f32");
+	invariants_of("dsv3-bf16-sharded");
+	invariants_of("dsv3nolora-f32"); /* not renormalized, scaled by 1.5 */
+}
+
+static void test_invariants_glm4_moe(void)
+{
+	invariants_of("glm4moe-bf16");
+	invariants_of("glm4moeplain-f32");
+}
+
 /* The router weights handed back are the checkpoint's, converted to fp32. */
 static void test_router_weights_copied(void)
 {
@@ -196,9 +218,9 @@ static void test_router_weights_copied(void)
  * Batching samples together must not change any sample's result: run one
  * sample alone and compare with its row in the full run.
  */
-static void test_sample_independent_of_batch(void)
+static void sample_independent_of_batch(const char *name)
 {
-	struct ckpt *c = open_ckpt("qwen2moe-f32");
+	struct ckpt *c = open_ckpt(name);
 	const struct model_desc *m = ckpt_model(c);
 	struct probe *all = open_probe(m->vocab);
 	struct routing *ra = run(c, all, NULL);
@@ -244,6 +266,13 @@ static void test_sample_independent_of_batch(void)
 	routing_free(ra);
 	probe_free(all);
 	ckpt_free(c);
+}
+
+static void test_sample_independent_of_batch(void)
+{
+	sample_independent_of_batch("qwen2moe-f32");
+	sample_independent_of_batch("dsv3-f32");    /* MLA */
+	sample_independent_of_batch("glm4moe-f32"); /* partial RoPE, QK-norm */
 }
 
 /*
@@ -465,14 +494,15 @@ static void test_stats_count_work(void)
 }
 
 /*
- * A copy of olmoe-f32 with every router weight zero: every logit is 0, so
- * p_t is exactly uniform.  By hand: gbar = 1/E, entropy = lse = log E, and
- * with all probabilities tied the top-k are experts 0 .. k-1 (ties to the
- * lower index) with weights 1/E (OLMoE does not renormalize).
+ * A copy of fixture `name` in tmp/`dir`, every tensor stored as F32, with
+ * edit(ud, model, tensor name, data) applied to each tensor first; opened.
  */
-static void test_zero_router_ties_to_lower_index(void)
+typedef void (*edit_fn)(void *ud, const struct model_desc *m, const char *name, float *data,
+			size_t n);
+
+static struct ckpt *copy_fixture(const char *name, const char *dir_name, edit_fn edit, void *ud)
 {
-	struct ckpt *c = open_ckpt("olmoe-f32"), *z = NULL;
+	struct ckpt *c = open_ckpt(name), *z = NULL;
 	const struct model_desc *m = ckpt_model(c);
 	struct st_file *f = ckpt_file_at(c, 0);
 	const struct st_header *h = st_file_header(f);
@@ -480,41 +510,65 @@ static void test_zero_router_ties_to_lower_index(void)
 	struct st_write_tensor *wt = calloc(n, sizeof(*wt));
 	float **data = calloc(n, sizeof(float *));
 	struct gw_err err = { "" };
-	char dir[4096], src[4096], dst[4096], name[256];
-	struct probe *p;
-	struct routing *rt;
-	int E = m->n_experts, k = m->top_k, L;
+	char dir[4096], src[4096], dst[4096];
 
 	CHECK(wt && data);
 	CHECK_INT_EQ(ckpt_file_count(c), 1);
 	for (size_t i = 0; i < n; i++) {
 		const struct st_tensor *t = st_header_tensor(h, i);
-		bool router = false;
 
 		data[i] = malloc(t->nelem * sizeof(float));
 		CHECK(data[i] != NULL);
 		CHECK_INT_EQ(st_file_read_f32(f, t, data[i], &err), 0);
-		for (int l = 0; l < m->n_layers; l++)
-			if (model_tensor_name(m, MT_ROUTER, l, 0, name, sizeof(name)) == 0 &&
-			    strcmp(name, t->name) == 0)
-				router = true;
-		if (router)
-			memset(data[i], 0, t->nelem * sizeof(float));
+		edit(ud, m, t->name, data[i], t->nelem);
 		wt[i] = (struct st_write_tensor){ .name = t->name, .dtype = ST_F32, .ndim = t->ndim,
 						  .data = data[i] };
 		memcpy(wt[i].shape, t->shape, sizeof(t->shape));
 	}
-	join(dir, sizeof(dir), tap_tmpdir(), "zero");
+	join(dir, sizeof(dir), tap_tmpdir(), dir_name);
 	CHECK_INT_EQ(mkdir(dir, 0755), 0);
-	join(src, sizeof(src), fixture("olmoe-f32"), "config.json");
+	join(src, sizeof(src), fixture(name), "config.json");
 	join(dst, sizeof(dst), dir, "config.json");
 	copy_file(src, dst);
 	join(dst, sizeof(dst), dir, "model.safetensors");
 	CHECK_INT_EQ(st_write(dst, wt, n, NULL, 0, &err), 0);
 	CHECK_INT_EQ(ckpt_open(dir, &z, &err), 0);
-	p = open_probe(m->vocab);
-	rt = run(z, p, NULL);
-	L = rt->n_layers;
+	for (size_t i = 0; i < n; i++)
+		free(data[i]);
+	free(data);
+	free(wt);
+	ckpt_free(c);
+	return z;
+}
+
+/* Whether `name` is tensor `kind` of some layer. */
+static bool is_kind(const struct model_desc *m, enum model_tensor kind, const char *name)
+{
+	char buf[256];
+
+	for (int l = 0; l < m->n_layers; l++)
+		if (model_tensor_name(m, kind, l, 0, buf, sizeof(buf)) == 0 && !strcmp(buf, name))
+			return true;
+	return false;
+}
+
+static void zero_routers(void *ud, const struct model_desc *m, const char *name, float *data,
+			 size_t n)
+{
+	(void)ud;
+	if (is_kind(m, MT_ROUTER, name))
+		memset(data, 0, n * sizeof(float));
+}
+
+/*
+ * A routing record made from all-zero router logits (so p_t = 1/E exactly,
+ * entropy = lse = log E) whose top-k at MoE layer l are want_ids[l*k ..]
+ * with weight want_w each, for every token.
+ */
+static void check_by_hand(const struct routing *rt, const uint16_t *want_ids, double want_w)
+{
+	int E = rt->n_experts, k = rt->top_k, L = rt->n_layers;
+
 	for (size_t i = 0; i < (size_t)rt->n_samples * L * E; i++)
 		CHECK_NEAR(rt->gbar[i], 1.0 / E, 1e-7);
 	for (int64_t t = 0; t < rt->tok_offset[rt->n_samples]; t++)
@@ -522,18 +576,99 @@ static void test_zero_router_ties_to_lower_index(void)
 			CHECK_NEAR(rt->entropy[t * L + l], log((double)E), 1e-6);
 			CHECK_NEAR(rt->lse[t * L + l], log((double)E), 1e-6);
 			for (int j = 0; j < k; j++) {
-				CHECK_INT_EQ(rt->topk_ids[((size_t)t * L + l) * k + j], j);
-				CHECK_NEAR(rt->topk_w[((size_t)t * L + l) * k + j], 1.0 / E, 1e-7);
+				CHECK_INT_EQ(rt->topk_ids[((size_t)t * L + l) * k + j],
+					     want_ids[l * k + j]);
+				CHECK_NEAR(rt->topk_w[((size_t)t * L + l) * k + j], want_w, 1e-6);
 			}
 		}
-	for (size_t i = 0; i < n; i++)
-		free(data[i]);
-	free(data);
-	free(wt);
+}
+
+/*
+ * A copy of olmoe-f32 with every router weight zero: every logit is 0, so
+ * p_t is exactly uniform.  By hand: gbar = 1/E, entropy = lse = log E, and
+ * with all probabilities tied the top-k are experts 0 .. k-1 (ties to the
+ * lower index) with weights 1/E (OLMoE does not renormalize).
+ */
+static void test_zero_router_ties_to_lower_index(void)
+{
+	struct ckpt *z = copy_fixture("olmoe-f32", "zero", zero_routers, NULL);
+	const struct model_desc *m = ckpt_model(z);
+	struct probe *p = open_probe(m->vocab);
+	struct routing *rt = run(z, p, NULL);
+	int k = m->top_k, L = rt->n_layers;
+	uint16_t *want = malloc((size_t)L * k * sizeof(uint16_t));
+
+	CHECK(want != NULL);
+	for (int i = 0; i < L * k; i++)
+		want[i] = (uint16_t)(i % k);
+	check_by_hand(rt, want, 1.0 / m->n_experts);
+	free(want);
 	routing_free(rt);
 	probe_free(p);
 	ckpt_free(z);
-	ckpt_free(c);
+}
+
+/*
+ * Correction biases for dsv3-f32's 16 experts in 4 groups (keep 2, top-4),
+ * per MoE layer.  With every router weight zero, s = sigmoid(0) = 1/2 for
+ * every expert, so the choice scores are 1/2 + bias; a group scores the sum
+ * of its best two.
+ * MoE layer 0:
+ *   group 0 (experts 0-3)   -0.1 each                  -0.2
+ *   group 1 (experts 4-7)   0.8, -0.2, -0.3, 0.7        1.5  kept
+ *   group 2 (experts 8-11)  -0.1, -0.2, -0.4, -0.4     -0.3
+ *   group 3 (experts 12-15) 1.05, -0.4, -0.4, -0.4      0.65 kept
+ *   Masked: 12 (1.05), 4 (0.8), 7 (0.7); then the 0.0 of the dropped
+ *   groups beats every negative kept score (with -inf, expert 5 would
+ *   come fourth), and of those tied zeros expert 0 has the lowest index.
+ * MoE layer 1: as layer 0 but group 2 is 0.6, 0.3, -0.4, -0.4 (0.9): kept
+ *   with group 1 by the sum of the best two, although group 3 holds the
+ *   best single score; top-4 = 4, 7, 8, 9.
+ * Weights: s = 1/2 each, renormalized to 1/4, times routed_scaling_factor
+ * 2.5 = 0.625.  p = s / sum(s) = 1/16 for every expert.
+ */
+static const float hand_bias[2][16] = {
+	{ -0.6f, -0.6f, -0.6f, -0.6f, 0.3f, -0.7f, -0.8f, 0.2f,
+	  -0.6f, -0.7f, -0.9f, -0.9f, 0.55f, -0.9f, -0.9f, -0.9f },
+	{ -0.6f, -0.6f, -0.6f, -0.6f, 0.3f, -0.7f, -0.8f, 0.2f,
+	  0.1f, -0.2f, -0.9f, -0.9f, 0.55f, -0.9f, -0.9f, -0.9f },
+};
+static const uint16_t hand_want[2][4] = { { 12, 4, 7, 0 }, { 4, 7, 8, 9 } };
+
+static void hand_router(void *ud, const struct model_desc *m, const char *name, float *data,
+			size_t n)
+{
+	char buf[256];
+
+	(void)ud;
+	if (is_kind(m, MT_ROUTER, name))
+		memset(data, 0, n * sizeof(float));
+	for (int l = 0; l < m->n_layers; l++)
+		if (model_tensor_name(m, MT_ROUTER_BIAS, l, 0, buf, sizeof(buf)) == 0 &&
+		    !strcmp(buf, name)) {
+			CHECK_INT_EQ(n, 16);
+			memcpy(data, hand_bias[m->moe_layer_index[l]], sizeof(hand_bias[0]));
+		}
+}
+
+static void test_sigmoid_router_by_hand(void)
+{
+	struct ckpt *z = copy_fixture("dsv3-f32", "sigmoid", hand_router, NULL);
+	const struct model_desc *m = ckpt_model(z);
+	struct probe *p = open_probe(m->vocab);
+	struct routing *rt = run(z, p, NULL);
+	int E = m->n_experts, k = m->top_k, L = rt->n_layers;
+
+	CHECK_INT_EQ(L, 2);
+	CHECK_INT_EQ(E, 16);
+	CHECK_INT_EQ(k, 4);
+	CHECK_INT_EQ(m->n_group, 4);
+	CHECK_INT_EQ(m->topk_group, 2);
+	CHECK_NEAR(m->routed_scaling, 2.5, 0);
+	check_by_hand(rt, &hand_want[0][0], 0.625);
+	routing_free(rt);
+	probe_free(p);
+	ckpt_free(z);
 }
 
 static const struct tap_test tests[] = {
@@ -541,6 +676,8 @@ static const struct tap_test tests[] = {
 	{ "invariants_mixtral", test_invariants_mixtral },
 	{ "invariants_qwen2moe_tied_dense", test_invariants_qwen2moe_tied_dense },
 	{ "invariants_qwen3moe", test_invariants_qwen3moe },
+	{ "invariants_deepseek_v3", test_invariants_deepseek_v3 },
+	{ "invariants_glm4_moe", test_invariants_glm4_moe },
 	{ "router_weights_copied", test_router_weights_copied },
 	{ "sample_independent_of_batch", test_sample_independent_of_batch },
 	{ "deterministic_and_thread_stable", test_deterministic_and_thread_stable },
@@ -551,6 +688,7 @@ static const struct tap_test tests[] = {
 	{ "token_out_of_vocab", test_token_out_of_vocab },
 	{ "stats_count_work", test_stats_count_work },
 	{ "zero_router_ties_to_lower_index", test_zero_router_ties_to_lower_index },
+	{ "sigmoid_router_by_hand", test_sigmoid_router_by_hand },
 	{ NULL, NULL },
 };
 TAP_MAIN(tests)
