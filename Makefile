@@ -61,6 +61,9 @@ endif
 
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm -lpthread
+# libmicrohttpd serves HTTP for `grokwatch serve`: the tool alone links it.
+MHD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
 
 VERSION := $(shell cat VERSION)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) $(CFLAGS) $(SAN_FLAGS) \
@@ -83,7 +86,8 @@ CLI_SRC := $(sort $(wildcard client/cli/*.c))
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(B)/%.o)
 CLIENT_OBJ := $(CLIENT_SRC:%.c=$(B)/%.o)
-CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o) $(B)/client/cli/web.o
+WEB_FILES := client/web/index.html client/web/dash.js
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
@@ -136,9 +140,20 @@ $(B)/libgrokwatch.so: $(CLIENT_OBJ)
 	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libgrokwatch.so.0 -o $@ $^ \
 		$(shell $(PKG_CONFIG) --libs libzmq libcjson 2>/dev/null)
 
+$(B)/client/cli/%.o: client/cli/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(MHD_CFLAGS) -c -o $@ $<
+
+# The dashboard's page and script, built into the tool (client/cli/web.h).
+$(B)/client/cli/web.o: client/cli/web.S $(WEB_FILES)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AS      $<")
+	$(Q)$(CC) $(SAN_FLAGS) -c -o $@ $<
+
 $(B)/grokwatch: $(CLI_OBJ) $(CLIENT_LIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(MHD_LIBS) $(DEP_LIBS)
 
 $(ENGINE_LIB): $(ENGINE_OBJ)
 	@$(if $(Q),echo "  AR      $@")

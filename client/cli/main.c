@@ -6,7 +6,7 @@
  * which --help, each COMMAND --help and the parse of the line are made
  * (with opts.h's parser and help pieces); the usage checks across a
  * command's options; main, which parses, connects (connect.c) and runs the
- * command's handler (follow.c, query.c).  A new command is a handler and
+ * command's handler (follow.c, query.c, serve.c).  A new command is a handler and
  * one row of the table.  Exit status: 0 done, 1 a failure (daemon down,
  * timeout, refused request, no data, stdout unwritable), 2 usage.  Errors
  * go to stderr as one line naming the endpoint and what failed.
@@ -132,6 +132,26 @@ static const struct opt_def plot_opts[] = {
 	OPT_END,
 };
 
+static const struct opt_def serve_opts[] = {
+	{ .name = "listen", .kind = OPT_STRING, .off = OFF(listen), .min = 3, .max = 300,
+	  .arg = "HOST:PORT",
+	  .help = "the address to serve HTTP on (default " SERVE_DEFAULT_LISTEN "; port 0: any "
+		  "free port)" },
+	O_FLAG("allow-remote", allow_remote,
+	       "allow a --listen address other than loopback (anyone who can reach it sees the "
+	       "metrics; no authentication)"),
+	{ .name = "max-connections", .kind = OPT_INT, .off = OFF(max_connections), .min = 8,
+	  .max = 100000, .arg = "N", .unit = "connections",
+	  .help = "HTTP connections at once (default 1000)" },
+	{ .name = "max-streams", .kind = OPT_INT, .off = OFF(max_streams), .min = 1,
+	  .max = 100000, .arg = "N", .unit = "streams",
+	  .help = "live pages (event streams) at once (default 200)" },
+	{ .name = "idle-timeout", .kind = OPT_INT, .off = OFF(idle_timeout), .min = 1,
+	  .max = 3600, .arg = "S", .unit = "seconds",
+	  .help = "close a connection idle this long (default 30)" },
+	OPT_END,
+};
+
 static const struct opt_def alerts_opts[] = {
 	O_JSON("each alert as JSON, one a line"),
 	O_FLAG("follow", follow, "keep following the stream after the catch-up"),
@@ -164,6 +184,8 @@ static const struct cmd commands[] = {
 	  check_steps },
 	{ "alerts", cmd_alerts, "firing and recent alerts, then those that arrive", alerts_opts,
 	  NULL },
+	{ "serve", cmd_serve, "a live web page, a Prometheus /metrics endpoint and a JSON API",
+	  serve_opts, NULL },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
