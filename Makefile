@@ -151,7 +151,8 @@ $(B)/client/cli/web.o: client/cli/web.S $(WEB_FILES)
 	@$(if $(Q),echo "  AS      $<")
 	$(Q)$(CC) $(SAN_FLAGS) -c -o $@ $<
 
-$(B)/grokwatch: $(CLI_OBJ) $(CLIENT_LIB)
+# The tool writes files (plot --svg) through the one atomic write.
+$(B)/grokwatch: $(CLI_OBJ) $(CLIENT_LIB) $(B)/daemon/engine/file.o $(B)/daemon/engine/error.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(MHD_LIBS) $(DEP_LIBS)
 

@@ -62,7 +62,8 @@ struct cmd {
 	{ .name = "metric", .kind = OPT_STRING, .off = OFF(metric), .min = 1, .max = 128,       \
 	  .required = true, .arg = "M",                                                        \
 	  .help = "the metric, a dotted path in a group's result: pathway_distance, "          \
-		  "pathway_consistency, loss, memorized.pathway_distance, ... (required)" }
+		  "pathway_consistency, loss, memorized.pathway_distance, ..., or a run's "     \
+		  "health.overall.imbalance, health.layers.L.dead_experts, churn (required)" }
 #define O_GROUP(nm, h)                                                                        \
 	{ .name = "group", .kind = OPT_LIST, .off = OFF(groups), .min = 1, .max = 128,          \
 	  .nmax = nm, .arg = "G", .help = h }
@@ -129,6 +130,8 @@ static const struct opt_def plot_opts[] = {
 	{ .name = "height", .kind = OPT_INT, .off = OFF(height), .min = 3, .max = 200,
 	  .arg = "N", .unit = "rows", .help = "the chart's height in rows (default 15)" },
 	O_FLAG("ascii", ascii, "ASCII only (the default outside a UTF-8 locale)"),
+	{ .name = "svg", .kind = OPT_STRING, .off = OFF(svg_file), .min = 1, .max = 4096,
+	  .arg = "FILE", .help = "write the chart to FILE as an SVG image instead" },
 	OPT_END,
 };
 

@@ -6,7 +6,8 @@
 // and columns (name -> values, in step order), status, progress, alerts
 // (periods in steps), errors.  Events change it in place; every change asks
 // for one redraw on the next animation frame.  Tests and the benchmark read
-// window.gw: gw.drawn (redraws completed), gw.charts (what each chart drew).
+// window.gw: gw.drawn (redraws completed), gw.charts (what each chart drew),
+// gw.reloads (times the data was fetched whole).
 "use strict";
 
 const METRICS = [
@@ -93,7 +94,7 @@ let reloading = false, buffered = [];
 
 async function reload() {
   if (reloading) return;
-  reloading = true; buffered = [];
+  reloading = true; buffered = []; gw.reloads = (gw.reloads || 0) + 1;
   for (;;) {
     try {
       const resp = await fetch("api/series", { cache: "no-store" });
