@@ -175,6 +175,8 @@ $(B)/tests/unit/%: $(B)/tests/unit/%.o $(B)/tests/tap.o $(DAEMON_LIB) $(ENGINE_L
 
 # The grokwatch tool's option parser, tested alone.
 $(B)/tests/unit/test_opts: $(B)/client/cli/opts.o $(B)/client/cli/out.o
+# serve's request checks, board and text pieces, tested alone.
+$(B)/tests/unit/test_serve: $(B)/client/cli/api.o $(B)/client/cli/board.o $(B)/client/cli/emit.o
 
 # A stand-in daemon (the real publisher, scripted) for the client's tests.
 GW_TESTD := $(B)/tests/gw_testd

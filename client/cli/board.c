@@ -424,10 +424,11 @@ static int64_t step_at_time(const struct run *r, double t)
 
 	if (!isfinite(t))
 		return -1;
-	/* 1 s of slack: startsAt is the evaluation just after the result
-	 * went out, both from the daemon's clock. */
+	/* startsAt is the evaluation just after the result went out, both
+	 * from the daemon's clock, in milliseconds. */
 	for (size_t i = 0; i < r->nrows; i++)
-		if (r->rows[i].time > 0 && r->rows[i].time <= t + 1 && r->rows[i].time >= best_t) {
+		if (r->rows[i].time > 0 && r->rows[i].time <= t + 0.0005 &&
+		    r->rows[i].time >= best_t) {
 			best_t = r->rows[i].time;
 			best = r->rows[i].step;
 		}
@@ -702,7 +703,7 @@ int board_apply(struct board *b, const struct gw_msg *m, FILE *events)
 		if (keep_text(&r->errors[r->nerrors % ERRORS_KEPT], m) < 0)
 			return -ENOMEM;
 		if (events) {
-			event_head(events, "error", d, r);
+			event_head(events, "daemon_error", d, r);
 			fprintf(events, ",\"error\":%s}\n\n",
 				r->errors[r->nerrors % ERRORS_KEPT]);
 		}

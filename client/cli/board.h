@@ -49,7 +49,8 @@ void board_set_info(struct board *b, size_t daemon, const struct gw_daemon_info 
  * written to `events` (may be NULL) as Server-Sent Events lines without
  * an id ("event: NAME\ndata: JSON\n\n"): "result" (the run, step, time and
  * every column's value), "status", "progress", "alert" (the period),
- * "error", "resync".  Errors: -ENOMEM.
+ * "daemon_error" (not "error": EventSource uses that name for its own
+ * connection errors), "resync".  Errors: -ENOMEM.
  */
 int board_apply(struct board *b, const struct gw_msg *m, FILE *events);
 

@@ -136,7 +136,7 @@ function connect() {
   on("status", ev => { const r = gw.runs[ev.daemon]; if (r) { r.status = ev.status; r.alerts = ev.alerts; } });
   on("alert", ev => { const r = gw.runs[ev.daemon]; if (r) applyAlert(r, ev.alert); });
   on("progress", ev => { const r = gw.runs[ev.daemon]; if (r) r.progress = ev.progress; });
-  on("error", ev => {
+  on("daemon_error", ev => {
     const r = gw.runs[ev.daemon];
     if (r) { r.errors.push(ev.error); if (r.errors.length > 20) r.errors.shift(); }
   });
