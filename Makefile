@@ -198,6 +198,13 @@ build/fuzz/%: tests/fuzz/%.c $(ENGINE_SRC) $(wildcard daemon/engine/*.h)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(ENGINE_SRC) $(DEP_LIBS)
 
+# serve's request checks are the tool's, not the engine's.
+build/fuzz/fuzz_serve_api: tests/fuzz/fuzz_serve_api.c client/cli/api.c client/cli/emit.c \
+		client/cli/api.h client/cli/emit.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< client/cli/api.c client/cli/emit.c $(DEP_LIBS)
+
 $(FIXTURES): tests/fixtures/gen_fixtures.py
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  GEN     $(dir $@)")
@@ -254,7 +261,9 @@ demo: deps-test
 #   SYSTEMD_UNITDIR  grokwatchd.service, grokwatchd@.service (ExecStart= is
 #                    BINDIR/grokwatchd)
 #   DATADIR/grokwatch  grokwatchd.json, the example config at its defaults,
-#                    and hooks/ with the example alert hooks
+#                    hooks/ with the example alert hooks, and grafana/ with
+#                    the dashboard over `grokwatch serve`'s /metrics
+# The dashboard page itself is built into grokwatch (client/cli/web.h).
 #   MANDIR           grokwatchd(8), grokwatchd.json(5), grokwatch(1)
 # Nothing goes to /etc: the units read
 # /etc/grokwatch/grokwatchd.json or /etc/grokwatch/NAME.json, which the
@@ -264,6 +273,7 @@ demo: deps-test
 
 SO_MAJOR := 0
 INSTALL_HOOKS := $(wildcard config/hooks/*)
+INSTALL_GRAFANA := $(wildcard config/grafana/*.json)
 UNITS := grokwatchd.service grokwatchd@.service
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
@@ -289,6 +299,8 @@ install: build $(CLIENT_LIB)
 	install -m 0644 config/grokwatchd.json $(DESTDIR)$(DATADIR)/grokwatch/grokwatchd.json
 	$(if $(INSTALL_HOOKS),install -d $(DESTDIR)$(DATADIR)/grokwatch/hooks)
 	$(if $(INSTALL_HOOKS),install -m 0755 $(INSTALL_HOOKS) $(DESTDIR)$(DATADIR)/grokwatch/hooks/)
+	$(if $(INSTALL_GRAFANA),install -d $(DESTDIR)$(DATADIR)/grokwatch/grafana)
+	$(if $(INSTALL_GRAFANA),install -m 0644 $(INSTALL_GRAFANA) $(DESTDIR)$(DATADIR)/grokwatch/grafana/)
 	install -m 0644 man/grokwatchd.8 $(DESTDIR)$(MANDIR)/man8/grokwatchd.8
 	install -m 0644 man/grokwatchd.json.5 $(DESTDIR)$(MANDIR)/man5/grokwatchd.json.5
 	install -d $(DESTDIR)$(MANDIR)/man1
@@ -301,10 +313,12 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/grokwatch.h $(DESTDIR)$(PKGCONFIGDIR)/grokwatch.pc
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMD_UNITDIR)/,$(UNITS))
 	rm -f $(DESTDIR)$(DATADIR)/grokwatch/grokwatchd.json \
-		$(addprefix $(DESTDIR)$(DATADIR)/grokwatch/hooks/,$(notdir $(INSTALL_HOOKS)))
+		$(addprefix $(DESTDIR)$(DATADIR)/grokwatch/hooks/,$(notdir $(INSTALL_HOOKS))) \
+		$(addprefix $(DESTDIR)$(DATADIR)/grokwatch/grafana/,$(notdir $(INSTALL_GRAFANA)))
 	rm -f $(DESTDIR)$(MANDIR)/man8/grokwatchd.8 $(DESTDIR)$(MANDIR)/man5/grokwatchd.json.5 \
 		$(DESTDIR)$(MANDIR)/man1/grokwatch.1
-	for d in $(DESTDIR)$(DATADIR)/grokwatch/hooks $(DESTDIR)$(DATADIR)/grokwatch; do \
+	for d in $(DESTDIR)$(DATADIR)/grokwatch/hooks $(DESTDIR)$(DATADIR)/grokwatch/grafana \
+		$(DESTDIR)$(DATADIR)/grokwatch; do \
 		if [ -d "$$d" ]; then rmdir --ignore-fail-on-non-empty "$$d"; fi; done
 
 clean:

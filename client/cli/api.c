@@ -45,6 +45,18 @@ static void names_of(unsigned set, char *buf, size_t size)
 		snprintf(buf, size, "none");
 }
 
+/* At most 64 bytes of a name the client sent, control characters as '?',
+ * for a one-line reason. */
+static const char *shown(const char *s, char *buf, size_t size)
+{
+	size_t i = 0;
+
+	for (; s && s[i] && i + 1 < size && i < 64; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = 0;
+	return buf;
+}
+
 static int step_of(const char *key, const char *s, int64_t *ret, char *why, size_t size)
 {
 	char *end;
@@ -97,7 +109,7 @@ int api_parse(const char *path, const struct api_param *p, size_t n, struct api_
 	const struct route *rt = NULL;
 	struct api_req q = { .from = -1, .to = -1, .step = -1, .group = "all" };
 	unsigned seen = 0;
-	char names[128];
+	char names[128], k_shown[72];
 	int r;
 
 	if (strlen(path) > API_PATH_MAX) {
@@ -126,7 +138,8 @@ int api_parse(const char *path, const struct api_param *p, size_t n, struct api_
 			if (k && !strcmp(k, param_names[j]))
 				id = j;
 		if (id == NPARAMS || !(rt->takes & (1u << id))) {
-			snprintf(why, why_size, "unknown parameter '%.64s' (%s)", k ? k : "", names);
+			snprintf(why, why_size, "unknown parameter '%s' (%s)",
+				 shown(k, k_shown, sizeof(k_shown)), names);
 			return 400;
 		}
 		if (seen & (1u << id)) {

@@ -77,6 +77,9 @@ static void test_api_refusals(void)
 	CHECK_STR_EQ(why, "metric: required");
 	CHECK_INT_EQ(parse("/metrics", (const char *const[]){ "x", "1", NULL }, &q, why), 400);
 	CHECK_STR_EQ(why, "unknown parameter 'x' (none)");
+	/* A name as sent (%0A decodes to a newline) is shown on one line. */
+	CHECK_INT_EQ(parse("/metrics", (const char *const[]){ "a\nb", "1", NULL }, &q, why), 400);
+	CHECK_STR_EQ(why, "unknown parameter 'a?b' (none)");
 	CHECK_INT_EQ(parse("/api/snapshot", (const char *const[]){ "metric", "1", NULL }, &q, why),
 		     400);
 	CHECK_STR_EQ(why, "unknown parameter 'metric' (run, from, to)");
