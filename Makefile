@@ -239,7 +239,7 @@ fuzz: $(FUZZ_BIN)
 bench: deps-bench
 	$(Q)$(MAKE) --no-print-directory _bench
 
-_bench: $(GROKWATCHD) $(BENCH_BIN) $(FIXTURES)
+_bench: $(GROKWATCHD) $(GROKWATCH) $(GW_TESTD) $(BENCH_BIN) $(FIXTURES)
 	$(Q)$(TEST_ENV) sh tests/bench/run.sh $(BENCH_BIN)
 
 # The files the config table documents (tools/config_docs.py; make check's

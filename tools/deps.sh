@@ -12,7 +12,7 @@ set -u
 build="pkg-config libuv1-dev libzmq3-dev libcjson-dev libopenblas-dev libmicrohttpd-dev"
 test="python3 python3-numpy python3-torch python3-zmq clang libclang-rt-14-dev valgrind curl
 	man-db bsdextrautils binutils strace systemd prometheus chromium python3-websocket"
-bench="libedlib-dev python3-numpy python3-torch"
+bench="libedlib-dev python3-numpy python3-torch chromium python3-websocket"
 
 want=""
 for set in "$@"; do

@@ -102,9 +102,13 @@ class Browser:
     def console_errors(self):
         return [e for e in self.events if e.get("method") == "Runtime.exceptionThrown"]
 
-    def screenshot(self, path, full=True):
+    def screenshot(self, path, full=True, clip=None, scale=1):
+        """A PNG of the whole page, or of clip (x, y, width, height) at scale."""
         params = {"format": "png"}
-        if full:
+        if clip:
+            params["clip"] = {"x": clip[0], "y": clip[1], "width": clip[2], "height": clip[3],
+                              "scale": scale}
+        elif full:
             m = self.call("Page.getLayoutMetrics")
             size = m.get("cssContentSize") or m["contentSize"]
             params["clip"] = {"x": 0, "y": 0, "width": size["width"], "height": size["height"],

@@ -282,6 +282,9 @@ def main():
         check_page_against(b, dm, sub, "page after a bridge restart")
         t.eq(b.console_errors(), [], "page: no script errors")
         b.screenshot(os.path.join(BUILD, "serve-dashboard-after-restarts.png"))
+        # The README's picture: the top of the page, small.
+        b.screenshot(os.path.join(BUILD, "serve-dashboard-small.png"), clip=(0, 0, 1280, 1000),
+                     scale=0.6)
 
     # Prometheus against the journal: every sample of every group's distance
     # and loss, paired with grokwatch_step by timestamp.
@@ -332,6 +335,7 @@ def main():
     prom.stop()
 
     cli_cases(ep, dm)
+    two_runs(ep, dm)
     bad_requests(sv, dm, root, ck, n_results)
     t.eq(sv.stop(), 0, "serve: stops with status 0 after the bad requests")
     dm.stop()
@@ -381,6 +385,61 @@ def cli_cases(ep, dm):
          "plot --svg: health.overall.router_entropy charted", se)
     rc, so, se = cli("-e", ep, "plot", "--metric", "loss", "--svg", os.path.join(base, "nodir", "x.svg"))
     t.ok(rc == 1 and "nodir" in se, "plot --svg into a missing directory: exit 1 naming it", se)
+
+
+def two_runs(ep, dm):
+    """A second run (the stand-in daemon, replaying two results) on the same
+    charts as the first; the run's card shows its firing alert; the listen
+    address is refused unless loopback or --allow-remote."""
+    journal = results_of(dm)
+    script = os.path.join(base, "second.script")
+    with open(script, "w") as f:
+        for st in (1000, 2000):
+            r = {k: v for k, v in journal[st].items() if k != "kind"}
+            r["groups"]["math"]["pathway_distance"] = st / 1000.0
+            f.write("restore %s\n" % json.dumps(r))
+        f.write("heartbeat\nsleep 600000\n")
+    ready = os.path.join(base, "second.ready")
+    td = subprocess.Popen([os.environ.get("GW_TESTD", os.path.join(g.SRC, "build", "default", "tests",
+                                                                      "gw_testd")),
+                           "--run", "second-run", "--pub", "tcp://127.0.0.1:*", "--query",
+                           "tcp://127.0.0.1:*", "--heartbeat", "300", "--ready", ready, script])
+    try:
+        t.ok(wait_for(lambda: os.path.exists(ready) and open(ready).read().endswith("\n"), 20),
+             "the stand-in daemon of a second run started")
+        sv2 = Serve([ep, ",".join(open(ready).read().split())])
+        with browser.Browser() as b:
+            b.navigate(sv2.url + "/")
+            t.ok(b.wait_for("window.gw && gw.runs.length == 2 && gw.runs[1].steps.length == 2 && "
+                            "gw.charts.pathway_distance", 30), "page: two runs loaded")
+            b.wait_for("false", 0.3)
+            series = json.loads(b.eval("JSON.stringify(gw.charts.pathway_distance.series)"))
+            math2 = [x["points"] for x in series if x["run"] == "second-run" and x["group"] == "math"]
+            t.ok({x["run"] for x in series} == {"olmoe-serve", "second-run"} and
+                 math2 == [[[1000, 1.0], [2000, 2.0]]],
+                 "page: both runs on one chart, each with its own values", series)
+            card = b.eval("document.querySelector('#runs').innerText")
+            t.ok("FIRING routing_collapse" in card and "second-run" in card and "pending" in card,
+                 "page: each run's status card, the firing alert in it", card)
+            st, body, _ = http(sv2.url + "/api/history?metric=loss")
+            t.ok(st == 400 and "run: required" in body and "olmoe-serve" in body,
+                 "/api/history without run, two runs: 400 naming them", body)
+            st, body, _ = http(sv2.url + "/api/history?metric=pathway_distance&group=math&run=second-run")
+            t.ok(st == 200 and json.loads(body)["points"] == [[1000, 1.0], [2000, 2.0]],
+                 "/api/history?run= asks that run's daemon", body[:300])
+        t.eq(sv2.stop(), 0, "the second bridge stops with status 0")
+    finally:
+        td.terminate()
+        td.wait()
+    for addr in ("0.0.0.0:0", "[::]:0"):
+        p = subprocess.run(g.WRAP + [CLI, "-e", ep, "serve", "--listen", addr], capture_output=True,
+                           text=True, timeout=30 * g.SLOW)
+        t.ok(p.returncode == 2 and "not a loopback address" in p.stderr and "--allow-remote" in p.stderr,
+             "serve --listen %s without --allow-remote: refused, exit 2" % addr, p.stderr)
+    p = subprocess.run(g.WRAP + [CLI, "-e", ep, "serve", "--listen", "localhost"], capture_output=True,
+                       text=True, timeout=30 * g.SLOW)
+    t.ok(p.returncode == 2 and "expected HOST:PORT" in p.stderr, "serve --listen without a port: exit 2",
+         p.stderr)
 
 
 def bad_requests(sv, dm, root, ck, n_results):
