@@ -234,7 +234,7 @@ int main(int argc, char **argv)
 		.sndhwm = 10000,
 		.max_message_bytes = 1 << 20,
 		.request_bytes = 4096,
-		.reply_bytes = 16 << 20,
+		.reply_bytes = 64 << 20, /* grokwatchd's default limits.reply_bytes */
 		.heartbeat_ms = 100,
 	};
 	const char *ready = NULL, *script = NULL;

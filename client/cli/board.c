@@ -617,13 +617,32 @@ static int apply_status(struct run *r, size_t d, const struct gw_msg *m, FILE *e
 	r->status = copy;
 	free(r->status_json);
 	r->status_json = st;
-	/* Alerts firing at the daemon: periods for those not seen firing. */
+	/* Alerts firing at the daemon: periods for those not seen firing;
+	 * and a period still open here whose alert the daemon no longer
+	 * holds lost its resolution in a gap: closed at the latest step. */
 	na = gw_msg_get_count(m, "status.alerts");
 	for (int i = 0; i < na; i++) {
 		char p[64];
 
 		snprintf(p, sizeof(p), "status.alerts.%d", i);
 		period_from(r, m, p, -1, true);
+	}
+	for (size_t k = 0; na >= 0 && k < r->nalerts; k++) {
+		struct period *per = &r->alerts[k];
+		bool held = false;
+
+		for (int i = 0; per->firing && i < na && !held; i++) {
+			char p[64];
+			const char *fp;
+
+			snprintf(p, sizeof(p), "status.alerts.%d.fingerprint", i);
+			fp = gw_msg_get_string(m, p);
+			held = fp && !strcmp(fp, per->fingerprint);
+		}
+		if (per->firing && !held) {
+			per->firing = false;
+			per->to_step = r->nrows ? r->rows[r->nrows - 1].step : -1;
+		}
 	}
 	if (events) {
 		event_head(events, "status", d, r);

@@ -33,6 +33,7 @@
 
 #define LOOP_MS 50
 #define PING_MS 10000
+#define SAY_EVERY_MS 60000
 #define QUEUE_MAX 256
 #define RING_EVENTS 4096
 #define RING_BYTES (16u << 20)
@@ -403,7 +404,7 @@ static bool all_live(struct gw_client *c)
 
 static int serve_loop(struct serve *s)
 {
-	long long last_ping = now_ms(), last_info = 0;
+	long long last_ping = now_ms(), last_info = 0, said_ms = 0;
 	char said[GW_ERROR_MAX] = "";
 
 	while (!cli_interrupted) {
@@ -420,15 +421,19 @@ static int serve_loop(struct serve *s)
 		} else if (r == -EINTR) {
 			break;
 		} else if (r == -ETIMEDOUT || r == -EPROTO) {
-			/* A daemon down, slow or refusing: said once each time it
-			 * changes; the bridge goes on serving what it has. */
+			/* A daemon down, slow or refusing: said when it starts and
+			 * then once a minute while it lasts (the message counts the
+			 * milliseconds waited); the bridge goes on serving what it
+			 * has. */
 			const char *e = gw_client_error(s->c);
 
-			if (r == -ETIMEDOUT && all_live(s->c))
-				said[0] = 0; /* only quiet */
-			else if (*e && strcmp(e, said)) {
+			if (r == -ETIMEDOUT && all_live(s->c)) {
+				said_ms = 0; /* only quiet */
+			} else if (*e && (!said_ms || now_ms() - said_ms >= SAY_EVERY_MS ||
+					  (r == -EPROTO && strcmp(e, said)))) {
 				fprintf(stderr, "grokwatch: serve: %s\n", e);
 				snprintf(said, sizeof(said), "%s", e);
+				said_ms = now_ms();
 			}
 		} else {
 			fprintf(stderr, "grokwatch: serve: %s\n", gw_client_error(s->c));

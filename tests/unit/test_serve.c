@@ -353,6 +353,18 @@ static void test_board_alerts(void)
 	CHECK(cJSON_IsNull(cJSON_GetObjectItem(a, "to_step")));
 	cJSON_Delete(j);
 
+	/* A firing period whose alert the status no longer holds (its
+	 * resolution lost in a gap) is closed at the latest step. */
+	free(apply(b, ALERT("firing", "3000", "0001-01-01T00:00:00Z")));
+	ev = apply(b, "{\"type\":\"heartbeat\",\"run\":\"r1\",\"status\":{\"state\":\"idle\","
+		      "\"pending\":2,\"queue\":1,\"failures\":3,\"alerts\":[]}}");
+	CHECK_STR_HAS(ev, "\"alertname\":\"grokking\",\"group\":\"math\",\"metric\":"
+			  "\"pathway_distance\",\"summary\":\"s\",\"firing\":false");
+	CHECK_STR_HAS(ev, "\"from_step\":3000,\"to_step\":3000");
+	CHECK(!strstr(ev, "\"firing\":true"));
+	free(ev);
+	free(apply(b, status));
+
 	f = open_memstream(&buf, &len);
 	board_prometheus(b, f);
 	fclose(f);
