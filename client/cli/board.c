@@ -43,6 +43,10 @@ struct row {
 	double time;
 	double *v;     /* nv values, by column index; NaN = absent */
 	size_t nv;
+	char *text;    /* the row as the series JSON writes it, or NULL; values
+			  past nv are left out (the page reads them as null), so
+			  columns added later do not make it stale */
+	size_t text_len;
 };
 
 struct period {
@@ -255,7 +259,7 @@ static int row_cells(struct run *r, const struct gw_msg *m, struct cells *cs)
 /* Put the row of result m in its step's place (replacing one there). */
 static int row_put(struct run *r, const struct gw_msg *m, int64_t step, struct cells *cs)
 {
-	struct row nr = { step, gw_msg_time(m), NULL, 0 };
+	struct row nr = { step, gw_msg_time(m), NULL, 0, NULL, 0 };
 	bool found;
 	int64_t at;
 	long maxc = -1;
@@ -272,6 +276,7 @@ static int row_put(struct run *r, const struct gw_msg *m, int64_t step, struct c
 	at = row_find(r, step, &found);
 	if (found) {
 		free(r->rows[at].v);
+		free(r->rows[at].text);
 		r->rows[at] = nr;
 		return 0;
 	}
@@ -315,8 +320,10 @@ static void run_release(struct run *r)
 	for (size_t i = 0; i < r->ncols; i++)
 		column_release(&r->cols[i]);
 	free(r->cols);
-	for (size_t i = 0; i < r->nrows; i++)
+	for (size_t i = 0; i < r->nrows; i++) {
 		free(r->rows[i].v);
+		free(r->rows[i].text);
+	}
 	free(r->rows);
 	gw_msg_free(r->latest);
 	gw_msg_free(r->status);
@@ -802,6 +809,8 @@ int board_apply_history(struct board *b, size_t daemon, const struct gw_history 
 			w->nv = col + 1;
 		}
 		w->v[col] = v;
+		free(w->text);
+		w->text = NULL;
 		if (events) {
 			if (changed++ == 0) {
 				event_head(events, "memo", daemon, r);
@@ -836,7 +845,7 @@ static const char *state_name(enum gw_daemon_state s)
 	return "unknown";
 }
 
-static void run_json(const struct run *r, size_t d, FILE *f)
+static void run_json(struct run *r, size_t d, FILE *f)
 {
 	fprintf(f, "{\"daemon\":%zu,\"endpoint\":", d);
 	emit_json_str(f, r->endpoint);
@@ -865,32 +874,47 @@ static void run_json(const struct run *r, size_t d, FILE *f)
 		if (e)
 			fprintf(f, "%s%s", k++ ? "," : "", e);
 	}
-	fputs("],\"steps\":[", f);
-	for (size_t i = 0; i < r->nrows; i++)
-		fprintf(f, "%s%lld", i ? "," : "", (long long)r->rows[i].step);
-	fputs("],\"times\":[", f);
-	for (size_t i = 0; i < r->nrows; i++) {
-		if (i)
-			fputc(',', f);
-		emit_json_num(f, r->rows[i].time);
-	}
-	fputs("],\"columns\":{", f);
+	fputs("],\"columns\":[", f);
 	for (size_t c = 0; c < r->ncols; c++) {
 		if (c)
 			fputc(',', f);
 		emit_json_str(f, r->cols[c].name);
-		fputs(":[", f);
-		for (size_t i = 0; i < r->nrows; i++) {
-			if (i)
-				fputc(',', f);
-			emit_json_num(f, row_value(&r->rows[i], c));
-		}
-		fputc(']', f);
 	}
-	fputs("}}", f);
+	/* Rows, each [step, time, value...]: formatting a number exactly is
+	 * most of the cost, so each row's text is kept until it changes. */
+	fputs("],\"rows\":[", f);
+	for (size_t i = 0; i < r->nrows; i++) {
+		struct row *w = &r->rows[i];
+
+		if (i)
+			fputc(',', f);
+		if (!w->text) {
+			FILE *rf = open_memstream(&w->text, &w->text_len);
+
+			if (rf) {
+				fprintf(rf, "[%lld,", (long long)w->step);
+				emit_json_num(rf, w->time);
+				for (size_t c = 0; c < w->nv; c++) {
+					fputc(',', rf);
+					emit_json_num(rf, w->v[c]);
+				}
+				fputc(']', rf);
+				if (fclose(rf) != 0) {
+					free(w->text);
+					w->text = NULL;
+				}
+			}
+			if (!w->text) {
+				fputs("[]", f); /* out of memory: the fclose of f fails too */
+				continue;
+			}
+		}
+		fwrite(w->text, 1, w->text_len, f);
+	}
+	fputs("]}", f);
 }
 
-void board_series_json(const struct board *b, size_t daemon, FILE *f)
+void board_series_json(struct board *b, size_t daemon, FILE *f)
 {
 	bool first = true;
 

@@ -77,10 +77,13 @@ const char *board_run(const struct board *b, size_t daemon);
 /*
  * The page's data, as a JSON array with one object per daemon (all, or
  * only `daemon` when it is not SIZE_MAX): endpoint, run, epoch, state,
- * counters, status, progress, alerts (periods), steps, times, and columns
- * (name -> array of values, null where absent).
+ * counters, status, progress, alerts (periods), errors, "columns" (the
+ * column names) and "rows" in step order, each [step, time, value...] by
+ * column index, null where absent; a row may be shorter than the columns
+ * (its missing values are absent).  Not const: each row's text is kept
+ * for the next call until the row changes.
  */
-void board_series_json(const struct board *b, size_t daemon, FILE *f);
+void board_series_json(struct board *b, size_t daemon, FILE *f);
 
 /*
  * The Prometheus text exposition of every run's latest result: each

@@ -448,8 +448,9 @@ static int start_stream(struct http *h, struct MHD_Connection *mc, struct http_c
 		c->cursor = h->next_id;
 	c->hello_len = (size_t)snprintf(c->hello, sizeof(c->hello),
 					"retry: 1000\nevent: hello\ndata: {\"instance\":\"%s\","
-					"\"resumed\":%s}\n\n",
-					h->instance, resumed ? "true" : "false");
+					"\"resumed\":%s,\"next\":%llu}\n\n",
+					h->instance, resumed ? "true" : "false",
+					(unsigned long long)c->cursor);
 	c->kind = CONN_STREAM;
 	c->counted = true;
 	c->next = h->streams;
@@ -721,6 +722,14 @@ void http_prometheus(struct http *h, FILE *f)
 		   "# TYPE grokwatch_serve_streams_refused_total counter\n"
 		   "grokwatch_serve_streams_refused_total %llu\n",
 		h->nstreams, h->events_sent, h->event_bytes, h->dropped, h->refused_streams);
+	pthread_mutex_unlock(&h->lock);
+}
+
+void http_event_position(struct http *h, char *instance, size_t size, unsigned long long *ret)
+{
+	pthread_mutex_lock(&h->lock);
+	snprintf(instance, size, "%s", h->instance);
+	*ret = h->next_id;
 	pthread_mutex_unlock(&h->lock);
 }
 

@@ -98,6 +98,11 @@ void http_ping(struct http *h);
  * open, events sent, streams dropped for lagging). */
 void http_prometheus(struct http *h, FILE *f);
 
+/* This server's instance (into instance, size bytes) and the number of
+ * the next event it will broadcast: a text made from state that every
+ * event before it had already changed holds them all. */
+void http_event_position(struct http *h, char *instance, size_t size, unsigned long long *ret);
+
 /* Bytes of event data written to streams so far (for the benchmark). */
 unsigned long long http_event_bytes(struct http *h);
 

@@ -16,6 +16,7 @@
  * those columns' history and sends the values that changed.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -138,8 +139,9 @@ static int pick_daemon(struct serve *s, const struct api_req *req, size_t *ret,
 static int on_request(void *cls, const struct api_req *req, struct http_reply *rep)
 {
 	struct serve *s = cls;
-	char *buf = NULL;
+	char *buf = NULL, inst[32];
 	size_t len = 0, d = SIZE_MAX;
+	unsigned long long next;
 	FILE *f;
 
 	switch (req->route) {
@@ -171,7 +173,10 @@ static int on_request(void *cls, const struct api_req *req, struct http_reply *r
 			reply_error(rep, 500, "out of memory");
 			return 0;
 		}
-		fputs("{\"runs\":", f);
+		/* Under the board's lock, which every change takes before its
+		 * event goes out: the events before this number are in it. */
+		http_event_position(s->http, inst, sizeof(inst), &next);
+		fprintf(f, "{\"instance\":\"%s\",\"event_id\":%llu,\"runs\":", inst, next);
 		board_series_json(s->b, d, f);
 		fputs("}", f);
 		pthread_mutex_unlock(&s->lock);
@@ -406,6 +411,7 @@ static int serve_loop(struct serve *s)
 {
 	long long last_ping = now_ms(), last_info = 0, said_ms = 0;
 	char said[GW_ERROR_MAX] = "";
+	bool live = false;
 
 	while (!cli_interrupted) {
 		struct gw_msg *m;
@@ -443,6 +449,14 @@ static int serve_loop(struct serve *s)
 		if (now_ms() - last_info >= 500) {
 			board_infos(s);
 			last_info = now_ms();
+			/* A catch-up parses whole snapshots (tens of MB for long
+			 * runs) and frees them: give that memory back once every
+			 * daemon is live again, not at the next peak. */
+			if (all_live(s->c) != live) {
+				live = !live;
+				if (live)
+					malloc_trim(0);
+			}
 		}
 		if (now_ms() - last_ping >= PING_MS) {
 			http_ping(s->http);

@@ -90,18 +90,39 @@ function applyAlert(r, a) {
 }
 
 // Events that arrive while the data loads wait for it, then apply on top
-// (each is idempotent: a result replaces its step's row).
-let reloading = false, buffered = [];
+// (each is idempotent: a result replaces its step's row).  The data says up
+// to which event it holds (event_id: every event before it is in it); a
+// stream that started after that event would have missed some: load again.
+let reloading = false, buffered = [], recheck = null;
+
+function fromRows(r) {
+  // /api/series sends rows [step, time, value...]; the charts read columns.
+  const n = r.rows.length, cols = {};
+  r.steps = new Array(n); r.times = new Array(n);
+  r.columns.forEach(name => { cols[name] = new Array(n).fill(null); });
+  const names = r.columns;
+  for (let i = 0; i < n; i++) {
+    const row = r.rows[i];
+    r.steps[i] = row[0]; r.times[i] = row[1];
+    for (let c = 2; c < row.length; c++) cols[names[c - 2]][i] = row[c];
+  }
+  r.columns = cols;
+  delete r.rows;
+  return r;
+}
 
 async function reload() {
   if (reloading) return;
   reloading = true; buffered = []; gw.reloads = (gw.reloads || 0) + 1;
   for (;;) {
     try {
+      gw.t = { fetch: performance.now() };
       const resp = await fetch("api/series", { cache: "no-store" });
       if (!resp.ok) throw new Error(resp.status);
       const data = await resp.json();
-      gw.runs = data.runs;
+      gw.t.parsed = performance.now();
+      gw.runs = data.runs.map(fromRows);
+      gw.seriesEventId = data.event_id; gw.seriesInstance = data.instance;
       break;
     } catch (e) {
       await new Promise(ok => setTimeout(ok, 1000));
@@ -112,6 +133,8 @@ async function reload() {
   buffered = [];
   buildControls();
   redraw();
+  const want = recheck; recheck = null;
+  if (want && (gw.seriesInstance !== want.instance || gw.seriesEventId < want.next)) reload();
 }
 
 // ---- live events -------------------------------------------------------------------------
@@ -124,8 +147,12 @@ function connect() {
   source.addEventListener("hello", e => {
     const h = JSON.parse(e.data);
     conn.textContent = "live"; conn.className = "live";
-    if (!h.resumed || h.instance !== gw.instance || !gw.loaded) reload();
     gw.instance = h.instance;
+    if (h.resumed) return;
+    // The stream delivers events from h.next on: the data must hold all
+    // before it, from this bridge.
+    if (reloading) recheck = h;
+    else if (!gw.loaded || gw.seriesInstance !== h.instance || gw.seriesEventId < h.next) reload();
   });
   const on = (name, fn) => source.addEventListener(name, e => {
     const ev = JSON.parse(e.data);
@@ -213,18 +240,32 @@ function drawChart(spec) {
     for (const g of gs) {
       const col = r.columns[spec.overall ? spec.key : "groups." + g + "." + spec.key];
       if (!col) continue;
-      const pts = [];
-      for (let i = 0; i < r.steps.length; i++) if (col[i] !== null && isFinite(col[i])) pts.push([r.steps[i], col[i]]);
-      series.push({ run: r.run, group: g, pts, color: COLORS[(g === null ? 0 : groups.indexOf(g)) % COLORS.length],
-        dash: DASHES[ri % DASHES.length] });
+      const steps = r.steps;
+      // The points as [step, value] pairs only when asked for (hover,
+      // tests): the drawing reads the columns directly.
+      series.push({ run: r.run, group: g, steps, col,
+        color: COLORS[(g === null ? 0 : groups.indexOf(g)) % COLORS.length], dash: DASHES[ri % DASHES.length],
+        get points() {
+          const p = [];
+          for (let i = 0; i < steps.length; i++) if (col[i] !== null && isFinite(col[i])) p.push([steps[i], col[i]]);
+          return p;
+        } });
     }
   });
   let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-  for (const s of series) for (const [x, y] of s.pts) {
-    x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+  for (const s of series) {
+    const { steps, col } = s;
+    for (let i = 0; i < steps.length; i++) {
+      const y = col[i];
+      if (y === null || !isFinite(y)) continue;
+      if (steps[i] < x0) x0 = steps[i];
+      if (steps[i] > x1) x1 = steps[i];
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+    }
   }
-  const chart = { key: spec.key, series: series.map(s => ({ run: s.run, group: s.group, points: s.pts })),
-    bands: [] };
+  const chart = { key: spec.key, series: series.map(s => ({ run: s.run, group: s.group,
+    get points() { return s.points; } })), bands: [] };
   gw.charts[spec.key] = chart;
   legend.textContent = "";
   if (!isFinite(x0)) {
@@ -262,10 +303,21 @@ function drawChart(spec) {
 
   for (const s of series) {
     ctx.strokeStyle = s.color; ctx.fillStyle = s.color; ctx.lineWidth = 1.6; ctx.setLineDash(s.dash);
+    const { steps, col } = s;
+    let n = 0;
     ctx.beginPath();
-    s.pts.forEach(([x, y], i) => { if (i) ctx.lineTo(X(x), Y(y)); else ctx.moveTo(X(x), Y(y)); });
+    for (let i = 0; i < steps.length; i++) {
+      const y = col[i];
+      if (y === null || !isFinite(y)) continue;
+      if (n++) ctx.lineTo(X(steps[i]), Y(y)); else ctx.moveTo(X(steps[i]), Y(y));
+    }
     ctx.stroke(); ctx.setLineDash([]);
-    if (s.pts.length <= 200) for (const [x, y] of s.pts) { ctx.beginPath(); ctx.arc(X(x), Y(y), 2, 0, 7); ctx.fill(); }
+    if (n <= 200)
+      for (let i = 0; i < steps.length; i++) {
+        const y = col[i];
+        if (y === null || !isFinite(y)) continue;
+        ctx.beginPath(); ctx.arc(X(steps[i]), Y(y), 2, 0, 7); ctx.fill();
+      }
     const item = el("span");
     const sw = el("i"); sw.style.background = s.color; item.appendChild(sw);
     item.appendChild(document.createTextNode((gw.runs.length > 1 ? s.run + " / " : "") + (s.group || s.run)));
@@ -301,12 +353,19 @@ function drawHeat(cv, rows, cols, value, rowLabel, colLabel) {
   ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#6b7385";
   if (!isFinite(lo)) { ctx.fillText("no values", 12, 20); return { lo, hi }; }
   const L = 60, T = 6, B = 22, R = 96, cw = (w - L - R) / cols, ch = (h - T - B) / rows;
+  // One pixel a cell, scaled up without smoothing: fast for 16 x 1000.
+  const img = new ImageData(cols, rows), px = img.data;
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
-    const v = value(i, j);
+    const v = value(i, j), k = 4 * (i * cols + j);
     const t = v === null || !isFinite(v) ? null : (hi > lo ? (v - lo) / (hi - lo) : 0.5);
-    ctx.fillStyle = t === null ? "#eee" : `rgb(${Math.round(240 - 200 * t)},${Math.round(245 - 170 * t)},${Math.round(255 - 120 * t)})`;
-    ctx.fillRect(L + j * cw, T + i * ch, Math.ceil(cw), Math.ceil(ch));
+    px[k] = t === null ? 238 : 240 - 200 * t; px[k + 1] = t === null ? 238 : 245 - 170 * t;
+    px[k + 2] = t === null ? 238 : 255 - 120 * t; px[k + 3] = 255;
   }
+  const off = document.createElement("canvas");
+  off.width = cols; off.height = rows;
+  off.getContext("2d").putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(off, L, T, w - L - R, h - T - B);
   ctx.fillStyle = "#6b7385"; ctx.textAlign = "right"; ctx.textBaseline = "middle";
   const every = Math.max(1, Math.ceil(rows / 16));
   for (let i = 0; i < rows; i += every) ctx.fillText(rowLabel(i), L - 4, T + (i + 0.5) * ch);
@@ -345,7 +404,7 @@ async function drawLoad() {
       const resp = await fetch("api/result?run=" + encodeURIComponent(r.run) + "&step=" + step);
       gw.loadCache[key] = resp.ok ? await resp.json() : { error: resp.status };
     } catch (e) { delete gw.loadCache[key]; }
-    redraw();
+    drawLoad();
     return;
   }
   if (!res || !res.health || !res.health.layers) { setupCanvas(cv); return; }
@@ -373,8 +432,8 @@ function drawHealth() {
   if (first && keys.includes("dead_experts")) keySel.value = "dead_experts";
   layers.sort((a, b) => a - b);
   const k = keySel.value;
-  drawHeat(cv, layers.length, r.steps.length,
-    (i, j) => { const c = r.columns["health.layers." + layers[i] + "." + k]; return c ? c[j] : null; },
+  const rowsOf = layers.map(l => r.columns["health.layers." + l + "." + k] || []);
+  drawHeat(cv, layers.length, r.steps.length, (i, j) => rowsOf[i][j] ?? null,
     i => "layer " + layers[i], j => String(r.steps[j]));
   gw.charts.health = { run: r.run, key: k, layers: layers.length, steps: r.steps.length };
 }
@@ -441,14 +500,18 @@ function buildControls() {
 }
 
 function drawAll() {
+  const t0 = performance.now();
   drawRuns();
   for (const spec of METRICS) drawChart(spec);
   drawHealth();
   drawLoad();
   gw.drawn++;
+  if (gw.t) gw.t.draw = (gw.t.draw || 0) + performance.now() - t0;
 }
 
 for (const id of ["loadrun", "loadstep", "healthrun", "healthkey"])
   document.getElementById(id).addEventListener("input", redraw);
 window.addEventListener("resize", redraw);
+// The data and the stream at once; hello tells whether the data was early.
+reload();
 connect();

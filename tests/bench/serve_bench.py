@@ -183,7 +183,7 @@ def main():
         end = time.time() + 300
         while True:
             runs = json.loads(http_get(base + "/api/series"))["runs"]
-            if all(len(r["steps"]) == N_RESULTS for r in runs):
+            if all(len(r["rows"]) == N_RESULTS for r in runs):
                 break
             if time.time() > end:
                 raise RuntimeError("the bridge did not catch up")
@@ -261,4 +261,5 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
-main()
+if __name__ == "__main__":
+    main()
