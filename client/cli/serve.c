@@ -324,18 +324,6 @@ static void run_jobs(struct serve *s)
 	}
 }
 
-static void board_infos(struct serve *s)
-{
-	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < gw_client_daemon_count(s->c); i++) {
-		struct gw_daemon_info in;
-
-		if (gw_client_daemon_info(s->c, i, &in) == 0)
-			board_set_info(s->b, i, &in);
-	}
-	pthread_mutex_unlock(&s->lock);
-}
-
 /* Send what an update of the board wrote to live pages. */
 static void broadcast(struct serve *s, FILE *f, char **buf, size_t *len)
 {
@@ -378,6 +366,18 @@ static void refresh_memo(struct serve *s, size_t d)
 	}
 }
 
+static void board_infos(struct serve *s)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < gw_client_daemon_count(s->c); i++) {
+		struct gw_daemon_info in;
+
+		if (gw_client_daemon_info(s->c, i, &in) == 0)
+			board_set_info(s->b, i, &in);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 static int take(struct serve *s, struct gw_msg *m)
 {
 	char *buf = NULL;
@@ -387,6 +387,10 @@ static int take(struct serve *s, struct gw_msg *m)
 
 	if (!f)
 		return -ENOMEM;
+	/* A resync makes pages load everything again: with the counters
+	 * that count it. */
+	if (!strcmp(gw_msg_type(m), "resync"))
+		board_infos(s);
 	pthread_mutex_lock(&s->lock);
 	r = board_apply(s->b, m, f);
 	pthread_mutex_unlock(&s->lock);
