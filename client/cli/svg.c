@@ -63,27 +63,17 @@ int svg_render(FILE *out, const struct plot_series *s, size_t ns, const char *ti
 	const double rows = (double)((ns + 3) / 4), B = 52 + 16 * rows;
 	const double W = SVG_WIDTH, H = SVG_HEIGHT - 68 + B, L = 70, R = 20, T = 40;
 	const double pw = W - L - R, ph = H - T - B;
-	double ymin = INFINITY, ymax = -INFINITY, xmin = INFINITY, xmax = -INFINITY, st;
+	double ymin, ymax, xmin, xmax, st;
+	int64_t x0, x1;
 	char a[40];
 
 	if (ns == 0 || ns > PLOT_SERIES_MAX)
 		return -EINVAL;
-	for (size_t k = 0; k < ns; k++)
-		for (size_t i = 0; i < s[k].n; i++)
-			if (isfinite(s[k].y[i])) {
-				ymin = fmin(ymin, s[k].y[i]);
-				ymax = fmax(ymax, s[k].y[i]);
-				xmin = fmin(xmin, (double)s[k].x[i]);
-				xmax = fmax(xmax, (double)s[k].x[i]);
-			}
-	if (!isfinite(ymin))
+	if (plot_extent(s, ns, &x0, &x1, &ymin, &ymax) < 0)
 		return -ENODATA;
-	if (ymax - ymin < 1e-12 * fmax(1, fabs(ymax))) {
-		double pad = fabs(ymax) > 0 ? fabs(ymax) * 0.05 : 0.5;
-
-		ymin -= pad;
-		ymax += pad;
-	} else {
+	xmin = (double)x0;
+	xmax = (double)x1;
+	if (ymax - ymin > 1e-12 * fmax(1, fabs(ymax))) {
 		double pad = (ymax - ymin) * 0.05;
 
 		ymin -= pad;

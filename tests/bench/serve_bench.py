@@ -42,24 +42,12 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "integration"))
 import gwtest as g  # noqa: E402
 import browser  # noqa: E402
+sys.path.insert(0, here)
+from daemon_bench import cpu_seconds, status_kb  # noqa: E402
 
 CLI = os.environ.get("GW_CLI", os.path.join(g.SRC, "build", "default", "grokwatch"))
 TESTD = os.environ.get("GW_TESTD", os.path.join(g.SRC, "build", "default", "tests", "gw_testd"))
 N_RESULTS, LAYERS, EXPERTS, PAGES, LIVE = 1000, 16, 64, 50, 20
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def status_kb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def template(work):

@@ -44,14 +44,6 @@ probe = os.path.join(gen, "probe.jsonl")
 GROUPS = ["math", "code", "web", "all"]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def wait_for(pred, timeout, step=0.05):
     end = time.time() + timeout * g.SLOW
     while time.time() < end:
@@ -112,7 +104,7 @@ class Prometheus:
     def __init__(self, target):
         self.dir = os.path.join(base, "prom")
         os.makedirs(self.dir, exist_ok=True)
-        self.port = free_port()
+        self.port = g.free_port()
         cfg = os.path.join(self.dir, "prometheus.yml")
         with open(cfg, "w") as f:
             f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
@@ -194,7 +186,7 @@ def main():
     global restart_window
     root = os.path.join(base, "ckpt")
     os.makedirs(root)
-    pub, query = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    pub, query = "tcp://127.0.0.1:%d" % g.free_port(), "tcp://127.0.0.1:%d" % g.free_port()
     dm = g.Daemon(os.path.join(base, "d"), root, probe, name="olmoe-serve", extra={
         "publish.endpoint": pub, "publish.query_endpoint": query,
         "alerts.routing_collapse": {"dead_experts": 0, "max_imbalance": 1.0}})
