@@ -30,6 +30,7 @@
 #include "board.h"
 #include "cli.h"
 #include "http.h"
+#include "out.h"
 #include "web.h"
 
 #define LOOP_MS 50
@@ -413,7 +414,7 @@ static bool all_live(struct gw_client *c)
 
 static int serve_loop(struct serve *s)
 {
-	long long last_ping = now_ms(), last_info = 0, said_ms = 0;
+	long long last_ping = now_ms(), last_info = 0, said_ms = 0, waiting_since = 0;
 	char said[GW_ERROR_MAX] = "";
 	bool live = false;
 
@@ -431,16 +432,20 @@ static int serve_loop(struct serve *s)
 		} else if (r == -EINTR) {
 			break;
 		} else if (r == -ETIMEDOUT || r == -EPROTO) {
-			/* A daemon down, slow or refusing: said when it starts and
-			 * then once a minute while it lasts (the message counts the
-			 * milliseconds waited); the bridge goes on serving what it
-			 * has. */
+			/* A daemon down, slow or refusing: said once it has lasted
+			 * --timeout, then once a minute while it lasts (the message
+			 * counts the milliseconds waited); the bridge goes on serving
+			 * what it has. */
 			const char *e = gw_client_error(s->c);
 
 			if (r == -ETIMEDOUT && all_live(s->c)) {
 				said_ms = 0; /* only quiet */
-			} else if (*e && (!said_ms || now_ms() - said_ms >= SAY_EVERY_MS ||
-					  (r == -EPROTO && strcmp(e, said)))) {
+				waiting_since = 0;
+			} else if (!waiting_since) {
+				waiting_since = now_ms(); /* said after --timeout */
+			} else if (*e && (r == -EPROTO || now_ms() - waiting_since >= s->timeout_ms) &&
+				   (!said_ms || now_ms() - said_ms >= SAY_EVERY_MS ||
+				    (r == -EPROTO && strcmp(e, said)))) {
 				fprintf(stderr, "grokwatch: serve: %s\n", e);
 				snprintf(said, sizeof(said), "%s", e);
 				said_ms = now_ms();
@@ -536,9 +541,9 @@ int cmd_serve(struct gw_client *c, const struct opts *o)
 		status = r == -EPERM || r == -EINVAL ? 2 : 1;
 		goto out;
 	}
-	printf("serving http://%s/ (%d daemon%s)\n", http_address(s.http), o->endpoints.n,
-	       o->endpoints.n == 1 ? "" : "s");
-	fflush(stdout);
+	out_printf("serving http://%s/ (%d daemon%s)\n", http_address(s.http), o->endpoints.n,
+		   o->endpoints.n == 1 ? "" : "s");
+	out_flush(); /* a reader that has gone does not stop the bridge */
 	status = serve_loop(&s);
 	/* Queries still queued are answered before the server stops. */
 	run_jobs(&s);
