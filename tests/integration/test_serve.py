@@ -512,16 +512,19 @@ def bad_requests(sv, dm, root, ck, n_results):
     g.place_atomic(ck(6000), root, "step6000")
     t.ok(wait_for(n_results(6), 60), "daemon computed step 6000")
     end = time.time() + 30 * g.SLOW
+    why = "timed out"
     while b'"step":6000' not in got and time.time() < end:
         try:
             chunk = reader.recv(65536)
         except socket.timeout:
             break
         if not chunk:
+            why = "closed by the bridge"
             break
         got += chunk
     t.ok(b"event: hello" in got and b"event: result" in got and b'"step":6000' in got,
-         "a reading event stream got step 6000 beside a stream never read", got[:300])
+         "a reading event stream got step 6000 beside a stream never read",
+         "%s after %d bytes: %r ... %r\n%s" % (why, len(got), got[:200], got[-600:], sv.log()[-2000:]))
     reader.close()
     st, body, _ = http(u + "/api/series", timeout=10)
     t.ok(st == 200 and json.loads(body)["runs"][0]["rows"][-1][0] == 6000,
