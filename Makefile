@@ -61,6 +61,9 @@ endif
 
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm -lpthread
+# libmicrohttpd serves HTTP for `grokwatch serve`: the tool alone links it.
+MHD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
 
 VERSION := $(shell cat VERSION)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) $(CFLAGS) $(SAN_FLAGS) \
@@ -83,7 +86,8 @@ CLI_SRC := $(sort $(wildcard client/cli/*.c))
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(B)/%.o)
 CLIENT_OBJ := $(CLIENT_SRC:%.c=$(B)/%.o)
-CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o) $(B)/client/cli/web.o
+WEB_FILES := client/web/index.html client/web/dash.js
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
@@ -136,9 +140,21 @@ $(B)/libgrokwatch.so: $(CLIENT_OBJ)
 	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libgrokwatch.so.0 -o $@ $^ \
 		$(shell $(PKG_CONFIG) --libs libzmq libcjson 2>/dev/null)
 
-$(B)/grokwatch: $(CLI_OBJ) $(CLIENT_LIB)
+$(B)/client/cli/%.o: client/cli/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(MHD_CFLAGS) -c -o $@ $<
+
+# The dashboard's page and script, built into the tool (client/cli/web.h).
+$(B)/client/cli/web.o: client/cli/web.S $(WEB_FILES)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AS      $<")
+	$(Q)$(CC) $(SAN_FLAGS) -c -o $@ $<
+
+# The tool writes files (plot --svg) through the one atomic write.
+$(B)/grokwatch: $(CLI_OBJ) $(CLIENT_LIB) $(B)/daemon/engine/file.o $(B)/daemon/engine/error.o
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(MHD_LIBS) $(DEP_LIBS)
 
 $(ENGINE_LIB): $(ENGINE_OBJ)
 	@$(if $(Q),echo "  AR      $@")
@@ -159,6 +175,8 @@ $(B)/tests/unit/%: $(B)/tests/unit/%.o $(B)/tests/tap.o $(DAEMON_LIB) $(ENGINE_L
 
 # The grokwatch tool's option parser, tested alone.
 $(B)/tests/unit/test_opts: $(B)/client/cli/opts.o $(B)/client/cli/out.o
+# serve's request checks, board and text pieces, tested alone.
+$(B)/tests/unit/test_serve: $(B)/client/cli/api.o $(B)/client/cli/board.o $(B)/client/cli/emit.o
 
 # A stand-in daemon (the real publisher, scripted) for the client's tests.
 GW_TESTD := $(B)/tests/gw_testd
@@ -179,6 +197,13 @@ build/fuzz/%: tests/fuzz/%.c $(ENGINE_SRC) $(wildcard daemon/engine/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(ENGINE_SRC) $(DEP_LIBS)
+
+# serve's request checks are the tool's, not the engine's.
+build/fuzz/fuzz_serve_api: tests/fuzz/fuzz_serve_api.c client/cli/api.c client/cli/emit.c \
+		client/cli/api.h client/cli/emit.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< client/cli/api.c client/cli/emit.c $(DEP_LIBS)
 
 $(FIXTURES): tests/fixtures/gen_fixtures.py
 	@mkdir -p $(dir $@)
@@ -214,7 +239,7 @@ fuzz: $(FUZZ_BIN)
 bench: deps-bench
 	$(Q)$(MAKE) --no-print-directory _bench
 
-_bench: $(GROKWATCHD) $(BENCH_BIN) $(FIXTURES)
+_bench: $(GROKWATCHD) $(GROKWATCH) $(GW_TESTD) $(BENCH_BIN) $(FIXTURES)
 	$(Q)$(TEST_ENV) sh tests/bench/run.sh $(BENCH_BIN)
 
 # The files the config table documents (tools/config_docs.py; make check's
@@ -236,7 +261,9 @@ demo: deps-test
 #   SYSTEMD_UNITDIR  grokwatchd.service, grokwatchd@.service (ExecStart= is
 #                    BINDIR/grokwatchd)
 #   DATADIR/grokwatch  grokwatchd.json, the example config at its defaults,
-#                    and hooks/ with the example alert hooks
+#                    hooks/ with the example alert hooks, and grafana/ with
+#                    the dashboard over `grokwatch serve`'s /metrics
+# The dashboard page itself is built into grokwatch (client/cli/web.h).
 #   MANDIR           grokwatchd(8), grokwatchd.json(5), grokwatch(1)
 # Nothing goes to /etc: the units read
 # /etc/grokwatch/grokwatchd.json or /etc/grokwatch/NAME.json, which the
@@ -246,6 +273,7 @@ demo: deps-test
 
 SO_MAJOR := 0
 INSTALL_HOOKS := $(wildcard config/hooks/*)
+INSTALL_GRAFANA := $(wildcard config/grafana/*.json)
 UNITS := grokwatchd.service grokwatchd@.service
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
@@ -271,6 +299,8 @@ install: build $(CLIENT_LIB)
 	install -m 0644 config/grokwatchd.json $(DESTDIR)$(DATADIR)/grokwatch/grokwatchd.json
 	$(if $(INSTALL_HOOKS),install -d $(DESTDIR)$(DATADIR)/grokwatch/hooks)
 	$(if $(INSTALL_HOOKS),install -m 0755 $(INSTALL_HOOKS) $(DESTDIR)$(DATADIR)/grokwatch/hooks/)
+	$(if $(INSTALL_GRAFANA),install -d $(DESTDIR)$(DATADIR)/grokwatch/grafana)
+	$(if $(INSTALL_GRAFANA),install -m 0644 $(INSTALL_GRAFANA) $(DESTDIR)$(DATADIR)/grokwatch/grafana/)
 	install -m 0644 man/grokwatchd.8 $(DESTDIR)$(MANDIR)/man8/grokwatchd.8
 	install -m 0644 man/grokwatchd.json.5 $(DESTDIR)$(MANDIR)/man5/grokwatchd.json.5
 	install -d $(DESTDIR)$(MANDIR)/man1
@@ -283,10 +313,12 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/grokwatch.h $(DESTDIR)$(PKGCONFIGDIR)/grokwatch.pc
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMD_UNITDIR)/,$(UNITS))
 	rm -f $(DESTDIR)$(DATADIR)/grokwatch/grokwatchd.json \
-		$(addprefix $(DESTDIR)$(DATADIR)/grokwatch/hooks/,$(notdir $(INSTALL_HOOKS)))
+		$(addprefix $(DESTDIR)$(DATADIR)/grokwatch/hooks/,$(notdir $(INSTALL_HOOKS))) \
+		$(addprefix $(DESTDIR)$(DATADIR)/grokwatch/grafana/,$(notdir $(INSTALL_GRAFANA)))
 	rm -f $(DESTDIR)$(MANDIR)/man8/grokwatchd.8 $(DESTDIR)$(MANDIR)/man5/grokwatchd.json.5 \
 		$(DESTDIR)$(MANDIR)/man1/grokwatch.1
-	for d in $(DESTDIR)$(DATADIR)/grokwatch/hooks $(DESTDIR)$(DATADIR)/grokwatch; do \
+	for d in $(DESTDIR)$(DATADIR)/grokwatch/hooks $(DESTDIR)$(DATADIR)/grokwatch/grafana \
+		$(DESTDIR)$(DATADIR)/grokwatch; do \
 		if [ -d "$$d" ]; then rmdir --ignore-fail-on-non-empty "$$d"; fi; done
 
 clean:

@@ -20,7 +20,8 @@
  *   status JSON         publish_set_status
  *   heartbeat           publish_heartbeat
  *   sleep MS            keep serving for MS
- *   waitfile PATH       keep serving until PATH exists (at most 20 s)
+ *   waitfile PATH [MS]  keep serving until PATH exists (at most MS, default
+ *                       20000 ms; past it the script fails)
  *   touch PATH          create PATH (tells the test a point was reached)
  *   exit                stop now
  *   # ...               a comment
@@ -158,8 +159,15 @@ static void run_script(struct testd *t)
 			uv_timer_start(&t->step, on_step, strtoull(arg, NULL, 10), 0);
 			return;
 		} else if (!strcmp(s, "waitfile")) {
-			snprintf(t->waitfile, sizeof(t->waitfile), "%s", arg);
+			char *sp = strrchr(arg, ' ');
+
 			t->wait_left_ms = 20000;
+			if (sp && sp[1] && strspn(sp + 1, "0123456789") == strlen(sp + 1) &&
+			    strlen(sp + 1) < 10) {
+				t->wait_left_ms = atoll(sp + 1);
+				*sp = 0;
+			}
+			snprintf(t->waitfile, sizeof(t->waitfile), "%s", arg);
 			uv_timer_start(&t->step, on_step, POLL_MS, 0);
 			return;
 		} else if (!strcmp(s, "touch")) {
@@ -226,7 +234,7 @@ int main(int argc, char **argv)
 		.sndhwm = 10000,
 		.max_message_bytes = 1 << 20,
 		.request_bytes = 4096,
-		.reply_bytes = 16 << 20,
+		.reply_bytes = 64 << 20, /* grokwatchd's default limits.reply_bytes */
 		.heartbeat_ms = 100,
 	};
 	const char *ready = NULL, *script = NULL;

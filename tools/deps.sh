@@ -9,10 +9,10 @@
 # is missing.  On a system without dpkg it only checks pkg-config modules.
 set -u
 
-build="pkg-config libuv1-dev libzmq3-dev libcjson-dev libopenblas-dev"
+build="pkg-config libuv1-dev libzmq3-dev libcjson-dev libopenblas-dev libmicrohttpd-dev"
 test="python3 python3-numpy python3-torch python3-zmq clang libclang-rt-14-dev valgrind curl
-	man-db bsdextrautils binutils strace systemd"
-bench="libedlib-dev python3-numpy python3-torch"
+	man-db bsdextrautils binutils strace systemd prometheus chromium python3-websocket"
+bench="libedlib-dev python3-numpy python3-torch chromium python3-websocket"
 
 want=""
 for set in "$@"; do
@@ -26,10 +26,11 @@ done
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	# Not Debian: check what the build needs by pkg-config and trust the rest.
-	if pkg-config --exists libuv libzmq libcjson openblas 2>/dev/null; then
+	if pkg-config --exists libuv libzmq libcjson openblas libmicrohttpd 2>/dev/null; then
 		exit 0
 	fi
-	echo "deps: pkg-config cannot find libuv, libzmq, libcjson and openblas; install them" >&2
+	echo "deps: pkg-config cannot find libuv, libzmq, libcjson, openblas and libmicrohttpd;" \
+		"install them" >&2
 	exit 1
 fi
 

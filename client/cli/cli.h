@@ -2,7 +2,7 @@
  * cli.h — what the grokwatch tool's parts share: the parsed command line
  * (struct opts, filled by main.c's parse against the command table), the
  * connection made from it (connect.c) and the command handlers
- * (follow.c: tail, alerts; query.c: status, history, plot).
+ * (follow.c: tail, alerts; query.c: status, history, plot; serve.c: serve).
  *
  * A handler runs on the tool's one thread with a connected client it does
  * not own; it writes to stdout only through out.h and returns the exit
@@ -19,6 +19,7 @@
 #include "opts.h"
 
 #define STEP_LAST 999999999999999LL /* the daemon's largest step */
+#define SERVE_DEFAULT_LISTEN "127.0.0.1:8470"
 
 struct cmd;
 
@@ -34,6 +35,11 @@ struct opts {
 	long long count;
 	const char *metric;
 	long long from, to, width, height;
+	const char *svg_file;
+	/* serve */
+	const char *listen;
+	bool allow_remote;
+	long long max_connections, max_streams, idle_timeout;
 };
 
 /* Set (to 1) by main's SIGINT and SIGTERM handler; the follow loop ends at
@@ -52,5 +58,7 @@ int cmd_alerts(struct gw_client *c, const struct opts *o);
 int cmd_status(struct gw_client *c, const struct opts *o);
 int cmd_history(struct gw_client *c, const struct opts *o);
 int cmd_plot(struct gw_client *c, const struct opts *o);
+/* The command (serve.c). */
+int cmd_serve(struct gw_client *c, const struct opts *o);
 
 #endif

@@ -6,7 +6,7 @@
  * which --help, each COMMAND --help and the parse of the line are made
  * (with opts.h's parser and help pieces); the usage checks across a
  * command's options; main, which parses, connects (connect.c) and runs the
- * command's handler (follow.c, query.c).  A new command is a handler and
+ * command's handler (follow.c, query.c, serve.c).  A new command is a handler and
  * one row of the table.  Exit status: 0 done, 1 a failure (daemon down,
  * timeout, refused request, no data, stdout unwritable), 2 usage.  Errors
  * go to stderr as one line naming the endpoint and what failed.
@@ -62,7 +62,8 @@ struct cmd {
 	{ .name = "metric", .kind = OPT_STRING, .off = OFF(metric), .min = 1, .max = 128,       \
 	  .required = true, .arg = "M",                                                        \
 	  .help = "the metric, a dotted path in a group's result: pathway_distance, "          \
-		  "pathway_consistency, loss, memorized.pathway_distance, ... (required)" }
+		  "pathway_consistency, loss, memorized.pathway_distance, ..., or a run's "     \
+		  "health.overall.imbalance, health.layers.L.dead_experts, churn (required)" }
 #define O_GROUP(nm, h)                                                                        \
 	{ .name = "group", .kind = OPT_LIST, .off = OFF(groups), .min = 1, .max = 128,          \
 	  .nmax = nm, .arg = "G", .help = h }
@@ -129,6 +130,28 @@ static const struct opt_def plot_opts[] = {
 	{ .name = "height", .kind = OPT_INT, .off = OFF(height), .min = 3, .max = 200,
 	  .arg = "N", .unit = "rows", .help = "the chart's height in rows (default 15)" },
 	O_FLAG("ascii", ascii, "ASCII only (the default outside a UTF-8 locale)"),
+	{ .name = "svg", .kind = OPT_STRING, .off = OFF(svg_file), .min = 1, .max = 4096,
+	  .arg = "FILE", .help = "write the chart to FILE as an SVG image instead" },
+	OPT_END,
+};
+
+static const struct opt_def serve_opts[] = {
+	{ .name = "listen", .kind = OPT_STRING, .off = OFF(listen), .min = 3, .max = 300,
+	  .arg = "HOST:PORT",
+	  .help = "the address to serve HTTP on (default " SERVE_DEFAULT_LISTEN "; port 0: any "
+		  "free port)" },
+	O_FLAG("allow-remote", allow_remote,
+	       "allow a --listen address other than loopback (anyone who can reach it sees the "
+	       "metrics; no authentication)"),
+	{ .name = "max-connections", .kind = OPT_INT, .off = OFF(max_connections), .min = 8,
+	  .max = 100000, .arg = "N", .unit = "connections",
+	  .help = "HTTP connections at once (default 1000)" },
+	{ .name = "max-streams", .kind = OPT_INT, .off = OFF(max_streams), .min = 1,
+	  .max = 100000, .arg = "N", .unit = "streams",
+	  .help = "live pages (event streams) at once (default 200)" },
+	{ .name = "idle-timeout", .kind = OPT_INT, .off = OFF(idle_timeout), .min = 1,
+	  .max = 3600, .arg = "S", .unit = "seconds",
+	  .help = "close a connection idle this long (default 30)" },
 	OPT_END,
 };
 
@@ -164,6 +187,8 @@ static const struct cmd commands[] = {
 	  check_steps },
 	{ "alerts", cmd_alerts, "firing and recent alerts, then those that arrive", alerts_opts,
 	  NULL },
+	{ "serve", cmd_serve, "a live web page, a Prometheus /metrics endpoint and a JSON API",
+	  serve_opts, NULL },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

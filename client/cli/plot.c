@@ -69,22 +69,12 @@ static void fmt_value(char *buf, size_t size, double v)
 	snprintf(buf, size, "%.4g", v);
 }
 
-int plot_render(FILE *out, const struct plot_series *s, size_t ns, int width, int height,
-		bool ascii, const char *title)
+int plot_extent(const struct plot_series *s, size_t ns, int64_t *ret_xmin, int64_t *ret_xmax,
+		double *ret_ymin, double *ret_ymax)
 {
-	const char *const *marks = ascii ? marks_ascii : marks_utf8;
-	const char *vbar = ascii ? "|" : "│", *tick = ascii ? "+" : "┤";
-	const char *corner = ascii ? "+" : "└", *hbar = ascii ? "-" : "─";
-	char labels[201][LABEL_MAX], xl[3][LABEL_MAX];
 	double ymin = INFINITY, ymax = -INFINITY;
 	int64_t xmin = INT64_MAX, xmax = INT64_MIN;
-	int wl = 0, w, *grid, nticks;
-	bool is_tick[200] = { false };
-	size_t col;
 
-	if (width < PLOT_WIDTH_MIN || width > PLOT_WIDTH_MAX || height < 3 || height > 200 ||
-	    ns == 0 || ns > PLOT_SERIES_MAX)
-		return -EINVAL;
 	for (size_t k = 0; k < ns; k++)
 		for (size_t i = 0; i < s[k].n; i++) {
 			if (!isfinite(s[k].y[i]))
@@ -102,6 +92,31 @@ int plot_render(FILE *out, const struct plot_series *s, size_t ns, int width, in
 		ymin -= pad;
 		ymax += pad;
 	}
+	*ret_xmin = xmin;
+	*ret_xmax = xmax;
+	*ret_ymin = ymin;
+	*ret_ymax = ymax;
+	return 0;
+}
+
+int plot_render(FILE *out, const struct plot_series *s, size_t ns, int width, int height,
+		bool ascii, const char *title)
+{
+	const char *const *marks = ascii ? marks_ascii : marks_utf8;
+	const char *vbar = ascii ? "|" : "│", *tick = ascii ? "+" : "┤";
+	const char *corner = ascii ? "+" : "└", *hbar = ascii ? "-" : "─";
+	char labels[201][LABEL_MAX], xl[3][LABEL_MAX];
+	double ymin, ymax;
+	int64_t xmin, xmax;
+	int wl = 0, w, *grid, nticks;
+	bool is_tick[200] = { false };
+	size_t col;
+
+	if (width < PLOT_WIDTH_MIN || width > PLOT_WIDTH_MAX || height < 3 || height > 200 ||
+	    ns == 0 || ns > PLOT_SERIES_MAX)
+		return -EINVAL;
+	if (plot_extent(s, ns, &xmin, &xmax, &ymin, &ymax) < 0)
+		return -ENODATA;
 
 	/* y labels on the top, bottom and up to 3 rows between. */
 	nticks = height >= 9 ? 5 : 3;

@@ -22,6 +22,12 @@ struct plot_series {
 #define PLOT_WIDTH_MAX 1000
 #define PLOT_SERIES_MAX 16
 
+/* The steps and values the series span (finite values only); a flat
+ * range is widened by 5% of its value (0.5 around 0).  Returns 0, or
+ * -ENODATA where no value is finite (the outputs then untouched). */
+int plot_extent(const struct plot_series *s, size_t ns, int64_t *ret_xmin, int64_t *ret_xmax,
+		double *ret_ymin, double *ret_ymax);
+
 /*
  * Draw the series in `width` columns (PLOT_WIDTH_MIN..PLOT_WIDTH_MAX; no
  * line is longer, counting characters) and a plot area of `height` rows

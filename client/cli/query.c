@@ -3,7 +3,8 @@
  * status, each daemon's snapshot as an indented tree; history, one metric
  * of one group a step a line (or CSV, or the reply's JSON); plot, the same
  * as a chart of one series per daemon and group (plot.h), drawn in memory
- * and written at once.
+ * and written at once, or as an SVG file (svg.h).  Both check the metric
+ * and groups against the daemon's latest result first (fetch.h).
  */
 #include <errno.h>
 #include <langinfo.h>
@@ -16,8 +17,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "engine/file.h"
+#include "fetch.h"
 #include "out.h"
 #include "plot.h"
+#include "svg.h"
 
 /* ---- status ------------------------------------------------------------------------- */
 
@@ -117,49 +121,75 @@ static void csv_field(const char *s)
 	out_char('"');
 }
 
+/* Refuse an unknown metric or group before asking for any series. */
+static int check_names(struct gw_client *c, const struct opts *o, const char *const *groups,
+		       size_t ngroups)
+{
+	char why[4096];
+
+	if (fetch_is_run_metric(o->metric) && o->groups.n) {
+		fprintf(stderr, "grokwatch: --group: %s is a value of the run, not of a group\n",
+			o->metric);
+		return 2;
+	}
+	for (size_t i = 0; i < gw_client_daemon_count(c); i++) {
+		int r = fetch_check(c, i, o->metric, groups, ngroups, why, sizeof(why));
+
+		if (r == -EINVAL) {
+			fprintf(stderr, "grokwatch: %s\n", why);
+			return 2;
+		}
+		if (r < 0) {
+			fprintf(stderr, "grokwatch: %s\n", why);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int cmd_history(struct gw_client *c, const struct opts *o)
 {
 	const char *group = o->groups.n ? o->groups.v[0] : "all";
-	int status = 0;
+	int status;
+	char why[GW_ERROR_MAX];
 
+	if ((status = check_names(c, o, &group, 1)) != 0)
+		return status;
+	if (fetch_is_run_metric(o->metric))
+		group = "-";
 	if (o->csv)
 		out_printf("run,group,metric,step,value\n");
 	for (size_t i = 0; i < gw_client_daemon_count(c); i++) {
-		struct gw_history *h;
+		struct fetch_series h;
 
-		if (gw_client_history(c, i, o->metric, group, o->from, o->to, &h) < 0) {
-			fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
+		if (fetch_series(c, i, o->metric, group, o->from, o->to, &h, why, sizeof(why)) < 0) {
+			fprintf(stderr, "grokwatch: %s\n", why);
 			status = 1;
 			continue;
 		}
 		if (o->json) {
-			out_printf("%s\n", gw_history_json(h));
+			out_printf("%s\n", h.json);
 		} else if (!o->csv) {
-			out_printf("# run %s, group %s, %s: %zu steps\n", gw_history_run(h), group,
-				   o->metric, gw_history_count(h));
+			out_printf("# run %s, group %s, %s: %zu steps\n", h.run, group, o->metric, h.n);
 		}
-		for (size_t k = 0; !o->json && !out_failure() && k < gw_history_count(h); k++) {
-			int64_t step;
-			double v;
-			int r = gw_history_point(h, k, &step, &v);
-
+		for (size_t k = 0; !o->json && !out_failure() && k < h.n; k++) {
 			if (o->csv) {
-				csv_field(gw_history_run(h));
+				csv_field(h.run);
 				out_char(',');
 				csv_field(group);
 				out_char(',');
 				csv_field(o->metric);
-				out_printf(",%lld,", (long long)step);
-				if (r == 0)
-					out_printf("%.17g", v);
+				out_printf(",%lld,", (long long)h.x[k]);
+				if (!isnan(h.y[k]))
+					out_printf("%.17g", h.y[k]);
 				out_char('\n');
-			} else if (r == 0) {
-				out_printf("%12lld  %.6g\n", (long long)step, v);
+			} else if (!isnan(h.y[k])) {
+				out_printf("%12lld  %.6g\n", (long long)h.x[k], h.y[k]);
 			} else {
-				out_printf("%12lld  -\n", (long long)step);
+				out_printf("%12lld  -\n", (long long)h.x[k]);
 			}
 		}
-		gw_history_free(h);
+		fetch_series_release(&h);
 		if (out_flush() < 0)
 			break;
 	}
@@ -186,6 +216,38 @@ static bool utf8_locale(void)
 	return cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"));
 }
 
+/* The chart as an SVG file, replaced atomically. */
+static int write_svg(const char *path, const struct plot_series *s, size_t ns, const char *title)
+{
+	char *buf = NULL, *dir, *slash;
+	size_t len = 0;
+	struct gw_err err = { "" };
+	FILE *f = open_memstream(&buf, &len);
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	r = svg_render(f, s, ns, title);
+	if (fclose(f) != 0 && r == 0)
+		r = -ENOMEM;
+	if (r == 0) {
+		if (!(dir = strdup(path))) {
+			free(buf);
+			return -ENOMEM;
+		}
+		slash = strrchr(dir, '/');
+		if (slash)
+			*slash = 0;
+		r = gw_file_write_atomic(slash ? (*dir ? dir : "/") : ".", slash ? slash + 1 : path,
+					 buf, len, &err);
+		if (r < 0)
+			fprintf(stderr, "grokwatch: plot: %s\n", err.msg);
+		free(dir);
+	}
+	free(buf);
+	return r == 0 ? 0 : r == -ENODATA || r == -ENOMEM ? r : -EIO;
+}
+
 int cmd_plot(struct gw_client *c, const struct opts *o)
 {
 	static const char *const all_group[1] = { "all" };
@@ -193,11 +255,10 @@ int cmd_plot(struct gw_client *c, const struct opts *o)
 	size_t ngroups = o->groups.n ? (size_t)o->groups.n : 1;
 	size_t nd = gw_client_daemon_count(c), ns = 0;
 	struct plot_series s[PLOT_SERIES_MAX];
-	struct gw_history *hs[PLOT_SERIES_MAX];
-	int64_t *xs[PLOT_SERIES_MAX] = { 0 };
-	double *ys[PLOT_SERIES_MAX] = { 0 };
-	char labels[PLOT_SERIES_MAX][300], title[400];
-	int width = o->width ? (int)o->width : terminal_width(), status = 0, r;
+	struct fetch_series fs[PLOT_SERIES_MAX];
+	char labels[PLOT_SERIES_MAX][300], title[400], why[GW_ERROR_MAX];
+	int width = o->width ? (int)o->width : terminal_width(), status, r;
+	bool run_metric = fetch_is_run_metric(o->metric);
 	char *chart = NULL;
 	size_t chart_len = 0;
 	FILE *f;
@@ -206,73 +267,65 @@ int cmd_plot(struct gw_client *c, const struct opts *o)
 		width = PLOT_WIDTH_MIN;
 	if (width > PLOT_WIDTH_MAX)
 		width = PLOT_WIDTH_MAX;
+	if (run_metric)
+		ngroups = 1;
 	if (nd * ngroups > PLOT_SERIES_MAX) {
 		fprintf(stderr, "grokwatch: plot: at most %d series (daemons times groups)\n",
 			PLOT_SERIES_MAX);
 		return 2;
 	}
+	if ((status = check_names(c, o, groups, run_metric ? 0 : ngroups)) != 0)
+		return status;
 	for (size_t i = 0; i < nd; i++)
 		for (size_t g = 0; g < ngroups; g++) {
-			struct gw_history *h;
-			size_t n;
-
-			if (gw_client_history(c, i, o->metric, groups[g], o->from, o->to, &h) < 0) {
-				fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
+			if (fetch_series(c, i, o->metric, groups[g], o->from, o->to, &fs[ns], why,
+					 sizeof(why)) < 0) {
+				fprintf(stderr, "grokwatch: %s\n", why);
 				status = 1;
 				goto out;
 			}
-			hs[ns] = h;
-			n = gw_history_count(h);
-			xs[ns] = malloc((n ? n : 1) * sizeof(int64_t));
-			ys[ns] = malloc((n ? n : 1) * sizeof(double));
-			if (!xs[ns] || !ys[ns]) {
-				ns++;
-				fprintf(stderr, "grokwatch: out of memory\n");
-				status = 1;
-				goto out;
-			}
-			for (size_t k = 0; k < n; k++)
-				if (gw_history_point(h, k, &xs[ns][k], &ys[ns][k]) < 0)
-					ys[ns][k] = NAN;
-			if (nd > 1)
-				snprintf(labels[ns], sizeof(labels[ns]), "%s/%s", gw_history_run(h),
-					 groups[g]);
+			if (run_metric)
+				snprintf(labels[ns], sizeof(labels[ns]), "%s", fs[ns].run);
+			else if (nd > 1)
+				snprintf(labels[ns], sizeof(labels[ns]), "%s/%s", fs[ns].run, groups[g]);
 			else
 				snprintf(labels[ns], sizeof(labels[ns]), "%s", groups[g]);
-			s[ns] = (struct plot_series){ labels[ns], n, xs[ns], ys[ns] };
+			s[ns] = (struct plot_series){ labels[ns], fs[ns].n, fs[ns].x, fs[ns].y };
 			ns++;
 		}
 	if (nd == 1)
-		snprintf(title, sizeof(title), "%s  run %s", o->metric, gw_history_run(hs[0]));
+		snprintf(title, sizeof(title), "%s  run %s", o->metric, fs[0].run);
 	else
 		snprintf(title, sizeof(title), "%s", o->metric);
-	/* Drawn in memory, then written as one checked write. */
-	if (!(f = open_memstream(&chart, &chart_len))) {
-		fprintf(stderr, "grokwatch: plot: %s\n", strerror(errno));
-		status = 1;
-		goto out;
+	if (o->svg_file) {
+		r = write_svg(o->svg_file, s, ns, title);
+	} else {
+		/* Drawn in memory, then written as one checked write. */
+		if (!(f = open_memstream(&chart, &chart_len))) {
+			fprintf(stderr, "grokwatch: plot: %s\n", strerror(errno));
+			status = 1;
+			goto out;
+		}
+		r = plot_render(f, s, ns, width, o->height ? (int)o->height : 15,
+				o->ascii || !utf8_locale(), title);
+		if (fclose(f) != 0 && r == 0)
+			r = -ENOMEM;
+		if (r == 0)
+			out_bytes(chart, chart_len);
 	}
-	r = plot_render(f, s, ns, width, o->height ? (int)o->height : 15,
-			o->ascii || !utf8_locale(), title);
-	if (fclose(f) != 0 && r == 0)
-		r = -ENOMEM;
-	if (r == 0)
-		out_bytes(chart, chart_len);
 	if (r == -ENODATA) {
 		fprintf(stderr, "grokwatch: plot: no value of %s in the chosen groups and steps\n",
 			o->metric);
 		status = 1;
+	} else if (r == -EIO) {
+		status = 1; /* said by write_svg */
 	} else if (r < 0) {
 		fprintf(stderr, "grokwatch: plot: %s\n", strerror(-r));
 		status = 1;
 	}
 out:
 	free(chart);
-	for (size_t k = 0; k < ns; k++) {
-		gw_history_free(hs[k]);
-		free(xs[k]);
-		free(ys[k]);
-	}
+	for (size_t k = 0; k < ns; k++)
+		fetch_series_release(&fs[k]);
 	return status;
 }
-

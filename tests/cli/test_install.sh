@@ -50,6 +50,9 @@ expected() {
 		for h in "$SRC"/config/hooks/*; do
 			[ -f "$h" ] && echo "$5/grokwatch/hooks/${h##*/}"
 		done
+		for d in "$SRC"/config/grafana/*.json; do
+			[ -f "$d" ] && echo "$5/grokwatch/grafana/${d##*/}"
+		done
 		echo "$6/man8/grokwatchd.8"
 		echo "$6/man5/grokwatchd.json.5"
 		if [ -n "$has_cli" ]; then
