@@ -8,6 +8,9 @@
 #   make memcheck        unit and cli tests under valgrind
 #   make bench           benchmarks against their peers
 #   make demo            the daemon on a generated series of checkpoints
+#   make demo-train      the daemon watching a tiny MoE train and grok on the
+#                        CPU, then the plot and the correlation table
+#                        (SEED=N; DEMO_TRAIN_ARGS passed to the trainer)
 #   make docs            regenerate the config file, README key table and
 #                        grokwatchd.json(5) KEYS from the config table
 #   make deps            install (as root) or name the missing build packages
@@ -104,7 +107,7 @@ FIXTURES := $(B)/fixtures/.stamp
 .SECONDARY:
 
 .PHONY: all build deps deps-test deps-bench check _check memcheck _memcheck \
-	bench _bench fuzz demo docs install uninstall clean
+	bench _bench fuzz demo demo-train docs install uninstall clean
 
 all: build
 
@@ -250,6 +253,15 @@ docs: $(GROKWATCHD)
 demo: deps-test
 	$(Q)$(MAKE) --no-print-directory $(GROKWATCHD) $(FIXTURES)
 	$(Q)$(TEST_ENV) sh tools/demo.sh
+
+# A real training run watched live (tools/demo_train.py); make check runs a
+# short one (tests/integration/test_demo_train.py), make bench the full one
+# for two seeds (tests/bench/bench_demo_train.sh).
+SEED ?= 1
+demo-train: deps-test
+	$(Q)$(MAKE) --no-print-directory $(GROKWATCHD) $(GROKWATCH)
+	$(Q)$(TEST_ENV) $(PYTHON) tools/demo_train.py --seed $(SEED) \
+		$(if $(DEMO_TRAIN_ARGS),-- $(DEMO_TRAIN_ARGS))
 
 # ---- install / uninstall ---------------------------------------------------
 #

@@ -102,6 +102,7 @@ void alert_fingerprint(const char *alertname, const char *run, const char *group
 struct detector {
 	char *metric;
 	char **segs; /* the metric path split at its dots */
+	char *se_last; /* threshold_mode se: the last segment + "_se" (else NULL) */
 	int nsegs;
 	int mode, thr_mode;
 	double threshold;
@@ -119,6 +120,7 @@ struct pstate {
 	double value;        /* the latest value (NaN: none yet) */
 	int64_t value_i;     /* its checkpoint */
 	double best;
+	double best_se;      /* its standard error (threshold_mode se) */
 	int64_t best_i;      /* checkpoint of the best value (-1: none) */
 	int64_t since_best;  /* values seen after the best */
 	int64_t start_i;     /* checkpoint where the current plateau started (-1) */
@@ -186,6 +188,14 @@ static void detector_init(struct detector *d, const struct alert_detector_opts *
 		d->segs[i][len] = 0;
 		s += len + (dot ? 1 : 0);
 	}
+	if (p->threshold_mode == ALERT_THRESHOLD_SE) {
+		const char *last = d->segs[d->nsegs - 1];
+		size_t len = strlen(last);
+
+		d->se_last = gw_malloc(len + 4);
+		memcpy(d->se_last, last, len);
+		memcpy(d->se_last + len, "_se", 4);
+	}
 	d->mode = p->mode;
 	d->thr_mode = p->threshold_mode;
 	d->threshold = p->threshold;
@@ -199,6 +209,7 @@ static void detector_release(struct detector *d)
 	for (int i = 0; i < d->nsegs; i++)
 		free(d->segs[i]);
 	free(d->segs);
+	free(d->se_last);
 	free(d->metric);
 }
 
@@ -260,23 +271,45 @@ void alerts_free(struct alerts *a)
 /* ---- the plateau walk ------------------------------------------------------------- */
 
 /* A group's object (result.groups[group]) followed along d's path: the
- * number, or NaN. */
-static double metric_value(const cJSON *gobj, const struct detector *d)
+ * number, or NaN.  In threshold_mode se, *ret_se is the "<name>_se" beside
+ * it, and the value is NaN (skipped) when that is not a finite number. */
+static double metric_value_se(const cJSON *gobj, const struct detector *d, double *ret_se)
 {
-	const cJSON *n = gobj;
+	const cJSON *n = gobj, *parent = NULL, *e;
 
-	for (int i = 0; n && i < d->nsegs; i++)
+	*ret_se = NAN;
+	for (int i = 0; n && i < d->nsegs; i++) {
+		parent = n;
 		n = cJSON_GetObjectItemCaseSensitive(n, d->segs[i]);
-	return cJSON_IsNumber(n) && isfinite(n->valuedouble) ? n->valuedouble : NAN;
+	}
+	if (!cJSON_IsNumber(n) || !isfinite(n->valuedouble))
+		return NAN;
+	if (!d->se_last)
+		return n->valuedouble;
+	e = cJSON_GetObjectItemCaseSensitive(parent, d->se_last);
+	if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || e->valuedouble < 0)
+		return NAN;
+	*ret_se = e->valuedouble;
+	return n->valuedouble;
 }
 
-static bool is_better(const struct detector *d, double x, double best)
+static double metric_value(const cJSON *gobj, const struct detector *d)
 {
+	double se;
+
+	return metric_value_se(gobj, d, &se);
+}
+
+/* Is x (standard error se) better than best (best_se)?  alert.h's rule. */
+static bool is_better(const struct detector *d, double x, double se, double best, double best_se)
+{
+	double t = d->threshold;
+
+	if (d->thr_mode == ALERT_THRESHOLD_SE)
+		t *= isfinite(best) ? sqrt(se * se + best_se * best_se) : 0;
 	if (d->mode == ALERT_MODE_MIN)
-		return d->thr_mode == ALERT_THRESHOLD_REL ? x < best * (1.0 - d->threshold)
-							   : x < best - d->threshold;
-	return d->thr_mode == ALERT_THRESHOLD_REL ? x > best * (1.0 + d->threshold)
-						   : x > best + d->threshold;
+		return d->thr_mode == ALERT_THRESHOLD_REL ? x < best * (1.0 - t) : x < best - t;
+	return d->thr_mode == ALERT_THRESHOLD_REL ? x > best * (1.0 + t) : x > best + t;
 }
 
 static void pstate_init(struct pstate *st, const struct detector *d)
@@ -285,17 +318,19 @@ static void pstate_init(struct pstate *st, const struct detector *d)
 	st->value = NAN;
 	st->value_i = st->best_i = st->start_i = st->last_real_i = -1;
 	st->best = d->mode == ALERT_MODE_MIN ? INFINITY : -INFINITY;
+	st->best_se = 0;
 }
 
 /* One checkpoint (index i) of the walk: torch's step(x) when the value is
  * there (alert.h has the rule), nothing when it is NaN. */
-static void pstate_feed(struct pstate *st, const struct detector *d, double x, int64_t i)
+static void pstate_feed(struct pstate *st, const struct detector *d, double x, double se,
+			int64_t i)
 {
 	bool better, reduce = false;
 
 	if (isnan(x))
 		return;
-	better = is_better(d, x, st->best);
+	better = is_better(d, x, se, st->best, st->best_se);
 	st->count++;
 	st->value = x;
 	st->value_i = i;
@@ -303,6 +338,7 @@ static void pstate_feed(struct pstate *st, const struct detector *d, double x, i
 		if (st->count > 1)
 			st->last_real_i = i;
 		st->best = x;
+		st->best_se = se;
 		st->best_i = i;
 		st->since_best = 0;
 		st->num_bad = 0;
@@ -363,12 +399,16 @@ static void gwalk_run(struct gwalk *w, const struct alerts *a, const struct seri
 		const cJSON *g = cJSON_GetObjectItemCaseSensitive(
 			cJSON_GetObjectItemCaseSensitive(series_at(s, i), "groups"), w->group);
 		bool grok;
+		double x, se;
 
-		pstate_feed(&w->loss, &a->loss, metric_value(g, &a->loss), (int64_t)i);
-		pstate_feed(&w->dist, &a->dist, metric_value(g, &a->dist), (int64_t)i);
-		for (int k = 0; k < a->nplateaus; k++)
-			pstate_feed(&w->pl[k], &a->plateaus[k], metric_value(g, &a->plateaus[k]),
-				    (int64_t)i);
+		x = metric_value_se(g, &a->loss, &se);
+		pstate_feed(&w->loss, &a->loss, x, se, (int64_t)i);
+		x = metric_value_se(g, &a->dist, &se);
+		pstate_feed(&w->dist, &a->dist, x, se, (int64_t)i);
+		for (int k = 0; k < a->nplateaus; k++) {
+			x = metric_value_se(g, &a->plateaus[k], &se);
+			pstate_feed(&w->pl[k], &a->plateaus[k], x, se, (int64_t)i);
+		}
 		grok = w->loss.plateau && w->dist.count >= a->dist.min_checkpoints &&
 		       !w->dist.plateau && w->dist.last_real_i > w->loss.best_i;
 		if (grok) {
@@ -444,6 +484,10 @@ static long long step_of(const struct series *s, int64_t i)
 	return (long long)series_step_at(s, (size_t)i);
 }
 
+static const char *const threshold_mode_name[] = {
+	[ALERT_THRESHOLD_REL] = "rel", [ALERT_THRESHOLD_ABS] = "abs", [ALERT_THRESHOLD_SE] = "se",
+};
+
 /* The numbers of one detector's state, e.g. "loss 2.33 at step 1200, best
  * 2.31 at step 700, 5 checkpoints since without an improvement beyond 0.01
  * rel (patience 3, cooldown 0); on a plateau since step 1100". */
@@ -457,7 +501,7 @@ static void describe(struct sb *b, const struct detector *d, const struct pstate
 	sb_addf(b, "%s %.6g at step %lld, best %.6g at step %lld, %lld checkpoints since without "
 		"an improvement beyond %g %s (patience %lld, cooldown %lld); ", d->metric, st->value,
 		step_of(s, st->value_i), st->best, step_of(s, st->best_i), (long long)st->since_best,
-		d->threshold, d->thr_mode == ALERT_THRESHOLD_REL ? "rel" : "abs",
+		d->threshold, threshold_mode_name[d->thr_mode],
 		(long long)d->patience, (long long)d->cooldown);
 	if (st->count < d->min_checkpoints)
 		sb_addf(b, "not judged before %lld checkpoints (%lld so far)",

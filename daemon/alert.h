@@ -26,7 +26,7 @@
  *
  * ---- The plateau rule (PyTorch's ReduceLROnPlateau, exactly, on steps) ----
  * (torch/optim/lr_scheduler.py as Debian 12's python3-torch 1.13 has it.)
- * A detector has mode (min|max), threshold, threshold_mode (rel|abs),
+ * A detector has mode (min|max), threshold, threshold_mode (rel|abs|se),
  * patience, cooldown and min_checkpoints.  It walks the checkpoints of the
  * series in step order, taking the metric's value at each; a checkpoint
  * where the value is absent, null or not a number is skipped (it is not a
@@ -36,14 +36,25 @@
  * each value x, as torch's ReduceLROnPlateau.step(x) does:
  *   better = mode min, rel:  x < best * (1 - threshold)
  *            mode min, abs:  x < best - threshold
+ *            mode min, se:   x < best - threshold * sqrt(se_x^2 + se_best^2)
  *            mode max, rel:  x > best * (1 + threshold)
  *            mode max, abs:  x > best + threshold
+ *            mode max, se:   x > best + threshold * sqrt(se_x^2 + se_best^2)
  *   if better: best = x, num_bad = 0  else: num_bad += 1
  *   if cooldown_counter > 0: cooldown_counter -= 1, num_bad = 0
  *   if num_bad > patience: REDUCE; cooldown_counter = cooldown, num_bad = 0
  * (rel mode compares against best scaled by 1 -/+ threshold, which assumes
  * positive values, as torch does; the config refuses a rel threshold >= 1
  * in min mode, where even the first value would not beat +inf.)
+ * Threshold mode se is not torch's: the threshold counts standard errors
+ * of the difference x - best, se_x being the number "<name>_se" beside the
+ * metric in the same object (memorized.pathway_distance ->
+ * memorized.pathway_distance_se: the jackknife over the probe samples,
+ * metrics.h) and se_best the one stored with the best value.  So a
+ * fall smaller than the noise of choosing the probe samples is no
+ * improvement.  In mode se a checkpoint whose standard error is absent,
+ * null, negative or not a number is skipped like one without a value.
+ * (The config allows se only for metrics that have one.)
  * Where torch would reduce the learning rate, a plateau starts: the metric
  * is "on a plateau" from a REDUCE until the next `better` checkpoint.  So
  * with patience p a plateau starts at the (p+1)-th consecutive checkpoint
@@ -129,7 +140,7 @@
 #define ALERT_FIRING_MAX 100000 /* alerts firing at once; more are refused by alerts_apply */
 
 enum alert_mode { ALERT_MODE_MIN, ALERT_MODE_MAX };             /* improving = falling, rising */
-enum alert_threshold_mode { ALERT_THRESHOLD_REL, ALERT_THRESHOLD_ABS };
+enum alert_threshold_mode { ALERT_THRESHOLD_REL, ALERT_THRESHOLD_ABS, ALERT_THRESHOLD_SE };
 
 /* One plateau detector (the rule above). */
 struct alert_detector_opts {

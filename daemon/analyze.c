@@ -93,8 +93,11 @@ static void usage(FILE *f)
 		"  --tau X               pathway threshold, 1e-6 to 1 (default 0.7)\n"
 		"  --pair-budget N       exact mean up to N pairs, else sampled (default %llu)\n"
 		"  --seed N              seed of the pair sample (default 0: built-in)\n"
-		"  --epsilon X           memorization loss threshold in nats (default %g)\n"
+		"  --epsilon X           memorization loss threshold in nats, or auto (default %g)\n"
 		"  --delta X             memorization stability band (default %g)\n"
+		"  --memorized-share X   share an auto epsilon memorizes per group (default %g)\n"
+		"  --consistency-floor X largest adjacent cosine below which C is undefined\n"
+		"                        (default %g)\n"
 		"  --threads N           threads; 0 (the default) = all cores\n"
 		"  -h, --help            this text\n"
 		"\n"
@@ -103,7 +106,7 @@ static void usage(FILE *f)
 		"\n"
 		"Exit status: 0 success, 1 an input is unusable or the work failed, 2 usage.\n",
 		(unsigned long long)LEV_DEFAULT_BUDGET, METRICS_EPSILON_DEFAULT,
-		METRICS_DELTA_DEFAULT);
+		METRICS_DELTA_DEFAULT, METRICS_MEMORIZED_SHARE_DEFAULT, METRICS_CONSISTENCY_FLOOR);
 }
 
 /*
@@ -145,7 +148,13 @@ static int opt_number(const char *opt, const char *key, const char *s, double *r
 	enum json_num r;
 
 	GW_BUG_ON(k->type != CONFIG_INT && k->type != CONFIG_DOUBLE);
+	if (k->word && !strcmp(s, k->word)) {
+		*ret = k->word_value;
+		return 0;
+	}
 	v = strtod(s, &end);
+	if ((end == s || *end || isspace((unsigned char)*s)) && k->word)
+		return opt_fail(opt, k, "expected a number or \"%s\", got \"%s\"", k->word, s);
 	if (end == s || *end || isspace((unsigned char)*s))
 		return opt_fail(opt, k, "expected %s, got '%s'", integer ? "an integer" : "a number",
 				s);
@@ -314,17 +323,19 @@ static void print_text(const struct item *it)
 		printf("  step %lld", (long long)it->step);
 	printf("  (%s, %s, %d samples, %d MoE layers, %.2f s)\n", it->arch ? it->arch : "?",
 	       source_kind_name(it->kind), it->n_samples, it->n_layers, it->sec);
-	printf("  %-12s %5s %9s %10s %11s %8s  %9s %10s\n", "group", "n", "loss", "distance",
-	       "consistency", "adj_cos", "memorized", "mem_dist");
+	printf("  %-12s %5s %9s %10s %7s %11s %8s  %9s %7s %10s\n", "group", "n", "loss",
+	       "distance", "dist_se", "consistency", "adj_cos", "memorized", "epsilon", "mem_dist");
 	for (int g = 0; g < m->n_groups; g++) {
 		const struct metrics_group *gr = &m->groups[g];
 
 		printf("  %-12s %5d", gr->name, gr->all.n_samples);
 		print_num(gr->all.loss, 9, 4);
 		print_num(gr->all.pathway_distance, 10, 3);
+		print_num(gr->all.pathway_distance_se, 7, 3);
 		print_num(gr->all.pathway_consistency, 11, 4);
 		print_num(gr->all.adjacent_cosine, 8, 4);
 		printf("  %9d", gr->memorized.n_samples);
+		print_num(gr->memorized.epsilon, 7, 1);
 		print_num(gr->memorized.pathway_distance, 10, 3);
 		if (gr->all.sampled)
 			printf("  (sampled %llu pairs, se %.3f)", (unsigned long long)gr->all.n_pairs,
@@ -378,7 +389,7 @@ static void json_for_output(cJSON *o)
 static int parse_args(int argc, char **argv, struct analyze_opts *o)
 {
 	enum { O_PROBE = 256, O_FMT, O_LEN, O_COUNT, O_OFFSET, O_GROUP, O_DUMP, O_JSON, O_TAU,
-	       O_BUDGET, O_SEED, O_EPS, O_DELTA, O_THREADS };
+	       O_BUDGET, O_SEED, O_EPS, O_DELTA, O_SHARE, O_FLOOR, O_THREADS };
 	static const struct option longopts[] = {
 		{ "probe", required_argument, NULL, O_PROBE },
 		{ "probe-format", required_argument, NULL, O_FMT },
@@ -393,6 +404,8 @@ static int parse_args(int argc, char **argv, struct analyze_opts *o)
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "epsilon", required_argument, NULL, O_EPS },
 		{ "delta", required_argument, NULL, O_DELTA },
+		{ "memorized-share", required_argument, NULL, O_SHARE },
+		{ "consistency-floor", required_argument, NULL, O_FLOOR },
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -460,6 +473,16 @@ static int parse_args(int argc, char **argv, struct analyze_opts *o)
 			break;
 		case O_DELTA:
 			if (opt_number("--delta", "metrics.delta", optarg, &o->m.delta) < 0)
+				return -1;
+			break;
+		case O_SHARE:
+			if (opt_number("--memorized-share", "metrics.memorized_share", optarg,
+				       &o->m.memorized_share) < 0)
+				return -1;
+			break;
+		case O_FLOOR:
+			if (opt_number("--consistency-floor", "metrics.consistency_floor", optarg,
+				       &o->m.consistency_floor) < 0)
 				return -1;
 			break;
 		case O_THREADS:

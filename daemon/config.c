@@ -29,6 +29,7 @@
 #include "engine/file.h"
 #include "engine/json.h"
 #include "engine/levenshtein.h"
+#include "engine/metrics.h"
 #include "engine/probe.h"
 #include "engine/step.h"
 
@@ -105,7 +106,7 @@ const char *const config_watch_modes[] = { "auto", "events", "poll", NULL };
 const char *const config_probe_formats[] = { "jsonl", "u16", "u32", NULL };
 const char *const config_log_levels[] = { "error", "warn", "info", "debug", NULL };
 const char *const config_plateau_modes[] = { "min", "max", NULL };
-const char *const config_threshold_modes[] = { "rel", "abs", NULL };
+const char *const config_threshold_modes[] = { "rel", "abs", "se", NULL };
 
 #define OFF(field) offsetof(struct config, field)
 #define MS_DAY 86400000.0
@@ -117,8 +118,12 @@ static const struct config_key epsilon_fields[] = {
 	  .doc = "A probe group name." },
 	{ .path = "epsilon", .type = CONFIG_DOUBLE,
 	  .offset = offsetof(struct config_epsilon, epsilon), .min = 0, .max = 100,
-	  .help = "memorization loss threshold for this group, in nats",
-	  .doc = "That group's threshold, in nats." },
+	  .word = "auto", .word_value = METRICS_EPSILON_AUTO,
+	  .help = "memorization loss threshold for this group, in nats, or \"auto\"",
+	  .doc = "That group's threshold, in nats, or\n"
+		".B \"auto\"\n"
+		"(as for\n"
+		".BR metrics.epsilon )." },
 	{ .path = NULL },
 };
 
@@ -137,12 +142,17 @@ static const struct config_key plateau_fields[] = {
 	  .max = 1e9, .help = "least change that counts as an improvement of the best value",
 	  .doc = "The least change that counts as an improvement of the best value." },
 	{ .path = "threshold_mode", .type = CONFIG_ENUM, .offset = OFF_PL(threshold_mode),
-	  .def_str = "rel", .enums = config_threshold_modes, .help = "rel or abs",
+	  .def_str = "rel", .enums = config_threshold_modes, .help = "rel, abs or se",
 	  .doc = ".B rel\n"
 		"compares with best \\(mu (1 \\- threshold) in mode min, best \\(mu (1 + threshold)\n"
 		"in mode max;\n"
 		".B abs\n"
-		"with best \\- threshold or best + threshold." },
+		"with best \\- threshold or best + threshold;\n"
+		".B se\n"
+		"with best \\- threshold \\(mu se or best + threshold \\(mu se, se being the\n"
+		"standard error of the difference, for a metric that has one\n"
+		"(see\n"
+		".BR alerts.loss.threshold_mode )." },
 	{ .path = "patience", .type = CONFIG_INT, .offset = OFF_PL(patience), .min = 0,
 	  .max = 1000000, .help = "checkpoints without improvement tolerated",
 	  .doc = "Checkpoints without improvement tolerated; one more starts a plateau." },
@@ -317,9 +327,16 @@ const struct config_key config_keys[] = {
 	  .min = 0, .max = EXACT_INT, .help = "seed of the pair sample",
 	  .doc = "The seed of that pair sample (0: a built\\-in one)." },
 	{ .path = "metrics.epsilon", .type = CONFIG_DOUBLE, .offset = OFF(metrics.epsilon),
-	  .def_num = 1.0, .min = 0, .max = 100,
-	  .help = "loss (nats) at or below which a sample may count as memorized",
-	  .doc = "The loss, in nats, at or below which a sample may count as memorized." },
+	  .def_num = 1.0, .min = 0, .max = 100, .word = "auto", .word_value = METRICS_EPSILON_AUTO,
+	  .help = "loss (nats) at or below which a sample may count as memorized, or \"auto\"",
+	  .doc = "The loss, in nats, at or below which a sample may count as memorized, or\n"
+		".B \"auto\"\n"
+		"to choose it per group as the paper does: the smallest multiple of 0.1\n"
+		"nats at which the share\n"
+		".RB ( metrics.memorized_share )\n"
+		"of the group's samples are memorized at the latest checkpoint.\n"
+		"The epsilon used is published with each memorized subset, and an auto one\n"
+		"moves with the latest checkpoint." },
 	{ .path = "metrics.epsilon_groups", .type = CONFIG_OBJECT_ARRAY,
 	  .offset = OFF(metrics.epsilon_groups), .max = 1024, .fields = epsilon_fields,
 	  .elem_size = sizeof(struct config_epsilon),
@@ -331,9 +348,28 @@ const struct config_key config_keys[] = {
 	{ .path = "metrics.delta", .type = CONFIG_DOUBLE, .offset = OFF(metrics.delta),
 	  .def_num = 0.05, .min = 0, .max = 100,
 	  .help = "a memorized sample's loss stays within delta of its latest value",
-	  .doc = "A sample is memorized at a checkpoint when its loss there is at most its\n"
-		"epsilon and stays within delta of its value at the latest checkpoint from\n"
-		"that checkpoint on." },
+	  .doc = "A sample is memorized at a checkpoint when, at every checkpoint from that\n"
+		"one to the latest, its loss is at most its epsilon and within delta of its\n"
+		"value at the latest checkpoint." },
+	{ .path = "metrics.memorized_share", .type = CONFIG_DOUBLE,
+	  .offset = OFF(metrics.memorized_share), .def_num = METRICS_MEMORIZED_SHARE_DEFAULT,
+	  .min = 0.001, .max = 1,
+	  .help = "share of a group's samples an \"auto\" epsilon memorizes at the latest checkpoint",
+	  .doc = "With\n"
+		".B metrics.epsilon\n"
+		"(or a group's) set to\n"
+		".BR \"auto\" ,\n"
+		"the share of the group's samples memorized at the latest checkpoint (the\n"
+		"paper aims at 20 to 25%)." },
+	{ .path = "metrics.consistency_floor", .type = CONFIG_DOUBLE,
+	  .offset = OFF(metrics.consistency_floor), .def_num = METRICS_CONSISTENCY_FLOOR,
+	  .min = 0, .max = 0.5,
+	  .help = "a sample whose largest adjacent cosine is at or below this has no consistency",
+	  .doc = "A sample whose largest adjacent\\-layer cosine is at or below this has no\n"
+		"consistency: near zero the ratio mean/max explodes on float noise.\n"
+		"Such samples are left out and counted\n"
+		".RB ( n_undefined ).\n"
+		"Applies to checkpoints computed after a change; the kept ones keep theirs." },
 
 	{ .path = "publish.endpoint", .type = CONFIG_STRING, .offset = OFF(publish.endpoint),
 	  .def_str = "tcp://127.0.0.1:5557", .max = 256, .check = endpoint_check,
@@ -465,9 +501,19 @@ const struct config_key config_keys[] = {
 	  .doc = DOC("threshold", "The least fall that counts as an improvement of the best value.") }, \
 	{ .path = "alerts." SECTION ".threshold_mode", .type = CONFIG_ENUM, \
 	  .offset = OFFSET(threshold_mode), .def_str = "rel", .enums = config_threshold_modes, \
-	  .help = "rel: better below best * (1 - threshold); abs: below best - threshold", \
+	  .help = "rel: better below best * (1 - threshold); abs: below best - threshold; " \
+		  "se: below best - threshold * standard error", \
 	  .doc = DOC("threshold_mode", ".B rel\ncompares with best \\(mu (1 \\- threshold),\n" \
-		     ".B abs\nwith best \\- threshold.") }, \
+		     ".B abs\nwith best \\- threshold,\n" \
+		     ".B se\nwith best \\- threshold \\(mu se: se is the standard error of the\n" \
+		     "difference, sqrt(se(x)\\(ha2 + se(best)\\(ha2), each from the metric's\n" \
+		     ".I name\\fB_se\\fP\n" \
+		     "beside it in the result (for\n" \
+		     ".B pathway_distance\n" \
+		     "and\n" \
+		     ".BR memorized.pathway_distance ,\n" \
+		     "the jackknife over the probe samples); a checkpoint without it is skipped.\n" \
+		     "Only for metrics that have one.") }, \
 	{ .path = "alerts." SECTION ".patience", .type = CONFIG_INT, .offset = OFFSET(patience), \
 	  .def_num = 5, .min = 0, .max = 1000000, \
 	  .help = "checkpoints without improvement tolerated; one more starts a plateau", \
@@ -942,6 +988,13 @@ static int read_value(const struct ctx *cx, const struct config_key *k, void *ba
 		*(int64_t *)field(base, k) = (int64_t)v;
 		return 0;
 	case CONFIG_DOUBLE:
+		if (k->word && cJSON_IsString(n)) {
+			if (strcmp(n->valuestring, k->word) != 0)
+				return fail(cx, n, "%s: expected a number or \"%s\", got \"%.64s\"", path,
+					    k->word, n->valuestring);
+			*(double *)field(base, k) = k->word_value;
+			return 0;
+		}
 		if ((r = read_number(cx, k, n, path, false, &v)) < 0)
 			return r;
 		*(double *)field(base, k) = v;
@@ -1133,6 +1186,24 @@ static bool ends_with_star_port(const char *ep)
 	return n >= 2 && !strcmp(ep + n - 2, ":*");
 }
 
+/* threshold_mode "se" needs the metric's standard error beside it in the
+ * result: "<name>_se" (metrics.h); only the pathway distance has one. */
+static bool has_stderr(const char *metric)
+{
+	const char *dot = strrchr(metric, '.');
+
+	return !strcmp(dot ? dot + 1 : metric, "pathway_distance");
+}
+
+static int check_se(const struct ctx *cx, const char *key, const struct config_plateau *p,
+		    const cJSON *node)
+{
+	if (p->threshold_mode != CONFIG_THRESHOLD_SE || has_stderr(p->metric))
+		return 0;
+	return fail(cx, node, "%s.threshold_mode: \"se\" needs a metric with a standard error "
+		    "(pathway_distance, memorized.pathway_distance); \"%s\" has none", key, p->metric);
+}
+
 static int check_across(const struct ctx *cx, const struct config *c)
 {
 	const struct config_epsilon *eg = c->metrics.epsilon_groups.v;
@@ -1176,9 +1247,19 @@ static int check_across(const struct ctx *cx, const struct config *c)
 		return fail(cx, node_at(cx->root, "alerts.distance.threshold"),
 			    "alerts.distance.threshold: %g must be below 1 with threshold_mode rel",
 			    c->alerts.distance.threshold);
+	if ((r = check_se(cx, "alerts.loss", &c->alerts.loss,
+			  node_at(cx->root, "alerts.loss.threshold_mode"))) < 0 ||
+	    (r = check_se(cx, "alerts.distance", &c->alerts.distance,
+			  node_at(cx->root, "alerts.distance.threshold_mode"))) < 0)
+		return r;
 	for (int i = 0; i < c->alerts.plateaus.n; i++) {
 		const struct config_plateau *p = (const struct config_plateau *)c->alerts.plateaus.v + i;
+		char key[64];
 
+		snprintf(key, sizeof(key), "alerts.plateaus[%d]", i);
+		if ((r = check_se(cx, key, p,
+				  cJSON_GetArrayItem(node_at(cx->root, "alerts.plateaus"), i))) < 0)
+			return r;
 		if (p->threshold_mode == CONFIG_THRESHOLD_REL && p->mode == CONFIG_PLATEAU_MIN &&
 		    p->threshold >= 1)
 			return fail(cx, cJSON_GetArrayItem(node_at(cx->root, "alerts.plateaus"), i),

@@ -27,7 +27,8 @@
  * counts ever disagree, messages omit the line rather than give a wrong one
  * (fuzz_json asserts that they agree).
  *
- * Types: string, int (int64, a JSON number with no fraction), double, bool,
+ * Types: string, int (int64, a JSON number with no fraction), double (which
+ * may also take one word, as metrics.epsilon takes "auto"), bool,
  * enum (a string from a fixed list), string array, object array (each
  * element an object read through a sub-table, e.g. metrics.epsilon_groups).
  * For strings `max` bounds the length in bytes, for arrays the count.
@@ -62,7 +63,7 @@ enum config_watch_mode { CONFIG_WATCH_AUTO, CONFIG_WATCH_EVENTS, CONFIG_WATCH_PO
 enum config_probe_format { CONFIG_PROBE_JSONL, CONFIG_PROBE_U16, CONFIG_PROBE_U32 };
 enum config_log_level { CONFIG_LOG_ERROR, CONFIG_LOG_WARN, CONFIG_LOG_INFO, CONFIG_LOG_DEBUG };
 enum config_plateau_mode { CONFIG_PLATEAU_MIN, CONFIG_PLATEAU_MAX };
-enum config_threshold_mode { CONFIG_THRESHOLD_REL, CONFIG_THRESHOLD_ABS };
+enum config_threshold_mode { CONFIG_THRESHOLD_REL, CONFIG_THRESHOLD_ABS, CONFIG_THRESHOLD_SE };
 
 struct config_strv {
 	char **v;
@@ -76,7 +77,8 @@ struct config_objv {
 };
 
 /* One element of metrics.epsilon_groups: a per-group memorization
- * threshold that overrides metrics.epsilon. */
+ * threshold that overrides metrics.epsilon (METRICS_EPSILON_AUTO for
+ * "auto"). */
 struct config_epsilon {
 	char *group;
 	double epsilon;
@@ -124,9 +126,11 @@ struct config {
 		double tau;
 		int64_t pair_budget;
 		int64_t seed;
-		double epsilon;
+		double epsilon;        /* METRICS_EPSILON_AUTO for "auto" */
 		struct config_objv epsilon_groups; /* of struct config_epsilon */
 		double delta;
+		double memorized_share;
+		double consistency_floor;
 	} metrics;
 	struct {
 		char *endpoint;
@@ -179,6 +183,8 @@ struct config_key {
 	const char *const *def_strv;    /* string-array default, NULL-terminated (NULL = empty) */
 	double def_num;                 /* int, double and bool default */
 	double min, max;                /* value bounds; length / count bounds for strings, arrays */
+	const char *word;               /* double: a string also taken, stored as word_value */
+	double word_value;              /*   (outside min .. max, so it cannot be mistaken) */
 	const char *const *enums;       /* enum values, NULL-terminated; index = stored int */
 	const struct config_key *fields; /* object-array element fields, ended by a NULL path */
 	size_t elem_size;               /* object-array element size */

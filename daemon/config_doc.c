@@ -238,8 +238,11 @@ static void summary(FILE *f, const struct config_key *k, bool field)
 		num(lo, sizeof(lo), k->min);
 		num(hi, sizeof(hi), k->max);
 		num(def, sizeof(def), k->def_num);
-		fprintf(f, "%s, %s%s, %s to %s", k->type == CONFIG_INT ? "integer" : "number",
-			field ? "required" : "default ", field ? "" : def, lo, hi);
+		fprintf(f, "%s", k->type == CONFIG_INT ? "integer" : "number");
+		if (k->word)
+			fprintf(f, " or \"%s\"", k->word);
+		fprintf(f, ", %s%s, %s to %s", field ? "required" : "default ", field ? "" : def, lo,
+			hi);
 		break;
 	case CONFIG_BOOL:
 		fprintf(f, "boolean, %s%s", field ? "required" : "default ",

@@ -29,12 +29,18 @@ void config_opts_publish(const struct config *c, const char *run, struct publish
 
 static struct alert_detector_opts detector(const struct config_plateau *p, int mode)
 {
+	/* By the config's enum index (config.h). */
+	static const enum alert_threshold_mode modes[] = {
+		[CONFIG_THRESHOLD_REL] = ALERT_THRESHOLD_REL,
+		[CONFIG_THRESHOLD_ABS] = ALERT_THRESHOLD_ABS,
+		[CONFIG_THRESHOLD_SE] = ALERT_THRESHOLD_SE,
+	};
+
 	return (struct alert_detector_opts){
 		.metric = p->metric,
 		.mode = mode == CONFIG_PLATEAU_MAX ? ALERT_MODE_MAX : ALERT_MODE_MIN,
 		.threshold = p->threshold,
-		.threshold_mode = p->threshold_mode == CONFIG_THRESHOLD_ABS ? ALERT_THRESHOLD_ABS
-									     : ALERT_THRESHOLD_REL,
+		.threshold_mode = modes[p->threshold_mode],
 		.patience = p->patience,
 		.cooldown = p->cooldown,
 		.min_checkpoints = p->min_checkpoints,

@@ -30,10 +30,11 @@ struct opts {
 	long long timeout_ms;
 	const char *server_key_file;
 	const struct cmd *cmd;
-	bool json, csv, ascii, follow, all;
+	bool json, csv, ascii, follow, all, no_band;
 	struct opt_list topics, groups;
 	long long count;
 	const char *metric;
+	const char *beside; /* plot: a history CSV drawn beside the chart */
 	long long from, to, width, height;
 	const char *svg_file;
 	/* serve */

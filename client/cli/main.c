@@ -132,6 +132,12 @@ static const struct opt_def plot_opts[] = {
 	O_FLAG("ascii", ascii, "ASCII only (the default outside a UTF-8 locale)"),
 	{ .name = "svg", .kind = OPT_STRING, .off = OFF(svg_file), .min = 1, .max = 4096,
 	  .arg = "FILE", .help = "write the chart to FILE as an SVG image instead" },
+	O_FLAG("no-band", no_band, "no band of one standard error around a metric that has one "
+		"(METRIC_se: pathway_distance)"),
+	{ .name = "beside", .kind = OPT_STRING, .off = OFF(beside), .min = 1, .arg = "FILE",
+	  .help = "also draw the series of FILE, in history --csv's format "
+		  "(run,group,metric,step,value), as a chart beside this one (below it when the "
+		  "width is under 2 x 30 columns)" },
 	OPT_END,
 };
 

@@ -1,10 +1,14 @@
 /*
  * plot.c — the terminal chart of plot.h.
  *
- * The plot area is a grid of cells, each empty or owned by one series
- * (the last drawn wins).  Every finite point sets its cell; the columns
- * between two consecutive finite points of a series get the linearly
- * interpolated row, so a series reads as a line; a NaN breaks the line.
+ * The plot area is a grid of cells, each empty, shaded (inside some
+ * series' band of one standard error) or owned by one series (the last
+ * drawn wins; lines are drawn over the bands).  Every finite point sets
+ * its cell; the columns between two consecutive finite points of a series
+ * get the linearly interpolated row, so a series reads as a line; a NaN
+ * breaks the line.  A band is drawn the same way: each point's column
+ * from the row of y + err to the row of y - err, the columns between two
+ * points with the interpolated ends.
  * Around the grid: y labels on the left (top, bottom and evenly between),
  * the x axis with the first, middle and last step, and a legend.  Widths
  * are counted in characters, not bytes, so the Unicode and the ASCII
@@ -62,6 +66,32 @@ static void put_n(FILE *out, const char *s, int n)
 		fputs(s, out);
 }
 
+#define BAND (-2) /* a grid cell inside a band (-1: empty) */
+
+/* Rows of the band y +- e. */
+static void band_rows(double y, double e, double ymin, double ymax, int height, int *top,
+		      int *bot)
+{
+	*top = (int)lround((ymax - (y + e)) / (ymax - ymin) * (height - 1));
+	*bot = (int)lround((ymax - (y - e)) / (ymax - ymin) * (height - 1));
+	if (*top < 0)
+		*top = 0;
+	if (*bot > height - 1)
+		*bot = height - 1;
+}
+
+static void shade(int *grid, int w, int height, int c, int top, int bot)
+{
+	for (int r = top; r <= bot && r < height; r++)
+		if (grid[r * w + c] == -1)
+			grid[r * w + c] = BAND;
+}
+
+static bool has_err(const struct plot_series *s, size_t i)
+{
+	return s->err && isfinite(s->err[i]) && s->err[i] > 0;
+}
+
 static void fmt_value(char *buf, size_t size, double v)
 {
 	if (fabs(v) < 1e-12)
@@ -77,10 +107,13 @@ int plot_extent(const struct plot_series *s, size_t ns, int64_t *ret_xmin, int64
 
 	for (size_t k = 0; k < ns; k++)
 		for (size_t i = 0; i < s[k].n; i++) {
+			double e;
+
 			if (!isfinite(s[k].y[i]))
 				continue;
-			ymin = fmin(ymin, s[k].y[i]);
-			ymax = fmax(ymax, s[k].y[i]);
+			e = has_err(&s[k], i) ? s[k].err[i] : 0;
+			ymin = fmin(ymin, s[k].y[i] - e);
+			ymax = fmax(ymax, s[k].y[i] + e);
 			xmin = s[k].x[i] < xmin ? s[k].x[i] : xmin;
 			xmax = s[k].x[i] > xmax ? s[k].x[i] : xmax;
 		}
@@ -105,6 +138,8 @@ int plot_render(FILE *out, const struct plot_series *s, size_t ns, int width, in
 	const char *const *marks = ascii ? marks_ascii : marks_utf8;
 	const char *vbar = ascii ? "|" : "│", *tick = ascii ? "+" : "┤";
 	const char *corner = ascii ? "+" : "└", *hbar = ascii ? "-" : "─";
+	const char *shade_mark = ascii ? ":" : "·";
+	bool any_band = false;
 	char labels[201][LABEL_MAX], xl[3][LABEL_MAX];
 	double ymin, ymax;
 	int64_t xmin, xmax;
@@ -141,6 +176,37 @@ int plot_render(FILE *out, const struct plot_series *s, size_t ns, int width, in
 	for (int i = 0; i < w * height; i++)
 		grid[i] = -1;
 
+	/* Bands first, so that every line is drawn over them. */
+	for (size_t k = 0; k < ns; k++) {
+		int pc = -1;
+		double py = 0, pe = 0;
+
+		for (size_t i = 0; i < s[k].n; i++) {
+			double y = s[k].y[i], e, fx;
+			int c, top, bot;
+
+			if (!isfinite(y) || !has_err(&s[k], i)) {
+				pc = -1;
+				continue;
+			}
+			e = s[k].err[i];
+			any_band = true;
+			fx = xmax > xmin ? (double)(s[k].x[i] - xmin) / (double)(xmax - xmin) : 0;
+			c = (int)lround(fx * (w - 1));
+			for (int cc = pc + 1; pc >= 0 && cc < c; cc++) {
+				double f = (double)(cc - pc) / (c - pc);
+
+				band_rows(py + (y - py) * f, pe + (e - pe) * f, ymin, ymax, height, &top,
+					  &bot);
+				shade(grid, w, height, cc, top, bot);
+			}
+			band_rows(y, e, ymin, ymax, height, &top, &bot);
+			shade(grid, w, height, c, top, bot);
+			pc = c;
+			py = y;
+			pe = e;
+		}
+	}
 	for (size_t k = 0; k < ns; k++) {
 		int pc = -1;
 		double py = 0;
@@ -174,8 +240,11 @@ int plot_render(FILE *out, const struct plot_series *s, size_t ns, int width, in
 	}
 	for (int r = 0; r < height; r++) {
 		fprintf(out, "%*s %s", wl, labels[r], is_tick[r] ? tick : vbar);
-		for (int c = 0; c < w; c++)
-			fputs(grid[r * w + c] < 0 ? " " : marks[grid[r * w + c]], out);
+		for (int c = 0; c < w; c++) {
+			int g = grid[r * w + c];
+
+			fputs(g == -1 ? " " : g == BAND ? shade_mark : marks[g], out);
+		}
 		fputc('\n', out);
 	}
 	fprintf(out, "%*s %s", wl, "", corner);
@@ -214,7 +283,47 @@ int plot_render(FILE *out, const struct plot_series *s, size_t ns, int width, in
 		col += (col ? 2 : 0) + 2;
 		col += put_trunc(out, s[k].label, (size_t)width > col ? (size_t)width - col : 0);
 	}
+	if (any_band) {
+		const char *what = "±1 standard error";
+
+		if (ascii)
+			what = "+-1 standard error";
+		if (col && col + 4 + chars(what) > (size_t)width) {
+			fputc('\n', out);
+			col = 0;
+		}
+		fprintf(out, "%s%s ", col ? "  " : "", shade_mark);
+		col += (col ? 2 : 0) + 2;
+		put_trunc(out, what, (size_t)width > col ? (size_t)width - col : 0);
+	}
 	fputc('\n', out);
 	free(grid);
+	return 0;
+}
+
+int plot_beside(FILE *out, const char *left, int left_width, int gap, const char *right)
+{
+	const char *l = left, *r = right;
+
+	while (*l || *r) {
+		const char *le = strchr(l, '\n'), *re = strchr(r, '\n');
+		size_t ll = le ? (size_t)(le - l) : strlen(l), rl = re ? (size_t)(re - r) : strlen(r);
+		char *line = malloc(ll + 1);
+		size_t n;
+
+		if (!line)
+			return -ENOMEM;
+		memcpy(line, l, ll);
+		line[ll] = 0;
+		n = chars(line);
+		fwrite(l, 1, ll, out);
+		free(line);
+		if (rl)
+			fprintf(out, "%*s%.*s", (int)((size_t)left_width > n ? (size_t)left_width - n : 0) +
+				gap, "", (int)rl, r);
+		fputc('\n', out);
+		l += ll + (le ? 1 : 0);
+		r += rl + (re ? 1 : 0);
+	}
 	return 0;
 }

@@ -2,9 +2,12 @@
  * query.c — the commands that ask each daemon's query socket (cli.h):
  * status, each daemon's snapshot as an indented tree; history, one metric
  * of one group a step a line (or CSV, or the reply's JSON); plot, the same
- * as a chart of one series per daemon and group (plot.h), drawn in memory
- * and written at once, or as an SVG file (svg.h).  Both check the metric
- * and groups against the daemon's latest result first (fetch.h).
+ * as a chart of one series per daemon and group (plot.h), with the band of
+ * the metric's standard error where the daemon publishes one
+ * ("<metric>_se"), and, with --beside, a second chart of a history CSV
+ * (csv.h) beside it; drawn in memory and written at once, or as an SVG
+ * file (svg.h).  Both check the metric and groups against the daemon's
+ * latest result first (fetch.h).
  */
 #include <errno.h>
 #include <langinfo.h>
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "csv.h"
 #include "engine/file.h"
 #include "fetch.h"
 #include "out.h"
@@ -248,6 +252,88 @@ static int write_svg(const char *path, const struct plot_series *s, size_t ns, c
 	return r == 0 ? 0 : r == -ENODATA || r == -ENOMEM ? r : -EIO;
 }
 
+/* Draw series into a new string (*ret, caller frees): 0, or 1 with the
+ * message printed. */
+static int render(const struct plot_series *s, size_t ns, int width, const struct opts *o,
+		  const char *title, const char *what, char **ret)
+{
+	char *chart = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&chart, &len);
+	int r;
+
+	if (!f) {
+		fprintf(stderr, "grokwatch: plot: %s\n", strerror(errno));
+		return 1;
+	}
+	r = plot_render(f, s, ns, width, o->height ? (int)o->height : 15,
+			o->ascii || !utf8_locale(), title);
+	if (fclose(f) != 0 && r == 0)
+		r = -ENOMEM;
+	if (r == -ENODATA)
+		fprintf(stderr, "grokwatch: plot: no value of %s in the chosen groups and steps\n", what);
+	else if (r < 0)
+		fprintf(stderr, "grokwatch: plot: %s\n", strerror(-r));
+	if (r < 0) {
+		free(chart);
+		return 1;
+	}
+	*ret = chart;
+	return 0;
+}
+
+/* The chart of FILE's series (csv.h) for --beside, over the steps from..to;
+ * 0 with *ret, or 1 with the message printed. */
+static int render_beside(const struct opts *o, int width, char **ret)
+{
+	struct csv_table *t = NULL;
+	struct plot_series s[CSV_SERIES_MAX];
+	char err[600], labels[CSV_SERIES_MAX][300], title[400] = "";
+	size_t tl = 0;
+	bool many_runs = false;
+	int status;
+
+	if (csv_read(o->beside, &t, err, sizeof(err)) < 0) {
+		fprintf(stderr, "grokwatch: plot: --beside %s\n", err);
+		return 1;
+	}
+	for (size_t k = 0; k < t->n; k++)
+		many_runs |= strcmp(t->s[k].run, t->s[0].run) != 0;
+	for (size_t k = 0; k < t->n; k++) {
+		const struct csv_series *c = &t->s[k];
+		size_t a = 0, b = c->n;
+
+		/* Only the steps asked for. */
+		while (a < b && o->from >= 0 && c->x[a] < o->from)
+			a++;
+		while (b > a && o->to >= 0 && c->x[b - 1] > o->to)
+			b--;
+		snprintf(labels[k], sizeof(labels[k]), "%s%s%s", many_runs ? c->run : "",
+			 many_runs ? "/" : "", c->group);
+		s[k] = (struct plot_series){ labels[k], b - a, c->x + a, c->y + a, NULL };
+		/* The metrics, once each, for the title. */
+		{
+			bool seen = false;
+
+			for (size_t j = 0; j < k; j++)
+				seen |= !strcmp(t->s[j].metric, c->metric);
+			if (!seen && tl + 1 < sizeof(title)) {
+				snprintf(title + tl, sizeof(title) - tl, "%s%s", tl ? ", " : "",
+					 c->metric);
+				tl = strlen(title);
+			}
+		}
+	}
+	if (t->n == 0) {
+		fprintf(stderr, "grokwatch: plot: --beside \"%s\": no records\n", o->beside);
+		csv_table_free(t);
+		return 1;
+	}
+	status = render(s, t->n, width, o, title, o->beside, ret);
+	csv_table_free(t);
+	return status;
+}
+
 int cmd_plot(struct gw_client *c, const struct opts *o)
 {
 	static const char *const all_group[1] = { "all" };
@@ -256,17 +342,24 @@ int cmd_plot(struct gw_client *c, const struct opts *o)
 	size_t nd = gw_client_daemon_count(c), ns = 0;
 	struct plot_series s[PLOT_SERIES_MAX];
 	struct fetch_series fs[PLOT_SERIES_MAX];
-	char labels[PLOT_SERIES_MAX][300], title[400], why[GW_ERROR_MAX];
-	int width = o->width ? (int)o->width : terminal_width(), status, r;
-	bool run_metric = fetch_is_run_metric(o->metric);
-	char *chart = NULL;
-	size_t chart_len = 0;
-	FILE *f;
+	double *es[PLOT_SERIES_MAX] = { 0 };
+	char labels[PLOT_SERIES_MAX][300], title[400], why[GW_ERROR_MAX], se_metric[160];
+	int width = o->width ? (int)o->width : terminal_width(), status, cw;
+	bool run_metric = fetch_is_run_metric(o->metric), side;
+	char *chart = NULL, *other = NULL;
 
+	if (o->svg_file && o->beside) {
+		fprintf(stderr, "grokwatch: plot: --beside draws in the terminal; not with --svg\n");
+		return 2;
+	}
 	if (width < PLOT_WIDTH_MIN)
 		width = PLOT_WIDTH_MIN;
 	if (width > PLOT_WIDTH_MAX)
 		width = PLOT_WIDTH_MAX;
+	/* With --beside: two charts side by side when each gets its minimum
+	 * width, else one below the other. */
+	side = o->beside && width >= 2 * PLOT_WIDTH_MIN + 2;
+	cw = side ? (width - 2) / 2 : width;
 	if (run_metric)
 		ngroups = 1;
 	if (nd * ngroups > PLOT_SERIES_MAX) {
@@ -276,8 +369,12 @@ int cmd_plot(struct gw_client *c, const struct opts *o)
 	}
 	if ((status = check_names(c, o, groups, run_metric ? 0 : ngroups)) != 0)
 		return status;
+	/* The standard error the daemon publishes beside a metric, if any. */
+	snprintf(se_metric, sizeof(se_metric), "%s_se", o->metric);
 	for (size_t i = 0; i < nd; i++)
 		for (size_t g = 0; g < ngroups; g++) {
+			bool any_se = false;
+
 			if (fetch_series(c, i, o->metric, groups[g], o->from, o->to, &fs[ns], why,
 					 sizeof(why)) < 0) {
 				fprintf(stderr, "grokwatch: %s\n", why);
@@ -290,42 +387,86 @@ int cmd_plot(struct gw_client *c, const struct opts *o)
 				snprintf(labels[ns], sizeof(labels[ns]), "%s/%s", fs[ns].run, groups[g]);
 			else
 				snprintf(labels[ns], sizeof(labels[ns]), "%s", groups[g]);
-			s[ns] = (struct plot_series){ labels[ns], fs[ns].n, fs[ns].x, fs[ns].y };
 			ns++;
+			if (!run_metric && !o->no_band && strlen(o->metric) + 3 < sizeof(se_metric)) {
+				struct fetch_series se;
+				struct fetch_series *v = &fs[ns - 1];
+
+				if (fetch_series(c, i, se_metric, groups[g], o->from, o->to, &se, why,
+						 sizeof(why)) < 0) {
+					fprintf(stderr, "grokwatch: %s\n", why);
+					status = 1;
+					goto out;
+				}
+				es[ns - 1] = malloc((v->n ? v->n : 1) * sizeof(double));
+				if (!es[ns - 1]) {
+					fetch_series_release(&se);
+					fprintf(stderr, "grokwatch: out of memory\n");
+					status = 1;
+					goto out;
+				}
+				/* The same steps, unless a result landed between the two
+				 * queries: then matched by step. */
+				for (size_t k = 0, j = 0; k < v->n; k++) {
+					es[ns - 1][k] = NAN;
+					while (j < se.n && se.x[j] < v->x[k])
+						j++;
+					if (j < se.n && se.x[j] == v->x[k] && !isnan(se.y[j])) {
+						es[ns - 1][k] = se.y[j];
+						any_se = true;
+					}
+				}
+				fetch_series_release(&se);
+			}
+			s[ns - 1] = (struct plot_series){ labels[ns - 1], fs[ns - 1].n, fs[ns - 1].x,
+							  fs[ns - 1].y, any_se ? es[ns - 1] : NULL };
 		}
 	if (nd == 1)
 		snprintf(title, sizeof(title), "%s  run %s", o->metric, fs[0].run);
 	else
 		snprintf(title, sizeof(title), "%s", o->metric);
 	if (o->svg_file) {
-		r = write_svg(o->svg_file, s, ns, title);
-	} else {
-		/* Drawn in memory, then written as one checked write. */
-		if (!(f = open_memstream(&chart, &chart_len))) {
-			fprintf(stderr, "grokwatch: plot: %s\n", strerror(errno));
+		int r = write_svg(o->svg_file, s, ns, title);
+
+		if (r == -ENODATA)
+			fprintf(stderr, "grokwatch: plot: no value of %s in the chosen groups and steps\n",
+				o->metric);
+		else if (r < 0 && r != -EIO) /* -EIO: said by write_svg */
+			fprintf(stderr, "grokwatch: plot: %s\n", strerror(-r));
+		status = r < 0 ? 1 : 0;
+		goto out;
+	}
+	/* Drawn in memory, then written as one checked write. */
+	if ((status = render(s, ns, cw, o, title, o->metric, &chart)) != 0)
+		goto out;
+	if (o->beside && (status = render_beside(o, cw, &other)) != 0)
+		goto out;
+	if (side) {
+		char *both = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&both, &len);
+
+		if (!f || plot_beside(f, chart, cw, width - 2 * cw, other) < 0 || fclose(f) != 0) {
+			fprintf(stderr, "grokwatch: plot: out of memory\n");
 			status = 1;
+			free(both);
 			goto out;
 		}
-		r = plot_render(f, s, ns, width, o->height ? (int)o->height : 15,
-				o->ascii || !utf8_locale(), title);
-		if (fclose(f) != 0 && r == 0)
-			r = -ENOMEM;
-		if (r == 0)
-			out_bytes(chart, chart_len);
-	}
-	if (r == -ENODATA) {
-		fprintf(stderr, "grokwatch: plot: no value of %s in the chosen groups and steps\n",
-			o->metric);
-		status = 1;
-	} else if (r == -EIO) {
-		status = 1; /* said by write_svg */
-	} else if (r < 0) {
-		fprintf(stderr, "grokwatch: plot: %s\n", strerror(-r));
-		status = 1;
+		out_bytes(both, len);
+		free(both);
+	} else {
+		out_str(chart);
+		if (other) {
+			out_char('\n');
+			out_str(other);
+		}
 	}
 out:
 	free(chart);
-	for (size_t k = 0; k < ns; k++)
+	free(other);
+	for (size_t k = 0; k < ns; k++) {
 		fetch_series_release(&fs[k]);
+		free(es[k]);
+	}
 	return status;
 }

@@ -131,8 +131,10 @@ int analysis_add(struct analysis *a, const char *what, struct routing *r, enum s
 {
 	struct analysis_out o = { .source = kind };
 	struct metrics_cons *cons = NULL;
+	struct metrics_memorized mem = { 0 };
 	const struct routing *prev;
 	bool *mask = NULL;
+	double *eps = NULL;
 	long idx = -1;
 	int rc;
 
@@ -143,7 +145,10 @@ int analysis_add(struct analysis *a, const char *what, struct routing *r, enum s
 		free(r->checkpoint);
 		r->checkpoint = gw_strdup(name);
 	}
-	rc = metrics_consistency(r, &cons, err);
+	rc = metrics_opts_check(&a->m, err);
+	if (rc < 0)
+		goto fail;
+	rc = metrics_consistency(r, a->m.consistency_floor, &cons, err);
 	if (rc < 0)
 		goto fail;
 	if (step >= 0) {
@@ -151,11 +156,15 @@ int analysis_add(struct analysis *a, const char *what, struct routing *r, enum s
 		if (rc < 0)
 			goto fail;
 		idx = routing_series_find(a->series, step);
-		mask = gw_malloc((size_t)r->n_samples * sizeof(bool));
-		routing_series_memorized(a->series, (size_t)idx, &a->m, mask);
+		mask = gw_malloc(((size_t)r->n_samples + 1) * sizeof(bool));
+		mem.n_groups = routing_series_groups(a->series);
+		eps = gw_calloc((size_t)mem.n_groups + 1, sizeof(double));
+		routing_series_memorized(a->series, (size_t)idx, &a->m, mask, eps);
+		mem.mask = mask;
+		mem.epsilon = eps;
 	}
 	prev = churn_base(a, step, idx);
-	rc = metrics_compute(r, prev, cons, mask, &a->m, &o.res, err);
+	rc = metrics_compute(r, prev, cons, step >= 0 ? &mem : NULL, &a->m, &o.res, err);
 	if (rc < 0)
 		goto fail;
 	o.result = metrics_result_json(o.res);
@@ -178,11 +187,13 @@ int analysis_add(struct analysis *a, const char *what, struct routing *r, enum s
 	o.routing = r;
 	o.cons = cons;
 	free(mask);
+	free(eps);
 	*out = o;
 	return 0;
 fail:
 	gw_err_prefix(err, rc, "\"%s\"", what);
 	free(mask);
+	free(eps);
 	metrics_cons_free(cons);
 	routing_free(r);
 	analysis_out_release(&o);

@@ -18,7 +18,8 @@
  *   3. the per-sample consistency (metrics_consistency);
  *   4. the routing goes into the series at its step (a late older step in
  *      its place; a step seen before replaces the first);
- *   5. the memorized mask at the step against the series' latest (SPEC §4);
+ *   5. the memorized mask at the step against the series' latest, with
+ *      each group's epsilon, given or chosen at the latest (SPEC §4);
  *   6. churn against the step just before this one in the series, when
  *      that step's routing is the one kept in memory (so a late older step
  *      has none: its predecessor's per-token records are gone);

@@ -16,7 +16,10 @@
  *     grouped W at a time, each group's table built once and run against
  *     every longer string, so the pattern is always the shorter string), or
  *     a seeded sample of pairs; threads take work from an atomic counter and
- *     keep integer sums, which makes the result independent of scheduling.
+ *     keep integer sums, which makes the result independent of scheduling;
+ *   - the jackknife, when asked: each string's row sum of distances (and,
+ *     sampled, its pair count) added with relaxed atomic integer additions,
+ *     once per pair, then the leave-one-out means in long double.
  *
  * Why the final column: with Pv/Mv the vertical +1/-1 deltas of the last
  * column, D[m][n] = D[0][n] + sum of deltas = n + popcount(Pv) -
@@ -380,7 +383,17 @@ struct job {
 	size_t units;               /* work units to hand out */
 	size_t max_nb;              /* most blocks of any string */
 	atomic_size_t next;
+	/* For the jackknife (NULL without): per string, the sum of the
+	 * distances of its pairs and (sampled) their number. */
+	_Atomic uint64_t *rows, *rcount;
 };
+
+static void row_add(const struct job *job, size_t i, uint64_t d, uint64_t pairs)
+{
+	atomic_fetch_add_explicit(&job->rows[i], d, memory_order_relaxed);
+	if (job->rcount)
+		atomic_fetch_add_explicit(&job->rcount[i], pairs, memory_order_relaxed);
+}
 
 /* Sums of the distances and of their squares (128 bits). */
 struct acc {
@@ -483,13 +496,20 @@ static uint64_t lane_distance(const uint64_t *state, size_t nb, size_t W, size_t
 static void run_scalar_unit(const struct job *job, struct acc *acc, size_t u, struct wbuf *wb)
 {
 	const struct lev_pattern *p = job->pats[job->order[u]];
+	uint64_t own = 0;
 	size_t t;
 
 	for (t = u + 1; t < job->n; t++) {
 		uint32_t o = job->order[t];
+		uint64_t d = lev_distance(p, job->s[o], job->len[o], wb->state);
 
-		acc->sum += lev_distance(p, job->s[o], job->len[o], wb->state);
+		own += d;
+		if (job->rows)
+			row_add(job, o, d, 0);
 	}
+	acc->sum += own;
+	if (job->rows)
+		row_add(job, job->order[u], own, 0);
 }
 
 /* Exact, lanes: unit u is the group of sorted positions u*W .. u*W+W-1,
@@ -502,6 +522,7 @@ static void run_lanes_unit(const struct job *job, struct acc *acc, size_t u, str
 	size_t lens[8];
 	const uint8_t *strs[8];
 	uint16_t gmap[256];
+	uint64_t own[8] = { 0 };
 
 	for (k = 0; k < nlanes; k++) {
 		strs[k] = job->s[job->order[first + k]];
@@ -510,11 +531,23 @@ static void run_lanes_unit(const struct job *job, struct acc *acc, size_t u, str
 	nb = lanes_table(strs, lens, nlanes, W, gmap, wb);
 	for (t = first + 1; t < job->n; t++) {
 		uint32_t o = job->order[t];
+		uint64_t text = 0;
 
 		job->lanes(wb->table, gmap, nb, job->s[o], job->len[o], wb->state);
-		for (k = 0; k < nlanes && first + k < t; k++)
-			acc->sum += lane_distance(wb->state, nb, W, k, lens[k], job->len[o]);
+		for (k = 0; k < nlanes && first + k < t; k++) {
+			uint64_t d = lane_distance(wb->state, nb, W, k, lens[k], job->len[o]);
+
+			own[k] += d;
+			text += d;
+		}
+		acc->sum += text;
+		if (job->rows)
+			row_add(job, o, text, 0);
 	}
+	/* A lane's own pairs with the later lanes of its group were added to
+	 * those lanes as texts above; add each lane's total once. */
+	for (k = 0; job->rows && k < nlanes; k++)
+		row_add(job, job->order[first + k], own[k], 0);
 }
 
 /* Sampled: unit u is pairs u*SAMPLE_CHUNK .. +SAMPLE_CHUNK-1.  Each pair is
@@ -550,8 +583,13 @@ static void run_sampled_unit(const struct job *job, struct acc *acc, size_t u, s
 			;
 		if (b - a == 1) {
 			size_t i = (size_t)(wb->keys[a] & 0xFFFFFF);
+			uint64_t d = lev_distance(job->pats[i], job->s[t], job->len[t], wb->state);
 
-			add_distance(acc, lev_distance(job->pats[i], job->s[t], job->len[t], wb->state));
+			add_distance(acc, d);
+			if (job->rows) {
+				row_add(job, i, d, 1);
+				row_add(job, t, d, 1);
+			}
 			continue;
 		}
 		for (k = 0; k < b - a; k++) {
@@ -562,8 +600,15 @@ static void run_sampled_unit(const struct job *job, struct acc *acc, size_t u, s
 		}
 		nb = lanes_table(strs, lens, b - a, W, gmap, wb);
 		job->lanes(wb->table, gmap, nb, job->s[t], job->len[t], wb->state);
-		for (k = 0; k < b - a; k++)
-			add_distance(acc, lane_distance(wb->state, nb, W, k, lens[k], job->len[t]));
+		for (k = 0; k < b - a; k++) {
+			uint64_t d = lane_distance(wb->state, nb, W, k, lens[k], job->len[t]);
+
+			add_distance(acc, d);
+			if (job->rows) {
+				row_add(job, (size_t)(wb->keys[a + k] & 0xFFFFFF), d, 1);
+				row_add(job, t, d, 1);
+			}
+		}
 	}
 }
 
@@ -595,6 +640,30 @@ static void *worker_main(void *arg)
 	free(wb.state);
 	free(wb.keys);
 	return NULL;
+}
+
+/* lev_mean's jackknife_se from the row sums (levenshtein.h), in long
+ * double: the leave-one-out means differ in their last digits. */
+static double jackknife(const struct job *job, uint64_t total, uint64_t n_pairs)
+{
+	size_t n = job->n;
+	long double *d = gw_malloc(n * sizeof(*d)), mean = 0, ss = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t pi = job->rcount ? atomic_load(&job->rcount[i]) : (uint64_t)(n - 1);
+
+		if (pi >= n_pairs) {
+			free(d);
+			return NAN;
+		}
+		d[i] = (long double)(total - atomic_load(&job->rows[i])) / (long double)(n_pairs - pi);
+		mean += d[i];
+	}
+	mean /= (long double)n;
+	for (size_t i = 0; i < n; i++)
+		ss += (d[i] - mean) * (d[i] - mean);
+	free(d);
+	return (double)sqrtl(ss * (long double)(n - 1) / (long double)n);
 }
 
 static int online_cpus(void)
@@ -640,6 +709,7 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 	if (job.max_nb == 0)
 		job.max_nb = 1;
 
+	res.jackknife_se = NAN;
 	all_pairs = n < 2 ? 0 : (uint64_t)n * (n - 1) / 2;
 	if (all_pairs == 0) {
 		res.mean = NAN;
@@ -655,6 +725,11 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 	job.width = pick_kernel(o.kernel, &job.lanes);
 	atomic_init(&job.next, 0);
 
+	if (o.jackknife && n >= 3) {
+		job.rows = gw_calloc(n, sizeof(*job.rows));
+		if (job.sampled)
+			job.rcount = gw_calloc(n, sizeof(*job.rcount));
+	}
 	if (job.sampled || job.width == 1) {
 		job.pats = gw_calloc(n, sizeof(*job.pats));
 		for (i = 0; i < n; i++)
@@ -707,6 +782,8 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 
 		res.std_error = var > 0 ? (double)sqrtl(var / nn) : 0.0;
 	}
+	if (job.rows)
+		res.jackknife_se = jackknife(&job, sum, res.n_pairs);
 	*ret_mean = res;
 
 	if (job.pats)
@@ -714,6 +791,8 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 			lev_pattern_free(job.pats[i]);
 	free(job.pats);
 	free((void *)job.order);
+	free(job.rows);
+	free(job.rcount);
 	free(ws);
 	return 0;
 }

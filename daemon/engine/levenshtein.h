@@ -83,6 +83,7 @@ struct lev_pair_opts {
 	int kernel;       /* LEV_KERNEL_*: 0 = fastest this CPU has; the
 			   * others exist so tests and benchmarks can compare
 			   * them (one the CPU lacks falls back to auto) */
+	bool jackknife;   /* also the jackknife standard error (below) */
 };
 
 enum {
@@ -114,12 +115,25 @@ enum {
  * mean, which has no sampling error.  With fewer than two strings there
  * are no pairs: n_pairs 0 and mean NaN.
  *
+ * jackknife_se (only with opts->jackknife; NaN otherwise) is the standard
+ * error of the mean over the choice of the STRINGS, by the delete-one
+ * jackknife: with R_i the sum of the distances of the pairs computed that
+ * involve string i and P_i their number (n - 1 for an exact mean; for a
+ * sample, the draws of such pairs, repeats counted), the mean without
+ * string i is D_i = (total - R_i) / (n_pairs - P_i), and
+ *   jackknife_se = sqrt((n - 1) / n * sum_i (D_i - mean_j D_j)^2).
+ * NaN with fewer than 3 strings (or if some D_i has no pairs left).  For
+ * a sample it is the jackknife of the sampled estimator, whose own pair
+ * noise std_error states.  Costs two integer arrays of n and a few
+ * atomic additions per pair.
+ *
  * Results do not depend on the thread count: every distance is an integer
  * and the per-thread sums are integers, added exactly.
  */
 struct lev_mean {
 	double mean;
 	double std_error;
+	double jackknife_se;
 	uint64_t n_pairs;     /* pairs the mean is over (sampled: budget) */
 	uint64_t total;       /* sum of the distances of those pairs */
 	bool sampled;

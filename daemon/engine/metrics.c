@@ -29,6 +29,8 @@ void metrics_opts_init(struct metrics_opts *o)
 	o->pair_budget = LEV_DEFAULT_BUDGET;
 	o->epsilon = METRICS_EPSILON_DEFAULT;
 	o->delta = METRICS_DELTA_DEFAULT;
+	o->memorized_share = METRICS_MEMORIZED_SHARE_DEFAULT;
+	o->consistency_floor = METRICS_CONSISTENCY_FLOOR;
 }
 
 double metrics_epsilon_for(const struct metrics_opts *o, const char *group)
@@ -37,6 +39,18 @@ double metrics_epsilon_for(const struct metrics_opts *o, const char *group)
 		if (strcmp(o->eps_groups[i].group, group) == 0)
 			return o->eps_groups[i].epsilon;
 	return o->epsilon;
+}
+
+static int by_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static bool epsilon_ok(double e)
+{
+	return e == METRICS_EPSILON_AUTO || (e >= 0 && isfinite(e));
 }
 
 int metrics_opts_check(const struct metrics_opts *o, struct gw_err *err)
@@ -49,13 +63,79 @@ int metrics_opts_check(const struct metrics_opts *o, struct gw_err *err)
 			       (unsigned long long)LEV_MAX_BUDGET);
 	if (!(o->delta >= 0) || !isfinite(o->delta))
 		return gw_errf(err, -EINVAL, "\"delta\": %g is not a finite number >= 0", o->delta);
-	if (isnan(o->epsilon))
-		return gw_errf(err, -EINVAL, "\"epsilon\": NaN");
+	if (!epsilon_ok(o->epsilon))
+		return gw_errf(err, -EINVAL, "\"epsilon\": %g is neither a number >= 0 nor auto",
+			       o->epsilon);
 	for (int i = 0; i < o->n_eps_groups; i++)
-		if (isnan(o->eps_groups[i].epsilon))
-			return gw_errf(err, -EINVAL, "\"epsilon\" of group \"%s\": NaN",
-				       o->eps_groups[i].group);
+		if (!epsilon_ok(o->eps_groups[i].epsilon))
+			return gw_errf(err, -EINVAL,
+				       "\"epsilon\" of group \"%s\": %g is neither a number >= 0 nor auto",
+				       o->eps_groups[i].group, o->eps_groups[i].epsilon);
+	if (!(o->memorized_share > 0 && o->memorized_share <= 1))
+		return gw_errf(err, -EINVAL, "\"memorized_share\": %g is outside (0, 1]",
+			       o->memorized_share);
+	if (!(o->consistency_floor >= 0 && o->consistency_floor < 1))
+		return gw_errf(err, -EINVAL, "\"consistency_floor\": %g is outside [0, 1)",
+			       o->consistency_floor);
 	return 0;
+}
+
+/* ---- epsilon ---------------------------------------------------------------- */
+
+double metrics_epsilon_auto(const float *loss, const int *idx, int n, double share)
+{
+	double *v, x, k;
+	int nf = 0, need;
+
+	if (n <= 0)
+		return NAN;
+	/* ceil(share * n) without 0.2 * 10 turning into 3 */
+	need = (int)ceil(share * n - 1e-9);
+	if (need < 1)
+		need = 1;
+	v = gw_malloc((size_t)n * sizeof(double));
+	for (int j = 0; j < n; j++) {
+		float l = loss[idx ? idx[j] : j];
+
+		if (isfinite(l))
+			v[nf++] = l;
+	}
+	if (nf < need) {
+		free(v);
+		return NAN;
+	}
+	qsort(v, (size_t)nf, sizeof(double), by_double);
+	x = v[need - 1];
+	free(v);
+	/* The smallest k >= 1 with x <= k * 0.1, exactly as the comparison
+	 * loss <= epsilon will be made (k * 0.1 in double). */
+	k = fmax(1, ceil(x / METRICS_EPSILON_GRID));
+	while (k > 1 && (k - 1) * METRICS_EPSILON_GRID >= x)
+		k--;
+	while (k * METRICS_EPSILON_GRID < x)
+		k++;
+	return k * METRICS_EPSILON_GRID;
+}
+
+void metrics_epsilons(const struct metrics_opts *o, const char *const *names, int ng,
+		      const int *gid, const float *latest, int N, double *eps)
+{
+	int *idx = NULL;
+
+	for (int g = 0; g < ng; g++) {
+		int n = 0;
+
+		eps[g] = metrics_epsilon_for(o, names[g]);
+		if (eps[g] != METRICS_EPSILON_AUTO)
+			continue;
+		if (!idx)
+			idx = gw_malloc(((size_t)N + 1) * sizeof(int));
+		for (int i = 0; i < N; i++)
+			if (gid[i] == g)
+				idx[n++] = i;
+		eps[g] = metrics_epsilon_auto(latest, idx, n, o->memorized_share);
+	}
+	free(idx);
 }
 
 static double now_sec(void)
@@ -150,7 +230,8 @@ static void embed_layer(const struct routing *r, int l, float *e)
 		    r->gbar + (size_t)l * (size_t)E, L * E, r->router[l], H, 0.0f, e, H);
 }
 
-int metrics_consistency(const struct routing *r, struct metrics_cons **ret, struct gw_err *err)
+int metrics_consistency(const struct routing *r, double floor, struct metrics_cons **ret,
+			struct gw_err *err)
 {
 	struct metrics_cons *c = gw_calloc(1, sizeof(*c));
 	int N = r->n_samples, L = r->n_layers, H = r->hidden;
@@ -158,8 +239,10 @@ int metrics_consistency(const struct routing *r, struct metrics_cons **ret, stru
 	double *na = NULL, *nb = NULL, *sum = NULL, *mx = NULL;
 
 	c->n_samples = N;
-	if (L < 2) {
-		c->note = "fewer than 2 MoE layers: no consecutive layers to compare";
+	if (L < METRICS_CONSISTENCY_MIN_LAYERS) {
+		c->note = L < 2 ? "fewer than 2 MoE layers: no consecutive layers to compare"
+				: "2 MoE layers: one adjacent cosine, so C = 1 - c/c = 0 whatever the "
+				  "routing; consistency needs at least 3";
 		goto done;
 	}
 	for (int l = 0; l < L; l++) {
@@ -217,8 +300,7 @@ int metrics_consistency(const struct routing *r, struct metrics_cons **ret, stru
 		double mean = sum[i] / (L - 1);
 
 		c->adj[i] = mean;
-		c->c[i] = mx[i] > METRICS_CONSISTENCY_FLOOR ? 1 - mean / (mx[i] + METRICS_EPS_COS)
-							 : NAN;
+		c->c[i] = mx[i] > floor ? 1 - mean / (mx[i] + METRICS_EPS_COS) : NAN;
 	}
 done:
 	free(a);
@@ -238,9 +320,9 @@ int metrics_set_compute(const struct pathway_set *ps, const struct metrics_cons 
 			bool layers, struct metrics_set *out, struct gw_err *err)
 {
 	struct lev_pair_opts lo = { .budget = o->pair_budget, .seed = o->seed,
-				    .threads = o->threads };
+				    .threads = o->threads, .jackknife = true };
 	struct lev_mean mean, *lm = NULL;
-	struct metrics_set s = { .n_samples = n };
+	struct metrics_set s = { .n_samples = n, .epsilon = NAN };
 	int L = pathway_set_layers(ps), rc, nc = 0, nl = 0;
 	double csum = 0, asum = 0, lsum = 0;
 
@@ -253,6 +335,7 @@ int metrics_set_compute(const struct pathway_set *ps, const struct metrics_cons 
 	}
 	s.pathway_distance = mean.mean;
 	s.pathway_distance_stderr = mean.n_pairs ? mean.std_error : NAN;
+	s.pathway_distance_se = mean.jackknife_se;
 	s.n_pairs = mean.n_pairs;
 	s.sampled = mean.sampled;
 	if (lm) {
@@ -441,8 +524,16 @@ void metrics_result_free(struct metrics_result *m)
 	free(m);
 }
 
+double metrics_common_epsilon(const double *eps, int ng)
+{
+	for (int g = 1; g < ng; g++)
+		if (!(eps[g] == eps[0]) && !(isnan(eps[g]) && isnan(eps[0])))
+			return NAN;
+	return ng ? eps[0] : NAN;
+}
+
 int metrics_compute(const struct routing *r, const struct routing *prev,
-		    const struct metrics_cons *cons, const bool *memorized,
+		    const struct metrics_cons *cons, const struct metrics_memorized *memorized,
 		    const struct metrics_opts *o, struct metrics_result **ret, struct gw_err *err)
 {
 	struct metrics_result *m = gw_calloc(1, sizeof(*m));
@@ -450,7 +541,7 @@ int metrics_compute(const struct routing *r, const struct routing *prev,
 	struct pathway_set *ps = NULL;
 	const char **names = NULL;
 	int *gid = NULL, *idx = NULL, *midx = NULL, ng = 0, N = r->n_samples, rc;
-	double t0 = now_sec(), t1;
+	double t0 = now_sec(), t1, *eps = NULL;
 
 	rc = metrics_opts_check(o, err);
 	if (rc < 0)
@@ -476,7 +567,7 @@ int metrics_compute(const struct routing *r, const struct routing *prev,
 
 	t1 = now_sec();
 	if (!cons) {
-		rc = metrics_consistency(r, &own, err);
+		rc = metrics_consistency(r, o->consistency_floor, &own, err);
 		if (rc < 0)
 			goto out;
 		cons = own;
@@ -489,6 +580,16 @@ int metrics_compute(const struct routing *r, const struct routing *prev,
 	if (rc < 0)
 		goto out;
 	metrics_groups(r->groups, N, &names, &ng, &gid);
+	if (memorized && memorized->n_groups != ng) {
+		rc = gw_errf(err, -EINVAL, "\"memorized\": epsilons of %d groups, the routing has %d",
+			     memorized->n_groups, ng);
+		goto out;
+	}
+	eps = gw_calloc((size_t)ng + 1, sizeof(double));
+	if (memorized)
+		memcpy(eps, memorized->epsilon, (size_t)ng * sizeof(double));
+	else
+		metrics_epsilons(o, names, ng, gid, r->loss, N, eps);
 	m->n_groups = ng + 1;
 	m->groups = gw_calloc((size_t)ng + 1, sizeof(*m->groups));
 	idx = gw_calloc((size_t)N + 1, sizeof(int));
@@ -505,11 +606,12 @@ int metrics_compute(const struct routing *r, const struct routing *prev,
 			if (g < ng && gid[i] != g)
 				continue;
 			idx[n++] = i;
+			/* Without a series the checkpoint is its own latest: the
+			 * rule reduces to loss <= epsilon. */
 			if (memorized)
-				mem = memorized[i];
+				mem = memorized->mask[i];
 			else
-				mem = isfinite(r->loss[i]) &&
-				      r->loss[i] <= metrics_epsilon_for(o, r->groups[i] ? r->groups[i] : "");
+				mem = isfinite(r->loss[i]) && r->loss[i] <= eps[gid[i]];
 			if (mem)
 				midx[nm++] = i;
 		}
@@ -520,6 +622,7 @@ int metrics_compute(const struct routing *r, const struct routing *prev,
 		rc = metrics_set_compute(ps, cons, r->loss, midx, nm, o, false, &G->memorized, err);
 		if (rc < 0)
 			goto out;
+		G->memorized.epsilon = g < ng ? eps[g] : metrics_common_epsilon(eps, ng);
 		m->sec.memorized += now_sec() - tm;
 	}
 	m->sec.pathways = now_sec() - t1 - m->sec.memorized;
@@ -543,6 +646,7 @@ out:
 	free(gid);
 	free(idx);
 	free(midx);
+	free(eps);
 	return rc;
 }
 
@@ -569,6 +673,7 @@ cJSON *metrics_set_json(const struct metrics_set *s, int n_layers)
 	cJSON *o = cJSON_CreateObject();
 
 	add(o, "pathway_distance", num(s->pathway_distance));
+	add(o, "pathway_distance_se", num(s->pathway_distance_se));
 	add(o, "pathway_distance_stderr", num(s->pathway_distance_stderr));
 	add(o, "n_pairs", cJSON_CreateNumber((double)s->n_pairs));
 	add(o, "sampled", cJSON_CreateBool(s->sampled));
@@ -584,6 +689,14 @@ cJSON *metrics_set_json(const struct metrics_set *s, int n_layers)
 			cJSON_AddItemToArray(a, num(s->per_layer_distance[l]));
 		add(o, "per_layer_distance", a);
 	}
+	return o;
+}
+
+cJSON *metrics_memorized_json(const struct metrics_set *s)
+{
+	cJSON *o = metrics_set_json(s, 0);
+
+	add(o, "epsilon", num(s->epsilon));
 	return o;
 }
 
@@ -615,7 +728,7 @@ cJSON *metrics_result_json(const struct metrics_result *m)
 		const struct metrics_group *G = &m->groups[g];
 		cJSON *go = metrics_set_json(&G->all, m->n_layers);
 
-		add(go, "memorized", metrics_set_json(&G->memorized, 0));
+		add(go, "memorized", metrics_memorized_json(&G->memorized));
 		add(groups, G->name, go);
 	}
 	add(o, "groups", groups);

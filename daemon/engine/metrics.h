@@ -21,24 +21,40 @@
  * double; a zero vector has no direction, and its cosine with anything
  * counts as 0.
  * C_i = 1 - mean_l(c_l) / (max_l(c_l) + 1e-8).  A sample with
- * max_l(c_l) <= METRICS_CONSISTENCY_FLOOR (0.05) has no C_i: it is left out
- * of the consistency mean and counted in n_undefined.  `pathway_consistency` is the mean of the defined
- * C_i; `adjacent_cosine` the mean over ALL the set's samples of mean_l(c_l).
- * With fewer than 2 MoE layers, or without router weights, neither exists:
- * both are null and the result's consistency_note says why.
+ * max_l(c_l) <= the floor (opts.consistency_floor, default
+ * METRICS_CONSISTENCY_FLOOR 0.05) has no C_i: it is left out of the
+ * consistency mean and counted in n_undefined.  `pathway_consistency` is
+ * the mean of the defined C_i; `adjacent_cosine` the mean over ALL the
+ * set's samples of mean_l(c_l).  With fewer than 3 MoE layers (one or no
+ * c_l: with one, mean = max and C_i would be 0 whatever the routing), or
+ * without router weights, neither exists: both are null and the result's
+ * consistency_note says why.
  *
  * Loss: the mean of the set's finite sample losses (NaN losses, unknown,
  * are left out); null when there are none.
  *
- * Memorized subset (with a series, routing_series.h; without one the
- * checkpoint is its own latest, so only the first condition applies):
- * sample i is memorized at checkpoint t when
- *   (a) loss_t(i) is finite and <= epsilon(group of i), and
- *   (b) for every checkpoint s of the series with t <= s <= latest,
- *       loss_s(i) is finite and |loss_s(i) - loss_latest(i)| <= delta.
- * A NaN loss anywhere in t .. latest means not memorized at t (it cannot be
- * shown to stay).  The memorized values are the same set metrics over that
- * subset (without the per-layer diagnostic).
+ * Memorized subset (the paper's rule; with a series, routing_series.h;
+ * without one the checkpoint is its own latest): sample i is memorized at
+ * checkpoint t when, at EVERY checkpoint s of the series with
+ * t <= s <= latest, loss_s(i) is finite, loss_s(i) <= epsilon(group of i)
+ * and |loss_s(i) - loss_latest(i)| <= delta.  So membership cannot flicker:
+ * a sample memorized at t is memorized at every later checkpoint.  (The
+ * losses 2.0, 0.99, 1.02, 1.00 at four checkpoints, epsilon 1, delta 0.05:
+ * memorized at the last only; a rule that checked loss <= epsilon at t
+ * alone would say the second and the fourth.)  A NaN loss anywhere in
+ * t .. latest means not memorized at t.  The memorized values are the same
+ * set metrics over that subset (without the per-layer diagnostic), and
+ * carry the epsilon they were judged with.
+ *
+ * Epsilon, per group: the group's eps_groups entry, else opts.epsilon; a
+ * value of METRICS_EPSILON_AUTO means chosen as the paper does: the
+ * smallest multiple of 0.1 nats (0.1, 0.2, ...) for which at least
+ * ceil(memorized_share * n) of the group's n samples have a finite latest
+ * loss at or below it, i.e. are memorized at the latest checkpoint (NaN,
+ * nothing memorized, when fewer than that many have a finite loss).  It
+ * moves with the latest checkpoint, as the rest of the memorized history.
+ * The `all` set is the union of the groups' subsets; its epsilon is the
+ * groups' common one, or NaN (null) when they differ.
  *
  * Routing health (only with per-token records): for layer l, count[e] =
  * top-k assignments of expert e over all tokens (T*k in all); load[e] =
@@ -71,13 +87,19 @@
 #include "engine/routing.h"
 
 #define METRICS_EPS_COS 1e-8
-/* C_i is undefined where max_l c_l is at or below this (SPEC §4): near
- * zero the ratio mean/max explodes on float noise (a sample with max c
- * 0.00038 gave C = 543, and fp32 against float64 differed in the fifth
- * digit). */
+/* C_i is undefined where max_l c_l is at or below the floor (SPEC §4;
+ * this is its default): near zero the ratio mean/max explodes on float
+ * noise (a sample with max c 0.00038 gave C = 543, and fp32 against
+ * float64 differed in the fifth digit). */
 #define METRICS_CONSISTENCY_FLOOR 0.05
+/* Consistency needs at least this many MoE layers (two adjacent cosines). */
+#define METRICS_CONSISTENCY_MIN_LAYERS 3
 #define METRICS_DELTA_DEFAULT 0.05
 #define METRICS_EPSILON_DEFAULT 1.0
+/* An epsilon of this value is chosen per group (above). */
+#define METRICS_EPSILON_AUTO (-1.0)
+#define METRICS_EPSILON_GRID 0.1
+#define METRICS_MEMORIZED_SHARE_DEFAULT 0.2
 
 /* A per-group memorization threshold. */
 struct metrics_epsilon {
@@ -90,17 +112,43 @@ struct metrics_opts {
 	uint64_t pair_budget;         /* 1 .. LEV_MAX_BUDGET */
 	uint64_t seed;                /* 0 = LEV_DEFAULT_SEED */
 	int threads;                  /* distance threads; <= 0 = online CPUs */
-	double epsilon;               /* threshold of groups not listed below */
-	const struct metrics_epsilon *eps_groups; /* borrowed, may be NULL */
+	double epsilon;               /* threshold of groups not listed below, >= 0,
+				       * or METRICS_EPSILON_AUTO */
+	const struct metrics_epsilon *eps_groups; /* borrowed, may be NULL; the
+				       * same values as epsilon */
 	int n_eps_groups;
 	double delta;                 /* >= 0 */
+	double memorized_share;       /* (0, 1]: the share an auto epsilon memorizes */
+	double consistency_floor;     /* [0, 1) */
 };
 
 /* Defaults: tau 0.7, budget LEV_DEFAULT_BUDGET, seed 0, all threads,
- * epsilon METRICS_EPSILON_DEFAULT, no group thresholds, delta 0.05. */
+ * epsilon METRICS_EPSILON_DEFAULT, no group thresholds, delta 0.05,
+ * memorized share 0.2, consistency floor METRICS_CONSISTENCY_FLOOR. */
 void metrics_opts_init(struct metrics_opts *o);
-/* epsilon of `group`: its eps_groups entry, else o->epsilon. */
+/* epsilon of `group` as configured: its eps_groups entry, else o->epsilon
+ * (either may be METRICS_EPSILON_AUTO). */
 double metrics_epsilon_for(const struct metrics_opts *o, const char *group);
+
+/*
+ * The auto epsilon (above) of n samples whose latest losses are
+ * loss[idx[0 .. n)] (idx NULL: loss[0 .. n)): the smallest k * 0.1, k >= 1,
+ * with at least ceil(share * n) of the losses finite and <= it.  NaN when
+ * n is 0 or too few losses are finite.
+ */
+double metrics_epsilon_auto(const float *loss, const int *idx, int n, double share);
+
+/*
+ * The epsilon each of ng groups is judged with against the latest losses
+ * `latest` [N] (gid [N] the samples' group numbers, names [ng] their
+ * names, as metrics_groups gives them): eps[g] = metrics_epsilon_for, or
+ * metrics_epsilon_auto over the group's samples where that is AUTO.
+ */
+void metrics_epsilons(const struct metrics_opts *o, const char *const *names, int ng,
+		      const int *gid, const float *latest, int N, double *eps);
+/* The epsilon of the `all` set: eps[0] when all ng are equal (all NaN
+ * counting as equal), else NaN. */
+double metrics_common_epsilon(const double *eps, int ng);
 
 /*
  * Per-sample consistency of one checkpoint: c[i] = C_i (NaN where
@@ -114,22 +162,31 @@ struct metrics_cons {
 	const char *note;
 };
 
-/* Compute the above from r (gbar, router, hidden).  Errors: -EINVAL for
- * sizes that do not fit BLAS's int.  Aborts on OOM (needs 2*N*H floats). */
-int metrics_consistency(const struct routing *r, struct metrics_cons **ret, struct gw_err *err);
+/* Compute the above from r (gbar, router, hidden), C_i undefined at or
+ * below `floor`.  Errors: -EINVAL for sizes that do not fit BLAS's int.
+ * Aborts on OOM (needs 2*N*H floats). */
+int metrics_consistency(const struct routing *r, double floor, struct metrics_cons **ret,
+			struct gw_err *err);
 void metrics_cons_free(struct metrics_cons *c); /* accepts NULL */
 
 /* The metrics of one set of samples.  Doubles are NaN where undefined
  * (null in JSON). */
 struct metrics_set {
 	int n_samples;
-	double pathway_distance, pathway_distance_stderr;
+	double pathway_distance;
+	/* The error of sampling pairs (0 when every pair is computed): levenshtein.h. */
+	double pathway_distance_stderr;
+	/* The standard error over the choice of probe samples: the delete-one
+	 * jackknife of the mean distance over the set's samples (levenshtein.h
+	 * states it); NaN with fewer than 3 samples. */
+	double pathway_distance_se;
 	uint64_t n_pairs;
 	bool sampled;
 	double pathway_consistency, adjacent_cosine;
 	int n_undefined;
 	double loss;
 	double *per_layer_distance; /* [L] for the all-samples set, NULL for memorized */
+	double epsilon;              /* a memorized set's epsilon (NaN: none, or not one) */
 };
 
 struct metrics_group {
@@ -168,20 +225,30 @@ struct metrics_result {
 	} sec;
 };
 
+/* Which samples are memorized at one checkpoint, and the epsilon each
+ * group was judged with (routing_series_memorized fills both). */
+struct metrics_memorized {
+	const bool *mask;            /* [N] */
+	const double *epsilon;       /* [n_groups], metrics_groups order */
+	int n_groups;
+};
+
 /*
  * All metrics of routing `r`.  `prev` (may be NULL) is the previous
  * checkpoint's routing of the same probe, for churn.  `cons` (may be NULL:
  * then computed here) is r's per-sample consistency, when the caller has
  * it already (routing_series_put needs it too).  `memorized` (may be NULL:
- * the single-checkpoint rule) is the memorized mask [N] at r's checkpoint,
- * from routing_series_memorized.  On success *ret is a new result
+ * the single-checkpoint rule, epsilons from r's own losses) is the
+ * memorized mask at r's checkpoint with its epsilons, from
+ * routing_series_memorized.  On success *ret is a new result
  * (metrics_result_free).
  * Errors: -EINVAL for options out of range, a group named "all", gbar
- * values the pathway rule refuses, a cons of another N; those of the
- * distance.  Each message names what is wrong.
+ * values the pathway rule refuses, a cons of another N, a memorized of
+ * another group count; those of the distance.  Each message names what
+ * is wrong.
  */
 int metrics_compute(const struct routing *r, const struct routing *prev,
-		    const struct metrics_cons *cons, const bool *memorized,
+		    const struct metrics_cons *cons, const struct metrics_memorized *memorized,
 		    const struct metrics_opts *o, struct metrics_result **ret, struct gw_err *err);
 void metrics_result_free(struct metrics_result *m); /* accepts NULL */
 
@@ -194,15 +261,18 @@ void metrics_result_free(struct metrics_result *m); /* accepts NULL */
  *    "health_note", "churn", "churn_note",
  *    "timings": {"pathways_sec", "consistency_sec", "memorized_sec",
  *                "health_sec", "total_sec"}}
- * SET = {"pathway_distance", "pathway_distance_stderr", "n_pairs", "sampled",
- *        "pathway_consistency", "adjacent_cosine", "n_undefined", "loss",
- *        "n_samples", "per_layer_distance": [...]}; MSET the same without
- * per_layer_distance.  NaN (undefined) values are null.  A new object the
- * caller frees with cJSON_Delete; aborts on OOM.
+ * SET = {"pathway_distance", "pathway_distance_se", "pathway_distance_stderr",
+ *        "n_pairs", "sampled", "pathway_consistency", "adjacent_cosine",
+ *        "n_undefined", "loss", "n_samples", "per_layer_distance": [...]};
+ * MSET the same without per_layer_distance, with "epsilon".  NaN
+ * (undefined) values are null.  A new object the caller frees with
+ * cJSON_Delete; aborts on OOM.
  */
 cJSON *metrics_result_json(const struct metrics_result *m);
 /* One set as JSON (with per_layer_distance when it has one). */
 cJSON *metrics_set_json(const struct metrics_set *s, int n_layers);
+/* A memorized set as JSON: MSET above. */
+cJSON *metrics_memorized_json(const struct metrics_set *s);
 
 /*
  * Building blocks, shared with routing_series.c.
@@ -218,8 +288,9 @@ void metrics_groups(char *const *groups, int n, const char ***ret_names, int *re
 struct pathway_set;
 /*
  * The set metrics of samples idx[0 .. n) (n may be 0): the distance over
- * ps (with per_layer_distance, allocated, when `layers`), consistency and
- * adjacent cosine from cons (may lack them: NaN), loss from loss[].
+ * ps with its jackknife standard error (with per_layer_distance,
+ * allocated, when `layers`), consistency and adjacent cosine from cons
+ * (may lack them: NaN), loss from loss[]; epsilon NaN.
  * Errors: those of pathway_distance.  Free out->per_layer_distance.
  */
 int metrics_set_compute(const struct pathway_set *ps, const struct metrics_cons *cons,

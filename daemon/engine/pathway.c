@@ -333,12 +333,18 @@ int pathway_distance(const struct pathway_set *ps, const int *samples, int n,
 	if (r < 0)
 		goto out;
 	if (ret_layers) {
+		/* The per-layer diagnostic carries no jackknife. */
+		struct lev_pair_opts lo = { 0 };
+
+		if (opts)
+			lo = *opts;
+		lo.jackknife = false;
 		layers = gw_calloc((size_t)ps->n_layers, sizeof(*layers));
 		for (l = 0; l < ps->n_layers; l++) {
 			for (i = 0; i < n; i++)
 				s[i] = (const uint8_t *)pathway_set_layer(ps, samples ? samples[i] : i,
 									  l, &len[i]);
-			r = lev_mean_pairs(s, len, (size_t)n, opts, &layers[l], err);
+			r = lev_mean_pairs(s, len, (size_t)n, &lo, &layers[l], err);
 			if (r < 0)
 				goto out;
 		}

@@ -92,7 +92,8 @@ const char *pathway_set_layer(const struct pathway_set *ps, int i, int l, size_t
  * NULL it receives pathway_set_layers(ps) means, layer l's being the mean
  * over pairs of the distance between the samples' layer-l strings; when
  * sampled, the pairs are the same as for the whole strings (same seed, n
- * and budget).  opts as lev_mean_pairs (NULL for the defaults).
+ * and budget; never with a jackknife).  opts as lev_mean_pairs (NULL for
+ * the defaults).
  * Errors: -EINVAL for a sample index out of range or n outside 0 ..
  * LEV_MAX_STRINGS, and those of lev_mean_pairs.  Aborts on OOM.
  */

@@ -121,7 +121,7 @@ int routing_series_put(struct routing_series *s, const struct routing *r,
 	if (!(at < s->n && s->e[at].step == r->step) && s->n >= ROUTING_SERIES_MAX)
 		return gw_errf(err, -E2BIG, "\"series\": already %d steps", ROUTING_SERIES_MAX);
 	if (!cons) {
-		rc = metrics_consistency(r, &own, err);
+		rc = metrics_consistency(r, METRICS_CONSISTENCY_FLOOR, &own, err);
 		if (rc < 0)
 			return rc;
 		cons = own;
@@ -164,40 +164,47 @@ int routing_series_put(struct routing_series *s, const struct routing *r,
 	return 0;
 }
 
-/* The first index t0 such that sample j's loss is finite and within delta
- * of its latest value at every checkpoint t0 .. latest (latest + 1 when
- * even the latest loss is unknown). */
-static size_t stable_from(const struct routing_series *s, int j, double delta)
+int routing_series_groups(const struct routing_series *s)
 {
-	size_t last = s->n - 1, t = s->n;
-	double ref = s->e[last].loss[j];
+	return s->groups ? s->ng : 0;
+}
 
-	if (!isfinite(ref))
-		return s->n;
+/* Each group's epsilon against the latest checkpoint (metrics.h). */
+static void epsilons(const struct routing_series *s, const struct metrics_opts *o, double *eps)
+{
+	metrics_epsilons(o, s->names, s->ng, s->gid, s->e[s->n - 1].loss, s->N, eps);
+}
+
+/* The first index t0 from which sample j is memorized: its loss is finite,
+ * at most eps and within delta of its latest value at every checkpoint
+ * t0 .. latest (latest + 1, never, when even the latest fails). */
+static size_t memorized_from(const struct routing_series *s, int j, double eps, double delta)
+{
+	size_t t = s->n;
+	double ref = s->e[s->n - 1].loss[j];
+
 	while (t > 0) {
 		double x = s->e[t - 1].loss[j];
 
-		if (!isfinite(x) || fabs(x - ref) > delta)
+		if (!isfinite(x) || !(x <= eps) || fabs(x - ref) > delta)
 			break;
 		t--;
 	}
 	return t;
 }
 
-static bool memorized_at(const struct routing_series *s, size_t i, int j, size_t t0,
-			 const struct metrics_opts *o)
-{
-	double x = s->e[i].loss[j];
-
-	return i >= t0 && isfinite(x) && x <= metrics_epsilon_for(o, s->groups[j]);
-}
-
 void routing_series_memorized(const struct routing_series *s, size_t i,
-			      const struct metrics_opts *o, bool *mask)
+			      const struct metrics_opts *o, bool *mask, double *ret_eps)
 {
+	double *eps = gw_calloc((size_t)s->ng + 1, sizeof(double));
+
 	GW_BUG_ON(i >= s->n);
+	epsilons(s, o, eps);
 	for (int j = 0; j < s->N; j++)
-		mask[j] = memorized_at(s, i, j, stable_from(s, j, o->delta), o);
+		mask[j] = i >= memorized_from(s, j, eps[s->gid[j]], o->delta);
+	if (ret_eps)
+		memcpy(ret_eps, eps, (size_t)s->ng * sizeof(double));
+	free(eps);
 }
 
 void routing_series_memo_free(struct metrics_memo *memo, size_t n)
@@ -215,6 +222,7 @@ int routing_series_recompute(const struct routing_series *s, const struct metric
 	struct metrics_memo *memo = gw_calloc(s->n + 1, sizeof(*memo));
 	size_t *t0 = gw_calloc((size_t)s->N + 1, sizeof(size_t));
 	int *idx = gw_calloc((size_t)s->N + 1, sizeof(int));
+	double *eps = gw_calloc((size_t)s->ng + 2, sizeof(double));
 	struct pathway_set *ps = NULL;
 	size_t done = 0;
 	int rc;
@@ -222,8 +230,12 @@ int routing_series_recompute(const struct routing_series *s, const struct metric
 	rc = metrics_opts_check(o, err);
 	if (rc < 0)
 		goto out;
+	if (s->n) {
+		epsilons(s, o, eps);
+		eps[s->ng] = metrics_common_epsilon(eps, s->ng); /* "all" */
+	}
 	for (int j = 0; j < s->N; j++)
-		t0[j] = stable_from(s, j, o->delta);
+		t0[j] = memorized_from(s, j, eps[s->gid[j]], o->delta);
 	for (size_t i = 0; i < s->n; i++, done++) {
 		const struct entry *e = &s->e[i];
 
@@ -241,7 +253,7 @@ int routing_series_recompute(const struct routing_series *s, const struct metric
 			int n = 0;
 
 			for (int j = 0; j < s->N; j++)
-				if ((g == s->ng || s->gid[j] == g) && memorized_at(s, i, j, t0[j], o))
+				if ((g == s->ng || s->gid[j] == g) && i >= t0[j])
 					idx[n++] = j;
 			rc = metrics_set_compute(ps, &e->cons, e->loss, idx, n, o, false,
 						 &memo[i].sets[g], err);
@@ -249,6 +261,7 @@ int routing_series_recompute(const struct routing_series *s, const struct metric
 				done++;
 				goto out;
 			}
+			memo[i].sets[g].epsilon = eps[g];
 		}
 		pathway_set_free(ps);
 		ps = NULL;
@@ -262,6 +275,7 @@ out:
 	routing_series_memo_free(memo, done);
 	free(t0);
 	free(idx);
+	free(eps);
 	return rc;
 }
 
@@ -279,7 +293,7 @@ int routing_series_memo_apply(cJSON *obj, const struct metrics_memo *memo)
 
 		if (!cJSON_IsObject(go))
 			continue;
-		m = metrics_set_json(&memo->sets[g], 0);
+		m = metrics_memorized_json(&memo->sets[g]);
 		if (cJSON_HasObjectItem(go, "memorized"))
 			cJSON_ReplaceItemInObjectCaseSensitive(go, "memorized", m);
 		else

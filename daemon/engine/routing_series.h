@@ -40,7 +40,8 @@ void routing_series_free(struct routing_series *s); /* accepts NULL */
 
 /*
  * Put checkpoint r (r->step >= 0) with its per-sample consistency `cons`
- * (from metrics_consistency(r); may be NULL, then computed here).  Copies
+ * (from metrics_consistency(r); may be NULL, then computed here with the
+ * default floor, METRICS_CONSISTENCY_FLOOR).  Copies
  * what it keeps; r and cons stay the caller's.  The first put fixes N, L,
  * E and the samples' groups; later ones must match them.
  * Returns 1 if it replaced the step, 0 if the step is new.
@@ -59,18 +60,23 @@ long routing_series_find(const struct routing_series *s, int64_t step);
 /* Samples of the series (0 before the first put). */
 int routing_series_samples(const struct routing_series *s);
 
+/* Distinct groups of the series (0 before the first put), in order of
+ * first appearance: the order of routing_series_memorized's epsilons. */
+int routing_series_groups(const struct routing_series *s);
+
 /*
  * The memorized mask at the i-th checkpoint against the series' latest
- * one (metrics.h states the rule): mask[0 .. N) set true or false.
- * i < count.
+ * one (metrics.h states the rule, and how epsilon is chosen):
+ * mask[0 .. N) set true or false, and, when eps is not NULL,
+ * eps[0 .. routing_series_groups) the epsilon of each group.  i < count.
  */
 void routing_series_memorized(const struct routing_series *s, size_t i,
-			      const struct metrics_opts *o, bool *mask);
+			      const struct metrics_opts *o, bool *mask, double *eps);
 
 /*
  * The memorized-subset metrics of every checkpoint, against the current
  * latest one.  memo[i] is for the i-th step; its sets[] are in the series'
- * group order (first appearance), then "all".
+ * group order (first appearance), then "all", each with its epsilon.
  */
 struct metrics_memo {
 	int64_t step;

@@ -4,7 +4,8 @@
  * Builds N = 1,000 and 2,000 OLMoE-like pathways (16 layers, 64 experts,
  * about 700 bytes each) with the engine's own pathway builder from synthetic
  * routing vectors, then times the exact mean over all pairs with
- * lev_mean_pairs (all cores, and one thread for the per-core figure) and
+ * lev_mean_pairs (all cores, and one thread for the per-core figure, and
+ * one thread with the jackknife the metrics ask for, its cost) and
  * with edlib's C library called pair by pair in a loop (edlibAlign with
  * edlibDefaultAlignConfig(): global (NW) distance only, one thread).  Both
  * totals must be identical.  Each figure is the median of REPS runs.
@@ -130,9 +131,10 @@ static struct pathway_set *olmoe_like(int n, double *ret_mean_len)
 }
 
 static double time_ours(const uint8_t **s, const size_t *len, int n, int threads, int kernel,
-			uint64_t *ret_total)
+			bool jackknife, uint64_t *ret_total)
 {
-	struct lev_pair_opts o = { .budget = (uint64_t)n * n, .threads = threads, .kernel = kernel };
+	struct lev_pair_opts o = { .budget = (uint64_t)n * n, .threads = threads, .kernel = kernel,
+				   .jackknife = jackknife };
 	struct lev_mean m;
 	struct gw_err err;
 	double t[REPS];
@@ -193,8 +195,9 @@ int main(void)
 	bench_rng = 0x0123456789abcdefULL;
 	for (k = 0; k < 2; k++) {
 		int n = sizes[k], i;
-		double mean_len, t_all, t_one, t_ed;
-		uint64_t tot_all = 0, tot_one = 0, tot_ed = 0, pairs = (uint64_t)n * (n - 1) / 2;
+		double mean_len, t_all, t_one, t_jack, t_ed;
+		uint64_t tot_all = 0, tot_one = 0, tot_jack = 0, tot_ed = 0;
+		uint64_t pairs = (uint64_t)n * (n - 1) / 2;
 		struct pathway_set *ps = olmoe_like(n, &mean_len);
 		const uint8_t **s = malloc((size_t)n * sizeof(*s));
 		size_t *len = malloc((size_t)n * sizeof(*len));
@@ -203,24 +206,29 @@ int main(void)
 			abort();
 		for (i = 0; i < n; i++)
 			s[i] = (const uint8_t *)pathway_set_str(ps, i, &len[i]);
-		t_all = time_ours(s, len, n, 0, LEV_KERNEL_AUTO, &tot_all);
-		t_one = time_ours(s, len, n, 1, LEV_KERNEL_AUTO, &tot_one);
+		t_all = time_ours(s, len, n, 0, LEV_KERNEL_AUTO, false, &tot_all);
+		t_one = time_ours(s, len, n, 1, LEV_KERNEL_AUTO, false, &tot_one);
+		/* What the jackknife (metrics' standard error) adds, on one core. */
+		t_jack = time_ours(s, len, n, 1, LEV_KERNEL_AUTO, true, &tot_jack);
 		t_ed = time_edlib(s, len, n, &tot_ed);
-		if (tot_all != tot_ed || tot_one != tot_ed)
+		if (tot_all != tot_ed || tot_one != tot_ed || tot_jack != tot_ed)
 			status = 1;
 		printf("distance N=%d (%llu pairs, mean length %.1f, mean distance %.2f): "
 		       "ours %.0f pairs/s on %d cores (%.3f s), %.0f pairs/s on 1 core; "
-		       "edlib %.0f pairs/s (%.3f s); ratio %.2fx (%.2fx per core); totals %s\n",
+		       "edlib %.0f pairs/s (%.3f s); ratio %.2fx (%.2fx per core); totals %s; "
+		       "with the jackknife %.2fx the time on 1 core\n",
 		       n, (unsigned long long)pairs, mean_len, (double)tot_all / (double)pairs,
 		       pairs / t_all, cores, t_all, pairs / t_one, pairs / t_ed, t_ed,
-		       t_ed / t_all, t_ed / t_one, tot_all == tot_ed ? "identical" : "DIFFER");
+		       t_ed / t_all, t_ed / t_one, tot_all == tot_ed ? "identical" : "DIFFER",
+		       t_jack / t_one);
 		printf("{\"bench\": \"distance\", \"n\": %d, \"pairs\": %llu, \"mean_len\": %.1f, "
 		       "\"cores\": %d, \"reps\": %d, \"ours_s\": %.4f, \"ours_pairs_per_s\": %.0f, "
 		       "\"ours_1core_pairs_per_s\": %.0f, \"edlib_s\": %.4f, "
 		       "\"edlib_pairs_per_s\": %.0f, \"ratio\": %.3f, \"ratio_per_core\": %.3f, "
+		       "\"jackknife_time_ratio_1core\": %.3f, "
 		       "\"total\": %llu, \"edlib_total\": %llu, \"identical\": %s}\n",
 		       n, (unsigned long long)pairs, mean_len, cores, REPS, t_all, pairs / t_all,
-		       pairs / t_one, t_ed, pairs / t_ed, t_ed / t_all, t_ed / t_one,
+		       pairs / t_one, t_ed, pairs / t_ed, t_ed / t_all, t_ed / t_one, t_jack / t_one,
 		       (unsigned long long)tot_all, (unsigned long long)tot_ed,
 		       tot_all == tot_ed ? "true" : "false");
 		fflush(stdout);

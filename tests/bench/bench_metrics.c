@@ -116,7 +116,7 @@ int main(void)
 		struct gw_err err;
 		int threads[2] = { cores, 1 };
 
-		if (metrics_consistency(r, &c, &err) < 0) {
+		if (metrics_consistency(r, METRICS_CONSISTENCY_FLOOR, &c, &err) < 0) {
 			fprintf(stderr, "bench_metrics: %s\n", err.msg);
 			return 1;
 		}
@@ -138,7 +138,7 @@ int main(void)
 			for (int k = 0; k < REPS; k++) {
 				double t0 = now();
 
-				metrics_consistency(r, &c, NULL);
+				metrics_consistency(r, METRICS_CONSISTENCY_FLOOR, &c, NULL);
 				sec[k] = now() - t0;
 				metrics_cons_free(c);
 			}

@@ -155,6 +155,44 @@ m300=$("$PY" -c "import json,sys; [print(r['groups']['all']['memorized']['n_samp
 m300b=$("$PY" -c "import json,sys; [print(r['groups']['all']['memorized']['n_samples']) for r in map(json.loads, open(sys.argv[1])) if r['step']==300]" "$TMP/s4.json")
 [ "$m300" -gt 0 ] && [ "$m300b" -lt "$m300" ]; ok $? "step 300's memorized subset shrinks when step 400 arrives ($m300 -> $m300b)"
 
+# --- the paper's rule: loss <= epsilon at EVERY checkpoint from t to the
+# latest.  Samples 0, 3, 6, ... go 2.0, 0.99, 1.02, 1.00 (epsilon 1: only
+# the last counts; checking loss <= epsilon at t alone would take the
+# second too); 1, 4, ... stay at 0.5; 2, 5, ... go 1.5, 0.9, 0.95, 0.97.
+"$PY" - "$TMP/full.st" "$TMP" <<PYEOF
+import sys
+import numpy as np
+sys.path.insert(0, "$GW_SRC/tests/reference")
+import stfile
+f = stfile.SafeTensors(sys.argv[1])
+t = {n: f.raw(n) for n in f.tensors}
+N = t["loss"].shape[0]
+traj = [[2.0, 0.99, 1.02, 1.00], [0.5] * 4, [1.5, 0.9, 0.95, 0.97]]
+for k, step in enumerate((500, 600, 700, 800)):
+    t["loss"] = np.array([traj[i % 3][k] for i in range(N)], np.float32)
+    md = dict(f.metadata)
+    md["step"] = str(step)
+    stfile.write_file("%s/f%d.st" % (sys.argv[2], step), t, md)
+PYEOF
+gw analyze --json "$TMP/f500.st" "$TMP/f600.st" "$TMP/f700.st" "$TMP/f800.st" >"$TMP/f.json" 2>"$TMP/err"
+ok $? "flicker series analysed"
+"$PY" "$GW_SRC/tests/reference/metrics_ref.py" "$TMP/f.json" "$TMP/f500.st" "$TMP/f600.st" "$TMP/f700.st" "$TMP/f800.st" >"$TMP/ref" 2>&1
+rc=$?; grep '^not ok' "$TMP/ref" | head -5 | sed 's/^/# /'
+ok $rc "flicker series: memorized subsets agree with the independent implementation"
+counts=$("$PY" -c "import json,sys; print(' '.join(str(r['groups']['all']['memorized']['n_samples']) for r in map(json.loads, open(sys.argv[1]))))" "$TMP/f.json")
+n=$("$PY" -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['groups']['all']['n_samples'])" "$TMP/f.json")
+a=$(( (n + 1) / 3 )); b=$(( n / 3 )); c=$(( (n + 2) / 3 ))
+# 500, 600: the steady ones (at 600 the third kind's .9 is .07 from .97);
+# 700: and the third kind; 800: all
+is "$counts" "$b $b $((b + n / 3)) $n" "flicker series: no flicker ($counts; $a, $b, $c of each kind)"
+gw analyze --json --epsilon auto --memorized-share 0.5 "$TMP/f500.st" "$TMP/f600.st" "$TMP/f700.st" "$TMP/f800.st" >"$TMP/fa.json" 2>"$TMP/err"
+ok $? "flicker series with an auto epsilon"
+"$PY" "$GW_SRC/tests/reference/metrics_ref.py" "$TMP/fa.json" "$TMP/f500.st" "$TMP/f600.st" "$TMP/f700.st" "$TMP/f800.st" --epsilon auto --memorized-share 0.5 >"$TMP/ref" 2>&1
+rc=$?; grep '^not ok' "$TMP/ref" | head -5 | sed 's/^/# /'
+ok $rc "auto epsilon and its subsets agree with the independent implementation ($(grep -c '^ok' "$TMP/ref") checks)"
+gw analyze --epsilon auto "$TMP/f800.st" >"$TMP/out" 2>"$TMP/err"; ok $? "text output with an auto epsilon"
+has "$(cat "$TMP/out")" "epsilon" "text output shows the epsilon column"
+
 # --- options that are config keys: refused as the config refuses them, in
 # its words, and taken where it takes them
 mkdir -p "$TMP/root"
@@ -186,8 +224,16 @@ done <<'CASES'
 --epsilon|metrics.epsilon|-0.1|-0.1
 --epsilon|metrics.epsilon|101|101
 --epsilon|metrics.epsilon|0.5|0.5
+--epsilon|metrics.epsilon|"auto"|auto
+--epsilon|metrics.epsilon|"Auto"|Auto
 --delta|metrics.delta|-1|-1
 --delta|metrics.delta|0.1|0.1
+--memorized-share|metrics.memorized_share|0|0
+--memorized-share|metrics.memorized_share|0.25|0.25
+--memorized-share|metrics.memorized_share|1.5|1.5
+--consistency-floor|metrics.consistency_floor|-0.1|-0.1
+--consistency-floor|metrics.consistency_floor|0.1|0.1
+--consistency-floor|metrics.consistency_floor|0.9|0.9
 --threads|threads.blas|2000|2000
 --threads|threads.blas|0|0
 --threads|threads.blas|2|2

@@ -45,7 +45,7 @@ wait_lines() { wait_for 10 has_lines "$1" "$2"; }
 result() {
 	s=$1
 	echo "result {\"step\":$s,\"checkpoint\":\"step$s\",\"groups\":{" \
-		"\"math\":{\"pathway_distance\":$((s / 10)),\"pathway_consistency\":0.$((s / 100)),\"loss\":$((1000 - s))}," \
+		"\"math\":{\"pathway_distance\":$((s / 10)),\"pathway_distance_se\":$((s / 100)),\"pathway_consistency\":0.$((s / 100)),\"loss\":$((1000 - s))}," \
 		"\"code\":{\"pathway_distance\":$((s / 20)),\"pathway_consistency\":0.5,\"loss\":null}," \
 		"\"all\":{\"pathway_distance\":$((s / 5)),\"pathway_consistency\":0.25,\"loss\":2.5}}}"
 }
@@ -73,7 +73,7 @@ is "$(awk 'length > 80' "$TMP/help")" "" "--help: no line over 80 columns"
 # Each command's --help: exit 0, its options, nothing over 80 columns.
 for c in "tail --all --json --topic --count" "status --json" \
 	"history --metric --group --from --to --csv --json" \
-	"plot --metric --group --from --to --width --height --ascii" "alerts --json --follow"; do
+	"plot --metric --group --from --to --width --height --ascii --no-band --beside" "alerts --json --follow"; do
 	set -- $c
 	cmd=$1
 	shift
@@ -262,9 +262,11 @@ w = int(sys.argv[2])
 lines = text.splitlines()
 assert max(len(l) for l in lines) <= w, [l for l in lines if len(l) > w]
 assert lines[0].startswith("pathway_distance"), lines[0]
-legend = lines[-1]
+axis = [l for l in lines if "\u2514" in l]
+legend = " ".join(lines[lines.index(axis[0]) + 3:])
 for g in ("math", "code", "all"):
     assert g in legend, legend
+assert "\u00b11 standard error" in legend, legend
 for m in ("\u25cf", "\u25b2", "\u25a0"):
     assert m in text, m
 axis = [l for l in lines if "\u2514" in l]
@@ -289,6 +291,85 @@ is "$(wc -l <"$TMP/plota")" 11 "plot --height 6: title, 6 rows, axis, steps, lab
 cli -e "$EP1" plot --metric loss --group code >"$TMP/plotc" 2>&1
 is $? 1 "plot with no values: exit 1"
 has "$(cat "$TMP/plotc")" "no value of loss" "plot with no values: said so"
+
+# --- plot: the band of pathway_distance_se (math: 10 +- 1 .. 70 +- 7)
+LC_ALL=C.UTF-8 cli -e "$EP1" plot --metric pathway_distance --group math --width 60 >"$TMP/band" 2>&1
+is $? 0 "plot with a standard error: exit 0"
+LC_ALL=C.UTF-8 cli -e "$EP1" plot --metric pathway_distance --group math --width 60 --no-band \
+	>"$TMP/noband" 2>&1
+is $? 0 "plot --no-band: exit 0"
+LC_ALL=C cli -e "$EP1" plot --metric pathway_distance --group math --width 60 >"$TMP/banda" 2>&1
+"$PY" - "$TMP/band" "$TMP/noband" "$TMP/banda" <<'PYEOF'
+import sys
+band, noband, banda = (open(p, encoding="utf-8").read() for p in sys.argv[1:4])
+def ylabels(text, tick):
+    return [float(l.split(tick)[0]) for l in text.splitlines() if tick in l]
+# the band widens the range to 70 + 7 and 10 - 1
+assert ylabels(band, "\u2524")[0] == 77 and ylabels(band, "\u2524")[-1] == 9, ylabels(band, "\u2524")
+assert "\u00b7" in band and "\u00b11 standard error" in band
+assert ylabels(noband, "\u2524")[0] == 70 and ylabels(noband, "\u2524")[-1] == 10
+assert "\u00b7" not in noband and "standard error" not in noband
+rows = [l for l in banda.splitlines() if "|" in l or "+" in l.split()[0:1]]
+assert ":" in "".join(l.split("|", 1)[-1] for l in banda.splitlines()[1:-4]), banda
+assert "+-1 standard error" in banda and max(banda.encode()) < 128
+# around each point the shade lies above and below the line: at the last
+# column (step 700: 70 +- 7) the top rows are shaded, not empty
+PYEOF
+ok $? "plot: a band of one standard error, under the line, in the legend; none with --no-band"
+
+# --- plot --beside: a history CSV drawn beside the chart (or below it)
+cat >"$TMP/acc.csv" <<'EOF2'
+run,group,metric,step,value
+demo,math,heldout_accuracy,100,0.1
+demo,math,heldout_accuracy,300,0.5
+"demo","math","heldout_accuracy",700,0.9
+demo,code,heldout_accuracy,100,0.05
+demo,code,heldout_accuracy,400,
+demo,code,heldout_accuracy,700,0.25
+EOF2
+LC_ALL=C.UTF-8 cli -e "$EP1" plot --metric pathway_distance --group math --width 100 \
+	--beside "$TMP/acc.csv" >"$TMP/side" 2>&1
+is $? 0 "plot --beside: exit 0"
+LC_ALL=C.UTF-8 cli -e "$EP1" plot --metric pathway_distance --group math --width 50 \
+	--beside "$TMP/acc.csv" >"$TMP/below" 2>&1
+is $? 0 "plot --beside, narrow: exit 0"
+"$PY" - "$TMP/side" "$TMP/below" <<'PYEOF'
+import sys
+side, below = (open(p, encoding="utf-8").read().splitlines() for p in sys.argv[1:3])
+assert max(len(l) for l in side) <= 100, [len(l) for l in side]
+assert side[0].startswith("pathway_distance") and "heldout_accuracy" in side[0][49:], side[0]
+assert sum("\u2514" in l for l in side) == 1 and side[[("\u2514" in l) for l in side].index(True)].count("\u2514") == 2
+legend = " ".join(side[-3:])
+assert "math" in legend and "code" in legend, legend
+# the right chart's y range is the accuracies'
+right = [l[51:] for l in side if "\u2524" in l[51:]]
+assert float(right[0].split("\u2524")[0]) == 0.9 and float(right[-1].split("\u2524")[0]) == 0.05, right
+assert max(len(l) for l in below) <= 50
+titles = [l for l in below if l.startswith("pathway_distance") or l.startswith("heldout_accuracy")]
+assert len(titles) == 2, titles
+PYEOF
+ok $? "plot --beside: side by side at 100 columns, one below the other at 50"
+LC_ALL=C.UTF-8 cli -e "$EP1" plot --metric loss --width 80 --beside "$TMP/h2.csv" >"$TMP/side2" 2>&1
+is $? 0 "plot --beside takes what history --csv wrote"
+has "$(head -1 "$TMP/side2")" "loss" "history --csv read back: its metric in the title"
+cli -e "$EP1" plot --metric loss --beside "$TMP/absent.csv" >"$TMP/err" 2>&1
+is $? 1 "plot --beside a missing file: exit 1"
+has "$(cat "$TMP/err")" "--beside \"$TMP/absent.csv\": No such file" "the missing file is named"
+printf 'run,group,metric,step,value\nr,g,m,1,0.5\nr,g,m,x,0.5\n' >"$TMP/bad.csv"
+cli -e "$EP1" plot --metric loss --beside "$TMP/bad.csv" >"$TMP/err" 2>&1
+is $? 1 "plot --beside a bad file: exit 1"
+has "$(cat "$TMP/err")" "\"$TMP/bad.csv\" line 3: step \"x\" is not an integer" "the line and the fault named"
+printf 'step,value\n1,2\n' >"$TMP/bad2.csv"
+cli -e "$EP1" plot --metric loss --beside "$TMP/bad2.csv" >"$TMP/err" 2>&1
+has "$(cat "$TMP/err")" "line 1: 2 fields, expected 5" "another CSV's header refused"
+printf 'run,group,metric,step,value\nr,g,m,5,1\nr,g,m,5,2\n' >"$TMP/bad3.csv"
+cli -e "$EP1" plot --metric loss --beside "$TMP/bad3.csv" >"$TMP/err" 2>&1
+has "$(cat "$TMP/err")" "line 3: step 5 of r/g/m after step 5: steps must increase" "a repeated step refused"
+printf 'run,group,metric,step,value\n"r,g,m,5,1\n' >"$TMP/bad4.csv"
+cli -e "$EP1" plot --metric loss --beside "$TMP/bad4.csv" >"$TMP/err" 2>&1
+has "$(cat "$TMP/err")" "line 2: field 1: a quote that is never closed" "an open quote refused"
+cli -e "$EP1" plot --metric loss --beside "$TMP" >"$TMP/err" 2>&1
+has "$(cat "$TMP/err")" "not a regular file" "a directory refused"
 
 # --- alerts: none held in the snapshot (this daemon does not send them yet)
 cli -e "$EP1" alerts >"$TMP/alerts" 2>&1; is $? 0 "alerts: exit 0"

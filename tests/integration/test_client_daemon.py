@@ -156,8 +156,12 @@ def main():
         rc, so, se = cli("-e", ep, "plot", "--metric", "pathway_distance", "--group", "math",
                          "--group", "code", "--group", "web", "--width", str(w))
         lines = so.splitlines()
-        t.ok(rc == 0 and max(len(l) for l in lines) <= w and "math" in lines[-1] and
-             "web" in lines[-1], "plot --width %d: fits and has the legend" % w, so + se)
+        # the legend: the lines after the x axis's "step" (it wraps at the
+        # width; the band of the standard error has an entry of its own)
+        legend = " ".join(lines[[l.strip() for l in lines].index("step") + 1:]) if lines else ""
+        t.ok(rc == 0 and max(len(l) for l in lines) <= w and "math" in legend and
+             "web" in legend and "standard error" in legend,
+             "plot --width %d: fits and has the legend" % w, so + se)
 
     # the Python module, on the same daemon
     with grokwatch.Subscriber([ep]) as sub:

@@ -7,16 +7,24 @@ plain Python/numpy, float64, from the SPEC's words alone:
 
   - pathways (tau prefix, ties to the lower index) and the mean Levenshtein
     distance over all unordered pairs by the textbook O(nm) dynamic program;
+  - the standard error of each set's distance over the choice of samples:
+    the delete-one jackknife, each leave-one-out mean recomputed from the
+    distance matrix with that sample's row and column removed;
   - consistency: e_l = W_l^T gbar, c_l = cos(e_l, e_{l+1}),
-    C_i = 1 - mean(c)/(max(c) + 1e-8), samples with max <= 0.05 (the floor) left out;
+    C_i = 1 - mean(c)/(max(c) + 1e-8), samples with max <= the floor (0.05)
+    left out, none at all with fewer than 3 MoE layers;
   - the loss mean, the memorized subset of every step against the latest
-    (loss <= epsilon, and within delta of the latest loss at every later
-    checkpoint), the routing health from the per-token records, and churn
-    between consecutive steps;
+    (the paper's rule: loss <= epsilon and within delta of the latest loss
+    at EVERY checkpoint from that step to the latest), with epsilon given
+    or "auto" (per group, the smallest multiple of 0.1 at which the share
+    of its samples with a latest loss at or below it reaches
+    --memorized-share, found by walking the grid), the routing health from
+    the per-token records, and churn between consecutive steps;
 
 and compares them with the JSON lines `analyze --json` printed, as TAP.
 
-usage: metrics_ref.py ANALYZE_JSONL ROUTING_FILE... [--tau X] [--epsilon X] [--delta X]
+usage: metrics_ref.py ANALYZE_JSONL ROUTING_FILE... [--tau X] [--epsilon X|auto] [--delta X]
+                     [--memorized-share X]
 
 ROUTING_FILEs are given in any order; steps come from their metadata.
 Exit 0 when everything agrees, 1 otherwise.
@@ -69,21 +77,45 @@ def levenshtein(a, b):
 
 
 def mean_distance(strings):
+    """(mean over pairs, pairs, jackknife standard error or None)."""
     n = len(strings)
     if n < 2:
-        return None, 0
-    tot = 0
-    pairs = 0
+        return None, 0, None
+    d = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
-            tot += levenshtein(strings[i], strings[j])
-            pairs += 1
-    return tot / pairs, pairs
+            d[i, j] = d[j, i] = levenshtein(strings[i], strings[j])
+    pairs = n * (n - 1) // 2
+    mean = d[np.triu_indices(n, 1)].sum() / pairs
+    if n < 3:
+        return mean, pairs, None
+    loo = []
+    for i in range(n):
+        keep = [k for k in range(n) if k != i]
+        sub = d[np.ix_(keep, keep)]
+        loo.append(sub[np.triu_indices(n - 1, 1)].mean())
+    loo = np.array(loo)
+    se = math.sqrt((n - 1) / n * ((loo - loo.mean()) ** 2).sum())
+    return mean, pairs, se
+
+
+def auto_epsilon(latest_losses, share):
+    """The smallest k * 0.1 (k >= 1) at which at least ceil(share * n) of
+    the n latest losses are <= it; None when that many are not finite."""
+    n = len(latest_losses)
+    need = max(1, math.ceil(share * n - 1e-9))
+    finite = [x for x in latest_losses if not math.isnan(x)]
+    if n == 0 or len(finite) < need:
+        return None
+    k = 1
+    while sum(1 for x in finite if x <= k * 0.1) < need:
+        k += 1
+    return k * 0.1
 
 
 def consistency(gbar, routers):
     """Per-sample (C_i or None, mean_l c_l)."""
-    if routers is None or gbar.shape[1] < 2:
+    if routers is None or gbar.shape[1] < 3:
         return None
     out = []
     for i in range(gbar.shape[0]):
@@ -145,9 +177,10 @@ def near(a, b, tol, rel=False):
 
 def set_values(r, idx, tau, cons):
     strings = [pathway(r["gbar"][i], tau) for i in idx]
-    d, pairs = mean_distance(strings)
+    d, pairs, se = mean_distance(strings)
     losses = [float(r["loss"][i]) for i in idx if not math.isnan(float(r["loss"][i]))]
     v = {"n_samples": len(idx), "pathway_distance": d, "n_pairs": pairs,
+         "pathway_distance_se": se,
          "loss": sum(losses) / len(losses) if losses else None}
     if cons is not None and idx:
         cd = [cons[i][0] for i in idx if cons[i][0] is not None]
@@ -163,11 +196,17 @@ def set_values(r, idx, tau, cons):
 def compare_set(tap, where, got, want):
     tap.check(got.get("n_samples") == want["n_samples"], where + " n_samples",
               "got %r want %r" % (got.get("n_samples"), want["n_samples"]))
+    if "epsilon" in want:
+        tap.check(near(got.get("epsilon"), want["epsilon"], 1e-12), where + " epsilon",
+                  "got %r want %r" % (got.get("epsilon"), want["epsilon"]))
     if want["n_samples"] == 0:
         return
     gd = got.get("pathway_distance")
     tap.check(near(gd, want["pathway_distance"], 1e-9), where + " pathway_distance",
               "got %r want %r" % (gd, want["pathway_distance"]))
+    gs = got.get("pathway_distance_se")
+    tap.check(near(gs, want["pathway_distance_se"], 1e-9, rel=True),
+              where + " pathway_distance_se", "got %r want %r" % (gs, want["pathway_distance_se"]))
     tap.check(near(got.get("loss"), want["loss"], TOL_LOSS, rel=True), where + " loss",
               "got %r want %r" % (got.get("loss"), want["loss"]))
     for k in ("pathway_consistency", "adjacent_cosine"):
@@ -210,18 +249,20 @@ def churn(prev, cur):
 
 def main(argv):
     args = argv[1:]
-    tau, eps, delta = 0.7, 1.0, 0.05
+    tau, eps, delta, share = 0.7, 1.0, 0.05, 0.2
     files = []
     i = 0
     while i < len(args):
-        if args[i] in ("--tau", "--epsilon", "--delta"):
-            v = float(args[i + 1])
+        if args[i] in ("--tau", "--epsilon", "--delta", "--memorized-share"):
+            v = args[i + 1]
             if args[i] == "--tau":
-                tau = v
+                tau = float(v)
             elif args[i] == "--epsilon":
-                eps = v
+                eps = v if v == "auto" else float(v)
+            elif args[i] == "--delta":
+                delta = float(v)
             else:
-                delta = v
+                share = float(v)
             i += 2
         else:
             files.append(args[i])
@@ -237,6 +278,14 @@ def main(argv):
               "%d lines, %d routing files" % (len(results), len(routs)))
     by_step = {(-1 if res.get("step") is None else res["step"]): res for res in results}
     latest = routs[-1]
+    # Each group's epsilon, against the latest checkpoint.
+    geps = {}
+    for g in set(latest["groups"]):
+        if eps == "auto":
+            geps[g] = auto_epsilon([float(latest["loss"][s]) for s in range(len(latest["groups"]))
+                                    if latest["groups"][s] == g], share)
+        else:
+            geps[g] = eps
     for pos, r in enumerate(routs):
         res = by_step.get(r["step"])
         name = "step %d" % r["step"]
@@ -249,15 +298,17 @@ def main(argv):
         for g in r["groups"]:
             if g not in groups:
                 groups.append(g)
-        # Memorized at this step against the latest (SPEC §4).
+        # Memorized at this step against the latest (SPEC §4): at every
+        # checkpoint from here to the latest, loss <= epsilon and within
+        # delta of the latest loss.
         later = routs[pos:]
         memo = []
         for s in range(N):
-            ls = float(r["loss"][s])
-            ok = not math.isnan(ls) and ls <= eps
+            e = geps[r["groups"][s]]
+            ok = e is not None
             for q in later:
                 lq, ll = float(q["loss"][s]), float(latest["loss"][s])
-                if math.isnan(lq) or math.isnan(ll) or abs(lq - ll) > delta:
+                if math.isnan(lq) or math.isnan(ll) or lq > e or abs(lq - ll) > delta:
                     ok = False
             memo.append(ok)
         for g in groups + ["all"]:
@@ -265,8 +316,13 @@ def main(argv):
             got = res["groups"].get(g, {})
             compare_set(tap, "%s group %s" % (name, g), got, set_values(r, idx, tau, cons))
             midx = [s for s in idx if memo[s]]
-            compare_set(tap, "%s group %s memorized" % (name, g), got.get("memorized", {}),
-                        set_values(r, midx, tau, cons))
+            want = set_values(r, midx, tau, cons)
+            if g == "all":
+                es = set(geps.values())
+                want["epsilon"] = es.pop() if len(es) == 1 else None
+            else:
+                want["epsilon"] = geps[g]
+            compare_set(tap, "%s group %s memorized" % (name, g), got.get("memorized", {}), want)
         hl = health(r)
         if hl is not None:
             got_layers = (res.get("health") or {}).get("layers") or []

@@ -429,6 +429,79 @@ static void test_min_checkpoints(void)
 	fx_release(&f);
 }
 
+/* A result with pathway_distance and its standard error (NaN = null). */
+static cJSON *result_se(int64_t step, double dist, double se)
+{
+	cJSON *r = result(step, 1.0, dist);
+	cJSON *g = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "groups"), "math");
+
+	cJSON_AddItemToObject(g, "pathway_distance_se", num_or_null(se));
+	return r;
+}
+
+/*
+ * threshold_mode se, threshold 2, patience 1: better when x < best -
+ * 2 sqrt(se_x^2 + se_best^2).
+ *   10 (se .5): the first value, best 10.
+ *   9.5 (.5):  needs < 10 - 2 sqrt(.5) = 8.586: no (1 bad).
+ *   9.2 (.3):  needs < 10 - 2 sqrt(.34) = 8.834: no (2 bad > 1): plateau.
+ *   8.0 (.3):  < 8.834: better, the plateau ends; best 8 (se .3).
+ *   7.9 (null): skipped.
+ *   7.0 (.1):  needs < 8 - 2 sqrt(.1) = 7.368: better.
+ * abs 1 on the same values counts 7.9 (not < 7) and 7.0 (not < 7): a
+ * plateau at 600.
+ */
+static void test_threshold_se(void)
+{
+	static const double d[6] = { 10, 9.5, 9.2, 8.0, 7.9, 7.0 }, se[6] = { .5, .5, .3, .3, NAN, .1 };
+#define SE_CFG(THR, MODE) \
+	"\"distance\": {\"min_checkpoints\": 1000000}, \"plateaus\": [{\"metric\": " \
+	"\"pathway_distance\", \"mode\": \"min\", \"threshold\": " THR ", " \
+	"\"threshold_mode\": \"" MODE "\", \"patience\": 1, \"cooldown\": 0, " \
+	"\"min_checkpoints\": 0}]"
+	char buf[512];
+	struct fx f;
+
+	fx_init(&f, cfg(SE_CFG("2", "se")));
+	for (int i = 0; i < 6; i++)
+		fx_put(&f, 100 * (i + 1), result_se(100 * (i + 1), d[i], se[i]));
+	CHECK_STR_EQ(f.log, "300:+plateau/math/pathway_distance 400:-plateau/math/pathway_distance ");
+	fx_release(&f);
+
+	fx_init(&f, cfg(SE_CFG("1", "abs")));
+#undef SE_CFG
+	for (int i = 0; i < 6; i++)
+		fx_put(&f, 100 * (i + 1), result_se(100 * (i + 1), d[i], se[i]));
+	CHECK_STR_EQ(f.log, "300:+plateau/math/pathway_distance 400:-plateau/math/pathway_distance "
+			    "600:+plateau/math/pathway_distance ");
+	fx_release(&f);
+
+	/* mode max the same way: 1, then 1.5 (se .2, .2): needs > 1 +
+	 * 2 sqrt(.08) = 1.566: no; 1.7: yes. */
+	snprintf(buf, sizeof(buf),
+		 "\"distance\": {\"min_checkpoints\": 1000000}, \"plateaus\": [{\"metric\": "
+		 "\"memorized.pathway_distance\", \"mode\": \"max\", \"threshold\": 2, "
+		 "\"threshold_mode\": \"se\", \"patience\": 0, \"cooldown\": 0, "
+		 "\"min_checkpoints\": 0}]");
+	fx_init(&f, cfg(buf));
+	{
+		static const double v[3] = { 1, 1.5, 1.7 };
+
+		for (int i = 0; i < 3; i++) {
+			cJSON *r = result(i + 1, 1.0, 1.0);
+			cJSON *m = cJSON_AddObjectToObject(
+				cJSON_GetObjectItem(cJSON_GetObjectItem(r, "groups"), "math"), "memorized");
+
+			cJSON_AddNumberToObject(m, "pathway_distance", v[i]);
+			cJSON_AddNumberToObject(m, "pathway_distance_se", 0.2);
+			fx_put(&f, i + 1, r);
+		}
+	}
+	CHECK_STR_EQ(f.log, "2:+plateau/math/memorized.pathway_distance "
+			    "3:-plateau/math/memorized.pathway_distance ");
+	fx_release(&f);
+}
+
 /* A metric path into the memorized subset, and a plateau of a max metric. */
 static void test_metric_paths(void)
 {
@@ -846,6 +919,7 @@ static const struct tap_test tests[] = {
 	{ "event_shape", test_event_shape },
 	{ "flat_distance_is_not_grokking", test_flat_distance_is_not_grokking },
 	{ "rel_versus_abs", test_rel_versus_abs },
+	{ "threshold_se", test_threshold_se },
 	{ "patience_edge", test_patience_edge },
 	{ "cooldown_edges", test_cooldown_edges },
 	{ "min_checkpoints", test_min_checkpoints },

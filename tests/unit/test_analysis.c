@@ -238,7 +238,7 @@ static void test_restore(void)
 
 	for (int64_t step = 100; step <= 200; step += 100) {
 		CHECK_INT_EQ(routing_file_read(routing_path(step, 0.5f, 1, NULL), &r, &err), 0);
-		CHECK_INT_EQ(metrics_consistency(r, &cons, &err), 0);
+		CHECK_INT_EQ(metrics_consistency(r, METRICS_CONSISTENCY_FLOOR, &cons, &err), 0);
 		CHECK_INT_EQ(analysis_put(a, r, cons, &err), 0);
 		metrics_cons_free(cons);
 		if (step == 200)

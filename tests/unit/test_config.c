@@ -9,6 +9,7 @@
 
 #include "../tap.h"
 #include "config.h"
+#include "engine/metrics.h"
 
 static struct config *parse_ok(const char *text)
 {
@@ -167,12 +168,47 @@ static void test_defaults_and_values(void)
 	CHECK_NEAR(config_epsilon_for(c, "math"), 0.25, 0);
 	CHECK_NEAR(config_epsilon_for(c, "code"), 3, 0);
 	CHECK_NEAR(config_epsilon_for(c, "web"), 2.5, 0);
+	CHECK_NEAR(c->metrics.memorized_share, 0.2, 0);
+	CHECK_NEAR(c->metrics.consistency_floor, 0.05, 0);
 	CHECK_STR_EQ(c->publish.curve.server_secret_key_file, "/k");
 	/* untouched keys keep their defaults */
 	CHECK_INT_EQ(c->probe.sample_length, 512);
 	CHECK_STR_EQ(c->state_dir, "/var/lib/grokwatch");
 	CHECK_INT_EQ(c->watch.poll_interval_ms, 2000);
 	config_free(c);
+}
+
+/* metrics.epsilon (and a group's) takes "auto" besides a number; no other
+ * word, and no number outside its bounds. */
+static void test_epsilon_auto(void)
+{
+	struct config *c = parse_ok(
+		"{\"metrics\": {\"epsilon\": \"auto\", \"memorized_share\": 0.25,\n"
+		" \"consistency_floor\": 0.1, \"epsilon_groups\": [{\"group\": \"math\", \"epsilon\": 0.5},\n"
+		" {\"group\": \"code\", \"epsilon\": \"auto\"}]}}");
+
+	CHECK(c->metrics.epsilon == METRICS_EPSILON_AUTO);
+	CHECK_NEAR(config_epsilon_for(c, "math"), 0.5, 0);
+	CHECK(config_epsilon_for(c, "code") == METRICS_EPSILON_AUTO);
+	CHECK(config_epsilon_for(c, "web") == METRICS_EPSILON_AUTO);
+	CHECK_NEAR(c->metrics.memorized_share, 0.25, 0);
+	CHECK_NEAR(c->metrics.consistency_floor, 0.1, 0);
+	config_free(c);
+	CHECK_STR_EQ(parse_bad("{\"metrics\": {\n\"epsilon\": \"automatic\"}}", -EINVAL),
+		     "\"t.json\" line 2: metrics.epsilon: expected a number or \"auto\", got "
+		     "\"automatic\"");
+	CHECK_STR_EQ(parse_bad("{\"metrics\": {\"epsilon\": -1}}", -EINVAL),
+		     "\"t.json\" line 1: metrics.epsilon: -1 is below the minimum 0");
+	CHECK_STR_EQ(parse_bad("{\"metrics\": {\"epsilon\": true}}", -EINVAL),
+		     "\"t.json\" line 1: metrics.epsilon: expected a number, got a boolean");
+	CHECK_STR_EQ(parse_bad("{\"metrics\": {\"epsilon_groups\": [{\"group\": \"m\",\n"
+			       "\"epsilon\": \"Auto\"}]}}", -EINVAL),
+		     "\"t.json\" line 2: metrics.epsilon_groups[0].epsilon: expected a number or "
+		     "\"auto\", got \"Auto\"");
+	CHECK_STR_EQ(parse_bad("{\"metrics\": {\"memorized_share\": 0}}", -EINVAL),
+		     "\"t.json\" line 1: metrics.memorized_share: 0 is below the minimum 0.001");
+	CHECK_STR_EQ(parse_bad("{\"metrics\": {\"consistency_floor\": 1}}", -EINVAL),
+		     "\"t.json\" line 1: metrics.consistency_floor: 1 is above the maximum 0.5");
 }
 
 static void test_unknown_key_path_and_line(void)
@@ -449,6 +485,18 @@ static void test_alerts(void)
 	CHECK_STR_EQ(h[1].argv.v[0], "hook");
 	config_free(c);
 
+	/* threshold_mode se: only for a metric with a standard error */
+	c = parse_ok("{\"alerts\": {\"distance\": {\"metric\": \"memorized.pathway_distance\",\n"
+		     " \"threshold_mode\": \"se\", \"threshold\": 2}}}");
+	CHECK_INT_EQ(c->alerts.distance.threshold_mode, CONFIG_THRESHOLD_SE);
+	config_free(c);
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"loss\": {\n\"threshold_mode\": \"se\"}}}", -EINVAL),
+		     "\"t.json\" line 2: alerts.loss.threshold_mode: \"se\" needs a metric with a "
+		     "standard error (pathway_distance, memorized.pathway_distance); \"loss\" has none");
+	CHECK_STR_HAS(parse_bad("{\"alerts\": {\"plateaus\": [{\"metric\": \"pathway_consistency\", "
+				"\"mode\": \"max\", \"threshold\": 2, \"threshold_mode\": \"se\", "
+				"\"patience\": 1, \"cooldown\": 0, \"min_checkpoints\": 0}]}}", -EINVAL),
+		      "alerts.plateaus[0].threshold_mode: \"se\" needs a metric with a standard error");
 	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"loss\": {\n\"metric\": \"loss..x\"}}}", -EINVAL),
 		     "\"t.json\" line 2: alerts.loss.metric: \"loss..x\" is not a metric path "
 		     "(names of letters, digits and '_' joined by dots)");
@@ -499,6 +547,7 @@ static void test_alerts(void)
 static const struct tap_test tests[] = {
 	{ "shipped_file_matches_table", test_shipped_file_matches_table },
 	{ "defaults_and_values", test_defaults_and_values },
+	{ "epsilon_auto", test_epsilon_auto },
 	{ "unknown_key_path_and_line", test_unknown_key_path_and_line },
 	{ "line_numbers_are_robust", test_line_numbers_are_robust },
 	{ "wrong_type", test_wrong_type },

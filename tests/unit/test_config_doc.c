@@ -118,8 +118,10 @@ static void summary(char *b, size_t n, const struct config_key *k, bool field)
 		num(lo, sizeof(lo), k->min);
 		num(hi, sizeof(hi), k->max);
 		num(def, sizeof(def), k->def_num);
-		used = (size_t)snprintf(b, n, "%s, %s%s, %s to %s",
+		used = (size_t)snprintf(b, n, "%s%s%s%s, %s%s, %s to %s",
 					k->type == CONFIG_INT ? "integer" : "number",
+					k->word ? " or \"" : "", k->word ? k->word : "",
+					k->word ? "\"" : "",
 					field ? "required" : "default ", field ? "" : def, lo, hi);
 		break;
 	case CONFIG_BOOL:

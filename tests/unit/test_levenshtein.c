@@ -358,6 +358,124 @@ static void test_sampled_mean_within_three_se(void)
 	free_set(&st);
 }
 
+/* The jackknife written plainly from its definition: for each string i,
+ * the mean distance over the pairs that do not involve it, recomputed
+ * from scratch; then sqrt((n-1)/n * sum (D_i - mean D)^2).  Pairs are the
+ * (i, j) of pi/pj (every unordered pair once, or the draws of a sample). */
+static double direct_jackknife(const struct set *st, const size_t *pi, const size_t *pj,
+			       size_t npairs)
+{
+	size_t n = st->n, i, k;
+	double *d = calloc(n, sizeof(double)), mean = 0, ss = 0;
+
+	CHECK(d);
+	for (i = 0; i < n; i++) {
+		double sum = 0;
+		size_t cnt = 0;
+
+		for (k = 0; k < npairs; k++) {
+			if (pi[k] == i || pj[k] == i)
+				continue;
+			sum += (double)dp_distance(st->s[pi[k]], st->len[pi[k]], st->s[pj[k]],
+						   st->len[pj[k]]);
+			cnt++;
+		}
+		CHECK(cnt > 0);
+		d[i] = sum / (double)cnt;
+		mean += d[i];
+	}
+	mean /= (double)n;
+	for (i = 0; i < n; i++)
+		ss += (d[i] - mean) * (d[i] - mean);
+	free(d);
+	return sqrt(ss * (double)(n - 1) / (double)n);
+}
+
+static struct lev_mean jack_of(const struct set *st, uint64_t budget, int threads, int kernel)
+{
+	struct lev_pair_opts o = { .budget = budget, .threads = threads, .kernel = kernel,
+				   .jackknife = true };
+	struct lev_mean mean;
+	struct gw_err err = { "" };
+
+	if (lev_mean_pairs((const uint8_t *const *)st->s, st->len, st->n, &o, &mean, &err) != 0)
+		tap_fail(__FILE__, __LINE__, "lev_mean_pairs: %s", err.msg);
+	return mean;
+}
+
+/* The exact mean's jackknife over the strings, for every kernel and
+ * thread count (lanes groups of unequal length, a last group not full). */
+static void test_jackknife_exact_matches_direct(void)
+{
+	struct set st = make_set(23, 140, 0);
+	size_t pi[23 * 22 / 2], pj[23 * 22 / 2], np = 0, i, j;
+	double want;
+	int kernel, threads;
+
+	for (i = 0; i < st.n; i++)
+		for (j = i + 1; j < st.n; j++)
+			pi[np] = i, pj[np++] = j;
+	want = direct_jackknife(&st, pi, pj, np);
+	tap_note("exact mean %.4f, jackknife se %.6f", mean_of(&st, 0, 1, 0).mean, want);
+	CHECK(want > 0);
+	for (kernel = LEV_KERNEL_AUTO; kernel <= LEV_KERNEL_LANES8; kernel++)
+		for (threads = 1; threads <= 3; threads++) {
+			struct lev_mean m = jack_of(&st, 0, threads, kernel);
+
+			CHECK(!m.sampled);
+			CHECK_NEAR(m.jackknife_se, want, 1e-9 * want);
+		}
+	/* Not asked for: NaN, and the rest unchanged. */
+	CHECK(isnan(mean_of(&st, 0, 2, 0).jackknife_se));
+	CHECK_INT_EQ(mean_of(&st, 0, 2, 0).total, jack_of(&st, 0, 2, 0).total);
+	free_set(&st);
+}
+
+/* A sample's jackknife over the pairs it drew (the documented scheme). */
+static void test_jackknife_sampled_matches_direct(void)
+{
+	struct set st = make_set(30, 90, 0);   /* 435 pairs > budget 300 */
+	size_t pi[300], pj[300];
+	uint64_t k, seed = LEV_DEFAULT_SEED;
+	double want;
+	int kernel;
+
+	for (k = 0; k < 300; k++) {
+		uint64_t s = doc_mix(seed ^ (k * 0x9E3779B97F4A7C15ULL));
+		uint64_t i = doc_uniform(&s, st.n), j = doc_uniform(&s, st.n - 1);
+
+		if (j >= i)
+			j++;
+		pi[k] = (size_t)i, pj[k] = (size_t)j;
+	}
+	want = direct_jackknife(&st, pi, pj, 300);
+	for (kernel = LEV_KERNEL_AUTO; kernel <= LEV_KERNEL_LANES8; kernel++) {
+		struct lev_mean m = jack_of(&st, 300, 2, kernel);
+
+		CHECK(m.sampled);
+		CHECK_NEAR(m.jackknife_se, want, 1e-9 * want);
+	}
+	free_set(&st);
+}
+
+/* Three strings "a", "ab", "abcd": distances 1, 3, 2.  Leaving out "a"
+ * leaves 2, "ab" leaves 3, "abcd" leaves 1: mean 2, squares 0 + 1 + 1,
+ * se = sqrt(2/3 * 2) = sqrt(4/3).  Two strings: NaN. */
+static void test_jackknife_by_hand(void)
+{
+	const uint8_t *s[3] = { (const uint8_t *)"a", (const uint8_t *)"ab",
+				(const uint8_t *)"abcd" };
+	size_t len[3] = { 1, 2, 4 };
+	struct lev_pair_opts o = { .jackknife = true };
+	struct lev_mean m;
+
+	CHECK_INT_EQ(lev_mean_pairs(s, len, 3, &o, &m, NULL), 0);
+	CHECK_NEAR(m.mean, 2, 0);
+	CHECK_NEAR(m.jackknife_se, sqrt(4.0 / 3), 1e-15);
+	CHECK_INT_EQ(lev_mean_pairs(s, len, 2, &o, &m, NULL), 0);
+	CHECK(isnan(m.jackknife_se));
+}
+
 static void test_thread_count_does_not_matter(void)
 {
 	struct set st = make_set(150, 400, 1);
@@ -401,6 +519,9 @@ static const struct tap_test tests[] = {
 	{ "exact_mean_bytes_short", test_exact_mean_bytes_short },
 	{ "sampled_pairs_follow_documented_scheme", test_sampled_pairs_follow_documented_scheme },
 	{ "sampled_mean_within_three_se", test_sampled_mean_within_three_se },
+	{ "jackknife_exact_matches_direct", test_jackknife_exact_matches_direct },
+	{ "jackknife_sampled_matches_direct", test_jackknife_sampled_matches_direct },
+	{ "jackknife_by_hand", test_jackknife_by_hand },
 	{ "thread_count_does_not_matter", test_thread_count_does_not_matter },
 	{ "degenerate_sets_and_limits", test_degenerate_sets_and_limits },
 	{ NULL, NULL },

@@ -101,7 +101,7 @@ static void test_consistency_per_sample(void)
 	struct routing *r = four_samples();
 	struct metrics_cons *c = NULL;
 
-	CHECK_INT_EQ(metrics_consistency(r, &c, NULL), 0);
+	CHECK_INT_EQ(metrics_consistency(r, METRICS_CONSISTENCY_FLOOR, &c, NULL), 0);
 	CHECK(c->note == NULL);
 	CHECK(isnan(c->c[0]));
 	CHECK_NEAR(c->adj[0], -1.0, 1e-6);
@@ -286,7 +286,7 @@ static void test_no_router_weights(void)
 
 	free(r->router[1]);
 	r->router[1] = NULL;
-	CHECK_INT_EQ(metrics_consistency(r, &c, NULL), 0);
+	CHECK_INT_EQ(metrics_consistency(r, METRICS_CONSISTENCY_FLOOR, &c, NULL), 0);
 	CHECK_STR_HAS(c->note, "no router weights");
 	CHECK(c->c == NULL);
 	metrics_cons_free(c);
@@ -502,9 +502,9 @@ static void test_memorized_series(void)
 	CHECK_INT_EQ(i200, 1);
 
 	/* latest 300: both memorized at 200 (within .05 of .32 and .21), none at 100 */
-	routing_series_memorized(s, 1, &o, mask);
+	routing_series_memorized(s, 1, &o, mask, NULL);
 	CHECK(mask[0] && mask[1]);
-	routing_series_memorized(s, 0, &o, mask);
+	routing_series_memorized(s, 0, &o, mask, NULL);
 	CHECK(!mask[0] && !mask[1]);
 	CHECK_INT_EQ(routing_series_recompute(s, &o, &memo, &n, NULL), 0);
 	CHECK_INT_EQ(n, 3);
@@ -520,7 +520,7 @@ static void test_memorized_series(void)
 	/* Step 400 arrives: sample 0's loss rose to .60 (> epsilon, and .30 is
 	 * not within .05 of it): no longer memorized anywhere. */
 	CHECK_INT_EQ(put(s, 400, 0.60f, 0.22f), 0);
-	routing_series_memorized(s, 1, &o, mask);
+	routing_series_memorized(s, 1, &o, mask, NULL);
 	CHECK(!mask[0] && mask[1]);
 	CHECK_INT_EQ(routing_series_recompute(s, &o, &memo, &n, NULL), 0);
 	CHECK_INT_EQ(n, 4);
@@ -542,15 +542,15 @@ static void test_memorized_series(void)
 	CHECK_INT_EQ(routing_series_step_at(s, 2), 250);
 	CHECK_INT_EQ(routing_series_step_at(s, 3), 300);
 	CHECK_INT_EQ(routing_series_step_at(s, 4), 400);
-	routing_series_memorized(s, 1, &o, mask);
+	routing_series_memorized(s, 1, &o, mask, NULL);
 	CHECK(!mask[0] && !mask[1]);
-	routing_series_memorized(s, 3, &o, mask);
+	routing_series_memorized(s, 3, &o, mask, NULL);
 	CHECK(!mask[0] && mask[1]);
 
 	/* Replacing 250 with a steady loss restores it. */
 	CHECK_INT_EQ(put(s, 250, 0.31f, 0.21f), 1);
 	CHECK_INT_EQ(routing_series_count(s), 5);
-	routing_series_memorized(s, 1, &o, mask);
+	routing_series_memorized(s, 1, &o, mask, NULL);
 	CHECK(!mask[0] && mask[1]);
 	routing_series_free(s);
 }
@@ -562,31 +562,34 @@ static void test_memo_apply(void)
 	struct metrics_result *m = NULL;
 	struct metrics_memo *memo = NULL;
 	struct metrics_opts o;
+	struct metrics_memorized mem;
 	bool mask[2];
+	double eps[1];
 	size_t n;
-	cJSON *j, *mem;
+	cJSON *j, *jm;
 
 	metrics_opts_init(&o);
 	o.epsilon = 0.5;
 	CHECK_INT_EQ(routing_series_put(s, r, NULL, NULL), 0);
 	CHECK_INT_EQ(put(s, 300, 0.32f, 0.21f), 0);
-	routing_series_memorized(s, 0, &o, mask);
-	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, mask, &o, &m, NULL), 0);
+	routing_series_memorized(s, 0, &o, mask, eps);
+	mem = (struct metrics_memorized){ mask, eps, 1 };
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, &mem, &o, &m, NULL), 0);
 	j = metrics_result_json(m);
-	mem = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "all"),
+	jm = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "all"),
 				  "memorized");
-	CHECK_NEAR(cJSON_GetObjectItem(mem, "n_samples")->valuedouble, 2, 0);
+	CHECK_NEAR(cJSON_GetObjectItem(jm, "n_samples")->valuedouble, 2, 0);
 
 	CHECK_INT_EQ(put(s, 400, 0.60f, 0.22f), 0);
 	CHECK_INT_EQ(routing_series_recompute(s, &o, &memo, &n, NULL), 0);
 	CHECK_INT_EQ(routing_series_memo_apply(j, &memo[0]), 0);
-	mem = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "all"),
+	jm = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "all"),
 				  "memorized");
-	CHECK_NEAR(cJSON_GetObjectItem(mem, "n_samples")->valuedouble, 1, 0);
-	CHECK(cJSON_IsNull(cJSON_GetObjectItem(mem, "pathway_distance")));
-	mem = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "g"),
+	CHECK_NEAR(cJSON_GetObjectItem(jm, "n_samples")->valuedouble, 1, 0);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(jm, "pathway_distance")));
+	jm = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "g"),
 				  "memorized");
-	CHECK_NEAR(cJSON_GetObjectItem(mem, "n_samples")->valuedouble, 1, 0);
+	CHECK_NEAR(cJSON_GetObjectItem(jm, "n_samples")->valuedouble, 1, 0);
 	CHECK_INT_EQ(routing_series_memo_apply(j, &memo[1]), -EINVAL); /* step 300 */
 	routing_series_memo_free(memo, n);
 	cJSON_Delete(j);
@@ -619,6 +622,373 @@ static void test_series_refuses_mismatch(void)
 	CHECK_STR_HAS(err.msg, "N=3");
 	routing_free(r);
 	routing_series_free(s);
+}
+
+/* n samples of group "g" (1 layer, 2 experts) with the given losses. */
+static int put_losses(struct routing_series *s, int64_t step, const float *loss, int n,
+		      const char *const *groups)
+{
+	struct routing *r = routing_new(n, 1, 2, 1);
+	int rc;
+
+	for (int i = 0; i < n; i++) {
+		r->gbar[i * 2 + i % 2] = 1;
+		r->groups[i] = gw_strdup(groups ? groups[i] : "g");
+		r->ids[i] = gw_strdup("");
+		r->ntokens[i] = 1;
+		r->loss[i] = loss[i];
+	}
+	r->step = step;
+	rc = routing_series_put(s, r, NULL, NULL);
+	routing_free(r);
+	return rc;
+}
+
+static int count_true(const bool *m, int n)
+{
+	int c = 0;
+
+	for (int i = 0; i < n; i++)
+		c += m[i];
+	return c;
+}
+
+/*
+ * The issue's example: one sample's losses are 2.0, 0.99, 1.02, 1.00 at
+ * four checkpoints, three others stay at 0.5; epsilon 1, delta 0.05.  A
+ * rule that looked at loss <= epsilon at t alone (and stability within
+ * delta) counts 3, 4, 3, 4: the sample flickers in at 0.99 and out at
+ * 1.02.  The paper's rule needs loss <= epsilon at every checkpoint from t
+ * to the latest: at the second and third checkpoints 1.02 follows, so it
+ * is memorized only at the last: 3, 3, 3, 4.
+ */
+static void test_memorized_rule_no_flicker(void)
+{
+	struct routing_series *s = routing_series_new();
+	static const float traj[4] = { 2.0f, 0.99f, 1.02f, 1.00f };
+	struct metrics_memo *memo = NULL;
+	struct metrics_opts o;
+	bool mask[4];
+	size_t n = 0;
+	const int want[4] = { 3, 3, 3, 4 };
+
+	metrics_opts_init(&o);
+	o.epsilon = 1.0;
+	o.delta = 0.05;
+	for (int t = 0; t < 4; t++) {
+		float l[4] = { 0.5f, 0.5f, 0.5f, traj[t] };
+
+		CHECK_INT_EQ(put_losses(s, 100 * (t + 1), l, 4, NULL), 0);
+	}
+	CHECK_INT_EQ(routing_series_recompute(s, &o, &memo, &n, NULL), 0);
+	CHECK_INT_EQ(n, 4);
+	for (int t = 0; t < 4; t++) {
+		routing_series_memorized(s, (size_t)t, &o, mask, NULL);
+		CHECK_INT_EQ(count_true(mask, 4), want[t]);
+		CHECK_INT_EQ(memo[t].sets[1].n_samples, want[t]);
+		CHECK_NEAR(memo[t].sets[0].epsilon, 1.0, 0);
+	}
+	routing_series_memo_free(memo, n);
+
+	/* Once memorized, memorized at every later checkpoint: a fifth
+	 * checkpoint at 1.01 (> epsilon) takes it out everywhere. */
+	{
+		float l[4] = { 0.5f, 0.5f, 0.5f, 1.01f };
+
+		CHECK_INT_EQ(put_losses(s, 500, l, 4, NULL), 0);
+		for (int t = 0; t < 5; t++) {
+			routing_series_memorized(s, (size_t)t, &o, mask, NULL);
+			CHECK_INT_EQ(count_true(mask, 4), 3);
+		}
+	}
+	routing_series_free(s);
+}
+
+/* Auto epsilon against hand-sorted losses. */
+static void test_epsilon_auto(void)
+{
+	/* finite, sorted: .05 .3 .5 .6 .75 .9 1.5 2 3 (nine of ten) */
+	static const float l[10] = { 0.9f, 0.5f, 2.0f, NAN, 0.05f, 0.75f, 1.5f, 0.3f, 3.0f, 0.6f };
+	static const float tiny[3] = { 0.001f, 0.002f, 5.0f };
+	static const int idx[3] = { 1, 4, 9 }; /* .5 .05 .6 */
+
+	/* share .3: the 3rd smallest, 0.5, is exactly on the grid (5 * 0.1
+	 * is 0.5 in double) */
+	CHECK_NEAR(metrics_epsilon_auto(l, NULL, 10, 0.3), 0.5, 0);
+	/* .2: the 2nd, 0.3f = 0.300000012 is above 3 * 0.1 (0.30000000000000004
+	 * in double): loss <= 0.3 would leave it out, so 0.4 */
+	CHECK_NEAR(metrics_epsilon_auto(l, NULL, 10, 0.2), 0.4, 1e-15);
+	/* .5: the 5th, 0.75: 0.8 */
+	CHECK_NEAR(metrics_epsilon_auto(l, NULL, 10, 0.5), 0.8, 1e-15);
+	/* .9: the 9th, 3.0: 3.0 */
+	CHECK_NEAR(metrics_epsilon_auto(l, NULL, 10, 0.9), 3.0, 1e-15);
+	CHECK(3.0f <= metrics_epsilon_auto(l, NULL, 10, 0.9));
+	/* .95: ten needed, nine finite */
+	CHECK(isnan(metrics_epsilon_auto(l, NULL, 10, 0.95)));
+	/* 0.2 * 10 is 2, not 3 */
+	CHECK_NEAR(metrics_epsilon_auto(l, NULL, 10, 0.2), metrics_epsilon_auto(l, NULL, 10, 0.15),
+		   0);
+	/* the grid starts at 0.1 */
+	CHECK_NEAR(metrics_epsilon_auto(tiny, NULL, 3, 0.5), 0.1, 1e-15);
+	/* a subset: .05 .5 .6, share .5 -> the 2nd, 0.5 */
+	CHECK_NEAR(metrics_epsilon_auto(l, idx, 3, 0.5), 0.5, 0);
+	CHECK(isnan(metrics_epsilon_auto(l, NULL, 0, 0.2)));
+}
+
+/*
+ * Auto epsilon in a series: it is chosen at the latest checkpoint and
+ * moves with it.  Group "a" (auto, share 0.4: 2 of 5) and group "b" (1.0
+ * given), delta 0.05.
+ *   a at 100: .05 .15 .50 .9 2    b at every step: .5 .5 1.5 .2 3
+ *   a at 200: .05 .12 .45 .9 2
+ *   a at 300: .05 .35 .25 .9 2
+ * Latest 200: a's 2nd smallest is .12: epsilon 0.2; memorized at 200:
+ * .05, .12 (2); at 100: .05 and .15 (<= .2, within .05 of .12): 2.
+ * b: .5 .5 .2 memorized everywhere (3).  all: 5, 5; epsilons differ, so
+ * all's is null.
+ * Latest 300: a's 2nd smallest .25: epsilon 0.3; at 300: .05 .25 (2); at
+ * 200: .05 only (.12 is .23 from .35; .45 > .3): 1; at 100: 1.
+ */
+static void test_epsilon_auto_series(void)
+{
+	static const char *const grp[10] = { "a", "a", "a", "a", "a", "b", "b", "b", "b", "b" };
+	static const float a1[5] = { 0.05f, 0.15f, 0.5f, 0.9f, 2.0f },
+			   a2[5] = { 0.05f, 0.12f, 0.45f, 0.9f, 2.0f },
+			   a3[5] = { 0.05f, 0.35f, 0.25f, 0.9f, 2.0f },
+			   b[5] = { 0.5f, 0.5f, 1.5f, 0.2f, 3.0f };
+	const float *const as[3] = { a1, a2, a3 };
+	struct routing_series *s = routing_series_new();
+	struct metrics_epsilon eb = { "b", 1.0 };
+	struct metrics_memo *memo = NULL;
+	struct metrics_opts o;
+	bool mask[10];
+	double eps[2];
+	size_t n = 0;
+
+	metrics_opts_init(&o);
+	o.epsilon = METRICS_EPSILON_AUTO;
+	o.memorized_share = 0.4;
+	o.eps_groups = &eb;
+	o.n_eps_groups = 1;
+	for (int t = 0; t < 2; t++) {
+		float l[10];
+
+		memcpy(l, as[t], sizeof(a1));
+		memcpy(l + 5, b, sizeof(b));
+		CHECK_INT_EQ(put_losses(s, 100 * (t + 1), l, 10, grp), 0);
+	}
+	CHECK_INT_EQ(routing_series_groups(s), 2);
+	routing_series_memorized(s, 1, &o, mask, eps);
+	CHECK_NEAR(eps[0], 0.2, 1e-15);
+	CHECK_NEAR(eps[1], 1.0, 0);
+	CHECK_INT_EQ(count_true(mask, 5), 2);
+	CHECK_INT_EQ(count_true(mask + 5, 5), 3);
+	routing_series_memorized(s, 0, &o, mask, NULL);
+	CHECK_INT_EQ(count_true(mask, 5), 2);
+	CHECK_INT_EQ(routing_series_recompute(s, &o, &memo, &n, NULL), 0);
+	CHECK_INT_EQ(memo[0].sets[2].n_samples, 5);
+	CHECK_NEAR(memo[0].sets[0].epsilon, 0.2, 1e-15);
+	CHECK_NEAR(memo[0].sets[1].epsilon, 1.0, 0);
+	CHECK(isnan(memo[0].sets[2].epsilon));
+	routing_series_memo_free(memo, n);
+
+	{
+		float l[10];
+
+		memcpy(l, a3, sizeof(a3));
+		memcpy(l + 5, b, sizeof(b));
+		CHECK_INT_EQ(put_losses(s, 300, l, 10, grp), 0);
+	}
+	CHECK_INT_EQ(routing_series_recompute(s, &o, &memo, &n, NULL), 0);
+	CHECK_INT_EQ(n, 3);
+	CHECK_INT_EQ(memo[2].sets[0].n_samples, 2);
+	CHECK_INT_EQ(memo[1].sets[0].n_samples, 1);
+	CHECK_INT_EQ(memo[0].sets[0].n_samples, 1);
+	for (size_t t = 0; t < 3; t++) {
+		CHECK_NEAR(memo[t].sets[0].epsilon, 0.3, 1e-15);
+		CHECK_INT_EQ(memo[t].sets[1].n_samples, 3);
+	}
+	routing_series_memo_free(memo, n);
+
+	/* Both groups auto with the same result: all carries it.  b's 2nd
+	 * smallest is .5: 0.5; a's (share .4) .25: 0.3.  Share .2 (1 of 5):
+	 * a .05 -> 0.1, b .2 -> 0.2; share .6 (3 of 5): a .35 -> 0.4, b .5 ->
+	 * 0.5.  Make them meet: share .2 with b's .2 lowered is not needed;
+	 * instead give a an epsilon equal to b's auto one. */
+	o.n_eps_groups = 0;
+	o.memorized_share = 0.4;
+	routing_series_memorized(s, 2, &o, mask, eps);
+	CHECK_NEAR(eps[0], 0.3, 1e-15);
+	CHECK_NEAR(eps[1], 0.5, 0);
+	{
+		struct metrics_epsilon ea = { "a", 0.5 };
+
+		o.eps_groups = &ea;
+		o.n_eps_groups = 1;
+		CHECK_INT_EQ(routing_series_recompute(s, &o, &memo, &n, NULL), 0);
+		CHECK_NEAR(memo[2].sets[2].epsilon, 0.5, 0);
+		routing_series_memo_free(memo, n);
+	}
+	routing_series_free(s);
+}
+
+/* Without a series (analyze of one checkpoint), the checkpoint is its own
+ * latest: auto epsilon from its losses, published with the subset. */
+static void test_epsilon_auto_single(void)
+{
+	struct routing *r = four_samples(); /* g1: .1, NaN; g2: 2.0, .3 */
+	struct metrics_result *m = NULL;
+	struct metrics_opts o;
+	cJSON *j, *mem;
+
+	metrics_opts_init(&o);
+	o.epsilon = METRICS_EPSILON_AUTO;
+	o.memorized_share = 0.5; /* 1 of 2 */
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, NULL), 0);
+	/* 0.1f is 0.100000001, above 0.1 in double: 0.2 */
+	CHECK_NEAR(group(m, "g1")->memorized.epsilon, 0.2, 1e-15);
+	CHECK_INT_EQ(group(m, "g1")->memorized.n_samples, 1);
+	CHECK_NEAR(group(m, "g2")->memorized.epsilon, 0.4, 1e-15); /* 0.3f > 0.3 */
+	CHECK_INT_EQ(group(m, "g2")->memorized.n_samples, 1);
+	CHECK(isnan(group(m, "all")->memorized.epsilon));
+	CHECK(isnan(group(m, "all")->all.epsilon));
+	j = metrics_result_json(m);
+	mem = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "g2"),
+				  "memorized");
+	CHECK_NEAR(cJSON_GetObjectItem(mem, "epsilon")->valuedouble, 0.4, 1e-15);
+	mem = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "all"),
+				  "memorized");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(mem, "epsilon")));
+	CHECK(!cJSON_HasObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "g2"),
+				   "epsilon"));
+	cJSON_Delete(j);
+	metrics_result_free(m);
+	/* share 1: g1 has one finite loss of two: no epsilon, none memorized */
+	o.memorized_share = 1;
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, NULL), 0);
+	CHECK(isnan(group(m, "g1")->memorized.epsilon));
+	CHECK_INT_EQ(group(m, "g1")->memorized.n_samples, 0);
+	CHECK_NEAR(group(m, "g2")->memorized.epsilon, 2.0, 1e-15);
+	metrics_result_free(m);
+	routing_free(r);
+}
+
+static void test_opts_check(void)
+{
+	struct metrics_opts o;
+	struct metrics_epsilon eg = { "math", -0.5 };
+	struct gw_err err;
+
+	metrics_opts_init(&o);
+	CHECK_NEAR(o.memorized_share, 0.2, 0);
+	CHECK_NEAR(o.consistency_floor, 0.05, 0);
+	CHECK_INT_EQ(metrics_opts_check(&o, &err), 0);
+	o.epsilon = METRICS_EPSILON_AUTO;
+	CHECK_INT_EQ(metrics_opts_check(&o, &err), 0);
+	o.epsilon = -0.5;
+	CHECK_INT_EQ(metrics_opts_check(&o, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "\"epsilon\": -0.5 is neither");
+	o.epsilon = NAN;
+	CHECK_INT_EQ(metrics_opts_check(&o, &err), -EINVAL);
+	o.epsilon = 1;
+	o.eps_groups = &eg;
+	o.n_eps_groups = 1;
+	CHECK_INT_EQ(metrics_opts_check(&o, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "group \"math\"");
+	o.n_eps_groups = 0;
+	o.memorized_share = 0;
+	CHECK_INT_EQ(metrics_opts_check(&o, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "memorized_share");
+	o.memorized_share = 1;
+	CHECK_INT_EQ(metrics_opts_check(&o, &err), 0);
+	o.consistency_floor = 1;
+	CHECK_INT_EQ(metrics_opts_check(&o, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "consistency_floor");
+}
+
+/*
+ * The floor.  One sample whose routing vector is expert 0 at all three
+ * layers, so e_l is row 0 of W_l, set here to unit vectors at angles 0,
+ * a = acos(0.04) and a + acos(0.01): c_0 = 0.04, c_1 = 0.01.  max c 0.04
+ * is below the default floor 0.05: C undefined (its ratio would be
+ * 1 - 0.025/0.04); with a floor of 0.03 it is defined.
+ */
+static struct routing *low_cosine(void)
+{
+	struct routing *r = routing_new(1, 3, 2, 1);
+	double a = acos(0.04), b = a + acos(0.01);
+	const double ang[3] = { 0, a, b };
+
+	r->hidden = 2;
+	for (int l = 0; l < 3; l++) {
+		r->router[l] = gw_calloc(4, sizeof(float));
+		r->router[l][0] = (float)cos(ang[l]);
+		r->router[l][1] = (float)sin(ang[l]);
+		r->gbar[l * 2] = 1;
+	}
+	r->groups[0] = gw_strdup("g");
+	r->ids[0] = gw_strdup("");
+	r->ntokens[0] = 1;
+	r->loss[0] = 0.1f;
+	return r;
+}
+
+static void test_consistency_floor(void)
+{
+	struct routing *r = low_cosine();
+	struct metrics_cons *c = NULL;
+	struct metrics_result *m = NULL;
+	struct metrics_opts o;
+
+	CHECK_INT_EQ(metrics_consistency(r, METRICS_CONSISTENCY_FLOOR, &c, NULL), 0);
+	CHECK(isnan(c->c[0]));
+	CHECK_NEAR(c->adj[0], 0.025, 1e-6);
+	metrics_cons_free(c);
+	CHECK_INT_EQ(metrics_consistency(r, 0.03, &c, NULL), 0);
+	CHECK_NEAR(c->c[0], 1 - 0.025 / (0.04 + 1e-8), 1e-4);
+	metrics_cons_free(c);
+	/* and through the options */
+	metrics_opts_init(&o);
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, NULL), 0);
+	CHECK_INT_EQ(m->groups[0].all.n_undefined, 1);
+	CHECK(isnan(m->groups[0].all.pathway_consistency));
+	CHECK_NEAR(m->groups[0].all.adjacent_cosine, 0.025, 1e-6);
+	metrics_result_free(m);
+	o.consistency_floor = 0.03;
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, NULL), 0);
+	CHECK_INT_EQ(m->groups[0].all.n_undefined, 0);
+	CHECK_NEAR(m->groups[0].all.pathway_consistency, 1 - 0.025 / 0.04, 1e-4);
+	metrics_result_free(m);
+	routing_free(r);
+}
+
+/* Two MoE layers: one cosine, C = 1 - c/c = 0 for every sample; the
+ * metric does not exist, and the note says so. */
+static void test_two_layers_have_no_consistency(void)
+{
+	struct routing *r = routing_new(2, 2, 2, 1);
+	struct metrics_result *m = NULL;
+	struct metrics_opts o;
+
+	r->hidden = 2;
+	for (int l = 0; l < 2; l++) {
+		r->router[l] = gw_calloc(4, sizeof(float));
+		r->router[l][0] = 1, r->router[l][3] = 1;
+	}
+	for (int i = 0; i < 2; i++) {
+		r->gbar[i * 4 + i] = 1;
+		r->gbar[i * 4 + 2 + i] = 1;
+		r->groups[i] = gw_strdup("x");
+		r->ids[i] = gw_strdup("");
+	}
+	metrics_opts_init(&o);
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, NULL), 0);
+	CHECK_STR_HAS(m->consistency_note, "2 MoE layers");
+	CHECK_STR_HAS(m->consistency_note, "at least 3");
+	CHECK(isnan(m->groups[0].all.pathway_consistency));
+	CHECK(isnan(m->groups[0].all.adjacent_cosine));
+	metrics_result_free(m);
+	routing_free(r);
 }
 
 static void test_groups_first_appearance(void)
@@ -656,6 +1026,13 @@ static const struct tap_test tests[] = {
 	{ "memorized_series", test_memorized_series },
 	{ "memo_apply", test_memo_apply },
 	{ "series_refuses_mismatch", test_series_refuses_mismatch },
+	{ "memorized_rule_no_flicker", test_memorized_rule_no_flicker },
+	{ "epsilon_auto", test_epsilon_auto },
+	{ "epsilon_auto_series", test_epsilon_auto_series },
+	{ "epsilon_auto_single", test_epsilon_auto_single },
+	{ "opts_check", test_opts_check },
+	{ "consistency_floor", test_consistency_floor },
+	{ "two_layers_have_no_consistency", test_two_layers_have_no_consistency },
 	{ "groups_first_appearance", test_groups_first_appearance },
 	{ NULL, NULL },
 };
