@@ -191,7 +191,7 @@ TEST_ENV = GW_BUILD=$(B) GW_BIN=$(abspath $(GROKWATCHD)) GW_CLI=$(abspath $(B)/g
 	GW_FUZZ_SECONDS=$(FUZZ_SECONDS) GW_SRC=$(CURDIR) GW_TESTD=$(abspath $(GW_TESTD))
 
 SCRIPT_TESTS = $(sort $(wildcard tests/cli/test_*.sh tests/reference/test_*.sh \
-	tests/integration/test_*.py))
+	tests/integration/test_*.py tests/python/test_*.py))
 
 check: deps-test
 	$(Q)$(MAKE) --no-print-directory _check

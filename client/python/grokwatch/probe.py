@@ -14,7 +14,7 @@ forward pass over the same probe land in one series:
     escaped NUL, at most 1000 levels deep and 2 * 32768 + 4096 values, any
     bytes 0x01..0x20 as white space between tokens, raw control bytes inside
     strings, numbers as C's strtod reads them ("7", "7.0", "7e0", "-0", "1."
-    and "-.5" are numbers; at most 63 characters).  "tokens" is a non-empty
+    and "-.5" are numbers, of any length).  "tokens" is a non-empty
     array of integers in [0, 2^31 - 1], at most 32768; "group" a string of 1
     to 127 bytes without control characters ("default" when absent); "id" a
     string of at most 255 such bytes or an integer of magnitude at most 2^53
@@ -133,9 +133,10 @@ def _string(raw: bytes, at: int) -> str:
 
 
 def _number(tok: bytes, at: int) -> float:
-    """cJSON's number: strtod over at most 63 of the characters [0-9+-.eE];
-    the whole token must be what strtod took, or what follows is not JSON."""
-    m = _STRTOD.match(tok[:63])
+    """cJSON's number: strtod over the run of characters [0-9+-.eE] (Debian's
+    cJSON takes a run of any length); the whole run must be what strtod took,
+    or what follows is not JSON."""
+    m = _STRTOD.match(tok)
     if m is None or m.end() != len(tok):
         raise _Bad("not valid JSON (near byte offset %d)" % (at + (m.end() if m else 0)))
     return float(m.group())
