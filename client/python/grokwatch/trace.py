@@ -424,7 +424,8 @@ class RoutingRecorder:
         self.hidden = None
         for s in self.specs:
             w = _weight_or_none(s)
-            if w is not None and w.dim() == 2 and w.numel() > 0:
+            # FSDP keeps a flat (1-D) shard outside the forward: checked at hook time.
+            if w is not None and w.dim() >= 2 and w.numel() > 0:
                 self._check_weight(s, w)
         self._handles = []
         self._batch: Optional[_Batch] = None
@@ -948,13 +949,15 @@ def _assemble_and_write(probe, parts, rec, step, out_dir, tokens, router_weights
     meta = {
         "format": "grokwatch-routing",
         "version": "1",
-        "groups": json.dumps([s.group for s in probe.samples], ensure_ascii=False),
-        "ids": json.dumps([s.id for s in probe.samples], ensure_ascii=False),
+        "groups": json.dumps([s.group for s in probe.samples], ensure_ascii=False,
+                             separators=(",", ":")),
+        "ids": json.dumps([s.id for s in probe.samples], ensure_ascii=False,
+                          separators=(",", ":")),
         "top_k": str(rec.top_k),
         "probe_hash": probe.hash,
         "checkpoint": checkpoint or os.path.basename(os.path.normpath(out_dir)),
         "writer": "grokwatch.trace %s" % __version__,
-        "routers": json.dumps(rec.names),
+        "routers": json.dumps(rec.names, separators=(",", ":")),
         "world_size": str(world),
     }
     arch = _arch_name(model)
