@@ -344,10 +344,10 @@ def find_routers(model: torch.nn.Module) -> List[RouterSpec]:
             parent = mods.get(parent_name)
             grand = mods.get(parent_name.rsplit(".", 1)[0] if "." in parent_name else "")
             layer = int(m.group(1))
-            spec = build(model, raw, module, parent, grand)
+            spec = build(model, name, module, parent, grand)
             if layer in found:
                 raise TraceError("two routers for layer %d: %r and %r; pass routers={layer: "
-                                 "module} to say which" % (layer, found[layer].name, raw))
+                                 "module} to say which" % (layer, found[layer].name, name))
             found[layer] = spec
             break
     if not found:
@@ -368,7 +368,7 @@ def _specs_from_map(model, routers: Mapping) -> List[RouterSpec]:
         if not isinstance(r, torch.nn.Module):
             raise TraceError("routers[%r] is %s, not a module or a RouterSpec"
                              % (layer, type(r).__name__))
-        name = names.get(id(r), "routers[%r]" % (layer,))
+        name = _clean_name(names[id(r)]) if id(r) in names else "routers[%r]" % (layer,)
         if "TopKRouter" in type(r).__name__ and hasattr(r, "config") and hasattr(r, "topk"):
             out.append(_megatron_spec(model, name, r, None, None))
         else:
@@ -958,7 +958,6 @@ def _assemble_and_write(probe, parts, rec, step, out_dir, tokens, router_weights
         "checkpoint": checkpoint or os.path.basename(os.path.normpath(out_dir)),
         "writer": "grokwatch.trace %s" % __version__,
         "routers": json.dumps(rec.names, separators=(",", ":")),
-        "world_size": str(world),
     }
     arch = _arch_name(model)
     if arch:
