@@ -1043,7 +1043,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error("--step must be non-negative")
     try:
         import transformers  # noqa: F401
-    except ImportError:
+    except Exception as e:  # noqa: BLE001 (a broken installation raises anything)
+        if not isinstance(e, ImportError):
+            print("%s: the transformers package fails to import: %s: %s"
+                  % (prog, type(e).__name__, e), file=sys.stderr)
+            return 1
         print("%s: this command loads Hugging Face checkpoints through the transformers "
               "package, which is not installed here (pip install transformers); from a "
               "training job call grokwatch.trace.write(model, probe, step, out_dir) instead"
@@ -1092,6 +1096,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if bar:
             bar.finish()
         print("%s: %s" % (prog, e), file=sys.stderr)
+        return 1
+    except Exception as e:  # the model's own forward pass failed
+        if bar:
+            bar.finish()
+        print('%s: "%s": the model\'s forward pass failed: %s: %s'
+              % (prog, a.ckpt, type(e).__name__, e), file=sys.stderr)
         return 1
     finally:
         if started_pg:
