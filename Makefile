@@ -12,7 +12,7 @@
 #                        grokwatchd.json(5) KEYS from the config table
 #   make deps            install (as root) or name the missing build packages
 #   make install / uninstall   (PREFIX, DESTDIR, BINDIR, LIBDIR, INCLUDEDIR,
-#                        DATADIR, MANDIR, SYSTEMD_UNITDIR honoured)
+#                        DATADIR, MANDIR, SYSTEMD_UNITDIR, PYTHONDIR honoured)
 #   make V=1             show the commands
 #   make DEVELOPER=1     warnings are errors (.ci/run sets it)
 #
@@ -34,6 +34,9 @@ DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 SYSTEMD_UNITDIR ?= $(PREFIX)/lib/systemd/system
+# The Python package (client/python/grokwatch), where Debian's python3 finds
+# packages for PREFIX=/usr.
+PYTHONDIR ?= $(PREFIX)/lib/python3/dist-packages
 DESTDIR ?=
 
 CC ?= cc
@@ -238,6 +241,7 @@ demo: deps-test
 #   DATADIR/grokwatch  grokwatchd.json, the example config at its defaults,
 #                    and hooks/ with the example alert hooks
 #   MANDIR           grokwatchd(8), grokwatchd.json(5), grokwatch(1)
+#   PYTHONDIR        the grokwatch Python package (grokwatch/*.py)
 # Nothing goes to /etc: the units read
 # /etc/grokwatch/grokwatchd.json or /etc/grokwatch/NAME.json, which the
 # administrator writes from the example.  `make uninstall` removes every
@@ -246,6 +250,7 @@ demo: deps-test
 
 SO_MAJOR := 0
 INSTALL_HOOKS := $(wildcard config/hooks/*)
+PY_MODULES := $(sort $(wildcard client/python/grokwatch/*.py))
 UNITS := grokwatchd.service grokwatchd@.service
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
@@ -275,6 +280,8 @@ install: build $(CLIENT_LIB)
 	install -m 0644 man/grokwatchd.json.5 $(DESTDIR)$(MANDIR)/man5/grokwatchd.json.5
 	install -d $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 man/grokwatch.1 $(DESTDIR)$(MANDIR)/man1/grokwatch.1
+	install -d $(DESTDIR)$(PYTHONDIR)/grokwatch
+	install -m 0644 $(PY_MODULES) $(DESTDIR)$(PYTHONDIR)/grokwatch/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/grokwatchd $(DESTDIR)$(BINDIR)/grokwatch
@@ -286,7 +293,10 @@ uninstall:
 		$(addprefix $(DESTDIR)$(DATADIR)/grokwatch/hooks/,$(notdir $(INSTALL_HOOKS)))
 	rm -f $(DESTDIR)$(MANDIR)/man8/grokwatchd.8 $(DESTDIR)$(MANDIR)/man5/grokwatchd.json.5 \
 		$(DESTDIR)$(MANDIR)/man1/grokwatch.1
-	for d in $(DESTDIR)$(DATADIR)/grokwatch/hooks $(DESTDIR)$(DATADIR)/grokwatch; do \
+	rm -f $(addprefix $(DESTDIR)$(PYTHONDIR)/grokwatch/,$(notdir $(PY_MODULES)))
+	rm -rf $(DESTDIR)$(PYTHONDIR)/grokwatch/__pycache__
+	for d in $(DESTDIR)$(DATADIR)/grokwatch/hooks $(DESTDIR)$(DATADIR)/grokwatch \
+		$(DESTDIR)$(PYTHONDIR)/grokwatch; do \
 		if [ -d "$$d" ]; then rmdir --ignore-fail-on-non-empty "$$d"; fi; done
 
 clean:
