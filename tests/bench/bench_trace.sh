@@ -5,11 +5,12 @@
 #      the same batches: the PyTorch reference model of the 4-layer OLMoE
 #      bench model (hidden 512, 64 experts of 256, top-8, vocab 16384; 16
 #      samples of 128 tokens in batches of 8) on one thread, plain forward
-#      and forward with the hooks and the per-sample loss alternated, median
-#      of 6 each (which goes first alternates) in CPU seconds of the process; the figure is the recorder's
-#      own work (hooks, records, losses, timed where they run) over the plain
-#      forward, and the difference of the two totals is shown beside it;
-#      target: at most 10% on the CPU.
+#      and forward with the hooks and the per-sample loss alternated (which
+#      goes first alternates), median of 6 each in CPU seconds of the
+#      process; the figure is the recorder's own work (hooks, records,
+#      losses, timed where they run) over the plain forward, and the
+#      difference of the two totals is shown beside it; target: at most 10%
+#      on the CPU.
 #  (b) the time to write a trace of 1,024 samples at OLMoE width: 16 layers,
 #      64 experts, router.<l> [64, 2048], top-8, 512 tokens a sample (the
 #      daemon's default probe.sample_length), per-token records included

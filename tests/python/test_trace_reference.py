@@ -391,6 +391,11 @@ raises(lambda: gt.write(m, probe, 1, outdir("bad2"),
 raises(lambda: gt.write(m, probe, 1, outdir("bad3"),
                         forward=lambda mod, ids, mask: mod(ids, mask).logits[:, :-1]),
        gt.TraceError, ["logits of shape"], "logits of the wrong shape")
+raises(lambda: gt.write(m, probe, 1, outdir("bad3b"),
+                        forward=lambda mod, ids, mask: mod(ids, mask).logits[..., :128]),
+       gt.TraceError, ["logits cover 128 entries of its vocabulary of 256",
+                       "parallel_output=False"],
+       "logits of a vocabulary shard (tensor parallelism) are refused, not read as the whole")
 hi = os.path.join(work, "hi.jsonl")
 with open(hi, "w") as f:
     f.write('{"tokens": [1, 2]}\n{"tokens": [3, 256]}\n')

@@ -724,7 +724,8 @@ def _arch_name(model) -> Optional[str]:
     return type(_unwrap(model)).__name__
 
 
-def _run_slice(model, rec, samples, batches, batch_size, device, forward, pad_id, progress):
+def _run_slice(model, rec, samples, batches, batch_size, device, forward, pad_id, progress,
+               vocab):
     """The records of this rank's batches, concatenated (numpy)."""
     parts = {k: [] for k in ("gbar", "ntokens", "topk_ids", "topk_w", "entropy", "lse", "loss")}
     done = 0
@@ -746,6 +747,11 @@ def _run_slice(model, rec, samples, batches, batch_size, device, forward, pad_id
             raise
         r = rec.end()
         logits = _logits(out, len(chunk), T)
+        if logits.shape[-1] < vocab:
+            raise TraceError("the model's logits cover %d entries of its vocabulary of %d: "
+                             "gather them across tensor-parallel ranks (Megatron-Core: "
+                             "parallel_output=False) or pass forward= returning the full "
+                             "logits" % (logits.shape[-1], vocab))
         r["loss"] = _sample_losses(logits, ids, lengths)
         del out, logits
         for k in parts:
@@ -865,7 +871,7 @@ def _write(model, probe, step, out_dir, routers, rec, batch_size, forward, vocab
         model.eval()
         with torch.no_grad(), rec:
             result = _run_slice(model, rec, probe.samples, mine, batch_size, dev, fwd, pad_id,
-                                (lambda n: progress(n, here)) if progress else None)
+                                (lambda n: progress(n, here)) if progress else None, v)
     except BaseException as e:
         if d is None:
             raise
