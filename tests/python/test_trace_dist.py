@@ -14,7 +14,6 @@ hangs: rank 0 reports a TraceError within the timeout given to write().
 """
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("GW_SRC", os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
-from gwtest import PY, SLOW, Tap  # noqa: E402
+from gwtest import PY, SLOW, Tap, free_port  # noqa: E402
 
 FX = os.environ.get("GW_FIXTURES", os.path.join(SRC, "build", "default", "fixtures"))
 CKPT = os.path.join(FX, "olmoe-f32")
@@ -35,14 +34,6 @@ with open(os.path.join(FX, "probe", "probe.jsonl")) as f:
     lines = [ln for ln in f if ln.strip()]
 with open(probe, "w") as f:
     f.writelines(lines[:23])
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def run(world, batch, mode="ok", timeout=60, tag=None, limit=120):

@@ -30,7 +30,6 @@ state, the buffers, the RNG nor any module's train flag.
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys

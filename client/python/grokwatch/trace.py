@@ -45,7 +45,6 @@ import argparse
 import datetime
 import inspect
 import json
-import math
 import os
 import re
 import sys
