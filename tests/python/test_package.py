@@ -176,6 +176,10 @@ tap.ok(os.WEXITSTATUS(status) == 0 and re.search(r"\rgrokwatch\.trace: 24/24 sam
        and "\rgrokwatch.trace: 4/24 samples" in text,
        "on a terminal: a progress line, batch by batch", text[-500:])
 
+if not __import__("torch").cuda.is_available():
+    r = cli(ck, "--probe", PROBE, "--device", "cuda")
+    tap.ok(r.returncode == 1 and "--device cuda, but torch sees no GPU" in r.stderr,
+           "--device cuda without a GPU: exit 1 saying so", r.stderr)
 r = cli(ck, "--probe", PROBE, "--batch", "0")
 tap.ok(r.returncode == 2 and "--batch" in r.stderr, "--batch 0: usage error, exit 2", r.stderr)
 r = cli(os.path.join(work, "nope"), "--probe", PROBE)
