@@ -15,7 +15,7 @@
 #                        grokwatchd.json(5) KEYS from the config table
 #   make deps            install (as root) or name the missing build packages
 #   make install / uninstall   (PREFIX, DESTDIR, BINDIR, LIBDIR, INCLUDEDIR,
-#                        DATADIR, MANDIR, SYSTEMD_UNITDIR honoured)
+#                        DATADIR, MANDIR, SYSTEMD_UNITDIR, PYTHONDIR honoured)
 #   make V=1             show the commands
 #   make DEVELOPER=1     warnings are errors (.ci/run sets it)
 #
@@ -37,6 +37,9 @@ DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 SYSTEMD_UNITDIR ?= $(PREFIX)/lib/systemd/system
+# The Python package (client/python/grokwatch), where Debian's python3 finds
+# packages for PREFIX=/usr.
+PYTHONDIR ?= $(PREFIX)/lib/python3/dist-packages
 DESTDIR ?=
 
 CC ?= cc
@@ -219,7 +222,7 @@ TEST_ENV = GW_BUILD=$(B) GW_BIN=$(abspath $(GROKWATCHD)) GW_CLI=$(abspath $(B)/g
 	GW_FUZZ_SECONDS=$(FUZZ_SECONDS) GW_SRC=$(CURDIR) GW_TESTD=$(abspath $(GW_TESTD))
 
 SCRIPT_TESTS = $(sort $(wildcard tests/cli/test_*.sh tests/reference/test_*.sh \
-	tests/integration/test_*.py))
+	tests/integration/test_*.py tests/python/test_*.py))
 
 check: deps-test
 	$(Q)$(MAKE) --no-print-directory _check
@@ -277,6 +280,7 @@ demo-train: deps-test
 #                    the dashboard over `grokwatch serve`'s /metrics
 # The dashboard page itself is built into grokwatch (client/cli/web.h).
 #   MANDIR           grokwatchd(8), grokwatchd.json(5), grokwatch(1)
+#   PYTHONDIR        the grokwatch Python package (grokwatch/*.py)
 # Nothing goes to /etc: the units read
 # /etc/grokwatch/grokwatchd.json or /etc/grokwatch/NAME.json, which the
 # administrator writes from the example.  `make uninstall` removes every
@@ -286,6 +290,7 @@ demo-train: deps-test
 SO_MAJOR := 0
 INSTALL_HOOKS := $(wildcard config/hooks/*)
 INSTALL_GRAFANA := $(wildcard config/grafana/*.json)
+PY_MODULES := $(sort $(wildcard client/python/grokwatch/*.py))
 UNITS := grokwatchd.service grokwatchd@.service
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
@@ -317,6 +322,8 @@ install: build $(CLIENT_LIB)
 	install -m 0644 man/grokwatchd.json.5 $(DESTDIR)$(MANDIR)/man5/grokwatchd.json.5
 	install -d $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 man/grokwatch.1 $(DESTDIR)$(MANDIR)/man1/grokwatch.1
+	install -d $(DESTDIR)$(PYTHONDIR)/grokwatch
+	install -m 0644 $(PY_MODULES) $(DESTDIR)$(PYTHONDIR)/grokwatch/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/grokwatchd $(DESTDIR)$(BINDIR)/grokwatch
@@ -329,8 +336,10 @@ uninstall:
 		$(addprefix $(DESTDIR)$(DATADIR)/grokwatch/grafana/,$(notdir $(INSTALL_GRAFANA)))
 	rm -f $(DESTDIR)$(MANDIR)/man8/grokwatchd.8 $(DESTDIR)$(MANDIR)/man5/grokwatchd.json.5 \
 		$(DESTDIR)$(MANDIR)/man1/grokwatch.1
+	rm -f $(addprefix $(DESTDIR)$(PYTHONDIR)/grokwatch/,$(notdir $(PY_MODULES)))
+	rm -rf $(DESTDIR)$(PYTHONDIR)/grokwatch/__pycache__
 	for d in $(DESTDIR)$(DATADIR)/grokwatch/hooks $(DESTDIR)$(DATADIR)/grokwatch/grafana \
-		$(DESTDIR)$(DATADIR)/grokwatch; do \
+		$(DESTDIR)$(DATADIR)/grokwatch $(DESTDIR)$(PYTHONDIR)/grokwatch; do \
 		if [ -d "$$d" ]; then rmdir --ignore-fail-on-non-empty "$$d"; fi; done
 
 clean:

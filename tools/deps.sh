@@ -11,7 +11,8 @@ set -u
 
 build="pkg-config libuv1-dev libzmq3-dev libcjson-dev libopenblas-dev libmicrohttpd-dev"
 test="python3 python3-numpy python3-torch python3-zmq clang libclang-rt-14-dev valgrind curl
-	man-db bsdextrautils binutils strace systemd prometheus chromium python3-websocket"
+	man-db bsdextrautils binutils strace systemd prometheus chromium python3-websocket
+	python3-pandas python3-pip python3-setuptools python3-venv"
 bench="libedlib-dev python3-numpy python3-torch chromium python3-websocket"
 
 want=""

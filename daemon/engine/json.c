@@ -9,6 +9,7 @@
  */
 #include "engine/json.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -147,9 +148,16 @@ static int scan_string(struct sc *c)
 		if (b == '\\') {
 			if (c->i + 1 >= c->len)
 				return fault(c, JSON_FAULT_UNTERMINATED, c->len, start);
-			if (c->s[c->i + 1] == 'u' && c->i + 6 <= c->len &&
-			    !memcmp(c->s + c->i + 2, "0000", 4))
-				return fault(c, JSON_FAULT_ESCAPED_NUL, c->i, start);
+			if (c->s[c->i + 1] == 'u' && c->i + 6 <= c->len) {
+				if (!memcmp(c->s + c->i + 2, "0000", 4))
+					return fault(c, JSON_FAULT_ESCAPED_NUL, c->i, start);
+				/* cJSON reads a \u escape whose four bytes are not
+				 * all hex digits as U+0000, cutting the string
+				 * there without a word. */
+				for (k = 2; k < 6; k++)
+					if (!isxdigit(c->s[c->i + k]))
+						return fault(c, JSON_FAULT_ESCAPE, c->i, start);
+			}
 			/* A NUL or a non-ASCII byte after the backslash is
 			 * looked at as itself (and the escape is invalid). */
 			c->i += c->s[c->i + 1] && c->s[c->i + 1] < 0x80 ? 2 : 1;
@@ -389,6 +397,9 @@ const char *json_fault_text(const struct json_scan *s, char *buf, size_t size)
 		break;
 	case JSON_FAULT_ESCAPED_NUL:
 		snprintf(buf, size, "escaped NUL (\\u0000) at byte offset %zu", s->at);
+		break;
+	case JSON_FAULT_ESCAPE:
+		snprintf(buf, size, "a \\u escape without four hex digits at byte offset %zu", s->at);
 		break;
 	case JSON_FAULT_DEPTH:
 		snprintf(buf, size, "nests deeper than %d levels (at byte offset %zu)", s->depth_max,

@@ -4,7 +4,8 @@
  * value starts on, typed getters, and the one UTF-8 validator.
  *
  * cJSON accepts invalid UTF-8, cuts a string at an escaped NUL (\u0000)
- * without a word, recurses up to 1000 levels and builds a node of about 64
+ * without a word (and at a \u escape that is not four hex digits, which it
+ * reads as U+0000), recurses up to 1000 levels and builds a node of about 64
  * bytes for every value however many the text holds.  json_scan walks the
  * bytes first and refuses each of those (with the limits the caller gives),
  * records the line each value starts on (for messages "file" line N: key:
@@ -72,6 +73,7 @@ enum json_fault {
 	JSON_FAULT_CONTROL,      /* a raw control byte (`byte`) in a string */
 	JSON_FAULT_UTF8,         /* invalid UTF-8, in a string or outside one */
 	JSON_FAULT_ESCAPED_NUL,  /* \u0000 in a string (at the backslash) */
+	JSON_FAULT_ESCAPE,       /* \u not followed by four hex digits (at the backslash) */
 	JSON_FAULT_DEPTH,        /* the container opening at `at` is too deep */
 	JSON_FAULT_VALUES,       /* the value at `at` is one too many */
 	JSON_FAULT_UNTERMINATED, /* the text ends inside the string at string_at */

@@ -186,6 +186,10 @@ static int header_scan(const char *what, const char *json, size_t len, struct js
 	case JSON_FAULT_ESCAPED_NUL:
 		return gw_errf(err, -EBADMSG, "\"%s\": the string \"%s\" at byte %zu contains a NUL "
 			       "(\\u0000)", what, clipn(b, sizeof(b), str, sc->at + 6 - q - 1), q);
+	case JSON_FAULT_ESCAPE:
+		return gw_errf(err, -EBADMSG, "\"%s\": the string \"%s\" at byte %zu has a \\u "
+			       "escape without four hex digits", what,
+			       clipn(b, sizeof(b), str, sc->at - q - 1), q);
 	case JSON_FAULT_NUL:
 	case JSON_FAULT_CONTROL:
 		if (q == SIZE_MAX)

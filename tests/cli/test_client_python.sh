@@ -1,9 +1,10 @@
 #!/bin/sh
-# test_client_python.sh — client/python/grokwatch.py against gw_testd (the
-# daemon's real publisher, scripted) and a raw PUB/ROUTER server written
-# here: endpoints, late join, live, restart, gap, history, status, a daemon
-# that is down; and the example script.  Skipped (TAP SKIP) only when
-# python3-zmq is missing.
+# test_client_python.sh — the grokwatch package's subscriber
+# (client/python/grokwatch/subscribe.py) against gw_testd (the daemon's real
+# publisher, scripted) and a raw PUB/ROUTER server written here: endpoints,
+# late join, live, restart, gap, history, status, to_dataframe
+# (python3-pandas), a daemon that is down; and the example script.  Skipped
+# (TAP SKIP) only when python3-zmq is missing.
 . "$GW_SRC/tests/lib.sh"
 PY=${PYTHON:-/usr/bin/python3}
 
@@ -105,6 +106,35 @@ with Subscriber(["%s,%s" % (pub, query)]) as sub:
     check(h == [(200, 2.0), (300, 3.0), (400, 4.0)], "history from 200", repr(h))
     check(sub.history("loss", "math", stop=100) == [(100, None)], "history: null is None")
     check(sub.status() == {"watching": "/ckpt"}, "status")
+    # to_dataframe: steps by groups, from a live snapshot, messages and a history.
+    from grokwatch import to_dataframe
+    try:
+        import pandas
+    except ImportError:
+        pandas = None
+    if pandas is None:
+        try:
+            to_dataframe(sub.snapshot())
+            check(False, "to_dataframe without pandas says what is missing")
+        except ImportError as e:
+            check("python3-pandas" in str(e), "to_dataframe without pandas says what is missing")
+    else:
+        df = to_dataframe(sub.snapshot())
+        check(list(df.index) == [100, 200, 300, 400] and list(df.columns) == ["math", "all"]
+              and df.loc[200, "math"] == 2.0 and df.loc[400, "all"] == 5.0,
+              "to_dataframe(snapshot): steps by groups, 'all' last", repr(df))
+        dl = to_dataframe(sub.snapshot(), "loss")
+        check(dl["math"].isna().all() and dl["all"].isna().all(), "to_dataframe: null is NaN")
+        wide = to_dataframe(sub.snapshot(), metric=None)
+        check(("math", "pathway_distance") in wide.columns and wide.columns.names == ["group", "metric"]
+              and wide.loc[300, ("all", "pathway_distance")] == 4.0,
+              "to_dataframe(metric=None): (group, metric) columns", repr(wide.columns))
+        dm = to_dataframe(got + [m])
+        check(list(dm.index) == [100, 200, 300, 400] and dm.loc[100, "math"] == 1.0,
+              "to_dataframe(messages)", repr(dm))
+        dh = to_dataframe(h, group="math")
+        check(list(dh.index) == [200, 300, 400] and list(dh["math"]) == [2.0, 3.0, 4.0]
+              and dh.index.name == "step", "to_dataframe(history)", repr(dh))
     try:
         sub.history("loss", "math", start=10**16)
         check(False, "history past the last step refused")

@@ -17,7 +17,9 @@
 #     and every option they document for a command is in its --help, and
 #     every key of config/grokwatchd.json is in grokwatchd.json(5);
 #   - a program built against the installed header with `pkg-config
-#     grokwatch` links (shared, and static through Requires.private) and runs.
+#     grokwatch` links (shared, and static through Requires.private) and runs;
+#   - the Python package lands in PREFIX/lib/python3/dist-packages as written
+#     and imports (grokwatch.trace's --help runs) from there.
 # `make` runs with the caller's MAKEFLAGS (so SANITIZE= reaches it) less the
 # jobserver, which a test script cannot share.
 . "$GW_SRC/tests/lib.sh"
@@ -66,6 +68,9 @@ expected() {
 			echo "$3/libgrokwatch.so.$VERSION"
 		fi
 		[ -n "$has_hdr" ] && echo "$4/grokwatch.h"
+		for m in "$SRC"/client/python/grokwatch/*.py; do
+			[ -f "$m" ] && echo "$1/lib/python3/dist-packages/grokwatch/${m##*/}"
+		done
 		[ -n "$has_hdr" ] && [ -n "$has_lib" ] && echo "$3/pkgconfig/grokwatch.pc"
 	} | sed 's|^/||' | LC_ALL=C sort
 }
@@ -88,6 +93,12 @@ for f in lib/systemd/system/grokwatchd.service lib/systemd/system/grokwatchd@.se
 done
 cmp -s "$D$P/share/grokwatch/grokwatchd.json" "$SRC/config/grokwatchd.json"
 ok $? "the example config is config/grokwatchd.json"
+bad=
+for m in "$SRC"/client/python/grokwatch/*.py; do
+	f=$D$P/lib/python3/dist-packages/grokwatch/${m##*/}
+	{ cmp -s "$m" "$f" && [ "$(mode "$f")" = 644 ]; } || bad="$bad ${m##*/}"
+done
+is "$bad" "" "the Python package is installed as written, mode 644, under lib/python3/dist-packages"
 cmp -s "$D$P/share/man/man5/grokwatchd.json.5" "$SRC/man/grokwatchd.json.5"
 ok $? "grokwatchd.json.5 installed as written"
 U=$D$P/lib/systemd/system
@@ -156,6 +167,14 @@ is "$(files "$D")" "" "uninstall with the same directories leaves no file"
 R=$TMP/prefix
 mk install PREFIX="$R"
 is $? 0 "make install PREFIX=<scratch> succeeds"
+# The installed package, from the installed directory alone (PREFIX=/usr puts
+# it in /usr/lib/python3/dist-packages, on Debian's python3 path).
+out=$(cd "$TMP" && PYTHONPATH="$R/lib/python3/dist-packages" "$PY" -c \
+	'import grokwatch, grokwatch.probe, grokwatch.trace; print(grokwatch.__file__)' 2>&1)
+is "$out" "$R/lib/python3/dist-packages/grokwatch/__init__.py" \
+	"the installed Python package imports, trace and probe included"
+out=$(cd "$TMP" && PYTHONPATH="$R/lib/python3/dist-packages" "$PY" -m grokwatch.trace --help 2>&1)
+has "$out" "--probe FILE" "python3 -m grokwatch.trace --help runs from the installed package"
 U=$R/lib/systemd/system
 for key in "Type=notify" "ExecReload=/bin/kill -HUP \$MAINPID" "Restart=on-failure" \
 	"DynamicUser=yes" "ProtectSystem=strict" "ProtectHome=read-only" "PrivateTmp=yes" \

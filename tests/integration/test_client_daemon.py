@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,14 +31,6 @@ gen = os.path.join(base, "gen")
 g.gen_series(gen, 4)
 probe = os.path.join(gen, "probe.jsonl")
 ENV = dict(os.environ, TZ="UTC", LC_ALL="C.UTF-8")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def cli(*args, timeout=60):
@@ -86,7 +77,7 @@ def metric_lines(text):
 def main():
     root = os.path.join(base, "ckpt")
     os.makedirs(root)
-    pub, query = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    pub, query = "tcp://127.0.0.1:%d" % g.free_port(), "tcp://127.0.0.1:%d" % g.free_port()
     dm = g.Daemon(os.path.join(base, "d"), root, probe, name="olmoe-tiny",
                   extra={"publish.endpoint": pub, "publish.query_endpoint": query})
     dm.start()

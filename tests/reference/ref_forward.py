@@ -594,10 +594,15 @@ class RefModel:
             return route_sigmoid(z, bias, c)
         return route(z, c.top_k, c.renorm)
 
+    def router_logits(self, i, x):
+        """Layer i's router logits for tokens x [N, H] (tests/reference/ref_modules.py
+        routes this through a module, so that hooks on it see x)."""
+        return x @ self.t(self.router_name(i)).T
+
     def moe(self, i, x):
         """MoE block of layer i on tokens x [N, H]: (output, router logits [N, E], route)."""
         c = self.c
-        z = x @ self.t(self.router_name(i)).T
+        z = self.router_logits(i, x)
         r = self.route(i, z)
         _, ids, w, _ = r
         out = torch.zeros_like(x)

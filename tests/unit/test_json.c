@@ -94,6 +94,13 @@ static void test_nul(void)
 		     "escaped NUL (\\u0000) at byte offset 3");
 	/* An escaped backslash before "u0000" is not an escape of NUL. */
 	CHECK_INT_EQ(scan("[\"\\\\u0000\"]", NULL, &s), 0);
+	/* A \u escape that is not four hex digits: cJSON would read it as
+	 * U+0000 and cut the string there, so "ab\u00zzcd" would be "ab". */
+	expect_fault("{\"g\": \"ab\\u00zzcd\"}", NULL, -EBADMSG, JSON_FAULT_ESCAPE, 9,
+		     "a \\u escape without four hex digits at byte offset 9");
+	expect_fault("[\"\\uD800\\u12x4\"]", NULL, -EBADMSG, JSON_FAULT_ESCAPE, 8,
+		     "a \\u escape without four hex digits at byte offset 8");
+	CHECK_INT_EQ(scan("[\"\\u00e9\\uD83D\\uDE00\\u00FF\"]", NULL, &s), 0);
 	/* A cut \u00 is a string that does not end. */
 	expect_fault("[\"\\u00", NULL, -EBADMSG, JSON_FAULT_UNTERMINATED, 6,
 		     "ends inside the string at byte offset 1");

@@ -562,6 +562,10 @@ static void test_nul_in_name(void)
 	/* cJSON would hand back the name cut short to "a". */
 	REFUSED_HDR("{\"a\\u0000b\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0,
 		    "the string \"a\\u0000\" at byte 1 contains a NUL (\\u0000)");
+	/* And a \u escape that is not four hex digits, which cJSON reads
+	 * as U+0000: the name would be "a". */
+	REFUSED_HDR("{\"a\\u00zzb\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0,
+		    "the string \"a\" at byte 1 has a \\u escape without four hex digits");
 	/* And a raw NUL byte. */
 	REFUSED(mkfile_raw("rawnul.safetensors", 9, "{\"a\0b\":1}", 9, 0),
 		"contains the raw control byte 0x00");
