@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "daemon.h"
+#include "fault.h"
 #include "log.h"
 #include "status.h"
 
@@ -282,8 +283,8 @@ static void job_failed(struct daemon *d, struct job *j)
 	bool transient = job_error_transient(j->rc);
 	cJSON *extra = cJSON_CreateObject();
 	struct gw_err err = { "" };
-
 	uint64_t backoff = 0;
+	int r;
 
 	cJSON_AddNumberToObject(extra, "attempt", j->attempt);
 	if (transient && queue_retry(d->queue, j->name, j->path, j->step, j->attempt,
@@ -296,8 +297,7 @@ static void job_failed(struct daemon *d, struct job *j)
 	}
 	log_error("step %" PRId64 ": %s; giving up after %d attempt%s", j->step, j->err.msg,
 		  j->attempt, j->attempt == 1 ? "" : "s");
-	cJSON_AddBoolToObject(extra, "failed", true);
-	publish_error(d, j->step, j->name, j->err.msg, extra);
+	/* Journal first: a "failed" subscribers saw must survive a crash. */
 	{
 		cJSON *ev = cJSON_CreateObject();
 
@@ -306,10 +306,17 @@ static void job_failed(struct daemon *d, struct job *j)
 		cJSON_AddStringToObject(ev, "checkpoint", j->name);
 		cJSON_AddStringToObject(ev, "reason", j->err.msg);
 		cJSON_AddNumberToObject(ev, "attempts", j->attempt);
-		if (state_append(d->state, ev, &err) < 0)
-			daemon_fatal_stop(d, err.msg);
+		fault_point("before-failed-journal");
+		r = state_append(d->state, ev, &err);
 		cJSON_Delete(ev);
+		if (r < 0) {
+			cJSON_Delete(extra);
+			daemon_fatal_stop(d, err.msg);
+			return;
+		}
 	}
+	cJSON_AddBoolToObject(extra, "failed", true);
+	publish_error(d, j->step, j->name, j->err.msg, extra);
 	if (d->watch)
 		watch_failed(d->watch, j->name);
 }
@@ -322,14 +329,18 @@ static void job_done(struct job *j)
 
 	d->job = NULL;
 	if (j->rc == 0) {
+		fault_point("after-compute");
 		if (j->kept_tokens)
 			state_tokens_kept(d->state, j->step);
+		fault_point("before-journal");
 		if (state_append_result(d->state, j->result, &err) < 0) {
 			daemon_fatal_stop(d, err.msg);
 		} else {
 			int64_t from = j->step, lowest;
 
+			fault_point("after-journal");
 			seq = publish_result(d->pub, state_result(d->state, j->step));
+			fault_point("after-publish");
 			if (seq < 0)
 				log_warn("step %" PRId64 ": publishing failed: %s", j->step,
 					 zmq_strerror((int)-seq));

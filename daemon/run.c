@@ -28,6 +28,7 @@
 
 #include "commands.h"
 #include "daemon.h"
+#include "fault.h"
 #include "engine/file.h"
 #include "config.h"
 #include "config_opts.h"
@@ -407,6 +408,11 @@ int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(config_opts_log_level(d.cfg));
+	if (fault_init(&err) < 0) {
+		fprintf(stderr, "grokwatchd: %s\n", err.msg);
+		config_free(d.cfg);
+		return 1;
+	}
 	if (check) {
 		struct probe *p = NULL;
 
