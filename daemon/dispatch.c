@@ -330,9 +330,6 @@ static void job_done(struct job *j)
 	d->job = NULL;
 	if (j->rc == 0) {
 		fault_point("after-compute");
-		if (j->kept_tokens)
-			state_tokens_kept(d->state, j->step);
-		fault_point("before-journal");
 		if (state_append_result(d->state, j->result, &err) < 0) {
 			daemon_fatal_stop(d, err.msg);
 		} else {
@@ -341,6 +338,11 @@ static void job_done(struct job *j)
 			fault_point("after-journal");
 			seq = publish_result(d->pub, state_result(d->state, j->step));
 			fault_point("after-publish");
+			/* Only now that the journal has the new step may the earlier
+			 * step's token records go: a crash before the append recomputes
+			 * this step, and its churn needs them. */
+			if (j->kept_tokens)
+				state_tokens_kept(d->state, j->step);
 			if (seq < 0)
 				log_warn("step %" PRId64 ": publishing failed: %s", j->step,
 					 zmq_strerror((int)-seq));

@@ -16,8 +16,7 @@
 
 /* Every point the daemon has, in the order a checkpoint meets them. */
 static const char *const fault_points[] = {
-	"after-compute",        /* the job's result is back on the loop, nothing written */
-	"before-journal",       /* about to append the result */
+	"after-compute",        /* the job's result is back on the loop, not yet journaled */
 	"after-journal",        /* the result is durable, nothing published */
 	"after-publish",        /* published, earlier token records not yet removed */
 	"before-failed-journal", /* a failure is about to be journaled */

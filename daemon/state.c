@@ -8,6 +8,7 @@
  */
 #include "state.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -346,6 +347,37 @@ void state_tokens_kept(struct state *s, int64_t step)
 	s->tokens_step = step;
 }
 
+/* Remove the token records of every step but `keep`: a crash between the
+ * journal append of a new step and the removal of its predecessor's
+ * records leaves two. */
+static void prune_tokens(struct state *s, int64_t keep)
+{
+	char *rdir = gw_join(s->dir, '/', "routing");
+	DIR *dp = opendir(rdir);
+	struct dirent *de;
+
+	while (dp && (de = readdir(dp))) {
+		char *end;
+		long long step;
+		char *old;
+
+		errno = 0;
+		step = strtoll(de->d_name, &end, 10);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end || errno || step == keep)
+			continue;
+		old = tokens_path(s, step);
+		if (unlink(old) == 0)
+			note(s, LOG_LVL_INFO, "\"%s\": removed (step %lld is the newest)", old,
+			     (long long)keep);
+		else if (errno != ENOENT)
+			note(s, LOG_LVL_WARN, "\"%s\": %s", old, strerror(errno));
+		free(old);
+	}
+	if (dp)
+		closedir(dp);
+	free(rdir);
+}
+
 int state_read_tokens(struct state *s, int64_t step, struct routing **ret_r, struct gw_err *err)
 {
 	char *path = tokens_path(s, step);
@@ -357,6 +389,7 @@ int state_read_tokens(struct state *s, int64_t step, struct routing **ret_r, str
 		return rc;
 	r->step = step;
 	s->tokens_step = step;
+	prune_tokens(s, step);
 	*ret_r = r;
 	return 0;
 }

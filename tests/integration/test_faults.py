@@ -112,7 +112,63 @@ def failed_journal_first():
     dm.stop()
 
 
+# ---- 4: the previous step's token records outlive a crash before the journal --------
+def churn_after_crash():
+    dm, root = case(env={"GROKWATCHD_TEST_CRASH_AT": "after-compute:2"})
+    dm.start()
+    stage = os.path.join(dm.dir, "stage")
+    os.makedirs(stage)
+    for s in (1000, 2000):
+        shutil.copytree(ck(s), os.path.join(stage, "step%d" % s))
+    for s in (1000, 2000):
+        os.rename(os.path.join(stage, "step%d" % s), os.path.join(root, "step%d" % s))
+    rc = wait_exit(dm, 40)
+    t.eq(rc, -9, "churn: the daemon died before journaling step 2000")
+    t.eq([r["step"] for r in journal_of(dm, "result")], [1000], "churn: step 1000 journaled")
+    dm.env.pop("GROKWATCHD_TEST_CRASH_AT")
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    ok = sub.collect(g.n_metrics(2), 40)
+    t.ok(ok, "churn: after the restart step 2000 is computed", dm.log())
+    out = subprocess.run([g.BIN, "analyze", "--json", "--threads", "1", "--probe", probe,
+                          ck(1000), ck(2000)], capture_output=True, text=True)
+    ref = [json.loads(l) for l in out.stdout.splitlines()][1].get("churn")
+    m2 = [m for m in sub.metrics() if m["step"] == 2000]
+    got = m2[0].get("churn") if m2 else None
+    t.ok(isinstance(ref, float) and isinstance(got, float) and abs(got - ref) < 1e-9,
+         "churn: the recomputed step's churn equals an unkilled run's (%r, analyze %r)"
+         % (got, ref), m2 and m2[0].get("churn_note"))
+    sub.settle()
+    dm.stop()
+    kept = sorted(s for s in os.listdir(os.path.join(dm.state, "routing"))
+                  if os.path.exists(os.path.join(dm.state, "routing", s, "tokens.safetensors")))
+    t.eq(kept, ["2000"], "churn: per-token records kept for the newest step only")
+    # Killed after the append and before the old records went: both are on
+    # disk; the restart keeps the newest only, and the next step has churn.
+    dm.env["GROKWATCHD_TEST_CRASH_AT"] = "after-publish"
+    dm.start()
+    g.place_atomic(ck(3000), root, "step3000")
+    t.eq(wait_exit(dm, 40), -9, "churn: killed after publishing step 3000")
+    dm.env.pop("GROKWATCHD_TEST_CRASH_AT")
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    g.place_atomic(ck(4000), root, "step4000")
+    ok = sub.collect(lambda ms: any(m.get("step") == 4000 and m["type"] == "metrics"
+                                    for m in ms), 40)
+    m4 = [m for m in sub.metrics() if m["step"] == 4000]
+    t.ok(ok and isinstance(m4[0].get("churn"), float), "churn: the step after has churn",
+         dm.log()[-2000:])
+    sub.settle()
+    kept = sorted(s for s in os.listdir(os.path.join(dm.state, "routing"))
+                  if os.path.exists(os.path.join(dm.state, "routing", s, "tokens.safetensors")))
+    t.eq(kept, ["4000"], "churn: the records left by the crash were removed")
+    t.eq([r["step"] for r in journal_of(dm, "result")], [1000, 2000, 3000, 4000],
+         "churn: each step journaled once")
+    dm.stop()
+
+
 CASES = [
+    ("churn_after_crash", churn_after_crash),
     ("failed_journal_first", failed_journal_first),
 ]
 
