@@ -254,6 +254,36 @@ void dispatch_alerts(struct daemon *d, int64_t from)
 
 /* ---- a job's end ------------------------------------------------------------------ */
 
+/* Step's entry or job went without a result: queue another directory of
+ * the same step in its place, if one waits in reserve. */
+static bool promote_alternate(struct daemon *d, int64_t step)
+{
+	if (!queue_alt_promote(d->queue, step))
+		return false;
+	log_info("step %" PRId64 ": \"%s\" is queued in its place", step,
+		 queue_at(d->queue, (size_t)queue_find(d->queue, step))->path);
+	return true;
+}
+
+/* Step has its result (done) or failed for good: the directories kept in
+ * reserve for it are finished with, as far as the watcher goes. */
+static void settle_alternates(struct daemon *d, int64_t step, bool done)
+{
+	char **names = NULL;
+
+	queue_alt_drop(d->queue, step, &names);
+	for (size_t i = 0; names && names[i]; i++) {
+		if (d->watch) {
+			if (done)
+				watch_done(d->watch, names[i]);
+			else
+				watch_failed(d->watch, names[i]);
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
 static void log_result(const struct job *j)
 {
 	const cJSON *all = group_all(j->result);
@@ -317,6 +347,7 @@ static void job_failed(struct daemon *d, struct job *j)
 	}
 	cJSON_AddBoolToObject(extra, "failed", true);
 	publish_error(d, j->step, j->name, j->err.msg, extra);
+	settle_alternates(d, j->step, false);
 	if (d->watch)
 		watch_failed(d->watch, j->name);
 }
@@ -355,9 +386,11 @@ static void job_done(struct job *j)
 			dispatch_alerts(d, from);
 			if (d->watch)
 				watch_done(d->watch, j->name);
+			settle_alternates(d, j->step, true);
 		}
 	} else if (j->gone || (j->rc == -ECANCELED && !d->stopping)) {
 		log_info("step %" PRId64 ": \"%s\" went away; abandoned", j->step, j->path);
+		promote_alternate(d, j->step);
 	} else if (d->stopping) {
 		log_info("step %" PRId64 ": stopped (%s); it will be computed after a restart", j->step,
 			 j->err.msg);
@@ -387,8 +420,13 @@ static void on_ready(void *ud, const char *name, const char *path, int64_t step)
 	else
 		r = queue_put(d->queue, name, path, step);
 	if (r == -EEXIST) {
-		log_warn("\"%s\": step %" PRId64 " is already queued from another directory; ignored",
-			 path, step);
+		/* Kept in reserve: if the other directory goes (renamed to this
+		 * one, or deleted) before its result, this one is computed. */
+		r = queue_alt_put(d->queue, name, path, step);
+		log_warn("\"%s\": step %" PRId64 " is queued or computing from another directory; %s",
+			 path, step,
+			 r == 0 ? "this one is computed if that one goes without a result"
+				: "ignored");
 		return;
 	}
 	if (r == -ENOSPC) {
@@ -412,8 +450,11 @@ static void on_gone(void *ud, const char *name, int64_t step)
 {
 	struct daemon *d = ud;
 
+	queue_alt_cancel_name(d->queue, name);
 	if (queue_cancel(d->queue, step, name)) {
 		log_info("step %" PRId64 ": \"%s\" went away before it was computed", step, name);
+		if (promote_alternate(d, step) && !d->job)
+			uv_timer_start(&d->retry_timer, on_retry_timer, GATHER_MS, 0);
 		daemon_status_update(d, false);
 	}
 	if (d->job && !strcmp(d->job->name, name)) {

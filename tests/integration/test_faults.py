@@ -167,7 +167,44 @@ def churn_after_crash():
     dm.stop()
 
 
+# ---- 1: renamed to a same-step name while computing ---------------------------------
+def same_step_rename():
+    dm, root = case({"watch.quiet_period_ms": 0},
+                    env={"GROKWATCHD_TEST_LAYER_DELAY_MS": "400"})
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    g.place_atomic(ck(2000), root, "step2000")
+    dm.wait_log(r"step 2000: computing", 20)
+    os.rename(os.path.join(root, "step2000"), os.path.join(root, "step2000-moved"))
+    ok = sub.collect(g.n_metrics(1), 30)
+    t.ok(ok, "same-step rename: the renamed directory is computed", dm.log()[-3000:])
+    t.eq([m["checkpoint"] for m in sub.metrics()], ["step2000-moved"],
+         "same-step rename: its result names the new directory")
+    # Two directories of one step; the first is deleted while it computes.
+    g.place_atomic(ck(3000), root, "step3000")
+    dm.wait_log(r"step 3000: computing", 20)
+    g.place_atomic(ck(3000), root, "step3000-copy")
+    dm.wait_log(r"step3000-copy.*another directory", 20)
+    shutil.rmtree(os.path.join(root, "step3000"))
+    ok = sub.collect(g.n_metrics(2), 30)
+    t.ok(ok, "two directories of a step, the first deleted: the second is computed",
+         dm.log()[-3000:])
+    t.ok(sub.settle(), "same-step: then an idle heartbeat", dm.log()[-2000:])
+    t.eq([m["checkpoint"] for m in sub.metrics()], ["step2000-moved", "step3000-copy"],
+         "same-step: each step once, from the surviving directory")
+    # Both present and the first computes: the second is not computed again.
+    g.place_atomic(ck(4000), root, "step4000")
+    dm.wait_log(r"step 4000: computing", 20)
+    g.place_atomic(ck(4000), root, "step4000-copy")
+    ok = sub.collect(g.n_metrics(3), 30)
+    t.ok(ok and sub.settle(), "two directories of a step, both kept: computed", dm.log()[-2000:])
+    t.eq([r["step"] for r in journal_of(dm, "result")], [2000, 3000, 4000],
+         "same-step: the journal holds each step once")
+    dm.stop()
+
+
 CASES = [
+    ("same_step_rename", same_step_rename),
     ("churn_after_crash", churn_after_crash),
     ("failed_journal_first", failed_journal_first),
 ]
