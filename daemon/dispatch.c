@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -275,7 +276,7 @@ static void settle_alternates(struct daemon *d, int64_t step, bool done)
 	for (size_t i = 0; names && names[i]; i++) {
 		if (d->watch) {
 			if (done)
-				watch_done(d->watch, names[i]);
+				watch_done(d->watch, names[i], 0);
 			else
 				watch_failed(d->watch, names[i]);
 		}
@@ -360,6 +361,15 @@ static void job_done(struct job *j)
 
 	d->job = NULL;
 	if (j->rc == 0) {
+		bool replaced = state_is_done(d->state, j->step);
+		char sig[17];
+
+		/* What it was computed from, so that a rewrite of the files, even
+		 * while the daemon is down, is noticed (watch.h). */
+		snprintf(sig, sizeof(sig), "%016" PRIx64, j->sig);
+		cJSON_AddStringToObject(j->result, "checkpoint_signature", sig);
+		if (replaced)
+			cJSON_AddBoolToObject(j->result, "replaced", true);
 		fault_point("after-compute");
 		if (state_append_result(d->state, j->result, &err) < 0) {
 			daemon_fatal_stop(d, err.msg);
@@ -383,11 +393,19 @@ static void job_done(struct job *j)
 			    lowest < from)
 				from = lowest;
 			log_result(j);
+			if (replaced)
+				log_warn("step %" PRId64 ": this result replaces the earlier one (\"%s\" was rewritten)",
+					 j->step, j->path);
 			dispatch_alerts(d, from);
 			if (d->watch)
-				watch_done(d->watch, j->name);
+				watch_done(d->watch, j->name, j->sig);
 			settle_alternates(d, j->step, true);
 		}
+	} else if (j->rc == -ESTALE && !j->gone) {
+		log_warn("step %" PRId64 ": %s; discarded, computed again once quiet", j->step,
+			 j->err.msg);
+		if (d->watch)
+			watch_recheck(d->watch, j->name);
 	} else if (j->gone || (j->rc == -ECANCELED && !d->stopping)) {
 		log_info("step %" PRId64 ": \"%s\" went away; abandoned", j->step, j->path);
 		promote_alternate(d, j->step);
@@ -480,6 +498,20 @@ static bool on_is_done(void *ud, int64_t step)
 	return state_is_done(d->state, step);
 }
 
+static uint64_t on_done_sig(void *ud, int64_t step)
+{
+	struct daemon *d = ud;
+	const char *hex = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+		state_result(d->state, step), "checkpoint_signature"));
+	char *end;
+	uint64_t v;
+
+	if (!hex || strlen(hex) != 16)
+		return 0;
+	v = strtoull(hex, &end, 16);
+	return *end ? 0 : v;
+}
+
 static void on_note(void *ud, int level, const char *msg)
 {
 	(void)ud;
@@ -533,5 +565,6 @@ void dispatch_restore(struct daemon *d)
 }
 
 const struct watch_callbacks dispatch_watch_callbacks = {
-	.ready = on_ready, .gone = on_gone, .bad = on_bad, .is_done = on_is_done, .note = on_note,
+	.ready = on_ready, .gone = on_gone, .bad = on_bad, .is_done = on_is_done,
+	.done_sig = on_done_sig, .note = on_note,
 };

@@ -9,10 +9,12 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine/analysis.h"
+#include "engine/checkpoint.h"
 #include "job.h"
 #include "state.h"
 
@@ -94,10 +96,26 @@ static int job_compute(struct job *j)
 {
 	struct job_ctx *c = j->ctx;
 	const struct forward_opts fo = { .progress = on_layer, .ud = j, .cancel = &j->cancel };
-	struct analysis_out out;
+	struct analysis_out out = { 0 };
+	struct routing *r = NULL;
+	enum source_kind kind;
+	uint64_t sig_end = 0;
 	int rc;
 
-	rc = analysis_run(c->an, j->path, j->name, j->step, &fo, true, &out, &j->err);
+	/* Every file the computation reads is read by the load: a checkpoint
+	 * whose files changed between before and after it is discarded here,
+	 * before it touches the series. */
+	rc = ckpt_signature(j->path, &j->sig);
+	if (rc < 0)
+		return gw_errf(&j->err, rc, "\"%s\": %s", j->path, strerror(-rc));
+	rc = analysis_load(c->an, j->path, &fo, &r, &kind, &j->err);
+	if (rc < 0)
+		return rc;
+	if (ckpt_signature(j->path, &sig_end) < 0 || sig_end != j->sig) {
+		routing_free(r);
+		return gw_errf(&j->err, -ESTALE, "\"%s\": changed while it was computed", j->path);
+	}
+	rc = analysis_add(c->an, j->path, r, kind, j->name, j->step, true, &out, &j->err);
 	if (rc < 0)
 		return rc;
 	if (j->keep_dir) {
@@ -186,6 +204,7 @@ bool job_error_transient(int rc)
 	case -E2BIG:
 	case -ENOTDIR:
 	case -ECANCELED:
+	case -ESTALE:
 		return false;
 	default:
 		return true;

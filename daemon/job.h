@@ -83,6 +83,7 @@ struct job {
 	struct gw_err err;
 	cJSON *result;            /* {"step", ...metrics...}, no label (state.h) */
 	bool kept_tokens;         /* its per-token records were kept: state_tokens_kept */
+	uint64_t sig;             /* ckpt_signature of the files read (rc 0 or -ESTALE) */
 	struct metrics_memo *memo;
 	size_t n_memo;
 	double sec;
@@ -95,7 +96,9 @@ void job_free(struct job *j); /* accepts NULL */
 
 /* Queue j on the loop's thread pool; done(j) runs on the loop thread when
  * it finished (rc 0) or failed (rc < 0, err says why; -ECANCELED when
- * cancelled).  0 or the -errno of uv_queue_work. */
+ * cancelled; -ESTALE when a file it read changed while it was read, size,
+ * mtime or inode (ckpt_signature): nothing was computed, the series is
+ * untouched).  0 or the -errno of uv_queue_work. */
 int job_start(uv_loop_t *loop, struct job *j);
 
 /* Whether a failure is worth retrying: I/O trouble and files vanishing

@@ -33,6 +33,7 @@
 
 #define SIG_DEPTH 2
 #define SIG_FILES_MAX 100000
+#define SWEEP_PER_TICK 16 /* computed checkpoints checked for change per poll interval */
 
 enum entry_state { E_PENDING, E_REPORTED, E_DONE, E_BAD };
 
@@ -44,6 +45,7 @@ struct entry {
 	uint64_t sig;          /* poll mode: signature of the files */
 	bool have_sig;
 	uint64_t changed_at;   /* poll mode: uv_now when sig last changed */
+	uint64_t done_sig;     /* DONE: ckpt_signature its result was computed from, 0 unknown */
 	bool handles;          /* ev and timer initialized (events mode) */
 	int open_handles;      /* not yet closed */
 	bool rewatch;          /* watch again once the closing handles are closed */
@@ -69,7 +71,9 @@ struct watch {
 	uv_fs_event_t root_ev;
 	bool root_ev_active;
 	uv_timer_t tick;
-	int open_handles;      /* root_ev (once initialized) and tick */
+	uv_timer_t sweep;      /* checks computed checkpoints for change */
+	size_t sweep_at;       /* the next entry index the sweep looks at */
+	int open_handles;      /* root_ev (once initialized), tick and sweep */
 	struct entry **e;      /* sorted by name */
 	size_t n, cap;
 };
@@ -254,8 +258,10 @@ static struct entry *entry_add(struct watch *w, const char *name)
 	e->path = gw_join(w->root, '/', name);
 	e->step = step;
 	e->state = E_PENDING;
-	if (step >= 0 && w->cb.is_done && w->cb.is_done(w->ud, step))
+	if (step >= 0 && w->cb.is_done && w->cb.is_done(w->ud, step)) {
 		e->state = E_DONE;
+		e->done_sig = w->cb.done_sig ? w->cb.done_sig(w->ud, step) : 0;
+	}
 	if (w->n == w->cap) {
 		w->cap = w->cap ? 2 * w->cap : 64;
 		w->e = gw_realloc(w->e, w->cap * sizeof(*w->e));
@@ -317,6 +323,7 @@ static void entry_judge(struct watch *w, struct entry *e)
 		e->step = s;
 		if (w->cb.is_done && w->cb.is_done(w->ud, s)) {
 			e->state = E_DONE;
+			e->done_sig = w->cb.done_sig ? w->cb.done_sig(w->ud, s) : 0;
 			entry_unwatch(e);
 			return;
 		}
@@ -594,6 +601,52 @@ static void root_lost(struct watch *w)
 		uv_timer_start(&w->tick, on_tick, w->poll_ms, w->poll_ms);
 }
 
+/* ---- computed checkpoints that change ----------------------------------------- */
+
+/* Pending again: judged once quiet, reported again if complete. */
+static void entry_again(struct watch *w, struct entry *e)
+{
+	e->state = E_PENDING;
+	e->have_sig = false;
+	e->done_sig = 0;
+	entry_watch(w, e, true);
+}
+
+/* A few computed checkpoints a tick, in turn: the files their result was
+ * computed from (ckpt_signature) against what they are now.  Bounded: at
+ * most SWEEP_PER_TICK signatures per poll interval, whatever the count of
+ * checkpoints, so a run of 10,000 is swept every 10,000 / 16 intervals. */
+static void on_sweep(uv_timer_t *h)
+{
+	struct watch *w = h->data;
+	size_t looked = 0, steps = 0;
+
+	while (looked < SWEEP_PER_TICK && steps < w->n) {
+		struct entry *e;
+		uint64_t sig;
+
+		if (w->sweep_at >= w->n)
+			w->sweep_at = 0;
+		e = w->e[w->sweep_at++];
+		steps++;
+		if (e->state != E_DONE)
+			continue;
+		looked++;
+		if (ckpt_signature(e->path, &sig) < 0)
+			continue; /* gone: the root's events or the scan say so */
+		if (!e->done_sig) {
+			e->done_sig = sig;
+			continue;
+		}
+		if (sig == e->done_sig)
+			continue;
+		note(w, LOG_LVL_WARN,
+		     "\"%s\": changed after its result was recorded; computed again once quiet",
+		     e->path);
+		entry_again(w, e);
+	}
+}
+
 /* ---- life ------------------------------------------------------------------- */
 
 /* Filesystems where inotify does not see changes made by other hosts. */
@@ -657,9 +710,11 @@ int watch_new(uv_loop_t *loop, const struct watch_opts *o, const struct watch_ca
 	w->poll = o->mode == WATCH_POLL || (o->mode == WATCH_AUTO && remote_fs(o->root));
 
 	uv_timer_init(loop, &w->tick);
+	uv_timer_init(loop, &w->sweep);
 	uv_fs_event_init(loop, &w->root_ev);
-	w->tick.data = w->root_ev.data = w;
-	w->open_handles = 2;
+	w->tick.data = w->root_ev.data = w->sweep.data = w;
+	w->open_handles = 3;
+	uv_timer_start(&w->sweep, on_sweep, w->poll_ms, w->poll_ms);
 
 	if (!is_dir(w->root)) {
 		root_lost(w);
@@ -705,17 +760,27 @@ void watch_close(struct watch *w)
 	free(w->root);
 	free(w->marker);
 	uv_close((uv_handle_t *)&w->tick, on_watch_closed);
+	uv_close((uv_handle_t *)&w->sweep, on_watch_closed);
 	uv_close((uv_handle_t *)&w->root_ev, on_watch_closed);
 }
 
-void watch_done(struct watch *w, const char *name)
+void watch_done(struct watch *w, const char *name, uint64_t sig)
 {
 	struct entry *e = find(w, name);
 
 	if (e) {
 		e->state = E_DONE;
+		e->done_sig = sig;
 		entry_unwatch(e);
 	}
+}
+
+void watch_recheck(struct watch *w, const char *name)
+{
+	struct entry *e = find(w, name);
+
+	if (e && !w->closing)
+		entry_again(w, e);
 }
 
 void watch_failed(struct watch *w, const char *name)

@@ -203,7 +203,82 @@ def same_step_rename():
     dm.stop()
 
 
+# ---- 2: weights rewritten during or after the computation ----------------------------
+def overwrite(dst_dir, src_dir):
+    """Rewrite dst_dir's weights in place with src_dir's (same size)."""
+    with open(os.path.join(src_dir, "model.safetensors"), "rb") as f:
+        data = f.read()
+    with open(os.path.join(dst_dir, "model.safetensors"), "r+b") as f:
+        f.write(data)
+
+
+def analyze_one(src, name):
+    """analyze of src's files under the directory name `name`, alone."""
+    d = tempfile.mkdtemp(dir=base)
+    shutil.copytree(src, os.path.join(d, name))
+    out = subprocess.run([g.BIN, "analyze", "--json", "--threads", "1", "--probe", probe,
+                          os.path.join(d, name)], capture_output=True, text=True)
+    return json.loads(out.stdout.splitlines()[0])["groups"]["all"]
+
+
+def same_all(m, ref):
+    a = m["groups"]["all"]
+    return (abs(a["pathway_distance"] - ref["pathway_distance"]) < 1e-9 and
+            abs(a["loss"] - ref["loss"]) < 1e-6)
+
+
+def changed_checkpoint():
+    dm, root = case(env={"GROKWATCHD_TEST_LAYER_DELAY_MS": "400"})
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    g.place_atomic(ck(1000), root, "step1000")
+    dm.wait_log(r"step 1000: computing", 20)
+    time.sleep(0.2)  # into its first layer: the scenario, not a wait
+    overwrite(os.path.join(root, "step1000"), ck(2000))
+    ok = sub.collect(g.n_metrics(1), 40)
+    t.ok(ok, "changed during its job: a result comes", dm.log()[-3000:])
+    t.ok("changed while it was computed" in dm.log(), "changed during its job: the log says so",
+         dm.log()[-3000:])
+    ref_new = analyze_one(ck(2000), "step1000")
+    m = sub.metrics()
+    t.ok(m and same_all(m[0], ref_new), "changed during its job: the result is the new weights'",
+         (m and m[0]["groups"]["all"], ref_new))
+    t.eq([r["step"] for r in journal_of(dm, "result")], [1000],
+         "changed during its job: the mixed result was never journaled")
+    # Rewritten after its result was recorded: noticed, computed again.
+    dm.env.pop("GROKWATCHD_TEST_LAYER_DELAY_MS")
+    overwrite(os.path.join(root, "step1000"), ck(3000))
+    ok = sub.collect(g.n_metrics(2), 40)
+    t.ok(ok, "changed after its result: computed again", dm.log()[-3000:])
+    m = sub.metrics()
+    ref3 = analyze_one(ck(3000), "step1000")
+    t.ok(len(m) == 2 and m[1]["step"] == 1000 and same_all(m[1], ref3) and
+         m[1].get("replaced") is True,
+         "changed after its result: the new result is the new weights', marked replaced",
+         m[1:] and (m[1]["groups"]["all"], m[1].get("replaced"), ref3))
+    snap = sub.request({"req": "snapshot"})
+    t.ok(len(snap["results"]) == 1 and same_all(snap["results"][0], ref3),
+         "changed after its result: the snapshot holds the new result only",
+         [r["groups"]["all"]["pathway_distance"] for r in snap["results"]])
+    sub.settle()
+    dm.stop()
+    # Rewritten while the daemon was down: noticed at start-up.
+    overwrite(os.path.join(root, "step1000"), ck(4000))
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    ref4 = analyze_one(ck(4000), "step1000")
+    ok = sub.collect(lambda ms: any(x["type"] == "metrics" and same_all(x, ref4)
+                                    for x in ms), 40)
+    t.ok(ok, "changed while stopped: computed again after the restart", dm.log()[-3000:])
+    t.ok(sub.settle(), "changed while stopped: then idle", dm.log()[-2000:])
+    snap = sub.request({"req": "snapshot"})
+    t.ok(len(snap["results"]) == 1 and same_all(snap["results"][0], ref4),
+         "changed while stopped: the snapshot holds the newest result only")
+    dm.stop()
+
+
 CASES = [
+    ("changed_checkpoint", changed_checkpoint),
     ("same_step_rename", same_step_rename),
     ("churn_after_crash", churn_after_crash),
     ("failed_journal_first", failed_journal_first),
