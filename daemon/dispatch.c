@@ -88,7 +88,7 @@ static void publish_error(struct daemon *d, int64_t step, const char *checkpoint
 	if (step >= 0)
 		cJSON_AddNumberToObject(b, "step", (double)step);
 	if (checkpoint)
-		cJSON_AddStringToObject(b, "checkpoint", checkpoint);
+		job_add_name(b, checkpoint);
 	cJSON_AddStringToObject(b, "error", msg);
 	publish_send(d->pub, "error", b);
 }
@@ -117,7 +117,7 @@ void dispatch_on_progress(uv_async_t *h)
 	d->last_progress = now;
 	b = cJSON_CreateObject();
 	cJSON_AddNumberToObject(b, "step", (double)j->step);
-	cJSON_AddStringToObject(b, "checkpoint", j->name);
+	job_add_name(b, j->name);
 	cJSON_AddNumberToObject(b, "layers_done", done);
 	cJSON_AddNumberToObject(b, "n_layers", total);
 	publish_send(d->pub, "progress", b);
@@ -334,7 +334,7 @@ static void job_failed(struct daemon *d, struct job *j)
 
 		cJSON_AddStringToObject(ev, "kind", "failed");
 		cJSON_AddNumberToObject(ev, "step", (double)j->step);
-		cJSON_AddStringToObject(ev, "checkpoint", j->name);
+		job_add_name(ev, j->name);
 		cJSON_AddStringToObject(ev, "reason", j->err.msg);
 		cJSON_AddNumberToObject(ev, "attempts", j->attempt);
 		fault_point("before-failed-journal");

@@ -68,6 +68,7 @@ int job_ctx_memo(struct job_ctx *c, struct metrics_memo **ret_memo, size_t *ret_
 struct job {
 	/* in, set by the caller before job_start (strings owned by the job) */
 	char *name, *path, *keep_dir;
+	char *label;              /* name as valid UTF-8 (json_utf8_fix): what results say */
 	int64_t step;
 	int attempt;
 	struct job_ctx *ctx;
@@ -89,6 +90,13 @@ struct job {
 	double sec;
 	uv_work_t req;
 };
+
+/* Add "checkpoint": name to o as valid UTF-8 (invalid bytes as U+FFFD)
+ * and, when name is not valid UTF-8, "checkpoint_hex": its bytes in hex,
+ * so the directory can still be found. */
+void job_add_name(cJSON *o, const char *name);
+/* Only the "checkpoint_hex" of job_add_name. */
+void job_add_name_hex(cJSON *o, const char *name);
 
 /* A new job (free with job_free). */
 struct job *job_new(const char *name, const char *path, const char *keep_dir, int64_t step);

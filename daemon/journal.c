@@ -303,6 +303,7 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 {
 	struct gw_err e;
 	char *text = NULL;
+	cJSON *clean = NULL;
 	size_t len;
 	int r;
 
@@ -315,6 +316,15 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 	if (!text)
 		gw_bug(__FILE__, __LINE__, "cJSON_PrintUnformatted failed (out of memory)");
 	len = strlen(text);
+	if (!json_utf8_valid(text, len)) {
+		/* A name or message with bytes that are not UTF-8 (a Latin-1
+		 * directory name): the journal keeps the U+FFFD form, as sent. */
+		free(text);
+		clean = cJSON_Duplicate(event, 1);
+		text = json_print_utf8(clean);
+		len = strlen(text);
+		event = clean;
+	}
 	text[len] = '\n'; /* replaces the NUL: text is len + 1 bytes from here on */
 	if (len + 1 > j->lim.line_bytes) {
 		r = gw_errf(err, -EFBIG, "\"%s\": a record of %zu bytes, more than the limit of %zu",
@@ -343,6 +353,7 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 	r = apply(j, event, NULL);
 	GW_BUG_ON(r < 0);
 out:
+	cJSON_Delete(clean);
 	free(text);
 	return r;
 }

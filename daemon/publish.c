@@ -321,12 +321,10 @@ static int send_frames(struct publish *p, const char *type, const char *text, si
 static int send_body(struct publish *p, const char *type, uint64_t seq, cJSON *body,
 		     cJSON **ret_sent)
 {
-	char *text = cJSON_PrintUnformatted(body);
+	char *text = json_print_utf8(body);
 	size_t len;
 	int r;
 
-	if (!text)
-		gw_bug(__FILE__, __LINE__, "cJSON_PrintUnformatted failed (out of memory)");
 	len = strlen(text);
 	if (len > p->max_message_bytes) {
 		cJSON *e = cJSON_CreateObject(), *step = cJSON_GetObjectItemCaseSensitive(body, "step");
@@ -341,7 +339,7 @@ static int send_body(struct publish *p, const char *type, uint64_t seq, cJSON *b
 		cJSON_Delete(body);
 		body = assemble(p, "error", seq, e);
 		type = "error";
-		text = cJSON_PrintUnformatted(body);
+		text = json_print_utf8(body);
 		len = strlen(text);
 		if (ret_sent)
 			ret_sent = NULL; /* the result itself was not sent */
@@ -686,7 +684,7 @@ static int handle_request(struct publish *p)
 		reply = error_reply("request: expected one body frame");
 	else
 		reply = answer(p, zmq_msg_data(&f[body]), zmq_msg_size(&f[body]));
-	text = cJSON_PrintUnformatted(reply);
+	text = json_print_utf8(reply);
 	len = strlen(text);
 	if (len > p->reply_bytes) {
 		char msg[200];
@@ -696,7 +694,7 @@ static int handle_request(struct publish *p)
 		free(text);
 		cJSON_Delete(reply);
 		reply = error_reply(msg);
-		text = cJSON_PrintUnformatted(reply);
+		text = json_print_utf8(reply);
 		len = strlen(text);
 	}
 	/* ROUTER drops replies to unknown or full peers instead of blocking. */

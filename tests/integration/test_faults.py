@@ -277,7 +277,77 @@ def changed_checkpoint():
     dm.stop()
 
 
+# ---- 5: names that are not UTF-8 ----------------------------------------------------
+def strict_json(raw):
+    """Python's json over the bytes as UTF-8, strictly: None if it refuses."""
+    try:
+        return json.loads(raw.decode("utf-8", errors="strict"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def raw_request(ep, req, timeout=10):
+    import zmq
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(ep)
+    s.send(req)
+    raw = s.recv() if s.poll(timeout * 1000 * g.SLOW) else None
+    s.close()
+    return raw
+
+
+def latin1_names():
+    import zmq
+    dm, root = case()
+    dm.start()
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(dm.pub)
+    sub.poll(5000 * g.SLOW)  # the first heartbeat: connected
+    name = b"step2000-\xe9t\xe9"
+    stage = os.path.join(dm.dir.encode(), b"stage")
+    shutil.copytree(ck(2000).encode(), stage)
+    os.rename(stage, os.path.join(root.encode(), name))
+    bodies, end = [], time.time() + 30 * g.SLOW
+    while time.time() < end and not any(b"metrics" in t_ for t_, _ in bodies):
+        if sub.poll(500):
+            bodies.append(tuple(sub.recv_multipart()))
+    t.ok(any(t_.startswith(b"metrics") for t_, _ in bodies),
+         "non-UTF-8 name: the checkpoint is computed", dm.log()[-2000:])
+    bad = [b for _, b in bodies if strict_json(b) is None]
+    t.eq(bad, [], "non-UTF-8 name: every published body is strict JSON in UTF-8")
+    m = [strict_json(b) for t_, b in bodies if t_.startswith(b"metrics")]
+    t.ok(m and m[0]["checkpoint"] == "step2000-\ufffdt\ufffd" and
+         m[0].get("checkpoint_hex") == name.hex(),
+         "non-UTF-8 name: U+FFFD for the invalid bytes, and the name's bytes in hex",
+         m and {k: m[0].get(k) for k in ("checkpoint", "checkpoint_hex")})
+    # Query replies: the snapshot, a request with invalid bytes echoed back.
+    snap = raw_request(dm.query, json.dumps({"req": "snapshot"}).encode())
+    t.ok(snap is not None and strict_json(snap) is not None,
+         "non-UTF-8 name: the snapshot reply is strict JSON", snap and snap[:300])
+    for req in (b'{"req": "\xff\xfe", "id": "a"}', b'{"req": "history", "id": "\xe9"}',
+                b"\xe9\xe9 not json"):
+        rep = raw_request(dm.query, req)
+        t.ok(rep is not None and strict_json(rep) is not None,
+             "non-UTF-8 request %r: the error reply is strict JSON" % req[:20], rep)
+    jl = open(os.path.join(dm.state, "journal.jsonl"), "rb").read()
+    t.ok(all(strict_json(line) is not None for line in jl.splitlines()),
+         "non-UTF-8 name: every journal line is strict JSON")
+    sub.close()
+    # After a restart the step is done (not computed again).
+    dm.stop()
+    dm.start()
+    s2 = g.Subscriber(dm.pub, dm.query)
+    t.ok(s2.settle(), "non-UTF-8 name: after a restart, idle", dm.log()[-2000:])
+    t.eq(g.steps_of(s2.messages), [2000], "non-UTF-8 name: restored, not computed again")
+    dm.stop()
+
+
 CASES = [
+    ("latin1_names", latin1_names),
     ("changed_checkpoint", changed_checkpoint),
     ("same_step_rename", same_step_rename),
     ("churn_after_crash", churn_after_crash),
