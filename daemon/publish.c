@@ -688,12 +688,15 @@ static int handle_request(struct publish *p)
 	len = strlen(text);
 	if (len > p->reply_bytes) {
 		char msg[200];
+		cJSON *id = cJSON_DetachItemFromObjectCaseSensitive(reply, "id");
 
 		snprintf(msg, sizeof(msg), "reply of %zu bytes is over the limit of %zu; narrow from/to",
 			 len, p->reply_bytes);
 		free(text);
 		cJSON_Delete(reply);
 		reply = error_reply(msg);
+		if (id) /* the client matches replies by it */
+			cJSON_AddItemToObject(reply, "id", id);
 		text = json_print_utf8(reply);
 		len = strlen(text);
 	}
