@@ -141,4 +141,39 @@ int journal_read_state(const struct journal *j, const char *name, size_t max, ch
  * its creation synced) if needed.  *ret_path is new; the caller frees it. */
 int journal_routing_dir(struct journal *j, int64_t step, char **ret_path, struct gw_err *err);
 
+/* ---- check and repair, with no daemon running (grokwatchd journal) ---- */
+
+/* Called for each damaged line (damaged true) and for a torn last record
+ * (false): msg names the file, the line, its byte offset and length, and
+ * the fault. */
+typedef void (*journal_report_fn)(void *ud, bool damaged, const char *msg);
+
+struct journal_check_out {
+	uint64_t lines;   /* lines in the file */
+	uint64_t damaged; /* invalid or over-long lines before the last */
+	uint64_t torn;    /* a torn last record (0 or 1) */
+	uint64_t moved;   /* journal_repair: lines moved aside */
+};
+
+/*
+ * Judge every line of DIR/journal.jsonl as journal_open's replay would,
+ * without stopping at the first damaged one, and report each (lim NULL or
+ * zero fields: the defaults).  Reads only; takes no lock.  Errors: -errno
+ * of opening or mapping the file, -EFBIG (file over lim->file_bytes).
+ */
+int journal_check(const char *dir, const struct journal_limits *lim, journal_report_fn report,
+		  void *ud, struct journal_check_out *out, struct gw_err *err);
+
+/*
+ * journal_check, then, if any line is damaged or torn: every such line is
+ * written to DIR/journal-damaged-YYYYmmddTHHMMSSZ.jsonl (UTC; one line
+ * each, a newline added where it had none) and journal.jsonl is replaced
+ * by its good lines, in order, each durably (gw_file_write_atomicv: the
+ * aside file first, so a crash loses no byte).  Holds the journal's lock
+ * throughout: -EBUSY while a daemon runs on DIR.  *ret_aside (if not NULL)
+ * is the new file's path (the caller frees it), NULL when nothing moved.
+ */
+int journal_repair(const char *dir, const struct journal_limits *lim, journal_report_fn report,
+		   void *ud, struct journal_check_out *out, char **ret_aside, struct gw_err *err);
+
 #endif

@@ -62,6 +62,16 @@ static int open_journal(struct state *s, struct gw_err *err)
 	if (r == -EBUSY)
 		return gw_errf(err, r, "\"%s\": another grokwatchd is using this state directory",
 			       s->dir);
+	if (r == -EBADMSG || (r == -EFBIG && strstr(err->msg, "\" line "))) {
+		/* Damage in the middle: name the way out, or under systemd this
+		 * is a restart loop. */
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "%.200s; 'grokwatchd journal check %.100s' lists the damaged "
+			 "lines, 'grokwatchd journal repair %.100s' moves them aside and keeps every good record",
+			 err->msg, s->dir, s->dir);
+		return gw_errf(err, r, "%s", msg);
+	}
 	if (r < 0)
 		return r;
 	if (journal_torn_bytes(s->journal))

@@ -346,7 +346,69 @@ def latin1_names():
     dm.stop()
 
 
+# ---- 10: mid-file journal damage: journal check|repair --------------------------------
+def journal_repair():
+    dm, root = case({"limits.journal_line_bytes": 200000})
+    dm.start()
+    for s_ in (1000, 2000, 3000):
+        g.place_atomic(ck(s_), root, "step%d" % s_)
+    dm.wait_log(r"step 3000: done", 60)
+    dm.stop()
+    jp = os.path.join(dm.state, "journal.jsonl")
+    lines = open(jp, "rb").read().splitlines(keepends=True)
+    garbage, huge = b"\x00garbage{\n", b'{"kind": "result", "pad": "' + b"x" * 250000 + b'"}\n'
+    with open(jp, "wb") as f:
+        f.writelines([lines[0], garbage, lines[1], huge] + lines[2:])
+    before = open(jp, "rb").read()
+    rc = dm.start(wait=False).proc.wait(20 * g.SLOW)
+    dm.logf.close()
+    dm.proc = None
+    log = dm.log()
+    t.ok(rc == 1 and "line 2" in log and "grokwatchd journal check" in log and
+         "grokwatchd journal repair" in log,
+         "damaged journal: start-up stops naming the line and the way out", log[-1500:])
+    chk = subprocess.run([g.BIN, "journal", "check", dm.state, "-c", dm.cfg_path],
+                         capture_output=True, text=True)
+    t.ok(chk.returncode == 1 and "line 2 " in chk.stdout and "line 4 " in chk.stdout and
+         "longer than 200000" in chk.stdout and chk.stdout.count("damaged:") == 2,
+         "journal check: exit 1, each damaged line named with its fault", chk.stdout + chk.stderr)
+    t.eq(open(jp, "rb").read(), before, "journal check: the file is untouched")
+    dflt = subprocess.run([g.BIN, "journal", "check", dm.state], capture_output=True, text=True)
+    t.ok(dflt.returncode == 1 and dflt.stdout.count("damaged:") == 2 and
+         "longer than" not in dflt.stdout and "\"step\" is missing" in dflt.stdout,
+         "journal check without -c: the default line limit (the long line judged as JSON)",
+         dflt.stdout)
+    rep = subprocess.run([g.BIN, "journal", "repair", dm.state, "-c", dm.cfg_path],
+                         capture_output=True, text=True)
+    t.ok(rep.returncode == 0 and "moved 2 lines" in rep.stdout, "journal repair: moves 2 lines",
+         rep.stdout + rep.stderr)
+    aside = [f for f in os.listdir(dm.state) if f.startswith("journal-damaged-")]
+    t.ok(len(aside) == 1 and open(os.path.join(dm.state, aside[0]), "rb").read() ==
+         garbage + huge, "journal repair: the damaged lines, byte for byte, in a dated file",
+         aside)
+    t.eq(open(jp, "rb").read(), b"".join(lines), "journal repair: every good record kept, in order")
+    chk = subprocess.run([g.BIN, "journal", "check", dm.state, "-c", dm.cfg_path],
+                         capture_output=True, text=True)
+    t.ok(chk.returncode == 0 and "0 damaged" in chk.stdout, "journal check after repair: clean",
+         chk.stdout)
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    snap = sub.request({"req": "snapshot"})
+    t.eq([r["step"] for r in snap["results"]], [1000, 2000, 3000],
+         "after repair: the daemon starts with every result")
+    busy = subprocess.run([g.BIN, "journal", "repair", dm.state], capture_output=True, text=True)
+    t.ok(busy.returncode == 1 and "stop it first" in busy.stderr,
+         "journal repair while the daemon runs: refused", busy.stderr)
+    dm.stop()
+    bad = [subprocess.run([g.BIN, "journal"] + a, capture_output=True, text=True)
+           for a in (["check"], ["fix", dm.state], ["check", os.path.join(dm.dir, "nope")])]
+    t.ok(bad[0].returncode == 2 and bad[1].returncode == 2 and bad[2].returncode == 1 and
+         "nope/journal.jsonl" in bad[2].stderr,
+         "journal: usage errors exit 2, a missing journal is named", [b.stderr for b in bad])
+
+
 CASES = [
+    ("journal_repair", journal_repair),
     ("latin1_names", latin1_names),
     ("changed_checkpoint", changed_checkpoint),
     ("same_step_rename", same_step_rename),
