@@ -10,7 +10,9 @@
  *
  * An entry's states: PENDING (seen, not yet complete), REPORTED (ready()
  * called; the caller computes it), DONE (the caller has it), BAD (malformed
- * or failed; pending again when it changes).  An entry's libuv handles
+ * or failed; pending again when it changes), IDLE (judged not a checkpoint:
+ * none of the files one has; pending again when the directory itself
+ * changes, which poll mode sees by one stat of it, not a signature).  An entry's libuv handles
  * exist only while it is PENDING or BAD in events mode; an entry removed
  * while its handles close is freed by the last close callback.
  */
@@ -35,7 +37,7 @@
 #define SIG_FILES_MAX 100000
 #define SWEEP_PER_TICK 16 /* computed checkpoints checked for change per poll interval */
 
-enum entry_state { E_PENDING, E_REPORTED, E_DONE, E_BAD };
+enum entry_state { E_PENDING, E_REPORTED, E_DONE, E_BAD, E_IDLE };
 
 struct entry {
 	struct watch *w;
@@ -46,6 +48,8 @@ struct entry {
 	bool have_sig;
 	uint64_t changed_at;   /* poll mode: uv_now when sig last changed */
 	uint64_t done_sig;     /* DONE: ckpt_signature its result was computed from, 0 unknown */
+	uint64_t judged_sig;   /* poll mode: sig when last judged incomplete (0: none) */
+	uint64_t dir_sig;      /* IDLE: the directory's own stat when classified */
 	bool handles;          /* ev and timer initialized (events mode) */
 	int open_handles;      /* not yet closed */
 	bool rewatch;          /* watch again once the closing handles are closed */
@@ -159,7 +163,8 @@ static void on_entry_closed(uv_handle_t *h)
 			entry_free(e);
 		} else if (e->rewatch) {
 			e->rewatch = false;
-			if (!w->closing && (e->state == E_PENDING || e->state == E_BAD))
+			if (!w->closing && (e->state == E_PENDING || e->state == E_BAD ||
+					    e->state == E_IDLE))
 				entry_watch(w, e, e->rewatch_judge);
 		}
 	}
@@ -295,6 +300,65 @@ static void entry_gone(struct watch *w, struct entry *e)
 	entry_remove(w, e);
 }
 
+/* The directory's own stat: what changes when an entry is added, removed
+ * or renamed in it. */
+static uint64_t dir_stat_sig(const char *path)
+{
+	struct stat st;
+	uint64_t v[5];
+
+	if (stat(path, &st) < 0)
+		return 0;
+	v[0] = (uint64_t)st.st_ino;
+	v[1] = (uint64_t)st.st_mtim.tv_sec;
+	v[2] = (uint64_t)st.st_mtim.tv_nsec;
+	v[3] = (uint64_t)st.st_ctim.tv_sec;
+	v[4] = (uint64_t)st.st_ctim.tv_nsec;
+	return gw_fnv1a(GW_FNV_BASIS, v, sizeof(v)) | 1;
+}
+
+/* Whether dir holds nothing a checkpoint is made of (its weights or
+ * routing records, config.json, trainer_state.json, the marker): a
+ * directory of notes, logs or an unrelated tool's. */
+static bool holds_nothing(const struct watch *w, const char *path)
+{
+	DIR *dp = opendir(path);
+	struct dirent *d;
+	bool none = true;
+
+	if (!dp)
+		return false;
+	while (none && (d = readdir(dp))) {
+		size_t n = strlen(d->d_name);
+
+		if (!strcmp(d->d_name, "config.json") || !strcmp(d->d_name, "trainer_state.json") ||
+		    (w->marker && !strcmp(d->d_name, w->marker)) ||
+		    (n > 12 && !strcmp(d->d_name + n - 12, ".safetensors")) ||
+		    strstr(d->d_name, ".safetensors."))
+			none = false;
+	}
+	closedir(dp);
+	return none;
+}
+
+/* Judged not complete: a directory holding nothing of a checkpoint is
+ * classified IDLE until it changes, so that thousands of them cost a stat
+ * each per poll, and are not counted pending. */
+static void entry_not_yet(struct watch *w, struct entry *e)
+{
+	e->judged_sig = e->have_sig ? e->sig : 0;
+	if (!holds_nothing(w, e->path))
+		return;
+	e->dir_sig = dir_stat_sig(e->path);
+	if (!e->dir_sig)
+		return;
+	note(w, LOG_LVL_DEBUG, "\"%s\": nothing of a checkpoint in it; looked at again when it changes",
+	     e->path);
+	e->state = E_IDLE;
+	if (e->handles)
+		uv_timer_stop(&e->timer);
+}
+
 /* Quiet: is it a complete checkpoint?  May remove e. */
 static void entry_judge(struct watch *w, struct entry *e)
 {
@@ -312,6 +376,7 @@ static void entry_judge(struct watch *w, struct entry *e)
 		if (r == -ENOENT) {
 			note(w, LOG_LVL_DEBUG, "\"%s\": no step in the name and no trainer_state.json yet",
 			     e->path);
+			entry_not_yet(w, e);
 			return;
 		}
 		if (r < 0) {
@@ -331,6 +396,7 @@ static void entry_judge(struct watch *w, struct entry *e)
 	r = ckpt_check_complete(e->path, w->marker, &err);
 	if (r == 0) {
 		note(w, LOG_LVL_DEBUG, "%s", err.msg);
+		entry_not_yet(w, e);
 		return;
 	}
 	if (r < 0) {
@@ -370,7 +436,7 @@ static void on_entry_event(uv_fs_event_t *h, const char *filename, int events, i
 		switch_to_poll(w, e->path, status);
 		return;
 	}
-	if (e->state == E_BAD)
+	if (e->state == E_BAD || e->state == E_IDLE)
 		e->state = E_PENDING; /* changed: worth another look */
 	if (e->state == E_PENDING)
 		uv_timer_start(&e->timer, on_entry_timer, w->quiet_ms, 0);
@@ -393,7 +459,7 @@ static void root_changed(struct watch *w, const char *name)
 		entry_gone(w, e);
 		return;
 	}
-	if (e->state == E_BAD) {
+	if (e->state == E_BAD || e->state == E_IDLE) {
 		e->state = E_PENDING;
 		entry_watch(w, e, true);
 	}
@@ -462,6 +528,13 @@ static void poll_entry(struct watch *w, struct entry *e)
 	uint64_t now = uv_now(w->loop), h = 0;
 	size_t count = 0;
 
+	if (e->state == E_IDLE) {
+		if (dir_stat_sig(e->path) == e->dir_sig)
+			return;
+		e->state = E_PENDING; /* something was added: judge it afresh */
+		e->have_sig = false;
+		e->judged_sig = 0;
+	}
 	signature(e->path, SIG_DEPTH, &h, &count);
 	if (!e->have_sig || h != e->sig) {
 		if (e->have_sig && e->state == E_BAD)
@@ -472,7 +545,9 @@ static void poll_entry(struct watch *w, struct entry *e)
 		if (w->quiet_ms > 0)
 			return;
 	}
-	if (e->state == E_PENDING && now - e->changed_at >= w->quiet_ms)
+	/* Judged incomplete as it stands: nothing to judge until it changes. */
+	if (e->state == E_PENDING && now - e->changed_at >= w->quiet_ms &&
+	    !(e->judged_sig && e->judged_sig == e->sig))
 		entry_judge(w, e);
 }
 
@@ -561,7 +636,8 @@ static void on_tick(uv_timer_t *h)
 	for (size_t i = w->n; i-- > 0;) {
 		struct entry *e = w->e[i];
 
-		if (i < w->n && w->e[i] == e && (e->state == E_PENDING || e->state == E_BAD))
+		if (i < w->n && w->e[i] == e &&
+		    (e->state == E_PENDING || e->state == E_BAD || e->state == E_IDLE))
 			poll_entry(w, e);
 	}
 }

@@ -407,7 +407,44 @@ def journal_repair():
          "journal: usage errors exit 2, a missing journal is named", [b.stderr for b in bad])
 
 
+# ---- 11: directories that are not checkpoints, in poll mode ---------------------------
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def not_checkpoints():
+    n = 2000
+    dm, root = case({"watch.mode": "poll", "watch.poll_interval_ms": 200,
+                     "limits.checkpoints": 5000})
+    for i in range(n):
+        os.mkdir(os.path.join(root, "step%d-notes" % (i + 1)))
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    time.sleep(2)  # the first judgements: the scenario, not a wait
+    c0, t0 = cpu_seconds(dm.proc.pid), time.time()
+    time.sleep(5)
+    used = (cpu_seconds(dm.proc.pid) - c0) / (time.time() - t0)
+    print("# %d non-checkpoint directories, poll 200 ms: %.3f s CPU per s (load %s)"
+          % (n, used, open("/proc/loadavg").read().split()[0]))
+    t.ok(used < 0.05 * g.SLOW, "2000 non-checkpoint directories cost little CPU in poll mode "
+         "(%.3f s per s)" % used)
+    # One of them becomes a checkpoint: it changed, so it is looked at again.
+    d = os.path.join(root, "step7-notes")
+    for fn in os.listdir(ck(1000)):
+        shutil.copy(os.path.join(ck(1000), fn), d)
+    ok = sub.collect(g.n_metrics(1), 30)
+    t.ok(ok and g.steps_of(sub.messages) == [7], "a classified directory that changes is computed",
+         dm.log()[-2000:])
+    hb = sub.settle()
+    t.ok(hb and hb["status"].get("pending", n) == 0, "they are not counted pending",
+         hb and hb["status"].get("pending"))
+    dm.stop()
+
+
 CASES = [
+    ("not_checkpoints", not_checkpoints),
     ("journal_repair", journal_repair),
     ("latin1_names", latin1_names),
     ("changed_checkpoint", changed_checkpoint),
