@@ -158,7 +158,7 @@ $(B)/client/cli/web.o: client/cli/web.S $(WEB_FILES)
 	$(Q)$(CC) $(SAN_FLAGS) -c -o $@ $<
 
 # The tool writes files (plot --svg) through the one atomic write.
-$(B)/grokwatch: $(CLI_OBJ) $(CLIENT_LIB) $(B)/daemon/engine/file.o $(B)/daemon/engine/error.o
+$(B)/grokwatch: $(CLI_OBJ) $(CLIENT_LIB) $(B)/daemon/engine/file.o $(B)/daemon/engine/sys.o $(B)/daemon/engine/error.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(MHD_LIBS) $(DEP_LIBS)
 

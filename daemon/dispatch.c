@@ -308,6 +308,11 @@ void daemon_fatal_stop(struct daemon *d, const char *msg)
 	}
 }
 
+static bool space_failure(int rc)
+{
+	return rc == -ENOSPC || rc == -EDQUOT;
+}
+
 static void job_failed(struct daemon *d, struct job *j)
 {
 	int64_t max = d->cfg->jobs.max_retries;
@@ -318,6 +323,18 @@ static void job_failed(struct daemon *d, struct job *j)
 	int r;
 
 	cJSON_AddNumberToObject(extra, "attempt", j->attempt);
+	if (space_failure(j->rc) &&
+	    queue_requeue(d->queue, j->name, j->path, j->step, j->attempt, uv_now(&d->loop),
+			  &backoff) == 1) {
+		/* Not a failure of the checkpoint: tried again on the backoff for
+		 * as long as the disk is full, never given up. */
+		log_warn("step %" PRId64 ": %s; waiting for space, tried again in %" PRIu64 " ms",
+			 j->step, j->err.msg, backoff);
+		cJSON_AddNumberToObject(extra, "retry_in_ms", (double)backoff);
+		cJSON_AddBoolToObject(extra, "waiting_for_space", true);
+		publish_error(d, j->step, j->name, j->err.msg, extra);
+		return;
+	}
 	if (transient && queue_retry(d->queue, j->name, j->path, j->step, j->attempt,
 				     uv_now(&d->loop), &backoff) == 1) {
 		log_warn("step %" PRId64 ": %s; retry %d of %" PRId64 " in %" PRIu64 " ms", j->step,
@@ -358,6 +375,7 @@ static void job_done(struct job *j)
 	struct daemon *d = j->data;
 	struct gw_err err = { "" };
 	int64_t seq;
+	int r;
 
 	d->job = NULL;
 	if (j->rc == 0) {
@@ -371,7 +389,14 @@ static void job_done(struct job *j)
 		if (replaced)
 			cJSON_AddBoolToObject(j->result, "replaced", true);
 		fault_point("after-compute");
-		if (state_append_result(d->state, j->result, &err) < 0) {
+		r = state_append_result(d->state, j->result, &err);
+		if (r < 0 && space_failure(r) && !d->stopping) {
+			/* The line was taken back (journal.h): nothing is on disk
+			 * or sent; computed again when there is space. */
+			j->rc = r;
+			j->err = err;
+			job_failed(d, j);
+		} else if (r < 0) {
 			daemon_fatal_stop(d, err.msg);
 		} else {
 			int64_t from = j->step, lowest;

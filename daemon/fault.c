@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "engine/file.h"
+#include "engine/sys.h"
 
 /* Every point the daemon has, in the order a checkpoint meets them. */
 static const char *const fault_points[] = {
@@ -27,6 +28,33 @@ static char want[64];
 static long want_count;
 static atomic_long seen;
 
+/* GROKWATCHD_TEST_SYSCALL_FAULT=CALL:ERRNO:NTH[:COUNT] (engine/sys.h). */
+static int syscall_fault(struct gw_err *err)
+{
+	static const struct { const char *name; int e; } errs[] = {
+		{ "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EMFILE", EMFILE }, { "EDQUOT", EDQUOT },
+		{ "EACCES", EACCES }, { "EINTR", EINTR },
+	};
+	const char *v = getenv("GROKWATCHD_TEST_SYSCALL_FAULT");
+	char call[32], en[32];
+	unsigned long nth = 0, count = 1;
+	int k, e = 0;
+
+	if (!v || !*v)
+		return 0;
+	k = sscanf(v, "%31[a-z]:%31[A-Z]:%lu:%lu", call, en, &nth, &count);
+	for (size_t i = 0; k >= 3 && i < sizeof(errs) / sizeof(errs[0]); i++)
+		if (!strcmp(en, errs[i].name))
+			e = errs[i].e;
+	if (k < 3 || !e || gw_sys_fail(call, e, nth, count) < 0)
+		return gw_errf(err, -EINVAL,
+			       "GROKWATCHD_TEST_SYSCALL_FAULT=\"%.80s\": not CALL:ERRNO:NTH[:COUNT] "
+			       "(CALL open, write, fsync, fdatasync, rename, unlink or readdir; ERRNO "
+			       "EIO, ENOSPC, EMFILE, EDQUOT, EACCES or EINTR; COUNT 0 for every call after)",
+			       v);
+	return 0;
+}
+
 int fault_init(struct gw_err *err)
 {
 	const char *v = getenv("GROKWATCHD_TEST_CRASH_AT");
@@ -34,6 +62,8 @@ int fault_init(struct gw_err *err)
 	size_t n;
 
 	want[0] = 0;
+	if (syscall_fault(err) < 0)
+		return -EINVAL;
 	if (!v || !*v)
 		return 0;
 	colon = strchr(v, ':');

@@ -26,6 +26,7 @@
 #include "engine/file.h"
 #include "engine/json.h"
 #include "engine/step.h"
+#include "engine/sys.h"
 
 #define CHUNK (64 * 1024)
 
@@ -346,7 +347,7 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 		r = gw_errf(err, r, "\"%s\": write: %s", j->path, strerror(-r));
 		goto out;
 	}
-	if (fdatasync(j->fd) < 0) {
+	if (gw_sys.fdatasync(j->fd) < 0) {
 		r = -errno;
 		j->broken = true;
 		r = gw_errf(err, r, "\"%s\": fdatasync: %s", j->path, strerror(-r));

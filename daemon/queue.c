@@ -126,6 +126,19 @@ int queue_retry(struct queue *q, const char *name, const char *path, int64_t ste
 	return 1;
 }
 
+int queue_requeue(struct queue *q, const char *name, const char *path, int64_t step, int attempt,
+		  uint64_t now, uint64_t *ret_backoff_ms)
+{
+	uint64_t b = queue_backoff(q, attempt < 1 ? 1 : (attempt > 64 ? 64 : attempt));
+	int r = insert(q, name, path, step, attempt, now + b);
+
+	if (r < 0)
+		return r;
+	if (ret_backoff_ms)
+		*ret_backoff_ms = b;
+	return 1;
+}
+
 /* ---- the next entry ---------------------------------------------------------------- */
 
 int queue_next(struct queue *q, uint64_t now, struct queue_entry *ret, uint64_t *ret_wait_ms)

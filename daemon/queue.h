@@ -73,6 +73,12 @@ int queue_put(struct queue *q, const char *name, const char *path, int64_t step)
 int queue_retry(struct queue *q, const char *name, const char *path, int64_t step, int attempt,
 		uint64_t now, uint64_t *ret_backoff_ms);
 
+/* As queue_retry, but never giving up: for a failure that ends by itself
+ * (a full disk), tried again after the backoff of `attempt` (capped) for
+ * as long as it lasts.  1, or -EEXIST. */
+int queue_requeue(struct queue *q, const char *name, const char *path, int64_t step, int attempt,
+		  uint64_t now, uint64_t *ret_backoff_ms);
+
 /* The wait after failed attempt `attempt` (>= 1), as queue_retry uses it. */
 uint64_t queue_backoff(const struct queue *q, int attempt);
 

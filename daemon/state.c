@@ -23,6 +23,7 @@
 
 #include "engine/file.h"
 #include "engine/routing_file.h"
+#include "engine/sys.h"
 #include "log.h"
 
 #define SERIES_FILE_MAX 65536
@@ -101,7 +102,7 @@ static int archive(struct state *s, const char *old, const char *probe_hash, str
 		if (snprintf(from, sizeof(from), "%s/%s", s->dir, moved[i]) >= (int)sizeof(from) ||
 		    snprintf(to, sizeof(to), "%s/%s", dir, moved[i]) >= (int)sizeof(to))
 			return gw_errf(err, -ENAMETOOLONG, "\"%s\": path too long", dir);
-		if (rename(from, to) < 0 && errno != ENOENT)
+		if (gw_sys.rename(from, to) < 0 && errno != ENOENT)
 			return gw_errf(err, -errno, "\"%s\": %s", from, strerror(errno));
 	}
 	r = open_journal(s, err);
@@ -350,7 +351,7 @@ void state_tokens_kept(struct state *s, int64_t step)
 	if (s->tokens_step >= 0 && s->tokens_step != step) {
 		char *old = tokens_path(s, s->tokens_step);
 
-		if (unlink(old) < 0 && errno != ENOENT)
+		if (gw_sys.unlink(old) < 0 && errno != ENOENT)
 			note(s, LOG_LVL_WARN, "\"%s\": %s", old, strerror(errno));
 		free(old);
 	}
@@ -376,7 +377,7 @@ static void prune_tokens(struct state *s, int64_t keep)
 		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end || errno || step == keep)
 			continue;
 		old = tokens_path(s, step);
-		if (unlink(old) == 0)
+		if (gw_sys.unlink(old) == 0)
 			note(s, LOG_LVL_INFO, "\"%s\": removed (step %lld is the newest)", old,
 			     (long long)keep);
 		else if (errno != ENOENT)

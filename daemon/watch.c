@@ -30,6 +30,7 @@
 #include "engine/file.h"
 #include "engine/hash.h"
 #include "engine/step.h"
+#include "engine/sys.h"
 #include "log.h"
 #include "watch.h"
 
@@ -498,7 +499,7 @@ static void signature(const char *dir, int depth, uint64_t *h, size_t *count)
 		*h = gw_fnv1a(*h, "?", 1);
 		return;
 	}
-	while ((d = readdir(dp)) && *count < SIG_FILES_MAX) {
+	while (*count < SIG_FILES_MAX && (errno = 0, d = gw_sys.readdir(dp))) {
 		struct stat st;
 		char *p;
 
@@ -520,6 +521,8 @@ static void signature(const char *dir, int depth, uint64_t *h, size_t *count)
 		}
 		free(p);
 	}
+	if (errno && *count < SIG_FILES_MAX)
+		*h = gw_fnv1a(*h, "!", 1); /* unreadable now: a change, judged again */
 	closedir(dp);
 }
 
@@ -574,7 +577,7 @@ static void scan(struct watch *w, bool remove_missing)
 			note(w, LOG_LVL_WARN, "\"%s\": %s", w->root, strerror(errno));
 		return;
 	}
-	while ((d = readdir(dp))) {
+	while ((errno = 0, d = gw_sys.readdir(dp))) {
 		if (d->d_name[0] == '.' || (d->d_type != DT_DIR && d->d_type != DT_UNKNOWN &&
 					    d->d_type != DT_LNK))
 			continue;
@@ -583,6 +586,17 @@ static void scan(struct watch *w, bool remove_missing)
 			names = gw_realloc(names, cap * sizeof(*names));
 		}
 		names[n++] = gw_strdup(d->d_name);
+	}
+	if (errno) {
+		/* A listing cut short says nothing about what is gone: taking
+		 * it whole would drop (and cancel) every checkpoint not read. */
+		note(w, LOG_LVL_WARN, "\"%s\": reading the directory: %s; looked at again later",
+		     w->root, strerror(errno));
+		closedir(dp);
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+		return;
 	}
 	closedir(dp);
 	if (n)

@@ -443,7 +443,31 @@ def not_checkpoints():
     dm.stop()
 
 
+# ---- 11: a full disk is waited out, on the retry backoff ------------------------------
+def full_disk():
+    # Write 1 is series.json at start-up; from the 2nd on, 8 writes fail:
+    # the job's kept vectors, then the journal's append, over several tries.
+    dm, root = case({"jobs.max_retries": 1},
+                    env={"GROKWATCHD_TEST_SYSCALL_FAULT": "write:ENOSPC:2:8"})
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    g.place_atomic(ck(1000), root, "step1000")
+    ok = sub.collect(g.n_metrics(1), 60)
+    t.ok(ok, "full disk: computed once space returns, past max_retries", dm.log()[-3000:])
+    errs = [m for m in sub.messages if m["type"] == "error"]
+    t.ok(len(errs) >= 2 and all(e.get("waiting_for_space") and e.get("retry_in_ms") for e in errs)
+         and not any(e.get("failed") for e in errs),
+         "full disk: each try says it waits for space, none says failed", errs)
+    t.eq(journal_of(dm, "failed"), [], "full disk: no failure journaled")
+    t.eq([r["step"] for r in journal_of(dm, "result")], [1000], "full disk: the result journaled")
+    t.ok(dm.log().count("injected fault") == 8, "full disk: all 8 faults were met",
+         dm.log().count("injected fault"))
+    t.ok(sub.settle() and dm.proc.poll() is None, "full disk: the daemon runs on, idle")
+    dm.stop()
+
+
 CASES = [
+    ("full_disk", full_disk),
     ("not_checkpoints", not_checkpoints),
     ("journal_repair", journal_repair),
     ("latin1_names", latin1_names),
