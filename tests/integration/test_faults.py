@@ -9,6 +9,7 @@ case can put kill -9 exactly in the window a fault needs.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -466,7 +467,79 @@ def full_disk():
     dm.stop()
 
 
+# ---- the fault matrix: every call of the seam, failed once, at two points ------------
+MATRIX = [("write", "EIO", 2), ("write", "ENOSPC", 5), ("write", "EIO", 9),
+          ("fsync", "EIO", 2), ("fsync", "ENOSPC", 4), ("fdatasync", "EIO", 1),
+          ("fdatasync", "ENOSPC", 2), ("rename", "EIO", 2), ("rename", "ENOSPC", 3),
+          ("open", "EMFILE", 1), ("open", "EMFILE", 3), ("open", "EIO", 5),
+          ("unlink", "EIO", 1), ("readdir", "EIO", 3), ("readdir", "EIO", 30, "poll")]
+
+
+def fault_matrix():
+    steps = [1000, 2000, 3000]
+    out = subprocess.run([g.BIN, "analyze", "--json", "--threads", "1", "--probe", probe] +
+                         [ck(s_) for s_ in steps], capture_output=True, text=True)
+    ref = {r["step"]: r["groups"]["all"] for r in map(json.loads, out.stdout.splitlines())}
+    cells = []
+    for call, err, nth, *mode in MATRIX:
+        spec = "%s:%s:%d:1" % (call, err, nth)
+        dm, root = case({"watch.mode": mode[0]} if mode else None,
+                        env={"GROKWATCHD_TEST_SYSCALL_FAULT": spec})
+        dm.start(wait=False)
+        sub = None
+        try:
+            dm.wait_log(r"publishing on", 10)
+            m = re.findall(r"publishing on (\S+), queries on (\S+),", dm.log())
+            if m:
+                sub = g.Subscriber(m[-1][0], m[-1][1], snapshot=False)
+        except (TimeoutError, ValueError):
+            pass
+        stage = os.path.join(dm.dir, "stage")
+        os.makedirs(stage)
+        for s_ in steps:
+            shutil.copytree(ck(s_), os.path.join(stage, "step%d" % s_))
+        for s_ in steps:
+            os.rename(os.path.join(stage, "step%d" % s_), os.path.join(root, "step%d" % s_))
+        end = time.time() + 30 * g.SLOW
+        while sub and time.time() < end and dm.proc.poll() is None:
+            if sub.collect(g.n_metrics(3), 0.5) and sub.settle(2):
+                break
+        if dm.proc.poll() is None:
+            dm.stop()
+        else:
+            dm.logf.close()
+            dm.proc = None
+        published = [x["step"] for x in (sub.metrics() if sub else [])]
+        if sub:
+            sub.close()
+        journaled = [r["step"] for r in journal_of(dm, "result")]
+        early = [x for x in published if x not in journaled]
+        met = dm.log().count("injected fault")
+        # Restart without the fault: everything comes, once.
+        dm.env.pop("GROKWATCHD_TEST_SYSCALL_FAULT")
+        dm.start()
+        s2 = g.Subscriber(dm.pub, dm.query)
+        s2.collect(lambda ms: sorted(set(x["step"] for x in ms if x["type"] == "metrics"))
+                   == steps, 40)
+        s2.settle()
+        snap = s2.request({"req": "snapshot"})["results"]
+        s2.close()
+        dm.stop()
+        final = [r["step"] for r in journal_of(dm, "result")]
+        same = all(abs(r["groups"]["all"]["pathway_distance"] -
+                       ref[r["step"]]["pathway_distance"]) < 1e-9 for r in snap)
+        ok = (not early and sorted(final) == steps and len(final) == len(set(final)) and
+              [r["step"] for r in snap] == steps and same and met == 1)
+        cells.append((spec, ok))
+        t.ok(ok, "fault %s: met %d time, nothing published before it was journaled, after a "
+             "restart every step once with the reference values" % (spec, met),
+             "published %r journaled %r final %r snapshot %r same %r\n%s"
+             % (published, journaled, final, [r["step"] for r in snap], same, dm.log()[-2500:]))
+    print("# fault matrix: %d cells, %d passed" % (len(cells), sum(ok for _, ok in cells)))
+
+
 CASES = [
+    ("fault_matrix", fault_matrix),
     ("full_disk", full_disk),
     ("not_checkpoints", not_checkpoints),
     ("journal_repair", journal_repair),
