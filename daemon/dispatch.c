@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "daemon.h"
+#include "engine/json.h"
 #include "fault.h"
 #include "log.h"
 #include "status.h"
@@ -174,10 +175,34 @@ void dispatch_next(struct daemon *d)
 /* ---- alerts and hooks ------------------------------------------------------------ */
 
 
+/* The hook ran to its end: its delivery record, so a restart does not run
+ * it again. */
+static void record_delivery(struct daemon *d, const struct hook_report *rep)
+{
+	static const char *const outcomes[] = { "ok", "failed", "timed_out", "not_started" };
+	struct gw_err err = { "" };
+	cJSON *ev;
+
+	if (rep->delivery <= 0 || d->closed)
+		return;
+	ev = cJSON_CreateObject();
+	cJSON_AddStringToObject(ev, "kind", "delivery");
+	cJSON_AddNumberToObject(ev, "alert", (double)(rep->delivery - 1));
+	cJSON_AddNumberToObject(ev, "hook", rep->hook);
+	cJSON_AddStringToObject(ev, "program", rep->argv[0]);
+	cJSON_AddStringToObject(ev, "outcome", outcomes[rep->outcome]);
+	if (state_append(d->state, ev, &err) < 0)
+		log_error("hook %s: its delivery record: %s; it may run again after a restart",
+			  rep->argv[0], err.msg);
+	cJSON_Delete(ev);
+}
+
 void dispatch_on_hook_done(void *ud, const struct hook_report *rep)
 {
 	struct daemon *d = ud;
 	cJSON *extra;
+
+	record_delivery(d, rep);
 
 	if (rep->out_len)
 		log_info("hook %s (%s, %s): stdout: %.*s%s", rep->argv[0], rep->alert, rep->status,
@@ -201,9 +226,42 @@ void dispatch_on_hook_done(void *ud, const struct hook_report *rep)
 	publish_error(d, rep->step, NULL, rep->reason, extra);
 }
 
+/* Hand alert event ev (the K-th of the journal's) to its hooks: all of
+ * them (only 0), or hook only - 1 alone, as a redelivery or not. */
+static void deliver(struct daemon *d, const cJSON *ev, int64_t k, int only, bool redelivery)
+{
+	struct gw_err err = { "" };
+	struct alert_info info;
+	cJSON *body;
+	char *text;
+
+	if (alert_event_info(ev, &info, &err) < 0) {
+		log_error("alerts: %s", err.msg);
+		return;
+	}
+	body = alert_event_body(ev);
+	text = json_print_utf8(body);
+	{
+		const struct hook_event he = {
+			.alert = info.alertname, .run = info.run, .group = info.group,
+			.status = info.status, .step = info.step, .payload = text,
+			.len = strlen(text), .delivery = k + 1, .only = only,
+			.redelivery = redelivery,
+		};
+
+		if (hooks_run(d->hooks, &he, &err) < 0) {
+			log_error("hooks for %s: %s", info.alertname, err.msg);
+			publish_error(d, info.step, NULL, err.msg, NULL);
+		}
+	}
+	fault_point("mid-hook");
+	free(text);
+	cJSON_Delete(body);
+}
+
 /* Judge the series after a change at step `from` (ALERTS_CHANGED_ALL at
- * start-up): each transition journaled, then applied, published and handed
- * to the hooks. */
+ * start-up): each transition journaled (with the hooks it runs), then
+ * applied, published and handed to the hooks. */
 void dispatch_alerts(struct daemon *d, int64_t from)
 {
 	struct gw_err err = { "" };
@@ -220,37 +278,79 @@ void dispatch_alerts(struct daemon *d, int64_t from)
 	}
 	cJSON_ArrayForEach(ev, tr) {
 		struct alert_info info;
-		cJSON *body;
-		char *text;
+		int idx[JOURNAL_HOOKS_MAX], n = 0;
+		int64_t k;
 
+		if (d->hooks && alert_event_info(ev, &info, &err) == 0)
+			n = hooks_match(d->hooks, info.alertname, idx, JOURNAL_HOOKS_MAX);
+		if (n > 0)
+			cJSON_AddItemToObject(ev, "hooks", cJSON_CreateIntArray(idx, n));
 		if (state_append(d->state, ev, &err) < 0) {
 			daemon_fatal_stop(d, err.msg);
 			break;
 		}
+		k = cJSON_GetArraySize(state_alerts(d->state)) - 1;
 		if (alerts_apply(d->alerts, ev, &err) < 0 || alert_event_info(ev, &info, &err) < 0) {
 			log_error("alerts: %s", err.msg);
 			continue;
 		}
 		log_warn("alert %s %s: run %s, group %s, metric %s, step %" PRId64, info.alertname,
 			 info.status, info.run, info.group, info.metric, info.step);
-		body = alert_event_body(ev);
-		text = cJSON_PrintUnformatted(body);
-		publish_send(d->pub, "alert", body);
-		if (d->hooks) {
-			const struct hook_event he = {
-				.alert = info.alertname, .run = info.run, .group = info.group,
-				.status = info.status, .step = info.step, .payload = text,
-				.len = strlen(text),
-			};
-
-			if (hooks_run(d->hooks, &he, &err) < 0) {
-				log_error("hooks for %s: %s", info.alertname, err.msg);
-				publish_error(d, info.step, NULL, err.msg, NULL);
-			}
-		}
-		free(text);
+		publish_send(d->pub, "alert", alert_event_body(ev));
+		if (n > 0)
+			deliver(d, ev, k, 0, false);
 	}
 	cJSON_Delete(tr);
+}
+
+static void log_interrupted(void *ud, const char *program, const char *alert, int64_t step,
+			    bool running)
+{
+	(void)ud;
+	log_warn("hook %s for %s (step %" PRId64 ") %s by the stop; it runs again after a restart",
+		 program, alert, step, running ? "killed" : "dropped from the queue");
+}
+
+void dispatch_log_interrupted_hooks(struct daemon *d)
+{
+	if (d->hooks)
+		hooks_pending(d->hooks, log_interrupted, d);
+}
+
+/* At start-up: every hook of a journaled transition with no delivery
+ * record ran to no end (a stop or a crash interrupted it, or it never
+ * started): run it again, GROKWATCH_REDELIVERY=1 in its environment. */
+void dispatch_redeliver(struct daemon *d)
+{
+	const cJSON *alerts = state_alerts(d->state), *ev;
+	int64_t k = -1;
+	size_t n = 0;
+
+	if (!d->hooks)
+		return;
+	cJSON_ArrayForEach(ev, alerts) {
+		const cJSON *hooks = cJSON_GetObjectItemCaseSensitive(ev, "hooks"), *h;
+
+		k++;
+		cJSON_ArrayForEach(h, hooks) {
+			int i = cJSON_IsNumber(h) ? (int)h->valuedouble : -1;
+			const char *prog = hooks_program(d->hooks, i);
+
+			if (i < 0 || state_delivered(d->state, k, i))
+				continue;
+			if (!prog) {
+				log_warn("alert event %" PRId64 ": its hook %d is no longer configured; not redelivered",
+					 k, i);
+				continue;
+			}
+			log_info("hook %s for alert event %" PRId64 " did not run to its end; running it again",
+				 prog, k);
+			deliver(d, ev, k, i + 1, true);
+			n++;
+		}
+	}
+	if (n)
+		log_info("redelivering %zu interrupted hook run%s", n, n == 1 ? "" : "s");
 }
 
 /* ---- a job's end ------------------------------------------------------------------ */

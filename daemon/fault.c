@@ -21,6 +21,7 @@ static const char *const fault_points[] = {
 	"after-journal",        /* the result is durable, nothing published */
 	"after-publish",        /* published, earlier token records not yet removed */
 	"before-failed-journal", /* a failure is about to be journaled */
+	"mid-hook",             /* an alert's hooks were just started */
 	NULL,
 };
 

@@ -41,6 +41,8 @@ struct journal {
 	struct series *results;
 	struct series *failures;
 	cJSON *alerts;
+	uint64_t *delivered; /* alert index << 20 | hook index, in journal order */
+	size_t n_delivered, cap_delivered;
 };
 
 /* ---- events ------------------------------------------------------------------ */
@@ -99,6 +101,26 @@ static int apply(struct journal *j, const cJSON *ev, struct gw_err *err)
 	if (!strcmp(kind->valuestring, "alert")) {
 		if (j)
 			cJSON_AddItemToArray(j->alerts, cJSON_Duplicate(ev, 1));
+		return 0;
+	}
+	if (!strcmp(kind->valuestring, "delivery")) {
+		int64_t alert, hook;
+
+		if (json_int(cJSON_GetObjectItemCaseSensitive(ev, "alert"), 0, 1000000000000LL,
+			     &alert) != JSON_NUM_OK)
+			return gw_errf(err, -EINVAL, "\"alert\" is not an alert's index");
+		if (json_int(cJSON_GetObjectItemCaseSensitive(ev, "hook"), 0, JOURNAL_HOOKS_MAX - 1,
+			     &hook) != JSON_NUM_OK)
+			return gw_errf(err, -EINVAL, "\"hook\" is not an integer in [0, %d]",
+				       JOURNAL_HOOKS_MAX - 1);
+		if (j) {
+			if (j->n_delivered == j->cap_delivered) {
+				j->cap_delivered = j->cap_delivered ? 2 * j->cap_delivered : 64;
+				j->delivered = gw_realloc(j->delivered,
+							  j->cap_delivered * sizeof(*j->delivered));
+			}
+			j->delivered[j->n_delivered++] = (uint64_t)alert << 20 | (uint64_t)hook;
+		}
 		return 0;
 	}
 	return gw_errf(err, -EINVAL, "unknown kind \"%.40s\"", kind->valuestring);
@@ -296,6 +318,7 @@ void journal_free(struct journal *j)
 	series_free(j->results);
 	series_free(j->failures);
 	cJSON_Delete(j->alerts);
+	free(j->delivered);
 	free(j->path);
 	free(j->dir);
 	free(j);
@@ -502,6 +525,16 @@ int journal_failure(const struct journal *j, int64_t step, const char **ret_reas
 const cJSON *journal_alerts(const struct journal *j)
 {
 	return j->alerts;
+}
+
+bool journal_delivered(const struct journal *j, int64_t alert, int hook)
+{
+	uint64_t key = (uint64_t)alert << 20 | (uint64_t)hook;
+
+	for (size_t i = j->n_delivered; i-- > 0;)
+		if (j->delivered[i] == key)
+			return true;
+	return false;
 }
 
 uint64_t journal_torn_bytes(const struct journal *j)

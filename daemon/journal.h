@@ -5,7 +5,11 @@
  *   journal.jsonl      append-only JSON Lines, one event a line:
  *                        {"kind": "result", "step": N, ...}   a checkpoint's metrics
  *                        {"kind": "failed", "step": N, "reason": "...", "attempts": K}
- *                        {"kind": "alert", ...}
+ *                        {"kind": "alert", ..., "hooks": [I, ...]}   a transition,
+ *                          with the indices of the hooks it runs
+ *                        {"kind": "delivery", "alert": K, "hook": I, ...}
+ *                          hook I of the K-th alert event (0-based) ran to
+ *                          its end (whatever its outcome)
  *   NAME               state files, replaced whole by journal_write_state
  *                      (gw_file_write_atomic)
  *   routing/STEP/      one directory per step for kept routing vectors
@@ -54,6 +58,7 @@
 
 #define JOURNAL_FILE "journal.jsonl"
 #define JOURNAL_STATE_NAME_MAX 64
+#define JOURNAL_HOOKS_MAX 1024 /* hook indices in delivery records */
 
 struct journal_limits {
 	size_t line_bytes;   /* longest record, newline included (limits.journal_line_bytes) */
@@ -77,7 +82,8 @@ void journal_free(struct journal *j); /* accepts NULL; releases the lock */
 
 /*
  * Append one event (borrowed; the journal keeps its own copy), durably.
- * The event must be an object with "kind" "result", "failed" or "alert";
+ * The event must be an object with "kind" "result", "failed", "alert" or
+ * "delivery" (integer "alert" >= 0 and "hook" in [0, JOURNAL_HOOKS_MAX));
  * result and failed need an integer "step" in [0, STEP_MAX]; failed needs a
  * string "reason" and may carry an integer "attempts" >= 1 (default 1).
  * Errors: -EINVAL (event malformed), -EFBIG (line or file over its limit),
@@ -112,6 +118,9 @@ int journal_failure(const struct journal *j, int64_t step, const char **ret_reas
 
 /* Alerts in journal order (a borrowed cJSON array). */
 const cJSON *journal_alerts(const struct journal *j);
+/* Whether a delivery record says hook `hook` of the alert event at index
+ * `alert` of journal_alerts ran to its end. */
+bool journal_delivered(const struct journal *j, int64_t alert, int hook);
 
 /* Bytes of torn tail removed by journal_open (0 if none), for the log. */
 uint64_t journal_torn_bytes(const struct journal *j);

@@ -61,6 +61,7 @@ void daemon_finish_stop(struct daemon *d)
 		queue_clear(d->queue);
 	watch_close(d->watch);
 	d->watch = NULL;
+	dispatch_log_interrupted_hooks(d);
 	hooks_close(d->hooks);
 	d->hooks = NULL;
 	publish_close(d->pub);
@@ -339,6 +340,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 		if (r < 0)
 			return r;
 	}
+	dispatch_redeliver(d);
 	dispatch_alerts(d, ALERTS_CHANGED_ALL);
 
 	r = notify_new(&d->notify, err);

@@ -236,6 +236,11 @@ const cJSON *state_alerts(const struct state *s)
 	return journal_alerts(s->journal);
 }
 
+bool state_delivered(const struct state *s, int64_t alert, int hook)
+{
+	return journal_delivered(s->journal, alert, hook);
+}
+
 size_t state_memo_apply(struct state *s, const struct metrics_memo *memo, size_t n,
 			int64_t except, int64_t *ret_lowest)
 {

@@ -113,6 +113,7 @@ const cJSON *state_result(const struct state *s, int64_t step);
 bool state_is_done(const struct state *s, int64_t step);
 const struct series *state_failures(const struct state *s);
 const cJSON *state_alerts(const struct state *s);
+bool state_delivered(const struct state *s, int64_t alert, int hook); /* journal_delivered */
 
 /*
  * The memorized subsets of every step moved with a new latest one: put
