@@ -44,6 +44,8 @@ static int syscall_fault(struct gw_err *err)
 	if (!v || !*v)
 		return 0;
 	k = sscanf(v, "%31[a-z]:%31[A-Z]:%lu:%lu", call, en, &nth, &count);
+	if (k >= 3 && !strcmp(en, "KILL") && gw_sys_crash(call, nth) == 0)
+		return 0;
 	for (size_t i = 0; k >= 3 && i < sizeof(errs) / sizeof(errs[0]); i++)
 		if (!strcmp(en, errs[i].name))
 			e = errs[i].e;
@@ -51,7 +53,8 @@ static int syscall_fault(struct gw_err *err)
 		return gw_errf(err, -EINVAL,
 			       "GROKWATCHD_TEST_SYSCALL_FAULT=\"%.80s\": not CALL:ERRNO:NTH[:COUNT] "
 			       "(CALL open, write, fsync, fdatasync, rename, unlink or readdir; ERRNO "
-			       "EIO, ENOSPC, EMFILE, EDQUOT, EACCES or EINTR; COUNT 0 for every call after)",
+			       "EIO, ENOSPC, EMFILE, EDQUOT, EACCES, EINTR, or KILL for kill -9 "
+			       "before the call; COUNT 0 for every call after)",
 			       v);
 	return 0;
 }

@@ -12,7 +12,11 @@
  * variable a point costs one branch.  The tests kill at each point, restart
  * and compare with a run that was not killed (tests/integration).
  *
- * The names in use are listed in FAULT_POINTS (fault.c), so a test asking
+ * GROKWATCHD_TEST_SYSCALL_FAULT=CALL:ERRNO:NTH[:COUNT] installs a fault
+ * of engine/sys.h's seam (ERRNO KILL: kill -9 just before the NTH call,
+ * e.g. rename:KILL:3 before the rename of a state file).
+ *
+ * The names in use are listed in fault_points (fault.c), so a test asking
  * for a point that does not exist is refused at start-up instead of never
  * crashing.
  *

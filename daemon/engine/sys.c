@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,7 +26,7 @@ const char *const gw_sys_names[] = {
 	"open", "write", "fsync", "fdatasync", "rename", "unlink", "readdir", NULL,
 };
 
-static int fault_err;
+static int fault_err; /* -1: kill the process instead (gw_sys_crash) */
 static unsigned long fault_nth, fault_count;
 static atomic_ulong calls, injected;
 
@@ -40,11 +41,16 @@ static int fail_now(void)
 		return 0;
 	atomic_fetch_add(&injected, 1);
 	/* The tests count these lines; write(2) itself, not the table. */
-	n = snprintf(line, sizeof(line), "grokwatchd: injected fault: %s into call %lu\n",
-		     strerror(fault_err), k);
+	if (fault_err < 0)
+		n = snprintf(line, sizeof(line), "grokwatchd: crash point: call %lu\n", k);
+	else
+		n = snprintf(line, sizeof(line), "grokwatchd: injected fault: %s into call %lu\n",
+			     strerror(fault_err), k);
 	if (write(2, line, (size_t)n) < 0) {
 		/* nothing to do: stderr is gone */
 	}
+	if (fault_err < 0)
+		raise(SIGKILL); /* as kill -9 just before the call */
 	errno = fault_err;
 	return 1;
 }
@@ -94,13 +100,27 @@ void gw_sys_reset(void)
 	atomic_store(&injected, 0);
 }
 
+static int install(const char *name, int err, unsigned long nth, unsigned long count);
+
 int gw_sys_fail(const char *name, int err, unsigned long nth, unsigned long count)
+{
+	if (err <= 0)
+		return -EINVAL;
+	return install(name, err, nth, count);
+}
+
+int gw_sys_crash(const char *name, unsigned long nth)
+{
+	return install(name, -1, nth, 1);
+}
+
+static int install(const char *name, int err, unsigned long nth, unsigned long count)
 {
 	int i;
 
 	for (i = 0; gw_sys_names[i] && strcmp(gw_sys_names[i], name); i++)
 		;
-	if (!gw_sys_names[i] || err <= 0 || nth == 0)
+	if (!gw_sys_names[i] || nth == 0)
 		return -EINVAL;
 	gw_sys_reset();
 	fault_err = err;

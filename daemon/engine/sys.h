@@ -45,6 +45,10 @@ extern const char *const gw_sys_names[];
  * first.  0, or -EINVAL for an unknown name, err <= 0 or nth == 0.
  */
 int gw_sys_fail(const char *name, int err, unsigned long nth, unsigned long count);
+/* The nth call of `name` kills the process (SIGKILL) before it is made:
+ * a crash at that point ("before the rename of a state file").  0 or
+ * -EINVAL as gw_sys_fail. */
+int gw_sys_crash(const char *name, unsigned long nth);
 /* Back to the C library's functions, counters cleared. */
 void gw_sys_reset(void);
 /* How many calls failed on purpose so far. */

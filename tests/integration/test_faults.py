@@ -616,7 +616,69 @@ def hooks_redelivered():
     dm2.stop()
 
 
+# ---- crash points: kill -9 at each, restart, compare with an unkilled run --------------
+CRASH_POINTS = [("GROKWATCHD_TEST_CRASH_AT", "after-compute:2"),
+                ("GROKWATCHD_TEST_CRASH_AT", "after-journal:2"),
+                ("GROKWATCHD_TEST_CRASH_AT", "after-publish:3"),
+                ("GROKWATCHD_TEST_CRASH_AT", "mid-hook"),
+                ("GROKWATCHD_TEST_SYSCALL_FAULT", "rename:KILL:6")]
+
+
+def crash_run(env):
+    """Steps 1000-4000 in one burst, with a hook on routing_collapse; killed
+    where env says (if it does), then restarted; returns what the run
+    ends with: results, snapshot steps, hook deliveries, whether killed."""
+    dm, root = case(env=env)
+    out = os.path.join(dm.dir, "hook.out")
+    hook = os.path.join(dm.dir, "hook.sh")
+    with open(hook, "w") as f:
+        f.write('#!/bin/sh\necho "$GROKWATCH_ALERT $GROKWATCH_GROUP $GROKWATCH_STATUS '
+                '$GROKWATCH_STEP" >> "%s"\n' % out)
+    os.chmod(hook, 0o755)
+    dm.cfg.setdefault("alerts", {})["hooks"] = [{"alert": "routing_collapse", "argv": [hook]}]
+    dm.write_config()
+    dm.start()
+    stage = os.path.join(dm.dir, "stage")
+    os.makedirs(stage)
+    steps = [1000, 2000, 3000, 4000]
+    for s_ in steps:
+        shutil.copytree(ck(s_), os.path.join(stage, "step%d" % s_))
+    for s_ in steps:
+        os.rename(os.path.join(stage, "step%d" % s_), os.path.join(root, "step%d" % s_))
+    killed = False
+    if env:
+        killed = wait_exit(dm, 40) == -9
+        for k in env:
+            dm.env.pop(k)
+        dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    sub.collect(lambda ms: len(sub.request({"req": "snapshot"})["results"]) == 4, 40)
+    sub.settle()
+    wait_delivered(dm, 20)
+    snap = sub.request({"req": "snapshot"})["results"]
+    dm.stop()
+    res = [(r["step"], round(r["groups"]["all"]["pathway_distance"], 9),
+            round(r["groups"]["all"]["loss"], 9)) for r in journal_of(dm, "result")]
+    alerts = [(a["labels"]["alertname"] if "labels" in a else a.get("alertname"), a.get("status"))
+              for a in journal_of(dm, "alert")]
+    return {"results": res, "snapshot": [r["step"] for r in snap],
+            "hooks": sorted(set(hook_lines(out))), "alerts": len(alerts),
+            "missing": all_delivered(dm)[1]}, killed, dm
+
+
+def crash_points():
+    ref, _, _ = crash_run(None)
+    t.ok(len(ref["results"]) == 4 and ref["hooks"], "unkilled run: 4 results and hook deliveries",
+         ref)
+    for var, point in CRASH_POINTS:
+        got, killed, dm = crash_run({var: point})
+        t.ok(killed, "crash at %s: killed there" % point, dm.log()[-1500:])
+        t.eq(got, ref, "crash at %s: after the restart, journal, snapshot and hook deliveries "
+             "equal the unkilled run's" % point)
+
+
 CASES = [
+    ("crash_points", crash_points),
     ("hooks_redelivered", hooks_redelivered),
     ("fault_matrix", fault_matrix),
     ("full_disk", full_disk),
