@@ -408,9 +408,11 @@ void daemon_fatal_stop(struct daemon *d, const char *msg)
 	}
 }
 
+/* Failures of the machine, not of the checkpoint, that end by themselves
+ * (a full disk, file descriptors used up): waited out, never given up. */
 static bool space_failure(int rc)
 {
-	return rc == -ENOSPC || rc == -EDQUOT;
+	return rc == -ENOSPC || rc == -EDQUOT || rc == -EMFILE || rc == -ENFILE;
 }
 
 static void job_failed(struct daemon *d, struct job *j)
@@ -428,10 +430,12 @@ static void job_failed(struct daemon *d, struct job *j)
 			  &backoff) == 1) {
 		/* Not a failure of the checkpoint: tried again on the backoff for
 		 * as long as the disk is full, never given up. */
-		log_warn("step %" PRId64 ": %s; waiting for space, tried again in %" PRIu64 " ms",
-			 j->step, j->err.msg, backoff);
+		log_warn("step %" PRId64 ": %s; waiting for %s, tried again in %" PRIu64 " ms",
+			 j->step, j->err.msg,
+			 j->rc == -EMFILE || j->rc == -ENFILE ? "file descriptors" : "space", backoff);
 		cJSON_AddNumberToObject(extra, "retry_in_ms", (double)backoff);
-		cJSON_AddBoolToObject(extra, "waiting_for_space", true);
+		cJSON_AddBoolToObject(extra, j->rc == -EMFILE || j->rc == -ENFILE
+						     ? "waiting_for_descriptors" : "waiting_for_space", true);
 		publish_error(d, j->step, j->name, j->err.msg, extra);
 		return;
 	}

@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -22,6 +25,7 @@
 #include "endpoint.h"
 #include "engine/json.h"
 #include "engine/step.h"
+#include "log.h"
 #include "series.h"
 
 #define DRAIN_BATCH 64     /* requests handled per loop turn */
@@ -31,10 +35,23 @@
 #define FIELD_MAX 128      /* bytes of a request's metric, group or id */
 #define METRIC_DEPTH 8     /* components of a dotted metric path */
 
+/* A socket monitor counting one socket's connections (max_connections). */
+struct guard {
+	struct publish *p;
+	void *mon;             /* PAIR connected to the monitor's inproc endpoint */
+	uv_poll_t poll;
+	size_t connections;
+	int port;              /* the bound TCP port: only its connections are closed */
+	bool warned;
+};
+
 struct publish {
 	uv_loop_t *loop;
 	void *pub, *router;
 	uv_poll_t pub_poll, router_poll;
+	struct guard guard[2];  /* pub, router */
+	size_t max_connections;
+	uint64_t refused;
 	uv_idle_t drain_idle;
 	uv_timer_t heartbeat;
 	int open_handles;
@@ -113,6 +130,128 @@ static void on_drain_idle(uv_idle_t *h);
 static void on_heartbeat(uv_timer_t *h);
 static void router_drain(struct publish *p);
 
+/* ---- the connection bound ------------------------------------------------------ */
+
+static int tcp_port(const char *endpoint)
+{
+	const char *c = strrchr(endpoint, ':');
+
+	return strncmp(endpoint, "tcp://", 6) || !c ? -1 : atoi(c + 1);
+}
+
+/* Close an accepted connection past the bound: shutdown makes ZeroMQ see
+ * it end and close it itself.  The fd is checked to be a socket on our
+ * port first (the event is read after the fact: the fd may be another
+ * connection of the same endpoint by now, which is as good). */
+static bool refuse(const struct guard *g, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int port;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	else if (ss.ss_family == AF_INET6)
+		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		return false;
+	return port == g->port && shutdown(fd, SHUT_RDWR) == 0;
+}
+
+static void on_monitor(uv_poll_t *h, int status, int events)
+{
+	struct guard *g = h->data;
+	struct publish *p = g->p;
+
+	(void)status;
+	(void)events;
+	for (;;) {
+		zmq_msg_t m;
+		uint16_t ev;
+		uint32_t value;
+		int more = 0;
+		size_t sz = sizeof(more);
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, g->mon, ZMQ_DONTWAIT) < 0) {
+			int zev;
+
+			zmq_msg_close(&m);
+			sz = sizeof(zev);
+			zmq_getsockopt(g->mon, ZMQ_EVENTS, &zev, &sz); /* re-arms the fd */
+			if (zev & ZMQ_POLLIN)
+				continue;
+			break;
+		}
+		if (zmq_msg_size(&m) == 6) {
+			memcpy(&ev, zmq_msg_data(&m), 2);
+			memcpy(&value, (char *)zmq_msg_data(&m) + 2, 4);
+			if (ev == ZMQ_EVENT_ACCEPTED) {
+				g->connections++;
+				if (g->connections > p->max_connections && refuse(g, (int)value)) {
+					p->refused++;
+					if (!g->warned)
+						log_warn("\"%s\": more than %zu connections (limits.connections); closing further ones",
+							 g == &p->guard[0] ? p->endpoint : p->query_endpoint,
+							 p->max_connections);
+					g->warned = true;
+				}
+			} else if (ev == ZMQ_EVENT_DISCONNECTED && g->connections > 0) {
+				g->connections--;
+				if (g->connections < p->max_connections / 2)
+					g->warned = false;
+			}
+		}
+		zmq_getsockopt(g->mon, ZMQ_RCVMORE, &more, &sz);
+		zmq_msg_close(&m);
+		while (more) { /* the endpoint frame */
+			zmq_msg_init(&m);
+			if (zmq_msg_recv(&m, g->mon, ZMQ_DONTWAIT) < 0)
+				more = 0;
+			else
+				zmq_getsockopt(g->mon, ZMQ_RCVMORE, &more, &sz);
+			zmq_msg_close(&m);
+		}
+	}
+}
+
+static int guard_start(struct publish *p, void *zctx, void *sock, const char *endpoint,
+		       struct guard *g, struct gw_err *err)
+{
+	char addr[64];
+	int fd, r;
+	size_t sz = sizeof(fd);
+
+	g->p = p;
+	g->port = tcp_port(endpoint);
+	if (g->port <= 0)
+		return 0; /* ipc and inproc endpoints take no file descriptor per peer here */
+	snprintf(addr, sizeof(addr), "inproc://gw-guard-%p", (void *)g);
+	if (zmq_socket_monitor(sock, addr, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) < 0)
+		return zerr(err, "zmq_socket_monitor", endpoint);
+	g->mon = zmq_socket(zctx, ZMQ_PAIR);
+	if (!g->mon || zmq_connect(g->mon, addr) < 0 ||
+	    zmq_getsockopt(g->mon, ZMQ_FD, &fd, &sz) < 0)
+		return zerr(err, "monitor", endpoint);
+	if ((r = uv_poll_init(p->loop, &g->poll, fd)) < 0)
+		return gw_errf(err, r, "uv_poll_init: %s", uv_strerror(r));
+	g->poll.data = g;
+	p->open_handles++;
+	if ((r = uv_poll_start(&g->poll, UV_READABLE, on_monitor)) < 0)
+		return gw_errf(err, r, "uv_poll_start: %s", uv_strerror(r));
+	/* ZMQ_FD signals edges: take what is pending already, or no edge
+	 * ever comes. */
+	on_monitor(&g->poll, 0, UV_READABLE);
+	return 0;
+}
+
+uint64_t publish_refused(const struct publish *p)
+{
+	return p->refused;
+}
+
 static int watch_socket(struct publish *p, void *sock, uv_poll_t *h, struct gw_err *err)
 {
 	int fd, r;
@@ -131,6 +270,9 @@ static int watch_socket(struct publish *p, void *sock, uv_poll_t *h, struct gw_e
 
 static void free_publish(struct publish *p)
 {
+	for (int i = 0; i < 2; i++)
+		if (p->guard[i].mon)
+			zmq_close(p->guard[i].mon);
 	if (p->pub)
 		zmq_close(p->pub);
 	if (p->router)
@@ -217,8 +359,12 @@ int publish_new(uv_loop_t *loop, void *zctx, const struct publish_opts *o,
 	uv_timer_init(loop, &p->heartbeat);
 	p->heartbeat.data = p;
 	p->open_handles++;
+	p->max_connections = o->max_connections;
 	if ((r = watch_socket(p, p->pub, &p->pub_poll, err)) < 0 ||
-	    (r = watch_socket(p, p->router, &p->router_poll, err)) < 0) {
+	    (r = watch_socket(p, p->router, &p->router_poll, err)) < 0 ||
+	    (o->max_connections &&
+	     ((r = guard_start(p, zctx, p->pub, p->endpoint, &p->guard[0], err)) < 0 ||
+	      (r = guard_start(p, zctx, p->router, p->query_endpoint, &p->guard[1], err)) < 0))) {
 		publish_close(p);
 		return r;
 	}
@@ -241,6 +387,14 @@ static void on_closed(uv_handle_t *h)
 		free_publish(p);
 }
 
+static void on_guard_closed(uv_handle_t *h)
+{
+	struct publish *p = ((struct guard *)h->data)->p;
+
+	if (--p->open_handles == 0)
+		free_publish(p);
+}
+
 void publish_close(struct publish *p)
 {
 	uv_handle_t *hs[4];
@@ -255,6 +409,9 @@ void publish_close(struct publish *p)
 		hs[n++] = (uv_handle_t *)&p->pub_poll;
 	if (p->router_poll.data == p)
 		hs[n++] = (uv_handle_t *)&p->router_poll;
+	for (int i = 0; i < 2; i++)
+		if (p->guard[i].poll.data == &p->guard[i])
+			uv_close((uv_handle_t *)&p->guard[i].poll, on_guard_closed);
 	/* The sockets (whose fds the poll handles watch) close only in the
 	 * last callback, after libuv has stopped watching their fds. */
 	for (int i = 0; i < n; i++)

@@ -19,6 +19,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdint.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,35 @@
 #include "log.h"
 
 /* ---- small helpers -------------------------------------------------------------- */
+
+#define FD_RESERVE 256 /* descriptors kept for files, hooks, inotify and libuv */
+
+/* Raise the open file limit to its hard limit, and keep the two endpoints'
+ * connections (limits.connections each) under it with FD_RESERVE to
+ * spare: connections must never use up the descriptors that checkpoints,
+ * the journal and hooks need (EMFILE). */
+static size_t connection_bound(size_t want)
+{
+	struct rlimit rl;
+	size_t room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	room = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)SIZE_MAX / 2
+		       ? want
+		       : rl.rlim_cur > 2 * FD_RESERVE ? (size_t)(rl.rlim_cur - FD_RESERVE) / 2 : 16;
+	if (want > room) {
+		log_warn("limits.connections = %zu lowered to %zu: the open file limit is %llu",
+			 want, room, (unsigned long long)rl.rlim_cur);
+		return room;
+	}
+	return want;
+}
 
 static int cpus(void)
 {
@@ -316,6 +347,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	if (!d->zctx)
 		return gw_errf(err, -errno, "zmq_ctx_new: %s", zmq_strerror(errno));
 	config_opts_publish(d->cfg, d->run, &po);
+	po.max_connections = connection_bound(po.max_connections);
 	r = publish_new(&d->loop, d->zctx, &po, &d->pub, err);
 	if (r < 0)
 		return r;

@@ -400,6 +400,15 @@ static void entry_judge(struct watch *w, struct entry *e)
 		entry_not_yet(w, e);
 		return;
 	}
+	if (r == -EMFILE || r == -ENFILE) {
+		/* Out of file descriptors for now: says nothing about the
+		 * checkpoint; looked at again, not skipped until it changes. */
+		note(w, LOG_LVL_WARN, "%s; \"%s\" looked at again in %llu ms", err.msg, e->name,
+		     (unsigned long long)w->poll_ms);
+		if (e->handles && !uv_is_closing((uv_handle_t *)&e->timer))
+			uv_timer_start(&e->timer, on_entry_timer, w->poll_ms, 0);
+		return;
+	}
 	if (r < 0) {
 		if (!is_dir(e->path)) {
 			entry_gone(w, e);

@@ -17,6 +17,7 @@
 #include "engine/file.h"
 #include "engine/hash.h"
 #include "engine/json.h"
+#include "engine/sys.h"
 
 #include <cJSON.h>
 #include <dirent.h>
@@ -576,7 +577,7 @@ static int file_complete(const char *path, struct gw_err *err)
 	int64_t end;
 	int fd, r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = gw_sys.open(path, O_RDONLY | O_CLOEXEC, 0); /* the seam: EMFILE here is a test */
 	if (fd < 0) {
 		if (errno == ENOENT) {
 			gw_errf(err, -ENOENT, "\"%s\": not there yet", path);

@@ -677,7 +677,61 @@ def crash_points():
              "equal the unkilled run's" % point)
 
 
+# ---- 3: file descriptor exhaustion ------------------------------------------------------
+def fd_exhaustion():
+    import resource
+    import socket
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
+
+    dm, root = case()
+    dm.logf = open(dm.log_path, "ab")
+    dm.proc = subprocess.Popen(g.WRAP + [g.BIN, "run", "-c", dm.cfg_path], stdout=dm.logf,
+                               stderr=dm.logf, env=dm.env, preexec_fn=low_limit)
+    g.RUNNING.append(dm)
+    dm.wait_log(r"publishing on (\S+), queries on (\S+),", 20)
+    dm.pub, dm.query = re.findall(r"publishing on (\S+), queries on (\S+),", dm.log())[-1]
+    host, port = dm.pub[len("tcp://"):].rsplit(":", 1)
+    qhost, qport = dm.query[len("tcp://"):].rsplit(":", 1)
+    socks = []
+    for i in range(400):
+        s_ = socket.socket()
+        s_.connect((host, int(port)) if i % 2 else (qhost, int(qport)))
+        socks.append(s_)
+    time.sleep(1)
+    c0, t0 = cpu_seconds(dm.proc.pid), time.time()
+    time.sleep(2)
+    used = (cpu_seconds(dm.proc.pid) - c0) / (time.time() - t0)
+    print("# 400 connections at an open file limit of 300: %.3f s CPU per s (load %s)"
+          % (used, open("/proc/loadavg").read().split()[0]))
+    t.ok(used < 0.1 * g.SLOW, "400 connections at a limit of 300 fds: no busy loop (%.3f s/s)"
+         % used)
+    t.ok("limits.connections = 1024 lowered" in dm.log() and "closing further ones" in dm.log(),
+         "the bound is lowered under the fd limit, and connections past it closed",
+         dm.log()[-1500:])
+    sub = g.Subscriber(dm.pub, dm.query, timeout=10)
+    t.ok(sub.request({"req": "snapshot"}, 10)["type"] == "snapshot",
+         "with the connections held, queries are answered")
+    g.place_atomic(ck(1000), root, "step1000")
+    t.ok(sub.collect(g.n_metrics(1), 30), "with the connections held, a checkpoint is computed",
+         dm.log()[-1500:])
+    for s_ in socks:
+        s_.close()
+    sub.close()
+    dm.stop()
+    # A completeness check that met EMFILE is looked at again, not skipped.
+    dm2, root2 = case(env={"GROKWATCHD_TEST_SYSCALL_FAULT": "open:EMFILE:3:1"})
+    dm2.start()
+    sub = g.Subscriber(dm2.pub, dm2.query)
+    g.place_atomic(ck(1000), root2, "step1000")
+    t.ok(sub.collect(g.n_metrics(1), 30) and "Too many open files" in dm2.log(),
+         "a checkpoint whose check met EMFILE is computed", dm2.log()[-1500:])
+    dm2.stop()
+
+
 CASES = [
+    ("fd_exhaustion", fd_exhaustion),
     ("crash_points", crash_points),
     ("hooks_redelivered", hooks_redelivered),
     ("fault_matrix", fault_matrix),
