@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@
 #include "log.h"
 #include "series.h"
 
-#define DRAIN_BATCH 64     /* requests handled per loop turn */
+#define DRAIN_BATCH 64     /* requests handled per loop turn, at most */
+#define DRAIN_SLICE_MS 4   /* and for at most about this long */
 #define FRAMES_MAX 3       /* identity, optional empty delimiter, body */
 #define ENDPOINT_MAX 512
 #define KEYFILE_MAX 256
@@ -63,6 +65,22 @@ struct publish {
 	struct series *sent;          /* per step: {"seq", "time"} of its last metrics message */
 	cJSON *status;
 	char endpoint[ENDPOINT_MAX], query_endpoint[ENDPOINT_MAX];
+	/* Each result's snapshot body as sent, serialized once: a herd of
+	 * snapshot requests copies text instead of building and printing every
+	 * result for every request.  Sorted by step; an entry is good while
+	 * the result's series_gen_at and its last sent seq are the same. */
+	struct snap_text *snap;
+	size_t n_snap, cap_snap;
+	size_t warm_at;        /* snapshot_warm's next index */
+	uint64_t warm_version, warm_seq; /* store version and seq when last all cached */
+	size_t warm_count;
+};
+
+struct snap_text {
+	int64_t step;
+	uint64_t gen, seq;
+	char *text;
+	size_t len;
 };
 
 /* ---- set-up ------------------------------------------------------------------ */
@@ -278,6 +296,9 @@ static void free_publish(struct publish *p)
 	if (p->router)
 		zmq_close(p->router);
 	series_free(p->sent);
+	for (size_t i = 0; i < p->n_snap; i++)
+		free(p->snap[i].text);
+	free(p->snap);
 	cJSON_Delete(p->status);
 	free(p->run);
 	free(p);
@@ -567,6 +588,121 @@ static cJSON *snapshot_body(struct publish *p, size_t i, double now)
 			   cJSON_Duplicate(series_at(p->results, i), 1));
 }
 
+/* Whether result i's cached text is current. */
+static bool snapshot_cached(const struct publish *p, size_t i)
+{
+	int64_t step = series_step_at(p->results, i);
+	const cJSON *rec = series_get(p->sent, step);
+	uint64_t seq = rec ? (uint64_t)cJSON_GetObjectItemCaseSensitive(rec, "seq")->valuedouble : 0;
+	size_t k = step_lower_bound(p->snap, p->n_snap, sizeof(*p->snap),
+				    offsetof(struct snap_text, step), step);
+
+	return k < p->n_snap && p->snap[k].step == step &&
+	       p->snap[k].gen == series_gen_at(p->results, i) && p->snap[k].seq == seq;
+}
+
+static bool snapshot_cached_all(const struct publish *p)
+{
+	size_t n = p->results ? series_count(p->results) : 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!snapshot_cached(p, i))
+			return false;
+	return true;
+}
+
+/* The text of snapshot_body(p, i, now), from the cache or made (and kept). */
+static const struct snap_text *snapshot_text(struct publish *p, size_t i, double now)
+{
+	int64_t step = series_step_at(p->results, i);
+	uint64_t gen = series_gen_at(p->results, i);
+	const cJSON *rec = series_get(p->sent, step);
+	uint64_t seq = rec ? (uint64_t)cJSON_GetObjectItemCaseSensitive(rec, "seq")->valuedouble : 0;
+	size_t k = step_lower_bound(p->snap, p->n_snap, sizeof(*p->snap),
+				    offsetof(struct snap_text, step), step);
+	struct snap_text *c;
+	cJSON *body;
+
+	if (k < p->n_snap && p->snap[k].step == step && p->snap[k].gen == gen &&
+	    p->snap[k].seq == seq)
+		return &p->snap[k];
+	if (k == p->n_snap || p->snap[k].step != step) {
+		if (p->n_snap == p->cap_snap) {
+			p->cap_snap = p->cap_snap ? 2 * p->cap_snap : 64;
+			p->snap = gw_realloc(p->snap, p->cap_snap * sizeof(*p->snap));
+		}
+		memmove(p->snap + k + 1, p->snap + k, (p->n_snap - k) * sizeof(*p->snap));
+		p->snap[k] = (struct snap_text){ .step = step };
+		p->n_snap++;
+	}
+	c = &p->snap[k];
+	free(c->text);
+	body = snapshot_body(p, i, now);
+	c->text = json_print_utf8(body);
+	c->len = strlen(c->text);
+	c->gen = gen;
+	c->seq = seq;
+	cJSON_Delete(body);
+	return c;
+}
+
+static bool slice_over(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000 >=
+	       DRAIN_SLICE_MS;
+}
+
+/* Make the cached text of every result that lacks one, until the slice
+ * started at t0 is over.  Whether all are cached now.  A herd of snapshot
+ * requests waits in the ROUTER while this runs in slices (after a restart
+ * nothing is cached), so no one request makes a thousand texts. */
+static bool snapshot_warm(struct publish *p, const struct timespec *t0)
+{
+	size_t n = p->results ? series_count(p->results) : 0;
+	double now = now_seconds();
+
+	if (!p->results || (p->warm_version == series_version(p->results) &&
+			    p->warm_seq == p->seq && p->warm_count == n))
+		return true;
+	for (; p->warm_at < n; p->warm_at++) {
+		snapshot_text(p, p->warm_at, now);
+		if (slice_over(t0)) {
+			p->warm_at++;
+			return p->warm_at >= n && snapshot_cached_all(p);
+		}
+	}
+	/* Results replaced since (a memorized subset moved, a rewrite): look
+	 * once more from the start. */
+	if (!snapshot_cached_all(p)) {
+		p->warm_at = 0;
+		return false;
+	}
+	p->warm_version = series_version(p->results);
+	p->warm_seq = p->seq;
+	p->warm_count = n;
+	return true;
+}
+
+/* Drop cached texts of steps no longer in the store (a series archived):
+ * the cache never outgrows the store. */
+static void snapshot_prune(struct publish *p)
+{
+	size_t w = 0;
+
+	if (!p->results || p->n_snap <= series_count(p->results))
+		return;
+	for (size_t k = 0; k < p->n_snap; k++) {
+		if (series_get(p->results, p->snap[k].step))
+			p->snap[w++] = p->snap[k];
+		else
+			free(p->snap[k].text);
+	}
+	p->n_snap = w;
+}
+
 void publish_set_status(struct publish *p, cJSON *status)
 {
 	cJSON_Delete(p->status);
@@ -687,8 +823,15 @@ static bool is_field(const char *name, const char *const *allowed)
 	return false;
 }
 
-/* Answer one request body; always returns a reply object. */
-static cJSON *answer(struct publish *p, const char *body, size_t len)
+/* A snapshot's results, spliced into the reply as cached text (below). */
+struct splice {
+	bool on;
+	size_t i, end; /* indices into the store */
+};
+
+/* Answer one request body; always returns a reply object.  A snapshot's
+ * reply comes without its "results": sp says which, for handle_request. */
+static cJSON *answer(struct publish *p, const char *body, size_t len, struct splice *sp)
 {
 	static const char *const snapshot_fields[] = { "req", "id", "from", "to", NULL };
 	static const char *const history_fields[] = { "req", "id", "from", "to", "metric", "group",
@@ -755,14 +898,13 @@ static cJSON *answer(struct publish *p, const char *body, size_t len)
 	n = p->results ? series_count(p->results) : 0;
 	i = p->results ? series_lower_bound(p->results, from) : 0;
 	if (allowed == snapshot_fields) {
-		cJSON *arr = cJSON_CreateArray();
-		double now = now_seconds();
-
 		reply = reply_header(p, "snapshot");
 		cJSON_AddItemToObject(reply, "status", cJSON_Duplicate(p->status, 1));
+		sp->on = true;
+		sp->i = i;
 		for (; i < n && series_step_at(p->results, i) <= to; i++)
-			cJSON_AddItemToArray(arr, snapshot_body(p, i, now));
-		cJSON_AddItemToObject(reply, "results", arr);
+			;
+		sp->end = i;
 	} else {
 		const cJSON *metric = cJSON_GetObjectItemCaseSensitive(req, "metric");
 		const cJSON *group = cJSON_GetObjectItemCaseSensitive(req, "group");
@@ -796,6 +938,66 @@ out:
 	return reply;
 }
 
+static void free_text(void *data, void *hint)
+{
+	(void)hint;
+	free(data);
+}
+
+/* The snapshot reply's text: reply (its header and status) with the
+ * cached text of results [sp->i, sp->end) spliced in as "results", and
+ * its id last.  NULL (its id detached into *ret_id) when it would be over
+ * reply_bytes; *ret_len is the length it has or would have. */
+static char *splice_snapshot(struct publish *p, cJSON *reply, const struct splice *sp,
+			     cJSON **ret_id, size_t *ret_len)
+{
+	static const char key[] = ",\"results\":[";
+	cJSON *id = cJSON_DetachItemFromObjectCaseSensitive(reply, "id");
+	char *head = json_print_utf8(reply), *idt = id ? json_print_utf8(id) : NULL, *out, *w;
+	size_t hl = strlen(head) - 1, len, idl = idt ? strlen(idt) + 6 : 0; /* ,"id": */
+	double now = now_seconds();
+
+	snapshot_prune(p);
+	len = hl + sizeof(key) - 1 + 2; /* ] } */
+	for (size_t i = sp->i; i < sp->end; i++)
+		len += snapshot_text(p, i, now)->len + (i > sp->i);
+	len += idl;
+	*ret_len = len;
+	if (len > p->reply_bytes) {
+		free(head);
+		free(idt);
+		*ret_id = id;
+		return NULL;
+	}
+	w = out = gw_malloc(len + 1);
+	memcpy(w, head, hl);
+	w += hl;
+	memcpy(w, key, sizeof(key) - 1);
+	w += sizeof(key) - 1;
+	for (size_t i = sp->i; i < sp->end; i++) {
+		const struct snap_text *t = snapshot_text(p, i, now);
+
+		if (i > sp->i)
+			*w++ = ',';
+		memcpy(w, t->text, t->len);
+		w += t->len;
+	}
+	*w++ = ']';
+	if (idt) {
+		memcpy(w, ",\"id\":", 6);
+		memcpy(w + 6, idt, idl - 6);
+		w += idl;
+	}
+	*w++ = '}';
+	*w = 0;
+	GW_BUG_ON((size_t)(w - out) != len);
+	free(head);
+	free(idt);
+	cJSON_Delete(id);
+	*ret_id = NULL;
+	return out;
+}
+
 /* Receive one whole multi-part request (keeping at most FRAMES_MAX
  * frames, discarding the rest) and send its reply.  Returns 0, or -1 if
  * nothing could be received. */
@@ -804,8 +1006,9 @@ static int handle_request(struct publish *p)
 	zmq_msg_t f[FRAMES_MAX];
 	int n = 0, more = 1, extra = 0, body = -1;
 	bool delim = false;
-	cJSON *reply;
-	char *text;
+	struct splice sp = { false, 0, 0 };
+	cJSON *reply, *id = NULL;
+	char *text = NULL;
 	size_t len;
 
 	while (more) {
@@ -840,16 +1043,23 @@ static int handle_request(struct publish *p)
 	if (body < 0)
 		reply = error_reply("request: expected one body frame");
 	else
-		reply = answer(p, zmq_msg_data(&f[body]), zmq_msg_size(&f[body]));
-	text = json_print_utf8(reply);
-	len = strlen(text);
-	if (len > p->reply_bytes) {
+		reply = answer(p, zmq_msg_data(&f[body]), zmq_msg_size(&f[body]), &sp);
+	if (sp.on) {
+		text = splice_snapshot(p, reply, &sp, &id, &len);
+	} else {
+		text = json_print_utf8(reply);
+		len = strlen(text);
+		if (len > p->reply_bytes) {
+			id = cJSON_DetachItemFromObjectCaseSensitive(reply, "id");
+			free(text);
+			text = NULL;
+		}
+	}
+	if (!text) {
 		char msg[200];
-		cJSON *id = cJSON_DetachItemFromObjectCaseSensitive(reply, "id");
 
 		snprintf(msg, sizeof(msg), "reply of %zu bytes is over the limit of %zu; narrow from/to",
 			 len, p->reply_bytes);
-		free(text);
 		cJSON_Delete(reply);
 		reply = error_reply(msg);
 		if (id) /* the client matches replies by it */
@@ -860,9 +1070,17 @@ static int handle_request(struct publish *p)
 	/* ROUTER drops replies to unknown or full peers instead of blocking. */
 	if (n >= 1) {
 		zmq_send(p->router, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+		zmq_msg_t m;
+
 		if (delim)
 			zmq_send(p->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-		zmq_send(p->router, text, len, ZMQ_DONTWAIT);
+		/* The text goes to ZeroMQ as it is (a snapshot is megabytes): it
+		 * frees it once sent. */
+		if (zmq_msg_init_data(&m, text, len, free_text, NULL) == 0) {
+			text = NULL;
+			if (zmq_msg_send(&m, p->router, ZMQ_DONTWAIT) < 0)
+				zmq_msg_close(&m);
+		}
 	}
 	free(text);
 	cJSON_Delete(reply);
@@ -873,6 +1091,14 @@ static int handle_request(struct publish *p)
 
 static void router_drain(struct publish *p)
 {
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (!snapshot_warm(p, &t0)) {
+		/* Requests wait in the ROUTER; the loop goes on meanwhile. */
+		uv_idle_start(&p->drain_idle, on_drain_idle);
+		return;
+	}
 	for (int handled = 0; handled < DRAIN_BATCH; handled++) {
 		int events = 0;
 		size_t sz = sizeof(events);
@@ -884,6 +1110,11 @@ static void router_drain(struct publish *p)
 			uv_idle_stop(&p->drain_idle);
 			return;
 		}
+		/* A herd of snapshot requests (every subscriber after a
+		 * restart) must not hold the loop: heartbeats, results and the
+		 * watcher go between slices of DRAIN_SLICE_MS. */
+		if (slice_over(&t0))
+			break;
 	}
 	/* More may be queued and the fd will not say so again: continue on
 	 * the next loop turn, after other work has had its go. */
