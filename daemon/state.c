@@ -251,8 +251,8 @@ size_t state_memo_apply(struct state *s, const struct metrics_memo *memo, size_t
 		const cJSON *res = journal_result(s->journal, memo[i].step);
 		cJSON *c;
 
-		if (!res || memo[i].step == except)
-			continue;
+		if (!res || memo[i].step == except || !routing_series_memo_differs(res, &memo[i]))
+			continue; /* most steps' subsets do not move: no copy of their result */
 		c = cJSON_Duplicate(res, 1);
 		if (routing_series_memo_apply(c, &memo[i]) < 0 || cJSON_Compare(c, res, 1)) {
 			cJSON_Delete(c);

@@ -7,6 +7,7 @@
  * every step's memorized metrics, with its JSON patch.
  */
 #include "engine/routing_series.h"
+#include "engine/hash.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +23,12 @@ struct entry {
 	int64_t step;
 	float *gbar, *loss;
 	struct metrics_cons cons; /* c/adj owned; note static */
+	/* The memorized sets last computed for this step ([ng + 1], or NULL),
+	 * each with a hash of what it was computed from (the sample subset,
+	 * its epsilon, the options): a recompute after a new latest step
+	 * computes only the sets whose subset moved (routing_series_recompute). */
+	uint64_t *mkey;
+	struct metrics_set *mset;
 };
 
 struct routing_series {
@@ -42,6 +49,8 @@ struct routing_series *routing_series_new(void)
 
 static void entry_release(struct entry *e)
 {
+	free(e->mkey);
+	free(e->mset);
 	free(e->gbar);
 	free(e->loss);
 	free(e->cons.c);
@@ -216,7 +225,19 @@ void routing_series_memo_free(struct metrics_memo *memo, size_t n)
 	free(memo);
 }
 
-int routing_series_recompute(const struct routing_series *s, const struct metrics_opts *o,
+/* What a memorized set is computed from: its samples, epsilon and tau. */
+static uint64_t memo_key(const int *idx, int n, double eps, const struct metrics_opts *o)
+{
+	uint64_t h = gw_fnv1a(GW_FNV_BASIS, &n, sizeof(n));
+
+	h = gw_fnv1a(h, idx, (size_t)n * sizeof(*idx));
+	h = gw_fnv1a(h, &eps, sizeof(eps));
+	h = gw_fnv1a(h, &o->tau, sizeof(o->tau));
+	h = gw_fnv1a(h, &o->delta, sizeof(o->delta));
+	return h | 1;
+}
+
+int routing_series_recompute(struct routing_series *s, const struct metrics_opts *o,
 			     struct metrics_memo **ret_memo, size_t *ret_n, struct gw_err *err)
 {
 	struct metrics_memo *memo = gw_calloc(s->n + 1, sizeof(*memo));
@@ -237,31 +258,49 @@ int routing_series_recompute(const struct routing_series *s, const struct metric
 	for (int j = 0; j < s->N; j++)
 		t0[j] = memorized_from(s, j, eps[s->gid[j]], o->delta);
 	for (size_t i = 0; i < s->n; i++, done++) {
-		const struct entry *e = &s->e[i];
+		struct entry *e = &s->e[i];
 
 		memo[i].step = e->step;
 		memo[i].names = s->names;
 		memo[i].n_sets = s->ng + 1;
 		memo[i].sets = gw_calloc((size_t)s->ng + 1, sizeof(struct metrics_set));
-		rc = pathway_set_new(e->gbar, s->N, s->L, s->E, o->tau, &ps, err);
-		if (rc < 0) {
-			gw_err_prefix(err, rc, "step %" PRId64, e->step);
-			done++;
-			goto out;
+		if (!e->mkey) {
+			e->mkey = gw_calloc((size_t)s->ng + 1, sizeof(*e->mkey));
+			e->mset = gw_calloc((size_t)s->ng + 1, sizeof(*e->mset));
 		}
 		for (int g = 0; g <= s->ng; g++) {
 			int n = 0;
+			uint64_t key;
 
 			for (int j = 0; j < s->N; j++)
 				if ((g == s->ng || s->gid[j] == g) && i >= t0[j])
 					idx[n++] = j;
+			key = memo_key(idx, n, eps[g], o);
+			if (e->mkey[g] == key) {
+				/* The same samples as last time: the same values (a
+				 * memorized set has no per-layer array to own). */
+				memo[i].sets[g] = e->mset[g];
+				continue;
+			}
+			if (!ps) {
+				rc = pathway_set_new(e->gbar, s->N, s->L, s->E, o->tau, &ps, err);
+				if (rc < 0) {
+					gw_err_prefix(err, rc, "step %" PRId64, e->step);
+					done++;
+					goto out;
+				}
+			}
 			rc = metrics_set_compute(ps, &e->cons, e->loss, idx, n, o, false,
 						 &memo[i].sets[g], err);
 			if (rc < 0) {
+				e->mkey[g] = 0;
 				done++;
 				goto out;
 			}
 			memo[i].sets[g].epsilon = eps[g];
+			GW_BUG_ON(memo[i].sets[g].per_layer_distance);
+			e->mkey[g] = key;
+			e->mset[g] = memo[i].sets[g];
 		}
 		pathway_set_free(ps);
 		ps = NULL;
@@ -277,6 +316,26 @@ out:
 	free(idx);
 	free(eps);
 	return rc;
+}
+
+bool routing_series_memo_differs(const cJSON *obj, const struct metrics_memo *memo)
+{
+	const cJSON *groups = cJSON_GetObjectItemCaseSensitive(obj, "groups");
+
+	for (int g = 0; g < memo->n_sets; g++) {
+		const cJSON *go = cJSON_GetObjectItemCaseSensitive(groups, memo->names[g]);
+		cJSON *m;
+		bool same;
+
+		if (!cJSON_IsObject(go))
+			continue;
+		m = metrics_memorized_json(&memo->sets[g]);
+		same = cJSON_Compare(m, cJSON_GetObjectItemCaseSensitive(go, "memorized"), 1);
+		cJSON_Delete(m);
+		if (!same)
+			return true;
+	}
+	return false;
 }
 
 int routing_series_memo_apply(cJSON *obj, const struct metrics_memo *memo)
