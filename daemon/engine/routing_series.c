@@ -40,6 +40,15 @@ struct routing_series {
 			     * borrowed from groups (and a literal) */
 	int ng;             /* distinct groups (names has ng + 1) */
 	int *gid;           /* [N] */
+	/* The last recompute's inputs: each sample's first memorized index and
+	 * each set's epsilon, over memo_n steps ending at memo_last.  When
+	 * the next recompute finds the same steps (plus one appended), a step
+	 * whose subsets cannot have moved reuses its sets without looking. */
+	size_t *memo_t0;    /* [N] */
+	double *memo_eps;   /* [ng + 1] */
+	size_t memo_n;
+	int64_t memo_last;
+	double memo_tau, memo_delta;
 };
 
 struct routing_series *routing_series_new(void)
@@ -69,6 +78,8 @@ void routing_series_free(struct routing_series *s)
 	free(s->groups);
 	free(s->names);
 	free(s->gid);
+	free(s->memo_t0);
+	free(s->memo_eps);
 	free(s);
 }
 
@@ -246,6 +257,8 @@ int routing_series_recompute(struct routing_series *s, const struct metrics_opts
 	double *eps = gw_calloc((size_t)s->ng + 2, sizeof(double));
 	struct pathway_set *ps = NULL;
 	size_t done = 0;
+	long *moved = NULL, running = 0;
+	bool *eps_moved = NULL, known;
 	int rc;
 
 	rc = metrics_opts_check(o, err);
@@ -257,8 +270,34 @@ int routing_series_recompute(struct routing_series *s, const struct metrics_opts
 	}
 	for (int j = 0; j < s->N; j++)
 		t0[j] = memorized_from(s, j, eps[s->gid[j]], o->delta);
+	/* Which steps' subsets may have moved since the last recompute: for a
+	 * sample whose first memorized index went from a to b, the steps in
+	 * [min, max); every step, unless the series is the last one's with at
+	 * most one step appended at its end (positions unmoved). */
+	moved = gw_calloc(s->n + 1, sizeof(*moved));
+	eps_moved = gw_calloc((size_t)s->ng + 1, sizeof(*eps_moved));
+	known = s->n && s->memo_t0 && s->memo_n && s->memo_n <= s->n &&
+		s->n - s->memo_n <= 1 && s->e[s->memo_n - 1].step == s->memo_last &&
+		s->memo_tau == o->tau && s->memo_delta == o->delta;
+	if (known) {
+		for (int j = 0; j < s->N; j++) {
+			size_t a = s->memo_t0[j] < s->memo_n ? s->memo_t0[j] : s->n;
+			size_t b = t0[j] < s->n ? t0[j] : s->n;
+
+			if (a != b) {
+				moved[a < b ? a : b]++;
+				moved[a < b ? b : a]--;
+			}
+		}
+		for (int g = 0; g <= s->ng; g++)
+			eps_moved[g] = memcmp(&eps[g], &s->memo_eps[g], sizeof(double)) != 0;
+	}
 	for (size_t i = 0; i < s->n; i++, done++) {
 		struct entry *e = &s->e[i];
+		bool unmoved;
+
+		running += moved[i];
+		unmoved = known && running == 0 && e->mkey;
 
 		memo[i].step = e->step;
 		memo[i].names = s->names;
@@ -272,6 +311,10 @@ int routing_series_recompute(struct routing_series *s, const struct metrics_opts
 			int n = 0;
 			uint64_t key;
 
+			if (unmoved && !eps_moved[g] && e->mkey[g]) {
+				memo[i].sets[g] = e->mset[g];
+				continue;
+			}
 			for (int j = 0; j < s->N; j++)
 				if ((g == s->ng || s->gid[j] == g) && i >= t0[j])
 					idx[n++] = j;
@@ -308,10 +351,26 @@ int routing_series_recompute(struct routing_series *s, const struct metrics_opts
 	*ret_memo = memo;
 	*ret_n = s->n;
 	memo = NULL;
+	if (s->n) {
+		if (!s->memo_t0) {
+			s->memo_t0 = gw_calloc((size_t)s->N + 1, sizeof(size_t));
+			s->memo_eps = gw_calloc((size_t)s->ng + 2, sizeof(double));
+		}
+		memcpy(s->memo_t0, t0, (size_t)s->N * sizeof(size_t));
+		memcpy(s->memo_eps, eps, ((size_t)s->ng + 1) * sizeof(double));
+		s->memo_n = s->n;
+		s->memo_last = s->e[s->n - 1].step;
+		s->memo_tau = o->tau;
+		s->memo_delta = o->delta;
+	}
 	rc = 0;
 out:
+	if (rc < 0)
+		s->memo_n = 0; /* half done: the next one looks at every set */
 	pathway_set_free(ps);
 	routing_series_memo_free(memo, done);
+	free(moved);
+	free(eps_moved);
 	free(t0);
 	free(idx);
 	free(eps);

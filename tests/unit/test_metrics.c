@@ -527,6 +527,37 @@ static void test_memorized_incremental(void)
 		routing_series_memo_free(b, nb);
 		routing_series_free(fresh);
 	}
+	/* A step put again (its checkpoint rewritten), the newest and an
+	 * older one: the same as a cold series given the final puts. */
+	for (int r = 0; r < 2; r++) {
+		int64_t step = r ? 190 : 390;
+		struct routing_series *fresh = routing_series_new();
+		struct metrics_memo *a = NULL, *b = NULL;
+		size_t na = 0, nb = 0;
+
+		CHECK_INT_EQ(put(s, step, 0.05f, 0.04f), 1);
+		for (int q = 0; q < 40; q++) {
+			int64_t st = q % 7 == 6 ? 10 * q - 35 : 10 * q;
+
+			if (st == 390 || (r && st == 190))
+				CHECK(put(fresh, st, 0.05f, 0.04f) >= 0);
+			else
+				CHECK(put(fresh, st, l0[q], l1[q]) >= 0);
+		}
+		CHECK_INT_EQ(routing_series_recompute(s, &o, &a, &na, NULL), 0);
+		CHECK_INT_EQ(routing_series_recompute(fresh, &o, &b, &nb, NULL), 0);
+		CHECK_INT_EQ(na, nb);
+		for (size_t i = 0; i < na; i++)
+			for (int g = 0; g < a[i].n_sets; g++) {
+				CHECK_INT_EQ(a[i].sets[g].n_samples, b[i].sets[g].n_samples);
+				CHECK(memcmp(&a[i].sets[g].pathway_distance, &b[i].sets[g].pathway_distance,
+					     sizeof(double)) == 0);
+				CHECK(memcmp(&a[i].sets[g].loss, &b[i].sets[g].loss, sizeof(double)) == 0);
+			}
+		routing_series_memo_free(a, na);
+		routing_series_memo_free(b, nb);
+		routing_series_free(fresh);
+	}
 	routing_series_free(s);
 }
 
