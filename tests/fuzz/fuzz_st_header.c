@@ -36,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const struct st_tensor *t = st_header_tensor(h, i);
 
 		if (t->begin != pos || t->end < t->begin ||
-		    t->end - t->begin != t->nelem * st_dtype_size(t->dtype) ||
+		    (st_dtype_bits(t->dtype) &&
+		     (t->end - t->begin) * 8 != t->nelem * st_dtype_bits(t->dtype)) ||
 		    st_header_find(h, t->name) != t || t->ndim < 0 || t->ndim > ST_MAX_DIMS)
 			abort();
 		pos = t->end;
