@@ -15,6 +15,7 @@
  */
 #include "engine/checkpoint.h"
 #include "engine/file.h"
+#include "engine/foreign.h"
 #include "engine/hash.h"
 #include "engine/json.h"
 #include "engine/tensor_map.h"
@@ -642,8 +643,11 @@ int ckpt_open(const char *dir, struct ckpt **ret, struct gw_err *err)
 	}
 	cfg_path = gw_join(dir, '/', CKPT_CONFIG);
 	if (stat(cfg_path, &st) < 0 && errno == ENOENT) {
-		r = gw_errf(err, -ENOENT, "\"%s\": no config.json (not a Hugging Face checkpoint)",
-			    dir);
+		enum foreign_kind k = foreign_detect(dir);
+
+		r = k ? foreign_refuse(dir, k, err)
+		      : gw_errf(err, -ENOENT, "\"%s\": no config.json (not a Hugging Face "
+				"checkpoint)", dir);
 		goto out;
 	}
 	if ((r = gw_file_read(cfg_path, CKPT_CONFIG_MAX, &text, &len, err)) < 0 ||
@@ -659,6 +663,8 @@ int ckpt_open(const char *dir, struct ckpt **ret, struct gw_err *err)
 	} else if (stat(index, &st) == 0 || errno != ENOENT) {
 		c->sharded = true;
 		r = open_sharded(c, index, err);
+	} else if (foreign_detect(dir)) {
+		r = foreign_refuse(dir, foreign_detect(dir), err);
 	} else {
 		r = gw_errf(err, -ENOENT, "\"%s\": no %s or %s", dir, CKPT_SINGLE, CKPT_INDEX);
 	}
@@ -967,6 +973,7 @@ out:
 
 int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 {
+	enum foreign_kind fk;
 	struct index x = { 0 };
 	struct stat st;
 	bool has_routing = false;
@@ -991,7 +998,11 @@ int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 	if (stat(p, &st) < 0) {
 		if (errno == ENOENT && has_routing)
 			goto marker;
-		r = errno == ENOENT ? (gw_errf(err, -ENOENT, "\"%s\": no config.json yet", dir), 0)
+		if (errno == ENOENT && (fk = foreign_detect(dir)))
+			r = foreign_refuse(dir, fk, err);
+		else
+			r = errno == ENOENT
+				    ? (gw_errf(err, -ENOENT, "\"%s\": no config.json yet", dir), 0)
 				    : gw_errf(err, -errno, "\"%s\": %s", p, strerror(errno));
 		goto out;
 	}
@@ -1004,7 +1015,11 @@ int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 		free(p);
 		p = gw_join(dir, '/', CKPT_INDEX);
 		if (stat(p, &st) < 0) {
-			r = errno == ENOENT ? (gw_errf(err, -ENOENT, "\"%s\": no %s or %s yet", dir,
+			if (errno == ENOENT && !has_routing && (fk = foreign_detect(dir)))
+				r = foreign_refuse(dir, fk, err);
+			else
+				r = errno == ENOENT
+					    ? (gw_errf(err, -ENOENT, "\"%s\": no %s or %s yet", dir,
 						       CKPT_SINGLE, CKPT_INDEX), 0)
 					    : gw_errf(err, -errno, "\"%s\": %s", p, strerror(errno));
 			goto out;

@@ -62,7 +62,9 @@ struct ckpt;
  * shard lacks) or safetensors file, a needed tensor missing or of another
  * shape than config.json implies, or of a dtype not read here (named), two
  * stored tensors with one canonical name (both named), a fused tensor or a
- * block scale of the wrong shape; -ENOTSUP an
+ * block scale of the wrong shape; -ENOTSUP a directory of another
+ * trainer's format without config.json and safetensors (foreign.h: the
+ * message names the format and the two ways forward), an
  * unsupported architecture or feature (model.h); -EFBIG a config or index
  * above its size limit; other -errno from the system.
  */
@@ -107,9 +109,10 @@ int ckpt_read_rows_f32(const struct ckpt *c, const char *name, int64_t row0, int
  * config.json is there, the weights complete too (for router matrices the
  * file may lack).  Returns 1 if complete, 0 if not yet complete (with the
  * reason in err->msg), negative errno if it can never
- * be (malformed: a safetensors file longer than its header declares or
- * with a bad header, an index that is not valid, `dir` not a directory or
- * gone).  Opens no tensor data; thread-safe.  `marker` is a path relative
+ * be (-ENOTSUP: another trainer's format, foreign.h, where config.json or
+ * the weights are missing and no routing file stands in; malformed: a
+ * safetensors file longer than its header declares or with a bad header,
+ * an index that is not valid, `dir` not a directory or gone).  Opens no tensor data; thread-safe.  `marker` is a path relative
  * to dir.
  */
 int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err);

@@ -26,7 +26,8 @@
 #define TRAINER_STATE_MAX (64u * 1024u * 1024u)
 
 const char *const step_default_patterns[] = {
-	"step{step}", "step{step}-*", "checkpoint-{step}", "iter_{step}", "global_step{step}", NULL,
+	"step{step}", "step{step}-*", "checkpoint-{step}", "iter_{step}", "global_step{step}",
+	"step_{step}", "step-{step}", "checkpoint_{step}", NULL,
 };
 
 int step_pattern_check(const char *pattern, struct gw_err *err)

@@ -7,7 +7,8 @@
  * against the whole name: "step{step}" matches "step10000";
  * "step{step}-tokens*" matches "step10000-tokens41B".  The default patterns
  * (step_default_patterns) cover the names trainers write: step{step},
- * step{step}-*, checkpoint-{step}, iter_{step}, global_step{step}.
+ * step{step}-*, checkpoint-{step}, iter_{step}, global_step{step},
+ * step_{step}, step-{step}, checkpoint_{step}.
  */
 #ifndef GW_ENGINE_STEP_H
 #define GW_ENGINE_STEP_H

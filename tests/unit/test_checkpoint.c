@@ -1100,6 +1100,70 @@ static void test_fp8_block_scales(void)
 	free(got);
 }
 
+/* Another trainer's checkpoint: refused naming the format and the two
+ * ways forward (foreign.h), by ckpt_open (inspect) as by the watcher's
+ * completeness check. */
+static void test_foreign_formats(void)
+{
+	char d[512];
+
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "step-100"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	spit(in(d, ".metadata"), "x", 1);
+	spit(in(d, "__0_0.distcp"), "x", 1);
+	CHECK_INT_EQ(open_err(d), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "step-100\": a PyTorch DCP checkpoint (.metadata and *.distcp, as "
+		      "torchtitan writes), not a Hugging Face checkpoint; grokwatch cannot read it: "
+		      "save Hugging Face safetensors (save_pretrained: config.json and "
+		      "model.safetensors), or write routing files with grokwatch.trace");
+	CHECK_INT_EQ(complete(d, NULL), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "a PyTorch DCP checkpoint");
+
+	/* HF Trainer with DeepSpeed: config.json, no weights, global_step<N>/. */
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "checkpoint-5"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	spit(in(d, "config.json"), "{}", 2);
+	CHECK_INT_EQ(complete(d, NULL), 0); /* not yet: weights may follow */
+	CHECK_INT_EQ(mkdir(in(d, "global_step5"), 0755), 0);
+	spit(in(d, "global_step5/mp_rank_00_model_states.pt"), "x", 1);
+	CHECK_INT_EQ(complete(d, NULL), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "a DeepSpeed checkpoint (global_step*/*_model_states.pt");
+	CHECK_INT_EQ(open_err(d), -EBADMSG); /* config.json "{}" is read first */
+
+	/* pytorch_model.bin alone, with a good config. */
+	pcopy(d, sizeof(d), copy_fixture("olmoe-f32"));
+	CHECK_INT_EQ(unlink(in(d, "model.safetensors")), 0);
+	spit(in(d, "pytorch_model.bin"), "x", 1);
+	CHECK_INT_EQ(open_err(d), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "PyTorch pickle weights only (pytorch_model.bin)");
+	CHECK_INT_EQ(complete(d, NULL), -ENOTSUP);
+
+	/* Megatron's mp_rank_* and its torch_dist; OLMo-core's model_and_optim. */
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "iter_0000010"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	CHECK_INT_EQ(mkdir(in(d, "mp_rank_00"), 0755), 0);
+	CHECK_INT_EQ(open_err(d), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "a Megatron-LM checkpoint (mp_rank_*/)");
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "iter_0000020"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	spit(in(d, "__0_0.distcp"), "x", 1);
+	spit(in(d, "common.pt"), "x", 1);
+	CHECK_INT_EQ(open_err(d), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "a Megatron-LM checkpoint (torch_dist");
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "step30"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	CHECK_INT_EQ(mkdir(in(d, "model_and_optim"), 0755), 0);
+	spit(in(d, "model_and_optim/.metadata"), "x", 1);
+	CHECK_INT_EQ(complete(d, NULL), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "an OLMo-core checkpoint");
+	/* Nothing recognizable: still "not yet". */
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "step40"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	spit(in(d, "optimizer.pt"), "x", 1);
+	CHECK_INT_EQ(complete(d, NULL), 0);
+	CHECK_STR_HAS(err.msg, "no config.json yet");
+}
+
 static void test_not_a_checkpoint(void)
 {
 	CHECK_INT_EQ(open_err(fixture("nonexistent")), -ENOENT);
@@ -1117,6 +1181,7 @@ static const struct tap_test tests[] = {
 	{ "fused_experts", test_fused_experts },
 	{ "fused_refusals", test_fused_refusals },
 	{ "fp8_block_scales", test_fp8_block_scales },
+	{ "foreign_formats", test_foreign_formats },
 	{ "sharded_lookup", test_sharded_lookup },
 	{ "lookup_only_through_weight_map", test_lookup_only_through_weight_map },
 	{ "read_f32", test_read_f32 },
