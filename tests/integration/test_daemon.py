@@ -442,9 +442,33 @@ def pending_and_foreign():
     with open(os.path.join(ds, "global_step500", "mp_rank_00_model_states.pt"), "wb") as f:
         f.write(b"x")
     os.rename(ds, os.path.join(root, "checkpoint-500"))
-    g.place_atomic(ck(2000), root, "step_2000")
+    # an HF Trainer checkpoint with its trainer_state.json log (a NaN
+    # grad_norm, as Python's json writes it, included)
+    hf = os.path.join(stage, "step_2000")
+    shutil.copytree(ck(2000), hf)
+    with open(os.path.join(hf, "trainer_state.json"), "w") as f:
+        f.write('{"global_step": 2000, "log_history": ['
+                '{"step": 1990, "loss": 2.5, "learning_rate": 0.0003, "grad_norm": NaN},'
+                '{"step": 2000, "eval_loss": 2.9},'
+                '{"step": 2010, "loss": 2.4, "learning_rate": 0.00029}]}')
+    os.rename(hf, os.path.join(root, "step_2000"))
     t.ok(sub.collect(g.n_metrics(1), 30) and g.steps_of(sub.metrics()) == [2000],
          "step_2000: the new default pattern takes it, and it is computed", dm.log())
+    m = sub.metrics()[0] if sub.metrics() else {}
+    t.eq(m.get("trainer"), {"loss": 2.5, "loss_step": 1990, "learning_rate": 0.0003,
+                            "learning_rate_step": 1990},
+         "the trainer's last logged loss and learning rate at or before the step, in the result")
+    cli = os.environ.get("GW_CLI", os.path.join(g.SRC, "build", "default", "grokwatch"))
+    ep = "%s,%s" % (dm.pub, dm.query)
+    out = subprocess.run(g.WRAP + [cli, "-e", ep, "history", "--metric", "trainer.loss"],
+                         capture_output=True, text=True, timeout=60 * g.SLOW)
+    t.ok(out.returncode == 0 and "2000" in out.stdout and "2.5" in out.stdout,
+         "grokwatch history --metric trainer.loss shows it", out.stdout + out.stderr)
+    out = subprocess.run(g.WRAP + [cli, "-e", ep, "tail", "--count", "1"],
+                         capture_output=True, text=True, timeout=60 * g.SLOW)
+    t.ok("trainer  loss 2.5000  learning_rate 0.0003" in out.stdout,
+         "grokwatch tail shows the trainer's loss beside the routing metrics",
+         out.stdout + out.stderr)
     errs = lambda: [m for m in sub.messages if m["type"] == "error"]
     sub.collect(lambda ms: len([m for m in ms if m["type"] == "error"]) >= 2, 20)
     by = {m.get("checkpoint"): m for m in errs()}
