@@ -74,7 +74,7 @@ struct ckpt {
 	struct map canon;  /* canonical name (tensor_map.h) -> tensor */
 	struct views need; /* each tensor the model needs -> where it is stored */
 	char **names;      /* the canonical and needed names the maps point to */
-	size_t nnames;
+	size_t nnames, cap_names;
 	size_t ntensors;
 	uint64_t bytes;
 };
@@ -380,7 +380,10 @@ out:
 
 static const char *keep_name(struct ckpt *c, const char *s)
 {
-	c->names = gw_realloc(c->names, (c->nnames + 1) * sizeof(*c->names));
+	if (c->nnames == c->cap_names) {
+		c->cap_names = c->cap_names ? 2 * c->cap_names : 256;
+		c->names = gw_realloc(c->names, c->cap_names * sizeof(*c->names));
+	}
 	return c->names[c->nnames++] = gw_strdup(s);
 }
 
