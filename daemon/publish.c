@@ -31,6 +31,7 @@
 
 #define DRAIN_BATCH 64     /* requests handled per loop turn, at most */
 #define DRAIN_SLICE_MS 4   /* and for at most about this long */
+#define HANDSHAKE_MS 3000  /* ZMQ_HANDSHAKE_IVL: a peer that says nothing is dropped */
 #define FRAMES_MAX 3       /* identity, optional empty delimiter, body */
 #define ENDPOINT_MAX 512
 #define KEYFILE_MAX 256
@@ -310,6 +311,9 @@ int publish_new(uv_loop_t *loop, void *zctx, const struct publish_opts *o,
 	struct publish *p;
 	uint8_t rnd[16];
 	int linger_pub = 1000, linger_router = 0, hwm = o->sndhwm, r;
+	/* A connection that has not completed ZeroMQ's handshake by then is
+	 * dropped: idle TCP connections cannot hold limits.connections. */
+	int handshake_ms = HANDSHAKE_MS;
 	int64_t maxmsg = (int64_t)o->request_bytes;
 	size_t sz;
 	bool curve = o->curve_secret_file && *o->curve_secret_file;
@@ -354,7 +358,9 @@ int publish_new(uv_loop_t *loop, void *zctx, const struct publish_opts *o,
 	    zmq_setsockopt(p->pub, ZMQ_LINGER, &linger_pub, sizeof(linger_pub)) < 0 ||
 	    zmq_setsockopt(p->router, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
 	    zmq_setsockopt(p->router, ZMQ_LINGER, &linger_router, sizeof(linger_router)) < 0 ||
-	    zmq_setsockopt(p->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0) {
+	    zmq_setsockopt(p->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0 ||
+	    zmq_setsockopt(p->pub, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof(handshake_ms)) < 0 ||
+	    zmq_setsockopt(p->router, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof(handshake_ms)) < 0) {
 		r = zerr(err, "setsockopt", o->endpoint);
 		goto fail;
 	}
