@@ -11,8 +11,11 @@
  * the lm_head, in vocabulary blocks, give each sample's loss.
  *
  * The file is divided into:
- *   - bookkeeping: timing, the sgemm wrapper that counts FLOPs, a small
- *     fork-join loop for the row-wise work that is not BLAS;
+ *   - bookkeeping: timing, the sgemm wrapper that counts FLOPs and splits
+ *     a product of many rows over the threads, a small fork-join loop for
+ *     the row-wise work that is not BLAS, and units of work (an attention
+ *     head of a sample, an expert) handed to the threads one at a time,
+ *     each on one core with single-threaded sgemm;
  *   - row kernels: a four-lane exp, RMSNorm, RoPE tables (plain or YaRN)
  *     and rotation (half-split or DeepSeek's interleaved pairs, over the
  *     whole head or GLM's rotary part);
@@ -24,9 +27,12 @@
  *     with correction bias and groups), and the head with the loss;
  *   - forward_run, which drives them.
  * Reductions whose order could change a result (gbar, the scatter-add of
- * experts, the loss) run on one thread in a fixed order and the row loops
- * split only independent rows, so two runs give the same bits; only
- * OpenBLAS's own partition by thread count may move the last bits.
+ * experts, the loss) run in a fixed order (the scatter-add split by token
+ * rows, each token's sum in expert order) and the row loops and units split
+ * only independent rows, so two runs give the same bits.  OpenBLAS runs one
+ * thread during the pass (its idle workers spin in sched_yield between
+ * products, which on a machine with as many threads as cores took a core
+ * from the engine's own loops).
  */
 #include "engine/forward.h"
 
