@@ -649,7 +649,7 @@ static int read_rows_par(const struct fwd *f, struct st_file *file, const struct
 	 * weight matrix, so small tensors stay on one thread. */
 	par_rows(f, nrows, read_rows, &j);
 	pthread_mutex_destroy(&j.lock);
-	if (j.rc < 0)
+	if (j.rc < 0 && f->err)
 		*f->err = j.err;
 	return j.rc;
 }

@@ -13,10 +13,13 @@
  *     logic.  The W patterns' masks are interleaved in one table indexed by
  *     the group's alphabet, so one text byte loads one vector per block;
  *   - the pair driver: exact over all pairs (strings sorted by length and
- *     grouped W at a time, each group's table built once and run against
- *     every longer string, so the pattern is always the shorter string), or
+ *     grouped W at a time, each group's table built once per unit and run
+ *     against the longer strings, so the pattern is always the shorter
+ *     string; a unit is one group against a chunk of TEXT_CHUNK texts), or
  *     a seeded sample of pairs; threads take work from an atomic counter and
  *     keep integer sums, which makes the result independent of scheduling;
+ *   - the parts driver (lev_mean_pairs_parts): the same units over strings
+ *     cut into parts, every part's sum in one pass;
  *   - the jackknife, when asked: each string's row sum of distances (and,
  *     sampled, its pair count) added with relaxed atomic integer additions,
  *     once per pair, then the leave-one-out means in long double.

@@ -4,8 +4,10 @@
  *
  * Divided into: options; grouping samples by name; per-sample consistency
  * (one sgemm a layer, then cosines of consecutive layers); the metrics of
- * one set of samples; routing health and churn from the per-token records;
- * metrics_compute, which ties them together per group; and the JSON.
+ * sets of samples, each distinct set's distance computed once (and the
+ * distance cache that carries them to the republished memorized subsets);
+ * routing health and churn from the per-token records; metrics_compute,
+ * which ties them together per group; and the JSON.
  */
 #include "engine/metrics.h"
 
