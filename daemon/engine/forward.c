@@ -612,8 +612,8 @@ static void rope_apply(const struct fwd *f, float *v, int pos)
  * failure is the result.
  */
 struct read_job {
-	struct st_file *file;
-	const struct st_tensor *t;
+	const struct ckpt *c;
+	const char *name;
 	int64_t row0, row_len;
 	float *out;
 	pthread_mutex_t lock;
@@ -625,8 +625,8 @@ static void read_rows(void *ud, int64_t i0, int64_t i1)
 {
 	struct read_job *j = ud;
 	struct gw_err err = { "" };
-	int r = st_file_read_rows_f32(j->file, j->t, j->row0 + i0, i1 - i0,
-				      j->out + i0 * j->row_len, &err);
+	int r = ckpt_read_rows_f32(j->c, j->name, j->row0 + i0, i1 - i0, j->out + i0 * j->row_len,
+				   &err);
 
 	if (r < 0) {
 		pthread_mutex_lock(&j->lock);
@@ -638,12 +638,15 @@ static void read_rows(void *ud, int64_t i0, int64_t i1)
 	}
 }
 
-static int read_rows_par(const struct fwd *f, struct st_file *file, const struct st_tensor *t,
-			 int64_t row0, int64_t nrows, float *out)
+/* Rows [row0, row0 + nrows) of the 2-D tensor `name` (rows of row_len
+ * floats), through ckpt_read_rows_f32 (reads from several threads at once
+ * are fine). */
+static int read_rows_par(const struct fwd *f, const char *name, int64_t row0, int64_t nrows,
+			 int64_t row_len, float *out)
 {
-	struct read_job j = { .file = file, .t = t, .row0 = row0, .out = out };
+	struct read_job j = { .c = f->c, .name = name, .row0 = row0, .row_len = row_len,
+			      .out = out };
 
-	j.row_len = t->ndim > 0 && t->shape[0] > 0 ? (int64_t)(t->nelem / (uint64_t)t->shape[0]) : 1;
 	pthread_mutex_init(&j.lock, NULL);
 	/* par_rows keeps PAR_MIN_ROWS rows a thread: at least 64 rows of a
 	 * weight matrix, so small tensors stay on one thread. */
@@ -672,15 +675,16 @@ static int load(struct fwd *f, enum model_tensor kind, int layer, int expert, fl
 	if (r < 0)
 		return gw_errf(f->err, r, "\"%s\": no name for tensor kind %d of layer %d",
 			       ckpt_dir(f->c), (int)kind, layer);
-	if (optional && !ckpt_find(f->c, name, NULL))
+	if (optional && !ckpt_has(f->c, name))
 		return -ENOENT;
 	t0 = now_sec();
 	{
-		struct st_file *file;
-		const struct st_tensor *t = ckpt_find(f->c, name, &file);
+		int64_t shape[2];
+		int ndim = 0;
 
-		if (t && t->nelem == (uint64_t)count && t->ndim >= 2)
-			r = read_rows_par(f, file, t, 0, t->shape[0], out);
+		if (ckpt_shape(f->c, name, shape, &ndim) == 0 && ndim == 2 &&
+		    (uint64_t)shape[0] * (uint64_t)shape[1] == (uint64_t)count)
+			r = read_rows_par(f, name, 0, shape[0], shape[1], out);
 		else
 			r = ckpt_read_f32(f->c, name, out, count, f->err);
 	}
@@ -1748,8 +1752,9 @@ static int head(struct fwd *f, struct routing *rt)
 	float *norm = NULL, *Xl = NULL, *W = NULL, *Z = NULL, *mx = NULL, *target = NULL;
 	double *sum = NULL;
 	int32_t *label = NULL;
-	const struct st_tensor *tw;
-	struct st_file *file;
+	bool tw;
+	int64_t shape[2];
+	int ndim = 0;
 	char name[ST_NAME_MAX];
 	int r;
 
@@ -1774,17 +1779,17 @@ static int head(struct fwd *f, struct routing *rt)
 
 	/* Tied embeddings: the lm_head is embed_tokens when the config ties
 	 * them or no lm_head.weight is stored. */
-	tw = NULL;
+	tw = false;
 	if (!m->tie_embeddings && model_tensor_name(m, MT_LM_HEAD, 0, 0, name, sizeof(name)) == 0)
-		tw = ckpt_find(f->c, name, &file);
+		tw = ckpt_shape(f->c, name, shape, &ndim) == 0;
 	if (!tw && model_tensor_name(m, MT_EMBED, 0, 0, name, sizeof(name)) == 0)
-		tw = ckpt_find(f->c, name, &file);
+		tw = ckpt_shape(f->c, name, shape, &ndim) == 0;
 	if (!tw) {
 		r = gw_errf(f->err, -ENOENT, "\"%s\": no lm_head or embedding tensor",
 			    ckpt_dir(f->c));
 		goto out;
 	}
-	if (tw->ndim != 2 || tw->shape[0] != V || tw->shape[1] != (int64_t)H) {
+	if (ndim != 2 || shape[0] != V || shape[1] != (int64_t)H) {
 		r = gw_errf(f->err, -EBADMSG, "\"%s\": tensor \"%s\" is not [%d, %d]",
 			    ckpt_dir(f->c), name, m->vocab, f->H);
 		goto out;
@@ -1808,7 +1813,7 @@ static int head(struct fwd *f, struct routing *rt)
 		if ((r = cancelled(f)) < 0)
 			goto out;
 		t0 = now_sec();
-		r = read_rows_par(f, file, tw, v0, cnt, W);
+		r = read_rows_par(f, name, v0, cnt, (int64_t)H, W);
 		f->st.load_sec += now_sec() - t0;
 		if (r < 0)
 			goto out;
@@ -1846,15 +1851,15 @@ out:
 
 static int embed(struct fwd *f)
 {
-	const struct st_tensor *te;
-	struct st_file *file;
+	int64_t shape[2];
+	int ndim = 0;
 	char name[ST_NAME_MAX];
 	int r;
 
 	if ((r = model_tensor_name(f->m, MT_EMBED, 0, 0, name, sizeof(name))) < 0 ||
-	    !(te = ckpt_find(f->c, name, &file)))
+	    ckpt_shape(f->c, name, shape, &ndim) < 0)
 		return gw_errf(f->err, -ENOENT, "\"%s\": no embedding tensor", ckpt_dir(f->c));
-	if (te->ndim != 2 || te->shape[0] != f->m->vocab || te->shape[1] != f->H)
+	if (ndim != 2 || shape[0] != f->m->vocab || shape[1] != f->H)
 		return gw_errf(f->err, -EBADMSG, "\"%s\": tensor \"%s\" is not [%d, %d]",
 			       ckpt_dir(f->c), name, f->m->vocab, f->H);
 	for (int i = 0; i < f->p->n_samples; i++) {
@@ -1863,7 +1868,7 @@ static int embed(struct fwd *f)
 		for (int t = 0; t < s->ntokens; t++) {
 			float *row = f->x + (size_t)(f->off[i] + t) * (size_t)f->H;
 
-			if ((r = st_file_read_rows_f32(file, te, s->tokens[t], 1, row, f->err)) < 0)
+			if ((r = ckpt_read_rows_f32(f->c, name, s->tokens[t], 1, row, f->err)) < 0)
 				return r;
 		}
 	}
