@@ -251,9 +251,20 @@ static uint64_t memo_key(const int *idx, int n, double eps, const struct metrics
 int routing_series_recompute(struct routing_series *s, const struct metrics_opts *o,
 			     struct metrics_memo **ret_memo, size_t *ret_n, struct gw_err *err)
 {
+	return routing_series_recompute_cached(s, o, NULL, ret_memo, ret_n, err);
+}
+
+int routing_series_recompute_cached(struct routing_series *s, const struct metrics_opts *o,
+				    struct metrics_dcache *cache, struct metrics_memo **ret_memo,
+				    size_t *ret_n, struct gw_err *err)
+{
 	struct metrics_memo *memo = gw_calloc(s->n + 1, sizeof(*memo));
 	size_t *t0 = gw_calloc((size_t)s->N + 1, sizeof(size_t));
-	int *idx = gw_calloc((size_t)s->N + 1, sizeof(int));
+	/* the groups' subsets (N in all), then all's */
+	int *idx = gw_calloc(2 * (size_t)s->N + 1, sizeof(int));
+	struct metrics_set_req *req = gw_calloc((size_t)s->ng + 1, sizeof(*req));
+	int *req_g = gw_calloc((size_t)s->ng + 1, sizeof(int));
+	uint64_t *req_key = gw_calloc((size_t)s->ng + 1, sizeof(uint64_t));
 	double *eps = gw_calloc((size_t)s->ng + 2, sizeof(double));
 	struct pathway_set *ps = NULL;
 	size_t done = 0;
@@ -294,11 +305,15 @@ int routing_series_recompute(struct routing_series *s, const struct metrics_opts
 	}
 	for (size_t i = 0; i < s->n; i++, done++) {
 		struct entry *e = &s->e[i];
+		/* The step whose distances `cache` holds is computed through it,
+		 * and what comes out is not kept (the cache is the caller's). */
+		struct metrics_dcache *dc = cache && metrics_dcache_step(cache) == e->step ? cache
+											    : NULL;
 		bool unmoved;
+		int nreq = 0;
 
 		running += moved[i];
-		unmoved = known && running == 0 && e->mkey;
-
+		unmoved = known && running == 0 && e->mkey && !dc;
 		memo[i].step = e->step;
 		memo[i].names = s->names;
 		memo[i].n_sets = s->ng + 1;
@@ -307,7 +322,7 @@ int routing_series_recompute(struct routing_series *s, const struct metrics_opts
 			e->mkey = gw_calloc((size_t)s->ng + 1, sizeof(*e->mkey));
 			e->mset = gw_calloc((size_t)s->ng + 1, sizeof(*e->mset));
 		}
-		for (int g = 0; g <= s->ng; g++) {
+		for (int g = 0, *gi = idx; g <= s->ng; g++) {
 			int n = 0;
 			uint64_t key;
 
@@ -317,32 +332,39 @@ int routing_series_recompute(struct routing_series *s, const struct metrics_opts
 			}
 			for (int j = 0; j < s->N; j++)
 				if ((g == s->ng || s->gid[j] == g) && i >= t0[j])
-					idx[n++] = j;
-			key = memo_key(idx, n, eps[g], o);
-			if (e->mkey[g] == key) {
+					gi[n++] = j;
+			key = memo_key(gi, n, eps[g], o);
+			if (!dc && e->mkey[g] == key) {
 				/* The same samples as last time: the same values (a
 				 * memorized set has no per-layer array to own). */
 				memo[i].sets[g] = e->mset[g];
 				continue;
 			}
-			if (!ps) {
-				rc = pathway_set_new(e->gbar, s->N, s->L, s->E, o->tau, &ps, err);
-				if (rc < 0) {
-					gw_err_prefix(err, rc, "step %" PRId64, e->step);
-					done++;
-					goto out;
-				}
-			}
-			rc = metrics_set_compute(ps, &e->cons, e->loss, idx, n, o, false,
-						 &memo[i].sets[g], err);
+			req[nreq] = (struct metrics_set_req){ .idx = gi, .n = n, .out = &memo[i].sets[g] };
+			req_g[nreq] = g;
+			req_key[nreq++] = key;
+			gi += n;
+		}
+		if (nreq) {
+			rc = pathway_set_new(e->gbar, s->N, s->L, s->E, o->tau, &ps, err);
 			if (rc < 0) {
-				e->mkey[g] = 0;
+				gw_err_prefix(err, rc, "step %" PRId64, e->step);
 				done++;
 				goto out;
 			}
+			rc = metrics_sets_compute_cached(ps, &e->cons, e->loss, req, nreq, o, dc, NULL,
+							 err);
+			if (rc < 0) {
+				done++;
+				goto out;
+			}
+		}
+		for (int k = 0; k < nreq; k++) {
+			int g = req_g[k];
+
 			memo[i].sets[g].epsilon = eps[g];
 			GW_BUG_ON(memo[i].sets[g].per_layer_distance);
-			e->mkey[g] = key;
+			e->mkey[g] = dc ? 0 : req_key[k];
 			e->mset[g] = memo[i].sets[g];
 		}
 		pathway_set_free(ps);
@@ -373,6 +395,9 @@ out:
 	free(eps_moved);
 	free(t0);
 	free(idx);
+	free(req);
+	free(req_g);
+	free(req_key);
 	free(eps);
 	return rc;
 }
