@@ -643,10 +643,19 @@ const struct config_section_info config_sections[CONFIG_SECTIONS] = {
 			"values.\n"
 			"A group is\n"
 			".B grokking\n"
-			"while its loss is on a plateau and its pathway distance still falls, and\n"
-			"its generalization has\n"
+			"while its loss is on a plateau and its pathway distance shows a net fall\n"
+			"over the distance's window: the latest value is better, by the distance's\n"
+			".I threshold\n"
+			"and\n"
+			".IR threshold_mode ,\n"
+			"than the value\n"
+			".I patience\n"
+			"checkpoints earlier (so a distance that jumps up at the latest checkpoint\n"
+			"is not grokking, and one that stands still for\n"
+			".I patience\n"
+			"checkpoints stops it); its generalization has\n"
 			".B saturated\n"
-			"when the distance then reaches a plateau too." },
+			"when, no longer grokking, the distance then reaches a plateau too." },
 };
 
 enum config_section config_key_section(const struct config_key *k)
