@@ -1,0 +1,251 @@
+#!/usr/bin/python3
+"""test_alertmanager.py — the daemon's native Alertmanager sender (issue 18)
+against a real Prometheus Alertmanager (Debian's prometheus-alertmanager)
+on loopback, with a 10 s resolve_timeout:
+
+- the alerts the daemon fires appear in Alertmanager's /api/v2/alerts with
+  the daemon's labels and the same fingerprint;
+- they stay while firing past the resolve timeout (the re-send works);
+- they resolve when the daemon resolves them (a restart under another run
+  name resolves every alert of the old run);
+- Alertmanager stopped: the daemon logs the failures and shows them in its
+  status, keeps answering, and once Alertmanager is back the alerts are
+  there again (nothing lost);
+- a second target that answers 500, then hangs: retried with a bounded
+  backoff, logged, shown in the status, and it holds up neither the loop
+  nor the real Alertmanager;
+- a bearer token from a file reaches the server.
+"""
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gwtest as g  # noqa: E402
+
+AM_BIN = "/usr/bin/prometheus-alertmanager"
+RESEND_MS = 2000
+RESOLVE_TIMEOUT = 10
+
+t = g.Tap()
+base = tempfile.mkdtemp(prefix="gwam.")
+am_proc = None
+
+
+def am_start(port, workdir):
+    """Alertmanager on 127.0.0.1:port, clustering off, resolve_timeout 10 s."""
+    cfg = os.path.join(workdir, "alertmanager.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  resolve_timeout: %ds\n"
+                "route:\n  receiver: nowhere\n"
+                "receivers:\n  - name: nowhere\n" % RESOLVE_TIMEOUT)
+    log = open(os.path.join(workdir, "alertmanager.log"), "ab")
+    p = subprocess.Popen([AM_BIN, "--config.file=" + cfg,
+                          "--storage.path=" + os.path.join(workdir, "amdata"),
+                          "--web.listen-address=127.0.0.1:%d" % port,
+                          "--cluster.listen-address="],
+                         stdout=log, stderr=log)
+    end = time.time() + 30 * g.SLOW
+    while time.time() < end:
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % port, timeout=2).read()
+            return p
+        except OSError:
+            time.sleep(0.1)
+    p.kill()
+    raise TimeoutError("alertmanager did not start on port %d" % port)
+
+
+def am_stop(p):
+    p.terminate()
+    p.wait(30)
+
+
+def am_alerts(port):
+    """Alertmanager's active alerts: {fingerprint: alert}."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/v2/alerts" % port, timeout=5) as r:
+        return {a["fingerprint"]: a for a in json.load(r)}
+
+
+def wait_until(cond, timeout):
+    end = time.time() + timeout * g.SLOW
+    while time.time() < end:
+        try:
+            v = cond()
+        except OSError:
+            v = None
+        if v:
+            return v
+        time.sleep(0.2)
+    return None
+
+
+class Bad(http.server.BaseHTTPRequestHandler):
+    """A failing Alertmanager: 500 for the first three POSTs, then hangs
+    (reads the body and never answers) until released."""
+    posts = []
+    release = threading.Event()
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", 0))
+        body = self.rfile.read(n)
+        Bad.posts.append((time.time(), self.path, self.headers.get("Authorization"), body))
+        if len(Bad.posts) <= 3:
+            self.send_response(500)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"boom\n")
+            return
+        Bad.release.wait(60)
+
+    def log_message(self, *a):
+        pass
+
+
+def firing_of(snap):
+    return {a["fingerprint"]: a for a in snap["status"].get("alerts", [])}
+
+
+try:
+    gen = os.path.join(base, "gen")
+    g.gen_series(gen, 6)
+    root = os.path.join(base, "ckpt")
+    os.makedirs(root)
+    port = g.free_port()
+    am_proc = am_start(port, base)
+    bad = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bad)
+    bad.daemon_threads = True
+    threading.Thread(target=bad.serve_forever, daemon=True).start()
+    bad_url = "http://127.0.0.1:%d/" % bad.server_address[1]
+    token = os.path.join(base, "token")
+    with open(token, "w") as f:
+        f.write("s3cret-token\n")
+    am_url = "http://127.0.0.1:%d" % port
+    extra = {
+        "alerts.loss": {"patience": 1, "min_checkpoints": 2, "threshold": 0.01},
+        "alerts.distance": {"patience": 1, "min_checkpoints": 2, "threshold": 0.05},
+        "alerts.routing_collapse": {"dead_experts": 0, "max_imbalance": 0},
+        "alerts.alertmanager": {"urls": [am_url, bad_url], "resend_ms": RESEND_MS,
+                                "timeout_ms": 1500, "bearer_token_file": token},
+    }
+    dm = g.Daemon(base, root, os.path.join(gen, "probe.jsonl"), extra=extra)
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    for k in range(1, 7):
+        g.place_atomic(os.path.join(gen, "step%d000" % k), root, "step%d000" % k)
+        t.ok(sub.collect(g.n_metrics(k), 30), "step %d000 computed" % k, dm.log())
+    t.ok(sub.settle(), "an idle heartbeat past the last result", dm.log())
+    firing = firing_of(sub.request({"req": "snapshot"}))
+    t.ok(len(firing) > 0, "the daemon has firing alerts", dm.log())
+
+    # 1. the firing alerts in Alertmanager, same labels, same fingerprints
+    got = wait_until(lambda: (set(am_alerts(port)) == set(firing)) and am_alerts(port), 10)
+    t.ok(got, "Alertmanager lists exactly the daemon's firing alerts (by fingerprint)",
+         (sorted(firing), sorted(am_alerts(port))))
+    got = got or {}
+    t.ok(all(got[fp]["labels"] == a["labels"] and
+             got[fp]["annotations"]["summary"] == a["annotations"]["summary"] and
+             got[fp]["status"]["state"] == "active" for fp, a in firing.items() if fp in got),
+         "with the daemon's labels and summary, active", json.dumps(list(got.values())[:1]))
+
+    # 2. still there past resolve_timeout: the re-send works
+    time.sleep(RESOLVE_TIMEOUT + 3)
+    now = am_alerts(port)
+    t.eq(sorted(now), sorted(firing), "still firing in Alertmanager past its resolve_timeout")
+    ends = [a["endsAt"] for a in now.values()]
+    t.ok(all(e > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) for e in ends),
+         "their endsAt is in the future (renewed by each re-send)", ends)
+
+    # 3. the failing target: 500s logged, then the hang timed out, retried
+    # with a bounded backoff, shown in the status, while the loop answers
+    t.ok(wait_until(lambda: len(Bad.posts) >= 5, 20), "the failing target is retried",
+         len(Bad.posts))
+    log = dm.log()
+    t.ok("HTTP 500: boom" in log, "a 500 is logged with the answer", log[-2000:])
+    t.ok(wait_until(lambda: "Timeout was reached" in dm.log() or
+                    "timed out" in dm.log(), 10), "a hang is logged as a timeout",
+         dm.log()[-2000:])
+    gaps = [b[0] - a[0] for a, b in zip(Bad.posts, Bad.posts[1:])]
+    t.ok(all(gp < (RESEND_MS + 1500) / 1000.0 + 1.5 * g.SLOW for gp in gaps),
+         "retries are spaced at most resend_ms (plus the timeout) apart", gaps)
+    t0 = time.time()
+    snap = sub.request({"req": "snapshot"})
+    t.ok(time.time() - t0 < 2 * g.SLOW, "the daemon answers while a POST hangs",
+         time.time() - t0)
+    st = {x["url"]: x for x in snap["status"].get("alertmanager", [])}
+    badst = st.get(bad_url.rstrip("/") + "/api/v2/alerts", {})
+    t.ok(badst.get("ok") is False and badst.get("failed_total", 0) >= 3 and
+         badst.get("last_error"), "status shows the failing target", st)
+    goodst = st.get(am_url + "/api/v2/alerts", {})
+    t.ok(goodst.get("ok") is True and goodst.get("sent", 0) >= 2 and goodst.get("failures") == 0,
+         "status shows the real Alertmanager fine", st)
+    t.ok(all(p[1] == "/api/v2/alerts" and p[2] == "Bearer s3cret-token" for p in Bad.posts),
+         "POSTs go to /api/v2/alerts with the bearer token from the file",
+         [(p[1], p[2]) for p in Bad.posts[:2]])
+    body = json.loads(Bad.posts[-1][3])
+    t.ok(isinstance(body, list) and body and
+         all(set(a) - {"endsAt"} == {"labels", "annotations", "startsAt"} for a in body) and
+         sorted(a["labels"]["alertname"] + a["labels"]["group"] for a in body
+                if "endsAt" not in a) ==
+         sorted(a["labels"]["alertname"] + a["labels"]["group"] for a in firing.values()),
+         "the body is a list of PostableAlerts (labels, annotations, startsAt; endsAt for "
+         "resolutions not yet delivered there), every firing alert", body)
+    Bad.release.set()
+
+    # 4. Alertmanager down (its alerts are in memory only: they are gone
+    # when it stops), failures logged; back up: the re-send restores them
+    am_stop(am_proc)
+    n_fail = dm.log().count('POST "%s/api/v2/alerts" failed' % am_url)
+    t.ok(wait_until(lambda: dm.log().count('POST "%s/api/v2/alerts" failed' % am_url) > n_fail,
+                    10), "Alertmanager down: the failure is logged", dm.log()[-1500:])
+    snap = sub.request({"req": "snapshot"})
+    st = {x["url"]: x for x in snap["status"].get("alertmanager", [])}
+    t.ok(st.get(am_url + "/api/v2/alerts", {}).get("failures", 0) >= 1,
+         "and shown in the status", st)
+    am_proc = am_start(port, base)
+    got = wait_until(lambda: set(am_alerts(port)) == set(firing), 15)
+    t.ok(got, "Alertmanager back: every firing alert is there again", dm.log()[-1500:])
+    t.ok(wait_until(lambda: "succeeded again after" in dm.log(), 5),
+         "the recovery is logged")
+    sub.close()
+    t.eq(dm.stop(), 0, "stopped cleanly")
+
+    # 5. a restart under another run name resolves the old run's alerts:
+    # they leave Alertmanager's active list, the new run's arrive
+    dm.cfg["run"] = "test2"
+    dm.write_config()
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    t.ok(sub.settle(), "restart as run test2", dm.log())
+    firing2 = firing_of(sub.request({"req": "snapshot"}))
+    t.ok(firing2 and all(a["labels"]["run"] == "test2" for a in firing2.values()),
+         "the new run's alerts fire", firing2)
+    got = wait_until(lambda: set(am_alerts(port)) == set(firing2), 15)
+    t.ok(got, "Alertmanager: the old run's alerts resolved, the new run's active",
+         (sorted(firing2), sorted(am_alerts(port))))
+    # the resolutions as sent (the failing target keeps being sent them)
+    n0 = len(Bad.posts)
+    wait_until(lambda: len(Bad.posts) > n0, 10)
+    body = json.loads(Bad.posts[-1][3])
+    res = [a for a in body if "endsAt" in a]
+    t.ok(sorted(a["labels"]["alertname"] + a["labels"]["group"] for a in res) ==
+         sorted(a["labels"]["alertname"] + a["labels"]["group"] for a in firing.values()) and
+         all(a["labels"]["run"] == "test" and a["endsAt"] >= a["startsAt"] for a in res),
+         "each old alert is sent resolved, with endsAt, until delivered", res[:1])
+    sub.close()
+    t.eq(dm.stop(), 0, "stopped cleanly after the restart")
+    bad.shutdown()
+except Exception as e:
+    t.ok(False, "raised %s" % e.__class__.__name__, str(e))
+finally:
+    if am_proc and am_proc.poll() is None:
+        am_proc.kill()
+        am_proc.wait()
+    g.finish(t, base)
