@@ -326,6 +326,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	if (r < 0)
 		return r;
 	publish_set_results(d->pub, state_results(d->state));
+	publish_set_alerts(d->pub, state_alerts(d->state));
 	dispatch_restore(d);
 
 	{
