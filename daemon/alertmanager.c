@@ -584,13 +584,17 @@ static void unqueue(struct target *t, const char *fp)
 		}
 }
 
-static void enqueue(struct target *t, const char *fp, const cJSON *al, uint64_t seq)
+/* Queue a resolution, at most `max` kept (the oldest dropped; with a
+ * warning unless quiet). */
+static void enqueue(struct target *t, const char *fp, const cJSON *al, uint64_t seq, size_t max,
+		    bool quiet)
 {
 	unqueue(t, fp);
-	if (t->nres >= AM_RESOLVED_MAX) {
-		log_warn("alertmanager: \"%s\": more than %d resolutions undelivered; dropping the "
-			 "oldest (Alertmanager resolves it after its resolve_timeout)", t->url,
-			 AM_RESOLVED_MAX);
+	if (t->nres >= max) {
+		if (!quiet)
+			log_warn("alertmanager: \"%s\": more than %zu resolutions undelivered; "
+				 "dropping the oldest (Alertmanager resolves it after its "
+				 "resolve_timeout)", t->url, max);
 		cJSON_Delete(t->res[0].alert);
 		memmove(&t->res[0], &t->res[1], (t->nres - 1) * sizeof(*t->res));
 		t->nres--;
@@ -622,7 +626,7 @@ void alertmanager_transition(struct alertmanager *m, const cJSON *event)
 		struct target *t = &m->t[i];
 
 		if (resolved)
-			enqueue(t, in.fingerprint, al, m->seq);
+			enqueue(t, in.fingerprint, al, m->seq, AM_RESOLVED_MAX, false);
 		else
 			unqueue(t, in.fingerprint);
 		if (t->easy)
@@ -630,6 +634,31 @@ void alertmanager_transition(struct alertmanager *m, const cJSON *event)
 		else if (t->failures == 0)
 			schedule(t, 0);
 		/* A failing target keeps its backoff: the retry carries it. */
+	}
+}
+
+void alertmanager_restore(struct alertmanager *m, const cJSON *events)
+{
+	const cJSON *e;
+
+	if (!m || m->closing)
+		return;
+	cJSON_ArrayForEach(e, events) {
+		struct gw_err err = { "" };
+		struct alert_info in;
+		const cJSON *al;
+
+		if (alert_event_info(e, &in, &err) < 0)
+			continue;
+		al = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(e, "alerts"), 0);
+		if (!strcmp(in.status, "resolved"))
+			m->seq++;
+		for (int i = 0; i < m->nt; i++) {
+			if (!strcmp(in.status, "resolved"))
+				enqueue(&m->t[i], in.fingerprint, al, m->seq, AM_RESTORE_MAX, true);
+			else
+				unqueue(&m->t[i], in.fingerprint);
+		}
 	}
 }
 

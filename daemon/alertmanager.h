@@ -42,6 +42,7 @@
 #include "engine/error.h"
 
 #define AM_RESOLVED_MAX 10000 /* undelivered resolutions kept per target */
+#define AM_RESTORE_MAX 100    /* resolutions alertmanager_restore queues */
 #define AM_BACKOFF_MIN_MS 500
 
 struct am_opts {
@@ -79,6 +80,16 @@ int alertmanager_new(uv_loop_t *loop, const struct am_opts *o, const struct aler
  * after its POST ends.
  */
 void alertmanager_transition(struct alertmanager *m, const cJSON *event);
+
+/*
+ * Start-up: queue, for every target, the resolutions of the journal's
+ * alert events (borrowed: journal_alerts' array) whose alert did not fire
+ * again after, at most the last AM_RESTORE_MAX.  Which of them a previous
+ * run delivered is not recorded, so they go once more (Alertmanager takes
+ * a resolution it already has, or never had, without harm); one that was
+ * not delivered before a restart is not lost.
+ */
+void alertmanager_restore(struct alertmanager *m, const cJSON *events);
 
 /*
  * The targets as a new cJSON array (caller frees), for the status:

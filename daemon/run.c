@@ -355,6 +355,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 		amo.ud = d;
 		if ((r = alertmanager_new(&d->loop, &amo, d->alerts, &d->am, err)) < 0)
 			return r;
+		alertmanager_restore(d->am, state_alerts(d->state));
 	}
 	dispatch_alerts(d, ALERTS_CHANGED_ALL);
 

@@ -14,7 +14,9 @@ on loopback, with a 10 s resolve_timeout:
 - a second target that answers 500, then hangs: retried with a bounded
   backoff, logged, shown in the status, and it holds up neither the loop
   nor the real Alertmanager;
-- a bearer token from a file reaches the server.
+- a bearer token from a file reaches the server;
+- resolutions a target never took go out again after a restart (from the
+  journal).
 """
 
 import http.server
@@ -230,17 +232,40 @@ try:
     got = wait_until(lambda: set(am_alerts(port)) == set(firing2), 15)
     t.ok(got, "Alertmanager: the old run's alerts resolved, the new run's active",
          (sorted(firing2), sorted(am_alerts(port))))
-    # the resolutions as sent (the failing target keeps being sent them)
+    # the resolutions as sent (the failing target keeps being sent them):
+    # every alert of run test, each resolved last in the journal (the
+    # restart's, and those before it, restored from the journal)
+    last = {}
+    for e in dm.journal():
+        if e["kind"] == "alert" and e["alerts"][0]["labels"]["run"] == "test":
+            a = e["alerts"][0]
+            last[a["labels"]["alertname"] + "/" + a["labels"]["group"]] = e["status"]
+    want_res = sorted(k for k, v in last.items() if v == "resolved")
+    t.ok(set(a["labels"]["alertname"] + "/" + a["labels"]["group"] for a in firing.values()) <=
+         set(want_res), "the journal holds the restart's resolutions", (want_res, firing))
     n0 = len(Bad.posts)
     wait_until(lambda: len(Bad.posts) > n0, 10)
     body = json.loads(Bad.posts[-1][3])
     res = [a for a in body if "endsAt" in a]
-    t.ok(sorted(a["labels"]["alertname"] + a["labels"]["group"] for a in res) ==
-         sorted(a["labels"]["alertname"] + a["labels"]["group"] for a in firing.values()) and
-         all(a["labels"]["run"] == "test" and a["endsAt"] >= a["startsAt"] for a in res),
-         "each old alert is sent resolved, with endsAt, until delivered", res[:1])
+    t.eq(sorted(a["labels"]["alertname"] + "/" + a["labels"]["group"] for a in res), want_res,
+         "each resolution is sent, until delivered")
+    t.ok(all(a["labels"]["run"] == "test" and a["endsAt"] >= a["startsAt"] for a in res),
+         "each with run test and an endsAt", res)
     sub.close()
     t.eq(dm.stop(), 0, "stopped cleanly after the restart")
+
+    # 6. another restart, nothing changes: the journal's resolutions (which
+    # the failing target never took) go out again from the first POST on
+    n0 = len(Bad.posts)
+    dm.start()
+    t.ok(wait_until(lambda: len(Bad.posts) > n0, 10), "restart: the failing target is posted to")
+    body = json.loads(Bad.posts[n0][3])
+    res = [a for a in body if "endsAt" in a]
+    t.eq(sorted(a["labels"]["alertname"] + "/" + a["labels"]["group"] for a in res), want_res,
+         "restart: the undelivered resolutions, restored from the journal, in the first POST")
+    got = wait_until(lambda: set(am_alerts(port)) == set(firing2), 10)
+    t.ok(got, "restart: Alertmanager still holds exactly the firing alerts")
+    t.eq(dm.stop(), 0, "stopped cleanly after the second restart")
     bad.shutdown()
 except Exception as e:
     t.ok(False, "raised %s" % e.__class__.__name__, str(e))
