@@ -188,6 +188,16 @@ try:
     goodst = st.get(am_url + "/api/v2/alerts", {})
     t.ok(goodst.get("ok") is True and goodst.get("sent", 0) >= 2 and goodst.get("failures") == 0,
          "status shows the real Alertmanager fine", st)
+    cli = subprocess.run([os.environ.get("GW_CLI", os.path.join(g.SRC, "build", "default",
+                                                                "grokwatch")),
+                          "-e", "%s,%s" % (dm.pub, dm.query), "status"],
+                         capture_output=True, text=True, timeout=30 * g.SLOW)
+    t.ok(cli.returncode == 0 and
+         "alertmanager:\n      %s/api/v2/alerts  ok  sent " % am_url in cli.stdout and
+         "%sapi/v2/alerts  FAILING  sent 0  failures " % bad_url in cli.stdout and
+         "        last error: " in cli.stdout,
+         "grokwatch status: a line per target, the failing one with its last error",
+         cli.stdout + cli.stderr)
     t.ok(all(p[1] == "/api/v2/alerts" and p[2] == "Bearer s3cret-token" for p in Bad.posts),
          "POSTs go to /api/v2/alerts with the bearer token from the file",
          [(p[1], p[2]) for p in Bad.posts[:2]])
