@@ -386,6 +386,9 @@ static void post_start(struct target *t)
 		return;
 	}
 	t->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	/* No "Expect: 100-continue" wait (a second for a body over 1 KiB to a
+	 * server that does not answer it). */
+	t->headers = curl_slist_append(t->headers, "Expect:");
 	if (m->auth_hdr)
 		t->headers = curl_slist_append(t->headers, m->auth_hdr);
 	curl_easy_setopt(e, CURLOPT_URL, t->url);
