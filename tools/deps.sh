@@ -12,7 +12,7 @@ set -u
 build="pkg-config libuv1-dev libzmq3-dev libcjson-dev libopenblas-dev libmicrohttpd-dev
 	libcurl4-openssl-dev"
 test="python3 python3-numpy python3-torch python3-zmq clang libclang-rt-14-dev valgrind curl
-	man-db bsdextrautils binutils strace systemd prometheus prometheus-alertmanager chromium
+	man-db bsdextrautils binutils strace systemd prometheus prometheus-alertmanager openssl chromium
 	python3-websocket
 	python3-pandas python3-pip python3-setuptools python3-venv"
 bench="libedlib-dev python3-numpy python3-torch chromium python3-websocket"

@@ -16,12 +16,15 @@ on loopback, with a 10 s resolve_timeout:
   nor the real Alertmanager;
 - a bearer token from a file reaches the server;
 - resolutions a target never took go out again after a restart (from the
-  journal).
+  journal);
+- https: verified against alerts.alertmanager.ca_file, refused without it.
 """
 
 import http.server
 import json
 import os
+import re
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -87,6 +90,20 @@ def wait_until(cond, timeout):
             return v
         time.sleep(0.2)
     return None
+
+
+class Tls(http.server.BaseHTTPRequestHandler):
+    """An https Alertmanager stand-in: keeps each body, answers 200."""
+    posts = []
+
+    def do_POST(self):
+        Tls.posts.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
 
 
 class Bad(http.server.BaseHTTPRequestHandler):
@@ -276,6 +293,45 @@ try:
     got = wait_until(lambda: set(am_alerts(port)) == set(firing2), 10)
     t.ok(got, "restart: Alertmanager still holds exactly the firing alerts")
     t.eq(dm.stop(), 0, "stopped cleanly after the second restart")
+
+    # 7. TLS through libcurl: an https target whose certificate (self-signed
+    # for 127.0.0.1) is verified against alerts.alertmanager.ca_file; the
+    # same target without ca_file fails verification, logged
+    cert, key = os.path.join(base, "cert.pem"), os.path.join(base, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    Tls.posts = []
+    tls = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Tls)
+    tls.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+    threading.Thread(target=tls.serve_forever, daemon=True).start()
+    tls_url = "https://127.0.0.1:%d" % tls.server_address[1]
+    dm.cfg["alerts"]["alertmanager"] = {"urls": [tls_url], "resend_ms": RESEND_MS,
+                                        "timeout_ms": 3000, "ca_file": cert}
+    dm.write_config()
+    dm.start()
+    t.ok(wait_until(lambda: Tls.posts, 15), "https with ca_file: the POST arrives", dm.log()[-1500:])
+    body = json.loads(Tls.posts[0]) if Tls.posts else []
+    t.eq(sorted(a["labels"]["alertname"] + a["labels"]["group"] for a in body
+                if "endsAt" not in a),
+         sorted(a["labels"]["alertname"] + a["labels"]["group"] for a in firing2.values()),
+         "https: the firing alerts")
+    t.eq(dm.stop(), 0, "stopped cleanly (https)")
+    del dm.cfg["alerts"]["alertmanager"]["ca_file"]
+    dm.write_config()
+    n0 = len(Tls.posts)
+    dm.start()
+    t.ok(wait_until(lambda: re.search(r'POST "%s/api/v2/alerts" failed \(1 in a row\): '
+                                      r'(SSL peer certificate|Peer certificate|SSL certificate)'
+                                      % re.escape(tls_url), dm.log()), 15),
+         "https without ca_file: the self-signed certificate is refused, logged",
+         dm.log()[-1500:])
+    t.eq(len(Tls.posts), n0, "nothing was posted over an unverified connection")
+    t.eq(dm.stop(), 0, "stopped cleanly (unverified https)")
+    tls.shutdown()
     bad.shutdown()
 except Exception as e:
     t.ok(False, "raised %s" % e.__class__.__name__, str(e))
