@@ -314,6 +314,25 @@ static void print_num(double v, int width, int prec)
 		printf(" %*.*f", width, prec, v);
 }
 
+/* The trainer's own figures (analysis.h "trainer"), where it logged them. */
+static void print_trainer(const cJSON *t)
+{
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(t, "loss");
+	const cJSON *ls = cJSON_GetObjectItemCaseSensitive(t, "loss_step");
+	const cJSON *lr = cJSON_GetObjectItemCaseSensitive(t, "learning_rate");
+	const cJSON *lrs = cJSON_GetObjectItemCaseSensitive(t, "learning_rate_step");
+
+	if (!t)
+		return;
+	printf("  trainer:");
+	if (cJSON_IsNumber(l) && cJSON_IsNumber(ls))
+		printf(" loss %.4f (logged at step %.0f)", l->valuedouble, ls->valuedouble);
+	if (cJSON_IsNumber(lr) && cJSON_IsNumber(lrs))
+		printf("%s learning rate %.4g (step %.0f)", cJSON_IsNumber(l) ? "," : "",
+		       lr->valuedouble, lrs->valuedouble);
+	printf("\n");
+}
+
 static void print_text(const struct item *it)
 {
 	const struct metrics_result *m = it->out.res;
@@ -353,6 +372,7 @@ static void print_text(const struct item *it)
 		printf("  health: %s\n", m->health_note);
 	if (!isnan(m->churn))
 		printf("  churn: %.4f of token-layer top-k sets changed\n", m->churn);
+	print_trainer(cJSON_GetObjectItemCaseSensitive(it->out.result, "trainer"));
 }
 
 /*

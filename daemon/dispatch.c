@@ -47,6 +47,7 @@ static struct status_info status_info_of(const struct daemon *d)
 		.stopping = d->stopping,
 		.root = d->cfg->watch.root,
 		.watch_mode = d->watch ? watch_mode_name(d->watch) : NULL,
+		.watch = d->watch,
 		.pending = d->watch ? watch_pending(d->watch) : 0,
 		.queued = queue_count(d->queue),
 		.job = d->job,
@@ -416,8 +417,12 @@ static void on_bad(void *ud, const char *name, int64_t step, int code, const cha
 {
 	struct daemon *d = ud;
 
-	(void)code;
-	log_error("%s (checkpoint \"%s\" skipped until it changes)", msg, name);
+	/* Another trainer's format (checkpoint.h): the watcher says it once,
+	 * and the message already names the directory and the ways forward. */
+	if (code == -ENOTSUP)
+		log_error("%s", msg);
+	else
+		log_error("%s (checkpoint \"%s\" skipped until it changes)", msg, name);
 	publish_error(d, step, name, msg, NULL);
 }
 
@@ -432,6 +437,14 @@ static void on_note(void *ud, int level, const char *msg)
 {
 	(void)ud;
 	log_msg(level, "%s", msg);
+}
+
+static void on_watch_changed(void *ud)
+{
+	struct daemon *d = ud;
+
+	if (d->watch)
+		daemon_status_update(d, false);
 }
 
 /* ---- start-up ------------------------------------------------------------------------ */
@@ -482,4 +495,5 @@ void dispatch_restore(struct daemon *d)
 
 const struct watch_callbacks dispatch_watch_callbacks = {
 	.ready = on_ready, .gone = on_gone, .bad = on_bad, .is_done = on_is_done, .note = on_note,
+	.changed = on_watch_changed,
 };

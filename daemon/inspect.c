@@ -325,7 +325,7 @@ static int inspect_file(const char *path, bool json, bool all)
 			cJSON *e = cJSON_CreateObject();
 
 			cJSON_AddStringToObject(e, "name", t->name);
-			cJSON_AddStringToObject(e, "dtype", st_dtype_name(t->dtype));
+			cJSON_AddStringToObject(e, "dtype", t->dtype_name);
 			cJSON_AddItemToObject(e, "shape", shape_json(t));
 			cJSON_AddItemToArray(list, e);
 		}
@@ -350,7 +350,7 @@ static int inspect_file(const char *path, bool json, bool all)
 			const struct st_tensor *t = st_header_tensor(h, i);
 
 			shape_text(buf, sizeof(buf), t);
-			printf("  %-5s %-16s %s\n", st_dtype_name(t->dtype), buf, t->name);
+			printf("  %-5s %-16s %s\n", t->dtype_name, buf, t->name);
 		}
 		if (shown < n)
 			printf("  ... %zu more (--all or --json lists them)\n", n - shown);

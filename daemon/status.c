@@ -28,6 +28,30 @@ static void add_job(cJSON *s, const struct status_info *in)
 	cJSON_AddNumberToObject(j, "running_sec", in->running_sec);
 }
 
+struct pending_list {
+	cJSON *a;
+	size_t n;
+};
+
+static void add_pending(void *ud, const char *name, int64_t step, const char *why,
+			const char *reason)
+{
+	struct pending_list *p = ud;
+	cJSON *x;
+
+	if (p->n++ >= STATUS_PENDING_SHOWN)
+		return;
+	x = cJSON_CreateObject();
+	cJSON_AddStringToObject(x, "checkpoint", name);
+	if (step >= 0)
+		cJSON_AddNumberToObject(x, "step", (double)step);
+	else
+		cJSON_AddNullToObject(x, "step");
+	cJSON_AddStringToObject(x, "why", why);
+	cJSON_AddStringToObject(x, "reason", reason);
+	cJSON_AddItemToArray(p->a, x);
+}
+
 cJSON *status_json(const struct status_info *in)
 {
 	size_t n = series_count(in->results), nf = series_count(in->failures);
@@ -37,6 +61,15 @@ cJSON *status_json(const struct status_info *in)
 	cJSON_AddStringToObject(s, "root", in->root);
 	cJSON_AddStringToObject(s, "watch_mode", in->watch_mode ? in->watch_mode : "none");
 	cJSON_AddNumberToObject(s, "pending", (double)in->pending);
+	{
+		struct pending_list p = { cJSON_AddArrayToObject(s, "pending_dirs"), 0 };
+
+		if (in->watch)
+			watch_pending_foreach(in->watch, add_pending, &p);
+		if (p.n > STATUS_PENDING_SHOWN)
+			cJSON_AddNumberToObject(s, "pending_dirs_more",
+						(double)(p.n - STATUS_PENDING_SHOWN));
+	}
 	cJSON_AddNumberToObject(s, "queue", (double)in->queued);
 	add_job(s, in);
 	cJSON_AddNumberToObject(s, "results", (double)n);

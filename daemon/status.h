@@ -6,7 +6,12 @@
  * publish.h) and holds no state.
  *
  * The object: {"state": "idle" | "computing" | "stopping", "root",
- * "watch_mode" ("none" without a watcher), "pending", "queue", "job": null
+ * "watch_mode" ("none" without a watcher), "pending", "pending_dirs": every
+ * directory the watcher has seen and not computed, in name order, at most
+ * STATUS_PENDING_SHOWN of them [{"checkpoint", "step" (null when not
+ * known), "why" ("quiet", "incomplete", "no_step", "refused",
+ * "malformed"), "reason"}] (watch.h) and, when there are more,
+ * "pending_dirs_more": how many were left out; "queue", "job": null
  * | {"step", "checkpoint", "attempt", "layers_done", "n_layers",
  * "running_sec"}, "results", "last_step" (null when none), "failures",
  * "failed": the last 5 failures [{"step", "reason"}], "probe_hash" (when a
@@ -28,11 +33,15 @@
 #include "alertmanager.h"
 #include "job.h"
 #include "series.h"
+#include "watch.h"
+
+#define STATUS_PENDING_SHOWN 100
 
 struct status_info {
 	bool stopping;
 	const char *root;
 	const char *watch_mode;        /* NULL without a watcher */
+	const struct watch *watch;     /* NULL without a watcher */
 	size_t pending, queued;
 	const struct job *job;         /* the running job, or NULL */
 	double running_sec;            /* how long it has run */

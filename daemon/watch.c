@@ -33,8 +33,17 @@
 
 #define SIG_DEPTH 2
 #define SIG_FILES_MAX 100000
+#define IGNORED_MAX 65536 /* names logged as ignored, remembered so each is logged once */
 
 enum entry_state { E_PENDING, E_REPORTED, E_DONE, E_BAD };
+
+/* Why a PENDING or BAD entry is not computed yet (watch_pending_foreach). */
+enum entry_why { W_QUIET, W_INCOMPLETE, W_NO_STEP, W_REFUSED, W_MALFORMED };
+
+static const char *const why_words[] = {
+	[W_QUIET] = "quiet", [W_INCOMPLETE] = "incomplete", [W_NO_STEP] = "no_step",
+	[W_REFUSED] = "refused", [W_MALFORMED] = "malformed",
+};
 
 struct entry {
 	struct watch *w;
@@ -49,6 +58,10 @@ struct entry {
 	bool rewatch;          /* watch again once the closing handles are closed */
 	bool rewatch_judge;    /* ... and start the quiet timer then */
 	bool removed;          /* out of the table; free when handles close */
+	int why;               /* enum entry_why */
+	char *reason;          /* its words (NULL: the quiet period's) */
+	char *refused;         /* the refusal last published, so it is published once */
+	bool noted_no_step;    /* "no step" logged */
 	uv_fs_event_t ev;
 	uv_timer_t timer;
 };
@@ -72,6 +85,8 @@ struct watch {
 	int open_handles;      /* root_ev (once initialized) and tick */
 	struct entry **e;      /* sorted by name */
 	size_t n, cap;
+	uint64_t *ignored;     /* hashes of names logged as ignored, sorted */
+	size_t n_ignored, cap_ignored;
 };
 
 /* ---- names ----------------------------------------------------------------- */
@@ -135,8 +150,56 @@ static struct entry *find(const struct watch *w, const char *name)
 	return i < w->n && !strcmp(w->e[i]->name, name) ? w->e[i] : NULL;
 }
 
+static void changed(struct watch *w)
+{
+	if (w->cb.changed && !w->closing)
+		w->cb.changed(w->ud);
+}
+
+/* Record why the entry waits (msg NULL for the quiet period), and tell the
+ * caller when that changed. */
+static void entry_why(struct entry *e, int why, const char *msg)
+{
+	if (e->why == why && (msg ? e->reason && !strcmp(e->reason, msg) : !e->reason))
+		return;
+	e->why = why;
+	free(e->reason);
+	e->reason = msg ? gw_strdup(msg) : NULL;
+	changed(e->w);
+}
+
+/* True the first time `name` is seen here (so that it is logged once). */
+static bool ignored_first(struct watch *w, const char *name)
+{
+	uint64_t h = gw_fnv1a(GW_FNV_BASIS, name, strlen(name));
+	size_t lo = 0, hi = w->n_ignored;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (w->ignored[mid] < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < w->n_ignored && w->ignored[lo] == h)
+		return false;
+	if (w->n_ignored == IGNORED_MAX)
+		return false;
+	if (w->n_ignored == w->cap_ignored) {
+		w->cap_ignored = w->cap_ignored ? 2 * w->cap_ignored : 16;
+		w->ignored = gw_realloc(w->ignored, w->cap_ignored * sizeof(*w->ignored));
+	}
+	memmove(w->ignored + lo + 1, w->ignored + lo, (w->n_ignored - lo) * sizeof(*w->ignored));
+	w->ignored[lo] = h;
+	w->n_ignored++;
+	return true;
+}
+
 static void entry_free(struct entry *e)
 {
+	free(e->reason);
+	free(e->refused);
 	free(e->name);
 	free(e->path);
 	free(e);
@@ -181,6 +244,7 @@ static void entry_remove(struct watch *w, struct entry *e)
 	memmove(w->e + i, w->e + i + 1, (w->n - i - 1) * sizeof(*w->e));
 	w->n--;
 	e->removed = true;
+	changed(w);
 	if (e->handles)
 		entry_unwatch(e);
 	else
@@ -236,10 +300,18 @@ static struct entry *entry_add(struct watch *w, const char *name)
 	int64_t step = -1;
 	size_t i;
 
-	if (watch_name_is_temporary(name))
+	if (watch_name_is_temporary(name)) {
+		if (ignored_first(w, name))
+			note(w, LOG_LVL_INFO, "\"%s/%s\": ignored while its name is temporary (it "
+			     "counts once renamed)", w->root, name);
 		return NULL;
-	if (entry_step_from_name(w, name, &step) < 0 && !w->trainer_state)
+	}
+	if (entry_step_from_name(w, name, &step) < 0 && !w->trainer_state) {
+		if (ignored_first(w, name))
+			note(w, LOG_LVL_INFO, "\"%s/%s\": ignored: its name matches none of "
+			     "watch.patterns", w->root, name);
 		return NULL;
+	}
 	if (w->n >= w->max_entries) {
 		if (!w->warned_full)
 			note(w, LOG_LVL_WARN,
@@ -267,6 +339,7 @@ static struct entry *entry_add(struct watch *w, const char *name)
 	if (e->state == E_PENDING) {
 		note(w, LOG_LVL_DEBUG, "\"%s\": new checkpoint directory", e->path);
 		entry_watch(w, e, true);
+		changed(w);
 	}
 	return e;
 }
@@ -304,11 +377,16 @@ static void entry_judge(struct watch *w, struct entry *e)
 
 		r = step_from_trainer_state(e->path, &s, &err);
 		if (r == -ENOENT) {
-			note(w, LOG_LVL_DEBUG, "\"%s\": no step in the name and no trainer_state.json yet",
-			     e->path);
+			entry_why(e, W_NO_STEP, "its name matches none of watch.patterns and it has "
+				  "no trainer_state.json with a global_step");
+			note(w, e->noted_no_step ? LOG_LVL_DEBUG : LOG_LVL_INFO,
+			     "\"%s\": not a checkpoint yet: its name matches none of watch.patterns "
+			     "and it has no trainer_state.json with a global_step", e->path);
+			e->noted_no_step = true;
 			return;
 		}
 		if (r < 0) {
+			entry_why(e, W_MALFORMED, err.msg);
 			e->state = E_BAD;
 			if (w->cb.bad)
 				w->cb.bad(w->ud, e->name, -1, r, err.msg);
@@ -323,6 +401,7 @@ static void entry_judge(struct watch *w, struct entry *e)
 	}
 	r = ckpt_check_complete(e->path, w->marker, &err);
 	if (r == 0) {
+		entry_why(e, W_INCOMPLETE, err.msg);
 		note(w, LOG_LVL_DEBUG, "%s", err.msg);
 		return;
 	}
@@ -332,6 +411,19 @@ static void entry_judge(struct watch *w, struct entry *e)
 			return;
 		}
 		e->state = E_BAD;
+		/* Another trainer's format: said once, however often the
+		 * directory changes while that trainer writes it. */
+		if (r == -ENOTSUP) {
+			bool again = e->refused && !strcmp(e->refused, err.msg);
+
+			entry_why(e, W_REFUSED, err.msg);
+			if (again)
+				return;
+			free(e->refused);
+			e->refused = gw_strdup(err.msg);
+		} else {
+			entry_why(e, W_MALFORMED, err.msg);
+		}
 		if (w->cb.bad)
 			w->cb.bad(w->ud, e->name, e->step, r, err.msg);
 		return;
@@ -365,8 +457,11 @@ static void on_entry_event(uv_fs_event_t *h, const char *filename, int events, i
 	}
 	if (e->state == E_BAD)
 		e->state = E_PENDING; /* changed: worth another look */
-	if (e->state == E_PENDING)
+	if (e->state == E_PENDING) {
+		if (e->why != W_REFUSED)
+			entry_why(e, W_QUIET, NULL);
 		uv_timer_start(&e->timer, on_entry_timer, w->quiet_ms, 0);
+	}
 }
 
 /* Something under the root changed: `name` appeared, was renamed or went. */
@@ -388,6 +483,8 @@ static void root_changed(struct watch *w, const char *name)
 	}
 	if (e->state == E_BAD) {
 		e->state = E_PENDING;
+		if (e->why != W_REFUSED)
+			entry_why(e, W_QUIET, NULL);
 		entry_watch(w, e, true);
 	}
 }
@@ -459,6 +556,8 @@ static void poll_entry(struct watch *w, struct entry *e)
 	if (!e->have_sig || h != e->sig) {
 		if (e->have_sig && e->state == E_BAD)
 			e->state = E_PENDING;
+		if (e->state == E_PENDING && e->why != W_REFUSED)
+			entry_why(e, W_QUIET, NULL);
 		e->sig = h;
 		e->have_sig = true;
 		e->changed_at = now;
@@ -699,6 +798,8 @@ void watch_close(struct watch *w)
 		entry_remove(w, w->e[w->n - 1]);
 	free(w->e);
 	w->e = NULL;
+	free(w->ignored);
+	w->ignored = NULL;
 	for (int i = 0; w->patterns[i]; i++)
 		free(w->patterns[i]);
 	free(w->patterns);
@@ -741,6 +842,18 @@ const char *watch_mode_name(const struct watch *w)
 	if (!w->root_ok)
 		return "waiting";
 	return w->poll ? "poll" : "events";
+}
+
+void watch_pending_foreach(const struct watch *w, watch_pending_fn fn, void *ud)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		const struct entry *e = w->e[i];
+
+		if (e->state != E_PENDING && e->state != E_BAD)
+			continue;
+		fn(ud, e->name, e->step, why_words[e->why],
+		   e->reason ? e->reason : "quiet period running (watch.quiet_period_ms)");
+	}
 }
 
 size_t watch_pending(const struct watch *w)

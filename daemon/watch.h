@@ -8,13 +8,15 @@
  * patterns (step.h) is a checkpoint of that step.  With
  * step_from_trainer_state, a directory no pattern matches counts too once
  * its trainer_state.json gives a global_step.  Files and other names are
- * ignored; at most max_entries entries are tracked.
+ * ignored, each directory so ignored logged once at info (note()); at most
+ * max_entries entries are tracked.
  *
  * When a checkpoint is reported.  After nothing under it has changed for
  * the quiet period and ckpt_check_complete (checkpoint.h) says it is
  * complete: ready() is called once.  A checkpoint that can never be
  * complete as it stands (malformed) gets bad() and is looked at again only
- * after it changes.  One that vanishes after ready() gets gone(), so a
+ * after it changes; one of another trainer's format (checkpoint.h's
+ * -ENOTSUP) gets bad() once for as long as the refusal reads the same.  One that vanishes after ready() gets gone(), so a
  * queued or running job can be dropped.  Steps the caller already has
  * (is_done) are never reported.
  *
@@ -78,6 +80,8 @@ struct watch_callbacks {
 	bool (*is_done)(void *ud, int64_t step);
 	/* Something worth a log line: level as log.h, one line of text. */
 	void (*note)(void *ud, int level, const char *msg);
+	/* What watch_pending_foreach would list changed (may be NULL). */
+	void (*changed)(void *ud);
 };
 
 struct watch;
@@ -105,6 +109,19 @@ void watch_set_quiet(struct watch *w, uint64_t quiet_ms);
 const char *watch_mode_name(const struct watch *w);
 /* Checkpoints seen but not yet complete. */
 size_t watch_pending(const struct watch *w);
+/*
+ * Every directory seen and not computed yet (pending, or refused until it
+ * changes), in name order, with why: `why` one of "quiet" (its quiet
+ * period is running), "incomplete" (reason: which file and why),
+ * "no_step" (no step in its name and no trainer_state.json),
+ * "refused" (another trainer's format, foreign.h: reason says which and
+ * the ways forward; published once), "malformed" (reason from
+ * ckpt_check_complete or the trainer_state.json parse).  step is -1 when
+ * not known.  Strings are valid only during the call.
+ */
+typedef void (*watch_pending_fn)(void *ud, const char *name, int64_t step, const char *why,
+				 const char *reason);
+void watch_pending_foreach(const struct watch *w, watch_pending_fn fn, void *ud);
 
 /* Whether a directory name is one trainers use while writing: leading
  * '.', a "tmp"/"temp" prefix, or a ".tmp", ".temp", ".part", ".partial",

@@ -18,7 +18,8 @@
 
 bool fetch_is_run_metric(const char *metric)
 {
-	return !strncmp(metric, "health.", 7) || !strcmp(metric, "churn");
+	return !strncmp(metric, "health.", 7) || !strcmp(metric, "churn") ||
+	       !strncmp(metric, "trainer.", 8);
 }
 
 static bool is_value(const struct gw_msg *m, const char *path)
@@ -102,7 +103,10 @@ int fetch_check(struct gw_client *c, size_t i, const char *metric, const char *c
 	/* The metric. */
 	if (fetch_is_run_metric(metric)) {
 		snprintf(p, sizeof(p), "results.0.%s", metric);
-		known = is_value(s, p);
+		/* The trainer's figures are where trainer_state.json logged
+		 * them, perhaps not at the first step. */
+		known = is_value(s, p) || !strcmp(metric, "trainer.loss") ||
+			!strcmp(metric, "trainer.learning_rate");
 	} else {
 		for (int g = 0; g < ng && !known; g++) {
 			const char *gn = gw_msg_get_key(s, "results.0.groups", (size_t)g);
@@ -134,6 +138,8 @@ int fetch_check(struct gw_client *c, size_t i, const char *metric, const char *c
 		}
 		if (is_value(s, "results.0.churn"))
 			snprintf(names + strlen(names), NAMES_MAX - strlen(names), ", churn");
+		snprintf(names + strlen(names), NAMES_MAX - strlen(names),
+			 ", trainer.loss, trainer.learning_rate");
 		snprintf(why, why_size, "unknown metric '%s' (valid: %s)", metric, names);
 		r = -EINVAL;
 		goto out;

@@ -29,7 +29,8 @@ struct fetch_series {
 			  the same shape (group null) for a run's value */
 };
 
-/* true for a run's value (health.*, churn): no group applies. */
+/* true for a run's value (health.*, churn, trainer.*: the trainer's own
+ * loss and learning rate): no group applies. */
 bool fetch_is_run_metric(const char *metric);
 
 /*

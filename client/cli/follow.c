@@ -64,6 +64,20 @@ static void print_metrics(const struct gw_msg *m, const char *when)
 	}
 	if (n == 0)
 		out_printf("%s  %s  step %s  (no groups)\n", when, gw_msg_run(m), stepbuf);
+	/* The trainer's own loss and learning rate, where trainer_state.json
+	 * logged them (grokwatchd's "trainer"). */
+	if (gw_msg_get_kind(m, "trainer") == GW_JSON_OBJECT) {
+		double l, lr;
+		bool hl = gw_msg_get_number(m, "trainer.loss", &l) == 0;
+		bool hlr = gw_msg_get_number(m, "trainer.learning_rate", &lr) == 0;
+
+		out_printf("%s  %s  step %s  trainer  ", when, gw_msg_run(m), stepbuf);
+		if (hl)
+			out_printf("loss %.4f", l);
+		if (hlr)
+			out_printf("%slearning_rate %.4g", hl ? "  " : "", lr);
+		out_printf("\n");
+	}
 }
 
 /* Print the alerts of an Alertmanager-shaped object at path ("" = root),

@@ -94,6 +94,24 @@ static void print_status_tree(const struct gw_msg *m, const char *path, int inde
 			}
 		} else if (kind == GW_JSON_ARRAY && !strcmp(key, "alertmanager")) {
 			print_alertmanager(m, p, indent);
+		} else if (kind == GW_JSON_ARRAY && !strcmp(key, "pending_dirs")) {
+			/* Directories not computed yet: one line each, with why. */
+			int np = gw_msg_get_count(m, p);
+
+			out_printf("%*spending_dirs: %d%s\n", indent, "", np, np ? ":" : "");
+			for (int k = 0; k < np; k++) {
+				char q[600];
+				const char *name, *why, *reason;
+
+				snprintf(q, sizeof(q), "%s.%d.checkpoint", p, k);
+				name = gw_msg_get_string(m, q);
+				snprintf(q, sizeof(q), "%s.%d.why", p, k);
+				why = gw_msg_get_string(m, q);
+				snprintf(q, sizeof(q), "%s.%d.reason", p, k);
+				reason = gw_msg_get_string(m, q);
+				out_printf("%*s%s  %s: %s\n", indent + 2, "", name ? name : "-",
+					   why ? why : "-", reason ? reason : "-");
+			}
 		} else if (kind == GW_JSON_OBJECT && indent < 8) {
 			out_printf("%*s%s:\n", indent, "", key);
 			print_status_tree(m, p, indent + 2);

@@ -11,9 +11,13 @@
 #include "engine/analysis.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "engine/step.h"
 
 struct analysis {
 	struct probe *probe;
@@ -125,6 +129,29 @@ static const struct routing *churn_base(const struct analysis *a, int64_t step, 
 	return NULL;
 }
 
+/* The trainer's own loss and learning rate at the step, beside the routing
+ * metrics, where the directory's trainer_state.json logged them.  Its
+ * absence or a fault in it costs the result nothing but these. */
+static void add_trainer_log(cJSON *result, const char *path, int64_t step)
+{
+	struct trainer_log t;
+	struct stat st;
+	cJSON *o;
+
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    step_trainer_log(path, step >= 0 ? step : INT64_MAX, &t, NULL) < 0)
+		return;
+	o = cJSON_AddObjectToObject(result, "trainer");
+	if (t.loss_step >= 0) {
+		cJSON_AddNumberToObject(o, "loss", t.loss);
+		cJSON_AddNumberToObject(o, "loss_step", (double)t.loss_step);
+	}
+	if (t.lr_step >= 0) {
+		cJSON_AddNumberToObject(o, "learning_rate", t.lr);
+		cJSON_AddNumberToObject(o, "learning_rate_step", (double)t.lr_step);
+	}
+}
+
 int analysis_add(struct analysis *a, const char *what, struct routing *r, enum source_kind kind,
 		 const char *name, int64_t step, bool memo, struct analysis_out *out,
 		 struct gw_err *err)
@@ -170,6 +197,7 @@ int analysis_add(struct analysis *a, const char *what, struct routing *r, enum s
 	o.result = metrics_result_json(o.res);
 	cJSON_AddStringToObject(o.result, "source", source_kind_name(kind));
 	cJSON_AddStringToObject(o.result, "arch", r->arch ? r->arch : "");
+	add_trainer_log(o.result, what, step);
 	if (memo && step >= 0) {
 		rc = routing_series_recompute(a->series, &a->m, &o.memo, &o.n_memo, err);
 		if (rc < 0)

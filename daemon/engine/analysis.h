@@ -111,6 +111,11 @@ int analysis_load(const struct analysis *a, const char *path, const struct forwa
  * Steps 3 to 8: analyse r (ownership moves here, also on failure) as
  * checkpoint `name` (NULL: r's own) at `step`, from source `kind`.
  * `memo` asks for step 8.  `what` names the input in messages (a path).
+ * Where `what` is a directory whose trainer_state.json logged them
+ * (step_trainer_log: at or before step, the last entry when step < 0),
+ * the result also carries "trainer": {"loss", "loss_step",
+ * "learning_rate", "learning_rate_step"} (each pair only where logged),
+ * the trainer's own figures beside the routing metrics.
  * On success *out is filled (release it); on failure it is all zero and
  * the series is as the put left it (a failure after step 4 keeps the step
  * in the series, as a retry replaces it).

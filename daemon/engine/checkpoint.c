@@ -15,8 +15,10 @@
  */
 #include "engine/checkpoint.h"
 #include "engine/file.h"
+#include "engine/foreign.h"
 #include "engine/hash.h"
 #include "engine/json.h"
+#include "engine/tensor_map.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -32,6 +34,29 @@ struct ent {
 	const char *name; /* NULL: empty slot */
 	uint32_t file;
 	const struct st_tensor *t;
+	const struct st_tensor *alt; /* canonical map: a second stored tensor of this name */
+};
+
+/*
+ * A tensor the model needs, as stored: all of t, or (a fused expert) the
+ * nelem elements from e0 on, of shape [rows, cols]; times its block scales
+ * when `scale` is set (FP8, 128 x 128 blocks).
+ */
+struct view {
+	const char *name; /* canonical; NULL: empty slot */
+	uint32_t file;
+	const struct st_tensor *t;
+	uint64_t e0, nelem;
+	int ndim;                      /* of the view: t's, or 2 for a slice */
+	int64_t shape[ST_MAX_DIMS];
+	uint32_t sfile;
+	const struct st_tensor *scale; /* [ceil(rows/128), ceil(cols/128)] or NULL */
+};
+
+struct views {
+	struct view *v;
+	size_t cap; /* a power of two */
+	size_t n;
 };
 
 struct map {
@@ -45,7 +70,11 @@ struct ckpt {
 	struct st_file **files;
 	size_t nfiles;
 	bool sharded;
-	struct map map;
+	struct map map;    /* stored name -> tensor */
+	struct map canon;  /* canonical name (tensor_map.h) -> tensor */
+	struct views need; /* each tensor the model needs -> where it is stored */
+	char **names;      /* the canonical and needed names the maps point to */
+	size_t nnames, cap_names;
 	size_t ntensors;
 	uint64_t bytes;
 };
@@ -81,7 +110,7 @@ static bool map_put(struct map *m, const char *name, uint32_t file, const struct
 
 	if (e->name)
 		return false;
-	*e = (struct ent){ name, file, t };
+	*e = (struct ent){ name, file, t, NULL };
 	return true;
 }
 
@@ -262,6 +291,11 @@ void ckpt_free(struct ckpt *c)
 		st_file_free(c->files[i]);
 	free(c->files);
 	free(c->map.v);
+	free(c->canon.v);
+	free(c->need.v);
+	for (size_t i = 0; i < c->nnames; i++)
+		free(c->names[i]);
+	free(c->names);
 	free(c->dir);
 	free(c);
 }
@@ -342,36 +376,254 @@ out:
 	return r;
 }
 
-static int lookup(void *ud, const char *name, int *ret_ndim, int64_t ret_shape[8])
-{
-	const struct ent *e = map_get(&((struct ckpt *)ud)->map, name);
+/* ---- resolving the tensors the model needs ----------------------------- */
 
-	if (!e)
-		return -ENOENT;
-	*ret_ndim = e->t->ndim;
-	for (int i = 0; i < e->t->ndim && i < 8; i++)
-		ret_shape[i] = e->t->shape[i];
+static const char *keep_name(struct ckpt *c, const char *s)
+{
+	if (c->nnames == c->cap_names) {
+		c->cap_names = c->cap_names ? 2 * c->cap_names : 256;
+		c->names = gw_realloc(c->names, c->cap_names * sizeof(*c->names));
+	}
+	return c->names[c->nnames++] = gw_strdup(s);
+}
+
+/*
+ * The canonical map over every stored tensor.  Two stored names with one
+ * canonical name are kept as `alt`: refused only when the model needs the
+ * tensor (resolve_one), so an unused leftover does not reject the
+ * checkpoint.
+ */
+static int build_canon(struct ckpt *c, struct gw_err *err)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->nfiles; i++)
+		n += st_header_count(st_file_header(c->files[i]));
+	map_init(&c->canon, n);
+	for (size_t i = 0; i < c->map.cap; i++) {
+		const struct ent *e = &c->map.v[i];
+		char name[ST_NAME_MAX + 16];
+		struct ent *slot;
+
+		if (!e->name)
+			continue;
+		if (tmap_canonical(e->name, name, sizeof(name)) < 0)
+			return gw_errf(err, -EBADMSG, "\"%s\": tensor name \"%.200s\" is too long",
+				       c->dir, e->name);
+		slot = map_slot(&c->canon, name);
+		if (slot->name) {
+			/* Keep the pair in a fixed order, whatever the hash order. */
+			if (strcmp(e->t->name, slot->t->name) < 0) {
+				slot->alt = slot->t;
+				slot->t = e->t;
+				slot->file = e->file;
+			} else if (!slot->alt || strcmp(e->t->name, slot->alt->name) < 0) {
+				slot->alt = e->t;
+			}
+			continue;
+		}
+		*slot = (struct ent){ keep_name(c, name), e->file, e->t, NULL };
+	}
 	return 0;
 }
 
-struct dtype_check {
-	const struct ckpt *c;
+static struct view *views_slot(const struct views *v, const char *name)
+{
+	size_t i = (size_t)hash_str(name) & (v->cap - 1);
+
+	while (v->v[i].name && strcmp(v->v[i].name, name) != 0)
+		i = (i + 1) & (v->cap - 1);
+	return &v->v[i];
+}
+
+static const struct view *views_get(const struct views *v, const char *name)
+{
+	const struct view *x;
+
+	if (!v->v)
+		return NULL;
+	x = views_slot(v, name);
+	return x->name ? x : NULL;
+}
+
+/* A canonical name's stored tensor; NULL when absent, -EBADMSG naming
+ * both when two stored tensors claim it. */
+static int canon_get(const struct ckpt *c, const char *name, const struct ent **ret,
+		     struct gw_err *err)
+{
+	const struct ent *e = map_get(&c->canon, name);
+
+	if (e && e->alt)
+		return gw_errf(err, -EBADMSG, "\"%s\": tensors \"%.200s\" and \"%.200s\" are both "
+			       "\"%s\" (one name map, two candidates); keep one of them", c->dir,
+			       e->t->name, e->alt->name, name);
+	*ret = e;
+	return 0;
+}
+
+struct resolve {
+	struct ckpt *c;
 	struct gw_err *err;
 };
 
-static int check_dtype(void *ud, enum model_tensor kind, int layer, int expert,
+/*
+ * Fused experts, as Transformers v5 holds them (conversion_mapping.py:
+ * MergeModulelist(dim=0) then Concatenate(dim=1) of gate and up) and as raw
+ * state dicts save them: "mlp.experts.gate_up_proj" [E, 2I, H], gate rows
+ * first, and "mlp.experts.down_proj" [E, H, I].  Mixtral's are there too,
+ * under "mlp" rather than "block_sparse_moe".
+ */
+static int resolve_fused(struct resolve *rs, enum model_tensor kind, int layer, int expert,
+			 struct view *v)
+{
+	const struct model_desc *m = &rs->c->model;
+	bool down = kind == MT_EXPERT_DOWN;
+	int64_t E = m->n_experts, I = m->moe_intermediate, H = m->hidden;
+	int64_t want[3] = { E, down ? H : 2 * I, down ? I : H };
+	const struct ent *e = NULL;
+	char name[128], scale[160];
+	int r;
+
+	snprintf(name, sizeof(name), "model.layers.%d.mlp.experts.%s", layer,
+		 down ? "down_proj" : "gate_up_proj");
+	if ((r = canon_get(rs->c, name, &e, rs->err)) < 0 || !e)
+		return r;
+	if (e->t->ndim != 3 || e->t->shape[0] != want[0] || e->t->shape[1] != want[1] ||
+	    e->t->shape[2] != want[2])
+		return gw_errf(rs->err, -EBADMSG, "\"%s\": fused tensor \"%s\" is not [%lld, %lld, "
+			       "%lld] as config.json implies", rs->c->dir, e->t->name,
+			       (long long)want[0], (long long)want[1], (long long)want[2]);
+	snprintf(scale, sizeof(scale), "%s_scale_inv", name);
+	if (map_get(&rs->c->canon, scale))
+		return gw_errf(rs->err, -ENOTSUP, "\"%s\": fused tensor \"%s\" has block scales; "
+			       "FP8 fused experts are not supported (save them per expert)",
+			       rs->c->dir, e->t->name);
+	v->file = e->file;
+	v->t = e->t;
+	v->ndim = 2;
+	v->shape[0] = down ? H : I;
+	v->shape[1] = down ? I : H;
+	v->nelem = (uint64_t)(I * H);
+	v->e0 = (uint64_t)expert * (uint64_t)(2 * I * H) +
+		(kind == MT_EXPERT_UP ? (uint64_t)(I * H) : 0);
+	if (down)
+		v->e0 = (uint64_t)expert * (uint64_t)(I * H);
+	return 1;
+}
+
+/* FP8 block scales: "<name>_scale_inv" beside an F8 "....weight" (as
+ * DeepSeek-V3's released checkpoints store them). */
+static int resolve_scale(struct resolve *rs, const char *name, struct view *v)
+{
+	const struct ent *e = NULL;
+	char sname[ST_NAME_MAX + 32];
+	int64_t rows, cols;
+	int r;
+
+	if (v->t->dtype != ST_F8_E4M3 && v->t->dtype != ST_F8_E5M2)
+		return 0;
+	snprintf(sname, sizeof(sname), "%s_scale_inv", name);
+	if ((r = canon_get(rs->c, sname, &e, rs->err)) < 0 || !e)
+		return r;
+	if (v->ndim != 2)
+		return gw_errf(rs->err, -EBADMSG, "\"%s\": tensor \"%s\" has block scales but "
+			       "%d dimensions, not 2", rs->c->dir, v->t->name, v->ndim);
+	rows = (v->shape[0] + 127) / 128;
+	cols = (v->shape[1] + 127) / 128;
+	if (e->t->ndim != 2 || e->t->shape[0] != rows || e->t->shape[1] != cols)
+		return gw_errf(rs->err, -EBADMSG, "\"%s\": scale tensor \"%s\" is not [%lld, %lld] "
+			       "(128 x 128 blocks of \"%s\")", rs->c->dir, e->t->name,
+			       (long long)rows, (long long)cols, v->t->name);
+	if (!st_dtype_readable(e->t->dtype) || e->t->dtype == ST_F8_E4M3 ||
+	    e->t->dtype == ST_F8_E5M2)
+		return gw_errf(rs->err, -EBADMSG, "\"%s\": scale tensor \"%s\" is %s, not F32, "
+			       "BF16 or F16", rs->c->dir, e->t->name, e->t->dtype_name);
+	v->scale = e->t;
+	v->sfile = e->file;
+	return 0;
+}
+
+static int resolve_one(void *ud, enum model_tensor kind, int layer, int expert,
 		       const char *name)
 {
-	struct dtype_check *d = ud;
-	const struct ent *e = map_get(&d->c->map, name);
+	struct resolve *rs = ud;
+	struct ckpt *c = rs->c;
+	const struct ent *e = NULL;
+	struct view v = { 0 }, *slot;
+	int r;
 
+	if ((r = canon_get(c, name, &e, rs->err)) < 0)
+		return r;
+	/* Transformers v5 renames Mixtral's router ".block_sparse_moe.gate" to
+	 * ".mlp.gate". */
+	if (!e && kind == MT_ROUTER && c->model.arch == ARCH_MIXTRAL) {
+		char alt[128];
+
+		snprintf(alt, sizeof(alt), "model.layers.%d.mlp.gate.weight", layer);
+		if ((r = canon_get(c, alt, &e, rs->err)) < 0)
+			return r;
+	}
+	if (e) {
+		v.file = e->file;
+		v.t = e->t;
+		v.nelem = e->t->nelem;
+		v.ndim = e->t->ndim;
+		memcpy(v.shape, e->t->shape, sizeof(v.shape));
+	} else if (kind == MT_EXPERT_GATE || kind == MT_EXPERT_UP || kind == MT_EXPERT_DOWN) {
+		if ((r = resolve_fused(rs, kind, layer, expert, &v)) <= 0)
+			return r; /* absent: model_check_tensors names it */
+	} else {
+		return 0;
+	}
+	if (!st_dtype_readable(v.t->dtype))
+		return gw_errf(rs->err, -EBADMSG, "\"%s\": tensor \"%s\" is %s, which grokwatch "
+			       "cannot read (F32, F16, BF16, F8_E4M3 and F8_E5M2 only)",
+			       st_file_path(c->files[v.file]), v.t->name, v.t->dtype_name);
+	if ((r = resolve_scale(rs, name, &v)) < 0)
+		return r;
+	slot = views_slot(&c->need, name);
+	GW_BUG_ON(slot->name); /* model_tensor_foreach names each tensor once */
+	v.name = keep_name(c, name);
+	*slot = v;
+	c->need.n++;
+	return 0;
+}
+
+static int count_one(void *ud, enum model_tensor kind, int layer, int expert, const char *name)
+{
 	(void)kind;
 	(void)layer;
 	(void)expert;
-	if (e && e->t->dtype != ST_F32 && e->t->dtype != ST_F16 && e->t->dtype != ST_BF16)
-		return gw_errf(d->err, -EBADMSG, "\"%s\": tensor \"%s\" is %s, not F32, F16 or "
-			       "BF16", st_file_path(d->c->files[e->file]), name,
-			       st_dtype_name(e->t->dtype));
+	(void)name;
+	++*(size_t *)ud;
+	return 0;
+}
+
+static int resolve_all(struct ckpt *c, struct gw_err *err)
+{
+	struct resolve rs = { c, err };
+	size_t n = 0;
+	int r;
+
+	if ((r = build_canon(c, err)) < 0)
+		return r;
+	model_tensor_foreach(&c->model, count_one, &n);
+	c->need.cap = 16;
+	while (c->need.cap < 2 * n)
+		c->need.cap *= 2;
+	c->need.v = gw_calloc(c->need.cap, sizeof(struct view));
+	return model_tensor_foreach(&c->model, resolve_one, &rs);
+}
+
+static int lookup(void *ud, const char *name, int *ret_ndim, int64_t ret_shape[8])
+{
+	const struct view *v = views_get(&((struct ckpt *)ud)->need, name);
+
+	if (!v)
+		return -ENOENT;
+	*ret_ndim = v->ndim;
+	for (int i = 0; i < v->ndim && i < 8; i++)
+		ret_shape[i] = v->shape[i];
 	return 0;
 }
 
@@ -394,8 +646,11 @@ int ckpt_open(const char *dir, struct ckpt **ret, struct gw_err *err)
 	}
 	cfg_path = gw_join(dir, '/', CKPT_CONFIG);
 	if (stat(cfg_path, &st) < 0 && errno == ENOENT) {
-		r = gw_errf(err, -ENOENT, "\"%s\": no config.json (not a Hugging Face checkpoint)",
-			    dir);
+		enum foreign_kind k = foreign_detect(dir);
+
+		r = k ? foreign_refuse(dir, k, err)
+		      : gw_errf(err, -ENOENT, "\"%s\": no config.json (not a Hugging Face "
+				"checkpoint)", dir);
 		goto out;
 	}
 	if ((r = gw_file_read(cfg_path, CKPT_CONFIG_MAX, &text, &len, err)) < 0 ||
@@ -411,20 +666,17 @@ int ckpt_open(const char *dir, struct ckpt **ret, struct gw_err *err)
 	} else if (stat(index, &st) == 0 || errno != ENOENT) {
 		c->sharded = true;
 		r = open_sharded(c, index, err);
+	} else if (foreign_detect(dir)) {
+		r = foreign_refuse(dir, foreign_detect(dir), err);
 	} else {
 		r = gw_errf(err, -ENOENT, "\"%s\": no %s or %s", dir, CKPT_SINGLE, CKPT_INDEX);
 	}
 	if (r < 0)
 		goto out;
 
-	if ((r = model_check_tensors(&c->model, dir, lookup, c, err)) < 0)
+	if ((r = resolve_all(c, err)) < 0 ||
+	    (r = model_check_tensors(&c->model, dir, lookup, c, err)) < 0)
 		goto out;
-	{
-		struct dtype_check d = { c, err };
-
-		if ((r = model_tensor_foreach(&c->model, check_dtype, &d)) < 0)
-			goto out;
-	}
 	for (size_t i = 0; i < c->nfiles; i++) {
 		const struct st_header *h = st_file_header(c->files[i]);
 		size_t n = st_header_count(h);
@@ -496,18 +748,97 @@ const struct st_tensor *ckpt_find(const struct ckpt *c, const char *name,
 	return e->t;
 }
 
+bool ckpt_has(const struct ckpt *c, const char *name)
+{
+	return views_get(&c->need, name) != NULL;
+}
+
+int ckpt_shape(const struct ckpt *c, const char *name, int64_t shape[2], int *ret_ndim)
+{
+	const struct view *v = views_get(&c->need, name);
+
+	if (!v)
+		return -ENOENT;
+	shape[0] = v->ndim > 0 ? v->shape[0] : 1;
+	shape[1] = v->ndim > 1 ? v->shape[1] : 1;
+	*ret_ndim = v->ndim;
+	return 0;
+}
+
+/* Multiply rows [row0, row0 + nrows) of view v (in out) by its block
+ * scales: element (i, j) by scale[i / 128][j / 128]. */
+static int apply_scale(const struct ckpt *c, const struct view *v, int64_t row0, int64_t nrows,
+		       float *out, struct gw_err *err)
+{
+	int64_t cols = v->shape[1], scols = v->scale->shape[1];
+	float *s = gw_malloc((size_t)v->scale->nelem * sizeof(float));
+	int r = st_file_read_f32(c->files[v->sfile], v->scale, s, err);
+
+	if (r < 0)
+		goto out;
+	for (int64_t i = 0; i < nrows; i++) {
+		const float *srow = s + ((row0 + i) / 128) * scols;
+		float *o = out + i * cols;
+
+		for (int64_t j = 0; j < cols; j++)
+			o[j] *= srow[j / 128];
+	}
+out:
+	free(s);
+	return r;
+}
+
+static int read_view(const struct ckpt *c, const struct view *v, int64_t row0, int64_t nrows,
+		     float *out, struct gw_err *err)
+{
+	uint64_t row = v->ndim < 2 ? 1 : v->nelem / (uint64_t)v->shape[0];
+	int r;
+
+	if (v->ndim >= 2 && v->shape[0] == 0)
+		row = 0;
+	r = st_file_read_elems_f32(c->files[v->file], v->t, v->e0 + (uint64_t)row0 * row,
+				   (uint64_t)nrows * row, out, err);
+	if (r < 0 || !v->scale)
+		return r;
+	return apply_scale(c, v, row0, nrows, out, err);
+}
+
 int ckpt_read_f32(const struct ckpt *c, const char *name, float *out, size_t count,
 		  struct gw_err *err)
 {
+	const struct view *v = views_get(&c->need, name);
 	struct st_file *f;
-	const struct st_tensor *t = ckpt_find(c, name, &f);
+	const struct st_tensor *t;
 
+	if (v) {
+		if (v->nelem != (uint64_t)count)
+			return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\" has %llu elements, "
+				       "not %zu", st_file_path(c->files[v->file]), name,
+				       (unsigned long long)v->nelem, count);
+		return read_view(c, v, 0, v->ndim == 0 ? 1 : v->shape[0], out, err);
+	}
+	t = ckpt_find(c, name, &f);
 	if (!t)
 		return gw_errf(err, -ENOENT, "\"%s\": no tensor \"%s\"", c->dir, name);
 	if (t->nelem != (uint64_t)count)
 		return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\" has %llu elements, not %zu",
 			       st_file_path(f), name, (unsigned long long)t->nelem, count);
 	return st_file_read_f32(f, t, out, err);
+}
+
+int ckpt_read_rows_f32(const struct ckpt *c, const char *name, int64_t row0, int64_t nrows,
+		       float *out, struct gw_err *err)
+{
+	const struct view *v = views_get(&c->need, name);
+
+	if (!v)
+		return gw_errf(err, -ENOENT, "\"%s\": no tensor \"%s\"", c->dir, name);
+	if (v->ndim != 2 || row0 < 0 || nrows < 0 || row0 > v->shape[0] ||
+	    nrows > v->shape[0] - row0)
+		return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\": rows [%lld, %lld + %lld) are "
+			       "outside it", c->dir, name, (long long)row0, (long long)row0,
+			       (long long)nrows);
+	return read_view(c, v, row0, nrows, out, err);
 }
 
 /* ---- completeness ----------------------------------------------------- */
@@ -645,6 +976,7 @@ out:
 
 int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 {
+	enum foreign_kind fk;
 	struct index x = { 0 };
 	struct stat st;
 	bool has_routing = false;
@@ -669,7 +1001,11 @@ int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 	if (stat(p, &st) < 0) {
 		if (errno == ENOENT && has_routing)
 			goto marker;
-		r = errno == ENOENT ? (gw_errf(err, -ENOENT, "\"%s\": no config.json yet", dir), 0)
+		if (errno == ENOENT && (fk = foreign_detect(dir)))
+			r = foreign_refuse(dir, fk, err);
+		else
+			r = errno == ENOENT
+				    ? (gw_errf(err, -ENOENT, "\"%s\": no config.json yet", dir), 0)
 				    : gw_errf(err, -errno, "\"%s\": %s", p, strerror(errno));
 		goto out;
 	}
@@ -682,7 +1018,11 @@ int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err)
 		free(p);
 		p = gw_join(dir, '/', CKPT_INDEX);
 		if (stat(p, &st) < 0) {
-			r = errno == ENOENT ? (gw_errf(err, -ENOENT, "\"%s\": no %s or %s yet", dir,
+			if (errno == ENOENT && !has_routing && (fk = foreign_detect(dir)))
+				r = foreign_refuse(dir, fk, err);
+			else
+				r = errno == ENOENT
+					    ? (gw_errf(err, -ENOENT, "\"%s\": no %s or %s yet", dir,
 						       CKPT_SINGLE, CKPT_INDEX), 0)
 					    : gw_errf(err, -errno, "\"%s\": %s", p, strerror(errno));
 			goto out;

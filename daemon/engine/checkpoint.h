@@ -11,6 +11,17 @@
  * (model_check_tensors), so no work starts on a checkpoint that cannot
  * finish.
  *
+ * Each tensor the model needs is found by its Hugging Face name through
+ * one name map (tensor_map.h: with or without "model.", "_orig_mod.",
+ * "module."), else, for experts, as a slice of Transformers v5's fused
+ * "mlp.experts.gate_up_proj" [E, 2I, H] (gate rows first) or
+ * "mlp.experts.down_proj" [E, H, I], and Mixtral's router also under v5's
+ * "mlp.gate".  FP8 weights (F8_E4M3, F8_E5M2) are read as fp32, times their
+ * 128 x 128 block scales ("<name>_scale_inv", [ceil(rows/128),
+ * ceil(cols/128)]) where stored beside them, exactly as DeepSeek-V3's
+ * checkpoints need.  Tensors the model does not need are never read and
+ * never refuse the checkpoint, whatever their dtype.
+ *
  * ckpt_check_complete is the cheap completeness test for the watcher: it
  * stats files and reads only the 8-byte length and header of each file.
  *
@@ -49,7 +60,11 @@ struct ckpt;
  * -EBADMSG a malformed config, index (not JSON, weight_map not an object
  * of strings, a shard name that is not a plain file name, a tensor its
  * shard lacks) or safetensors file, a needed tensor missing or of another
- * shape than config.json implies, or not F32/F16/BF16; -ENOTSUP an
+ * shape than config.json implies, or of a dtype not read here (named), two
+ * stored tensors with one canonical name (both named), a fused tensor or a
+ * block scale of the wrong shape; -ENOTSUP a directory of another
+ * trainer's format without config.json and safetensors (foreign.h: the
+ * message names the format and the two ways forward), an
  * unsupported architecture or feature (model.h); -EFBIG a config or index
  * above its size limit; other -errno from the system.
  */
@@ -66,13 +81,25 @@ bool ckpt_sharded(const struct ckpt *c);
 size_t ckpt_tensor_count(const struct ckpt *c);
 uint64_t ckpt_data_bytes(const struct ckpt *c);
 
-/* A tensor by name, with the file holding it; NULL if absent. */
+/* A stored tensor by its stored name, with the file holding it; NULL if
+ * absent. */
 const struct st_tensor *ckpt_find(const struct ckpt *c, const char *name,
 				  struct st_file **ret_file);
-/* Read a whole tensor as fp32; `count` must equal its element count.
- * -ENOENT if absent, -EINVAL if count differs, else as st_file_read_f32. */
+/* Whether the model's tensor `name` (its Hugging Face name, as
+ * model_tensor_name gives it) was found, and its shape (ndim 0..2; the
+ * dims past ndim read 1).  ckpt_shape: 0 or -ENOENT. */
+bool ckpt_has(const struct ckpt *c, const char *name);
+int ckpt_shape(const struct ckpt *c, const char *name, int64_t shape[2], int *ret_ndim);
+/* Read a whole tensor as fp32 (dequantized where block-scaled); `count`
+ * must equal its element count.  `name` is a tensor the model needs (by
+ * its Hugging Face name) or else a stored name.  -ENOENT if absent,
+ * -EINVAL if count differs, else as st_file_read_f32. */
 int ckpt_read_f32(const struct ckpt *c, const char *name, float *out, size_t count,
 		  struct gw_err *err);
+/* Rows [row0, row0 + nrows) of a 2-D tensor the model needs, as fp32.
+ * -ENOENT if the model has no such tensor, -EINVAL outside its rows. */
+int ckpt_read_rows_f32(const struct ckpt *c, const char *name, int64_t row0, int64_t nrows,
+		       float *out, struct gw_err *err);
 
 /*
  * Completeness (SPEC §2): config.json present, every file the index names
@@ -82,9 +109,10 @@ int ckpt_read_f32(const struct ckpt *c, const char *name, float *out, size_t cou
  * config.json is there, the weights complete too (for router matrices the
  * file may lack).  Returns 1 if complete, 0 if not yet complete (with the
  * reason in err->msg), negative errno if it can never
- * be (malformed: a safetensors file longer than its header declares or
- * with a bad header, an index that is not valid, `dir` not a directory or
- * gone).  Opens no tensor data; thread-safe.  `marker` is a path relative
+ * be (-ENOTSUP: another trainer's format, foreign.h, where config.json or
+ * the weights are missing and no routing file stands in; malformed: a
+ * safetensors file longer than its header declares or with a bad header,
+ * an index that is not valid, `dir` not a directory or gone).  Opens no tensor data; thread-safe.  `marker` is a path relative
  * to dir.
  */
 int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err);

@@ -418,7 +418,7 @@ static int load(struct fwd *f, enum model_tensor kind, int layer, int expert, fl
 	if (r < 0)
 		return gw_errf(f->err, r, "\"%s\": no name for tensor kind %d of layer %d",
 			       ckpt_dir(f->c), (int)kind, layer);
-	if (optional && !ckpt_find(f->c, name, NULL))
+	if (optional && !ckpt_has(f->c, name))
 		return -ENOENT;
 	t0 = now_sec();
 	r = ckpt_read_f32(f->c, name, out, count, f->err);
@@ -1318,8 +1318,9 @@ static int head(struct fwd *f, struct routing *rt)
 	float *norm = NULL, *Xl = NULL, *W = NULL, *Z = NULL, *mx = NULL, *target = NULL;
 	double *sum = NULL;
 	int32_t *label = NULL;
-	const struct st_tensor *tw;
-	struct st_file *file;
+	bool tw;
+	int64_t shape[2];
+	int ndim = 0;
 	char name[ST_NAME_MAX];
 	int r;
 
@@ -1344,17 +1345,17 @@ static int head(struct fwd *f, struct routing *rt)
 
 	/* Tied embeddings: the lm_head is embed_tokens when the config ties
 	 * them or no lm_head.weight is stored. */
-	tw = NULL;
+	tw = false;
 	if (!m->tie_embeddings && model_tensor_name(m, MT_LM_HEAD, 0, 0, name, sizeof(name)) == 0)
-		tw = ckpt_find(f->c, name, &file);
+		tw = ckpt_shape(f->c, name, shape, &ndim) == 0;
 	if (!tw && model_tensor_name(m, MT_EMBED, 0, 0, name, sizeof(name)) == 0)
-		tw = ckpt_find(f->c, name, &file);
+		tw = ckpt_shape(f->c, name, shape, &ndim) == 0;
 	if (!tw) {
 		r = gw_errf(f->err, -ENOENT, "\"%s\": no lm_head or embedding tensor",
 			    ckpt_dir(f->c));
 		goto out;
 	}
-	if (tw->ndim != 2 || tw->shape[0] != V || tw->shape[1] != (int64_t)H) {
+	if (ndim != 2 || shape[0] != V || shape[1] != (int64_t)H) {
 		r = gw_errf(f->err, -EBADMSG, "\"%s\": tensor \"%s\" is not [%d, %d]",
 			    ckpt_dir(f->c), name, m->vocab, f->H);
 		goto out;
@@ -1378,7 +1379,7 @@ static int head(struct fwd *f, struct routing *rt)
 		if ((r = cancelled(f)) < 0)
 			goto out;
 		t0 = now_sec();
-		r = st_file_read_rows_f32(file, tw, v0, cnt, W, f->err);
+		r = ckpt_read_rows_f32(f->c, name, v0, cnt, W, f->err);
 		f->st.load_sec += now_sec() - t0;
 		if (r < 0)
 			goto out;
@@ -1416,15 +1417,15 @@ out:
 
 static int embed(struct fwd *f)
 {
-	const struct st_tensor *te;
-	struct st_file *file;
+	int64_t shape[2];
+	int ndim = 0;
 	char name[ST_NAME_MAX];
 	int r;
 
 	if ((r = model_tensor_name(f->m, MT_EMBED, 0, 0, name, sizeof(name))) < 0 ||
-	    !(te = ckpt_find(f->c, name, &file)))
+	    ckpt_shape(f->c, name, shape, &ndim) < 0)
 		return gw_errf(f->err, -ENOENT, "\"%s\": no embedding tensor", ckpt_dir(f->c));
-	if (te->ndim != 2 || te->shape[0] != f->m->vocab || te->shape[1] != f->H)
+	if (ndim != 2 || shape[0] != f->m->vocab || shape[1] != f->H)
 		return gw_errf(f->err, -EBADMSG, "\"%s\": tensor \"%s\" is not [%d, %d]",
 			       ckpt_dir(f->c), name, f->m->vocab, f->H);
 	for (int i = 0; i < f->p->n_samples; i++) {
@@ -1433,7 +1434,7 @@ static int embed(struct fwd *f)
 		for (int t = 0; t < s->ntokens; t++) {
 			float *row = f->x + (size_t)(f->off[i] + t) * (size_t)f->H;
 
-			if ((r = st_file_read_rows_f32(file, te, s->tokens[t], 1, row, f->err)) < 0)
+			if ((r = ckpt_read_rows_f32(f->c, name, s->tokens[t], 1, row, f->err)) < 0)
 				return r;
 		}
 	}

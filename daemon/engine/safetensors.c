@@ -59,13 +59,18 @@
 
 static const struct {
 	const char *name;
-	size_t size;
+	unsigned bits;
 } dtypes[ST_DTYPE_COUNT] = {
-	[ST_F32] = { "F32", 4 },  [ST_F16] = { "F16", 2 }, [ST_BF16] = { "BF16", 2 },
-	[ST_F64] = { "F64", 8 },  [ST_I8] = { "I8", 1 },   [ST_I16] = { "I16", 2 },
-	[ST_I32] = { "I32", 4 },  [ST_I64] = { "I64", 8 }, [ST_U8] = { "U8", 1 },
-	[ST_U16] = { "U16", 2 },  [ST_U32] = { "U32", 4 }, [ST_U64] = { "U64", 8 },
-	[ST_BOOL] = { "BOOL", 1 },
+	[ST_F32] = { "F32", 32 },  [ST_F16] = { "F16", 16 }, [ST_BF16] = { "BF16", 16 },
+	[ST_F64] = { "F64", 64 },  [ST_I8] = { "I8", 8 },    [ST_I16] = { "I16", 16 },
+	[ST_I32] = { "I32", 32 },  [ST_I64] = { "I64", 64 }, [ST_U8] = { "U8", 8 },
+	[ST_U16] = { "U16", 16 },  [ST_U32] = { "U32", 32 }, [ST_U64] = { "U64", 64 },
+	[ST_BOOL] = { "BOOL", 8 },
+	[ST_F8_E4M3] = { "F8_E4M3", 8 }, [ST_F8_E5M2] = { "F8_E5M2", 8 },
+	[ST_F8_E8M0] = { "F8_E8M0", 8 }, [ST_F4] = { "F4", 4 },
+	[ST_F6_E2M3] = { "F6_E2M3", 6 }, [ST_F6_E3M2] = { "F6_E3M2", 6 },
+	[ST_C64] = { "C64", 64 },
+	[ST_OTHER] = { "other", 0 },
 };
 
 const char *st_dtype_name(enum st_dtype d)
@@ -77,13 +82,19 @@ const char *st_dtype_name(enum st_dtype d)
 size_t st_dtype_size(enum st_dtype d)
 {
 	GW_BUG_ON((unsigned)d >= ST_DTYPE_COUNT);
-	return dtypes[d].size;
+	return dtypes[d].bits % 8 ? 0 : dtypes[d].bits / 8;
+}
+
+unsigned st_dtype_bits(enum st_dtype d)
+{
+	GW_BUG_ON((unsigned)d >= ST_DTYPE_COUNT);
+	return dtypes[d].bits;
 }
 
 int st_dtype_parse(const char *name, enum st_dtype *ret)
 {
 	for (int d = 0; d < ST_DTYPE_COUNT; d++) {
-		if (strcmp(name, dtypes[d].name) == 0) {
+		if (d != ST_OTHER && strcmp(name, dtypes[d].name) == 0) {
 			*ret = (enum st_dtype)d;
 			return 0;
 		}
@@ -93,7 +104,29 @@ int st_dtype_parse(const char *name, enum st_dtype *ret)
 
 static bool is_float(enum st_dtype d)
 {
-	return d == ST_F32 || d == ST_F16 || d == ST_BF16;
+	return d == ST_F32 || d == ST_F16 || d == ST_BF16 || d == ST_F8_E4M3 || d == ST_F8_E5M2;
+}
+
+int st_dtype_readable(enum st_dtype d)
+{
+	return is_float(d);
+}
+
+/* A dtype string this reader does not know: spelled as the format's own
+ * are (an upper-case letter, then upper-case letters, digits and '_'), so
+ * that a garbled header is still refused. */
+static bool other_dtype_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > ST_DTYPE_NAME_MAX)
+		return false;
+	if (s[0] < 'A' || s[0] > 'Z')
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
 }
 
 /* ---- messages ------------------------------------------------------- */
@@ -239,8 +272,11 @@ void st_header_free(struct st_header *h)
 {
 	if (!h)
 		return;
-	for (size_t i = 0; i < h->n; i++)
+	for (size_t i = 0; i < h->n; i++) {
 		free((char *)h->t[i].name);
+		if (h->t[i].dtype == ST_OTHER)
+			free((char *)h->t[i].dtype_name);
+	}
 	for (size_t i = 0; i < h->nmeta; i++) {
 		free(h->meta[i].key);
 		free(h->meta[i].value);
@@ -425,9 +461,17 @@ static int parse_tensor(const char *what, const cJSON *e, uint64_t data_size,
 	if (!cJSON_IsString(dtype))
 		return gw_errf(err, -EBADMSG, "\"%s\": tensor \"%s\": \"dtype\" is %s, not a string",
 			       what, name, json_kind(dtype));
-	if (st_dtype_parse(dtype->valuestring, &t->dtype) < 0)
-		return gw_errf(err, -EBADMSG, "\"%s\": tensor \"%s\" has the unknown dtype \"%s\"",
-			       what, name, clip(jb, sizeof(jb), dtype->valuestring));
+	if (st_dtype_parse(dtype->valuestring, &t->dtype) == 0) {
+		t->dtype_name = dtypes[t->dtype].name;
+	} else if (other_dtype_ok(dtype->valuestring)) {
+		/* A newer dtype: the checkpoint is still readable, as long as the
+		 * model does not need this tensor. */
+		t->dtype = ST_OTHER;
+		t->dtype_name = gw_strdup(dtype->valuestring);
+	} else {
+		return gw_errf(err, -EBADMSG, "\"%s\": tensor \"%s\" has the dtype \"%s\", which is "
+			       "not a dtype name", what, name, clip(jb, sizeof(jb), dtype->valuestring));
+	}
 
 	if (!shape)
 		return gw_errf(err, -EBADMSG, "\"%s\": tensor \"%s\" has no \"shape\"", what, name);
@@ -453,9 +497,14 @@ static int parse_tensor(const char *what, const cJSON *e, uint64_t data_size,
 	}
 	t->ndim = i;
 	t->nelem = nelem;
-	if (__builtin_mul_overflow(nelem, dtypes[t->dtype].size, &nbytes))
+	/* Bits, then bytes: a packed 4- or 6-bit tensor must fill whole bytes. */
+	if (__builtin_mul_overflow(nelem, (uint64_t)dtypes[t->dtype].bits, &nbytes))
 		return gw_errf(err, -EBADMSG, "\"%s\": tensor \"%s\": %s %s is 2^64 bytes or more",
-			       what, name, dtypes[t->dtype].name, fmt_json(jb, sizeof(jb), shape));
+			       what, name, t->dtype_name, fmt_json(jb, sizeof(jb), shape));
+	if (nbytes % 8)
+		return gw_errf(err, -EBADMSG, "\"%s\": tensor \"%s\": %s %s does not fill whole "
+			       "bytes", what, name, t->dtype_name, fmt_json(jb, sizeof(jb), shape));
+	nbytes /= 8;
 
 	if (!offs)
 		return gw_errf(err, -EBADMSG, "\"%s\": tensor \"%s\" has no \"data_offsets\"", what,
@@ -488,7 +537,7 @@ static int parse_tensor(const char *what, const cJSON *e, uint64_t data_size,
 			       "reach beyond the %llu bytes of data", what, name,
 			       (unsigned long long)t->begin, (unsigned long long)t->end,
 			       (unsigned long long)data_size);
-	if (t->end - t->begin != nbytes)
+	if (t->dtype != ST_OTHER && t->end - t->begin != nbytes)
 		return gw_errf(err, -EBADMSG, "\"%s\": tensor \"%s\": data_offsets [%llu, %llu] do "
 			       "not match %s %s (%llu bytes)", what, name,
 			       (unsigned long long)t->begin, (unsigned long long)t->end,
@@ -807,6 +856,31 @@ float st_f16_to_f32(uint16_t h)
 	return f;
 }
 
+/*
+ * The 8-bit floats, exactly.  E4M3 ("fn"): bias 7, subnormals m * 2^-9,
+ * no infinities, S.1111.111 the only NaN, 448 the largest.  E5M2: bias 15,
+ * subnormals m * 2^-16, exponent 31 infinity (m 0) or NaN, as IEEE half
+ * (whose top byte it is).
+ */
+float st_f8e4m3_to_f32(uint8_t b)
+{
+	int e = b >> 3 & 0xf, m = b & 7;
+	float v;
+
+	if (e == 0xf && m == 7)
+		v = NAN;
+	else if (e == 0)
+		v = ldexpf((float)m, -9);
+	else
+		v = ldexpf((float)(8 + m), e - 7 - 3);
+	return b & 0x80 ? -v : v;
+}
+
+float st_f8e5m2_to_f32(uint8_t b)
+{
+	return st_f16_to_f32((uint16_t)(b << 8));
+}
+
 float st_bf16_to_f32(uint16_t b)
 {
 	uint32_t u = (uint32_t)b << 16;
@@ -838,6 +912,19 @@ void st_convert_f32(enum st_dtype d, const void *src, float *dst, size_t n)
 			memcpy(&dst[i], &u, sizeof(u));
 		}
 		break;
+	case ST_F8_E4M3:
+	case ST_F8_E5M2: {
+		/* A table of the 256 values per call: cheap beside any tensor
+		 * worth reading, and no shared state between threads. */
+		float tab[256];
+
+		for (int b = 0; b < 256; b++)
+			tab[b] = d == ST_F8_E4M3 ? st_f8e4m3_to_f32((uint8_t)b)
+						 : st_f8e5m2_to_f32((uint8_t)b);
+		for (size_t i = 0; i < n; i++)
+			dst[i] = tab[s[i]];
+		break;
+	}
 	default:
 		GW_BUG_ON(!is_float(d));
 	}
@@ -853,15 +940,21 @@ static void check_owned(const struct st_file *f, const struct st_tensor *t)
 static int read_elems(struct st_file *f, const struct st_tensor *t, uint64_t e0, uint64_t n,
 		      float *out, struct gw_err *err)
 {
-	size_t es = dtypes[t->dtype].size, cap;
+	size_t es = st_dtype_size(t->dtype), cap;
 	uint64_t off = f->data_start + t->begin + e0 * es;
 	unsigned char small[16384], *buf = small;
 	char b[CLIP + 8];
 	int r = 0;
 
 	if (!is_float(t->dtype))
-		return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\" is %s, not F32, F16 or BF16",
-			       f->path, clip(b, sizeof(b), t->name), dtypes[t->dtype].name);
+		return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\" is %s, not F32, F16, BF16, "
+			       "F8_E4M3 or F8_E5M2", f->path, clip(b, sizeof(b), t->name),
+			       t->dtype_name);
+	if (e0 > t->nelem || n > t->nelem - e0)
+		return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\": elements [%llu, %llu + %llu) "
+			       "are outside its %llu", f->path, clip(b, sizeof(b), t->name),
+			       (unsigned long long)e0, (unsigned long long)e0, (unsigned long long)n,
+			       (unsigned long long)t->nelem);
 	if (n == 0)
 		return 0;
 	if (t->dtype == ST_F32)
@@ -911,6 +1004,13 @@ int st_file_read_rows_f32(struct st_file *f, const struct st_tensor *t, int64_t 
 	for (int i = 1; i < t->ndim; i++)
 		row *= (uint64_t)t->shape[i];
 	return read_elems(f, t, (uint64_t)row0 * row, (uint64_t)nrows * row, out, err);
+}
+
+int st_file_read_elems_f32(struct st_file *f, const struct st_tensor *t, uint64_t e0,
+			   uint64_t n, float *out, struct gw_err *err)
+{
+	check_owned(f, t);
+	return read_elems(f, t, e0, n, out, err);
 }
 
 int st_file_read_raw(struct st_file *f, const struct st_tensor *t, void *out,
@@ -974,7 +1074,10 @@ static int write_check(const char *path, const struct st_write_tensor *tensors, 
 			    __builtin_mul_overflow(nelem, (uint64_t)t->shape[d], &nelem))
 				return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\" has a dimension "
 					       "that is negative or too large", path, b);
-		if (__builtin_mul_overflow(nelem, dtypes[t->dtype].size, &sizes[i]) ||
+		if (st_dtype_size(t->dtype) == 0)
+			return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\" is %s, which is not "
+				       "written here", path, b, dtypes[t->dtype].name);
+		if (__builtin_mul_overflow(nelem, st_dtype_size(t->dtype), &sizes[i]) ||
 		    sizes[i] >= ST_UINT_LIMIT || (total += sizes[i]) >= ST_UINT_LIMIT)
 			return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\" takes the data past 2^53 "
 				       "bytes", path, b);

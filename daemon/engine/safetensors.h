@@ -42,18 +42,36 @@ enum st_dtype {
 	ST_I8, ST_I16, ST_I32, ST_I64,
 	ST_U8, ST_U16, ST_U32, ST_U64,
 	ST_BOOL,
+	/* 8-bit floats (OCP): E4M3 "fn" (bias 7, no infinity, max 448, NaN
+	 * S.1111.111) and E5M2 (bias 15, IEEE-like with infinities).  Both are
+	 * read as fp32 exactly. */
+	ST_F8_E4M3, ST_F8_E5M2,
+	/* Known to the format, not readable here: E8M0 scales, 4- and 6-bit
+	 * floats (packed, so sizes are in bits), complex64. */
+	ST_F8_E8M0, ST_F4, ST_F6_E2M3, ST_F6_E3M2, ST_C64,
+	/* Any other dtype string (a name of [A-Z][A-Z0-9_]*, at most
+	 * ST_DTYPE_NAME_MAX bytes): its byte size cannot be checked against its
+	 * shape, only its place in the data; st_tensor.dtype_name spells it. */
+	ST_OTHER,
 	ST_DTYPE_COUNT
 };
+#define ST_DTYPE_NAME_MAX 32
 
-/* "F32" etc.; and the element size in bytes. */
+/* "F32" etc. ("other" for ST_OTHER); the element size in bytes (0 for
+ * the sub-byte dtypes and ST_OTHER), and in bits (0 for ST_OTHER). */
 const char *st_dtype_name(enum st_dtype d);
 size_t st_dtype_size(enum st_dtype d);
-/* Parse a dtype name; 0 or -EINVAL. */
+unsigned st_dtype_bits(enum st_dtype d);
+/* Whether st_file_read_f32 and friends convert this dtype: F32, F16, BF16,
+ * F8_E4M3, F8_E5M2. */
+int st_dtype_readable(enum st_dtype d);
+/* Parse a dtype name of the format (never ST_OTHER); 0 or -EINVAL. */
 int st_dtype_parse(const char *name, enum st_dtype *ret);
 
 struct st_tensor {
 	const char *name;       /* owned by the file */
 	enum st_dtype dtype;
+	const char *dtype_name; /* as the header spells it (owned by the file) */
 	int ndim;               /* 0 .. ST_MAX_DIMS */
 	int64_t shape[ST_MAX_DIMS];
 	uint64_t nelem;         /* product of shape (1 for a scalar) */
@@ -93,8 +111,8 @@ uint64_t st_file_size(const struct st_file *f);
 
 /*
  * Read the whole tensor, converted to fp32, into out (t->nelem floats).
- * Float dtypes only (F32, F16, BF16; F16 subnormals, infinities and NaN
- * exact).  Other dtypes give -EINVAL.
+ * Float dtypes only (F32, F16, BF16, F8_E4M3, F8_E5M2; subnormals,
+ * infinities and NaN exact).  Other dtypes give -EINVAL, naming the dtype.
  */
 int st_file_read_f32(struct st_file *f, const struct st_tensor *t, float *out,
 		     struct gw_err *err);
@@ -104,6 +122,10 @@ int st_file_read_f32(struct st_file *f, const struct st_tensor *t, float *out,
  */
 int st_file_read_rows_f32(struct st_file *f, const struct st_tensor *t, int64_t row0,
 			  int64_t nrows, float *out, struct gw_err *err);
+/* Elements [e0, e0 + n) in storage order (a slice of a stacked tensor),
+ * converted to fp32; -EINVAL outside the tensor. */
+int st_file_read_elems_f32(struct st_file *f, const struct st_tensor *t, uint64_t e0,
+			   uint64_t n, float *out, struct gw_err *err);
 /* The raw bytes of a tensor (t->end - t->begin of them), any dtype. */
 int st_file_read_raw(struct st_file *f, const struct st_tensor *t, void *out,
 		     struct gw_err *err);
@@ -111,6 +133,8 @@ int st_file_read_raw(struct st_file *f, const struct st_tensor *t, void *out,
 /* Conversions, exposed for tests and for the forward pass's own loads. */
 float st_f16_to_f32(uint16_t h);
 float st_bf16_to_f32(uint16_t b);
+float st_f8e4m3_to_f32(uint8_t b);
+float st_f8e5m2_to_f32(uint8_t b);
 void st_convert_f32(enum st_dtype d, const void *src, float *dst, size_t n);
 
 /*

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,8 @@
 #define TRAINER_STATE_MAX (64u * 1024u * 1024u)
 
 const char *const step_default_patterns[] = {
-	"step{step}", "step{step}-*", "checkpoint-{step}", "iter_{step}", "global_step{step}", NULL,
+	"step{step}", "step{step}-*", "checkpoint-{step}", "iter_{step}", "global_step{step}",
+	"step_{step}", "step-{step}", "checkpoint_{step}", NULL,
 };
 
 int step_pattern_check(const char *pattern, struct gw_err *err)
@@ -96,36 +98,150 @@ int step_from_name(const char *name, const char *const *patterns, int64_t *ret_s
 	return -ENOENT;
 }
 
-int step_from_trainer_state(const char *dir, int64_t *ret_step, struct gw_err *err)
+/*
+ * Python's json module writes the non-finite floats as NaN, Infinity and
+ * -Infinity (HF Trainer logs a NaN grad_norm so), which JSON and cJSON do
+ * not know: a copy of the text with each such token outside strings read
+ * as null.
+ */
+static char *python_json_to_json(const char *t, size_t len, size_t *ret_len)
 {
-	char path[4096];
+	static const char *const toks[] = { "-Infinity", "Infinity", "NaN" };
+	char *out = gw_malloc(len * 2 + 1);
+	size_t o = 0;
+	bool str = false;
+
+	for (size_t i = 0; i < len;) {
+		size_t k = 0;
+
+		if (str) {
+			if (t[i] == '\\' && i + 1 < len)
+				out[o++] = t[i++];
+			else if (t[i] == '"')
+				str = false;
+			out[o++] = t[i++];
+			continue;
+		}
+		if (t[i] == '"')
+			str = true;
+		for (; k < 3; k++)
+			if (len - i >= strlen(toks[k]) && !memcmp(t + i, toks[k], strlen(toks[k])))
+				break;
+		if (k < 3) {
+			memcpy(out + o, "null", 4);
+			o += 4;
+			i += strlen(toks[k]);
+			continue;
+		}
+		out[o++] = t[i++];
+	}
+	out[o] = 0;
+	*ret_len = o;
+	return out;
+}
+
+/* DIR/trainer_state.json parsed, its path into path: 0, -ENOENT if
+ * absent, or -EBADMSG naming it. */
+static int trainer_state_read(const char *dir, char *path, size_t size, cJSON **ret,
+			      struct gw_err *err)
+{
 	struct stat st;
-	cJSON *root = NULL, *gs;
+	cJSON *root;
 	char *buf = NULL;
 	size_t len;
 	int r;
 
-	if (snprintf(path, sizeof(path), "%s/trainer_state.json", dir) >= (int)sizeof(path))
+	if (snprintf(path, size, "%s/trainer_state.json", dir) >= (int)size)
 		return gw_errf(err, -ENAMETOOLONG, "\"%s\": path too long", dir);
 	if (stat(path, &st) < 0 && errno == ENOENT)
 		return -ENOENT;
 	r = gw_file_read(path, TRAINER_STATE_MAX, &buf, &len, err);
 	if (r < 0)
 		return r == -ENOMEM || r == -EACCES || r == -EIO ? r : gw_err_prefix(err, -EBADMSG, "trainer state");
-	root = cJSON_ParseWithLength(buf, len);
+	{
+		size_t n;
+		char *js = python_json_to_json(buf, len, &n);
+
+		root = cJSON_ParseWithLength(js, n);
+		free(js);
+	}
+	free(buf);
 	if (!root || !cJSON_IsObject(root)) {
-		r = gw_errf(err, -EBADMSG, "\"%s\": not a JSON object", path);
-		goto out;
+		cJSON_Delete(root);
+		return gw_errf(err, -EBADMSG, "\"%s\": not a JSON object", path);
 	}
-	gs = cJSON_GetObjectItemCaseSensitive(root, "global_step");
-	if (json_step(gs, ret_step) < 0) {
+	*ret = root;
+	return 0;
+}
+
+int step_from_trainer_state(const char *dir, int64_t *ret_step, struct gw_err *err)
+{
+	char path[4096];
+	cJSON *root = NULL;
+	int r;
+
+	if ((r = trainer_state_read(dir, path, sizeof(path), &root, err)) < 0)
+		return r;
+	if (json_step(cJSON_GetObjectItemCaseSensitive(root, "global_step"), ret_step) < 0)
 		r = gw_errf(err, -EBADMSG, "\"%s\": global_step is not a non-negative integer", path);
+	cJSON_Delete(root);
+	return r;
+}
+
+/* A finite number at key of o, into *ret; false when absent or not one. */
+static bool log_number(const cJSON *o, const char *key, double *ret)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+		return false;
+	*ret = v->valuedouble;
+	return true;
+}
+
+int step_trainer_log(const char *dir, int64_t step, struct trainer_log *ret, struct gw_err *err)
+{
+	struct trainer_log t = { .loss_step = -1, .lr_step = -1 };
+	const cJSON *hist, *e;
+	char path[4096];
+	cJSON *root = NULL;
+	int r;
+
+	if ((r = trainer_state_read(dir, path, sizeof(path), &root, err)) < 0)
+		return r;
+	hist = cJSON_GetObjectItemCaseSensitive(root, "log_history");
+	if (!hist) {
+		r = -ENOENT;
 		goto out;
 	}
-	r = 0;
+	if (!cJSON_IsArray(hist)) {
+		r = gw_errf(err, -EBADMSG, "\"%s\": log_history is not an array", path);
+		goto out;
+	}
+	/* Entries are in the order the trainer logged them; the last one at
+	 * or before the step wins, so a resumed run's repeated steps take
+	 * their latest values. */
+	cJSON_ArrayForEach(e, hist) {
+		int64_t s;
+		double v;
+
+		if (!cJSON_IsObject(e) || json_step(cJSON_GetObjectItemCaseSensitive(e, "step"), &s) < 0 ||
+		    s > step)
+			continue;
+		if (log_number(e, "loss", &v) && s >= t.loss_step) {
+			t.loss = v;
+			t.loss_step = s;
+		}
+		if (log_number(e, "learning_rate", &v) && s >= t.lr_step) {
+			t.lr = v;
+			t.lr_step = s;
+		}
+	}
+	r = t.loss_step < 0 && t.lr_step < 0 ? -ENOENT : 0;
+	if (r == 0)
+		*ret = t;
 out:
 	cJSON_Delete(root);
-	free(buf);
 	return r;
 }
 

@@ -7,7 +7,8 @@
  * against the whole name: "step{step}" matches "step10000";
  * "step{step}-tokens*" matches "step10000-tokens41B".  The default patterns
  * (step_default_patterns) cover the names trainers write: step{step},
- * step{step}-*, checkpoint-{step}, iter_{step}, global_step{step}.
+ * step{step}-*, checkpoint-{step}, iter_{step}, global_step{step},
+ * step_{step}, step-{step}, checkpoint_{step}.
  */
 #ifndef GW_ENGINE_STEP_H
 #define GW_ENGINE_STEP_H
@@ -45,5 +46,21 @@ int step_from_name(const char *name, const char *const *patterns, int64_t *ret_s
  * the file) if it is present but unusable.
  */
 int step_from_trainer_state(const char *dir, int64_t *ret_step, struct gw_err *err);
+
+/*
+ * What the trainer logged up to `step`, from DIR/trainer_state.json's
+ * "log_history" (Hugging Face Trainer): the last entry with "step" <= step
+ * holding a finite "loss" (the training loss; "eval_loss" entries do not
+ * count), and the same for "learning_rate".  Entries without a
+ * non-negative integer "step" are skipped.  Returns 0 with *ret filled
+ * (loss_step or lr_step -1 where none was found), -ENOENT when there is no
+ * file, no log_history or nothing in it at or before step, -EBADMSG (the
+ * message naming the file) when the file or log_history is malformed.
+ */
+struct trainer_log {
+	double loss, lr;
+	int64_t loss_step, lr_step; /* the logged step of each, -1 none */
+};
+int step_trainer_log(const char *dir, int64_t step, struct trainer_log *ret, struct gw_err *err);
 
 #endif

@@ -199,4 +199,27 @@ fresh olmoe-f32 t1
 "$PY" -c 'import os,sys; p=sys.argv[1]; os.truncate(p, os.path.getsize(p)-1)' "$TMP/t1/model.safetensors"
 refuse "$TMP/t1" "model.safetensors\"" "truncated single file"
 
+# The layouts other trainers save (manifest "layouts") are described, and
+# FP8 with dtypes nothing reads in unused tensors; other trainers' formats
+# are refused by name with the ways forward.
+"$GW_BIN" inspect "$FX/dsv3fp8" >"$TMP/fp8.txt" 2>&1
+ok $? "FP8 with block scales and unused F8_E8M0/F4/unknown dtypes: described"
+grep -q "dtypes        F32, F8_E4M3, F8_E5M2, F8_E8M0, F4, other" "$TMP/fp8.txt"
+ok $? "FP8: its dtypes listed"
+"$GW_BIN" inspect --all "$FX/dsv3fp8/model.safetensors" | grep -q "MXFP9_X \[5\] *model.extra.future"
+ok $? "an unknown dtype is shown as the file spells it"
+for n in olmoe-compiled-f32 qwen3moe-ddp-bare-bf16 olmoe-fused-f32 mixtral-fused-bf16 \
+	qwen2moe-fused-f16-sharded dsv3-fused-f32; do
+	"$GW_BIN" inspect "$FX/$n" >/dev/null 2>&1
+	ok $? "$n: described"
+done
+mkdir -p "$TMP/step-300"
+: >"$TMP/step-300/.metadata"
+: >"$TMP/step-300/__0_0.distcp"
+refuse "$TMP/step-300" "step-300\": a PyTorch DCP checkpoint (.metadata and *.distcp, as torchtitan writes), not a Hugging Face checkpoint; grokwatch cannot read it: save Hugging Face safetensors (save_pretrained: config.json and model.safetensors), or write routing files with grokwatch.trace" "a DCP checkpoint"
+fresh olmoe-f32 p1
+rm "$TMP/p1/model.safetensors"
+: >"$TMP/p1/pytorch_model.bin"
+refuse "$TMP/p1" "PyTorch pickle weights only (pytorch_model.bin), which grokwatch does not load" "pytorch_model.bin alone"
+
 done_testing

@@ -5,13 +5,15 @@
  * input must be accepted or refused with a message naming the input;
  * an accepted header must satisfy what the readers rely on: tensors in
  * offset order tiling [0, data_size) exactly, each size equal to its
- * element count times its dtype size, names findable, metadata readable.
+ * element count times its dtype size, names findable, metadata readable;
+ * each name mapped by tensor_map.h to a canonical name that maps to itself.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/safetensors.h"
+#include "engine/tensor_map.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,10 +38,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const struct st_tensor *t = st_header_tensor(h, i);
 
 		if (t->begin != pos || t->end < t->begin ||
-		    t->end - t->begin != t->nelem * st_dtype_size(t->dtype) ||
+		    (st_dtype_bits(t->dtype) &&
+		     (t->end - t->begin) * 8 != t->nelem * st_dtype_bits(t->dtype)) ||
 		    st_header_find(h, t->name) != t || t->ndim < 0 || t->ndim > ST_MAX_DIMS)
 			abort();
 		pos = t->end;
+		/* The name map (tensor_map.h) takes every stored name, and a
+		 * canonical name is its own canonical name. */
+		{
+			char c1[ST_NAME_MAX + 16], c2[ST_NAME_MAX + 16];
+
+			if (tmap_canonical(t->name, c1, sizeof(c1)) != 0 ||
+			    tmap_canonical(c1, c2, sizeof(c2)) != 0 || strcmp(c1, c2) != 0)
+				abort();
+		}
 	}
 	if (pos != data_size)
 		abort();

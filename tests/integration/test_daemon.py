@@ -414,13 +414,112 @@ def exclusive_and_waiting():
     dm.stop()
 
 
+# ---- other trainers' formats, names, and what status says is pending ----------------
+def pending_and_foreign():
+    dm, root = case({"watch.step_from_trainer_state": False})
+    stage = os.path.join(dm.dir, "stage")
+    os.makedirs(os.path.join(root, "runs"))
+    half = os.path.join(root, "step700")
+    os.makedirs(half)
+    shutil.copy(os.path.join(ck(1000), "config.json"), half)
+    with open(os.path.join(ck(1000), "model.safetensors"), "rb") as f:
+        data = f.read()
+    with open(os.path.join(half, "model.safetensors"), "wb") as f:
+        f.write(data[:len(data) // 2])
+    dm.start()
+    sub = g.Subscriber(dm.pub, dm.query)
+    # other trainers' checkpoints, written beside and renamed in
+    dcp = os.path.join(stage, "step-300")
+    os.makedirs(dcp)
+    for fn in (".metadata", "__0_0.distcp"):
+        with open(os.path.join(dcp, fn), "wb") as f:
+            f.write(b"x" * 64)
+    os.rename(dcp, os.path.join(root, "step-300"))
+    dcp = os.path.join(root, "step-300")
+    ds = os.path.join(stage, "checkpoint-500")
+    os.makedirs(os.path.join(ds, "global_step500"))
+    shutil.copy(os.path.join(ck(1000), "config.json"), ds)
+    with open(os.path.join(ds, "global_step500", "mp_rank_00_model_states.pt"), "wb") as f:
+        f.write(b"x")
+    os.rename(ds, os.path.join(root, "checkpoint-500"))
+    # an HF Trainer checkpoint with its trainer_state.json log (a NaN
+    # grad_norm, as Python's json writes it, included)
+    hf = os.path.join(stage, "step_2000")
+    shutil.copytree(ck(2000), hf)
+    with open(os.path.join(hf, "trainer_state.json"), "w") as f:
+        f.write('{"global_step": 2000, "log_history": ['
+                '{"step": 1990, "loss": 2.5, "learning_rate": 0.0003, "grad_norm": NaN},'
+                '{"step": 2000, "eval_loss": 2.9},'
+                '{"step": 2010, "loss": 2.4, "learning_rate": 0.00029}]}')
+    os.rename(hf, os.path.join(root, "step_2000"))
+    t.ok(sub.collect(g.n_metrics(1), 30) and g.steps_of(sub.metrics()) == [2000],
+         "step_2000: the new default pattern takes it, and it is computed", dm.log())
+    m = sub.metrics()[0] if sub.metrics() else {}
+    t.eq(m.get("trainer"), {"loss": 2.5, "loss_step": 1990, "learning_rate": 0.0003,
+                            "learning_rate_step": 1990},
+         "the trainer's last logged loss and learning rate at or before the step, in the result")
+    cli = os.environ.get("GW_CLI", os.path.join(g.SRC, "build", "default", "grokwatch"))
+    ep = "%s,%s" % (dm.pub, dm.query)
+    out = subprocess.run(g.WRAP + [cli, "-e", ep, "history", "--metric", "trainer.loss"],
+                         capture_output=True, text=True, timeout=60 * g.SLOW)
+    t.ok(out.returncode == 0 and "2000" in out.stdout and "2.5" in out.stdout,
+         "grokwatch history --metric trainer.loss shows it", out.stdout + out.stderr)
+    out = subprocess.run(g.WRAP + [cli, "-e", ep, "tail", "--count", "1"],
+                         capture_output=True, text=True, timeout=60 * g.SLOW)
+    t.ok("trainer  loss 2.5000  learning_rate 0.0003" in out.stdout,
+         "grokwatch tail shows the trainer's loss beside the routing metrics",
+         out.stdout + out.stderr)
+    errs = lambda: [m for m in sub.messages if m["type"] == "error"]
+    sub.collect(lambda ms: len([m for m in ms if m["type"] == "error"]) >= 2, 20)
+    by = {m.get("checkpoint"): m for m in errs()}
+    t.ok("a PyTorch DCP checkpoint" in by.get("step-300", {}).get("error", "") and
+         "save Hugging Face safetensors" in by["step-300"]["error"] and
+         "write routing files with grokwatch.trace" in by["step-300"]["error"],
+         "DCP directory: one error naming the format and the two ways forward",
+         json.dumps(errs()))
+    t.eq(by.get("step-300", {}).get("step"), 300, "DCP directory: the error carries its step")
+    t.ok("a DeepSpeed checkpoint (global_step" in by.get("checkpoint-500", {}).get("error", ""),
+         "HF Trainer + DeepSpeed checkpoint-500: named as DeepSpeed", json.dumps(errs()))
+    # the trainer writes on into the DCP directory: nothing said again
+    with open(os.path.join(dcp, "__1_0.distcp"), "wb") as f:
+        f.write(b"y" * 64)
+    g.place_atomic(ck(3000), root, "step3000")
+    t.ok(sub.collect(g.n_metrics(2), 30), "a later checkpoint is computed", dm.log())
+    time.sleep(0.5 * g.SLOW)
+    t.eq(len([m for m in errs() if m.get("checkpoint") == "step-300"]), 1,
+         "DCP directory: one error, however often it changes")
+    t.eq(dm.log().count("step-300\": a PyTorch DCP checkpoint"), 1,
+         "DCP directory: logged once")
+    t.eq(dm.log().count("runs\": ignored: its name matches none of watch.patterns"), 1,
+         "a directory no pattern matches: logged once at info")
+    snap = sub.request({"req": "snapshot"})
+    pend = {p["checkpoint"]: p for p in snap.get("status", {}).get("pending_dirs", [])}
+    t.ok(pend.get("step-300", {}).get("why") == "refused" and
+         "PyTorch DCP" in pend["step-300"].get("reason", ""),
+         "status: the DCP directory is listed as refused, with what it is", json.dumps(pend))
+    t.ok(pend.get("step700", {}).get("why") == "incomplete" and
+         "step700/model.safetensors" in pend["step700"].get("reason", "") and
+         "not yet complete" in pend["step700"]["reason"],
+         "status: the half-written checkpoint is listed with the file and why",
+         json.dumps(pend))
+    t.ok("step_2000" not in pend and "step3000" not in pend and "runs" not in pend,
+         "status: computed and ignored directories are not pending", json.dumps(pend))
+    out = subprocess.run(g.WRAP + [g.BIN, "inspect", dcp], capture_output=True, text=True,
+                         timeout=60 * g.SLOW)
+    t.ok(out.returncode == 1 and "a PyTorch DCP checkpoint" in out.stderr and
+         "grokwatch.trace" in out.stderr,
+         "inspect: says the same of the DCP directory", out.stderr)
+    dm.stop()
+
+
 for name, fn in [("atomic_and_slow", atomic_and_slow), ("poll_mode", poll_mode),
                  ("delete_and_malformed", delete_and_malformed),
                  ("kill_restart", kill_restart), ("damaged_state", damaged_state),
                  ("stop_during_job", stop_during_job),
                  ("burst", burst), ("late_older", late_older),
                  ("config_and_signals", config_and_signals),
-                 ("exclusive_and_waiting", exclusive_and_waiting)]:
+                 ("exclusive_and_waiting", exclusive_and_waiting),
+                 ("pending_and_foreign", pending_and_foreign)]:
     if len(sys.argv) < 2 or name in sys.argv[1:]:
         run_case(name, fn)
 if not os.environ.get("GW_KEEP"):

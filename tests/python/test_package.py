@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """test_package.py — the grokwatch Python package as a user installs and runs it.
 
+  - Message.trainer: the trainer's own loss and learning rate of a result;
   - `import grokwatch` needs only the standard library, grokwatch.probe only
     numpy: neither pulls in pyzmq, torch or pandas; the version is VERSION's;
   - `pip install --no-build-isolation --no-index ./client/python` into a
@@ -65,6 +66,17 @@ tap.ok(r.returncode == 0 and r.stdout.split()[:2] == [version, "24"],
 r = py("import grokwatch; print(grokwatch.Subscriber.__module__, grokwatch.to_dataframe.__module__)")
 tap.ok(r.stdout.split() == ["grokwatch.subscribe", "grokwatch.frame"],
        "grokwatch.Subscriber and grokwatch.to_dataframe load on first use", r.stderr)
+
+# ---- the trainer's own figures beside the routing metrics (Message.trainer)
+r = py("from grokwatch.subscribe import Message\n"
+       "m = Message('metrics.r', {'type': 'metrics', 'step': 20, 'trainer': {'loss': 3.25, "
+       "'loss_step': 20, 'learning_rate': 0.0009, 'learning_rate_step': 20, 'x': 'y'}}, '{}')\n"
+       "print(m.trainer)\n"
+       "print(Message('metrics.r', {'type': 'metrics', 'step': 20}, '{}').trainer)")
+tap.ok(r.returncode == 0 and r.stdout.splitlines() == [
+    "{'loss': 3.25, 'loss_step': 20, 'learning_rate': 0.0009, 'learning_rate_step': 20}",
+    "None"], "Message.trainer: the trainer's loss and learning rate, None where not logged",
+    r.stdout + r.stderr)
 
 # ---- pip, offline, into a virtual environment
 venv = os.path.join(work, "venv")

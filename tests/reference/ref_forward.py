@@ -135,6 +135,8 @@ FEATURES = (
     "sigmoid_p",            # p = s / sum(s) (off: softmax of the logits)
     "shared_experts",       # add the shared experts' MLP
     "dense_layers",         # the first first_k_dense_replace layers' dense MLP
+    "fused_order",          # fused gate_up_proj: gate rows first (off: up first)
+    "block_scales",         # FP8 weights times their weight_scale_inv blocks
     "q_a_layernorm",        # MLA: RMSNorm of the q latent
     "kv_a_layernorm",       # MLA: RMSNorm of the kv latent
     "latent_eps",           # MLA: those two norms' eps is 1e-6 (off: rms_norm_eps)
@@ -341,6 +343,10 @@ class RefConfig:
             return self.kind == "glm4_moe" and self.qk_norm is not None
         if f == "attention_bias":
             return self.sigmoid and (self.qkv_bias or self.o_bias or self.latent_bias)
+        if f == "fused_order":
+            return getattr(self, "fused", False)
+        if f == "block_scales":
+            return getattr(self, "scaled", False)
         return False
 
 
@@ -470,6 +476,16 @@ def route_sigmoid(logits, bias, c):
     return p, ids, w, margin
 
 
+def is_fused(w):
+    """Whether a checkpoint stores its experts fused (Transformers v5)."""
+    return any(n.endswith(".mlp.experts.gate_up_proj") for n in w.names())
+
+
+def is_scaled(w):
+    """Whether a checkpoint has block-scaled FP8 weights."""
+    return any(n.endswith(".weight_scale_inv") for n in w.names())
+
+
 class RefModel:
     """The model's weights (torch fp32) and its forward pass, over a batch
     [B, T] with a key mask (one sample at a time: B = 1, causal mask)."""
@@ -477,12 +493,15 @@ class RefModel:
     def __init__(self, ckpt_dir, dtype=torch.float32, off=()):
         self.w = stfile.Weights(ckpt_dir)
         self.c = RefConfig(self.w.cfg, off)
+        self.c.fused = is_fused(self.w)
+        self.c.scaled = is_scaled(self.w)
         self.dtype = dtype
         self._cache = {}
 
     def t(self, name):
         if name not in self._cache:
-            self._cache[name] = torch.from_numpy(np.array(self.w.get(name))).to(self.dtype)
+            a = self.w.get(name, scales="block_scales" not in self.c.off)
+            self._cache[name] = torch.from_numpy(np.array(a)).to(self.dtype)
         return self._cache[name]
 
     def has(self, name):
@@ -575,15 +594,30 @@ class RefModel:
 
     def expert(self, i, e, x):
         c = self.c
-        if c.kind == "mixtral":
+        if c.kind == "mixtral" and self.has(
+                "model.layers.%d.block_sparse_moe.experts.%d.w1.weight" % (i, e)):
             p = "model.layers.%d.block_sparse_moe.experts.%d." % (i, e)
             return self.ffn(x, p + "w1", p + "w3", p + "w2")
-        p = "model.layers.%d.mlp.experts.%d." % (i, e)
-        return self.ffn(x, p + "gate_proj", p + "up_proj", p + "down_proj")
+        p = "model.layers.%d.mlp.experts." % i
+        if self.has(p + "%d.gate_proj.weight" % e):
+            p += "%d." % e
+            return self.ffn(x, p + "gate_proj", p + "up_proj", p + "down_proj")
+        # Transformers v5's fused experts (conversion_mapping.py: the experts
+        # stacked on dim 0, then gate and up concatenated on dim 1):
+        # gate_up_proj [E, 2I, H], down_proj [E, H, I].
+        gu = self.t(p + "gate_up_proj")[e]
+        inter = gu.shape[0] // 2
+        gate, up = gu[:inter], gu[inter:]
+        if "fused_order" in c.off:
+            gate, up = up, gate
+        h = torch.nn.functional.silu(x @ gate.T) * (x @ up.T)
+        return h @ self.t(p + "down_proj")[e].T
 
     def router_name(self, i):
         if self.c.kind == "mixtral":
-            return "model.layers.%d.block_sparse_moe.gate.weight" % i
+            old = "model.layers.%d.block_sparse_moe.gate.weight" % i
+            # Transformers v5 renames ".block_sparse_moe.gate" to ".mlp.gate".
+            return old if self.has(old) else "model.layers.%d.mlp.gate.weight" % i
         return "model.layers.%d.mlp.gate.weight" % i
 
     def route(self, i, z):
@@ -946,7 +980,10 @@ def cmd_mutations(args):
     failed = 0
     for t in triples:
         try:
-            configs[t] = RefConfig(stfile.Weights(t[0]).cfg)
+            w = stfile.Weights(t[0])
+            configs[t] = RefConfig(w.cfg)
+            configs[t].fused = is_fused(w)
+            configs[t].scaled = is_scaled(w)
         except (OSError, ValueError, KeyError, stfile.FormatError) as e:
             print("not ok - %s: cannot read its config: %s" % (t[0], e))
             failed += 1

@@ -18,6 +18,7 @@ Face directory, single-file or sharded by model.safetensors.index.json).
 
 import json
 import os
+import re
 import struct
 
 import numpy as np
@@ -30,7 +31,33 @@ DTYPES = {
     "I64": (8, "<i8"), "I32": (4, "<i4"), "I16": (2, "<i2"), "I8": (1, "i1"),
     "U64": (8, "<u8"), "U32": (4, "<u4"), "U16": (2, "<u2"), "U8": (1, "u1"),
     "BOOL": (1, "u1"),
+    "F8_E4M3": (1, "u1"), "F8_E5M2": (1, "u1"), "F8_E8M0": (1, "u1"),
 }
+# Dtypes sized in bits (packed), readable by nobody here; any other dtype
+# name is accepted with its bytes unchecked and refused only when read.
+PACKED_BITS = {"F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
+UNKNOWN_DTYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+
+
+def _f8_table(exp_bits, man_bits, bias, ieee):
+    """float32 value of every 8-bit code: sign, exp_bits exponent bits of
+    `bias`, man_bits mantissa bits.  ieee: the top exponent is infinity (man
+    0) or NaN; else (E4M3 "fn") only the all-ones code is NaN."""
+    codes = np.arange(256, dtype=np.int64)
+    sign = np.where(codes & 0x80, -1.0, 1.0)
+    e = (codes >> man_bits) & ((1 << exp_bits) - 1)
+    m = codes & ((1 << man_bits) - 1)
+    frac = m / float(1 << man_bits)
+    val = np.where(e == 0, frac * 2.0 ** (1 - bias), (1.0 + frac) * 2.0 ** (e - bias))
+    top = (1 << exp_bits) - 1
+    if ieee:
+        val = np.where(e == top, np.where(m == 0, np.inf, np.nan), val)
+    else:
+        val = np.where((e == top) & (m == (1 << man_bits) - 1), np.nan, val)
+    return (sign * val).astype(np.float32)
+
+
+F8_TABLES = {"F8_E4M3": _f8_table(4, 3, 7, False), "F8_E5M2": _f8_table(5, 2, 15, True)}
 
 
 class FormatError(Exception):
@@ -71,7 +98,8 @@ class SafeTensors:
         spans = []
         for name, e in hdr.items():
             dt = e.get("dtype")
-            if dt not in DTYPES:
+            if dt not in DTYPES and dt not in PACKED_BITS and not (
+                    isinstance(dt, str) and UNKNOWN_DTYPE.match(dt)):
                 raise FormatError("%r: tensor %r: unknown dtype %r" % (path, name, dt))
             shape = tuple(e["shape"])
             b, en = e["data_offsets"]
@@ -80,7 +108,13 @@ class SafeTensors:
                 if not isinstance(d, int) or d < 0:
                     raise FormatError("%r: tensor %r: bad shape" % (path, name))
                 count *= d
-            if en - b != count * DTYPES[dt][0] or b < 0:
+            if dt in DTYPES:
+                want = count * DTYPES[dt][0]
+            elif dt in PACKED_BITS:
+                want = count * PACKED_BITS[dt] // 8
+            else:
+                want = en - b
+            if en - b != want or b < 0:
                 raise FormatError("%r: tensor %r: %d bytes for %s %s" % (path, name, en - b, dt, shape))
             self.tensors[name] = (dt, shape)
             self._off[name] = (b, en)
@@ -97,6 +131,9 @@ class SafeTensors:
 
     def raw(self, name):
         dt, shape = self.tensors[name]
+        if dt not in DTYPES:
+            raise FormatError("%r: tensor %r is %s, which the reference does not read"
+                              % (self.path, name, dt))
         b, en = self._off[name]
         buf = self._map[self.data_start + b:self.data_start + en]
         return buf.view(DTYPES[dt][1]).reshape(shape)
@@ -108,6 +145,8 @@ class SafeTensors:
             return bf16_to_f32(a)
         if dt in ("F16", "F32", "F64"):
             return a.astype(np.float32)
+        if dt in F8_TABLES:
+            return F8_TABLES[dt][a]
         return np.array(a)
 
 
@@ -144,29 +183,59 @@ def load_checkpoint(d):
     return cfg, where
 
 
+def canonical(name):
+    """The Hugging Face name a stored name stands for: wrapper prefixes of
+    torch.compile ("_orig_mod.") and DDP ("module.") dropped, and "model."
+    put in front of what the base model's own state_dict() saved."""
+    m = re.match(r"^((?:_orig_mod\.|module\.)*)(.+)$", name)
+    rest = m.group(2)
+    if rest.split(".", 1)[0] in ("model", "lm_head"):
+        return rest
+    return "model." + rest
+
+
 class Weights:
-    """Tensors of a checkpoint by name, as float32 numpy arrays."""
+    """Tensors of a checkpoint by their Hugging Face name (whatever prefixes
+    they were stored under), as float32 numpy arrays; FP8 weights times
+    their 128 x 128 block scales (name + "_scale_inv") where stored."""
 
     def __init__(self, d):
         self.dir = d
         self.cfg, self._where = load_checkpoint(d)
+        self._canon = {}
+        for stored in self._where:
+            self._canon.setdefault(canonical(stored), []).append(stored)
+
+    def stored(self, name):
+        got = self._canon.get(name, [])
+        if len(got) > 1:
+            raise FormatError("%s: %s are all %r" % (self.dir, sorted(got), name))
+        if not got:
+            raise KeyError("%s: tensor %r missing" % (self.dir, name))
+        return got[0]
 
     def __contains__(self, name):
-        return name in self._where
+        return name in self._canon
 
     def names(self):
-        return list(self._where)
+        return list(self._canon)
 
     def shape(self, name):
-        return self._where[name].tensors[name][1]
+        s = self.stored(name)
+        return self._where[s].tensors[s][1]
 
     def dtype(self, name):
-        return self._where[name].tensors[name][0]
+        s = self.stored(name)
+        return self._where[s].tensors[s][0]
 
-    def get(self, name):
-        if name not in self._where:
-            raise KeyError("%s: tensor %r missing" % (self.dir, name))
-        return self._where[name].get(name)
+    def get(self, name, scales=True):
+        s = self.stored(name)
+        a = self._where[s].get(s)
+        if scales and self.dtype(name) in F8_TABLES and name + "_scale_inv" in self:
+            sc = self.get(name + "_scale_inv")
+            full = np.repeat(np.repeat(sc, 128, axis=0), 128, axis=1)
+            a = a * full[:a.shape[0], :a.shape[1]]
+        return a
 
 
 NP_TO_DTYPE = {"<f4": "F32", "<f8": "F64", "<f2": "F16", "<i4": "I32", "<i8": "I64",

@@ -10,11 +10,18 @@
 # and expert choice scores, more than 1e-5 apart).  Its per-checkpoint
 # verdicts and error figures are shown.
 #
+# The layouts of manifest "layouts" (tests/fixtures/gen_fixtures.py) go the
+# same way: names under "_orig_mod." or "module." without "model.",
+# Transformers v5's fused experts (and Mixtral's router under mlp.gate),
+# DeepSeek-V3's FP8 with 128 x 128 block scales and unused tensors of
+# dtypes nothing reads.
+#
 # Then the mutation check (`ref_forward.py mutations`): each feature of the
 # DeepSeek-V3 family and YaRN (correction bias, groups, the 0.0 mask,
 # renormalization, scaling, p = s / sum(s), shared experts, dense layers,
 # MLA's latent norms and their eps, YaRN's frequencies, attention factor and
-# mscale, interleaved and partial RoPE, QK-norm, attention biases) is turned
+# mscale, interleaved and partial RoPE, QK-norm, attention biases; the fused
+# experts' gate-first order and the FP8 block scales) is turned
 # off in the reference, one at a time, for every fixture that uses it, and
 # the comparison with the engine's unchanged routing file must then fail:
 # proof that the comparison sees each feature.
@@ -32,6 +39,15 @@ for c in json.load(open(sys.argv[1]))["checkpoints"]: print(c["name"])' "$fx/man
 ok $? "manifest lists the fixture checkpoints"
 [ "$(echo "$names" | wc -w)" -ge 20 ]
 ok $? "manifest has every fixture checkpoint ($(echo $names))"
+# The layouts other trainers save (names under wrapper prefixes, v5's fused
+# experts, FP8 with block scales): the same comparison, and the mutations
+# fused_order (gate and up halves swapped) and block_scales.
+layouts=$("$py" -c 'import json,sys
+for c in json.load(open(sys.argv[1]))["layouts"]: print(c["name"])' "$fx/manifest.json")
+ok $? "manifest lists the layouts"
+[ "$(echo "$layouts" | wc -w)" -ge 7 ]
+ok $? "manifest has every layout ($(echo $layouts))"
+names="$names $layouts"
 
 triples=""
 for n in $names; do
@@ -68,7 +84,8 @@ sed 's/^/# /' "$mut" 2>/dev/null
 is "$st" 0 "mutation check: every feature turned off in the reference breaks the match"
 for f in correction_bias group_limit zero_mask norm_topk_prob routed_scaling sigmoid_p \
 	shared_experts dense_layers q_a_layernorm kv_a_layernorm latent_eps yarn_frequencies \
-	yarn_attention_factor yarn_mscale rope_interleave partial_rotary qk_norm attention_bias; do
+	yarn_attention_factor yarn_mscale rope_interleave partial_rotary qk_norm attention_bias \
+	fused_order block_scales; do
 	grep -q "^ok - $f off: " "$mut" 2>/dev/null
 	ok $? "mutation check: $f off is seen"
 done

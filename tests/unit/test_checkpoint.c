@@ -10,6 +10,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,9 @@
 #include "engine/checkpoint.h"
 
 static struct gw_err err;
+
+#define CHECK_MSG(cond, ...) \
+	do { if (!(cond)) tap_fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -677,12 +682,486 @@ static void test_integer_dtype(void)
 	CHECK_INT_EQ(rename(in(dd, "new.safetensors"), p), 0);
 	CHECK_INT_EQ(open_err(dd), -EBADMSG);
 	CHECK_STR_HAS(err.msg, "tensor \"model.layers.1.post_attention_layernorm.weight\" is I32, "
-		      "not F32, F16 or BF16");
+		      "which grokwatch cannot read");
 	for (size_t i = 0; i < n; i++)
 		free(bufs[i]);
 	free(bufs);
 	free(w);
 	st_file_free(f);
+}
+
+/* ---- layouts real training jobs save (tensor_map.h, fused experts, FP8) -- */
+
+/*
+ * A fixture's single file as a list of tensors to rewrite: names, dtypes
+ * and data can be changed and tensors added, then written back over the
+ * copy.
+ */
+struct rw {
+	char dir[512];
+	struct st_write_tensor w[1024];
+	void *buf[1024];
+	char *name[1024];
+	size_t n;
+};
+
+static void rw_load(struct rw *x, const char *fixture_name)
+{
+	struct st_file *f = NULL;
+	const struct st_header *h;
+
+	memset(x, 0, sizeof(*x));
+	pcopy(x->dir, sizeof(x->dir), copy_fixture(fixture_name));
+	CHECK_INT_EQ(st_file_open(in(x->dir, "model.safetensors"), &f, &err), 0);
+	h = st_file_header(f);
+	CHECK(st_header_count(h) < 900);
+	for (size_t i = 0; i < st_header_count(h); i++) {
+		const struct st_tensor *t = st_header_tensor(h, i);
+
+		x->buf[i] = malloc(t->end - t->begin + 1);
+		CHECK_INT_EQ(st_file_read_raw(f, t, x->buf[i], &err), 0);
+		x->name[i] = strdup(t->name);
+		x->w[i].name = x->name[i];
+		x->w[i].dtype = t->dtype;
+		x->w[i].ndim = t->ndim;
+		memcpy(x->w[i].shape, t->shape, sizeof(t->shape));
+		x->w[i].data = x->buf[i];
+	}
+	x->n = st_header_count(h);
+	st_file_free(f);
+}
+
+static struct st_write_tensor *rw_find(struct rw *x, const char *name)
+{
+	for (size_t i = 0; i < x->n; i++)
+		if (x->w[i].name && !strcmp(x->w[i].name, name))
+			return &x->w[i];
+	return NULL;
+}
+
+/* Add a tensor (taking ownership of data, malloc'd). */
+static void rw_add(struct rw *x, const char *name, enum st_dtype d, int ndim, int64_t d0,
+		   int64_t d1, int64_t d2, void *data)
+{
+	struct st_write_tensor *w = &x->w[x->n];
+
+	CHECK(x->n < 1023);
+	x->name[x->n] = strdup(name);
+	x->buf[x->n] = data;
+	*w = (struct st_write_tensor){ x->name[x->n], d, ndim, { d0, d1, d2 }, data };
+	x->n++;
+}
+
+static void rw_rename(struct rw *x, size_t i, const char *name)
+{
+	free(x->name[i]);
+	x->name[i] = strdup(name);
+	x->w[i].name = x->name[i];
+}
+
+/* Drop tensor i (a NULL name is skipped when written). */
+static void rw_drop(struct rw *x, size_t i)
+{
+	free(x->name[i]);
+	x->name[i] = NULL;
+	x->w[i].name = NULL;
+}
+
+static void rw_save(struct rw *x)
+{
+	struct st_write_tensor *keep = calloc(x->n, sizeof(*keep));
+	size_t k = 0;
+
+	for (size_t i = 0; i < x->n; i++)
+		if (x->w[i].name)
+			keep[k++] = x->w[i];
+	CHECK_INT_EQ(st_write(in(x->dir, "model.safetensors"), keep, k, NULL, 0, &err), 0);
+	free(keep);
+	for (size_t i = 0; i < x->n; i++) {
+		free(x->buf[i]);
+		free(x->name[i]);
+	}
+	x->n = 0;
+}
+
+/* Tensor `name` of fixture `fx` (canonical name), read by the engine from
+ * the untouched fixture: what a rewritten copy must still give. */
+static float *fixture_tensor(const char *fx, const char *name, size_t n)
+{
+	struct ckpt *c = NULL;
+	float *v = malloc(n * sizeof(float));
+
+	CHECK_INT_EQ(ckpt_open(fixture(fx), &c, &err), 0);
+	CHECK_INT_EQ(ckpt_read_f32(c, name, v, n, &err), 0);
+	ckpt_free(c);
+	return v;
+}
+
+static void expect_same(struct ckpt *c, const char *fx, const char *name, size_t n)
+{
+	float *want = fixture_tensor(fx, name, n), *got = calloc(n, sizeof(float));
+
+	CHECK_INT_EQ(ckpt_read_f32(c, name, got, n, &err), 0);
+	CHECK_MSG(memcmp(want, got, n * sizeof(float)) == 0, "%s: values differ", name);
+	free(want);
+	free(got);
+}
+
+/* Each wrapper spelling a trainer saves reads as the same model. */
+static void test_name_prefixes(void)
+{
+	static const struct {
+		const char *strip, *add;
+	} cases[] = {
+		{ "", "_orig_mod." },                /* torch.compile */
+		{ "", "module." },                   /* DDP */
+		{ "model.", "" },                    /* the inner model's state_dict() */
+		{ "model.", "module._orig_mod." },   /* both, without "model." */
+		{ "", "_orig_mod.module." },
+	};
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct rw x;
+		struct ckpt *c = NULL;
+
+		rw_load(&x, "olmoe-f32");
+		for (size_t i = 0; i < x.n; i++) {
+			const char *nm = x.w[i].name;
+			char buf[512];
+
+			if (!strncmp(nm, cases[k].strip, strlen(cases[k].strip)))
+				nm += strlen(cases[k].strip);
+			snprintf(buf, sizeof(buf), "%s%s", cases[k].add, nm);
+			rw_rename(&x, i, buf);
+		}
+		CHECK(rw_find(&x, "model.embed_tokens.weight") == NULL);
+		rw_save(&x);
+		memset(&err, 0, sizeof(err));
+		CHECK_MSG(ckpt_open(x.dir, &c, &err) == 0, "case %zu: %s", k, err.msg);
+		if (c) {
+			expect_same(c, "olmoe-f32", "model.embed_tokens.weight", 256 * 64);
+			expect_same(c, "olmoe-f32", "model.layers.2.mlp.gate.weight", 8 * 64);
+			expect_same(c, "olmoe-f32", "model.layers.1.mlp.experts.7.down_proj.weight",
+				    64 * 32);
+			expect_same(c, "olmoe-f32", "lm_head.weight", 256 * 64);
+			CHECK(ckpt_has(c, "model.norm.weight"));
+		}
+		ckpt_free(c);
+		/* the scratch copy's name is reused by the next case */
+		CHECK_INT_EQ(unlink(in(x.dir, "model.safetensors")), 0);
+		CHECK_INT_EQ(unlink(in(x.dir, "config.json")), 0);
+		CHECK_INT_EQ(rmdir(x.dir), 0);
+	}
+}
+
+/* Two stored tensors for one needed name are refused naming both; for a
+ * tensor the model does not use they are left alone. */
+static void test_name_ambiguous(void)
+{
+	struct rw x;
+	struct st_write_tensor *w;
+	float *extra;
+
+	rw_load(&x, "olmoe-f32");
+	extra = calloc(4, sizeof(float));
+	rw_add(&x, "extra.weight", ST_F32, 1, 4, 0, 0, extra);
+	extra = calloc(4, sizeof(float));
+	rw_add(&x, "module.model.extra.weight", ST_F32, 1, 4, 0, 0, extra);
+	rw_save(&x);
+	CHECK_INT_EQ(open_err(x.dir), 0);
+
+	CHECK_INT_EQ(unlink(in(x.dir, "model.safetensors")), 0);
+	CHECK_INT_EQ(unlink(in(x.dir, "config.json")), 0);
+	CHECK_INT_EQ(rmdir(x.dir), 0);
+	rw_load(&x, "olmoe-f32");
+	w = rw_find(&x, "model.layers.1.input_layernorm.weight");
+	extra = malloc(64 * sizeof(float));
+	memcpy(extra, w->data, 64 * sizeof(float));
+	rw_add(&x, "_orig_mod.model.layers.1.input_layernorm.weight", ST_F32, 1, 64, 0, 0, extra);
+	rw_save(&x);
+	CHECK_INT_EQ(open_err(x.dir), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "tensors \"_orig_mod.model.layers.1.input_layernorm.weight\" and "
+		      "\"model.layers.1.input_layernorm.weight\" are both "
+		      "\"model.layers.1.input_layernorm.weight\"");
+}
+
+/*
+ * Fused experts as Transformers v5 keeps them: gate_up_proj [E, 2I, H]
+ * (each expert's gate rows, then its up rows) and down_proj [E, H, I],
+ * built here by stacking the per-expert tensors; Mixtral's router under
+ * v5's "mlp.gate".  Every expert reads back as the per-expert file gave.
+ */
+static void fuse(struct rw *x, const char *fx, const char *moe, const char *g, const char *u,
+		 const char *dn, int L, int E, int I, int H, bool swap)
+{
+	for (int l = 0; l < L; l++) {
+		float *gu = malloc((size_t)E * 2 * I * H * sizeof(float));
+		float *down = malloc((size_t)E * H * I * sizeof(float));
+		char nm[256];
+
+		for (int e = 0; e < E; e++) {
+			const char *part[3] = { g, u, dn };
+
+			for (int k = 0; k < 3; k++) {
+				struct st_write_tensor *w;
+				float *dst;
+
+				snprintf(nm, sizeof(nm), "model.layers.%d.%s.experts.%d.%s.weight", l,
+					 moe, e, part[k]);
+				w = rw_find(x, nm);
+				CHECK_MSG(w != NULL, "%s: no %s", fx, nm);
+				if (k == 2)
+					dst = down + (size_t)e * H * I;
+				else
+					dst = gu + ((size_t)e * 2 * I + (size_t)((k == 1) ^ swap) * I) * H;
+				memcpy(dst, w->data, (size_t)I * H * sizeof(float));
+				rw_drop(x, (size_t)(w - x->w));
+			}
+		}
+		snprintf(nm, sizeof(nm), "model.layers.%d.mlp.experts.gate_up_proj", l);
+		rw_add(x, nm, ST_F32, 3, E, 2 * I, H, gu);
+		snprintf(nm, sizeof(nm), "model.layers.%d.mlp.experts.down_proj", l);
+		rw_add(x, nm, ST_F32, 3, E, H, I, down);
+	}
+}
+
+static void test_fused_experts(void)
+{
+	struct rw x;
+	struct ckpt *c = NULL;
+	char nm[256], want[256];
+
+	rw_load(&x, "olmoe-f32");
+	fuse(&x, "olmoe-f32", "mlp", "gate_proj", "up_proj", "down_proj", 3, 8, 32, 64, false);
+	rw_save(&x);
+	CHECK_INT_EQ(ckpt_open(x.dir, &c, &err), 0);
+	for (int l = 0; l < 3 && c; l++)
+		for (int e = 0; e < 8; e++) {
+			snprintf(nm, sizeof(nm), "model.layers.%d.mlp.experts.%d.gate_proj.weight", l, e);
+			expect_same(c, "olmoe-f32", nm, 32 * 64);
+			snprintf(nm, sizeof(nm), "model.layers.%d.mlp.experts.%d.up_proj.weight", l, e);
+			expect_same(c, "olmoe-f32", nm, 32 * 64);
+			snprintf(nm, sizeof(nm), "model.layers.%d.mlp.experts.%d.down_proj.weight", l, e);
+			expect_same(c, "olmoe-f32", nm, 64 * 32);
+		}
+	ckpt_free(c);
+	c = NULL;
+
+	/* Mixtral, v5 names: router under mlp.gate, experts fused under mlp. */
+	rw_load(&x, "mixtral-f32");
+	fuse(&x, "mixtral-f32", "block_sparse_moe", "w1", "w3", "w2", 3, 4, 48, 64, false);
+	for (int l = 0; l < 3; l++) {
+		snprintf(nm, sizeof(nm), "model.layers.%d.block_sparse_moe.gate.weight", l);
+		snprintf(want, sizeof(want), "model.layers.%d.mlp.gate.weight", l);
+		CHECK(rw_find(&x, nm) != NULL);
+		rw_rename(&x, (size_t)(rw_find(&x, nm) - x.w), want);
+	}
+	rw_save(&x);
+	CHECK_INT_EQ(ckpt_open(x.dir, &c, &err), 0);
+	for (int l = 0; l < 3 && c; l++) {
+		snprintf(nm, sizeof(nm), "model.layers.%d.block_sparse_moe.gate.weight", l);
+		expect_same(c, "mixtral-f32", nm, 4 * 64);
+		for (int e = 0; e < 4; e++) {
+			snprintf(nm, sizeof(nm), "model.layers.%d.block_sparse_moe.experts.%d.w1.weight",
+				 l, e);
+			expect_same(c, "mixtral-f32", nm, 48 * 64);
+			snprintf(nm, sizeof(nm), "model.layers.%d.block_sparse_moe.experts.%d.w3.weight",
+				 l, e);
+			expect_same(c, "mixtral-f32", nm, 48 * 64);
+			snprintf(nm, sizeof(nm), "model.layers.%d.block_sparse_moe.experts.%d.w2.weight",
+				 l, e);
+			expect_same(c, "mixtral-f32", nm, 64 * 48);
+		}
+	}
+	ckpt_free(c);
+}
+
+/* A fused tensor of the wrong shape is refused naming it and the shape
+ * config.json implies; a fused layer with down_proj missing names the
+ * first expert tensor it lacks. */
+static void test_fused_refusals(void)
+{
+	struct rw x;
+	struct st_write_tensor *w;
+
+	rw_load(&x, "olmoe-f32");
+	fuse(&x, "olmoe-f32", "mlp", "gate_proj", "up_proj", "down_proj", 3, 8, 32, 64, false);
+	w = rw_find(&x, "model.layers.1.mlp.experts.down_proj");
+	w->ndim = 3;
+	w->shape[0] = 8;
+	w->shape[1] = 32; /* [E, I, H]: the transposed layout */
+	w->shape[2] = 64;
+	rw_save(&x);
+	CHECK_INT_EQ(open_err(x.dir), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "fused tensor \"model.layers.1.mlp.experts.down_proj\" is not "
+		      "[8, 64, 32] as config.json implies");
+}
+
+/* An independent E4M3 decoder for the test: the value table built by
+ * walking the representable numbers upwards from zero. */
+static float e4m3_walk(uint8_t b)
+{
+	float v = 0.0f, step = 0x1p-9f; /* subnormal spacing */
+	int code = b & 0x7f;
+
+	for (int k = 0; k < code; k++) {
+		/* Codes 0..15 are 2^-9 apart (subnormals, then the first
+		 * binade, [2^-6, 2^-5)); each later binade of 8 doubles it. */
+		if (k >= 16 && k % 8 == 0)
+			step *= 2.0f;
+		v += step;
+	}
+	if (code == 0x7f)
+		v = NAN;
+	return b & 0x80 ? -v : v;
+}
+
+/*
+ * FP8 weights with 128 x 128 block scales: the embedding [256, 64] as
+ * F8_E4M3 with weight_scale_inv [2, 1] (two row blocks), every byte value
+ * but NaN's; read back, row by row and whole, as decoded * its block's
+ * scale.  An F8_E8M0 tensor the model does not use is no obstacle; one it
+ * uses is refused naming tensor and dtype.
+ */
+static void test_fp8_block_scales(void)
+{
+	struct rw x;
+	struct ckpt *c = NULL;
+	struct st_write_tensor *w;
+	uint8_t *q = malloc(256 * 64);
+	float *sc = malloc(2 * sizeof(float)), *got = malloc(256 * 64 * sizeof(float));
+	uint8_t *e8 = malloc(16);
+
+	for (int i = 0; i < 256 * 64; i++) {
+		q[i] = (uint8_t)(i * 7 + i / 64);
+		if ((q[i] & 0x7f) == 0x7f)
+			q[i] = 0x38; /* 1.0 rather than NaN */
+	}
+	sc[0] = 0.5f;
+	sc[1] = 3.0f;
+	memset(e8, 127, 16);
+	rw_load(&x, "olmoe-f32");
+	w = rw_find(&x, "model.embed_tokens.weight");
+	rw_drop(&x, (size_t)(w - x.w));
+	rw_add(&x, "model.embed_tokens.weight", ST_F8_E4M3, 2, 256, 64, 0, q);
+	rw_add(&x, "model.embed_tokens.weight_scale_inv", ST_F32, 2, 2, 1, 0, sc);
+	rw_add(&x, "model.extra.scales", ST_F8_E8M0, 1, 16, 0, 0, e8);
+	rw_save(&x);
+	CHECK_INT_EQ(ckpt_open(x.dir, &c, &err), 0);
+	if (c) {
+		uint8_t *qq = malloc(256 * 64);
+		size_t bad = 0;
+
+		for (int i = 0; i < 256 * 64; i++) {
+			qq[i] = (uint8_t)(i * 7 + i / 64);
+			if ((qq[i] & 0x7f) == 0x7f)
+				qq[i] = 0x38;
+		}
+		CHECK_INT_EQ(ckpt_read_f32(c, "model.embed_tokens.weight", got, 256 * 64, &err), 0);
+		for (int i = 0; i < 256 * 64; i++)
+			bad += got[i] != e4m3_walk(qq[i]) * (i / 64 < 128 ? 0.5f : 3.0f);
+		CHECK_INT_EQ(bad, 0);
+		CHECK_INT_EQ(ckpt_read_rows_f32(c, "model.embed_tokens.weight", 127, 2, got, &err), 0);
+		for (int i = 0; i < 128; i++)
+			bad += got[i] != e4m3_walk(qq[127 * 64 + i]) * (i < 64 ? 0.5f : 3.0f);
+		CHECK_INT_EQ(bad, 0);
+		free(qq);
+	}
+	ckpt_free(c);
+	c = NULL;
+
+	/* A scale of the wrong shape: refused naming it. */
+	CHECK_INT_EQ(unlink(in(x.dir, "model.safetensors")), 0);
+	CHECK_INT_EQ(unlink(in(x.dir, "config.json")), 0);
+	CHECK_INT_EQ(rmdir(x.dir), 0);
+	rw_load(&x, "olmoe-f32");
+	w = rw_find(&x, "model.embed_tokens.weight");
+	rw_drop(&x, (size_t)(w - x.w));
+	q = calloc(256 * 64, 1);
+	sc = calloc(1, sizeof(float));
+	rw_add(&x, "model.embed_tokens.weight", ST_F8_E4M3, 2, 256, 64, 0, q);
+	rw_add(&x, "model.embed_tokens.weight_scale_inv", ST_F32, 2, 1, 1, 0, sc);
+	rw_save(&x);
+	CHECK_INT_EQ(open_err(x.dir), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "scale tensor \"model.embed_tokens.weight_scale_inv\" is not [2, 1]");
+
+	/* A needed tensor of a dtype not read here. */
+	CHECK_INT_EQ(unlink(in(x.dir, "model.safetensors")), 0);
+	CHECK_INT_EQ(unlink(in(x.dir, "config.json")), 0);
+	CHECK_INT_EQ(rmdir(x.dir), 0);
+	rw_load(&x, "olmoe-f32");
+	w = rw_find(&x, "model.norm.weight");
+	rw_drop(&x, (size_t)(w - x.w));
+	rw_add(&x, "model.norm.weight", ST_F8_E8M0, 1, 64, 0, 0, calloc(64, 1));
+	rw_save(&x);
+	CHECK_INT_EQ(open_err(x.dir), -EBADMSG);
+	CHECK_STR_HAS(err.msg, "tensor \"model.norm.weight\" is F8_E8M0, which grokwatch cannot "
+		      "read");
+	free(got);
+}
+
+/* Another trainer's checkpoint: refused naming the format and the two
+ * ways forward (foreign.h), by ckpt_open (inspect) as by the watcher's
+ * completeness check. */
+static void test_foreign_formats(void)
+{
+	char d[512];
+
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "step-100"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	spit(in(d, ".metadata"), "x", 1);
+	spit(in(d, "__0_0.distcp"), "x", 1);
+	CHECK_INT_EQ(open_err(d), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "step-100\": a PyTorch DCP checkpoint (.metadata and *.distcp, as "
+		      "torchtitan writes), not a Hugging Face checkpoint; grokwatch cannot read it: "
+		      "save Hugging Face safetensors (save_pretrained: config.json and "
+		      "model.safetensors), or write routing files with grokwatch.trace");
+	CHECK_INT_EQ(complete(d, NULL), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "a PyTorch DCP checkpoint");
+
+	/* HF Trainer with DeepSpeed: config.json, no weights, global_step<N>/. */
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "checkpoint-5"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	spit(in(d, "config.json"), "{}", 2);
+	CHECK_INT_EQ(complete(d, NULL), 0); /* not yet: weights may follow */
+	CHECK_INT_EQ(mkdir(in(d, "global_step5"), 0755), 0);
+	spit(in(d, "global_step5/mp_rank_00_model_states.pt"), "x", 1);
+	CHECK_INT_EQ(complete(d, NULL), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "a DeepSpeed checkpoint (global_step*/*_model_states.pt");
+	CHECK_INT_EQ(open_err(d), -EBADMSG); /* config.json "{}" is read first */
+
+	/* pytorch_model.bin alone, with a good config. */
+	pcopy(d, sizeof(d), copy_fixture("olmoe-f32"));
+	CHECK_INT_EQ(unlink(in(d, "model.safetensors")), 0);
+	spit(in(d, "pytorch_model.bin"), "x", 1);
+	CHECK_INT_EQ(open_err(d), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "PyTorch pickle weights only (pytorch_model.bin)");
+	CHECK_INT_EQ(complete(d, NULL), -ENOTSUP);
+
+	/* Megatron's mp_rank_* and its torch_dist; OLMo-core's model_and_optim. */
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "iter_0000010"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	CHECK_INT_EQ(mkdir(in(d, "mp_rank_00"), 0755), 0);
+	CHECK_INT_EQ(open_err(d), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "a Megatron-LM checkpoint (mp_rank_*/)");
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "iter_0000020"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	spit(in(d, "__0_0.distcp"), "x", 1);
+	spit(in(d, "common.pt"), "x", 1);
+	CHECK_INT_EQ(open_err(d), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "a Megatron-LM checkpoint (torch_dist");
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "step30"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	CHECK_INT_EQ(mkdir(in(d, "model_and_optim"), 0755), 0);
+	spit(in(d, "model_and_optim/.metadata"), "x", 1);
+	CHECK_INT_EQ(complete(d, NULL), -ENOTSUP);
+	CHECK_STR_HAS(err.msg, "an OLMo-core checkpoint");
+	/* Nothing recognizable: still "not yet". */
+	pcopy(d, sizeof(d), in(tap_tmpdir(), "step40"));
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	spit(in(d, "optimizer.pt"), "x", 1);
+	CHECK_INT_EQ(complete(d, NULL), 0);
+	CHECK_STR_HAS(err.msg, "no config.json yet");
 }
 
 static void test_not_a_checkpoint(void)
@@ -697,6 +1176,12 @@ static void test_not_a_checkpoint(void)
 
 static const struct tap_test tests[] = {
 	{ "open_every_fixture", test_open_every_fixture },
+	{ "name_prefixes", test_name_prefixes },
+	{ "name_ambiguous", test_name_ambiguous },
+	{ "fused_experts", test_fused_experts },
+	{ "fused_refusals", test_fused_refusals },
+	{ "fp8_block_scales", test_fp8_block_scales },
+	{ "foreign_formats", test_foreign_formats },
 	{ "sharded_lookup", test_sharded_lookup },
 	{ "lookup_only_through_weight_map", test_lookup_only_through_weight_map },
 	{ "read_f32", test_read_f32 },

@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include "../tap.h"
+
+#define CHECK_MSG(cond, ...) \
+	do { if (!(cond)) tap_fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)
 #include "engine/safetensors.h"
 
 static struct gw_err err;
@@ -182,7 +185,7 @@ static void test_round_trip(void)
 	x = st_header_find(hd, "ids");
 	CHECK_INT_EQ(x->dtype, ST_I32);
 	CHECK_INT_EQ(st_file_read_f32(f, x, out, &err), -EINVAL);
-	CHECK_STR_HAS(err.msg, "tensor \"ids\" is I32, not F32, F16 or BF16");
+	CHECK_STR_HAS(err.msg, "tensor \"ids\" is I32, not F32, F16, BF16, F8_E4M3 or F8_E5M2");
 	CHECK_INT_EQ(st_file_read_raw(f, x, raw, &err), 0);
 	CHECK_INT_EQ(raw[0], -7);
 	CHECK_INT_EQ(raw[1], 123456);
@@ -606,12 +609,53 @@ static void test_missing_dtype(void)
 		    "tensor \"w\" has no \"dtype\"");
 }
 
+/*
+ * Dtypes newer than the reader's use: the format's own (F8_E8M0, packed F4
+ * and F6) are sized in bits; a name the reader has never seen is accepted
+ * with its bytes unchecked, so that a tensor the model does not use never
+ * rejects the file; reading either as fp32 is refused naming the dtype.
+ * A dtype that is not spelled like one is refused.
+ */
 static void test_unknown_dtype(void)
 {
-	REFUSED_HDR("{\"w\":{\"dtype\":\"F8_E4M3\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
-		    "tensor \"w\" has the unknown dtype \"F8_E4M3\"");
+	const char *hdr =
+		"{\"a\":{\"dtype\":\"F8_E8M0\",\"shape\":[3],\"data_offsets\":[0,3]},"
+		"\"b\":{\"dtype\":\"F4\",\"shape\":[2,3],\"data_offsets\":[3,6]},"
+		"\"c\":{\"dtype\":\"F6_E2M3\",\"shape\":[4],\"data_offsets\":[6,9]},"
+		"\"d\":{\"dtype\":\"MXFP9_X\",\"shape\":[5],\"data_offsets\":[9,11]}}";
+	struct st_file *f = NULL;
+	const struct st_tensor *t;
+	float out[8];
+	const char *p = mkfile("new.safetensors", hdr, 11);
+
+	CHECK_INT_EQ(st_file_open(p, &f, &err), 0);
+	if (f) {
+		CHECK_INT_EQ(st_file_header(f) ? st_header_count(st_file_header(f)) : 0, 4);
+		t = st_header_find(st_file_header(f), "a");
+		CHECK_INT_EQ(t->dtype, ST_F8_E8M0);
+		t = st_header_find(st_file_header(f), "b");
+		CHECK_INT_EQ(t->dtype, ST_F4);
+		t = st_header_find(st_file_header(f), "d");
+		CHECK_INT_EQ(t->dtype, ST_OTHER);
+		CHECK_STR_EQ(t->dtype_name, "MXFP9_X");
+		CHECK_INT_EQ(st_file_read_f32(f, t, out, &err), -EINVAL);
+		CHECK_STR_HAS(err.msg, "tensor \"d\" is MXFP9_X, not F32, F16, BF16, F8_E4M3 or "
+			      "F8_E5M2");
+		t = st_header_find(st_file_header(f), "a");
+		CHECK_INT_EQ(st_file_read_f32(f, t, out, &err), -EINVAL);
+		CHECK_STR_HAS(err.msg, "tensor \"a\" is F8_E8M0, not");
+	}
+	st_file_free(f);
+	REFUSED_HDR("{\"w\":{\"dtype\":\"F4\",\"shape\":[3],\"data_offsets\":[0,2]}}", 2,
+		    "tensor \"w\": F4 [3] does not fill whole bytes");
+	REFUSED_HDR("{\"w\":{\"dtype\":\"F8_E8M0\",\"shape\":[3],\"data_offsets\":[0,4]}}", 4,
+		    "do not match F8_E8M0 [3] (3 bytes)");
 	REFUSED_HDR("{\"w\":{\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-		    "unknown dtype \"f32\"");
+		    "has the dtype \"f32\", which is not a dtype name");
+	REFUSED_HDR("{\"w\":{\"dtype\":\"F8 E4\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+		    "not a dtype name");
+	REFUSED_HDR("{\"w\":{\"dtype\":\"\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+		    "not a dtype name");
 	REFUSED_HDR("{\"w\":{\"dtype\":32,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
 		    "tensor \"w\": \"dtype\" is a number, not a string");
 }
@@ -778,13 +822,13 @@ static void test_message_clips_names(void)
 {
 	char hdr[4096], name[901];
 
-	REFUSED_HDR("{\"a\\nb\":{\"dtype\":\"F8\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0,
-		    "tensor \"a?b\" has the unknown dtype");
+	REFUSED_HDR("{\"a\\nb\":{\"dtype\":\"f8\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0,
+		    "tensor \"a?b\" has the dtype \"f8\", which is not a dtype name");
 	memset(name, 'q', 900);
 	name[900] = 0;
-	snprintf(hdr, sizeof(hdr), "{\"%s\":{\"dtype\":\"F8\",\"shape\":[0],\"data_offsets\":[0,0]}}",
+	snprintf(hdr, sizeof(hdr), "{\"%s\":{\"dtype\":\"f8\",\"shape\":[0],\"data_offsets\":[0,0]}}",
 		 name);
-	REFUSED_HDR(hdr, 0, "qqq...\" has the unknown dtype \"F8\"");
+	REFUSED_HDR(hdr, 0, "qqq...\" has the dtype \"f8\", which is not a dtype name");
 }
 
 /* st_header_parse on its own: the length bounds and data_size. */
@@ -926,7 +970,14 @@ static void test_write_refuses(void)
 	WRITE_REFUSED(t, 2, NULL, 0, "tensor \"b\" has no data");
 	t[1].data = d;
 	t[1].dtype = ST_DTYPE_COUNT;
-	WRITE_REFUSED(t, 2, NULL, 0, "tensor \"b\" has the dtype 13");
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "tensor \"b\" has the dtype %d", (int)ST_DTYPE_COUNT);
+		WRITE_REFUSED(t, 2, NULL, 0, want);
+	}
+	t[1].dtype = ST_F4;
+	WRITE_REFUSED(t, 2, NULL, 0, "tensor \"b\" is F4, which is not written here");
 	t[1].dtype = ST_F32;
 	WRITE_REFUSED(t, 2, m, 2, "metadata key \"k\" appears twice");
 	m[1].key = "j";
@@ -1009,6 +1060,65 @@ static void test_bf16_exhaustive(void)
 	}
 }
 
+/*
+ * The 8-bit floats against the OCP 8-bit floating point specification's own
+ * figures: E4M3 max normal 448 (S.1111.110), min normal 2^-6, min
+ * subnormal 2^-9, S.1111.111 NaN and no infinity; E5M2 max normal 57344,
+ * min subnormal 2^-16, infinities S.11111.00.  Then every code: strictly
+ * increasing magnitude over the non-NaN codes, the sign bit only negating,
+ * and the array conversion agreeing.
+ */
+static void test_f8(void)
+{
+	static const struct {
+		uint8_t b;
+		float e4m3, e5m2;
+	} anchors[] = {
+		{ 0x00, 0.0f, 0.0f },         { 0x01, 0x1p-9f, 0x1p-16f },
+		{ 0x07, 7 * 0x1p-9f, 1.75f * 0x1p-14f }, { 0x08, 0x1p-6f, 0x1p-13f },
+		{ 0x38, 1.0f, 0.5f },         { 0x3c, 1.5f, 1.0f },
+		{ 0x40, 2.0f, 2.0f },         { 0x7b, 0x1.6p+8f, 57344.0f },
+		{ 0x7e, 448.0f, NAN },        { 0x7c, 384.0f, INFINITY },
+		{ 0xb8, -1.0f, -0.5f },       { 0xfe, -448.0f, NAN },
+	};
+	float prev4 = -1.0f, prev5 = -1.0f;
+
+	for (size_t i = 0; i < sizeof(anchors) / sizeof(anchors[0]); i++) {
+		float a = st_f8e4m3_to_f32(anchors[i].b), b = st_f8e5m2_to_f32(anchors[i].b);
+
+		if (!same_bits(a, anchors[i].e4m3))
+			tap_fail(__FILE__, __LINE__, "E4M3 0x%02x -> %.9g, expected %.9g",
+				 anchors[i].b, (double)a, (double)anchors[i].e4m3);
+		if (isnan(anchors[i].e5m2) ? !isnan(b) : !same_bits(b, anchors[i].e5m2))
+			tap_fail(__FILE__, __LINE__, "E5M2 0x%02x -> %.9g, expected %.9g",
+				 anchors[i].b, (double)b, (double)anchors[i].e5m2);
+	}
+	CHECK(isnan(st_f8e4m3_to_f32(0x7f)) && isnan(st_f8e4m3_to_f32(0xff)));
+	CHECK(isnan(st_f8e5m2_to_f32(0x7d)) && isnan(st_f8e5m2_to_f32(0xff)));
+	CHECK(same_bits(st_f8e4m3_to_f32(0x80), -0.0f));
+	CHECK(same_bits(st_f8e5m2_to_f32(0xfc), -INFINITY));
+	for (int b = 0; b < 128; b++) {
+		float a = st_f8e4m3_to_f32((uint8_t)b), e = st_f8e5m2_to_f32((uint8_t)b);
+		uint8_t u = (uint8_t)b;
+		float conv[2];
+
+		if (b != 0x7f) {
+			CHECK_MSG(a > prev4 && same_bits(st_f8e4m3_to_f32((uint8_t)(b | 0x80)), -a),
+				  "E4M3 0x%02x", b);
+			prev4 = a;
+		}
+		if (b <= 0x7c) {
+			CHECK_MSG(e > prev5 && same_bits(st_f8e5m2_to_f32((uint8_t)(b | 0x80)), -e),
+				  "E5M2 0x%02x", b);
+			prev5 = e;
+		}
+		st_convert_f32(ST_F8_E4M3, &u, &conv[0], 1);
+		st_convert_f32(ST_F8_E5M2, &u, &conv[1], 1);
+		CHECK((isnan(a) && isnan(conv[0])) || same_bits(conv[0], a));
+		CHECK((isnan(e) && isnan(conv[1])) || same_bits(conv[1], e));
+	}
+}
+
 static void test_dtypes(void)
 {
 	enum st_dtype d;
@@ -1070,6 +1180,7 @@ static const struct tap_test tests[] = {
 	{ "truncated_while_open", test_truncated_while_open },
 	{ "write_refuses", test_write_refuses },
 	{ "f16_exhaustive", test_f16_exhaustive },
+	{ "f8", test_f8 },
 	{ "bf16_exhaustive", test_bf16_exhaustive },
 	{ "dtypes", test_dtypes },
 	{ NULL, NULL },

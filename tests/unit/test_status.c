@@ -62,6 +62,9 @@ static void test_computing_with_failures(void)
 	s = status_json(&in);
 	CHECK_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItem(s, "state")), "computing");
 	CHECK_INT_EQ(num(s, "pending"), 2);
+	/* No watcher given: an empty list of pending directories. */
+	CHECK(cJSON_IsArray(cJSON_GetObjectItem(s, "pending_dirs")) &&
+	      cJSON_GetArraySize(cJSON_GetObjectItem(s, "pending_dirs")) == 0);
 	CHECK_INT_EQ(num(s, "queue"), 3);
 	CHECK_INT_EQ(num(cJSON_GetObjectItem(s, "job"), "step"), 30);
 	CHECK_INT_EQ(num(cJSON_GetObjectItem(s, "job"), "layers_done"), 1);

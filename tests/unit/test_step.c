@@ -83,6 +83,65 @@ static void test_trainer_state(void)
 	CHECK_INT_EQ(s, 1500);
 }
 
+static void put_state(const char *text)
+{
+	tap_write_file("trainer_state.json", text, strlen(text));
+}
+
+/* The trainer's own loss and learning rate at a step (HF Trainer's
+ * log_history): the last training entry at or before it; eval entries,
+ * later steps, non-numbers and entries without a step do not count. */
+static void test_trainer_log(void)
+{
+	const char *d = tap_tmpdir();
+	struct gw_err e = { "" };
+	struct trainer_log t = { 0 };
+	int64_t s7 = -1;
+
+	CHECK_INT_EQ(step_trainer_log(d, 100, &t, &e), -ENOENT);
+	put_state("{\"global_step\": 30, \"log_history\": ["
+		  "{\"step\": 10, \"loss\": 3.5, \"learning_rate\": 0.001, \"epoch\": 0.1},"
+		  "{\"step\": 20, \"loss\": 3.25, \"learning_rate\": 0.0009, \"grad_norm\": 1.2},"
+		  "{\"step\": 20, \"eval_loss\": 3.9, \"eval_runtime\": 1.0},"
+		  "{\"step\": 25, \"loss\": \"x\", \"learning_rate\": 0.0008},"
+		  "{\"loss\": 1.0},"
+		  "{\"step\": 40, \"loss\": 2.0, \"learning_rate\": 0.0005}]}");
+	CHECK_INT_EQ(step_trainer_log(d, 30, &t, &e), 0);
+	CHECK(t.loss == 3.25);
+	CHECK_INT_EQ(t.loss_step, 20);
+	CHECK(t.lr == 0.0008);
+	CHECK_INT_EQ(t.lr_step, 25);
+	CHECK_INT_EQ(step_trainer_log(d, 40, &t, &e), 0);
+	CHECK(t.loss == 2.0 && t.lr == 0.0005);
+	CHECK_INT_EQ(step_trainer_log(d, 10, &t, &e), 0);
+	CHECK(t.loss == 3.5 && t.loss_step == 10);
+	CHECK_INT_EQ(step_trainer_log(d, 9, &t, &e), -ENOENT);
+	/* A resumed run logs a step again: the later entry wins. */
+	put_state("{\"log_history\": [{\"step\": 5, \"loss\": 9.0},"
+		  "{\"step\": 5, \"loss\": 8.0}]}");
+	CHECK_INT_EQ(step_trainer_log(d, 5, &t, &e), 0);
+	CHECK(t.loss == 8.0);
+	CHECK_INT_EQ(t.lr_step, -1);
+	put_state("{\"global_step\": 5}");
+	CHECK_INT_EQ(step_trainer_log(d, 5, &t, &e), -ENOENT);
+	put_state("{\"log_history\": {\"step\": 5}}");
+	CHECK_INT_EQ(step_trainer_log(d, 5, &t, &e), -EBADMSG);
+	CHECK_STR_HAS(e.msg, "trainer_state.json\": log_history is not an array");
+	/* Python's json writes NaN and Infinity (a NaN grad_norm is common);
+	 * they read as null, in values only, never inside strings. */
+	put_state("{\"global_step\": 7, \"log_history\": [{\"step\": 5, \"grad_norm\": NaN, "
+		  "\"loss\": Infinity}, {\"step\": 6, \"loss\": -Infinity, \"note\": \"NaN \\\" "
+		  "Infinity\"}, {\"step\": 7, \"loss\": 4.5, \"learning_rate\": NaN}]}");
+	CHECK_INT_EQ(step_trainer_log(d, 7, &t, &e), 0);
+	CHECK(t.loss == 4.5 && t.loss_step == 7 && t.lr_step == -1);
+	CHECK_INT_EQ(step_from_trainer_state(d, &s7, &e), 0);
+	CHECK_INT_EQ(s7, 7);
+	CHECK_INT_EQ(step_trainer_log(d, 6, &t, &e), -ENOENT);
+	put_state("{\"log_history\": [NaNx]}");
+	CHECK_INT_EQ(step_trainer_log(d, 5, &t, &e), -EBADMSG);
+	CHECK_STR_HAS(e.msg, "not a JSON object");
+}
+
 struct at_step {
 	char pad[3];
 	int64_t step;
@@ -111,6 +170,7 @@ static const struct tap_test tests[] = {
 	{ "custom_pattern", test_custom_pattern },
 	{ "pattern_check", test_pattern_check },
 	{ "trainer_state", test_trainer_state },
+	{ "trainer_log", test_trainer_log },
 	{ NULL, NULL },
 };
 TAP_MAIN(tests)

@@ -65,6 +65,8 @@ struct fx {
 	bool got_note;
 	char last_notes[8][512];
 	int nnotes;
+	const char *count_note; /* notes containing this are counted in note_hits */
+	int note_hits;
 	/* the quiet test's writer */
 	uv_timer_t writer;
 	bool writer_init;
@@ -131,6 +133,8 @@ static void on_note(void *ud, int level, const char *msg)
 
 	(void)level;
 	snprintf(f->last_notes[f->nnotes++ % 8], sizeof(f->last_notes[0]), "%s", msg);
+	if (f->count_note && strstr(msg, f->count_note))
+		f->note_hits++;
 	if (f->want_note && strstr(msg, f->want_note))
 		f->got_note = true;
 }
@@ -688,25 +692,34 @@ static void step_names(int mode)
 {
 	static const struct { const char *name; int64_t step; } ok[] = {
 		{ "checkpoint-500", 500 }, { "iter_0000700", 700 }, { "global_step900", 900 },
-		{ "step1000-tokens4B", 1000 }, { "step1100", 1100 },
+		{ "step1000-tokens4B", 1000 }, { "step1100", 1100 }, { "step_2000", 2000 },
+		{ "step-2100", 2100 }, { "checkpoint_2200", 2200 },
 	};
 	struct fx f;
 	char *b;
 	size_t len = st_blob(4, &b);
 
 	fx_open(&f, mode);
+	f.count_note = "/final\": ignored: its name matches none of watch.patterns";
 	place(&f, "final");           /* no step in the name, trainer_state off */
 	place(&f, "model-v2");
 	put(pj(f.root, "step1200"), b, len); /* a file, not a directory */
 	free(b);
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		place(&f, ok[i].name);
-	WAIT_UNTIL(&f, f.nev >= 5);
+	WAIT_UNTIL(&f, f.nev >= 8);
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		CHECK_INT_EQ(fx_count(&f, EV_READY, ok[i].name), 1);
 		CHECK_INT_EQ(fx_find(&f, EV_READY, ok[i].name)->step, ok[i].step);
 	}
-	CHECK_INT_EQ(f.nev, 5);
+	CHECK_INT_EQ(f.nev, 8);
+	/* Each ignored directory logged once, however often it is looked at
+	 * (poll mode rescans every tick): a change inside it and a sentinel
+	 * checkpoint after it. */
+	put_str(pj(pj(f.root, "final"), "notes.txt"), "x");
+	place(&f, "step3000");
+	WAIT_UNTIL(&f, fx_count(&f, EV_READY, "step3000") == 1);
+	CHECK_INT_EQ(f.note_hits, 1);
 	fx_close(&f);
 }
 
@@ -725,7 +738,8 @@ static void step_trainer_state(int mode)
 	fx_start(&f, &o);
 
 	place(&f, "final");
-	WAIT_NOTE(&f, "no step in the name and no trainer_state.json yet");
+	WAIT_NOTE(&f, "not a checkpoint yet: its name matches none of watch.patterns and it has "
+		  "no trainer_state.json");
 	CHECK_INT_EQ(f.nev, 0);
 	put_str(pj(pj(f.root, "final"), "trainer_state.json"), "{\"global_step\": 700}");
 	WAIT_UNTIL(&f, f.nev >= 1);
@@ -893,6 +907,154 @@ static void root_appears(int mode)
 	fx_close(&f);
 }
 
+/* Every directory not computed yet, as watch_pending_foreach lists it. */
+struct listed {
+	char name[64][128], why[64][32], reason[64][1024];
+	int64_t step[64];
+	int n;
+};
+
+static void on_listed(void *ud, const char *name, int64_t step, const char *why,
+		      const char *reason)
+{
+	struct listed *l = ud;
+
+	CHECK_INT_LT(l->n, 64);
+	snprintf(l->name[l->n], sizeof(l->name[0]), "%s", name);
+	snprintf(l->why[l->n], sizeof(l->why[0]), "%s", why);
+	snprintf(l->reason[l->n], sizeof(l->reason[0]), "%s", reason);
+	l->step[l->n++] = step;
+}
+
+static int listed_at(struct fx *f, struct listed *l, const char *name)
+{
+	memset(l, 0, sizeof(*l));
+	watch_pending_foreach(f->w, on_listed, l);
+	for (int i = 0; i < l->n; i++)
+		if (!strcmp(l->name[i], name))
+			return i;
+	return -1;
+}
+
+/* Why each directory waits: its quiet period, then (judged) which file is
+ * incomplete and why; a name with no step and no trainer_state.json. */
+static void pending_reasons(int mode)
+{
+	struct fx f;
+	struct watch_opts o;
+	struct listed l;
+	const char *d;
+	int i;
+
+	fx_init(&f, mode, true);
+	o = fx_opts(&f);
+	o.step_from_trainer_state = true;
+	fx_start(&f, &o);
+	d = pj(f.stage, "step100");
+	mkdir_ok(d);
+	put_str(pj(d, "config.json"), "{}");
+	put_st(pj(d, "model.safetensors"), 64, 10);
+	rename_ok(d, pj(f.root, "step100"));
+	WAIT_UNTIL(&f, listed_at(&f, &l, "step100") >= 0);
+	i = listed_at(&f, &l, "step100");
+	/* Judged only after the quiet period: until then it is "quiet"
+	 * (unless a slow machine already judged it). */
+	if (strcmp(l.why[i], "incomplete") != 0) {
+		CHECK_STR_EQ(l.why[i], "quiet");
+		CHECK_STR_HAS(l.reason[i], "quiet period running");
+	}
+	CHECK_INT_EQ(l.step[i], 100);
+	WAIT_NOTE(&f, "not yet complete");
+	i = listed_at(&f, &l, "step100");
+	CHECK_STR_EQ(l.why[i], "incomplete");
+	CHECK_STR_HAS(l.reason[i], "step100/model.safetensors\": ");
+	CHECK_STR_HAS(l.reason[i], "bytes so far, not yet complete");
+
+	place(&f, "final");
+	WAIT_NOTE(&f, "/final\": not a checkpoint yet");
+	i = listed_at(&f, &l, "final");
+	CHECK_STR_EQ(l.why[i], "no_step");
+	CHECK_INT_EQ(l.step[i], -1);
+	CHECK_STR_HAS(l.reason[i], "matches none of watch.patterns");
+
+	finish_st(pj(pj(f.root, "step100"), "model.safetensors"), 64, 10);
+	WAIT_UNTIL(&f, fx_count(&f, EV_READY, "step100") == 1);
+	CHECK_INT_EQ(listed_at(&f, &l, "step100"), -1);
+	fx_close(&f);
+}
+
+/* Other trainers' checkpoints: refused by name (bad() with -ENOTSUP and
+ * the ways forward), once however often the directory then changes, and
+ * listed as "refused". */
+static void foreign_formats(int mode)
+{
+	static const struct {
+		const char *name, *files[3], *what;
+	} cases[] = {
+		{ "step-300", { ".metadata", "__0_0.distcp", NULL }, "a PyTorch DCP checkpoint" },
+		{ "step400", { "model_and_optim/.metadata", "model_and_optim/__0_0.distcp", NULL },
+		  "an OLMo-core checkpoint" },
+		{ "iter_0000500", { "mp_rank_00/model_optim_rng.pt", NULL }, "a Megatron-LM checkpoint" },
+		{ "iter_0000600", { ".metadata", "__0_0.distcp", "common.pt" },
+		  "a Megatron-LM checkpoint (torch_dist" },
+		{ "global_step700", { "mp_rank_00_model_states.pt", NULL }, "a DeepSpeed checkpoint" },
+		{ "checkpoint-800", { "config.json", "global_step800/mp_rank_00_model_states.pt", NULL },
+		  "a DeepSpeed checkpoint (global_step" },
+		{ "checkpoint_900", { "config.json", "pytorch_model.bin", NULL },
+		  "PyTorch pickle weights only (pytorch_model.bin)" },
+	};
+	size_t nc = sizeof(cases) / sizeof(cases[0]);
+	struct fx f;
+	struct listed l;
+
+	fx_open(&f, mode);
+	for (size_t k = 0; k < nc; k++) {
+		const char *d = pj(f.stage, cases[k].name);
+
+		mkdir_ok(d);
+		for (int j = 0; j < 3 && cases[k].files[j]; j++) {
+			const char *slash = strchr(cases[k].files[j], '/');
+
+			if (slash) {
+				char sub[256];
+
+				snprintf(sub, sizeof(sub), "%.*s", (int)(slash - cases[k].files[j]),
+					 cases[k].files[j]);
+				if (access(pj(d, sub), F_OK) != 0)
+					mkdir_ok(pj(d, sub));
+			}
+			put_str(pj(d, cases[k].files[j]), "x");
+		}
+		rename_ok(d, pj(f.root, cases[k].name));
+	}
+	WAIT_UNTIL(&f, fx_count(&f, EV_BAD, NULL) >= (int)nc);
+	for (size_t k = 0; k < nc; k++) {
+		const struct ev *e = fx_find(&f, EV_BAD, cases[k].name);
+		int i;
+
+		CHECK_INT_EQ(e->code, -ENOTSUP);
+		CHECK_STR_HAS(e->msg, cases[k].what);
+		CHECK_STR_HAS(e->msg, "not a Hugging Face checkpoint; grokwatch cannot read it: save "
+			      "Hugging Face safetensors (save_pretrained: config.json and "
+			      "model.safetensors), or write routing files with grokwatch.trace");
+		CHECK_STR_HAS(e->msg, cases[k].name);
+		i = listed_at(&f, &l, cases[k].name);
+		CHECK(i >= 0);
+		CHECK_STR_EQ(l.why[i], "refused");
+		CHECK_STR_HAS(l.reason[i], cases[k].what);
+	}
+	/* The trainer writes on: still said once. */
+	put_str(pj(pj(f.root, "step-300"), "__1_0.distcp"), "y");
+	place(&f, "step5000");
+	WAIT_UNTIL(&f, fx_count(&f, EV_READY, "step5000") == 1);
+	CHECK_INT_EQ(fx_count(&f, EV_BAD, "step-300"), 1);
+	/* The way forward taken: safetensors saved beside it. */
+	put_str(pj(pj(f.root, "step-300"), "config.json"), "{}");
+	put_st(pj(pj(f.root, "step-300"), "model.safetensors"), 64, 0);
+	WAIT_UNTIL(&f, fx_count(&f, EV_READY, "step-300") == 1);
+	fx_close(&f);
+}
+
 #define BOTH(fn) \
 	static void test_##fn##_events(void) { fn(WATCH_EVENTS); } \
 	static void test_##fn##_poll(void) { fn(WATCH_POLL); }
@@ -911,6 +1073,8 @@ BOTH(gone)
 BOTH(is_done)
 BOTH(failed_looks_again)
 BOTH(root_appears)
+BOTH(pending_reasons)
+BOTH(foreign_formats)
 
 static const struct tap_test tests[] = {
 	{ "name_is_temporary", test_name_is_temporary },
@@ -928,6 +1092,8 @@ static const struct tap_test tests[] = {
 	ROWS(is_done),
 	ROWS(failed_looks_again),
 	ROWS(root_appears),
+	ROWS(pending_reasons),
+	ROWS(foreign_formats),
 	{ NULL, NULL },
 };
 

@@ -111,6 +111,18 @@ class Message:
             return None
         return float(node)
 
+    @property
+    def trainer(self):
+        """The trainer's own figures at this step, where its trainer_state.json
+        logged them: a dict with "loss", "loss_step", "learning_rate" and
+        "learning_rate_step" (each pair only where logged), else None."""
+        t = self.body.get("trainer")
+        if not isinstance(t, dict):
+            return None
+        return {k: v for k, v in t.items()
+                if k in ("loss", "loss_step", "learning_rate", "learning_rate_step")
+                and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
     def __repr__(self):
         return "Message(%r, %s)" % (self.topic, self.json[:200])
 
