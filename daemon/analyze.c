@@ -98,6 +98,7 @@ static void usage(FILE *f)
 		"  --memorized-share X   share an auto epsilon memorizes per group (default %g)\n"
 		"  --consistency-floor X largest adjacent cosine below which C is undefined\n"
 		"                        (default %g)\n"
+		"  --no-per-layer        no per-layer distances (metrics.per_layer_distance false)\n"
 		"  --threads N           threads; 0 (the default) = all cores\n"
 		"  -h, --help            this text\n"
 		"\n"
@@ -409,7 +410,7 @@ static void json_for_output(cJSON *o)
 static int parse_args(int argc, char **argv, struct analyze_opts *o)
 {
 	enum { O_PROBE = 256, O_FMT, O_LEN, O_COUNT, O_OFFSET, O_GROUP, O_DUMP, O_JSON, O_TAU,
-	       O_BUDGET, O_SEED, O_EPS, O_DELTA, O_SHARE, O_FLOOR, O_THREADS };
+	       O_BUDGET, O_SEED, O_EPS, O_DELTA, O_SHARE, O_FLOOR, O_NO_LAYER, O_THREADS };
 	static const struct option longopts[] = {
 		{ "probe", required_argument, NULL, O_PROBE },
 		{ "probe-format", required_argument, NULL, O_FMT },
@@ -426,6 +427,7 @@ static int parse_args(int argc, char **argv, struct analyze_opts *o)
 		{ "delta", required_argument, NULL, O_DELTA },
 		{ "memorized-share", required_argument, NULL, O_SHARE },
 		{ "consistency-floor", required_argument, NULL, O_FLOOR },
+		{ "no-per-layer", no_argument, NULL, O_NO_LAYER },
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -505,6 +507,7 @@ static int parse_args(int argc, char **argv, struct analyze_opts *o)
 				       &o->m.consistency_floor) < 0)
 				return -1;
 			break;
+		case O_NO_LAYER: o->m.per_layer = false; break;
 		case O_THREADS:
 			if (opt_int("--threads", "threads.blas", optarg, &v) < 0)
 				return -1;

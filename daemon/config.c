@@ -381,6 +381,16 @@ const struct config_key config_keys[] = {
 		"Such samples are left out and counted\n"
 		".RB ( n_undefined ).\n"
 		"Applies to checkpoints computed after a change; the kept ones keep theirs." },
+	{ .path = "metrics.per_layer_distance", .type = CONFIG_BOOL,
+	  .offset = OFF(metrics.per_layer_distance), .def_num = 1,
+	  .help = "compute each set's pathway distance per layer as well (a diagnostic)",
+	  .doc = "Compute the pathway distance of each group and of\n"
+		".B all\n"
+		"per MoE layer as well\n"
+		".RB ( per_layer_distance ,\n"
+		"over the same pairs).\n"
+		"A diagnostic; off, it is null and the work is the whole\\-pathway distance\n"
+		"alone." },
 
 	{ .path = "publish.endpoint", .type = CONFIG_STRING, .offset = OFF(publish.endpoint),
 	  .def_str = "tcp://127.0.0.1:5557", .max = 256, .check = endpoint_check,

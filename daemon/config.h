@@ -131,6 +131,7 @@ struct config {
 		double delta;
 		double memorized_share;
 		double consistency_floor;
+		bool per_layer_distance;
 	} metrics;
 	struct {
 		char *endpoint;

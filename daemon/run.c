@@ -297,6 +297,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	m.delta = d->cfg->metrics.delta;
 	m.memorized_share = d->cfg->metrics.memorized_share;
 	m.consistency_floor = d->cfg->metrics.consistency_floor;
+	m.per_layer = d->cfg->metrics.per_layer_distance;
 	d->eps = gw_calloc((size_t)d->cfg->metrics.epsilon_groups.n + 1, sizeof(*d->eps));
 	for (int i = 0; i < d->cfg->metrics.epsilon_groups.n; i++) {
 		const struct config_epsilon *e =

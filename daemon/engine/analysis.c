@@ -29,6 +29,9 @@ struct analysis {
 	 * prev, kept so that analysis_out can lend them. */
 	struct routing *last;
 	struct metrics_cons *last_cons;
+	/* The distances of the step analysed last, for the memorized subsets
+	 * recomputed against the latest (metrics.h). */
+	struct metrics_dcache *cache;
 };
 
 struct analysis *analysis_new(struct probe *probe, const struct metrics_opts *m, int threads)
@@ -41,6 +44,7 @@ struct analysis *analysis_new(struct probe *probe, const struct metrics_opts *m,
 	a->m.threads = threads;
 	a->threads = threads;
 	a->series = routing_series_new();
+	a->cache = metrics_dcache_new();
 	return a;
 }
 
@@ -60,6 +64,7 @@ void analysis_free(struct analysis *a)
 	probe_free(a->probe);
 	routing_series_free(a->series);
 	routing_free(a->prev);
+	metrics_dcache_free(a->cache);
 	free(a);
 }
 
@@ -191,7 +196,11 @@ int analysis_add(struct analysis *a, const char *what, struct routing *r, enum s
 		mem.epsilon = eps;
 	}
 	prev = churn_base(a, step, idx);
-	rc = metrics_compute(r, prev, cons, step >= 0 ? &mem : NULL, &a->m, &o.res, err);
+	/* The series holds r's routing at `step` now: the distances computed
+	 * here serve the memorized subsets recomputed for it (step 8). */
+	metrics_dcache_reset(a->cache, step);
+	rc = metrics_compute_cached(r, prev, cons, step >= 0 ? &mem : NULL, &a->m,
+				    step >= 0 ? a->cache : NULL, &o.res, err);
 	if (rc < 0)
 		goto fail;
 	o.result = metrics_result_json(o.res);
@@ -199,7 +208,8 @@ int analysis_add(struct analysis *a, const char *what, struct routing *r, enum s
 	cJSON_AddStringToObject(o.result, "arch", r->arch ? r->arch : "");
 	add_trainer_log(o.result, what, step);
 	if (memo && step >= 0) {
-		rc = routing_series_recompute(a->series, &a->m, &o.memo, &o.n_memo, err);
+		rc = routing_series_recompute_cached(a->series, &a->m, a->cache, &o.memo,
+						     &o.n_memo, err);
 		if (rc < 0)
 			goto fail;
 	}
@@ -250,6 +260,8 @@ int analysis_put(struct analysis *a, const struct routing *r, const struct metri
 {
 	int rc = routing_series_put(a->series, r, cons, err);
 
+	if (r->step == metrics_dcache_step(a->cache))
+		metrics_dcache_reset(a->cache, -1);   /* that step's routing was replaced */
 	return rc > 0 ? 0 : rc;
 }
 
@@ -267,5 +279,5 @@ int analysis_memo(const struct analysis *a, struct metrics_memo **ret_memo, size
 		*ret_n = 0;
 		return 0;
 	}
-	return routing_series_recompute(a->series, &a->m, ret_memo, ret_n, err);
+	return routing_series_recompute_cached(a->series, &a->m, a->cache, ret_memo, ret_n, err);
 }

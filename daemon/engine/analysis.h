@@ -9,7 +9,10 @@
  *   - the routing series (routing_series.h): every step's gbar, loss and
  *     per-sample consistency, for the memorized subset;
  *   - the newest step's routing, kept whole (per-token records included),
- *     for the churn of the step that follows it.
+ *     for the churn of the step that follows it;
+ *   - the distances of the step analysed last (metrics_dcache), so that
+ *     step 8 takes that step's memorized subsets from them instead of
+ *     computing them a second time.
  *
  * One checkpoint, in order (analysis_run = analysis_load + analysis_add):
  *   1. source_load (source.h): routing file or forward pass, with the

@@ -11,8 +11,11 @@
  * the lm_head, in vocabulary blocks, give each sample's loss.
  *
  * The file is divided into:
- *   - bookkeeping: timing, the sgemm wrapper that counts FLOPs, a small
- *     fork-join loop for the row-wise work that is not BLAS;
+ *   - bookkeeping: timing, the sgemm wrapper that counts FLOPs and splits
+ *     a product of many rows over the threads, a small fork-join loop for
+ *     the row-wise work that is not BLAS, and units of work (an attention
+ *     head of a sample, an expert) handed to the threads one at a time,
+ *     each on one core with single-threaded sgemm;
  *   - row kernels: a four-lane exp, RMSNorm, RoPE tables (plain or YaRN)
  *     and rotation (half-split or DeepSeek's interleaved pairs, over the
  *     whole head or GLM's rotary part);
@@ -24,14 +27,18 @@
  *     with correction bias and groups), and the head with the loss;
  *   - forward_run, which drives them.
  * Reductions whose order could change a result (gbar, the scatter-add of
- * experts, the loss) run on one thread in a fixed order and the row loops
- * split only independent rows, so two runs give the same bits; only
- * OpenBLAS's own partition by thread count may move the last bits.
+ * experts, the loss) run in a fixed order (the scatter-add split by token
+ * rows, each token's sum in expert order) and the row loops and units split
+ * only independent rows, so two runs give the same bits.  OpenBLAS runs one
+ * thread during the pass (its idle workers spin in sched_yield between
+ * products, which on a machine with as many threads as cores took a core
+ * from the engine's own loops).
  */
 #include "engine/forward.h"
 
 #include <cblas.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -45,6 +52,8 @@
 #define HEAD_BLOCK_FLOATS (8u * 1024u * 1024u) /* bound on a logits block */
 #define PAR_MIN_ROWS 64     /* below this a row loop stays on one thread */
 #define MLP_ROWS 2048       /* token rows per gated-MLP product (bounds scratch) */
+#define GEMM_MIN_ROWS 64    /* rows of a product part on one thread */
+#define EXPERT_BATCH 8      /* experts computed between two scatter-adds */
 #define THREADS_MAX 256
 
 /* ---- bookkeeping ---------------------------------------------------- */
@@ -96,9 +105,14 @@ static double now_sec(void)
  * Every matrix product of the pass goes through here, so the FLOP count and
  * time in BLAS are exact.
  */
-static void gemm(struct fwd *f, bool transb, int64_t M, int64_t N, int64_t K, float alpha,
-		 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-		 int64_t ldc)
+/* Time and FLOPs inside sgemm, kept per thread in the parallel units. */
+struct gacc {
+	double sec, flop;
+};
+
+static void gemm_acc(struct gacc *a, bool transb, int64_t M, int64_t N, int64_t K, float alpha,
+		     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+		     int64_t ldc)
 {
 	double t0;
 
@@ -107,8 +121,60 @@ static void gemm(struct fwd *f, bool transb, int64_t M, int64_t N, int64_t K, fl
 	t0 = now_sec();
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, (int)M,
 		    (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-	f->st.gemm_sec += now_sec() - t0;
-	f->st.gemm_flop += 2.0 * (double)M * (double)N * (double)K;
+	a->sec += now_sec() - t0;
+	a->flop += 2.0 * (double)M * (double)N * (double)K;
+}
+
+static void par_units(struct fwd *f, int64_t n, void (*fn)(void *, int, int64_t, struct gacc *),
+		      void *ud);
+
+/* One product split by rows of A and C into as many parts as threads. */
+struct gemm_job {
+	bool transb;
+	int64_t M, N, K, parts;
+	float alpha, beta;
+	const float *A, *B;
+	float *C;
+	int64_t lda, ldb, ldc;
+};
+
+static void gemm_part(void *ud, int tid, int64_t u, struct gacc *acc)
+{
+	const struct gemm_job *j = ud;
+	int64_t m0 = j->M * u / j->parts, m1 = j->M * (u + 1) / j->parts;
+
+	(void)tid;
+	gemm_acc(acc, j->transb, m1 - m0, j->N, j->K, j->alpha, j->A + m0 * j->lda, j->lda, j->B,
+		 j->ldb, j->beta, j->C + m0 * j->ldc, j->ldc);
+}
+
+/*
+ * Every product of the pass outside the units of work.  OpenBLAS runs one
+ * thread for the whole pass (forward_run sets it): a product of many rows
+ * is split by rows over the engine's threads instead, each part on one
+ * core.  OpenBLAS's own threads, once woken, spin in sched_yield for a
+ * while after each product, and on a machine with as many threads as cores
+ * that spinning took a core from the engine's row loops and units (a fifth
+ * of the pass's CPU samples were sched_yield).  A row's values do not
+ * depend on the split: each C element is the same dot product in the same
+ * blocked order.
+ */
+static void gemm(struct fwd *f, bool transb, int64_t M, int64_t N, int64_t K, float alpha,
+		 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+		 int64_t ldc)
+{
+	struct gacc a = { 0, 0 };
+	int64_t parts = M / GEMM_MIN_ROWS < f->threads ? M / GEMM_MIN_ROWS : f->threads;
+
+	if (parts > 1) {
+		struct gemm_job j = { transb, M, N, K, parts, alpha, beta, A, B, C, lda, ldb, ldc };
+
+		par_units(f, parts, gemm_part, &j);
+		return;
+	}
+	gemm_acc(&a, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+	f->st.gemm_sec += a.sec;
+	f->st.gemm_flop += a.flop;
 }
 
 /* Y[T, N] = X[T, K] * W[N, K]^T: a linear layer without bias. */
@@ -175,6 +241,80 @@ static void par_rows(const struct fwd *f, int64_t n, row_fn fn, void *ud)
 	}
 }
 
+/*
+ * Units of work [0, n) on the engine's threads, each taking the next unit
+ * from a counter: fn(ud, tid, u, acc), tid < the threads used.  Many small
+ * products (a sample's attention head, one expert) are faster on one core
+ * each, side by side, than each spread over every core: OpenBLAS is set to
+ * one thread for the duration (and restored), so each unit's sgemm runs on
+ * the thread that calls it, and the work between products (softmax,
+ * conversion, gather) is spread over the threads too.  A unit's results
+ * depend on that unit only.  The sgemm FLOPs are added to the stats, and
+ * the sgemm time as the mean over the threads of each one's time in sgemm
+ * (they run at once).
+ */
+typedef void (*unit_fn)(void *ud, int tid, int64_t u, struct gacc *acc);
+
+struct unit_run {
+	unit_fn fn;
+	void *ud;
+	int64_t n;
+	atomic_llong next;
+};
+
+struct unit_thread {
+	struct unit_run *run;
+	int tid;
+	struct gacc acc;
+};
+
+static void *unit_main(void *arg)
+{
+	struct unit_thread *t = arg;
+	int64_t u;
+
+	while ((u = atomic_fetch_add(&t->run->next, 1)) < t->run->n)
+		t->run->fn(t->run->ud, t->tid, u, &t->acc);
+	return NULL;
+}
+
+/* How many threads par_units uses for n units. */
+static int unit_threads(const struct fwd *f, int64_t n)
+{
+	return n < f->threads ? (n < 1 ? 1 : (int)n) : f->threads;
+}
+
+static void par_units(struct fwd *f, int64_t n, unit_fn fn, void *ud)
+{
+	struct unit_run run = { fn, ud, n, 0 };
+	struct unit_thread th[THREADS_MAX];
+	pthread_t tid[THREADS_MAX];
+	bool started[THREADS_MAX];
+	int nt = unit_threads(f, n), blas = openblas_get_num_threads();
+	double sec = 0;
+
+	if (n <= 0)
+		return;
+	openblas_set_num_threads(1);
+	for (int i = 0; i < nt; i++) {
+		th[i] = (struct unit_thread){ &run, i, { 0, 0 } };
+		started[i] = false;
+	}
+	/* A thread that cannot start leaves its units to the others. */
+	for (int i = 1; i < nt; i++)
+		started[i] = pthread_create(&tid[i], NULL, unit_main, &th[i]) == 0;
+	unit_main(&th[0]);
+	for (int i = 1; i < nt; i++)
+		if (started[i])
+			pthread_join(tid[i], NULL);
+	openblas_set_num_threads(blas);
+	for (int i = 0; i < nt; i++) {
+		f->st.gemm_flop += th[i].acc.flop;
+		sec += th[i].acc.sec;
+	}
+	f->st.gemm_sec += sec / nt;
+}
+
 /* ---- row kernels ---------------------------------------------------- */
 
 /*
@@ -235,13 +375,78 @@ static inline void store4(float *p, v4f v)
 	memcpy(p, &v, sizeof(v));
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/*
+ * sum_exp in sixteen lanes, for CPUs with AVX-512F (chosen at run time):
+ * exp4's polynomial, lane for lane the same operations, compiled for
+ * 512-bit registers.  The head's softmax sums one exp per vocabulary logit
+ * of every token: in four lanes that was a twentieth of the pass.
+ */
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+#define FWD_AVX512 1
+
+__attribute__((target("avx512f"))) static double sum_exp16(const float *x, int64_t n, float m)
+{
+	const v16f z = { 0 };
+	v16f hi = z + 88.3762626647949f, lo = z + -87.3365447504f, mm = z + m;
+	double s = 0.0;
+	int64_t i = 0;
+
+	while (i + 16 <= n) {
+		v16f acc = z;
+		int64_t end = i + 1024 < n ? i + 1024 : n;
+
+		for (; i + 16 <= end; i += 16) {
+			v16f v, t, fn, r, p;
+			v16i k;
+
+			memcpy(&v, x + i, sizeof(v));
+			v = v - mm;
+			v = (v16f)(((v16i)hi & (v16i)(v > hi)) | ((v16i)v & ~(v16i)(v > hi)));
+			v = (v16f)(((v16i)lo & (v16i)(v < lo)) | ((v16i)v & ~(v16i)(v < lo)));
+			t = v * 1.44269504088896341f + 12582912.0f;
+			fn = t - 12582912.0f;
+			k = (v16i)t - (v16i)(z + 12582912.0f);
+			r = v - fn * 0.693359375f - fn * -2.12194440e-4f;
+			p = z + 1.9875691500e-4f;
+			p = p * r + 1.3981999507e-3f;
+			p = p * r + 8.3334519073e-3f;
+			p = p * r + 4.1665795894e-2f;
+			p = p * r + 1.6666665459e-1f;
+			p = p * r + 5.0000001201e-1f;
+			p = p * r * r + r + 1.0f;
+			acc += p * (v16f)((k + 127) << 23);
+		}
+		for (int j = 0; j < 16; j++)
+			s += (double)acc[j];
+	}
+	for (; i < n; i++)
+		s += expf(x[i] - m);
+	return s;
+}
+#endif
+
 /* sum of exp(x[i] - m): four lanes in float over short runs, the runs
- * added in double so the error does not grow with the vocabulary. */
+ * added in double so the error does not grow with the vocabulary (sixteen
+ * lanes where the CPU has AVX-512F). */
 static double sum_exp(const float *x, int64_t n, float m)
 {
 	double s = 0.0;
 	int64_t i = 0;
 
+#ifdef FWD_AVX512
+	static atomic_int avx512 = -1;   /* unknown yet; threads may race to set it */
+	int have = atomic_load_explicit(&avx512, memory_order_relaxed);
+
+	if (have < 0) {
+		__builtin_cpu_init();
+		have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+		atomic_store_explicit(&avx512, have, memory_order_relaxed);
+	}
+	if (have)
+		return sum_exp16(x, n, m);
+#endif
 	while (i + 4 <= n) {
 		v4f acc = splat(0.0f);
 		int64_t end = i + 256 < n ? i + 256 : n;
@@ -401,6 +606,58 @@ static void rope_apply(const struct fwd *f, float *v, int pos)
 /* ---- weights -------------------------------------------------------- */
 
 /*
+ * Rows [row0, row0 + nrows) of tensor t as fp32 into out, split over the
+ * engine's threads (reading and converting BF16/F16 is a tenth of the
+ * pass on one core).  Each part is read into its own rows; the first
+ * failure is the result.
+ */
+struct read_job {
+	const struct ckpt *c;
+	const char *name;
+	int64_t row0, row_len;
+	float *out;
+	pthread_mutex_t lock;
+	int rc;
+	struct gw_err err;
+};
+
+static void read_rows(void *ud, int64_t i0, int64_t i1)
+{
+	struct read_job *j = ud;
+	struct gw_err err = { "" };
+	int r = ckpt_read_rows_f32(j->c, j->name, j->row0 + i0, i1 - i0, j->out + i0 * j->row_len,
+				   &err);
+
+	if (r < 0) {
+		pthread_mutex_lock(&j->lock);
+		if (j->rc == 0) {
+			j->rc = r;
+			j->err = err;
+		}
+		pthread_mutex_unlock(&j->lock);
+	}
+}
+
+/* Rows [row0, row0 + nrows) of the 2-D tensor `name` (rows of row_len
+ * floats), through ckpt_read_rows_f32 (reads from several threads at once
+ * are fine). */
+static int read_rows_par(const struct fwd *f, const char *name, int64_t row0, int64_t nrows,
+			 int64_t row_len, float *out)
+{
+	struct read_job j = { .c = f->c, .name = name, .row0 = row0, .row_len = row_len,
+			      .out = out };
+
+	pthread_mutex_init(&j.lock, NULL);
+	/* par_rows keeps PAR_MIN_ROWS rows a thread: at least 64 rows of a
+	 * weight matrix, so small tensors stay on one thread. */
+	par_rows(f, nrows, read_rows, &j);
+	pthread_mutex_destroy(&j.lock);
+	if (j.rc < 0 && f->err)
+		*f->err = j.err;
+	return j.rc;
+}
+
+/*
  * Read tensor `kind` (of this layer and expert) as fp32 into out, which
  * holds exactly `count` floats.  -ENOENT (quietly, err untouched) when the
  * model has no such tensor and `optional` is set.
@@ -421,7 +678,16 @@ static int load(struct fwd *f, enum model_tensor kind, int layer, int expert, fl
 	if (optional && !ckpt_has(f->c, name))
 		return -ENOENT;
 	t0 = now_sec();
-	r = ckpt_read_f32(f->c, name, out, count, f->err);
+	{
+		int64_t shape[2];
+		int ndim = 0;
+
+		if (ckpt_shape(f->c, name, shape, &ndim) == 0 && ndim == 2 &&
+		    (uint64_t)shape[0] * (uint64_t)shape[1] == (uint64_t)count)
+			r = read_rows_par(f, name, 0, shape[0], shape[1], out);
+		else
+			r = ckpt_read_f32(f->c, name, out, count, f->err);
+	}
 	f->st.load_sec += now_sec() - t0;
 	if (r < 0)
 		return r;
@@ -577,69 +843,97 @@ static void attn_softmax(float *S, int nq, int nk, int i0, int k0, int window)
 		int lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0;
 		int hi = i - k0 + 1; /* columns [lo, hi) are visible */
 		float mx = -INFINITY, sum = 0.0f, inv;
+		v4f acc = splat(0.0f);
+		int c;
 
-		for (int c = lo; c < hi; c++)
+		for (c = lo; c < hi; c++)
 			mx = max_f(mx, s[c]);
-		for (int c = lo; c < hi; c++) {
+		for (c = lo; c + 4 <= hi; c += 4) {
+			v4f e = exp4(load4(s + c) - splat(mx));
+
+			store4(s + c, e);
+			acc += e;
+		}
+		for (; c < hi; c++) {
 			s[c] = expf(s[c] - mx);
 			sum += s[c];
 		}
+		sum += (acc[0] + acc[1]) + (acc[2] + acc[3]);
 		inv = 1.0f / sum;
-		for (int c = 0; c < lo; c++)
+		for (c = 0; c < lo; c++)
 			s[c] = 0.0f;
-		for (int c = lo; c < hi; c++)
+		for (c = lo; c < hi; c++)
 			s[c] *= inv;
-		for (int c = hi; c < nk; c++)
+		for (c = hi; c < nk; c++)
 			s[c] = 0.0f;
 	}
 }
 
 /*
- * Attention of one sample, tokens [t0, t0 + n): for each head, query rows in
+ * Attention of one head of one sample, tokens [t0, t0 + n): query rows in
  * blocks, scores = attn_scale * Q_h K_g^T over the visible keys, softmax,
  * then P V_g into the head's columns of f->att.  Q, K, V are read in place
  * from the q|k|v rows (row stride qkvdim; q and k heads of dq dims, v heads
  * of dv); GQA maps head h to KV head h / (nh / nkv), as repeat_kv does.
+ * S is ATTN_QBLOCK x max_len floats of scratch.
  */
-static void attn_sample(struct fwd *f, int64_t t0, int n, float *S)
+static void attn_head(const struct fwd *f, int64_t t0, int n, int h, float *S, struct gacc *acc)
 {
 	int rep = f->nh / f->nkv, window = f->m->sliding_window, dq = f->dq, dv = f->dv;
 	float scale = (float)f->m->attn_scale;
 	int64_t ld = f->qkvdim;
+	int g = h / rep;
+	const float *Q = f->qkv + t0 * ld + (int64_t)h * dq;
+	const float *K = f->qkv + t0 * ld + f->qdim + (int64_t)g * dq;
+	const float *V = f->qkv + t0 * ld + f->qdim + f->kdim + (int64_t)g * dv;
+	float *O = f->att + t0 * f->odim + (int64_t)h * dv;
 
-	for (int h = 0; h < f->nh; h++) {
-		int g = h / rep;
-		const float *Q = f->qkv + t0 * ld + (int64_t)h * dq;
-		const float *K = f->qkv + t0 * ld + f->qdim + (int64_t)g * dq;
-		const float *V = f->qkv + t0 * ld + f->qdim + f->kdim + (int64_t)g * dv;
-		float *O = f->att + t0 * f->odim + (int64_t)h * dv;
+	for (int i0 = 0; i0 < n; i0 += ATTN_QBLOCK) {
+		int nq = n - i0 < ATTN_QBLOCK ? n - i0 : ATTN_QBLOCK;
+		int k0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0;
+		int nk = i0 + nq - k0;
 
-		for (int i0 = 0; i0 < n; i0 += ATTN_QBLOCK) {
-			int nq = n - i0 < ATTN_QBLOCK ? n - i0 : ATTN_QBLOCK;
-			int k0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0;
-			int nk = i0 + nq - k0;
-
-			gemm(f, true, nq, nk, dq, scale, Q + (int64_t)i0 * ld, ld,
-			     K + (int64_t)k0 * ld, ld, 0.0f, S, nk);
-			attn_softmax(S, nq, nk, i0, k0, window);
-			gemm(f, false, nq, dv, nk, 1.0f, S, nk, V + (int64_t)k0 * ld, ld, 0.0f,
-			     O + (int64_t)i0 * f->odim, f->odim);
-		}
+		gemm_acc(acc, true, nq, nk, dq, scale, Q + (int64_t)i0 * ld, ld,
+			 K + (int64_t)k0 * ld, ld, 0.0f, S, nk);
+		attn_softmax(S, nq, nk, i0, k0, window);
+		gemm_acc(acc, false, nq, dv, nk, 1.0f, S, nk, V + (int64_t)k0 * ld, ld, 0.0f,
+			 O + (int64_t)i0 * f->odim, f->odim);
 	}
 }
 
-/* Every sample's causal attention over f->qkv, then o_proj (and its bias)
- * added to the residual stream. */
+/* Unit u of the attention: head u % nh of sample u / nh, on thread tid's
+ * scratch. */
+struct attn_job {
+	const struct fwd *f;
+	float **S;
+};
+
+static void attn_unit(void *ud, int tid, int64_t u, struct gacc *acc)
+{
+	const struct attn_job *j = ud;
+	const struct fwd *f = j->f;
+	int i = (int)(u / f->nh), h = (int)(u % f->nh);
+
+	attn_head(f, f->off[i], f->p->samples[i].ntokens, h, j->S[tid], acc);
+}
+
+/* Every sample's causal attention over f->qkv, each (sample, head) a unit
+ * of work on the engine's threads, then o_proj (and its bias) added to the
+ * residual stream. */
 static int attn_finish(struct fwd *f, const float *wo, const float *bo)
 {
-	float *S = gw_malloc((size_t)ATTN_QBLOCK * (size_t)f->max_len * sizeof(float));
-	int r = 0;
+	int64_t units = (int64_t)f->p->n_samples * f->nh;
+	int nt = unit_threads(f, units), r;
+	float *S[THREADS_MAX];
+	struct attn_job j = { f, S };
 
-	for (int i = 0; i < f->p->n_samples; i++) {
-		if ((r = cancelled(f)) < 0)
-			goto out;
-		attn_sample(f, f->off[i], f->p->samples[i].ntokens, S);
-	}
+	if ((r = cancelled(f)) < 0)
+		return r;
+	for (int i = 0; i < nt; i++)
+		S[i] = gw_malloc((size_t)ATTN_QBLOCK * (size_t)f->max_len * sizeof(float));
+	par_units(f, units, attn_unit, &j);
+	for (int i = 0; i < nt; i++)
+		free(S[i]);
 	linear(f, f->att, f->T, f->odim, wo, f->H, f->y);
 	for (int64_t t = 0; t < f->T; t++) {
 		float *y = f->y + t * f->H, *x = f->x + t * f->H;
@@ -647,9 +941,7 @@ static int attn_finish(struct fwd *f, const float *wo, const float *bo)
 		for (int i = 0; i < f->H; i++)
 			x[i] += bo ? y[i] + bo[i] : y[i];
 	}
-out:
-	free(S);
-	return r;
+	return 0;
 }
 
 static int attention(struct fwd *f, int l, const int32_t *pos)
@@ -1160,6 +1452,113 @@ static int shared_expert(struct fwd *f, int l, struct moe_w *w)
 	return 0;
 }
 
+/*
+ * One expert as a unit of work (par_units): expert e0 + u, with thread
+ * tid's scratch, into out[u] (the scatter-add after the batch takes expert
+ * e0 + u's rows from there).  A failure is kept in rc and msg (the first
+ * one), and the load time and bytes added under the lock.
+ */
+struct expert_buf {
+	float *wgu, *wd, *X, *gu, *act;  /* a thread's */
+};
+
+struct expert_job {
+	struct fwd *f;
+	int l, ni, k, e0;
+	size_t L;
+	const int64_t *slot, *start;
+	struct expert_buf b[THREADS_MAX];
+	float *out[EXPERT_BATCH];          /* unit u's output rows */
+	pthread_mutex_t lock;
+	int rc;
+	char msg[GW_ERR_MAX];
+	double load_sec, load_bytes;
+};
+
+static int expert_load(struct fwd *f, enum model_tensor kind, int l, int e, float *out,
+		       size_t count, struct gw_err *err)
+{
+	char name[ST_NAME_MAX];
+	int r = model_tensor_name(f->m, kind, l, e, name, sizeof(name));
+
+	if (r < 0)
+		return gw_errf(err, r, "\"%s\": no name for tensor kind %d of layer %d",
+			       ckpt_dir(f->c), (int)kind, l);
+	return ckpt_read_f32(f->c, name, out, count, err);
+}
+
+static void expert_unit(void *ud, int tid, int64_t u, struct gacc *acc)
+{
+	struct expert_job *j = ud;
+	struct fwd *f = j->f;
+	struct expert_buf *b = &j->b[tid];
+	float *out = j->out[u];
+	int e = j->e0 + (int)u, ni = j->ni;
+	int64_t n = j->start[e + 1] - j->start[e], H = f->H;
+	size_t cnt = (size_t)ni * (size_t)H;
+	struct gw_err err = { "" };
+	double t0;
+	int r;
+
+	if (n == 0)
+		return;
+	t0 = now_sec();
+	if ((r = expert_load(f, MT_EXPERT_GATE, j->l, e, b->wgu, cnt, &err)) < 0 ||
+	    (r = expert_load(f, MT_EXPERT_UP, j->l, e, b->wgu + cnt, cnt, &err)) < 0 ||
+	    (r = expert_load(f, MT_EXPERT_DOWN, j->l, e, b->wd, cnt, &err)) < 0) {
+		pthread_mutex_lock(&j->lock);
+		if (j->rc == 0) {
+			j->rc = r;
+			snprintf(j->msg, sizeof(j->msg), "%s", err.msg);
+		}
+		pthread_mutex_unlock(&j->lock);
+		return;
+	}
+	t0 = now_sec() - t0;
+	pthread_mutex_lock(&j->lock);
+	j->load_sec += t0;
+	j->load_bytes += 3.0 * (double)cnt * sizeof(float);
+	pthread_mutex_unlock(&j->lock);
+	for (int64_t q = 0; q < n; q++) {
+		size_t t = (size_t)j->slot[j->start[e] + q] / ((size_t)j->k * j->L);
+
+		memcpy(b->X + q * H, f->xn + t * (size_t)H, (size_t)H * sizeof(float));
+	}
+	for (int64_t r0 = 0; r0 < n; r0 += MLP_ROWS) {
+		int64_t m = n - r0 < MLP_ROWS ? n - r0 : MLP_ROWS;
+		struct swiglu_job sj = { b->gu, b->act, ni };
+
+		gemm_acc(acc, true, m, 2 * (int64_t)ni, H, 1.0f, b->X + r0 * H, H, b->wgu, H, 0.0f,
+			 b->gu, 2 * (int64_t)ni);
+		swiglu_rows(&sj, 0, m);
+		gemm_acc(acc, true, m, H, ni, 1.0f, b->act, ni, b->wd, ni, 0.0f, out + r0 * H, H);
+	}
+}
+
+/* y[token] += weight * out[row] for an expert's rows [i0, i1). */
+struct scatter_job {
+	struct fwd *f;
+	const struct routing *rt;
+	const int64_t *slot;    /* the expert's records */
+	const float *out;       /* [rows, H] */
+	size_t per_token;       /* k * L records a token */
+};
+
+static void scatter_rows(void *ud, int64_t i0, int64_t i1)
+{
+	const struct scatter_job *j = ud;
+	size_t H = (size_t)j->f->H;
+
+	for (int64_t q = i0; q < i1; q++) {
+		size_t rec = (size_t)j->slot[q], t = rec / j->per_token;
+		float wt = j->rt->topk_w[rec], *y = j->f->y + t * H;
+		const float *o = j->out + (size_t)q * H;
+
+		for (size_t i = 0; i < H; i++)
+			y[i] += o[i] * wt;
+	}
+}
+
 static int moe_ffn(struct fwd *f, int l, struct routing *rt)
 {
 	const struct model_desc *m = f->m;
@@ -1218,37 +1617,72 @@ static int moe_ffn(struct fwd *f, int l, struct routing *rt)
 		slot[start[e] + cnt[e]++] = (int64_t)((t * L + (size_t)lm) * (size_t)k + j);
 	}
 
-	/* Each expert: gather its tokens from every sample, one product for
-	 * gate|up and one for down, scatter-add weighted, experts in order
-	 * (as Hugging Face's index_add_ loop does). */
+	/* The experts, EXPERT_BATCH at a time, each a unit of work on one
+	 * core (its weights read and converted, its tokens gathered from every
+	 * sample, one product for gate|up and one for down), then the batch's
+	 * outputs scatter-added weighted, experts in order (as Hugging Face's
+	 * index_add_ loop does), so the sums are the same whatever the thread
+	 * count.  A batch of several experts a thread keeps the threads busy
+	 * though experts get different numbers of tokens. */
 	memset(f->y, 0, T * H * sizeof(float));
-	w.wgu = gw_malloc(2 * (size_t)ni * H * sizeof(float));
-	w.wd = gw_malloc((size_t)ni * H * sizeof(float));
-	X = gw_malloc(T * H * sizeof(float));
-	gu = gw_malloc((size_t)mlp_rows(f->T) * 2 * (size_t)ni * sizeof(float));
-	act = gw_malloc((size_t)mlp_rows(f->T) * (size_t)ni * sizeof(float));
-	out = gw_malloc(T * H * sizeof(float));
-	for (int e = 0; e < E; e++) {
-		int64_t n = start[e + 1] - start[e];
+	{
+		int nt = unit_threads(f, E), nbatch = E < EXPERT_BATCH ? E : EXPERT_BATCH;
+		int64_t most = 0;
+		struct expert_job ej = { .f = f, .l = l, .ni = ni, .k = k, .L = L, .slot = slot,
+					 .start = start };
 
-		if (n == 0)
-			continue;
-		if ((r = mlp_load(f, MT_EXPERT_GATE, MT_EXPERT_UP, MT_EXPERT_DOWN, l, e, ni, w.wgu,
-				  w.wd)) < 0)
+		pthread_mutex_init(&ej.lock, NULL);
+		r = 0;
+		for (int e = 0; e < E; e++)
+			if (start[e + 1] - start[e] > most)
+				most = start[e + 1] - start[e];
+		for (int i = 0; i < nt; i++) {
+			ej.b[i].wgu = gw_malloc(2 * (size_t)ni * H * sizeof(float));
+			ej.b[i].wd = gw_malloc((size_t)ni * H * sizeof(float));
+			ej.b[i].X = gw_malloc(((size_t)most + 1) * H * sizeof(float));
+			ej.b[i].gu = gw_malloc(((size_t)mlp_rows(most) + 1) * 2 * (size_t)ni *
+					       sizeof(float));
+			ej.b[i].act = gw_malloc(((size_t)mlp_rows(most) + 1) * (size_t)ni *
+						sizeof(float));
+		}
+		for (int u = 0; u < nbatch; u++)
+			ej.out[u] = gw_malloc(((size_t)most + 1) * H * sizeof(float));
+		for (int e0 = 0; e0 < E && r == 0; e0 += nbatch) {
+			int nb = E - e0 < nbatch ? E - e0 : nbatch;
+
+			ej.e0 = e0;
+			ej.rc = 0;
+			if ((r = cancelled(f)) < 0)
+				break;
+			par_units(f, nb, expert_unit, &ej);
+			if (ej.rc < 0) {
+				r = gw_errf(f->err, ej.rc, "%s", ej.msg);
+				break;
+			}
+			f->st.load_sec += ej.load_sec / nt;
+			f->st.load_bytes += ej.load_bytes;
+			ej.load_sec = ej.load_bytes = 0;
+			for (int u = 0; u < nb; u++) {
+				/* An expert's rows are distinct tokens: split over
+				 * the threads, each token's sum keeps expert order. */
+				struct scatter_job sj = { f, rt, slot + start[e0 + u], ej.out[u],
+							  (size_t)k * L };
+
+				par_rows(f, start[e0 + u + 1] - start[e0 + u], scatter_rows, &sj);
+			}
+		}
+		for (int i = 0; i < nt; i++) {
+			free(ej.b[i].wgu);
+			free(ej.b[i].wd);
+			free(ej.b[i].X);
+			free(ej.b[i].gu);
+			free(ej.b[i].act);
+		}
+		for (int u = 0; u < nbatch; u++)
+			free(ej.out[u]);
+		pthread_mutex_destroy(&ej.lock);
+		if (r < 0)
 			goto out;
-		for (int64_t q = 0; q < n; q++) {
-			size_t t = (size_t)slot[start[e] + q] / ((size_t)k * L);
-
-			memcpy(X + (size_t)q * H, f->xn + t * H, H * sizeof(float));
-		}
-		mlp(f, X, n, w.wgu, w.wd, ni, gu, act, out);
-		for (int64_t q = 0; q < n; q++) {
-			size_t rec = (size_t)slot[start[e] + q], t = rec / ((size_t)k * L);
-			float wt = rt->topk_w[rec];
-
-			for (size_t i = 0; i < H; i++)
-				f->y[t * H + i] += out[(size_t)q * H + i] * wt;
-		}
 	}
 	if (m->shared_intermediate > 0 && (r = shared_expert(f, l, &w)) < 0)
 		goto out;
@@ -1379,7 +1813,7 @@ static int head(struct fwd *f, struct routing *rt)
 		if ((r = cancelled(f)) < 0)
 			goto out;
 		t0 = now_sec();
-		r = ckpt_read_rows_f32(f->c, name, v0, cnt, W, f->err);
+		r = read_rows_par(f, name, v0, cnt, (int64_t)H, W);
 		f->st.load_sec += now_sec() - t0;
 		if (r < 0)
 			goto out;
@@ -1540,16 +1974,18 @@ int forward_run(const struct ckpt *c, const struct probe *p, const struct forwar
 	struct routing *rt = NULL;
 	int32_t *pos = NULL;
 	double t0 = now_sec(), t1;
-	int r;
+	int r, blas;
 
 	f.c = c;
 	f.m = ckpt_model(c);
 	f.p = p;
 	f.err = err;
 	f.cancel = o ? o->cancel : NULL;
-	if (o && o->threads > 0)
-		openblas_set_num_threads(o->threads);
-	f.threads = o && o->threads > 0 ? o->threads : openblas_get_num_threads();
+	blas = openblas_get_num_threads();
+	f.threads = o && o->threads > 0 ? o->threads : blas;
+	/* One OpenBLAS thread for the pass: the engine splits the products
+	 * (gemm above); restored at the end. */
+	openblas_set_num_threads(1);
 	if (f.threads < 1)
 		f.threads = 1;
 	if (f.threads > THREADS_MAX)
@@ -1612,6 +2048,7 @@ fail_layer:
 	rt = NULL;
 	r = 0;
 out:
+	openblas_set_num_threads(o && o->threads > 0 ? o->threads : blas);
 	f.st.total_sec = now_sec() - t0;
 	if (o && o->stats)
 		*o->stats = f.st;

@@ -52,9 +52,11 @@ struct forward_opts {
 	void (*progress)(void *ud, int layers_done, int n_layers);
 	void *ud;
 	const atomic_int *cancel; /* may be NULL */
-	/* Threads for OpenBLAS (openblas_set_num_threads, which is process-wide)
-	 * and for the engine's own row loops; 0 leaves OpenBLAS as it is and
-	 * uses its current count. */
+	/* The engine's threads (0: OpenBLAS's current count).  During the
+	 * pass OpenBLAS runs one thread (openblas_set_num_threads, which is
+	 * process-wide) and the engine spreads products and the work between
+	 * them over its own threads; at the end OpenBLAS is left with
+	 * `threads` threads (0: the count it had). */
 	int threads;
 	struct forward_stats *stats; /* may be NULL */
 };

@@ -13,10 +13,13 @@
  *     logic.  The W patterns' masks are interleaved in one table indexed by
  *     the group's alphabet, so one text byte loads one vector per block;
  *   - the pair driver: exact over all pairs (strings sorted by length and
- *     grouped W at a time, each group's table built once and run against
- *     every longer string, so the pattern is always the shorter string), or
+ *     grouped W at a time, each group's table built once per unit and run
+ *     against the longer strings, so the pattern is always the shorter
+ *     string; a unit is one group against a chunk of TEXT_CHUNK texts), or
  *     a seeded sample of pairs; threads take work from an atomic counter and
  *     keep integer sums, which makes the result independent of scheduling;
+ *   - the parts driver (lev_mean_pairs_parts): the same units over strings
+ *     cut into parts, every part's sum in one pass;
  *   - the jackknife, when asked: each string's row sum of distances (and,
  *     sampled, its pair count) added with relaxed atomic integer additions,
  *     once per pair, then the leave-one-out means in long double.
@@ -381,6 +384,13 @@ struct job {
 	const uint32_t *order;      /* strings by length, then index */
 	struct lev_pattern **pats;  /* scalar and sampled modes */
 	size_t units;               /* work units to hand out */
+	/* Exact lanes and parts modes: unit u is lane group ugroup[u]
+	 * against the texts at positions ustart[u] .. uend[u]-1. */
+	uint32_t *ugroup, *ustart, *uend;
+	/* Parts mode (lev_mean_pairs_parts): string i's part p is
+	 * s[i * parts + p]; each worker's sums go to psum[worker][p]. */
+	size_t parts;
+	uint64_t *psum;
 	size_t max_nb;              /* most blocks of any string */
 	atomic_size_t next;
 	/* For the jackknife (NULL without): per string, the sum of the
@@ -405,6 +415,7 @@ struct worker {
 	pthread_t thread;
 	bool started;
 	struct acc acc;   /* written once, when the worker ends */
+	uint64_t *psum;   /* parts mode: [parts] sums, the caller frees */
 };
 
 /* qsort order of 64-bit keys.  The exact driver's keys are length << 32 |
@@ -441,12 +452,12 @@ static void add_distance(struct acc *acc, uint64_t d)
 		acc->sq_hi++;
 }
 
-/* Interleave the masks of nlanes patterns into wb->table ([slot][block]
- * [lane], slot 0 all zero), filling gmap; returns the blocks per lane. */
-static size_t lanes_table(const uint8_t *const *strs, const size_t *lens, size_t nlanes,
-			  size_t W, uint16_t *gmap, struct wbuf *wb)
+/* The group alphabet of nlanes patterns: gmap (byte -> slot, slot 0 for
+ * bytes in none of them), *ret_nslots; returns the blocks per lane. */
+static size_t lanes_map(const uint8_t *const *strs, const size_t *lens, size_t nlanes,
+			uint16_t *gmap, size_t *ret_nslots)
 {
-	size_t k, i, nb = 0, nslots = 1, words;
+	size_t k, i, nb = 0, nslots = 1;
 
 	memset(gmap, 0, 256 * sizeof(*gmap));
 	for (k = 0; k < nlanes; k++) {
@@ -456,19 +467,41 @@ static size_t lanes_table(const uint8_t *const *strs, const size_t *lens, size_t
 			if (!gmap[strs[k][i]])
 				gmap[strs[k][i]] = (uint16_t)nslots++;
 	}
-	if (nb == 0)
-		nb = 1;   /* all lanes empty: one block of zero masks */
-	words = nslots * nb * W;
+	*ret_nslots = nslots;
+	return nb ? nb : 1;   /* all lanes empty: one block of zero masks */
+}
+
+/* Interleave the masks of nlanes patterns into dst ([slot][block][lane],
+ * nslots * nb * W words, slot 0 all zero). */
+static void lanes_fill(const uint8_t *const *strs, const size_t *lens, size_t nlanes, size_t W,
+		       const uint16_t *gmap, size_t nb, size_t nslots, uint64_t *dst)
+{
+	memset(dst, 0, nslots * nb * W * sizeof(uint64_t));
+	for (size_t k = 0; k < nlanes; k++)
+		for (size_t i = 0; i < lens[k]; i++)
+			dst[((size_t)gmap[strs[k][i]] * nb + i / 64) * W + k] |=
+				(uint64_t)1 << (i % 64);
+}
+
+/* wb->table with room for `words` words (its contents are lost). */
+static void table_reserve(struct wbuf *wb, size_t words)
+{
 	if (words > wb->cap) {
 		free(wb->table);
 		wb->table = aligned_or_die(words * sizeof(uint64_t));
 		wb->cap = words;
 	}
-	memset(wb->table, 0, words * sizeof(uint64_t));
-	for (k = 0; k < nlanes; k++)
-		for (i = 0; i < lens[k]; i++)
-			wb->table[((size_t)gmap[strs[k][i]] * nb + i / 64) * W + k] |=
-				(uint64_t)1 << (i % 64);
+}
+
+/* The interleaved masks of nlanes patterns in wb->table, filling gmap;
+ * returns the blocks per lane. */
+static size_t lanes_table(const uint8_t *const *strs, const size_t *lens, size_t nlanes,
+			  size_t W, uint16_t *gmap, struct wbuf *wb)
+{
+	size_t nslots, nb = lanes_map(strs, lens, nlanes, gmap, &nslots);
+
+	table_reserve(wb, nslots * nb * W);
+	lanes_fill(strs, lens, nlanes, W, gmap, nb, nslots, wb->table);
 	return nb;
 }
 
@@ -512,15 +545,17 @@ static void run_scalar_unit(const struct job *job, struct acc *acc, size_t u, st
 		row_add(job, job->order[u], own, 0);
 }
 
-/* Exact, lanes: unit u is the group of sorted positions u*W .. u*W+W-1,
- * run against every later position; lane k counts for text position t
- * only when t > u*W + k, so each pair is counted once. */
+/* Exact, lanes: unit u is the group of sorted positions g*W .. g*W+W-1
+ * (g = ugroup[u]), run against the later positions ustart[u] ..
+ * uend[u]-1; lane k counts for text position t only when t > g*W + k, so
+ * each pair is counted once.  A group's texts are split over several
+ * units so that the threads share the work evenly at every size. */
 static void run_lanes_unit(const struct job *job, struct acc *acc, size_t u, struct wbuf *wb)
 {
-	size_t W = (size_t)job->width, first = u * W, k, t, nb;
+	size_t W = (size_t)job->width, first = job->ugroup[u] * W, k, t, nb;
 	size_t nlanes = job->n - first < W ? job->n - first : W;
-	size_t lens[8];
-	const uint8_t *strs[8];
+	size_t lens[8] = { 0 };
+	const uint8_t *strs[8] = { 0 };
 	uint16_t gmap[256];
 	uint64_t own[8] = { 0 };
 
@@ -529,7 +564,7 @@ static void run_lanes_unit(const struct job *job, struct acc *acc, size_t u, str
 		lens[k] = job->len[job->order[first + k]];
 	}
 	nb = lanes_table(strs, lens, nlanes, W, gmap, wb);
-	for (t = first + 1; t < job->n; t++) {
+	for (t = job->ustart[u]; t < job->uend[u]; t++) {
 		uint32_t o = job->order[t];
 		uint64_t text = 0;
 
@@ -545,9 +580,56 @@ static void run_lanes_unit(const struct job *job, struct acc *acc, size_t u, str
 			row_add(job, o, text, 0);
 	}
 	/* A lane's own pairs with the later lanes of its group were added to
-	 * those lanes as texts above; add each lane's total once. */
+	 * those lanes as texts above; add each lane's share of this unit. */
 	for (k = 0; job->rows && k < nlanes; k++)
 		row_add(job, job->order[first + k], own[k], 0);
+}
+
+/* Parts mode: as run_lanes_unit, over the strings in index order, for
+ * every part; the lane tables of all parts are built once per unit (the
+ * masks of each sample's part, interleaved for its group), gmaps [P][256],
+ * nbs and toff [P] are the worker's. */
+static void run_parts_unit(const struct job *job, uint64_t *psum, size_t u, struct wbuf *wb,
+			   uint16_t *gmaps, size_t *nbs, size_t *toff)
+{
+	size_t W = (size_t)job->width, P = job->parts, first = job->ugroup[u] * W, k, t, p;
+	size_t nlanes = job->n - first < W ? job->n - first : W;
+	size_t lens[8] = { 0 }, nslots, words = 0;
+	const uint8_t *strs[8] = { 0 };
+
+	for (p = 0; p < P; p++) {
+		for (k = 0; k < nlanes; k++) {
+			strs[k] = job->s[(first + k) * P + p];
+			lens[k] = job->len[(first + k) * P + p];
+		}
+		nbs[p] = lanes_map(strs, lens, nlanes, gmaps + p * 256, &nslots);
+		toff[p] = words;
+		/* each part's table starts on a vector boundary (W words) */
+		words += nslots * nbs[p] * W;
+	}
+	table_reserve(wb, words);
+	for (p = 0; p < P; p++) {
+		for (k = 0; k < nlanes; k++) {
+			strs[k] = job->s[(first + k) * P + p];
+			lens[k] = job->len[(first + k) * P + p];
+		}
+		nslots = ((p + 1 < P ? toff[p + 1] : words) - toff[p]) / (nbs[p] * W);
+		lanes_fill(strs, lens, nlanes, W, gmaps + p * 256, nbs[p], nslots,
+			   wb->table + toff[p]);
+	}
+	for (t = job->ustart[u]; t < job->uend[u]; t++) {
+		for (p = 0; p < P; p++) {
+			const uint8_t *ts = job->s[t * P + p];
+			size_t tl = job->len[t * P + p];
+			uint64_t sum = 0;
+
+			job->lanes(wb->table + toff[p], gmaps + p * 256, nbs[p], ts, tl, wb->state);
+			for (k = 0; k < nlanes && first + k < t; k++)
+				sum += lane_distance(wb->state, nbs[p], W, k,
+						     job->len[(first + k) * P + p], tl);
+			psum[p] += sum;
+		}
+	}
 }
 
 /* Sampled: unit u is pairs u*SAMPLE_CHUNK .. +SAMPLE_CHUNK-1.  Each pair is
@@ -616,19 +698,30 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct job *job = w->job;
-	size_t W = (size_t)job->width, u;
+	size_t W = (size_t)job->width, P = job->parts, u;
 	struct wbuf wb = { 0 };
 	/* on this thread's stack, so the workers share no cache line */
 	struct acc acc = { 0, 0, 0 };
+	uint64_t *psum = NULL;
+	uint16_t *gmaps = NULL;
+	size_t *nbs = NULL, *toff = NULL;
 
 	wb.state = aligned_or_die(2 * job->max_nb * W * sizeof(uint64_t) + 64);
 	if (job->sampled)
 		wb.keys = gw_malloc(SAMPLE_CHUNK * sizeof(*wb.keys));
+	if (P) {
+		psum = gw_calloc(P, sizeof(*psum));
+		gmaps = gw_malloc(P * 256 * sizeof(*gmaps));
+		nbs = gw_malloc(P * sizeof(*nbs));
+		toff = gw_malloc(P * sizeof(*toff));
+	}
 	for (;;) {
 		u = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
 		if (u >= job->units)
 			break;
-		if (job->sampled)
+		if (P)
+			run_parts_unit(job, psum, u, &wb, gmaps, nbs, toff);
+		else if (job->sampled)
 			run_sampled_unit(job, &acc, u, &wb);
 		else if (W == 1)
 			run_scalar_unit(job, &acc, u, &wb);
@@ -636,6 +729,10 @@ static void *worker_main(void *arg)
 			run_lanes_unit(job, &acc, u, &wb);
 	}
 	w->acc = acc;
+	w->psum = psum;
+	free(gmaps);
+	free(nbs);
+	free(toff);
 	free(wb.table);
 	free(wb.state);
 	free(wb.keys);
@@ -673,16 +770,88 @@ static int online_cpus(void)
 	return c < 1 ? 1 : c > LEV_MAX_THREADS ? LEV_MAX_THREADS : (int)c;
 }
 
-int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
-		   const struct lev_pair_opts *opts, struct lev_mean *ret_mean,
-		   struct gw_err *err)
+/* Texts a unit of the exact lanes and parts modes takes at most: a group
+ * of W patterns meets its texts in chunks, so that there are many units at
+ * every size (600 strings of 8 lanes: ~375 units, not 75 of falling size)
+ * and the threads finish together; a chunk is large enough that building
+ * the group's lane table is a small part of the unit. */
+#define TEXT_CHUNK 64
+
+/* The units of the exact lanes and parts modes: for each lane group g,
+ * the later positions g*W+1 .. n-1 in chunks of TEXT_CHUNK. */
+static void lane_units(struct job *job)
+{
+	size_t W = (size_t)job->width, groups = (job->n + W - 1) / W, g, t, u = 0, cap = 0;
+
+	for (g = 0; g < groups; g++)
+		cap += (job->n - g * W - 1 + TEXT_CHUNK - 1) / TEXT_CHUNK;
+	job->ugroup = gw_malloc((cap + 1) * sizeof(*job->ugroup));
+	job->ustart = gw_malloc((cap + 1) * sizeof(*job->ustart));
+	job->uend = gw_malloc((cap + 1) * sizeof(*job->uend));
+	for (g = 0; g < groups; g++)
+		for (t = g * W + 1; t < job->n; t += TEXT_CHUNK) {
+			job->ugroup[u] = (uint32_t)g;
+			job->ustart[u] = (uint32_t)t;
+			job->uend[u] = (uint32_t)(t + TEXT_CHUNK < job->n ? t + TEXT_CHUNK : job->n);
+			u++;
+		}
+	job->units = u;
+}
+
+static size_t thread_count(int threads)
+{
+	return (size_t)(threads > 0 ? (threads > LEV_MAX_THREADS ? LEV_MAX_THREADS : threads)
+				    : online_cpus());
+}
+
+/* Run the job's units on nthreads threads (the caller's one of them) and
+ * return the workers, joined: the caller sums and frees them. */
+static struct worker *run_job(struct job *job, size_t nthreads)
+{
+	struct worker *ws;
+	size_t i;
+
+	if (nthreads > job->units)
+		nthreads = job->units;
+	if (nthreads == 0)
+		nthreads = 1;
+	ws = gw_calloc(nthreads + 1, sizeof(*ws));
+	for (i = 0; i < nthreads; i++)
+		ws[i].job = job;
+	/* The calling thread is worker 0; a thread that fails to start leaves
+	 * its share to the others. */
+	for (i = 1; i < nthreads; i++)
+		ws[i].started = pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) == 0;
+	worker_main(&ws[0]);
+	for (i = 1; i < nthreads; i++)
+		if (ws[i].started)
+			pthread_join(ws[i].thread, NULL);
+	ws[nthreads].job = NULL;   /* the end mark */
+	return ws;
+}
+
+static void job_release(struct job *job)
+{
+	if (job->pats)
+		for (size_t i = 0; i < job->n; i++)
+			lev_pattern_free(job->pats[i]);
+	free(job->pats);
+	free((void *)job->order);
+	free(job->rows);
+	free(job->rcount);
+	free(job->ugroup);
+	free(job->ustart);
+	free(job->uend);
+}
+
+/* The options with their defaults filled in, and the limits checked over
+ * n strings s/len (max_nb: the most blocks of any). */
+static int check_input(const uint8_t *const *s, const size_t *len, size_t n,
+		       const struct lev_pair_opts *opts, struct lev_pair_opts *ret_o,
+		       size_t *ret_max_nb, struct gw_err *err)
 {
 	struct lev_pair_opts o = { 0 };
-	struct job job;
-	struct worker *ws = NULL;
-	struct lev_mean res = { 0 };
-	uint64_t all_pairs, sum = 0, sq_lo = 0, sq_hi = 0;
-	size_t i, nthreads;
+	size_t i, max_nb = 0;
 
 	if (opts)
 		o = *opts;
@@ -696,19 +865,36 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 	if (o.budget > LEV_MAX_BUDGET)
 		return gw_errf(err, -EINVAL, "\"budget\": %llu pairs, over the limit of %llu",
 			       (unsigned long long)o.budget, (unsigned long long)LEV_MAX_BUDGET);
-	memset(&job, 0, sizeof(job));
 	for (i = 0; i < n; i++) {
 		if (len[i] > LEV_MAX_LEN)
 			return gw_errf(err, -EINVAL, "\"string %zu\": %zu bytes, over the limit of %zu",
 				       i, len[i], LEV_MAX_LEN);
 		if (len[i] > 0 && !s[i])
 			return gw_errf(err, -EINVAL, "\"string %zu\": NULL with length %zu", i, len[i]);
-		if (BLOCKS(len[i]) > job.max_nb)
-			job.max_nb = BLOCKS(len[i]);
+		if (BLOCKS(len[i]) > max_nb)
+			max_nb = BLOCKS(len[i]);
 	}
-	if (job.max_nb == 0)
-		job.max_nb = 1;
+	*ret_o = o;
+	*ret_max_nb = max_nb ? max_nb : 1;
+	return 0;
+}
 
+int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
+		   const struct lev_pair_opts *opts, struct lev_mean *ret_mean,
+		   struct gw_err *err)
+{
+	struct lev_pair_opts o;
+	struct job job;
+	struct worker *ws = NULL;
+	struct lev_mean res = { 0 };
+	uint64_t all_pairs, sum = 0, sq_lo = 0, sq_hi = 0;
+	size_t i;
+	int rc;
+
+	memset(&job, 0, sizeof(job));
+	rc = check_input(s, len, n, opts, &o, &job.max_nb, err);
+	if (rc < 0)
+		return rc;
 	res.jackknife_se = NAN;
 	all_pairs = n < 2 ? 0 : (uint64_t)n * (n - 1) / 2;
 	if (all_pairs == 0) {
@@ -748,24 +934,14 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 			order[i] = (uint32_t)keys[i];
 		free(keys);
 		job.order = order;
-		job.units = (n + (size_t)job.width - 1) / (size_t)job.width;
+		if (job.width == 1)
+			job.units = n;
+		else
+			lane_units(&job);
 	}
 
-	nthreads = (size_t)(o.threads > 0 ? (o.threads > LEV_MAX_THREADS ? LEV_MAX_THREADS : o.threads)
-				       : online_cpus());
-	if (nthreads > job.units)
-		nthreads = job.units;
-	ws = gw_calloc(nthreads, sizeof(*ws));
-	for (i = 0; i < nthreads; i++)
-		ws[i].job = &job;
-	/* The calling thread is worker 0; a thread that fails to start leaves
-	 * its share to the others. */
-	for (i = 1; i < nthreads; i++)
-		ws[i].started = pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) == 0;
-	worker_main(&ws[0]);
-	for (i = 0; i < nthreads; i++) {
-		if (i > 0 && ws[i].started)
-			pthread_join(ws[i].thread, NULL);
+	ws = run_job(&job, thread_count(o.threads));
+	for (i = 0; ws[i].job; i++) {
 		sum += ws[i].acc.sum;
 		sq_lo += ws[i].acc.sq_lo;
 		sq_hi += ws[i].acc.sq_hi + (sq_lo < ws[i].acc.sq_lo);
@@ -785,14 +961,74 @@ int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 	if (job.rows)
 		res.jackknife_se = jackknife(&job, sum, res.n_pairs);
 	*ret_mean = res;
+	job_release(&job);
+	free(ws);
+	return 0;
+}
 
-	if (job.pats)
-		for (i = 0; i < n; i++)
-			lev_pattern_free(job.pats[i]);
-	free(job.pats);
-	free((void *)job.order);
-	free(job.rows);
-	free(job.rcount);
+int lev_mean_pairs_parts(const uint8_t *const *s, const size_t *len, size_t n, size_t parts,
+			 const struct lev_pair_opts *opts, struct lev_mean *ret_means,
+			 struct gw_err *err)
+{
+	struct lev_pair_opts o;
+	struct job job;
+	struct worker *ws;
+	uint64_t all_pairs, *sum;
+	size_t i, p;
+	int rc;
+
+	memset(&job, 0, sizeof(job));
+	if (parts == 0 || parts > LEV_MAX_PARTS)
+		return gw_errf(err, -EINVAL, "\"parts\": %zu, outside 1 .. %d", parts, LEV_MAX_PARTS);
+	if (n > LEV_MAX_STRINGS)
+		return gw_errf(err, -EINVAL, "\"strings\": %zu strings, over the limit of %d",
+			       n, LEV_MAX_STRINGS);
+	rc = check_input(s, len, n * parts, opts, &o, &job.max_nb, err);
+	if (rc < 0)
+		return rc;
+	o.jackknife = false;
+	all_pairs = n < 2 ? 0 : (uint64_t)n * (n - 1) / 2;
+	job.width = pick_kernel(o.kernel, &job.lanes);
+	if (all_pairs == 0 || all_pairs > o.budget || job.width == 1) {
+		/* Sampled (the same pairs for every part), scalar, or no pairs:
+		 * one part at a time. */
+		const uint8_t **ps = gw_calloc(n + 1, sizeof(*ps));
+		size_t *pl = gw_calloc(n + 1, sizeof(*pl));
+
+		for (p = 0; p < parts; p++) {
+			for (i = 0; i < n; i++) {
+				ps[i] = s[i * parts + p];
+				pl[i] = len[i * parts + p];
+			}
+			rc = lev_mean_pairs(ps, pl, n, &o, &ret_means[p], err);
+			if (rc < 0)
+				break;
+		}
+		free(ps);
+		free(pl);
+		return rc;
+	}
+	job.s = s;
+	job.len = len;
+	job.n = n;
+	job.parts = parts;
+	atomic_init(&job.next, 0);
+	lane_units(&job);
+	ws = run_job(&job, thread_count(o.threads));
+	sum = gw_calloc(parts, sizeof(*sum));
+	for (i = 0; ws[i].job; i++) {
+		for (p = 0; p < parts; p++)
+			sum[p] += ws[i].psum[p];
+		free(ws[i].psum);
+	}
+	for (p = 0; p < parts; p++) {
+		struct lev_mean m = { .n_pairs = all_pairs, .total = sum[p], .jackknife_se = NAN };
+
+		m.mean = (double)sum[p] / (double)all_pairs;
+		ret_means[p] = m;
+	}
+	free(sum);
+	job_release(&job);
 	free(ws);
 	return 0;
 }

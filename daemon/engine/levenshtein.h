@@ -19,9 +19,12 @@
  * patterns at a time in the lanes of a vector register (8 with AVX-512F, 4
  * with AVX2, 2 otherwise), on several threads: for the exact mean, the
  * strings are sorted by length and each group of W builds its interleaved
- * masks once and meets every longer string as the text; for a sample, pairs
- * with the same text share the lanes.  The shorter string of a pair is
- * always the pattern.  Nothing is allocated per pair.
+ * masks once and meets every longer string as the text, in chunks of texts
+ * so that the threads share many units of work at every size; for a
+ * sample, pairs with the same text share the lanes.  The shorter string of
+ * a pair is always the pattern.  Nothing is allocated per pair.
+ * lev_mean_pairs_parts does the same for strings cut into parts (a
+ * pathway's layers), every part's mean in one pass over the pairs.
  *
  * Thread safety: a struct lev_pattern is read-only after lev_pattern_new and
  * may be shared by threads; scratch may not.  lev_mean_pairs starts and
@@ -43,6 +46,8 @@
 #define LEV_MAX_STRINGS (1 << 24)
 #define LEV_MAX_BUDGET ((uint64_t)1 << 32)
 #define LEV_MAX_THREADS 256
+/* Most parts of a string for lev_mean_pairs_parts (as PATHWAY_MAX_LAYERS). */
+#define LEV_MAX_PARTS 4096
 
 #define LEV_DEFAULT_BUDGET ((uint64_t)2000000)
 #define LEV_DEFAULT_SEED ((uint64_t)0x67726f6b77617463ULL)
@@ -149,5 +154,24 @@ struct lev_mean {
 int lev_mean_pairs(const uint8_t *const *s, const size_t *len, size_t n,
 		   const struct lev_pair_opts *opts, struct lev_mean *ret_mean,
 		   struct gw_err *err);
+
+/*
+ * The mean over pairs, part by part, of n strings of `parts` parts each:
+ * part p of string i is s[i * parts + p][0 .. len[i * parts + p]).
+ * ret_means[p] (parts of them) is exactly what lev_mean_pairs gives for the
+ * n strings' part p, without the jackknife (jackknife_se NaN whatever
+ * opts asks): the same pairs (all of them, or the same sample for every
+ * part), the same totals.  When every pair is computed, the parts of a pair
+ * are taken together: each lane group's masks of every part are built once
+ * per unit of work and the threads are started once, not once a part
+ * (a pathway's layers, ~42 bytes each at OLMoE's size, fit one 64-bit
+ * word each: the work per pair and part is small, so what is paid per call
+ * and per table matters).  Sampled, or with the scalar kernel, it is lev_mean_pairs
+ * once a part.  Errors: as lev_mean_pairs (the string index is i * parts +
+ * p), and -EINVAL for parts outside 1 .. LEV_MAX_PARTS.
+ */
+int lev_mean_pairs_parts(const uint8_t *const *s, const size_t *len, size_t n, size_t parts,
+			 const struct lev_pair_opts *opts, struct lev_mean *ret_means,
+			 struct gw_err *err);
 
 #endif

@@ -4,8 +4,10 @@
  *
  * Divided into: options; grouping samples by name; per-sample consistency
  * (one sgemm a layer, then cosines of consecutive layers); the metrics of
- * one set of samples; routing health and churn from the per-token records;
- * metrics_compute, which ties them together per group; and the JSON.
+ * sets of samples, each distinct set's distance computed once (and the
+ * distance cache that carries them to the republished memorized subsets);
+ * routing health and churn from the per-token records; metrics_compute,
+ * which ties them together per group; and the JSON.
  */
 #include "engine/metrics.h"
 
@@ -30,6 +32,7 @@ void metrics_opts_init(struct metrics_opts *o)
 	o->epsilon = METRICS_EPSILON_DEFAULT;
 	o->delta = METRICS_DELTA_DEFAULT;
 	o->memorized_share = METRICS_MEMORIZED_SHARE_DEFAULT;
+	o->per_layer = true;
 	o->consistency_floor = METRICS_CONSISTENCY_FLOOR;
 }
 
@@ -315,34 +318,25 @@ done:
 
 /* ---- one set -------------------------------------------------------------- */
 
-int metrics_set_compute(const struct pathway_set *ps, const struct metrics_cons *cons,
-			const float *loss, const int *idx, int n, const struct metrics_opts *o,
-			bool layers, struct metrics_set *out, struct gw_err *err)
+/* The set metrics of out from its distance (m, and lm [L] or NULL), its
+ * samples' consistency and loss. */
+static void set_fill(const struct metrics_cons *cons, const float *loss, const int *idx, int n,
+		     const struct lev_mean *m, const struct lev_mean *lm, int L,
+		     struct metrics_set *out)
 {
-	struct lev_pair_opts lo = { .budget = o->pair_budget, .seed = o->seed,
-				    .threads = o->threads, .jackknife = true };
-	struct lev_mean mean, *lm = NULL;
 	struct metrics_set s = { .n_samples = n, .epsilon = NAN };
-	int L = pathway_set_layers(ps), rc, nc = 0, nl = 0;
 	double csum = 0, asum = 0, lsum = 0;
+	int nc = 0, nl = 0;
 
-	if (layers)
-		lm = gw_calloc((size_t)L, sizeof(*lm));
-	rc = pathway_distance(ps, idx, n, &lo, &mean, lm, err);
-	if (rc < 0) {
-		free(lm);
-		return rc;
-	}
-	s.pathway_distance = mean.mean;
-	s.pathway_distance_stderr = mean.n_pairs ? mean.std_error : NAN;
-	s.pathway_distance_se = mean.jackknife_se;
-	s.n_pairs = mean.n_pairs;
-	s.sampled = mean.sampled;
+	s.pathway_distance = m->mean;
+	s.pathway_distance_stderr = m->n_pairs ? m->std_error : NAN;
+	s.pathway_distance_se = m->jackknife_se;
+	s.n_pairs = m->n_pairs;
+	s.sampled = m->sampled;
 	if (lm) {
 		s.per_layer_distance = gw_calloc((size_t)L, sizeof(double));
 		for (int l = 0; l < L; l++)
 			s.per_layer_distance[l] = lm[l].mean;
-		free(lm);
 	}
 	s.pathway_consistency = s.adjacent_cosine = NAN;
 	if (cons && cons->c) {
@@ -370,7 +364,181 @@ int metrics_set_compute(const struct pathway_set *ps, const struct metrics_cons 
 	}
 	s.loss = nl ? lsum / nl : NAN;
 	*out = s;
-	return 0;
+}
+
+/* FNV-1a over a set's indices: a set's key among the requests. */
+static uint64_t set_hash(const int *idx, int n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (int j = 0; j < n; j++) {
+		h ^= (uint64_t)(uint32_t)idx[j];
+		h *= 0x100000001b3ULL;
+	}
+	return h ^ (uint64_t)n;
+}
+
+struct dentry {
+	int *idx;
+	int n;
+	uint64_t h;
+	struct lev_mean m;
+	struct lev_mean *lm;     /* [L] or NULL */
+};
+
+struct metrics_dcache {
+	int64_t step;
+	size_t n, cap;
+	struct dentry *e;
+};
+
+struct metrics_dcache *metrics_dcache_new(void)
+{
+	struct metrics_dcache *c = gw_calloc(1, sizeof(*c));
+
+	c->step = -1;
+	return c;
+}
+
+void metrics_dcache_reset(struct metrics_dcache *c, int64_t step)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->e[i].idx);
+		free(c->e[i].lm);
+	}
+	c->n = 0;
+	c->step = step;
+}
+
+void metrics_dcache_free(struct metrics_dcache *c)
+{
+	if (!c)
+		return;
+	metrics_dcache_reset(c, -1);
+	free(c->e);
+	free(c);
+}
+
+int64_t metrics_dcache_step(const struct metrics_dcache *c)
+{
+	return c->step;
+}
+
+static const struct dentry *dcache_find(const struct metrics_dcache *c, const int *idx, int n,
+					uint64_t h, bool layers)
+{
+	for (size_t i = 0; c && i < c->n; i++) {
+		const struct dentry *e = &c->e[i];
+
+		if (e->h == h && e->n == n && (!layers || e->lm) &&
+		    (n == 0 || !memcmp(e->idx, idx, (size_t)n * sizeof(int))))
+			return e;
+	}
+	return NULL;
+}
+
+static void dcache_add(struct metrics_dcache *c, const int *idx, int n, uint64_t h,
+		       const struct lev_mean *m, const struct lev_mean *lm, int L)
+{
+	struct dentry *e;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 8;
+		c->e = gw_realloc(c->e, c->cap * sizeof(*c->e));
+	}
+	e = &c->e[c->n++];
+	e->idx = gw_malloc(((size_t)n + 1) * sizeof(int));
+	memcpy(e->idx, idx, (size_t)n * sizeof(int));
+	e->n = n;
+	e->h = h;
+	e->m = *m;
+	e->lm = NULL;
+	if (lm) {
+		e->lm = gw_malloc((size_t)L * sizeof(*lm));
+		memcpy(e->lm, lm, (size_t)L * sizeof(*lm));
+	}
+}
+
+int metrics_sets_compute(const struct pathway_set *ps, const struct metrics_cons *cons,
+			 const float *loss, struct metrics_set_req *req, int nreq,
+			 const struct metrics_opts *o, int *ret_distinct, struct gw_err *err)
+{
+	return metrics_sets_compute_cached(ps, cons, loss, req, nreq, o, NULL, ret_distinct, err);
+}
+
+int metrics_sets_compute_cached(const struct pathway_set *ps, const struct metrics_cons *cons,
+				const float *loss, struct metrics_set_req *req, int nreq,
+				const struct metrics_opts *o, struct metrics_dcache *cache,
+				int *ret_distinct, struct gw_err *err)
+{
+	struct lev_pair_opts lo = { .budget = o->pair_budget, .seed = o->seed,
+				    .threads = o->threads, .jackknife = true };
+	int L = pathway_set_layers(ps), rc = 0, distinct = 0;
+	int *src = gw_calloc((size_t)nreq + 1, sizeof(int));
+	bool *layers = gw_calloc((size_t)nreq + 1, sizeof(bool));
+	uint64_t *h = gw_calloc((size_t)nreq + 1, sizeof(uint64_t));
+	struct lev_mean *m = gw_calloc((size_t)nreq + 1, sizeof(*m));
+	struct lev_mean **lm = gw_calloc((size_t)nreq + 1, sizeof(*lm));
+
+	/* Each request's source: the first request with the same index
+	 * sequence, which computes the per-layer distances when any of its
+	 * copies asks for them. */
+	for (int q = 0; q < nreq; q++) {
+		req[q].sec = 0;
+		h[q] = set_hash(req[q].idx, req[q].n);
+		src[q] = q;
+		for (int p = 0; p < q; p++) {
+			if (src[p] == p && h[p] == h[q] && req[p].n == req[q].n &&
+			    (req[q].n == 0 ||
+			     !memcmp(req[p].idx, req[q].idx, (size_t)req[q].n * sizeof(int)))) {
+				src[q] = p;
+				break;
+			}
+		}
+		layers[src[q]] |= req[q].layers;
+	}
+	for (int q = 0; q < nreq && rc == 0; q++) {
+		if (src[q] != q)
+			continue;
+		const struct dentry *e = dcache_find(cache, req[q].idx, req[q].n, h[q], layers[q]);
+		double t0 = now_sec();
+
+		if (layers[q])
+			lm[q] = gw_calloc((size_t)L, sizeof(**lm));
+		if (e) {
+			m[q] = e->m;
+			if (lm[q])
+				memcpy(lm[q], e->lm, (size_t)L * sizeof(**lm));
+			continue;
+		}
+		distinct++;
+		rc = pathway_distance(ps, req[q].idx, req[q].n, &lo, &m[q], lm[q], err);
+		req[q].sec = now_sec() - t0;
+		if (rc == 0 && cache)
+			dcache_add(cache, req[q].idx, req[q].n, h[q], &m[q], lm[q], L);
+	}
+	for (int q = 0; q < nreq && rc == 0; q++)
+		set_fill(cons, loss, req[q].idx, req[q].n, &m[src[q]],
+			 req[q].layers ? lm[src[q]] : NULL, L, req[q].out);
+	if (rc == 0 && ret_distinct)
+		*ret_distinct = distinct;
+	for (int q = 0; q < nreq; q++)
+		free(lm[q]);
+	free(lm);
+	free(m);
+	free(h);
+	free(layers);
+	free(src);
+	return rc;
+}
+
+int metrics_set_compute(const struct pathway_set *ps, const struct metrics_cons *cons,
+			const float *loss, const int *idx, int n, const struct metrics_opts *o,
+			bool layers, struct metrics_set *out, struct gw_err *err)
+{
+	struct metrics_set_req req = { .idx = idx, .n = n, .layers = layers, .out = out };
+
+	return metrics_sets_compute(ps, cons, loss, &req, 1, o, NULL, err);
 }
 
 /* ---- health and churn ----------------------------------------------------- */
@@ -536,11 +704,21 @@ int metrics_compute(const struct routing *r, const struct routing *prev,
 		    const struct metrics_cons *cons, const struct metrics_memorized *memorized,
 		    const struct metrics_opts *o, struct metrics_result **ret, struct gw_err *err)
 {
+	return metrics_compute_cached(r, prev, cons, memorized, o, NULL, ret, err);
+}
+
+int metrics_compute_cached(const struct routing *r, const struct routing *prev,
+			   const struct metrics_cons *cons,
+			   const struct metrics_memorized *memorized, const struct metrics_opts *o,
+			   struct metrics_dcache *cache, struct metrics_result **ret,
+			   struct gw_err *err)
+{
 	struct metrics_result *m = gw_calloc(1, sizeof(*m));
 	struct metrics_cons *own = NULL;
 	struct pathway_set *ps = NULL;
 	const char **names = NULL;
-	int *gid = NULL, *idx = NULL, *midx = NULL, ng = 0, N = r->n_samples, rc;
+	struct metrics_set_req *req = NULL;
+	int *gid = NULL, *idx = NULL, ng = 0, N = r->n_samples, rc;
 	double t0 = now_sec(), t1, *eps = NULL;
 
 	rc = metrics_opts_check(o, err);
@@ -592,38 +770,40 @@ int metrics_compute(const struct routing *r, const struct routing *prev,
 		metrics_epsilons(o, names, ng, gid, r->loss, N, eps);
 	m->n_groups = ng + 1;
 	m->groups = gw_calloc((size_t)ng + 1, sizeof(*m->groups));
-	idx = gw_calloc((size_t)N + 1, sizeof(int));
-	midx = gw_calloc((size_t)N + 1, sizeof(int));
-	for (int g = 0; g <= ng; g++) {
+	/* Every set's samples first (request 2g: group g's, 2g+1: its
+	 * memorized subset; g = ng is `all`), then the distinct ones computed
+	 * once each. */
+	idx = gw_calloc(4 * ((size_t)N + 1), sizeof(int)); /* groups, all: 2N; subsets <= 2N */
+	req = gw_calloc(2 * ((size_t)ng + 1), sizeof(*req));
+	for (int g = 0, *gi = idx; g <= ng; g++) {
 		struct metrics_group *G = &m->groups[g];
-		int n = 0, nm = 0;
-		double tm;
+		int *mi, n = 0, nm = 0;
 
 		G->name = gw_strdup(g < ng ? names[g] : "all");
-		for (int i = 0; i < N; i++) {
-			bool mem;
+		for (int i = 0; i < N; i++)
+			if (g == ng || gid[i] == g)
+				gi[n++] = i;
+		mi = gi + n;
+		for (int j = 0; j < n; j++) {
+			int i = gi[j];
 
-			if (g < ng && gid[i] != g)
-				continue;
-			idx[n++] = i;
 			/* Without a series the checkpoint is its own latest: the
 			 * rule reduces to loss <= epsilon. */
-			if (memorized)
-				mem = memorized->mask[i];
-			else
-				mem = isfinite(r->loss[i]) && r->loss[i] <= eps[gid[i]];
-			if (mem)
-				midx[nm++] = i;
+			if (memorized ? memorized->mask[i]
+				      : isfinite(r->loss[i]) && r->loss[i] <= eps[gid[i]])
+				mi[nm++] = i;
 		}
-		rc = metrics_set_compute(ps, cons, r->loss, idx, n, o, true, &G->all, err);
-		if (rc < 0)
-			goto out;
-		tm = now_sec();
-		rc = metrics_set_compute(ps, cons, r->loss, midx, nm, o, false, &G->memorized, err);
-		if (rc < 0)
-			goto out;
-		G->memorized.epsilon = g < ng ? eps[g] : metrics_common_epsilon(eps, ng);
-		m->sec.memorized += now_sec() - tm;
+		req[2 * g] = (struct metrics_set_req){ .idx = gi, .n = n, .layers = o->per_layer,
+						       .out = &G->all };
+		req[2 * g + 1] = (struct metrics_set_req){ .idx = mi, .n = nm, .out = &G->memorized };
+		gi = mi + nm;
+	}
+	rc = metrics_sets_compute_cached(ps, cons, r->loss, req, 2 * (ng + 1), o, cache, NULL, err);
+	if (rc < 0)
+		goto out;
+	for (int g = 0; g <= ng; g++) {
+		m->groups[g].memorized.epsilon = g < ng ? eps[g] : metrics_common_epsilon(eps, ng);
+		m->sec.memorized += req[2 * g + 1].sec;
 	}
 	m->sec.pathways = now_sec() - t1 - m->sec.memorized;
 
@@ -645,7 +825,7 @@ out:
 	free(names);
 	free(gid);
 	free(idx);
-	free(midx);
+	free(req);
 	free(eps);
 	return rc;
 }
@@ -688,6 +868,8 @@ cJSON *metrics_set_json(const struct metrics_set *s, int n_layers)
 		for (int l = 0; a && l < n_layers; l++)
 			cJSON_AddItemToArray(a, num(s->per_layer_distance[l]));
 		add(o, "per_layer_distance", a);
+	} else if (n_layers > 0) {
+		add(o, "per_layer_distance", cJSON_CreateNull());   /* not computed */
 	}
 	return o;
 }

@@ -11,7 +11,16 @@
  * Pathway distance: pathway.h (strings at threshold tau) and
  * levenshtein.h (exact mean over pairs up to the pair budget, otherwise a
  * fixed-seed sample with its standard error).  Per group, for `all`, and
- * per layer (`per_layer_distance`, a diagnostic, over the same pairs).
+ * per layer (`per_layer_distance`, a diagnostic, over the same pairs;
+ * null when opts.per_layer is off).
+ *
+ * Each distinct sample set is computed once per checkpoint: a group that
+ * holds every sample is the same set as `all`, a memorized subset that is
+ * its whole group the same as the group, and identical subsets of
+ * different sets the same; such sets share one computation
+ * (metrics_sets_compute), whose values are those computing each would
+ * give, to the bit (same strings in the same order, same pairs, integer
+ * totals).
  *
  * Pathway consistency: e_l = W_l^T gbar[i][l] (an H-vector; W_l = router[l]
  * [E][H]) for all samples at once, one sgemm [N,E] x [E,H] a layer.
@@ -101,6 +110,8 @@
 #define METRICS_EPSILON_GRID 0.1
 #define METRICS_MEMORIZED_SHARE_DEFAULT 0.2
 
+struct metrics_dcache; /* below */
+
 /* A per-group memorization threshold. */
 struct metrics_epsilon {
 	const char *group;
@@ -120,11 +131,14 @@ struct metrics_opts {
 	double delta;                 /* >= 0 */
 	double memorized_share;       /* (0, 1]: the share an auto epsilon memorizes */
 	double consistency_floor;     /* [0, 1) */
+	bool per_layer;               /* the per-layer distances of each group and
+				       * of `all` (a diagnostic; off: null) */
 };
 
 /* Defaults: tau 0.7, budget LEV_DEFAULT_BUDGET, seed 0, all threads,
  * epsilon METRICS_EPSILON_DEFAULT, no group thresholds, delta 0.05,
- * memorized share 0.2, consistency floor METRICS_CONSISTENCY_FLOOR. */
+ * memorized share 0.2, consistency floor METRICS_CONSISTENCY_FLOOR,
+ * per-layer distances on. */
 void metrics_opts_init(struct metrics_opts *o);
 /* epsilon of `group` as configured: its eps_groups entry, else o->epsilon
  * (either may be METRICS_EPSILON_AUTO). */
@@ -250,6 +264,12 @@ struct metrics_memorized {
 int metrics_compute(const struct routing *r, const struct routing *prev,
 		    const struct metrics_cons *cons, const struct metrics_memorized *memorized,
 		    const struct metrics_opts *o, struct metrics_result **ret, struct gw_err *err);
+/* metrics_compute with a distance cache keyed to r (may be NULL). */
+int metrics_compute_cached(const struct routing *r, const struct routing *prev,
+			   const struct metrics_cons *cons,
+			   const struct metrics_memorized *memorized, const struct metrics_opts *o,
+			   struct metrics_dcache *cache, struct metrics_result **ret,
+			   struct gw_err *err);
 void metrics_result_free(struct metrics_result *m); /* accepts NULL */
 
 /*
@@ -263,13 +283,15 @@ void metrics_result_free(struct metrics_result *m); /* accepts NULL */
  *                "health_sec", "total_sec"}}
  * SET = {"pathway_distance", "pathway_distance_se", "pathway_distance_stderr",
  *        "n_pairs", "sampled", "pathway_consistency", "adjacent_cosine",
- *        "n_undefined", "loss", "n_samples", "per_layer_distance": [...]};
+ *        "n_undefined", "loss", "n_samples", "per_layer_distance": [...] | null};
  * MSET the same without per_layer_distance, with "epsilon".  NaN
  * (undefined) values are null.  A new object the caller frees with
  * cJSON_Delete; aborts on OOM.
  */
 cJSON *metrics_result_json(const struct metrics_result *m);
-/* One set as JSON (with per_layer_distance when it has one). */
+/* One set as JSON: per_layer_distance its n_layers values when it has
+ * them, null when it has none and n_layers > 0 (opts.per_layer off),
+ * absent when n_layers is 0 (a memorized set). */
 cJSON *metrics_set_json(const struct metrics_set *s, int n_layers);
 /* A memorized set as JSON: MSET above. */
 cJSON *metrics_memorized_json(const struct metrics_set *s);
@@ -296,6 +318,51 @@ struct pathway_set;
 int metrics_set_compute(const struct pathway_set *ps, const struct metrics_cons *cons,
 			const float *loss, const int *idx, int n, const struct metrics_opts *o,
 			bool layers, struct metrics_set *out, struct gw_err *err);
+/*
+ * Distances already computed for one checkpoint's routing, by sample set,
+ * so that a later computation over the same routing takes them instead of
+ * computing them again: the daemon's and analyze's republished memorized
+ * subsets (routing_series_recompute_cached) include the newest step's,
+ * which metrics_compute_cached has just computed.  The caller keys it to
+ * the routing: metrics_dcache_reset(c, step) before computing a step's
+ * metrics, and passes it only for that step's routing and the same
+ * options.  Entries hold their own copy of the index sequence.  One
+ * thread at a time.
+ */
+struct metrics_dcache *metrics_dcache_new(void);
+void metrics_dcache_free(struct metrics_dcache *c); /* accepts NULL */
+/* Forget every entry; the cache is now for step `step` (-1: none). */
+void metrics_dcache_reset(struct metrics_dcache *c, int64_t step);
+int64_t metrics_dcache_step(const struct metrics_dcache *c);
+
+/*
+ * The set metrics of nreq sets at once, as metrics_set_compute gives each
+ * (req[q].out), with the distance of each distinct index sequence computed
+ * once: requests whose idx[0 .. n) are equal share it (with per-layer
+ * distances when any of them asks: req.layers), and their values are those
+ * separate calls would give, exactly.  Callers list a set's samples in
+ * ascending order, so equal sets are equal sequences.  *ret_distinct (may
+ * be NULL) receives the number of distances computed.
+ * Errors: those of pathway_distance; on failure no out is written.
+ */
+struct metrics_set_req {
+	const int *idx;              /* borrowed */
+	int n;
+	bool layers;
+	struct metrics_set *out;
+	double sec;                  /* set: seconds its distance took (0 when
+				      * it shared an earlier request's) */
+};
+int metrics_sets_compute(const struct pathway_set *ps, const struct metrics_cons *cons,
+			 const float *loss, struct metrics_set_req *req, int nreq,
+			 const struct metrics_opts *o, int *ret_distinct, struct gw_err *err);
+/* The same, taking distances from `cache` (may be NULL) where it has the
+ * set, and adding those it computes. */
+int metrics_sets_compute_cached(const struct pathway_set *ps, const struct metrics_cons *cons,
+				const float *loss, struct metrics_set_req *req, int nreq,
+				const struct metrics_opts *o, struct metrics_dcache *cache,
+				int *ret_distinct, struct gw_err *err);
+
 /* -EINVAL with a message when an option is out of range. */
 int metrics_opts_check(const struct metrics_opts *o, struct gw_err *err);
 

@@ -333,22 +333,23 @@ int pathway_distance(const struct pathway_set *ps, const int *samples, int n,
 	if (r < 0)
 		goto out;
 	if (ret_layers) {
-		/* The per-layer diagnostic carries no jackknife. */
-		struct lev_pair_opts lo = { 0 };
+		/* Every layer's strings at once, sample by sample (the
+		 * per-layer diagnostic carries no jackknife). */
+		size_t L = (size_t)ps->n_layers;
+		const uint8_t **ls = gw_calloc((size_t)n * L + 1, sizeof(*ls));
+		size_t *ll = gw_calloc((size_t)n * L + 1, sizeof(*ll));
 
-		if (opts)
-			lo = *opts;
-		lo.jackknife = false;
-		layers = gw_calloc((size_t)ps->n_layers, sizeof(*layers));
-		for (l = 0; l < ps->n_layers; l++) {
-			for (i = 0; i < n; i++)
-				s[i] = (const uint8_t *)pathway_set_layer(ps, samples ? samples[i] : i,
-									  l, &len[i]);
-			r = lev_mean_pairs(s, len, (size_t)n, &lo, &layers[l], err);
-			if (r < 0)
-				goto out;
-		}
-		memcpy(ret_layers, layers, (size_t)ps->n_layers * sizeof(*layers));
+		layers = gw_calloc(L, sizeof(*layers));
+		for (i = 0; i < n; i++)
+			for (l = 0; l < ps->n_layers; l++)
+				ls[(size_t)i * L + (size_t)l] = (const uint8_t *)pathway_set_layer(
+					ps, samples ? samples[i] : i, l, &ll[(size_t)i * L + (size_t)l]);
+		r = lev_mean_pairs_parts(ls, ll, (size_t)n, L, opts, layers, err);
+		free(ls);
+		free(ll);
+		if (r < 0)
+			goto out;
+		memcpy(ret_layers, layers, L * sizeof(*layers));
 	}
 	*ret_mean = mean;
 	r = 0;

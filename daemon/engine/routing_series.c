@@ -219,9 +219,18 @@ void routing_series_memo_free(struct metrics_memo *memo, size_t n)
 int routing_series_recompute(const struct routing_series *s, const struct metrics_opts *o,
 			     struct metrics_memo **ret_memo, size_t *ret_n, struct gw_err *err)
 {
+	return routing_series_recompute_cached(s, o, NULL, ret_memo, ret_n, err);
+}
+
+int routing_series_recompute_cached(const struct routing_series *s, const struct metrics_opts *o,
+				    struct metrics_dcache *cache, struct metrics_memo **ret_memo,
+				    size_t *ret_n, struct gw_err *err)
+{
 	struct metrics_memo *memo = gw_calloc(s->n + 1, sizeof(*memo));
 	size_t *t0 = gw_calloc((size_t)s->N + 1, sizeof(size_t));
-	int *idx = gw_calloc((size_t)s->N + 1, sizeof(int));
+	/* the groups' subsets (N in all), then all's */
+	int *idx = gw_calloc(2 * (size_t)s->N + 1, sizeof(int));
+	struct metrics_set_req *req = gw_calloc((size_t)s->ng + 1, sizeof(*req));
 	double *eps = gw_calloc((size_t)s->ng + 2, sizeof(double));
 	struct pathway_set *ps = NULL;
 	size_t done = 0;
@@ -249,20 +258,24 @@ int routing_series_recompute(const struct routing_series *s, const struct metric
 			done++;
 			goto out;
 		}
-		for (int g = 0; g <= s->ng; g++) {
+		for (int g = 0, *gi = idx; g <= s->ng; g++) {
 			int n = 0;
 
 			for (int j = 0; j < s->N; j++)
 				if ((g == s->ng || s->gid[j] == g) && i >= t0[j])
-					idx[n++] = j;
-			rc = metrics_set_compute(ps, &e->cons, e->loss, idx, n, o, false,
-						 &memo[i].sets[g], err);
-			if (rc < 0) {
-				done++;
-				goto out;
-			}
-			memo[i].sets[g].epsilon = eps[g];
+					gi[n++] = j;
+			req[g] = (struct metrics_set_req){ .idx = gi, .n = n, .out = &memo[i].sets[g] };
+			gi += n;
 		}
+		rc = metrics_sets_compute_cached(ps, &e->cons, e->loss, req, s->ng + 1, o,
+						 cache && metrics_dcache_step(cache) == e->step ?
+						 cache : NULL, NULL, err);
+		if (rc < 0) {
+			done++;
+			goto out;
+		}
+		for (int g = 0; g <= s->ng; g++)
+			memo[i].sets[g].epsilon = eps[g];
 		pathway_set_free(ps);
 		ps = NULL;
 	}
@@ -275,6 +288,7 @@ out:
 	routing_series_memo_free(memo, done);
 	free(t0);
 	free(idx);
+	free(req);
 	free(eps);
 	return rc;
 }

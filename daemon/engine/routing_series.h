@@ -92,6 +92,13 @@ struct metrics_memo {
  */
 int routing_series_recompute(const struct routing_series *s, const struct metrics_opts *o,
 			     struct metrics_memo **ret_memo, size_t *ret_n, struct gw_err *err);
+/* The same, each step's sets computed once (a group holding every sample
+ * is `all`), and the step metrics_dcache_step(cache) taking the
+ * distances cache holds (cache may be NULL; it must be keyed to the
+ * routing the series holds for that step, and o the same options). */
+int routing_series_recompute_cached(const struct routing_series *s, const struct metrics_opts *o,
+				    struct metrics_dcache *cache, struct metrics_memo **ret_memo,
+				    size_t *ret_n, struct gw_err *err);
 void routing_series_memo_free(struct metrics_memo *memo, size_t n); /* accepts NULL */
 
 /*

@@ -111,6 +111,18 @@ assert c["groups"]["all"]["pathway_consistency"] is not None
 assert c["groups"]["all"]["pathway_consistency"] == d["groups"]["all"]["pathway_consistency"]
 PYEOF
 ok $? "routers read from the checkpoint; step 700 from the directory name"
+gw analyze --json --no-per-layer "$TMP/full.st" >"$TMP/e.json" 2>"$TMP/err"; ok $? "--no-per-layer: exit 0"
+"$PY" - "$TMP/d.json" "$TMP/e.json" <<'PYEOF'
+import json, sys
+d, e = (json.loads(open(p).readline()) for p in sys.argv[1:3])
+for g in d["groups"]:
+    assert len(d["groups"][g]["per_layer_distance"]) > 0, g
+    assert e["groups"][g]["per_layer_distance"] is None, g
+    assert "per_layer_distance" not in e["groups"][g]["memorized"], g
+    for k in ("pathway_distance", "pathway_distance_se", "n_pairs", "pathway_consistency"):
+        assert d["groups"][g][k] == e["groups"][g][k], (g, k)
+PYEOF
+ok $? "--no-per-layer: per_layer_distance null, the rest the same"
 mkdir -p "$TMP/step800"
 cp "$FX/dsv3nolora-f32/config.json" "$FX/dsv3nolora-f32/model.safetensors" "$TMP/step800/"
 gw analyze --probe "$PROBE" --dump-routing "$TMP/nolora.st" "$FX/dsv3nolora-f32" >/dev/null 2>&1

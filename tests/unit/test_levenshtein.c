@@ -489,6 +489,101 @@ static void test_thread_count_does_not_matter(void)
 	free_set(&st);
 }
 
+/*
+ * The parts driver: n strings of P parts each (part lengths 0..maxlen, so
+ * one block and several), every part's total equal to the DP's sum over
+ * all pairs, for every kernel and thread count; and, sampled, equal to
+ * lev_mean_pairs on that part's strings (the same pairs).
+ */
+static void check_parts(size_t n, size_t P, size_t maxlen)
+{
+	struct set st = make_set(n * P, maxlen, 1);
+	struct lev_mean *m = calloc(P, sizeof(*m));
+	uint64_t *want = calloc(P, sizeof(*want));
+	struct gw_err err = { "" };
+	static const int kernels[] = { LEV_KERNEL_AUTO, LEV_KERNEL_SCALAR, LEV_KERNEL_LANES2,
+				       LEV_KERNEL_LANES4, LEV_KERNEL_LANES8 };
+
+	CHECK(m && want);
+	for (size_t p = 0; p < P; p++)
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = i + 1; j < n; j++)
+				want[p] += dp_distance(st.s[i * P + p], st.len[i * P + p],
+						       st.s[j * P + p], st.len[j * P + p]);
+	for (size_t k = 0; k < sizeof(kernels) / sizeof(kernels[0]); k++) {
+		for (int threads = 1; threads <= 3; threads++) {
+			struct lev_pair_opts o = { .threads = threads, .kernel = kernels[k],
+						   .jackknife = true };
+
+			if (lev_mean_pairs_parts((const uint8_t *const *)st.s, st.len, n, P, &o, m,
+						 &err) != 0)
+				tap_fail(__FILE__, __LINE__, "lev_mean_pairs_parts: %s", err.msg);
+			for (size_t p = 0; p < P; p++) {
+				CHECK_INT_EQ(m[p].total, want[p]);
+				CHECK_INT_EQ(m[p].n_pairs, n * (n - 1) / 2);
+				CHECK(!m[p].sampled);
+				CHECK(isnan(m[p].jackknife_se));
+				CHECK(m[p].mean == (double)want[p] / (double)(n * (n - 1) / 2));
+			}
+		}
+	}
+	if (n >= 3) {
+		struct lev_pair_opts o = { .budget = n * (n - 1) / 4, .threads = 2 };
+		const uint8_t **ps = calloc(n, sizeof(*ps));
+		size_t *pl = calloc(n, sizeof(*pl));
+
+		CHECK(ps && pl);
+		CHECK_INT_EQ(lev_mean_pairs_parts((const uint8_t *const *)st.s, st.len, n, P, &o, m,
+						  &err), 0);
+		for (size_t p = 0; p < P; p++) {
+			struct lev_mean one;
+
+			for (size_t i = 0; i < n; i++) {
+				ps[i] = st.s[i * P + p];
+				pl[i] = st.len[i * P + p];
+			}
+			CHECK_INT_EQ(lev_mean_pairs(ps, pl, n, &o, &one, &err), 0);
+			CHECK(m[p].sampled && one.sampled);
+			CHECK_INT_EQ(m[p].total, one.total);
+			CHECK(m[p].std_error == one.std_error);
+		}
+		free(ps);
+		free(pl);
+	}
+	free(m);
+	free(want);
+	free_set(&st);
+}
+
+static void test_parts_match_dp(void)
+{
+	check_parts(37, 5, 50);     /* one word a part, a last group not full */
+	check_parts(29, 3, 200);    /* up to four blocks a part */
+	check_parts(2, 4, 70);
+	check_parts(9, 1, 90);
+}
+
+static void test_parts_degenerate(void)
+{
+	const uint8_t *s[4] = { (const uint8_t *)"ab", (const uint8_t *)"c",
+				(const uint8_t *)"ab", NULL };
+	size_t len[4] = { 2, 1, 2, 0 };
+	struct lev_mean m[2];
+	struct gw_err err;
+
+	CHECK_INT_EQ(lev_mean_pairs_parts(s, len, 1, 2, NULL, m, NULL), 0);
+	CHECK_INT_EQ(m[0].n_pairs, 0);
+	CHECK(isnan(m[0].mean) && isnan(m[1].mean));
+	CHECK_INT_EQ(lev_mean_pairs_parts(s, len, 2, 2, NULL, m, NULL), 0);
+	CHECK_INT_EQ(m[0].total, 0);
+	CHECK_INT_EQ(m[1].total, 1);
+	CHECK_INT_EQ(lev_mean_pairs_parts(s, len, 2, 0, NULL, m, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "\"parts\"");
+	len[3] = 5;
+	CHECK_INT_EQ(lev_mean_pairs_parts(s, len, 2, 2, NULL, m, &err), -EINVAL);
+	CHECK_STR_HAS(err.msg, "\"string 3\": NULL with length 5");
+}
+
 static void test_degenerate_sets_and_limits(void)
 {
 	const uint8_t *one[1] = { (const uint8_t *)"abc" };
@@ -524,6 +619,8 @@ static const struct tap_test tests[] = {
 	{ "jackknife_by_hand", test_jackknife_by_hand },
 	{ "thread_count_does_not_matter", test_thread_count_does_not_matter },
 	{ "degenerate_sets_and_limits", test_degenerate_sets_and_limits },
+	{ "parts_match_dp", test_parts_match_dp },
+	{ "parts_degenerate", test_parts_degenerate },
 	{ NULL, NULL },
 };
 TAP_MAIN(tests)

@@ -10,6 +10,7 @@
 
 #include "../tap.h"
 #include "engine/metrics.h"
+#include "engine/pathway.h"
 #include "engine/routing.h"
 #include "engine/routing_series.h"
 
@@ -873,6 +874,265 @@ static void test_epsilon_auto_single(void)
 	routing_free(r);
 }
 
+/* ---- each distinct set computed once ------------------------------------ */
+
+static uint64_t shr_state = 0x5eed5eed5eed5eedULL;
+
+static double shr_uniform(void)
+{
+	uint64_t z = (shr_state += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
+}
+
+/* n samples, 5 layers, 12 experts, random rows; groups[i % ngroups];
+ * every loss `loss`. */
+static struct routing *random_routing(int n, int ngroups, float loss)
+{
+	static const char *const names[3] = { "math", "code", "web" };
+	struct routing *r = routing_new(n, 5, 12, 2);
+
+	for (size_t k = 0; k < (size_t)n * 5; k++) {
+		float *g = r->gbar + k * 12;
+		double sum = 0;
+
+		for (int e = 0; e < 12; e++) {
+			g[e] = (float)exp(4 * shr_uniform());
+			sum += g[e];
+		}
+		for (int e = 0; e < 12; e++)
+			g[e] = (float)(g[e] / sum);
+	}
+	for (int i = 0; i < n; i++) {
+		r->groups[i] = gw_strdup(names[i % ngroups]);
+		r->ids[i] = gw_strdup("");
+		r->ntokens[i] = 1;
+		r->loss[i] = loss;
+	}
+	r->step = 10;
+	return r;
+}
+
+/* Every field, bit for bit (NaN equal to NaN). */
+static void check_same_set(const struct metrics_set *a, const struct metrics_set *b, int L)
+{
+#define SAME(x) CHECK((a->x == b->x) || (isnan((double)a->x) && isnan((double)b->x)))
+	SAME(n_samples);
+	SAME(pathway_distance);
+	SAME(pathway_distance_stderr);
+	SAME(pathway_distance_se);
+	SAME(n_pairs);
+	SAME(sampled);
+	SAME(pathway_consistency);
+	SAME(adjacent_cosine);
+	SAME(n_undefined);
+	SAME(loss);
+#undef SAME
+	CHECK((a->per_layer_distance == NULL) == (b->per_layer_distance == NULL));
+	for (int l = 0; a->per_layer_distance && b->per_layer_distance && l < L; l++)
+		CHECK(a->per_layer_distance[l] == b->per_layer_distance[l]);
+}
+
+/* The set of samples of group g (ng: all), memorized ones only when mem. */
+static int set_of(const struct routing *r, const char *name, bool mem, double eps, int *idx)
+{
+	int n = 0;
+
+	for (int i = 0; i < r->n_samples; i++)
+		if ((!name || !strcmp(r->groups[i], name)) &&
+		    (!mem || (isfinite(r->loss[i]) && r->loss[i] <= eps)))
+			idx[n++] = i;
+	return n;
+}
+
+/*
+ * The shared computation equals the separate one: metrics_compute (which
+ * computes each distinct set once) against metrics_set_compute called for
+ * every set on its own, exact and sampled, one group (group = all, every
+ * sample memorized: one distinct set of four) and three (each memorized
+ * subset its group; `all` and its memorized subset the same).
+ */
+static void check_shared_equals_separate(int n, int ngroups, uint64_t budget)
+{
+	struct routing *r = random_routing(n, ngroups, 0.5f);
+	struct metrics_result *m = NULL;
+	struct metrics_opts o;
+	struct pathway_set *ps = NULL;
+	struct metrics_cons *cons = NULL;
+	int *idx = calloc((size_t)n, sizeof(int));
+
+	CHECK(idx);
+	metrics_opts_init(&o);
+	o.pair_budget = budget;
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &m, NULL), 0);
+	CHECK_INT_EQ(metrics_consistency(r, o.consistency_floor, &cons, NULL), 0);
+	CHECK_INT_EQ(pathway_set_new(r->gbar, n, 5, 12, o.tau, &ps, NULL), 0);
+	CHECK_INT_EQ(m->n_groups, ngroups + 1);
+	for (int g = 0; g < m->n_groups; g++) {
+		const struct metrics_group *G = &m->groups[g];
+		const char *name = strcmp(G->name, "all") ? G->name : NULL;
+		struct metrics_set one, mone;
+		int k = set_of(r, name, false, 1.0, idx);
+
+		CHECK_INT_EQ(metrics_set_compute(ps, cons, r->loss, idx, k, &o, true, &one, NULL), 0);
+		check_same_set(&G->all, &one, 5);
+		k = set_of(r, name, true, 1.0, idx);
+		CHECK_INT_EQ(k, G->all.n_samples);   /* every sample memorized */
+		CHECK_INT_EQ(metrics_set_compute(ps, cons, r->loss, idx, k, &o, false, &mone, NULL), 0);
+		check_same_set(&G->memorized, &mone, 5);
+		CHECK(G->memorized.per_layer_distance == NULL);
+		free(one.per_layer_distance);
+	}
+	if (budget < (uint64_t)n * (uint64_t)(n - 1) / 2)
+		CHECK(m->groups[m->n_groups - 1].all.sampled);
+	metrics_result_free(m);
+	pathway_set_free(ps);
+	metrics_cons_free(cons);
+	free(idx);
+	routing_free(r);
+}
+
+static void test_shared_equals_separate(void)
+{
+	check_shared_equals_separate(70, 1, LEV_DEFAULT_BUDGET);
+	check_shared_equals_separate(70, 3, LEV_DEFAULT_BUDGET);
+	check_shared_equals_separate(90, 1, 1000);   /* sampled */
+	check_shared_equals_separate(90, 3, 500);
+}
+
+/* metrics_sets_compute counts what it computed: equal sequences once,
+ * with per-layer distances when any copy asks for them. */
+static void test_sets_computed_once(void)
+{
+	struct routing *r = random_routing(30, 1, 0.5f);
+	struct pathway_set *ps = NULL;
+	struct metrics_opts o;
+	int a[30], b[10], c[10], distinct = -1;
+	struct metrics_set out[5];
+	struct metrics_set_req req[5];
+
+	metrics_opts_init(&o);
+	CHECK_INT_EQ(pathway_set_new(r->gbar, 30, 5, 12, o.tau, &ps, NULL), 0);
+	for (int i = 0; i < 30; i++)
+		a[i] = i;
+	for (int i = 0; i < 10; i++)
+		b[i] = c[i] = 2 * i;
+	req[0] = (struct metrics_set_req){ .idx = a, .n = 30, .out = &out[0] };
+	req[1] = (struct metrics_set_req){ .idx = b, .n = 10, .out = &out[1] };
+	req[2] = (struct metrics_set_req){ .idx = a, .n = 30, .layers = true, .out = &out[2] };
+	req[3] = (struct metrics_set_req){ .idx = c, .n = 10, .out = &out[3] };
+	req[4] = (struct metrics_set_req){ .idx = a, .n = 29, .out = &out[4] };
+	CHECK_INT_EQ(metrics_sets_compute(ps, NULL, r->loss, req, 5, &o, &distinct, NULL), 0);
+	CHECK_INT_EQ(distinct, 3);
+	CHECK(out[0].per_layer_distance == NULL && out[2].per_layer_distance != NULL);
+	check_same_set(&out[1], &out[3], 5);
+	CHECK(out[0].pathway_distance == out[2].pathway_distance);
+	CHECK_INT_EQ(out[4].n_pairs, 29 * 28 / 2);
+	free(out[2].per_layer_distance);
+	pathway_set_free(ps);
+	routing_free(r);
+}
+
+/*
+ * The memorized subsets republished against the latest step take that
+ * step's distances from the cache metrics_compute_cached filled: equal to
+ * the uncached recompute; and the cache is really read (a cache holding
+ * another routing's value for the step gives that value back).
+ */
+static void test_recompute_takes_cache(void)
+{
+	struct routing *r = random_routing(40, 1, 0.5f), *other = random_routing(40, 1, 0.5f);
+	struct routing_series *s = routing_series_new();
+	struct metrics_dcache *cache = metrics_dcache_new();
+	struct metrics_cons *cons = NULL;
+	struct metrics_result *m = NULL;
+	struct metrics_memo *plain = NULL, *cached = NULL;
+	struct pathway_set *ps = NULL;
+	struct metrics_opts o;
+	struct metrics_set fake;
+	struct metrics_set_req req;
+	int idx[40];
+	size_t n1 = 0, n2 = 0;
+	bool mask[40];
+	double eps[1];
+	struct metrics_memorized mem = { mask, eps, 1 };
+
+	metrics_opts_init(&o);
+	CHECK_INT_EQ(metrics_consistency(r, o.consistency_floor, &cons, NULL), 0);
+	CHECK(routing_series_put(s, r, cons, NULL) >= 0);
+	routing_series_memorized(s, 0, &o, mask, eps);
+	metrics_dcache_reset(cache, 10);
+	CHECK_INT_EQ(metrics_compute_cached(r, NULL, cons, &mem, &o, cache, &m, NULL), 0);
+	CHECK_INT_EQ(m->groups[1].memorized.n_samples, 40);
+	CHECK_INT_EQ(routing_series_recompute(s, &o, &plain, &n1, NULL), 0);
+	CHECK_INT_EQ(routing_series_recompute_cached(s, &o, cache, &cached, &n2, NULL), 0);
+	CHECK_INT_EQ(n1, 1);
+	CHECK_INT_EQ(n2, 1);
+	for (int g = 0; g < plain[0].n_sets; g++)
+		check_same_set(&plain[0].sets[g], &cached[0].sets[g], 5);
+	check_same_set(&plain[0].sets[1], &m->groups[1].memorized, 5);
+	routing_series_memo_free(cached, n2);
+
+	/* Another routing's distance put in the cache for the same step. */
+	for (int i = 0; i < 40; i++)
+		idx[i] = i;
+	metrics_dcache_reset(cache, 10);
+	CHECK_INT_EQ(pathway_set_new(other->gbar, 40, 5, 12, o.tau, &ps, NULL), 0);
+	req = (struct metrics_set_req){ .idx = idx, .n = 40, .out = &fake };
+	CHECK_INT_EQ(metrics_sets_compute_cached(ps, NULL, other->loss, &req, 1, &o, cache, NULL,
+						 NULL), 0);
+	CHECK(fake.pathway_distance != plain[0].sets[1].pathway_distance);
+	CHECK_INT_EQ(routing_series_recompute_cached(s, &o, cache, &cached, &n2, NULL), 0);
+	CHECK(cached[0].sets[1].pathway_distance == fake.pathway_distance);
+	routing_series_memo_free(cached, n2);
+	/* keyed to another step: not read */
+	metrics_dcache_reset(cache, 11);
+	CHECK_INT_EQ(routing_series_recompute_cached(s, &o, cache, &cached, &n2, NULL), 0);
+	CHECK(cached[0].sets[1].pathway_distance == plain[0].sets[1].pathway_distance);
+	routing_series_memo_free(cached, n2);
+
+	routing_series_memo_free(plain, n1);
+	pathway_set_free(ps);
+	metrics_result_free(m);
+	metrics_cons_free(cons);
+	metrics_dcache_free(cache);
+	routing_series_free(s);
+	routing_free(r);
+	routing_free(other);
+}
+
+/* per_layer off: no per-layer distances, null in the JSON, the rest the
+ * same. */
+static void test_per_layer_off(void)
+{
+	struct routing *r = random_routing(20, 2, 0.5f);
+	struct metrics_result *on = NULL, *off = NULL;
+	struct metrics_opts o;
+	cJSON *j, *all;
+
+	metrics_opts_init(&o);
+	CHECK(o.per_layer);
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &on, NULL), 0);
+	o.per_layer = false;
+	CHECK_INT_EQ(metrics_compute(r, NULL, NULL, NULL, &o, &off, NULL), 0);
+	for (int g = 0; g < on->n_groups; g++) {
+		CHECK(on->groups[g].all.per_layer_distance != NULL);
+		CHECK(off->groups[g].all.per_layer_distance == NULL);
+		CHECK(on->groups[g].all.pathway_distance == off->groups[g].all.pathway_distance);
+		CHECK(on->groups[g].all.pathway_distance_se == off->groups[g].all.pathway_distance_se);
+	}
+	j = metrics_result_json(off);
+	all = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "groups"), "all");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(all, "per_layer_distance")));
+	CHECK(!cJSON_HasObjectItem(cJSON_GetObjectItem(all, "memorized"), "per_layer_distance"));
+	cJSON_Delete(j);
+	metrics_result_free(on);
+	metrics_result_free(off);
+	routing_free(r);
+}
+
 static void test_opts_check(void)
 {
 	struct metrics_opts o;
@@ -1034,6 +1294,10 @@ static const struct tap_test tests[] = {
 	{ "consistency_floor", test_consistency_floor },
 	{ "two_layers_have_no_consistency", test_two_layers_have_no_consistency },
 	{ "groups_first_appearance", test_groups_first_appearance },
+	{ "shared_equals_separate", test_shared_equals_separate },
+	{ "sets_computed_once", test_sets_computed_once },
+	{ "recompute_takes_cache", test_recompute_takes_cache },
+	{ "per_layer_off", test_per_layer_off },
 	{ NULL, NULL },
 };
 TAP_MAIN_DAEMON(tests)
