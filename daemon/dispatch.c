@@ -56,6 +56,7 @@ static struct status_info status_info_of(const struct daemon *d)
 		.failures = state_failures(d->state),
 		.probe_hash = job_ctx_probe(d->ctx) ? job_ctx_probe(d->ctx)->hash : NULL,
 		.alerts = d->alerts,
+		.am = d->am,
 	};
 }
 
@@ -235,6 +236,7 @@ void dispatch_alerts(struct daemon *d, int64_t from)
 		body = alert_event_body(ev);
 		text = cJSON_PrintUnformatted(body);
 		publish_send(d->pub, "alert", body);
+		alertmanager_transition(d->am, ev);
 		if (d->hooks) {
 			const struct hook_event he = {
 				.alert = info.alertname, .run = info.run, .group = info.group,
