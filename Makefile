@@ -46,7 +46,7 @@ CC ?= cc
 CLANG ?= clang
 PYTHON ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
-PKGS := libuv libzmq libcjson openblas
+PKGS := libuv libzmq libcjson openblas libcurl
 
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -124,7 +124,12 @@ struct pstate {
 	int64_t best_i;      /* checkpoint of the best value (-1: none) */
 	int64_t since_best;  /* values seen after the best */
 	int64_t start_i;     /* checkpoint where the current plateau started (-1) */
-	int64_t last_real_i; /* latest `better` checkpoint other than the first value (-1) */
+};
+
+/* One value of the distance in the net-fall window. */
+struct dval {
+	double x, se;
+	int64_t i; /* its checkpoint */
 };
 
 /* One judged group's walk, kept between evaluations: the state after
@@ -136,6 +141,8 @@ struct gwalk {
 	int64_t last_step;      /* step of checkpoint n-1 */
 	struct pstate loss, dist;
 	struct pstate *pl;      /* [nplateaus] */
+	struct dval *ring;      /* the distance's last patience + 1 values, oldest overwritten */
+	int64_t nring;          /* values pushed into it */
 	bool grok_last;         /* grokking at checkpoint n-1 */
 	int64_t run_start;      /* start of the grokking run that includes n-1 (-1) */
 	int64_t g_start, g_end; /* the latest grokking phase (-1: none yet) */
@@ -263,6 +270,7 @@ void alerts_free(struct alerts *a)
 	for (size_t i = 0; i < a->nwalks; i++) {
 		free(a->walks[i].group);
 		free(a->walks[i].pl);
+		free(a->walks[i].ring);
 	}
 	free(a->walks);
 	free(a);
@@ -316,7 +324,7 @@ static void pstate_init(struct pstate *st, const struct detector *d)
 {
 	memset(st, 0, sizeof(*st));
 	st->value = NAN;
-	st->value_i = st->best_i = st->start_i = st->last_real_i = -1;
+	st->value_i = st->best_i = st->start_i = -1;
 	st->best = d->mode == ALERT_MODE_MIN ? INFINITY : -INFINITY;
 	st->best_se = 0;
 }
@@ -335,8 +343,6 @@ static void pstate_feed(struct pstate *st, const struct detector *d, double x, d
 	st->value = x;
 	st->value_i = i;
 	if (better) {
-		if (st->count > 1)
-			st->last_real_i = i;
 		st->best = x;
 		st->best_se = se;
 		st->best_i = i;
@@ -372,6 +378,7 @@ static void gwalk_reset(struct gwalk *w, const struct alerts *a)
 	w->last_step = -1;
 	pstate_init(&w->loss, &a->loss);
 	pstate_init(&w->dist, &a->dist);
+	w->nring = 0;
 	for (int k = 0; k < a->nplateaus; k++)
 		pstate_init(&w->pl[k], &a->plateaus[k]);
 	w->grok_last = false;
@@ -385,6 +392,27 @@ static bool walk_valid(size_t n, int64_t last_step, const struct series *s, int6
 {
 	return n > 0 && n <= series_count(s) && series_step_at(s, n - 1) == last_step &&
 	       changed_from > last_step;
+}
+
+/* The distance's net fall (alert.h): is its latest value better, by the
+ * detector's threshold, than the value `patience` values earlier?  Those
+ * two values into *ret_new and *ret_old (when not NULL), if there are
+ * patience + 1 values yet. */
+static bool net_fall(const struct gwalk *w, const struct detector *d, const struct dval **ret_new,
+		     const struct dval **ret_old)
+{
+	int64_t k = d->patience + 1;
+	const struct dval *nw, *old;
+
+	if (w->nring < k)
+		return false;
+	nw = &w->ring[(w->nring - 1) % k];
+	old = &w->ring[(w->nring - k) % k];
+	if (ret_new)
+		*ret_new = nw;
+	if (ret_old)
+		*ret_old = old;
+	return is_better(d, nw->x, nw->se, old->x, old->se);
 }
 
 /* Walk `group` on to the end of the series. */
@@ -405,12 +433,15 @@ static void gwalk_run(struct gwalk *w, const struct alerts *a, const struct seri
 		pstate_feed(&w->loss, &a->loss, x, se, (int64_t)i);
 		x = metric_value_se(g, &a->dist, &se);
 		pstate_feed(&w->dist, &a->dist, x, se, (int64_t)i);
+		if (!isnan(x))
+			w->ring[w->nring++ % (a->dist.patience + 1)] =
+				(struct dval){ .x = x, .se = se, .i = (int64_t)i };
 		for (int k = 0; k < a->nplateaus; k++) {
 			x = metric_value_se(g, &a->plateaus[k], &se);
 			pstate_feed(&w->pl[k], &a->plateaus[k], x, se, (int64_t)i);
 		}
 		grok = w->loss.plateau && w->dist.count >= a->dist.min_checkpoints &&
-		       !w->dist.plateau && w->dist.last_real_i > w->loss.best_i;
+		       net_fall(w, &a->dist, NULL, NULL);
 		if (grok) {
 			if (w->run_start < 0)
 				w->run_start = (int64_t)i;
@@ -520,6 +551,26 @@ static char *plateau_summary(const struct detector *d, const char *group)
 	return sb_take(&b);
 }
 
+/* The net fall behind grokking: "; net fall over 2 checkpoints: 15 at
+ * step 600 against 17 at step 400 (needs beyond 0.01 rel)". */
+static void describe_fall(struct sb *b, const struct gwalk *w, const struct detector *d,
+			  const struct series *s)
+{
+	const struct dval *nw = NULL, *old = NULL;
+	bool fall;
+
+	if (w->nring < d->patience + 1) {
+		sb_addf(b, "; no net fall judged before %lld values (%lld so far)",
+			(long long)d->patience + 1, (long long)w->nring);
+		return;
+	}
+	fall = net_fall(w, d, &nw, &old);
+	sb_addf(b, "; %s over %lld checkpoints: %.6g at step %lld against %.6g at step %lld "
+		"(a fall beyond %g %s counts)", fall ? "net fall" : "no net fall",
+		(long long)d->patience, nw->x, step_of(s, nw->i), old->x, step_of(s, old->i),
+		d->threshold, threshold_mode_name[d->thr_mode]);
+}
+
 /* The group-level conditions from its walk: each plateau detector,
  * grokking and generalization_saturated. */
 static void group_conds(const struct alerts *a, const struct series *s, const struct gwalk *w,
@@ -551,13 +602,15 @@ static void group_conds(const struct alerts *a, const struct series *s, const st
 			sb_addf(&b, ", %.6g at step %lld when the loss last improved", v,
 				step_of(s, L->best_i));
 	}
+	describe_fall(&b, w, &a->dist, s);
 	sb_addf(&sum, "group %s is grokking: %s on a plateau while %s still falls", group,
 		a->loss.metric, a->dist.metric);
 	conds_add(out, ALERT_GROKKING, group, a->dist.metric, w->grok_last, sb_take(&sum),
 		  sb_take(&b));
 
-	/* Grokking needs the distance off its plateau, so when it is on one
-	 * the latest grokking phase ended before the latest checkpoint. */
+	/* Saturation and grokking exclude each other: a net fall at the
+	 * latest checkpoint (a spike `patience` values back) is grokking
+	 * still, even on a plateau of the best value. */
 	describe(&b, &a->dist, D, s);
 	if (w->g_end >= 0)
 		sb_addf(&b, "; grokking from step %lld to step %lld", step_of(s, w->g_start),
@@ -566,7 +619,8 @@ static void group_conds(const struct alerts *a, const struct series *s, const st
 		sb_addf(&b, "; no grokking phase before");
 	sb_addf(&sum, "group %s: generalization saturated, %s on a plateau after grokking", group,
 		a->dist.metric);
-	conds_add(out, ALERT_SATURATED, group, a->dist.metric, D->plateau && w->g_end >= 0,
+	conds_add(out, ALERT_SATURATED, group, a->dist.metric,
+		  D->plateau && w->g_end >= 0 && !w->grok_last,
 		  sb_take(&sum), sb_take(&b));
 }
 
@@ -898,6 +952,7 @@ static struct gwalk *walk_for(struct alerts *a, const char *group)
 	memset(w, 0, sizeof(*w));
 	w->group = gw_strdup(group);
 	w->pl = gw_calloc((size_t)a->nplateaus + 1, sizeof(struct pstate));
+	w->ring = gw_calloc((size_t)a->dist.patience + 1, sizeof(struct dval));
 	w->used = true;
 	return w;
 }
@@ -912,6 +967,7 @@ static void walks_prune(struct alerts *a)
 		if (!a->walks[i].used) {
 			free(a->walks[i].group);
 			free(a->walks[i].pl);
+			free(a->walks[i].ring);
 			continue;
 		}
 		a->walks[i].used = false;

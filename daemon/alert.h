@@ -70,13 +70,19 @@
  *   plateau at the latest value.
  * grokking (metric = alerts.distance.metric): at checkpoint t, the loss
  *   detector (alerts.loss, mode min) is on a plateau, the distance detector
- *   (alerts.distance, mode min) has seen min_checkpoints values and is not
- *   on a plateau, and the distance improved (a `better` checkpoint other
- *   than its first value) after the loss's last improvement: the distance
- *   kept falling while the loss stood still.
+ *   (alerts.distance, mode min) has seen min_checkpoints values, and the
+ *   distance shows a net fall over its window: its latest value x (at or
+ *   before t) is `better` (the rule above, with the distance's threshold and
+ *   threshold_mode, se included) than the value x_p it had `patience`
+ *   values earlier, as if x_p were the best: x < x_p * (1 - threshold) (rel),
+ *   x < x_p - threshold (abs), x < x_p - threshold * sqrt(se_x^2 + se_p^2)
+ *   (se).  Fewer than patience + 1 values: no fall, no grokking.  So a
+ *   distance that jumps up at the latest checkpoint does not fire it, and
+ *   one that falls and then stands still for `patience` checkpoints stops
+ *   it: the distance kept falling while the loss stood still.
  * generalization_saturated (metric = alerts.distance.metric): at t, the
- *   distance is on a plateau and the group was grokking at some checkpoint
- *   before t.
+ *   distance is on a plateau, the group is not grokking at t and was
+ *   grokking at some checkpoint before t.
  * Both are judged at the latest checkpoint; "before t" looks back over the
  *   whole series.
  * routing_collapse (group "all"; metric "dead_experts" or "max_imbalance",
@@ -118,8 +124,8 @@
  *
  * Threads: a struct alerts belongs to one thread (the loop thread); the
  * functions touch nothing global.  Allocation failures abort.  Memory: the
- * firing set and one small walk state per judged group, nothing per
- * checkpoint.
+ * firing set and one small walk state per judged group (with the
+ * distance's last patience + 1 values), nothing per checkpoint.
  */
 #ifndef GW_DAEMON_ALERT_H
 #define GW_DAEMON_ALERT_H

@@ -47,6 +47,17 @@ static int check_name(const char *v, struct gw_err *err)
 	return 0;
 }
 
+/* An Alertmanager base URL: http or https, no query or fragment (the
+ * sender appends /api/v2/alerts). */
+static int check_am_url(const char *v, struct gw_err *err)
+{
+	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+		return gw_errf(err, -EINVAL, "\"%s\" is not an http:// or https:// URL", v);
+	if (strpbrk(v, "?# \t\r\n"))
+		return gw_errf(err, -EINVAL, "\"%s\": a base URL has no query, fragment or spaces", v);
+	return 0;
+}
+
 static int check_pattern(const char *v, struct gw_err *err)
 {
 	return step_pattern_check(v, err);
@@ -623,6 +634,62 @@ const struct config_key config_keys[] = {
 	  .help = "stdout and stderr kept per hook run, each; the rest is counted and dropped",
 	  .doc = "Bytes of a hook's standard output and of its standard error kept for the\n"
 		"log; the rest is counted and dropped." },
+	{ .path = "alerts.alertmanager.urls", .type = CONFIG_STRING_ARRAY,
+	  .offset = OFF(alerts.alertmanager.urls), .max = 16, .check = check_am_url,
+	  .help = "Alertmanager base URLs (\"http://127.0.0.1:9093\"); firing alerts are POSTed to "
+		  "<url>/api/v2/alerts and re-sent; empty = none",
+	  .doc = "Base URLs of Prometheus Alertmanagers, such as\n"
+		".BR http://127.0.0.1:9093 .\n"
+		"The daemon POSTs every firing alert to\n"
+		".IB url /api/v2/alerts\n"
+		"as a PostableAlert (labels, annotations, startsAt), re-sends them every\n"
+		".BR alerts.alertmanager.resend_ms ,\n"
+		"and sends each resolution with its endsAt until one POST carrying it\n"
+		"succeeds.  Each URL is sent to on its own, without blocking the loop; a\n"
+		"failed POST is logged, shown in the status and retried after 0.5 s,\n"
+		"doubling up to\n"
+		".BR resend_ms .\n"
+		"The firing set comes from the journal, so a restart or an unreachable\n"
+		"Alertmanager loses no alert." },
+	{ .path = "alerts.alertmanager.resend_ms", .type = CONFIG_INT,
+	  .offset = OFF(alerts.alertmanager.resend_ms), .def_num = 60000, .min = 100,
+	  .max = 3600000,
+	  .help = "every firing alert is sent again this often; keep it well below Alertmanager's "
+		  "resolve_timeout (5 min by default)",
+	  .doc = "Every firing alert is sent again this often, so that Alertmanager (which\n"
+		"resolves an alert not heard of for its\n"
+		".BR resolve_timeout ,\n"
+		"5 minutes by default) keeps it.  Also the longest wait between retries." },
+	{ .path = "alerts.alertmanager.timeout_ms", .type = CONFIG_INT,
+	  .offset = OFF(alerts.alertmanager.timeout_ms), .def_num = 10000, .min = 100,
+	  .max = 600000,
+	  .help = "a POST not answered within this fails (and is retried)",
+	  .doc = "A POST, connection included, not answered within this fails and is\n"
+		"retried." },
+	{ .path = "alerts.alertmanager.user", .type = CONFIG_STRING,
+	  .offset = OFF(alerts.alertmanager.user), .max = 256,
+	  .help = "basic auth user name (with password_file); empty = no basic auth",
+	  .doc = "User name for HTTP basic authentication, with\n"
+		".BR alerts.alertmanager.password_file ;\n"
+		"empty: none." },
+	{ .path = "alerts.alertmanager.password_file", .type = CONFIG_STRING,
+	  .offset = OFF(alerts.alertmanager.password_file), .max = 4096,
+	  .help = "file holding the basic auth password (read at start; one trailing newline dropped)",
+	  .doc = "File holding the basic authentication password, read at start; one\n"
+		"trailing newline is dropped." },
+	{ .path = "alerts.alertmanager.bearer_token_file", .type = CONFIG_STRING,
+	  .offset = OFF(alerts.alertmanager.bearer_token_file), .max = 4096,
+	  .help = "file holding a bearer token sent as Authorization: Bearer; empty = none",
+	  .doc = "File holding a token sent as\n"
+		".BR \"Authorization: Bearer\" ,\n"
+		"read at start; one trailing newline is dropped.  Not with basic\n"
+		"authentication." },
+	{ .path = "alerts.alertmanager.ca_file", .type = CONFIG_STRING,
+	  .offset = OFF(alerts.alertmanager.ca_file), .max = 4096,
+	  .help = "CA certificates (PEM) for https URLs; empty = the system's",
+	  .doc = "CA certificates (PEM) that an https Alertmanager's certificate is\n"
+		"verified against; empty: the system's (libcurl's default).  Certificates\n"
+		"are always verified." },
 	{ .path = NULL },
 };
 
@@ -661,10 +728,19 @@ const struct config_section_info config_sections[CONFIG_SECTIONS] = {
 			"values.\n"
 			"A group is\n"
 			".B grokking\n"
-			"while its loss is on a plateau and its pathway distance still falls, and\n"
-			"its generalization has\n"
+			"while its loss is on a plateau and its pathway distance shows a net fall\n"
+			"over the distance's window: the latest value is better, by the distance's\n"
+			".I threshold\n"
+			"and\n"
+			".IR threshold_mode ,\n"
+			"than the value\n"
+			".I patience\n"
+			"checkpoints earlier (so a distance that jumps up at the latest checkpoint\n"
+			"is not grokking, and one that stands still for\n"
+			".I patience\n"
+			"checkpoints stops it); its generalization has\n"
 			".B saturated\n"
-			"when the distance then reaches a plateau too." },
+			"when, no longer grokking, the distance then reaches a plateau too." },
 };
 
 enum config_section config_key_section(const struct config_key *k)
@@ -1265,6 +1341,14 @@ static int check_across(const struct ctx *cx, const struct config *c)
 		return fail(cx, node_at(cx->root, "alerts.distance.threshold"),
 			    "alerts.distance.threshold: %g must be below 1 with threshold_mode rel",
 			    c->alerts.distance.threshold);
+	if (!c->alerts.alertmanager.user[0] != !c->alerts.alertmanager.password_file[0])
+		return fail(cx, node_at(cx->root, c->alerts.alertmanager.user[0]
+						  ? "alerts.alertmanager.user"
+						  : "alerts.alertmanager.password_file"),
+			    "alerts.alertmanager: user and password_file go together");
+	if (c->alerts.alertmanager.user[0] && c->alerts.alertmanager.bearer_token_file[0])
+		return fail(cx, node_at(cx->root, "alerts.alertmanager.bearer_token_file"),
+			    "alerts.alertmanager.bearer_token_file: not with basic auth (user)");
 	if ((r = check_se(cx, "alerts.loss", &c->alerts.loss,
 			  node_at(cx->root, "alerts.loss.threshold_mode"))) < 0 ||
 	    (r = check_se(cx, "alerts.distance", &c->alerts.distance,

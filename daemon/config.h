@@ -173,6 +173,14 @@ struct config {
 		struct config_objv hooks;        /* of struct config_hook */
 		int64_t hook_timeout_ms, hook_kill_grace_ms, hook_concurrency, hook_queue,
 			hook_output_bytes;
+		struct {
+			struct config_strv urls;  /* base URLs; empty = no sender */
+			int64_t resend_ms, timeout_ms;
+			char *user;               /* basic auth ("" = none), with password_file */
+			char *password_file;
+			char *bearer_token_file;  /* "" = none */
+			char *ca_file;            /* "" = libcurl's default CA bundle */
+		} alertmanager;
 	} alerts;
 };
 

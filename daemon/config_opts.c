@@ -97,6 +97,20 @@ void config_opts_hooks(const struct config *c, struct hook_opts *ret)
 	};
 }
 
+void config_opts_alertmanager(const struct config *c, struct am_opts *ret)
+{
+	*ret = (struct am_opts){
+		.urls = (const char *const *)c->alerts.alertmanager.urls.v,
+		.n_urls = c->alerts.alertmanager.urls.n,
+		.resend_ms = (uint64_t)c->alerts.alertmanager.resend_ms,
+		.timeout_ms = (uint64_t)c->alerts.alertmanager.timeout_ms,
+		.user = c->alerts.alertmanager.user,
+		.password_file = c->alerts.alertmanager.password_file,
+		.bearer_token_file = c->alerts.alertmanager.bearer_token_file,
+		.ca_file = c->alerts.alertmanager.ca_file,
+	};
+}
+
 void config_opts_hooks_release(struct hook_opts *o)
 {
 	free((void *)o->hooks);

@@ -15,6 +15,7 @@
 #define GW_DAEMON_CONFIG_OPTS_H
 
 #include "alert.h"
+#include "alertmanager.h"
 #include "config.h"
 #include "engine/probe.h"
 #include "hook.h"
@@ -33,6 +34,9 @@ void config_opts_alerts_release(struct alert_opts *o);
 /* alerts.hooks and alerts.hook_*; ret->hooks is allocated. */
 void config_opts_hooks(const struct config *c, struct hook_opts *ret);
 void config_opts_hooks_release(struct hook_opts *o);
+
+/* alerts.alertmanager.*: nothing is allocated (urls borrows c's array). */
+void config_opts_alertmanager(const struct config *c, struct am_opts *ret);
 
 /* probe.*, for probe_load (engine/probe.h); probe.path "" is the caller's
  * to handle (no probe). */

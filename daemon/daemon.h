@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "alert.h"
+#include "alertmanager.h"
 #include "config.h"
 #include "hook.h"
 #include "job.h"
@@ -39,6 +40,7 @@ struct daemon {
 	struct job_ctx *ctx;
 	struct alerts *alerts;
 	struct hooks *hooks;
+	struct alertmanager *am;       /* NULL without alerts.alertmanager.urls */
 	struct metrics_epsilon *eps;   /* cfg's epsilon_groups for metrics_opts */
 	int threads;
 

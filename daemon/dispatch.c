@@ -59,6 +59,7 @@ static struct status_info status_info_of(const struct daemon *d)
 		.failures = state_failures(d->state),
 		.probe_hash = job_ctx_probe(d->ctx) ? job_ctx_probe(d->ctx)->hash : NULL,
 		.alerts = d->alerts,
+		.am = d->am,
 	};
 }
 
@@ -298,6 +299,7 @@ void dispatch_alerts(struct daemon *d, int64_t from)
 		log_warn("alert %s %s: run %s, group %s, metric %s, step %" PRId64, info.alertname,
 			 info.status, info.run, info.group, info.metric, info.step);
 		publish_send(d->pub, "alert", alert_event_body(ev));
+		alertmanager_transition(d->am, ev);
 		if (n > 0)
 			deliver(d, ev, k, 0, false);
 	}

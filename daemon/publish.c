@@ -63,6 +63,7 @@ struct publish {
 	uint64_t seq;
 	size_t max_message_bytes, request_bytes, reply_bytes;
 	const struct series *results; /* the store (borrowed, read only), or NULL */
+	const cJSON *alert_events;    /* the journal's alert events (borrowed), or NULL */
 	struct series *sent;          /* per step: {"seq", "time"} of its last metrics message */
 	cJSON *status;
 	char endpoint[ENDPOINT_MAX], query_endpoint[ENDPOINT_MAX];
@@ -580,6 +581,67 @@ void publish_set_results(struct publish *p, const struct series *results)
 	p->results = results;
 }
 
+void publish_set_alerts(struct publish *p, const cJSON *events)
+{
+	p->alert_events = events;
+}
+
+#define RESOLVED_DEFAULT 20
+#define RESOLVED_MAX 1000
+
+static bool fingerprint_in(const cJSON *alerts, const char *fp)
+{
+	const cJSON *a;
+
+	cJSON_ArrayForEach(a, alerts) {
+		const cJSON *f = cJSON_GetObjectItemCaseSensitive(a, "fingerprint");
+
+		if (cJSON_IsString(f) && !strcmp(f->valuestring, fp))
+			return true;
+	}
+	return false;
+}
+
+/* The "alerts" reply's arrays (publish.h): firing from the status, the
+ * last n resolutions from the journal's events (a ring of the last n seen
+ * in one pass). */
+static void alerts_reply(const struct publish *p, cJSON *reply, int64_t n)
+{
+	const cJSON *firing = cJSON_GetObjectItemCaseSensitive(p->status, "alerts");
+	const cJSON **ring = gw_calloc((size_t)n + 1, sizeof(*ring));
+	cJSON *res = cJSON_CreateArray(), *fire;
+	const cJSON *e;
+	int64_t seen = 0;
+
+	fire = cJSON_IsArray(firing) ? cJSON_Duplicate(firing, 1) : cJSON_CreateArray();
+	cJSON_AddItemToObject(reply, "firing", fire);
+	if (n > 0 && p->alert_events)
+		cJSON_ArrayForEach(e, p->alert_events) {
+			const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "status");
+			const cJSON *al = cJSON_GetArrayItem(
+				cJSON_GetObjectItemCaseSensitive(e, "alerts"), 0);
+			const cJSON *fp = cJSON_GetObjectItemCaseSensitive(al, "fingerprint");
+
+			if (!cJSON_IsString(st) || strcmp(st->valuestring, "resolved") != 0 ||
+			    !cJSON_IsObject(al) || !cJSON_IsString(fp) ||
+			    fingerprint_in(fire, fp->valuestring))
+				continue;
+			ring[seen++ % n] = e;
+		}
+	for (int64_t k = seen > n ? seen - n : 0; k < seen; k++) {
+		const cJSON *ev = ring[k % n];
+		const cJSON *step = cJSON_GetObjectItemCaseSensitive(ev, "step");
+		cJSON *x = cJSON_Duplicate(
+			cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ev, "alerts"), 0), 1);
+
+		if (cJSON_IsNumber(step))
+			cJSON_AddNumberToObject(x, "step", step->valuedouble);
+		cJSON_AddItemToArray(res, x);
+	}
+	free(ring);
+	cJSON_AddItemToObject(reply, "resolved", res);
+}
+
 /* The store's i-th result as a snapshot shows it: the metrics body with
  * the seq and time of the message that carried it in this epoch, seq 0
  * (and the time of this answer) for one sent by an earlier epoch. */
@@ -840,6 +902,7 @@ struct splice {
 static cJSON *answer(struct publish *p, const char *body, size_t len, struct splice *sp)
 {
 	static const char *const snapshot_fields[] = { "req", "id", "from", "to", NULL };
+	static const char *const alerts_fields[] = { "req", "id", "resolved", NULL };
 	static const char *const history_fields[] = { "req", "id", "from", "to", "metric", "group",
 						      NULL };
 	char why[256];
@@ -881,8 +944,11 @@ static cJSON *answer(struct publish *p, const char *body, size_t len, struct spl
 		allowed = snapshot_fields;
 	} else if (!strcmp(kind->valuestring, "history")) {
 		allowed = history_fields;
+	} else if (!strcmp(kind->valuestring, "alerts")) {
+		allowed = alerts_fields;
 	} else {
-		snprintf(why, sizeof(why), "request: unknown req \"%.64s\" (snapshot or history)",
+		snprintf(why, sizeof(why),
+			 "request: unknown req \"%.64s\" (snapshot, history or alerts)",
 			 kind->valuestring);
 		reply = error_reply(why);
 		goto out;
@@ -899,6 +965,23 @@ static cJSON *answer(struct publish *p, const char *body, size_t len, struct spl
 
 		snprintf(msg, sizeof(msg), "request: %s", why);
 		reply = error_reply(msg);
+		goto out;
+	}
+	if (allowed == alerts_fields) {
+		const cJSON *nr = cJSON_GetObjectItemCaseSensitive(req, "resolved");
+		double v = RESOLVED_DEFAULT;
+
+		if (nr) {
+			if (!cJSON_IsNumber(nr) || nr->valuedouble < 0 || nr->valuedouble > RESOLVED_MAX ||
+			    nr->valuedouble != floor(nr->valuedouble)) {
+				reply = error_reply("request: \"resolved\" must be an integer from 0 "
+						    "to 1000");
+				goto out;
+			}
+			v = nr->valuedouble;
+		}
+		reply = reply_header(p, "alerts");
+		alerts_reply(p, reply, (int64_t)v);
 		goto out;
 	}
 	n = p->results ? series_count(p->results) : 0;

@@ -40,6 +40,15 @@
  *        value = result.groups[group] followed along the dotted metric path
  *        ("memorized.pathway_distance") in the store, as alerts judge it;
  *        null where absent or not a number.
+ *   {"req": "alerts", "resolved"?: n (0 .. 1000, default 20), "id"?: ...}
+ *     -> {"type": "alerts", "seq", "epoch", "run", "firing": [...],
+ *         "resolved": [...]}
+ *        firing: the status object's "alerts" (the firing set), [] without;
+ *        resolved: the alerts of the last n "resolved" events of the
+ *        journal (publish_set_alerts), oldest first, each an Alertmanager
+ *        alert object (status "resolved", labels, annotations, startsAt,
+ *        endsAt, fingerprint) with the event's "step"; an alert firing
+ *        again since is left out.
  *   anything else -> {"type": "error", "error": "..."}; "id" is echoed.
  *   A reply over limits.reply_bytes becomes an error reply (narrow from/to).
  * Splicing, for a late subscriber: connect and subscribe, wait for the first
@@ -141,6 +150,10 @@ int64_t publish_send(struct publish *p, const char *type, cJSON *body);
  * header as it answers.
  */
 void publish_set_results(struct publish *p, const struct series *results);
+
+/* The journal's alert events the "alerts" query answers from (borrowed,
+ * read-only: a cJSON array, state_alerts; it may grow between calls). */
+void publish_set_alerts(struct publish *p, const cJSON *events);
 
 /*
  * Publish a result (borrowed: the store's entry for its step, put there

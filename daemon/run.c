@@ -95,6 +95,8 @@ void daemon_finish_stop(struct daemon *d)
 	dispatch_log_interrupted_hooks(d);
 	hooks_close(d->hooks);
 	d->hooks = NULL;
+	alertmanager_close(d->am);
+	d->am = NULL;
 	publish_close(d->pub);
 	d->pub = NULL;
 	uv_close((uv_handle_t *)&d->retry_timer, close_cb);
@@ -288,6 +290,12 @@ static void usage(FILE *f)
 		"(the message names it), 2 usage.\n");
 }
 
+/* A POST to an Alertmanager ended: heartbeats and snapshots show it. */
+static void on_am_changed(void *ud)
+{
+	daemon_status_update(ud, false);
+}
+
 static int set_up(struct daemon *d, struct gw_err *err)
 {
 	struct metrics_opts m;
@@ -353,6 +361,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	if (r < 0)
 		return r;
 	publish_set_results(d->pub, state_results(d->state));
+	publish_set_alerts(d->pub, state_alerts(d->state));
 	dispatch_restore(d);
 
 	{
@@ -372,6 +381,16 @@ static int set_up(struct daemon *d, struct gw_err *err)
 		config_opts_hooks_release(&ho);
 		if (r < 0)
 			return r;
+	}
+	if (d->cfg->alerts.alertmanager.urls.n > 0) {
+		struct am_opts amo;
+
+		config_opts_alertmanager(d->cfg, &amo);
+		amo.changed = on_am_changed;
+		amo.ud = d;
+		if ((r = alertmanager_new(&d->loop, &amo, d->alerts, &d->am, err)) < 0)
+			return r;
+		alertmanager_restore(d->am, state_alerts(d->state));
 	}
 	dispatch_redeliver(d);
 	dispatch_alerts(d, ALERTS_CHANGED_ALL);

@@ -92,6 +92,8 @@ cJSON *status_json(const struct status_info *in)
 		cJSON_AddStringToObject(s, "probe_hash", in->probe_hash);
 	if (in->alerts)
 		cJSON_AddItemToObject(s, "alerts", alerts_firing_json(in->alerts));
+	if (in->am)
+		cJSON_AddItemToObject(s, "alertmanager", alertmanager_status_json(in->am));
 	return s;
 }
 

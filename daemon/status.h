@@ -15,7 +15,9 @@
  * | {"step", "checkpoint", "attempt", "layers_done", "n_layers",
  * "running_sec"}, "results", "last_step" (null when none), "failures",
  * "failed": the last 5 failures [{"step", "reason"}], "probe_hash" (when a
- * probe is configured), "alerts" (the firing alerts, with alerts on)}.
+ * probe is configured), "alerts" (the firing alerts, with alerts on),
+ * "alertmanager" (with alerts.alertmanager.urls: each target's sending,
+ * alertmanager_status_json)}.
  *
  * Threads: the loop thread (it reads the job's progress atomics).
  * Allocation failures abort.
@@ -28,6 +30,7 @@
 #include <stddef.h>
 
 #include "alert.h"
+#include "alertmanager.h"
 #include "job.h"
 #include "series.h"
 #include "watch.h"
@@ -46,6 +49,7 @@ struct status_info {
 	const struct series *failures; /* state_failures */
 	const char *probe_hash;        /* NULL without a probe */
 	const struct alerts *alerts;   /* NULL with alerts off */
+	const struct alertmanager *am; /* NULL without the sender */
 };
 
 /* A new status object (caller frees). */

@@ -210,6 +210,18 @@ GW_API int gw_client_history(struct gw_client *c, size_t i, const char *metric, 
 GW_API int gw_client_snapshot(struct gw_client *c, size_t i, int64_t from, int64_t to,
 			      struct gw_msg **ret_snapshot);
 
+/*
+ * Ask daemon i for its alerts: the firing ones and the last `resolved`
+ * (0 .. 1000) resolutions of its journal, oldest first, leaving out an
+ * alert firing again since.  The reply comes back as a message of type
+ * "alerts" with arrays "firing" and "resolved" of Alertmanager alert
+ * objects (status, labels, annotations, startsAt, endsAt, fingerprint;
+ * a resolved one also "step"), read with the gw_msg_get_* accessors.
+ * Errors as for gw_client_history (-EINVAL for `resolved` out of range).
+ */
+GW_API int gw_client_alerts(struct gw_client *c, size_t i, int resolved,
+			    struct gw_msg **ret_alerts);
+
 /* ---- history ----------------------------------------------------------------- */
 
 GW_API void gw_history_free(struct gw_history *h); /* accepts NULL */

@@ -9,9 +9,11 @@
 # is missing.  On a system without dpkg it only checks pkg-config modules.
 set -u
 
-build="pkg-config libuv1-dev libzmq3-dev libcjson-dev libopenblas-dev libmicrohttpd-dev"
+build="pkg-config libuv1-dev libzmq3-dev libcjson-dev libopenblas-dev libmicrohttpd-dev
+	libcurl4-openssl-dev"
 test="python3 python3-numpy python3-torch python3-zmq clang libclang-rt-14-dev valgrind curl
-	man-db bsdextrautils binutils strace systemd prometheus chromium python3-websocket
+	man-db bsdextrautils binutils strace systemd prometheus prometheus-alertmanager openssl chromium
+	python3-websocket
 	python3-pandas python3-pip python3-setuptools python3-venv"
 bench="libedlib-dev python3-numpy python3-torch chromium python3-websocket"
 
@@ -27,10 +29,10 @@ done
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	# Not Debian: check what the build needs by pkg-config and trust the rest.
-	if pkg-config --exists libuv libzmq libcjson openblas libmicrohttpd 2>/dev/null; then
+	if pkg-config --exists libuv libzmq libcjson openblas libmicrohttpd libcurl 2>/dev/null; then
 		exit 0
 	fi
-	echo "deps: pkg-config cannot find libuv, libzmq, libcjson, openblas and libmicrohttpd;" \
+	echo "deps: pkg-config cannot find libuv, libzmq, libcjson, openblas, libmicrohttpd and libcurl;" \
 		"install them" >&2
 	exit 1
 fi

@@ -1,7 +1,9 @@
 /*
  * follow.c — the commands that follow the daemons' stream (cli.h): tail,
- * one line per result, alert or error, and alerts, the firing alerts the
- * daemons hold and then those that arrive.
+ * the alerts firing now (asked of each daemon, marked as already firing),
+ * then one line per result, alert or error; and alerts, the firing and the
+ * recently resolved alerts the daemons hold (their journals', through the
+ * "alerts" query), then those that arrive.
  *
  * In order: the line formats of messages (metrics, alerts, resyncs,
  * errors, status, anything else as name=value pairs); the follow loop
@@ -98,7 +100,7 @@ static int print_alerts_at(const struct gw_msg *m, const char *path, const char 
 	}
 	for (int i = 0; i < n; i++) {
 		char a[300];
-		const char *status, *name, *group, *metric, *summary, *starts;
+		const char *status, *name, *group, *metric, *summary, *starts, *ends;
 		char k[360];
 
 		if (gw_msg_get_kind(m, p) == GW_JSON_ARRAY)
@@ -112,12 +114,18 @@ static int print_alerts_at(const struct gw_msg *m, const char *path, const char 
 		metric = FIELD("labels.metric");
 		summary = FIELD("annotations.summary");
 		starts = FIELD("startsAt");
+		ends = FIELD("endsAt");
 #undef FIELD
-		out_printf("%s  %s  %s  %s  group %s  metric %s  since %s  %s\n", when,
-			   gw_msg_run(m)[0] ? gw_msg_run(m) : "-",
-			   status && !strcmp(status, "resolved") ? "RESOLVED" : "FIRING",
-			   name ? name : "-", group ? group : "-", metric ? metric : "-",
-			   starts ? starts : "-", summary ? summary : "");
+		if (status && !strcmp(status, "resolved"))
+			out_printf("%s  %s  RESOLVED  %s  group %s  metric %s  since %s  until %s  %s\n",
+				   when, gw_msg_run(m)[0] ? gw_msg_run(m) : "-", name ? name : "-",
+				   group ? group : "-", metric ? metric : "-", starts ? starts : "-",
+				   ends ? ends : "-", summary ? summary : "");
+		else
+			out_printf("%s  %s  FIRING  %s  group %s  metric %s  since %s  %s\n", when,
+				   gw_msg_run(m)[0] ? gw_msg_run(m) : "-", name ? name : "-",
+				   group ? group : "-", metric ? metric : "-", starts ? starts : "-",
+				   summary ? summary : "");
 		printed++;
 	}
 	return printed;
@@ -205,6 +213,28 @@ static void print_event(const struct gw_msg *m, bool json)
 
 /* ---- tail and alerts ----------------------------------------------------------------- */
 
+#define ALERTS_RESOLVED_SHOWN 20 /* recent resolutions `alerts` shows per daemon */
+
+/* The alerts a reply holds in the array at `base`, if any: a line each,
+ * `when` marking where they come from, or with json each alert object. */
+static void print_held_alerts(const struct gw_msg *s, const char *base, bool json,
+			      const char *when)
+{
+	int n = gw_msg_get_count(s, base);
+
+	for (int k = 0; k < n; k++) {
+		char p[48], *j;
+
+		snprintf(p, sizeof(p), "%s.%d", base, k);
+		if (!json) {
+			print_alerts_at(s, p, when);
+		} else if (gw_msg_get_json(s, p, &j) == 0) {
+			out_printf("%s\n", j);
+			free(j);
+		}
+	}
+}
+
 static bool all_live(struct gw_client *c)
 {
 	struct gw_daemon_info in;
@@ -275,6 +305,53 @@ static int show_event(const struct gw_msg *m, const struct opts *o)
 	return 1;
 }
 
+/* The alerts each daemon holds: the "alerts" query's arrays ("firing",
+ * and "resolved" when resolved > 0), each alert on a line marked `mark`
+ * (with --json the reply once, as received).  Returns 0 or 1 (a daemon
+ * did not answer; the message is printed). */
+static int print_daemon_alerts(struct gw_client *c, const struct opts *o, int resolved,
+			       const char *firing_mark, const char *resolved_mark)
+{
+	int status = 0;
+
+	for (size_t i = 0; i < gw_client_daemon_count(c); i++) {
+		struct gw_msg *s;
+
+		if (gw_client_alerts(c, i, resolved, &s) < 0) {
+			fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
+			status = 1;
+			continue;
+		}
+		if (o->json) {
+			/* The reply once, as received, when it has anything to show. */
+			if (gw_msg_get_count(s, "firing") > 0 ||
+			    (resolved > 0 && gw_msg_get_count(s, "resolved") > 0))
+				out_printf("%s\n", gw_msg_json(s));
+		} else {
+			if (resolved > 0)
+				print_held_alerts(s, "resolved", false, resolved_mark);
+			print_held_alerts(s, "firing", false, firing_mark);
+		}
+		gw_msg_free(s);
+		if (out_flush() < 0)
+			break;
+	}
+	return status;
+}
+
+/* Does tail show alert messages (the default topics, or a topic that
+ * alert messages match)? */
+static bool tail_shows_alerts(const struct opts *o)
+{
+	if (!o->topics.n)
+		return true;
+	for (int i = 0; i < o->topics.n; i++)
+		if (!strncmp("alert.", o->topics.v[i], strlen(o->topics.v[i])) ||
+		    !strncmp(o->topics.v[i], "alert.", 6))
+			return true;
+	return false;
+}
+
 int cmd_tail(struct gw_client *c, const struct opts *o)
 {
 	/* By default the events a person watches for; --all adds the
@@ -291,6 +368,10 @@ int cmd_tail(struct gw_client *c, const struct opts *o)
 			return 1;
 		}
 	}
+	/* A late tail would otherwise never hear of what fired before it
+	 * started: the firing alerts first, marked as such. */
+	if (tail_shows_alerts(o) && print_daemon_alerts(c, o, 0, "(already firing)", NULL) != 0)
+		return 1;
 	return follow_loop(c, o, true, o->count, show_event);
 }
 
@@ -308,40 +389,22 @@ static int show_alert(const struct gw_msg *m, const struct opts *o)
 	return print_alerts_at(m, "", when) > 0;
 }
 
-/* The alerts a snapshot holds in the array at `base`, if any. */
-static void print_held_alerts(const struct gw_msg *s, const char *base, bool json)
-{
-	int n = gw_msg_get_count(s, base);
-
-	for (int k = 0; k < n; k++) {
-		char p[48], *j;
-
-		snprintf(p, sizeof(p), "%s.%d", base, k);
-		if (!json) {
-			print_alerts_at(s, p, "(firing at the daemon)");
-		} else if (gw_msg_get_json(s, p, &j) == 0) {
-			out_printf("%s\n", j);
-			free(j);
-		}
-	}
-}
-
 int cmd_alerts(struct gw_client *c, const struct opts *o)
 {
+	/* What the daemons hold: the recently resolved (oldest first), then
+	 * the firing, each alert a line (--json: each alert object a line). */
 	int status = 0;
 
-	/* What the daemons hold as firing: in the status object (grokwatchd
-	 * run today) or a top-level "alerts" array. */
 	for (size_t i = 0; i < gw_client_daemon_count(c); i++) {
 		struct gw_msg *s;
 
-		if (gw_client_snapshot(c, i, STEP_LAST, GW_STEP_NONE, &s) < 0) {
+		if (gw_client_alerts(c, i, ALERTS_RESOLVED_SHOWN, &s) < 0) {
 			fprintf(stderr, "grokwatch: %s\n", gw_client_error(c));
 			status = 1;
 			continue;
 		}
-		print_held_alerts(s, "status.alerts", o->json);
-		print_held_alerts(s, "alerts", o->json);
+		print_held_alerts(s, "resolved", o->json, "(resolved at the daemon)");
+		print_held_alerts(s, "firing", o->json, "(firing at the daemon)");
 		gw_msg_free(s);
 		if (out_flush() < 0)
 			return status;

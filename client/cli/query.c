@@ -29,6 +29,37 @@
 
 /* ---- status ------------------------------------------------------------------------- */
 
+/* The Alertmanager sender's targets (status.alertmanager): a line each,
+ * "URL  ok|FAILING  sent N  failures N in a row (M in all)", then its last
+ * error indented below it. */
+static void print_alertmanager(const struct gw_msg *m, const char *p, int indent)
+{
+	int n = gw_msg_get_count(m, p);
+
+	out_printf("%*salertmanager:\n", indent, "");
+	for (int k = 0; k < n; k++) {
+		char q[600];
+		const char *url, *err, *last_ok;
+		double ok = 0, sent = 0, fails = 0, total = 0, pend = 0;
+
+#define AT(f) (snprintf(q, sizeof(q), "%s.%d." f, p, k), q)
+		url = gw_msg_get_string(m, AT("url"));
+		err = gw_msg_get_string(m, AT("last_error"));
+		last_ok = gw_msg_get_string(m, AT("last_ok"));
+		gw_msg_get_number(m, AT("ok"), &ok);
+		gw_msg_get_number(m, AT("sent"), &sent);
+		gw_msg_get_number(m, AT("failures"), &fails);
+		gw_msg_get_number(m, AT("failed_total"), &total);
+		gw_msg_get_number(m, AT("resolved_pending"), &pend);
+#undef AT
+		out_printf("%*s%s  %s  sent %.0f  failures %.0f in a row (%.0f in all)  "
+			   "resolutions pending %.0f  last ok %s\n", indent + 2, "", url ? url : "-",
+			   ok ? "ok" : "FAILING", sent, fails, total, pend, last_ok ? last_ok : "never");
+		if (err && !ok)
+			out_printf("%*slast error: %s\n", indent + 4, "", err);
+	}
+}
+
 static void print_status_tree(const struct gw_msg *m, const char *path, int indent)
 {
 	int n = gw_msg_get_count(m, path);
@@ -61,6 +92,8 @@ static void print_status_tree(const struct gw_msg *m, const char *path, int inde
 					   name ? name : "-", group ? group : "-",
 					   metric ? metric : "-");
 			}
+		} else if (kind == GW_JSON_ARRAY && !strcmp(key, "alertmanager")) {
+			print_alertmanager(m, p, indent);
 		} else if (kind == GW_JSON_ARRAY && !strcmp(key, "pending_dirs")) {
 			/* Directories not computed yet: one line each, with why. */
 			int np = gw_msg_get_count(m, p);

@@ -1020,6 +1020,36 @@ out:
 	return r;
 }
 
+int gw_client_alerts(struct gw_client *c, size_t i, int resolved, struct gw_msg **ret_alerts)
+{
+	cJSON *req = NULL, *reply = NULL;
+	char *text = NULL;
+	struct gw_msg *m;
+	int r;
+
+	if (resolved < 0 || resolved > 1000)
+		return fail(c, -EINVAL, "alerts: resolved must be 0 to 1000, not %d", resolved);
+	r = -ENOMEM;
+	if (!(req = cJSON_CreateObject()) || !cJSON_AddStringToObject(req, "req", "alerts") ||
+	    !cJSON_AddNumberToObject(req, "resolved", resolved))
+		goto out;
+	if ((r = query(c, i, req, "alerts", &reply, &text)) < 0 ||
+	    (r = check_reply(c, i, reply, text, "alerts")) < 0)
+		goto out;
+	r = gwc_msg_new(reply, NULL, text, &m);
+	reply = NULL;
+	text = NULL;
+	if (r == 0) {
+		m->daemon = i;
+		*ret_alerts = m;
+	}
+out:
+	cJSON_Delete(req);
+	cJSON_Delete(reply);
+	free(text);
+	return r;
+}
+
 int gw_client_snapshot(struct gw_client *c, size_t i, int64_t from, int64_t to,
 		       struct gw_msg **ret_snapshot)
 {

@@ -1,8 +1,12 @@
 #!/bin/sh
 # webhook.sh — a grokwatchd alert hook that POSTs the alert, exactly as it
-# arrives on stdin (an Alertmanager-style webhook payload, version 4), to a
-# URL with curl.  Anything that accepts Alertmanager webhooks takes it
-# unchanged.
+# arrives on stdin, to a URL with curl.  The body is the payload Alertmanager
+# SENDS to its webhook receivers (webhook_config, version 4, one alert), so
+# a receiver written for Alertmanager's webhooks takes it unchanged.  It is
+# NOT what Alertmanager itself takes in: its /api/v2/alerts wants a list of
+# PostableAlerts and answers this with 400; for Alertmanager set
+# alerts.alertmanager.urls instead (the daemon sends and re-sends natively).
+# For Slack, use slack.py beside this file.
 #
 #   usage: webhook.sh URL [HEADER_FILE]
 #

@@ -201,7 +201,7 @@ wait $TAIL; is $? 0 "tail: SIGTERM ends it with exit 0"
 has "$(grep -m1 'heartbeat:' "$TMP/tail.all")" "status.watching=/ckpt/olmoe" "tail --topic heartbeat.: heartbeats"
 grep -v 'heartbeat:' "$TMP/tail.all" >"$TMP/tail.topic"
 is "$(wc -l <"$TMP/tail.topic")" 2 "tail --topic: two lines"
-has "$(cat "$TMP/tail.topic")" "RESOLVED  LossPlateau  group code  metric loss  since 2026-11-30T06:00:00Z  code: loss moving again" \
+has "$(cat "$TMP/tail.topic")" "RESOLVED  LossPlateau  group code  metric loss  since 2026-11-30T06:00:00Z  until 2026-11-30T07:10:00Z  code: loss moving again" \
 	"tail --topic alert.: the resolved alert"
 has "$(cat "$TMP/tail.topic")" "progress: step=800 stage=forward done=0.1" "tail --topic progress.: progress"
 is "$(grep -c ' step ' "$TMP/tail.topic")" 0 "tail --topic: no metrics"

@@ -73,6 +73,40 @@ try:
          "grokking fires before generalization_saturated in each such group")
     t.ok(any(first("grokking", gname, "resolved") is not None for gname in groups),
          "grokking resolves as the distance levels off")
+    # the net-fall rule (issue 18), checked against the published results:
+    # grokking fires only where the distance is below its previous value
+    # (patience 1) by more than the 5 % threshold, and is never firing
+    # after a checkpoint where the distance did not fall so
+    dist = {}
+    for m in sub.messages:
+        if m["type"] == "metrics":
+            for gname, gv in m.get("groups", {}).items():
+                if isinstance(gv.get("pathway_distance"), (int, float)):
+                    dist.setdefault(gname, {})[m["step"]] = gv["pathway_distance"]
+    fires_on_fall, firing_now, no_fall_steps, wrong = True, set(), 0, []
+    by_step = {}
+    for m in alerts:
+        by_step.setdefault(m["step"], []).append(m)
+    for step in sorted({st for d in dist.values() for st in d}):
+        for m in by_step.get(step, []):
+            a = m["alerts"][0]
+            key = (a["labels"]["alertname"], a["labels"]["group"])
+            if m["status"] == "firing":
+                firing_now.add(key)
+            else:
+                firing_now.discard(key)
+        for gname, d in dist.items():
+            steps = sorted(st for st in d if st <= step)
+            if len(steps) < 2 or steps[-1] != step:
+                continue
+            fell = d[steps[-1]] < d[steps[-2]] * (1 - 0.05)
+            if not fell:
+                no_fall_steps += 1
+            if ("grokking", gname) in firing_now and not fell:
+                wrong.append((gname, step, d[steps[-2]], d[steps[-1]]))
+    t.ok(not wrong, "grokking is firing only after a net fall of the distance (patience 1)",
+         wrong)
+    t.ok(no_fall_steps > 0, "some checkpoint had no net fall (the check above is not vacuous)")
     ends = [m["alerts"][0]["endsAt"] for m in alerts]
     t.ok(all((e == "0001-01-01T00:00:00Z") == (m["status"] == "firing")
              for e, m in zip(ends, alerts)), "endsAt set only when resolved")

@@ -209,6 +209,31 @@ def alerts_case():
     except (ValueError, KeyError):
         ok = False
     t.ok(rc == 0 and so and ok, "alerts --json: one alert object per line", so + se)
+
+    # a late tail: the firing alert first, marked, then the catch-up
+    rc, so, se = cli("-e", ep, "tail", "--count", "1")
+    lines = so.splitlines()
+    t.ok(rc == 0 and lines and lines[0].startswith("(already firing)  olmoe-alerts  FIRING  "
+                                                   "routing_collapse  group all  metric "
+                                                   "max_imbalance") and
+         "step 1000" in "\n".join(lines[1:]),
+         "tail: the firing alert first, marked as already firing, then the results", so + se)
+    rc, so, se = cli("-e", ep, "tail", "--topic", "metrics.", "--count", "1")
+    t.ok(rc == 0 and "already firing" not in so, "tail --topic metrics.: no alert lines", so)
+    dm.stop()
+
+    # resolved by a restart with a higher bound: alerts shows it as recently
+    # resolved (from the daemon's journal), with when it ended
+    dm.cfg["alerts"]["routing_collapse"]["max_imbalance"] = 1e9
+    dm.write_config()
+    dm.start()
+    ep = "%s,%s" % (dm.pub, dm.query)
+    rc, so, se = cli("-e", ep, "alerts")
+    t.ok(rc == 0 and "(resolved at the daemon)  olmoe-alerts  RESOLVED  routing_collapse  group "
+         "all  metric max_imbalance  since " in so and "  until " in so and "FIRING" not in so,
+         "alerts: the resolved alert, from the journal", so + se)
+    rc, so, se = cli("-e", ep, "tail", "--count", "1")
+    t.ok(rc == 0 and "already firing" not in so, "tail: nothing firing, no alert line", so)
     dm.stop()
 
 

@@ -194,10 +194,11 @@ static void feed_loss(struct fx *f, const double *v, int n)
 /* The loss falls to 1.5 by checkpoint 2 and stays; the distance falls by 1
  * a checkpoint to 13 at checkpoint 7, stays to checkpoint 10, then falls to
  * 11.  torch reduces the loss (patience 2) at [5, 8, 11] and the distance at
- * [10].  So: grokking from checkpoint 5 (loss on a plateau, distance still
- * improving since the loss's best at 2); at 10 the distance plateaus:
- * grokking ends and generalization saturates; at 11 the distance improves
- * again: saturation ends and grokking is back. */
+ * [10].  So: grokking from checkpoint 5 (loss on a plateau, distance 15
+ * below 17 two checkpoints earlier); at 9 the distance (13) is no lower
+ * than two checkpoints before (13): no net fall, grokking ends; at 10 the
+ * distance plateaus: generalization saturates; at 11 it falls again (11
+ * against 13): saturation ends and grokking is back. */
 static void test_grokking_then_saturated(void)
 {
 	static const double loss[12] = { 3, 2, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5 };
@@ -209,7 +210,7 @@ static void test_grokking_then_saturated(void)
 		fx_put(&f, 100 * (i + 1), result(100 * (i + 1), loss[i], dist[i]));
 	/* "all" holds the same samples as the one group, so it is not judged. */
 	CHECK_STR_EQ(f.log, "600:+grokking/math/pathway_distance "
-			    "1100:-grokking/math/pathway_distance "
+			    "1000:-grokking/math/pathway_distance "
 			    "1100:+generalization_saturated/math/pathway_distance "
 			    "1200:-generalization_saturated/math/pathway_distance "
 			    "1200:+grokking/math/pathway_distance ");
@@ -266,6 +267,9 @@ static void test_event_shape(void)
 		      "pathway_distance 15 at step 600, best 15 at step 600");
 	CHECK_STR_HAS(cJSON_GetObjectItem(ann, "description")->valuestring,
 		      "18 at step 300 when the loss last improved");
+	CHECK_STR_HAS(cJSON_GetObjectItem(ann, "description")->valuestring,
+		      "; net fall over 2 checkpoints: 15 at step 600 against 17 at step 400 "
+		      "(a fall beyond 0.01 rel counts)");
 	CHECK_STR_EQ(cJSON_GetObjectItem(al, "startsAt")->valuestring, "2026-01-01T00:00:00.250Z");
 	CHECK_STR_EQ(cJSON_GetObjectItem(al, "endsAt")->valuestring, "0001-01-01T00:00:00Z");
 	CHECK_STR_EQ(cJSON_GetObjectItem(al, "generatorURL")->valuestring, "");
@@ -293,7 +297,7 @@ static void test_event_shape(void)
 		     "generalization_saturated");
 	CHECK_STR_HAS(cJSON_GetObjectItem(cJSON_GetObjectItem(al, "annotations"),
 					  "description")->valuestring,
-		      "grokking from step 600 to step 1000");
+		      "grokking from step 600 to step 900");
 
 	/* the body: everything but "kind" */
 	body = alert_event_body(ev);
@@ -314,6 +318,80 @@ static void test_flat_distance_is_not_grokking(void)
 	for (int i = 0; i < 12; i++)
 		fx_put(&f, i, result(i, 2.0, 10.0));
 	CHECK_STR_EQ(f.log, "");
+	fx_release(&f);
+}
+
+/* The distance falls to 15 and then jumps up to 30 at the latest
+ * checkpoint, while the loss is on a plateau (torch reduces it, patience 2,
+ * at [5]).  The distance is not on a plateau (patience 4) and its last
+ * improvement (checkpoint 5) came after the loss's (2), so the old rule
+ * ("not on a plateau and improved since the loss stood still") fired
+ * here; the net fall does not: 30 is above 18, four values earlier.
+ * Judged once, at the end, so nothing fired before. */
+static void test_jump_up_is_not_grokking(void)
+{
+	static const double loss[7] = { 3, 2, 1.5, 1.5, 1.5, 1.5, 1.5 };
+	static const double dist[7] = { 20, 19, 18, 17, 16, 15, 30 };
+	struct fx f;
+
+	fx_init(&f, cfg("\"loss\": {\"patience\": 2, \"cooldown\": 0, \"min_checkpoints\": 3}, "
+			"\"distance\": {\"patience\": 4, \"cooldown\": 0, \"min_checkpoints\": 3}"));
+	for (int i = 0; i < 7; i++)
+		series_put(f.s, 100 * (i + 1), result(100 * (i + 1), loss[i], dist[i]));
+	fx_eval(&f);
+	CHECK_STR_EQ(f.log, "");
+	/* One checkpoint before the jump (15 against 19): grokking. */
+	series_put(f.s, 700, result(700, 1.5, 15));
+	fx_eval(&f);
+	CHECK_STR_EQ(f.log, "700:+grokking/math/pathway_distance ");
+	/* The jump replaces it: resolved. */
+	series_put(f.s, 700, result(700, 1.5, 30));
+	fx_eval(&f);
+	CHECK_STR_EQ(f.log, "700:+grokking/math/pathway_distance "
+			    "700:-grokking/math/pathway_distance ");
+	fx_release(&f);
+}
+
+/* A fall within the window that never beats the distance's best (10 at
+ * the first checkpoint): 19 at the latest against 20 three values earlier
+ * is a net fall (19 < 20 * 0.99), so grokking fires although the distance
+ * is on a plateau of its best; the old rule (an improvement of the best
+ * since the loss's) never fired on it.  19.9 instead is no fall (not below
+ * 19.8). */
+static void test_fall_within_window_is_grokking(void)
+{
+	static const double loss[7] = { 3, 2, 1.5, 1.5, 1.5, 1.5, 1.5 };
+	static const double dist[7] = { 10, 20, 20, 20, 20, 20, 19.9 };
+	struct fx f;
+
+	fx_init(&f, cfg("\"loss\": {\"patience\": 2, \"cooldown\": 0, \"min_checkpoints\": 3}, "
+			"\"distance\": {\"patience\": 3, \"cooldown\": 0, \"min_checkpoints\": 3}"));
+	for (int i = 0; i < 7; i++)
+		fx_put(&f, 100 * (i + 1), result(100 * (i + 1), loss[i], dist[i]));
+	CHECK_STR_EQ(f.log, "");
+	fx_put(&f, 800, result(800, 1.5, 19));
+	CHECK_STR_EQ(f.log, "800:+grokking/math/pathway_distance ");
+	fx_release(&f);
+}
+
+/* threshold_mode abs 1 (patience 2): 19.5 against 20 is no net fall, 18.9
+ * against 20 is; a checkpoint without a distance is not counted in the
+ * window (the value two back from 18.9 is the 20 at step 400, not 19.5). */
+static void test_net_fall_abs_threshold(void)
+{
+	struct fx f;
+
+	fx_init(&f, cfg("\"loss\": {\"patience\": 1, \"cooldown\": 0, \"min_checkpoints\": 0}, "
+			"\"distance\": {\"patience\": 2, \"cooldown\": 0, \"min_checkpoints\": 0, "
+			"\"threshold\": 1, \"threshold_mode\": \"abs\"}"));
+	for (int i = 0; i < 4; i++)
+		fx_put(&f, 100 * (i + 1), result(100 * (i + 1), 2.0, 20));
+	fx_put(&f, 500, result(500, 2.0, 19.5));
+	CHECK_STR_EQ(f.log, "");
+	fx_put(&f, 600, result(600, 2.0, NAN));
+	CHECK_STR_EQ(f.log, "");
+	fx_put(&f, 700, result(700, 2.0, 18.9));
+	CHECK_STR_EQ(f.log, "700:+grokking/math/pathway_distance ");
 	fx_release(&f);
 }
 
@@ -526,11 +604,12 @@ static void test_metric_paths(void)
 
 /* ---- the lifecycle -------------------------------------------------------------------- */
 
-/* Steps 100..800 with grokking firing since 600; then a late checkpoint
- * at 550 whose distance (10) none of the later ones beat: the distance is
- * now on a plateau at 800 (torch reduces at [8] on the new order), grokking
- * (which held at 550..700) ends and generalization saturates.  A late
- * checkpoint that changes nothing gives no transition. */
+/* Steps 100..800 with grokking firing since 600 (13 at 800 against 15 at
+ * 600); a late checkpoint at 750 (13.1) changes nothing: 13 is still a net
+ * fall from 14 at 700.  Then a late checkpoint at 780 (12.5): the latest
+ * value 13 is now a rise from it, and no fall from 13.1 two values back:
+ * grokking ends (the distance, best at 780, is not on a plateau, so
+ * nothing saturates). */
 static void test_late_older_checkpoint(void)
 {
 	static const double loss[8] = { 3, 2, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5 };
@@ -541,20 +620,17 @@ static void test_late_older_checkpoint(void)
 	for (int i = 0; i < 8; i++)
 		fx_put(&f, 100 * (i + 1), result(100 * (i + 1), loss[i], dist[i]));
 	CHECK_STR_EQ(f.log, "600:+grokking/math/pathway_distance ");
-	fx_put(&f, 750, result(750, 1.5, 13.5));
+	fx_put(&f, 750, result(750, 1.5, 13.1));
 	CHECK_STR_EQ(f.log, "600:+grokking/math/pathway_distance ");
-	fx_put(&f, 550, result(550, 1.5, 10));
+	fx_put(&f, 780, result(780, 1.5, 12.5));
 	CHECK_STR_EQ(f.log, "600:+grokking/math/pathway_distance "
-			    "800:-grokking/math/pathway_distance "
-			    "800:+generalization_saturated/math/pathway_distance ");
+			    "800:-grokking/math/pathway_distance ");
 
-	/* The latest result replaced (a second result for step 800) with a
-	 * distance that beats 10: saturation ends, and grokking is back. */
+	/* The latest result replaced (a second result for step 800) with 9,
+	 * below 13.1 * 0.99: a net fall again, grokking is back. */
 	fx_put(&f, 800, result(800, 1.5, 9));
 	CHECK_STR_EQ(f.log, "600:+grokking/math/pathway_distance "
 			    "800:-grokking/math/pathway_distance "
-			    "800:+generalization_saturated/math/pathway_distance "
-			    "800:-generalization_saturated/math/pathway_distance "
 			    "800:+grokking/math/pathway_distance ");
 	/* An older result replaced, with the honest promise: the loss at 300
 	 * now 1.0, which 1.5 never beats: torch reduces at [5] as before, the
@@ -568,8 +644,6 @@ static void test_late_older_checkpoint(void)
 	fx_eval_from(&f, INT64_MAX);
 	CHECK_STR_EQ(f.log, "600:+grokking/math/pathway_distance "
 			    "800:-grokking/math/pathway_distance "
-			    "800:+generalization_saturated/math/pathway_distance "
-			    "800:-generalization_saturated/math/pathway_distance "
 			    "800:+grokking/math/pathway_distance ");
 	fx_release(&f);
 }
@@ -918,6 +992,9 @@ static const struct tap_test tests[] = {
 	{ "grokking_then_saturated", test_grokking_then_saturated },
 	{ "event_shape", test_event_shape },
 	{ "flat_distance_is_not_grokking", test_flat_distance_is_not_grokking },
+	{ "jump_up_is_not_grokking", test_jump_up_is_not_grokking },
+	{ "fall_within_window_is_grokking", test_fall_within_window_is_grokking },
+	{ "net_fall_abs_threshold", test_net_fall_abs_threshold },
 	{ "rel_versus_abs", test_rel_versus_abs },
 	{ "threshold_se", test_threshold_se },
 	{ "patience_edge", test_patience_edge },

@@ -211,6 +211,42 @@ static void test_epsilon_auto(void)
 		     "\"t.json\" line 1: metrics.consistency_floor: 1 is above the maximum 0.5");
 }
 
+/* alerts.alertmanager: URLs, timing, and the auth keys that go together. */
+static void test_alertmanager_keys(void)
+{
+	struct config *c = parse_ok(
+		"{\"alerts\": {\"alertmanager\": {\"urls\": [\"http://127.0.0.1:9093\",\n"
+		" \"https://am.example/prefix/\"], \"resend_ms\": 2000, \"user\": \"gw\",\n"
+		" \"password_file\": \"/etc/pw\"}}}");
+
+	CHECK_INT_EQ(c->alerts.alertmanager.urls.n, 2);
+	CHECK_STR_EQ(c->alerts.alertmanager.urls.v[1], "https://am.example/prefix/");
+	CHECK_INT_EQ(c->alerts.alertmanager.resend_ms, 2000);
+	CHECK_INT_EQ(c->alerts.alertmanager.timeout_ms, 10000);
+	CHECK_STR_EQ(c->alerts.alertmanager.user, "gw");
+	config_free(c);
+	c = parse_ok("{}");
+	CHECK_INT_EQ(c->alerts.alertmanager.urls.n, 0);
+	CHECK_INT_EQ(c->alerts.alertmanager.resend_ms, 60000);
+	config_free(c);
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"alertmanager\": {\"urls\": [\n"
+			       "\"127.0.0.1:9093\"]}}}", -EINVAL),
+		     "\"t.json\" line 2: alerts.alertmanager.urls[0]: \"127.0.0.1:9093\" is not an "
+		     "http:// or https:// URL");
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"alertmanager\": {\"urls\": "
+			       "[\"http://a/?x=1\"]}}}", -EINVAL),
+		     "\"t.json\" line 1: alerts.alertmanager.urls[0]: \"http://a/?x=1\": a base URL "
+		     "has no query, fragment or spaces");
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"alertmanager\": {\"resend_ms\": 10}}}", -EINVAL),
+		     "\"t.json\" line 1: alerts.alertmanager.resend_ms: 10 is below the minimum 100");
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"alertmanager\": {\n\"user\": \"gw\"}}}", -EINVAL),
+		     "\"t.json\" line 2: alerts.alertmanager: user and password_file go together");
+	CHECK_STR_EQ(parse_bad("{\"alerts\": {\"alertmanager\": {\"user\": \"gw\", \"password_file\": "
+			       "\"/p\",\n\"bearer_token_file\": \"/t\"}}}", -EINVAL),
+		     "\"t.json\" line 2: alerts.alertmanager.bearer_token_file: not with basic auth "
+		     "(user)");
+}
+
 static void test_unknown_key_path_and_line(void)
 {
 	CHECK_STR_EQ(parse_bad("{\n  \"watch\": {\n    \"root\": \"/x\",\n    \"rot\": 1\n  }\n}", -EINVAL),
@@ -548,6 +584,7 @@ static const struct tap_test tests[] = {
 	{ "shipped_file_matches_table", test_shipped_file_matches_table },
 	{ "defaults_and_values", test_defaults_and_values },
 	{ "epsilon_auto", test_epsilon_auto },
+	{ "alertmanager_keys", test_alertmanager_keys },
 	{ "unknown_key_path_and_line", test_unknown_key_path_and_line },
 	{ "line_numbers_are_robust", test_line_numbers_are_robust },
 	{ "wrong_type", test_wrong_type },

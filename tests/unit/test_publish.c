@@ -392,6 +392,83 @@ static void test_history(void)
 	fx_close(&f);
 }
 
+/* An alert event as the journal holds it (alert.h's shape, trimmed to
+ * what the query reads). */
+static cJSON *alert_event(const char *status, const char *fp, int step)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text),
+		 "{\"kind\": \"alert\", \"step\": %d, \"status\": \"%s\", \"alerts\": "
+		 "[{\"status\": \"%s\", \"labels\": {\"alertname\": \"grokking\"}, "
+		 "\"fingerprint\": \"%s\", \"endsAt\": \"e%d\"}]}",
+		 step, status, status, fp, step);
+	return cJSON_Parse(text);
+}
+
+/* The "alerts" query: firing from the status, the last n resolutions of
+ * the events, oldest first, without one firing again. */
+static void test_alerts_query(void)
+{
+	struct publish_opts o = default_opts();
+	cJSON *events = cJSON_CreateArray(), *r, *st;
+	struct fx f;
+	void *dealer;
+	char *t;
+
+	o.heartbeat_ms = 0;
+	fx_open(&f, &o);
+	dealer = fx_socket(&f, ZMQ_DEALER, f.qep);
+	/* none set yet: two empty arrays */
+	r = request(&f, dealer, "{\"req\":\"alerts\"}");
+	CHECK_STR_EQ(str(r, "type"), "alerts");
+	t = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "firing"));
+	CHECK_STR_EQ(t, "[]");
+	free(t);
+	t = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "resolved"));
+	CHECK_STR_EQ(t, "[]");
+	free(t);
+	cJSON_Delete(r);
+
+	/* a fired, resolved at 200; b fired, resolved at 300, fired again at
+	 * 400 (firing now); c resolved at 500, d resolved at 600 */
+	cJSON_AddItemToArray(events, alert_event("firing", "a", 100));
+	cJSON_AddItemToArray(events, alert_event("resolved", "a", 200));
+	cJSON_AddItemToArray(events, alert_event("resolved", "b", 300));
+	cJSON_AddItemToArray(events, alert_event("firing", "b", 400));
+	cJSON_AddItemToArray(events, alert_event("resolved", "c", 500));
+	cJSON_AddItemToArray(events, alert_event("resolved", "d", 600));
+	publish_set_alerts(f.p, events);
+	st = cJSON_Parse("{\"state\": \"idle\", \"alerts\": [{\"status\": \"firing\", "
+			 "\"fingerprint\": \"b\"}]}");
+	publish_set_status(f.p, st);
+	r = request(&f, dealer, "{\"req\":\"alerts\",\"resolved\":2,\"id\":7}");
+	CHECK_STR_EQ(str(r, "type"), "alerts");
+	CHECK_INT_EQ(cJSON_GetObjectItem(r, "id")->valueint, 7);
+	t = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "firing"));
+	CHECK_STR_EQ(t, "[{\"status\":\"firing\",\"fingerprint\":\"b\"}]");
+	free(t);
+	t = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "resolved"));
+	CHECK_STR_EQ(t, "[{\"status\":\"resolved\",\"labels\":{\"alertname\":\"grokking\"},"
+			"\"fingerprint\":\"c\",\"endsAt\":\"e500\",\"step\":500},"
+			"{\"status\":\"resolved\",\"labels\":{\"alertname\":\"grokking\"},"
+			"\"fingerprint\":\"d\",\"endsAt\":\"e600\",\"step\":600}]");
+	free(t);
+	cJSON_Delete(r);
+	/* the default (20) takes all three that are not firing, oldest first;
+	 * 0 takes none */
+	r = request(&f, dealer, "{\"req\":\"alerts\"}");
+	st = cJSON_GetObjectItem(r, "resolved");
+	CHECK_INT_EQ(cJSON_GetArraySize(st), 3);
+	CHECK_STR_EQ(cJSON_GetObjectItem(cJSON_GetArrayItem(st, 0), "fingerprint")->valuestring, "a");
+	cJSON_Delete(r);
+	r = request(&f, dealer, "{\"req\":\"alerts\",\"resolved\":0}");
+	CHECK_INT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(r, "resolved")), 0);
+	cJSON_Delete(r);
+	fx_close(&f);
+	cJSON_Delete(events);
+}
+
 static void test_malformed_requests_get_errors(void)
 {
 	static const struct {
@@ -400,7 +477,12 @@ static void test_malformed_requests_get_errors(void)
 		{ "not json", "request: not valid JSON" },
 		{ "[1,2]", "request: expected a JSON object" },
 		{ "{}", "request: \"req\" is missing or not a string" },
-		{ "{\"req\":\"drop_tables\"}", "request: unknown req \"drop_tables\" (snapshot or history)" },
+		{ "{\"req\":\"drop_tables\"}", "request: unknown req \"drop_tables\" (snapshot, history or alerts)" },
+		{ "{\"req\":\"alerts\",\"resolved\":-1}", "request: \"resolved\" must be an integer from 0 to 1000" },
+		{ "{\"req\":\"alerts\",\"resolved\":1001}", "request: \"resolved\" must be an integer from 0 to 1000" },
+		{ "{\"req\":\"alerts\",\"resolved\":2.5}", "request: \"resolved\" must be an integer from 0 to 1000" },
+		{ "{\"req\":\"alerts\",\"resolved\":\"5\"}", "request: \"resolved\" must be an integer from 0 to 1000" },
+		{ "{\"req\":\"alerts\",\"from\":5}", "request: unknown field \"from\"" },
 		{ "{\"req\":\"snapshot\",\"limit\":5}", "request: unknown field \"limit\"" },
 		{ "{\"req\":\"snapshot\",\"from\":-1}", "request: \"from\" is not a step (an integer in [0, 999999999999999])" },
 		{ "{\"req\":\"snapshot\",\"to\":\"x\"}", "request: \"to\" is not a step (an integer in [0, 999999999999999])" },
@@ -719,6 +801,7 @@ static const struct tap_test tests[] = {
 	{ "snapshot_carries_seq", test_snapshot_carries_seq },
 	{ "late_subscriber_splices", test_late_subscriber_splices },
 	{ "history", test_history },
+	{ "alerts_query", test_alerts_query },
 	{ "malformed_requests_get_errors", test_malformed_requests_get_errors },
 	{ "burst_of_requests_all_answered", test_burst_of_requests_all_answered },
 	{ "size_bounds", test_size_bounds },
