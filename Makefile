@@ -110,7 +110,7 @@ FIXTURES := $(B)/fixtures/.stamp
 .SECONDARY:
 
 .PHONY: all build deps deps-test deps-bench check _check memcheck _memcheck \
-	bench _bench fuzz demo demo-train docs install uninstall clean
+	bench _bench soak _soak fuzz demo demo-train docs install uninstall clean
 
 all: build
 
@@ -158,7 +158,7 @@ $(B)/client/cli/web.o: client/cli/web.S $(WEB_FILES)
 	$(Q)$(CC) $(SAN_FLAGS) -c -o $@ $<
 
 # The tool writes files (plot --svg) through the one atomic write.
-$(B)/grokwatch: $(CLI_OBJ) $(CLIENT_LIB) $(B)/daemon/engine/file.o $(B)/daemon/engine/error.o
+$(B)/grokwatch: $(CLI_OBJ) $(CLIENT_LIB) $(B)/daemon/engine/file.o $(B)/daemon/engine/sys.o $(B)/daemon/engine/error.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(MHD_LIBS) $(DEP_LIBS)
 
@@ -238,6 +238,15 @@ _memcheck: $(GROKWATCHD) $(GROKWATCH) $(GW_TESTD) $(UNIT_BIN) $(FIXTURES)
 	$(Q)$(TEST_ENV) GW_WRAP="valgrind -q --error-exitcode=99 --leak-check=full \
 		--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect" \
 		sh tests/run.sh -t 3600 -w $(UNIT_BIN) $(SCRIPT_TESTS)
+
+# Minutes of random kills, faults, bursts and subscriber churn, then the
+# check that nothing was lost or duplicated (tests/soak/soak.py).
+# SOAK_SECONDS=N changes its length, SOAK_SEED=N repeats a run.
+soak: deps-test
+	$(Q)$(MAKE) --no-print-directory _soak
+
+_soak: $(GROKWATCHD)
+	$(Q)$(TEST_ENV) $(PYTHON) tests/soak/soak.py
 
 fuzz: $(FUZZ_BIN)
 	$(Q)$(TEST_ENV) sh tests/fuzz/run.sh

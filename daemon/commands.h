@@ -12,5 +12,6 @@ int cmd_inspect(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_journal(int argc, char **argv);
 
 #endif

@@ -492,6 +492,14 @@ const struct config_key config_keys[] = {
 	  .def_num = 100000, .min = 1, .max = 10000000,
 	  .help = "entries read from the watched directory",
 	  .doc = "Entries read from the watched directory." },
+	{ .path = "limits.connections", .type = CONFIG_INT, .offset = OFF(limits.connections),
+	  .def_num = 1024, .min = 1, .max = 1000000,
+	  .help = "connections each endpoint accepts; more are closed at once",
+	  .doc = "Connections each of the two endpoints accepts at once; further ones are\n"
+		"closed as they arrive, so that no local user can exhaust the daemon's file\n"
+		"descriptors.  It is lowered at start to leave room under the open file\n"
+		"limit (the units set\n"
+		".BR LimitNOFILE=65536 )." },
 	{ .path = "limits.shutdown_ms", .type = CONFIG_INT, .offset = OFF(limits.shutdown_ms),
 	  .def_num = 10000, .min = 0, .max = 600000, .reload = true,
 	  .help = "how long a stop waits for the running job before abandoning it",

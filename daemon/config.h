@@ -161,6 +161,7 @@ struct config {
 		int64_t journal_bytes;
 		int64_t checkpoints;
 		int64_t shutdown_ms;
+		int64_t connections;
 	} limits;
 	struct {
 		bool enabled;

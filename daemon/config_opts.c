@@ -24,6 +24,7 @@ void config_opts_publish(const struct config *c, const char *run, struct publish
 		.curve_secret_file = c->publish.curve.server_secret_key_file,
 		.curve_public_file = c->publish.curve.server_public_key_file,
 		.allow_insecure_remote = c->publish.allow_insecure_remote,
+		.max_connections = (size_t)c->limits.connections,
 	};
 }
 

@@ -75,6 +75,11 @@ void dispatch_alerts(struct daemon *d, int64_t from);
 /* Start-up: the kept vectors of the store's results back into the routing
  * series, and the store's memorized subsets recomputed as of now. */
 void dispatch_restore(struct daemon *d);
+/* Start-up, once the hooks exist: run again every hook of a journaled
+ * transition that has no delivery record (dispatch.c). */
+void dispatch_redeliver(struct daemon *d);
+/* Log each hook run a stop is about to interrupt (dispatch.c). */
+void dispatch_log_interrupted_hooks(struct daemon *d);
 /* The status changed: heartbeats and snapshots show it, systemd too, and
  * with `send` a status message. */
 void daemon_status_update(struct daemon *d, bool send);

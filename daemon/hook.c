@@ -44,7 +44,8 @@ struct run {
 	int64_t step;
 	char *payload;
 	size_t len;
-	char *env[7];
+	int64_t delivery;
+	char *env[8];
 
 	uv_process_t proc;
 	uv_pipe_t in, out, err;
@@ -168,7 +169,9 @@ static struct run *run_new(struct hooks *h, const struct hook_def *def, const st
 	r->env[3] = gw_join("GROKWATCH_STEP", '=', step);
 	r->env[4] = gw_join("GROKWATCH_STATUS", '=', r->status);
 	r->env[5] = gw_join("PATH", '=', path && *path ? path : DEFAULT_PATH);
-	r->env[6] = NULL;
+	r->env[6] = ev->redelivery ? gw_strdup("GROKWATCH_REDELIVERY=1") : NULL;
+	r->env[7] = NULL;
+	r->delivery = ev->delivery;
 	return r;
 }
 
@@ -186,6 +189,46 @@ static void run_free(struct run *r)
 	free(r);
 }
 
+static bool names(const struct hooks *h, int i, const char *alert)
+{
+	return !strcmp(h->defs[i].alert, "*") || !strcmp(h->defs[i].alert, alert);
+}
+
+/* Whether hook i runs for ev. */
+static bool takes(const struct hooks *h, int i, const struct hook_event *ev)
+{
+	return names(h, i, ev->alert) && (ev->only == 0 || ev->only == i + 1);
+}
+
+int hooks_match(const struct hooks *h, const char *alert, int *ret_idx, int max)
+{
+	int n = 0;
+
+	for (int i = 0; i < h->ndefs && n < max; i++)
+		if (names(h, i, alert))
+			ret_idx[n++] = i;
+	return n;
+}
+
+const char *hooks_program(const struct hooks *h, int i)
+{
+	return i >= 0 && i < h->ndefs ? h->defs[i].argv[0] : NULL;
+}
+
+size_t hooks_pending(const struct hooks *h,
+		     void (*fn)(void *ud, const char *program, const char *alert, int64_t step,
+				bool running),
+		     void *ud)
+{
+	size_t n = 0;
+
+	for (const struct run *r = h->running; r; r = r->next, n++)
+		fn(ud, r->def->argv[0], r->alert, r->step, true);
+	for (const struct run *r = h->qhead; r; r = r->next, n++)
+		fn(ud, r->def->argv[0], r->alert, r->step, false);
+	return n;
+}
+
 int hooks_run(struct hooks *h, const struct hook_event *ev, struct gw_err *err)
 {
 	size_t want = 0, room;
@@ -193,7 +236,7 @@ int hooks_run(struct hooks *h, const struct hook_event *ev, struct gw_err *err)
 
 	GW_BUG_ON(h->closing);
 	for (int i = 0; i < h->ndefs; i++)
-		if (!strcmp(h->defs[i].alert, "*") || !strcmp(h->defs[i].alert, ev->alert))
+		if (takes(h, i, ev))
 			want++;
 	if (want == 0)
 		return 0;
@@ -205,7 +248,7 @@ int hooks_run(struct hooks *h, const struct hook_event *ev, struct gw_err *err)
 	for (int i = 0; i < h->ndefs; i++) {
 		struct run *r;
 
-		if (strcmp(h->defs[i].alert, "*") != 0 && strcmp(h->defs[i].alert, ev->alert) != 0)
+		if (!takes(h, i, ev))
 			continue;
 		r = run_new(h, &h->defs[i], ev);
 		if (h->nrunning < (size_t)h->concurrency) {
@@ -454,6 +497,8 @@ static void report(struct run *r)
 	rep.out_dropped = r->cout.dropped;
 	rep.err_dropped = r->cerr.dropped;
 	rep.elapsed_ms = uv_now(h->loop) - r->started;
+	rep.delivery = r->delivery;
+	rep.hook = (int)(r->def - h->defs);
 	if (r->spawn_error) {
 		rep.outcome = HOOK_NOT_STARTED;
 		snprintf(reason, sizeof(reason), "hook \"%.200s\" for %s could not start: %s", prog,

@@ -8,7 +8,8 @@
  *   stdin   the payload (the transition's body, alert.h), then EOF;
  *   env     GROKWATCH_ALERT, GROKWATCH_RUN, GROKWATCH_GROUP, GROKWATCH_STEP
  *           (decimal; empty when unknown), GROKWATCH_STATUS ("firing" or
- *           "resolved"), and PATH (the daemon's, or
+ *           "resolved"), GROKWATCH_REDELIVERY=1 when the run is a
+ *           redelivery after a restart, and PATH (the daemon's, or
  *           "/usr/local/bin:/usr/bin:/bin"); nothing else;
  *   stdout, stderr   pipes read by the daemon: the first output_bytes of
  *           each are kept, the rest read and counted as dropped;
@@ -81,6 +82,13 @@ struct hook_event {
 	int64_t step;        /* -1 = unknown */
 	const char *payload; /* stdin, len bytes */
 	size_t len;
+	/* Delivery records (the daemon's journal): a number given back in
+	 * each report (0: none); `only` k > 0 runs the hook of index k - 1
+	 * alone (0: every hook naming the alert); a redelivery after a
+	 * restart has GROKWATCH_REDELIVERY=1 in the child's environment. */
+	int64_t delivery;
+	int only;
+	bool redelivery;
 };
 
 enum hook_outcome { HOOK_OK, HOOK_FAILED, HOOK_TIMED_OUT, HOOK_NOT_STARTED };
@@ -99,6 +107,8 @@ struct hook_report {
 	size_t out_len, err_len;
 	uint64_t out_dropped, err_dropped; /* bytes read past output_bytes */
 	uint64_t elapsed_ms;     /* from the spawn to the end of the run */
+	int64_t delivery;        /* the event's */
+	int hook;                /* the hook's index in hook_opts.hooks */
 };
 
 typedef void (*hook_done_cb)(void *ud, const struct hook_report *rep);
@@ -120,6 +130,18 @@ int hooks_new(uv_loop_t *loop, const struct hook_opts *o, hook_done_cb done, voi
  * in the queue; none is queued).
  */
 int hooks_run(struct hooks *h, const struct hook_event *ev, struct gw_err *err);
+
+/* The indices (into hook_opts.hooks) of the hooks a transition of
+ * `alert` runs, at most max of them into ret_idx; returns how many. */
+int hooks_match(const struct hooks *h, const char *alert, int *ret_idx, int max);
+/* argv[0] of hook i, or NULL when there is no such hook. */
+const char *hooks_program(const struct hooks *h, int i);
+/* Call fn for each run started and not reported (running true) and each
+ * queued run: what a stop now would interrupt.  Returns how many. */
+size_t hooks_pending(const struct hooks *h,
+		     void (*fn)(void *ud, const char *program, const char *alert, int64_t step,
+				bool running),
+		     void *ud);
 
 size_t hooks_running(const struct hooks *h); /* runs started and not yet reported */
 size_t hooks_queued(const struct hooks *h);

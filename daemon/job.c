@@ -8,11 +8,15 @@
  * and starting a job.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine/analysis.h"
+#include "engine/checkpoint.h"
+#include "engine/json.h"
 #include "job.h"
 #include "state.h"
 
@@ -94,12 +98,30 @@ static int job_compute(struct job *j)
 {
 	struct job_ctx *c = j->ctx;
 	const struct forward_opts fo = { .progress = on_layer, .ud = j, .cancel = &j->cancel };
-	struct analysis_out out;
+	struct analysis_out out = { 0 };
+	struct routing *r = NULL;
+	enum source_kind kind;
+	uint64_t sig_end = 0;
 	int rc;
 
-	rc = analysis_run(c->an, j->path, j->name, j->step, &fo, true, &out, &j->err);
+	/* Every file the computation reads is read by the load: a checkpoint
+	 * whose files changed between before and after it is discarded here,
+	 * before it touches the series. */
+	rc = ckpt_signature(j->path, &j->sig);
+	if (rc < 0)
+		return gw_errf(&j->err, rc, "\"%s\": %s", j->path, strerror(-rc));
+	rc = analysis_load(c->an, j->path, &fo, &r, &kind, &j->err);
 	if (rc < 0)
 		return rc;
+	if (ckpt_signature(j->path, &sig_end) < 0 || sig_end != j->sig) {
+		routing_free(r);
+		return gw_errf(&j->err, -ESTALE, "\"%s\": changed while it was computed", j->path);
+	}
+	rc = analysis_add(c->an, j->path, r, kind, j->label, j->step, true, &out, &j->err);
+	if (rc < 0)
+		return rc;
+	if (strcmp(j->label, j->name))
+		job_add_name_hex(out.result, j->name);
 	if (j->keep_dir) {
 		rc = state_keep(j->keep_dir, out.routing, out.cons, &j->err);
 		if (rc == 0 && out.newest && out.routing->has_tokens) {
@@ -120,6 +142,30 @@ out:
 	return rc;
 }
 
+/* ---- names -------------------------------------------------------------------- */
+
+void job_add_name(cJSON *o, const char *name)
+{
+	char *label = json_utf8_fix(name);
+
+	cJSON_AddStringToObject(o, "checkpoint", label);
+	if (strcmp(label, name))
+		job_add_name_hex(o, name);
+	free(label);
+}
+
+void job_add_name_hex(cJSON *o, const char *name)
+{
+	size_t n = strlen(name);
+	char *hex = gw_malloc(2 * n + 1);
+
+	for (size_t i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", (unsigned char)name[i]);
+	hex[2 * n] = 0;
+	cJSON_AddStringToObject(o, "checkpoint_hex", hex);
+	free(hex);
+}
+
 /* ---- starting ------------------------------------------------------------------ */
 
 struct job *job_new(const char *name, const char *path, const char *keep_dir, int64_t step)
@@ -127,6 +173,7 @@ struct job *job_new(const char *name, const char *path, const char *keep_dir, in
 	struct job *j = gw_calloc(1, sizeof(*j));
 
 	j->name = gw_strdup(name);
+	j->label = json_utf8_fix(name);
 	j->path = gw_strdup(path);
 	j->keep_dir = keep_dir ? gw_strdup(keep_dir) : NULL;
 	j->step = step;
@@ -143,6 +190,7 @@ void job_free(struct job *j)
 	if (!j)
 		return;
 	free(j->name);
+	free(j->label);
 	free(j->path);
 	free(j->keep_dir);
 	cJSON_Delete(j->result);
@@ -186,6 +234,7 @@ bool job_error_transient(int rc)
 	case -E2BIG:
 	case -ENOTDIR:
 	case -ECANCELED:
+	case -ESTALE:
 		return false;
 	default:
 		return true;

@@ -68,6 +68,7 @@ int job_ctx_memo(struct job_ctx *c, struct metrics_memo **ret_memo, size_t *ret_
 struct job {
 	/* in, set by the caller before job_start (strings owned by the job) */
 	char *name, *path, *keep_dir;
+	char *label;              /* name as valid UTF-8 (json_utf8_fix): what results say */
 	int64_t step;
 	int attempt;
 	struct job_ctx *ctx;
@@ -83,11 +84,19 @@ struct job {
 	struct gw_err err;
 	cJSON *result;            /* {"step", ...metrics...}, no label (state.h) */
 	bool kept_tokens;         /* its per-token records were kept: state_tokens_kept */
+	uint64_t sig;             /* ckpt_signature of the files read (rc 0 or -ESTALE) */
 	struct metrics_memo *memo;
 	size_t n_memo;
 	double sec;
 	uv_work_t req;
 };
+
+/* Add "checkpoint": name to o as valid UTF-8 (invalid bytes as U+FFFD)
+ * and, when name is not valid UTF-8, "checkpoint_hex": its bytes in hex,
+ * so the directory can still be found. */
+void job_add_name(cJSON *o, const char *name);
+/* Only the "checkpoint_hex" of job_add_name. */
+void job_add_name_hex(cJSON *o, const char *name);
 
 /* A new job (free with job_free). */
 struct job *job_new(const char *name, const char *path, const char *keep_dir, int64_t step);
@@ -95,7 +104,9 @@ void job_free(struct job *j); /* accepts NULL */
 
 /* Queue j on the loop's thread pool; done(j) runs on the loop thread when
  * it finished (rc 0) or failed (rc < 0, err says why; -ECANCELED when
- * cancelled).  0 or the -errno of uv_queue_work. */
+ * cancelled; -ESTALE when a file it read changed while it was read, size,
+ * mtime or inode (ckpt_signature): nothing was computed, the series is
+ * untouched).  0 or the -errno of uv_queue_work. */
 int job_start(uv_loop_t *loop, struct job *j);
 
 /* Whether a failure is worth retrying: I/O trouble and files vanishing

@@ -12,17 +12,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/file.h"
 #include "engine/json.h"
 #include "engine/step.h"
+#include "engine/sys.h"
 
 #define CHUNK (64 * 1024)
 
@@ -37,6 +41,8 @@ struct journal {
 	struct series *results;
 	struct series *failures;
 	cJSON *alerts;
+	uint64_t *delivered; /* alert index << 20 | hook index, in journal order */
+	size_t n_delivered, cap_delivered;
 };
 
 /* ---- events ------------------------------------------------------------------ */
@@ -95,6 +101,26 @@ static int apply(struct journal *j, const cJSON *ev, struct gw_err *err)
 	if (!strcmp(kind->valuestring, "alert")) {
 		if (j)
 			cJSON_AddItemToArray(j->alerts, cJSON_Duplicate(ev, 1));
+		return 0;
+	}
+	if (!strcmp(kind->valuestring, "delivery")) {
+		int64_t alert, hook;
+
+		if (json_int(cJSON_GetObjectItemCaseSensitive(ev, "alert"), 0, 1000000000000LL,
+			     &alert) != JSON_NUM_OK)
+			return gw_errf(err, -EINVAL, "\"alert\" is not an alert's index");
+		if (json_int(cJSON_GetObjectItemCaseSensitive(ev, "hook"), 0, JOURNAL_HOOKS_MAX - 1,
+			     &hook) != JSON_NUM_OK)
+			return gw_errf(err, -EINVAL, "\"hook\" is not an integer in [0, %d]",
+				       JOURNAL_HOOKS_MAX - 1);
+		if (j) {
+			if (j->n_delivered == j->cap_delivered) {
+				j->cap_delivered = j->cap_delivered ? 2 * j->cap_delivered : 64;
+				j->delivered = gw_realloc(j->delivered,
+							  j->cap_delivered * sizeof(*j->delivered));
+			}
+			j->delivered[j->n_delivered++] = (uint64_t)alert << 20 | (uint64_t)hook;
+		}
 		return 0;
 	}
 	return gw_errf(err, -EINVAL, "unknown kind \"%.40s\"", kind->valuestring);
@@ -292,6 +318,7 @@ void journal_free(struct journal *j)
 	series_free(j->results);
 	series_free(j->failures);
 	cJSON_Delete(j->alerts);
+	free(j->delivered);
 	free(j->path);
 	free(j->dir);
 	free(j);
@@ -303,6 +330,7 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 {
 	struct gw_err e;
 	char *text = NULL;
+	cJSON *clean = NULL;
 	size_t len;
 	int r;
 
@@ -315,6 +343,15 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 	if (!text)
 		gw_bug(__FILE__, __LINE__, "cJSON_PrintUnformatted failed (out of memory)");
 	len = strlen(text);
+	if (!json_utf8_valid(text, len)) {
+		/* A name or message with bytes that are not UTF-8 (a Latin-1
+		 * directory name): the journal keeps the U+FFFD form, as sent. */
+		free(text);
+		clean = cJSON_Duplicate(event, 1);
+		text = json_print_utf8(clean);
+		len = strlen(text);
+		event = clean;
+	}
 	text[len] = '\n'; /* replaces the NUL: text is len + 1 bytes from here on */
 	if (len + 1 > j->lim.line_bytes) {
 		r = gw_errf(err, -EFBIG, "\"%s\": a record of %zu bytes, more than the limit of %zu",
@@ -333,7 +370,7 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 		r = gw_errf(err, r, "\"%s\": write: %s", j->path, strerror(-r));
 		goto out;
 	}
-	if (fdatasync(j->fd) < 0) {
+	if (gw_sys.fdatasync(j->fd) < 0) {
 		r = -errno;
 		j->broken = true;
 		r = gw_errf(err, r, "\"%s\": fdatasync: %s", j->path, strerror(-r));
@@ -343,6 +380,7 @@ int journal_append(struct journal *j, const cJSON *event, struct gw_err *err)
 	r = apply(j, event, NULL);
 	GW_BUG_ON(r < 0);
 out:
+	cJSON_Delete(clean);
 	free(text);
 	return r;
 }
@@ -489,6 +527,16 @@ const cJSON *journal_alerts(const struct journal *j)
 	return j->alerts;
 }
 
+bool journal_delivered(const struct journal *j, int64_t alert, int hook)
+{
+	uint64_t key = (uint64_t)alert << 20 | (uint64_t)hook;
+
+	for (size_t i = j->n_delivered; i-- > 0;)
+		if (j->delivered[i] == key)
+			return true;
+	return false;
+}
+
 uint64_t journal_torn_bytes(const struct journal *j)
 {
 	return j->torn;
@@ -502,4 +550,238 @@ uint64_t journal_size(const struct journal *j)
 const char *journal_dir(const struct journal *j)
 {
 	return j->dir;
+}
+
+/* ---- check and repair (grokwatchd journal) ------------------------------------- */
+
+/* One line of the file: [off, off + len) without its newline. */
+struct jline {
+	uint64_t lineno, off, len;
+	bool newline;
+	bool bad;         /* damaged (not a torn last line) */
+	bool torn;        /* the last line, torn by a crash: start-up drops it */
+	char why[160];
+};
+
+struct jscan {
+	struct jline *v;
+	size_t n, cap;
+	size_t bad;
+};
+
+static void jscan_push(struct jscan *s, const struct jline *l)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 256;
+		s->v = gw_realloc(s->v, s->cap * sizeof(*s->v));
+	}
+	s->v[s->n++] = *l;
+}
+
+/* Judge every line of map[0..size) as replay would, but go on past a
+ * damaged one: each is recorded. */
+static void scan_all(const char *map, uint64_t size, size_t line_bytes, struct jscan *s)
+{
+	uint64_t off = 0, lineno = 1;
+
+	while (off < size) {
+		const char *nl = memchr(map + off, '\n', (size_t)(size - off));
+		struct jline l = { .lineno = lineno, .off = off };
+		struct gw_err e = { "" };
+
+		l.len = nl ? (uint64_t)(nl - (map + off)) : size - off;
+		l.newline = nl != NULL;
+		if (l.len + 1 > line_bytes)
+			snprintf(l.why, sizeof(l.why), "longer than %zu bytes (%" PRIu64 ")", line_bytes,
+				 l.len + 1);
+		else if (replay_line(NULL, map + off, (size_t)l.len, &e) < 0)
+			snprintf(l.why, sizeof(l.why), "%s", e.msg);
+		if (l.why[0]) {
+			/* As replay: the last line may be a write torn by a crash. */
+			if (off + l.len + l.newline == size)
+				l.torn = true;
+			else
+				l.bad = true;
+		} else if (!l.newline) {
+			l.torn = true;
+			snprintf(l.why, sizeof(l.why), "no newline");
+		}
+		s->bad += l.bad;
+		jscan_push(s, &l);
+		off += l.len + l.newline;
+		lineno++;
+	}
+}
+
+static int map_journal(const char *dir, const struct journal_limits *lim, bool lock, int *ret_fd,
+		       char **ret_path, const char **ret_map, uint64_t *ret_size, struct gw_err *err)
+{
+	char *path = gw_join(dir, '/', JOURNAL_FILE);
+	int fd = open(path, (lock ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	void *map = NULL;
+	struct stat st;
+	int r;
+
+	if (fd < 0) {
+		r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
+		goto fail;
+	}
+	if (lock && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK
+			    ? gw_errf(err, -EBUSY, "\"%s\": in use by a running grokwatchd; stop it first",
+				      path)
+			    : gw_errf(err, -errno, "\"%s\": lock: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = gw_errf(err, -errno, "\"%s\": %s", path, strerror(errno));
+		goto fail;
+	}
+	if ((uint64_t)st.st_size > lim->file_bytes) {
+		r = gw_errf(err, -EFBIG, "\"%s\": %lld bytes, more than the limit of %" PRIu64
+			    " (limits.journal_bytes)", path, (long long)st.st_size, lim->file_bytes);
+		goto fail;
+	}
+	if (st.st_size > 0) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			r = gw_errf(err, -errno, "\"%s\": mmap: %s", path, strerror(errno));
+			goto fail;
+		}
+	}
+	*ret_fd = fd;
+	*ret_path = path;
+	*ret_map = map;
+	*ret_size = (uint64_t)st.st_size;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return r;
+}
+
+static struct journal_limits limits_or_default(const struct journal_limits *lim)
+{
+	struct journal_limits l = { 16u << 20, (uint64_t)4 << 30 };
+
+	if (lim && lim->line_bytes)
+		l.line_bytes = lim->line_bytes;
+	if (lim && lim->file_bytes)
+		l.file_bytes = lim->file_bytes;
+	return l;
+}
+
+static void report_lines(const struct jscan *s, const char *path, journal_report_fn report,
+			 void *ud)
+{
+	char msg[PATH_MAX + 256];
+
+	for (size_t i = 0; i < s->n && report; i++) {
+		const struct jline *l = &s->v[i];
+
+		if (!l->bad && !l->torn)
+			continue;
+		snprintf(msg, sizeof(msg), "\"%s\" line %" PRIu64 " (byte %" PRIu64 ", %" PRIu64
+			 " bytes): %s%s", path, l->lineno, l->off, l->len, l->why,
+			 l->torn ? " (a torn last record, which start-up removes)" : "");
+		report(ud, l->bad, msg);
+	}
+}
+
+int journal_check(const char *dir, const struct journal_limits *lim, journal_report_fn report,
+		  void *ud, struct journal_check_out *out, struct gw_err *err)
+{
+	struct journal_limits l = limits_or_default(lim);
+	struct jscan s = { 0 };
+	const char *map = NULL;
+	uint64_t size = 0;
+	char *path = NULL;
+	int fd = -1, r;
+
+	r = map_journal(dir, &l, false, &fd, &path, &map, &size, err);
+	if (r < 0)
+		return r;
+	scan_all(map, size, l.line_bytes, &s);
+	report_lines(&s, path, report, ud);
+	memset(out, 0, sizeof(*out));
+	out->lines = s.n;
+	out->damaged = s.bad;
+	for (size_t i = 0; i < s.n; i++)
+		out->torn += s.v[i].torn;
+	free(s.v);
+	if (map)
+		munmap((void *)map, (size_t)size);
+	close(fd);
+	free(path);
+	return 0;
+}
+
+int journal_repair(const char *dir, const struct journal_limits *lim, journal_report_fn report,
+		   void *ud, struct journal_check_out *out, char **ret_aside, struct gw_err *err)
+{
+	struct journal_limits l = limits_or_default(lim);
+	struct gw_piece *good = NULL, *bad = NULL;
+	size_t n_good = 0, n_bad = 0;
+	struct jscan s = { 0 };
+	const char *map = NULL;
+	uint64_t size = 0;
+	char *path = NULL, aside[80];
+	int fd = -1, r;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	r = map_journal(dir, &l, true, &fd, &path, &map, &size, err);
+	if (r < 0)
+		return r;
+	scan_all(map, size, l.line_bytes, &s);
+	report_lines(&s, path, report, ud);
+	memset(out, 0, sizeof(*out));
+	out->lines = s.n;
+	out->damaged = s.bad;
+	if (ret_aside)
+		*ret_aside = NULL;
+	good = gw_calloc(s.n + 1, sizeof(*good));
+	bad = gw_calloc(2 * s.n + 1, sizeof(*bad));
+	for (size_t i = 0; i < s.n; i++) {
+		const struct jline *ln = &s.v[i];
+
+		out->torn += ln->torn;
+		if (!ln->bad && !ln->torn) {
+			/* Adjacent good lines are one piece. */
+			if (n_good && (const char *)good[n_good - 1].buf + good[n_good - 1].len ==
+					      map + ln->off)
+				good[n_good - 1].len += ln->len + 1;
+			else
+				good[n_good++] = (struct gw_piece){ map + ln->off, ln->len + 1 };
+			continue;
+		}
+		bad[n_bad++] = (struct gw_piece){ map + ln->off, ln->len };
+		bad[n_bad++] = (struct gw_piece){ "\n", 1 };
+	}
+	if (!n_bad) {
+		r = 0;
+		goto out;
+	}
+	gmtime_r(&now, &tm);
+	strftime(aside, sizeof(aside), "journal-damaged-%Y%m%dT%H%M%SZ.jsonl", &tm);
+	/* The damaged lines are on disk before the journal loses them. */
+	r = gw_file_write_atomicv(dir, aside, bad, n_bad, 0640, err);
+	if (r < 0)
+		goto out;
+	r = gw_file_write_atomicv(dir, JOURNAL_FILE, good, n_good, 0640, err);
+	if (r < 0)
+		goto out;
+	out->moved = n_bad / 2;
+	if (ret_aside)
+		*ret_aside = gw_join(dir, '/', aside);
+out:
+	free(good);
+	free(bad);
+	free(s.v);
+	if (map)
+		munmap((void *)map, (size_t)size);
+	close(fd); /* after the rename: the lock is held throughout */
+	free(path);
+	return r;
 }

@@ -5,7 +5,11 @@
  *   journal.jsonl      append-only JSON Lines, one event a line:
  *                        {"kind": "result", "step": N, ...}   a checkpoint's metrics
  *                        {"kind": "failed", "step": N, "reason": "...", "attempts": K}
- *                        {"kind": "alert", ...}
+ *                        {"kind": "alert", ..., "hooks": [I, ...]}   a transition,
+ *                          with the indices of the hooks it runs
+ *                        {"kind": "delivery", "alert": K, "hook": I, ...}
+ *                          hook I of the K-th alert event (0-based) ran to
+ *                          its end (whatever its outcome)
  *   NAME               state files, replaced whole by journal_write_state
  *                      (gw_file_write_atomic)
  *   routing/STEP/      one directory per step for kept routing vectors
@@ -54,6 +58,7 @@
 
 #define JOURNAL_FILE "journal.jsonl"
 #define JOURNAL_STATE_NAME_MAX 64
+#define JOURNAL_HOOKS_MAX 1024 /* hook indices in delivery records */
 
 struct journal_limits {
 	size_t line_bytes;   /* longest record, newline included (limits.journal_line_bytes) */
@@ -77,7 +82,8 @@ void journal_free(struct journal *j); /* accepts NULL; releases the lock */
 
 /*
  * Append one event (borrowed; the journal keeps its own copy), durably.
- * The event must be an object with "kind" "result", "failed" or "alert";
+ * The event must be an object with "kind" "result", "failed", "alert" or
+ * "delivery" (integer "alert" >= 0 and "hook" in [0, JOURNAL_HOOKS_MAX));
  * result and failed need an integer "step" in [0, STEP_MAX]; failed needs a
  * string "reason" and may carry an integer "attempts" >= 1 (default 1).
  * Errors: -EINVAL (event malformed), -EFBIG (line or file over its limit),
@@ -112,6 +118,9 @@ int journal_failure(const struct journal *j, int64_t step, const char **ret_reas
 
 /* Alerts in journal order (a borrowed cJSON array). */
 const cJSON *journal_alerts(const struct journal *j);
+/* Whether a delivery record says hook `hook` of the alert event at index
+ * `alert` of journal_alerts ran to its end. */
+bool journal_delivered(const struct journal *j, int64_t alert, int hook);
 
 /* Bytes of torn tail removed by journal_open (0 if none), for the log. */
 uint64_t journal_torn_bytes(const struct journal *j);
@@ -140,5 +149,40 @@ int journal_read_state(const struct journal *j, const char *name, size_t max, ch
 /* The directory for `step`'s routing files, DIR/routing/STEP, created (and
  * its creation synced) if needed.  *ret_path is new; the caller frees it. */
 int journal_routing_dir(struct journal *j, int64_t step, char **ret_path, struct gw_err *err);
+
+/* ---- check and repair, with no daemon running (grokwatchd journal) ---- */
+
+/* Called for each damaged line (damaged true) and for a torn last record
+ * (false): msg names the file, the line, its byte offset and length, and
+ * the fault. */
+typedef void (*journal_report_fn)(void *ud, bool damaged, const char *msg);
+
+struct journal_check_out {
+	uint64_t lines;   /* lines in the file */
+	uint64_t damaged; /* invalid or over-long lines before the last */
+	uint64_t torn;    /* a torn last record (0 or 1) */
+	uint64_t moved;   /* journal_repair: lines moved aside */
+};
+
+/*
+ * Judge every line of DIR/journal.jsonl as journal_open's replay would,
+ * without stopping at the first damaged one, and report each (lim NULL or
+ * zero fields: the defaults).  Reads only; takes no lock.  Errors: -errno
+ * of opening or mapping the file, -EFBIG (file over lim->file_bytes).
+ */
+int journal_check(const char *dir, const struct journal_limits *lim, journal_report_fn report,
+		  void *ud, struct journal_check_out *out, struct gw_err *err);
+
+/*
+ * journal_check, then, if any line is damaged or torn: every such line is
+ * written to DIR/journal-damaged-YYYYmmddTHHMMSSZ.jsonl (UTC; one line
+ * each, a newline added where it had none) and journal.jsonl is replaced
+ * by its good lines, in order, each durably (gw_file_write_atomicv: the
+ * aside file first, so a crash loses no byte).  Holds the journal's lock
+ * throughout: -EBUSY while a daemon runs on DIR.  *ret_aside (if not NULL)
+ * is the new file's path (the caller frees it), NULL when nothing moved.
+ */
+int journal_repair(const char *dir, const struct journal_limits *lim, journal_report_fn report,
+		   void *ud, struct journal_check_out *out, char **ret_aside, struct gw_err *err);
 
 #endif

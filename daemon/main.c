@@ -22,6 +22,7 @@ static const struct {
 	{ "analyze", cmd_analyze, "compute the routing metrics of checkpoints once, with no daemon" },
 	{ "inspect", cmd_inspect, "describe a checkpoint or safetensors file, or say why it is unusable" },
 	{ "config", cmd_config, "print the config keys' defaults and documentation (json, markdown, man)" },
+	{ "journal", cmd_journal, "check a state directory's journal, or move its damaged lines aside" },
 };
 
 static void usage(FILE *f)

@@ -11,10 +11,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -22,19 +26,35 @@
 #include "endpoint.h"
 #include "engine/json.h"
 #include "engine/step.h"
+#include "log.h"
 #include "series.h"
 
-#define DRAIN_BATCH 64     /* requests handled per loop turn */
+#define DRAIN_BATCH 64     /* requests handled per loop turn, at most */
+#define DRAIN_SLICE_MS 4   /* and for at most about this long */
+#define HANDSHAKE_MS 3000  /* ZMQ_HANDSHAKE_IVL: a peer that says nothing is dropped */
 #define FRAMES_MAX 3       /* identity, optional empty delimiter, body */
 #define ENDPOINT_MAX 512
 #define KEYFILE_MAX 256
 #define FIELD_MAX 128      /* bytes of a request's metric, group or id */
 #define METRIC_DEPTH 8     /* components of a dotted metric path */
 
+/* A socket monitor counting one socket's connections (max_connections). */
+struct guard {
+	struct publish *p;
+	void *mon;             /* PAIR connected to the monitor's inproc endpoint */
+	uv_poll_t poll;
+	size_t connections;
+	int port;              /* the bound TCP port: only its connections are closed */
+	bool warned;
+};
+
 struct publish {
 	uv_loop_t *loop;
 	void *pub, *router;
 	uv_poll_t pub_poll, router_poll;
+	struct guard guard[2];  /* pub, router */
+	size_t max_connections;
+	uint64_t refused;
 	uv_idle_t drain_idle;
 	uv_timer_t heartbeat;
 	int open_handles;
@@ -47,6 +67,22 @@ struct publish {
 	struct series *sent;          /* per step: {"seq", "time"} of its last metrics message */
 	cJSON *status;
 	char endpoint[ENDPOINT_MAX], query_endpoint[ENDPOINT_MAX];
+	/* Each result's snapshot body as sent, serialized once: a herd of
+	 * snapshot requests copies text instead of building and printing every
+	 * result for every request.  Sorted by step; an entry is good while
+	 * the result's series_gen_at and its last sent seq are the same. */
+	struct snap_text *snap;
+	size_t n_snap, cap_snap;
+	size_t warm_at;        /* snapshot_warm's next index */
+	uint64_t warm_version, warm_seq; /* store version and seq when last all cached */
+	size_t warm_count;
+};
+
+struct snap_text {
+	int64_t step;
+	uint64_t gen, seq;
+	char *text;
+	size_t len;
 };
 
 /* ---- set-up ------------------------------------------------------------------ */
@@ -114,6 +150,128 @@ static void on_drain_idle(uv_idle_t *h);
 static void on_heartbeat(uv_timer_t *h);
 static void router_drain(struct publish *p);
 
+/* ---- the connection bound ------------------------------------------------------ */
+
+static int tcp_port(const char *endpoint)
+{
+	const char *c = strrchr(endpoint, ':');
+
+	return strncmp(endpoint, "tcp://", 6) || !c ? -1 : atoi(c + 1);
+}
+
+/* Close an accepted connection past the bound: shutdown makes ZeroMQ see
+ * it end and close it itself.  The fd is checked to be a socket on our
+ * port first (the event is read after the fact: the fd may be another
+ * connection of the same endpoint by now, which is as good). */
+static bool refuse(const struct guard *g, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int port;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	else if (ss.ss_family == AF_INET6)
+		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		return false;
+	return port == g->port && shutdown(fd, SHUT_RDWR) == 0;
+}
+
+static void on_monitor(uv_poll_t *h, int status, int events)
+{
+	struct guard *g = h->data;
+	struct publish *p = g->p;
+
+	(void)status;
+	(void)events;
+	for (;;) {
+		zmq_msg_t m;
+		uint16_t ev;
+		uint32_t value;
+		int more = 0;
+		size_t sz = sizeof(more);
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, g->mon, ZMQ_DONTWAIT) < 0) {
+			int zev;
+
+			zmq_msg_close(&m);
+			sz = sizeof(zev);
+			zmq_getsockopt(g->mon, ZMQ_EVENTS, &zev, &sz); /* re-arms the fd */
+			if (zev & ZMQ_POLLIN)
+				continue;
+			break;
+		}
+		if (zmq_msg_size(&m) == 6) {
+			memcpy(&ev, zmq_msg_data(&m), 2);
+			memcpy(&value, (char *)zmq_msg_data(&m) + 2, 4);
+			if (ev == ZMQ_EVENT_ACCEPTED) {
+				g->connections++;
+				if (g->connections > p->max_connections && refuse(g, (int)value)) {
+					p->refused++;
+					if (!g->warned)
+						log_warn("\"%s\": more than %zu connections (limits.connections); closing further ones",
+							 g == &p->guard[0] ? p->endpoint : p->query_endpoint,
+							 p->max_connections);
+					g->warned = true;
+				}
+			} else if (ev == ZMQ_EVENT_DISCONNECTED && g->connections > 0) {
+				g->connections--;
+				if (g->connections < p->max_connections / 2)
+					g->warned = false;
+			}
+		}
+		zmq_getsockopt(g->mon, ZMQ_RCVMORE, &more, &sz);
+		zmq_msg_close(&m);
+		while (more) { /* the endpoint frame */
+			zmq_msg_init(&m);
+			if (zmq_msg_recv(&m, g->mon, ZMQ_DONTWAIT) < 0)
+				more = 0;
+			else
+				zmq_getsockopt(g->mon, ZMQ_RCVMORE, &more, &sz);
+			zmq_msg_close(&m);
+		}
+	}
+}
+
+static int guard_start(struct publish *p, void *zctx, void *sock, const char *endpoint,
+		       struct guard *g, struct gw_err *err)
+{
+	char addr[64];
+	int fd, r;
+	size_t sz = sizeof(fd);
+
+	g->p = p;
+	g->port = tcp_port(endpoint);
+	if (g->port <= 0)
+		return 0; /* ipc and inproc endpoints take no file descriptor per peer here */
+	snprintf(addr, sizeof(addr), "inproc://gw-guard-%p", (void *)g);
+	if (zmq_socket_monitor(sock, addr, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) < 0)
+		return zerr(err, "zmq_socket_monitor", endpoint);
+	g->mon = zmq_socket(zctx, ZMQ_PAIR);
+	if (!g->mon || zmq_connect(g->mon, addr) < 0 ||
+	    zmq_getsockopt(g->mon, ZMQ_FD, &fd, &sz) < 0)
+		return zerr(err, "monitor", endpoint);
+	if ((r = uv_poll_init(p->loop, &g->poll, fd)) < 0)
+		return gw_errf(err, r, "uv_poll_init: %s", uv_strerror(r));
+	g->poll.data = g;
+	p->open_handles++;
+	if ((r = uv_poll_start(&g->poll, UV_READABLE, on_monitor)) < 0)
+		return gw_errf(err, r, "uv_poll_start: %s", uv_strerror(r));
+	/* ZMQ_FD signals edges: take what is pending already, or no edge
+	 * ever comes. */
+	on_monitor(&g->poll, 0, UV_READABLE);
+	return 0;
+}
+
+uint64_t publish_refused(const struct publish *p)
+{
+	return p->refused;
+}
+
 static int watch_socket(struct publish *p, void *sock, uv_poll_t *h, struct gw_err *err)
 {
 	int fd, r;
@@ -132,11 +290,17 @@ static int watch_socket(struct publish *p, void *sock, uv_poll_t *h, struct gw_e
 
 static void free_publish(struct publish *p)
 {
+	for (int i = 0; i < 2; i++)
+		if (p->guard[i].mon)
+			zmq_close(p->guard[i].mon);
 	if (p->pub)
 		zmq_close(p->pub);
 	if (p->router)
 		zmq_close(p->router);
 	series_free(p->sent);
+	for (size_t i = 0; i < p->n_snap; i++)
+		free(p->snap[i].text);
+	free(p->snap);
 	cJSON_Delete(p->status);
 	free(p->run);
 	free(p);
@@ -148,6 +312,9 @@ int publish_new(uv_loop_t *loop, void *zctx, const struct publish_opts *o,
 	struct publish *p;
 	uint8_t rnd[16];
 	int linger_pub = 1000, linger_router = 0, hwm = o->sndhwm, r;
+	/* A connection that has not completed ZeroMQ's handshake by then is
+	 * dropped: idle TCP connections cannot hold limits.connections. */
+	int handshake_ms = HANDSHAKE_MS;
 	int64_t maxmsg = (int64_t)o->request_bytes;
 	size_t sz;
 	bool curve = o->curve_secret_file && *o->curve_secret_file;
@@ -192,7 +359,9 @@ int publish_new(uv_loop_t *loop, void *zctx, const struct publish_opts *o,
 	    zmq_setsockopt(p->pub, ZMQ_LINGER, &linger_pub, sizeof(linger_pub)) < 0 ||
 	    zmq_setsockopt(p->router, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
 	    zmq_setsockopt(p->router, ZMQ_LINGER, &linger_router, sizeof(linger_router)) < 0 ||
-	    zmq_setsockopt(p->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0) {
+	    zmq_setsockopt(p->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0 ||
+	    zmq_setsockopt(p->pub, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof(handshake_ms)) < 0 ||
+	    zmq_setsockopt(p->router, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof(handshake_ms)) < 0) {
 		r = zerr(err, "setsockopt", o->endpoint);
 		goto fail;
 	}
@@ -218,8 +387,12 @@ int publish_new(uv_loop_t *loop, void *zctx, const struct publish_opts *o,
 	uv_timer_init(loop, &p->heartbeat);
 	p->heartbeat.data = p;
 	p->open_handles++;
+	p->max_connections = o->max_connections;
 	if ((r = watch_socket(p, p->pub, &p->pub_poll, err)) < 0 ||
-	    (r = watch_socket(p, p->router, &p->router_poll, err)) < 0) {
+	    (r = watch_socket(p, p->router, &p->router_poll, err)) < 0 ||
+	    (o->max_connections &&
+	     ((r = guard_start(p, zctx, p->pub, p->endpoint, &p->guard[0], err)) < 0 ||
+	      (r = guard_start(p, zctx, p->router, p->query_endpoint, &p->guard[1], err)) < 0))) {
 		publish_close(p);
 		return r;
 	}
@@ -242,6 +415,14 @@ static void on_closed(uv_handle_t *h)
 		free_publish(p);
 }
 
+static void on_guard_closed(uv_handle_t *h)
+{
+	struct publish *p = ((struct guard *)h->data)->p;
+
+	if (--p->open_handles == 0)
+		free_publish(p);
+}
+
 void publish_close(struct publish *p)
 {
 	uv_handle_t *hs[4];
@@ -256,6 +437,9 @@ void publish_close(struct publish *p)
 		hs[n++] = (uv_handle_t *)&p->pub_poll;
 	if (p->router_poll.data == p)
 		hs[n++] = (uv_handle_t *)&p->router_poll;
+	for (int i = 0; i < 2; i++)
+		if (p->guard[i].poll.data == &p->guard[i])
+			uv_close((uv_handle_t *)&p->guard[i].poll, on_guard_closed);
 	/* The sockets (whose fds the poll handles watch) close only in the
 	 * last callback, after libuv has stopped watching their fds. */
 	for (int i = 0; i < n; i++)
@@ -322,12 +506,10 @@ static int send_frames(struct publish *p, const char *type, const char *text, si
 static int send_body(struct publish *p, const char *type, uint64_t seq, cJSON *body,
 		     cJSON **ret_sent)
 {
-	char *text = cJSON_PrintUnformatted(body);
+	char *text = json_print_utf8(body);
 	size_t len;
 	int r;
 
-	if (!text)
-		gw_bug(__FILE__, __LINE__, "cJSON_PrintUnformatted failed (out of memory)");
 	len = strlen(text);
 	if (len > p->max_message_bytes) {
 		cJSON *e = cJSON_CreateObject(), *step = cJSON_GetObjectItemCaseSensitive(body, "step");
@@ -342,7 +524,7 @@ static int send_body(struct publish *p, const char *type, uint64_t seq, cJSON *b
 		cJSON_Delete(body);
 		body = assemble(p, "error", seq, e);
 		type = "error";
-		text = cJSON_PrintUnformatted(body);
+		text = json_print_utf8(body);
 		len = strlen(text);
 		if (ret_sent)
 			ret_sent = NULL; /* the result itself was not sent */
@@ -474,6 +656,121 @@ static cJSON *snapshot_body(struct publish *p, size_t i, double now)
 			   cJSON_Duplicate(series_at(p->results, i), 1));
 }
 
+/* Whether result i's cached text is current. */
+static bool snapshot_cached(const struct publish *p, size_t i)
+{
+	int64_t step = series_step_at(p->results, i);
+	const cJSON *rec = series_get(p->sent, step);
+	uint64_t seq = rec ? (uint64_t)cJSON_GetObjectItemCaseSensitive(rec, "seq")->valuedouble : 0;
+	size_t k = step_lower_bound(p->snap, p->n_snap, sizeof(*p->snap),
+				    offsetof(struct snap_text, step), step);
+
+	return k < p->n_snap && p->snap[k].step == step &&
+	       p->snap[k].gen == series_gen_at(p->results, i) && p->snap[k].seq == seq;
+}
+
+static bool snapshot_cached_all(const struct publish *p)
+{
+	size_t n = p->results ? series_count(p->results) : 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!snapshot_cached(p, i))
+			return false;
+	return true;
+}
+
+/* The text of snapshot_body(p, i, now), from the cache or made (and kept). */
+static const struct snap_text *snapshot_text(struct publish *p, size_t i, double now)
+{
+	int64_t step = series_step_at(p->results, i);
+	uint64_t gen = series_gen_at(p->results, i);
+	const cJSON *rec = series_get(p->sent, step);
+	uint64_t seq = rec ? (uint64_t)cJSON_GetObjectItemCaseSensitive(rec, "seq")->valuedouble : 0;
+	size_t k = step_lower_bound(p->snap, p->n_snap, sizeof(*p->snap),
+				    offsetof(struct snap_text, step), step);
+	struct snap_text *c;
+	cJSON *body;
+
+	if (k < p->n_snap && p->snap[k].step == step && p->snap[k].gen == gen &&
+	    p->snap[k].seq == seq)
+		return &p->snap[k];
+	if (k == p->n_snap || p->snap[k].step != step) {
+		if (p->n_snap == p->cap_snap) {
+			p->cap_snap = p->cap_snap ? 2 * p->cap_snap : 64;
+			p->snap = gw_realloc(p->snap, p->cap_snap * sizeof(*p->snap));
+		}
+		memmove(p->snap + k + 1, p->snap + k, (p->n_snap - k) * sizeof(*p->snap));
+		p->snap[k] = (struct snap_text){ .step = step };
+		p->n_snap++;
+	}
+	c = &p->snap[k];
+	free(c->text);
+	body = snapshot_body(p, i, now);
+	c->text = json_print_utf8(body);
+	c->len = strlen(c->text);
+	c->gen = gen;
+	c->seq = seq;
+	cJSON_Delete(body);
+	return c;
+}
+
+static bool slice_over(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000 >=
+	       DRAIN_SLICE_MS;
+}
+
+/* Make the cached text of every result that lacks one, until the slice
+ * started at t0 is over.  Whether all are cached now.  A herd of snapshot
+ * requests waits in the ROUTER while this runs in slices (after a restart
+ * nothing is cached), so no one request makes a thousand texts. */
+static bool snapshot_warm(struct publish *p, const struct timespec *t0)
+{
+	size_t n = p->results ? series_count(p->results) : 0;
+	double now = now_seconds();
+
+	if (!p->results || (p->warm_version == series_version(p->results) &&
+			    p->warm_seq == p->seq && p->warm_count == n))
+		return true;
+	for (; p->warm_at < n; p->warm_at++) {
+		snapshot_text(p, p->warm_at, now);
+		if (slice_over(t0)) {
+			p->warm_at++;
+			return p->warm_at >= n && snapshot_cached_all(p);
+		}
+	}
+	/* Results replaced since (a memorized subset moved, a rewrite): look
+	 * once more from the start. */
+	if (!snapshot_cached_all(p)) {
+		p->warm_at = 0;
+		return false;
+	}
+	p->warm_version = series_version(p->results);
+	p->warm_seq = p->seq;
+	p->warm_count = n;
+	return true;
+}
+
+/* Drop cached texts of steps no longer in the store (a series archived):
+ * the cache never outgrows the store. */
+static void snapshot_prune(struct publish *p)
+{
+	size_t w = 0;
+
+	if (!p->results || p->n_snap <= series_count(p->results))
+		return;
+	for (size_t k = 0; k < p->n_snap; k++) {
+		if (series_get(p->results, p->snap[k].step))
+			p->snap[w++] = p->snap[k];
+		else
+			free(p->snap[k].text);
+	}
+	p->n_snap = w;
+}
+
 void publish_set_status(struct publish *p, cJSON *status)
 {
 	cJSON_Delete(p->status);
@@ -594,8 +891,15 @@ static bool is_field(const char *name, const char *const *allowed)
 	return false;
 }
 
-/* Answer one request body; always returns a reply object. */
-static cJSON *answer(struct publish *p, const char *body, size_t len)
+/* A snapshot's results, spliced into the reply as cached text (below). */
+struct splice {
+	bool on;
+	size_t i, end; /* indices into the store */
+};
+
+/* Answer one request body; always returns a reply object.  A snapshot's
+ * reply comes without its "results": sp says which, for handle_request. */
+static cJSON *answer(struct publish *p, const char *body, size_t len, struct splice *sp)
 {
 	static const char *const snapshot_fields[] = { "req", "id", "from", "to", NULL };
 	static const char *const alerts_fields[] = { "req", "id", "resolved", NULL };
@@ -683,14 +987,13 @@ static cJSON *answer(struct publish *p, const char *body, size_t len)
 	n = p->results ? series_count(p->results) : 0;
 	i = p->results ? series_lower_bound(p->results, from) : 0;
 	if (allowed == snapshot_fields) {
-		cJSON *arr = cJSON_CreateArray();
-		double now = now_seconds();
-
 		reply = reply_header(p, "snapshot");
 		cJSON_AddItemToObject(reply, "status", cJSON_Duplicate(p->status, 1));
+		sp->on = true;
+		sp->i = i;
 		for (; i < n && series_step_at(p->results, i) <= to; i++)
-			cJSON_AddItemToArray(arr, snapshot_body(p, i, now));
-		cJSON_AddItemToObject(reply, "results", arr);
+			;
+		sp->end = i;
 	} else {
 		const cJSON *metric = cJSON_GetObjectItemCaseSensitive(req, "metric");
 		const cJSON *group = cJSON_GetObjectItemCaseSensitive(req, "group");
@@ -724,6 +1027,66 @@ out:
 	return reply;
 }
 
+static void free_text(void *data, void *hint)
+{
+	(void)hint;
+	free(data);
+}
+
+/* The snapshot reply's text: reply (its header and status) with the
+ * cached text of results [sp->i, sp->end) spliced in as "results", and
+ * its id last.  NULL (its id detached into *ret_id) when it would be over
+ * reply_bytes; *ret_len is the length it has or would have. */
+static char *splice_snapshot(struct publish *p, cJSON *reply, const struct splice *sp,
+			     cJSON **ret_id, size_t *ret_len)
+{
+	static const char key[] = ",\"results\":[";
+	cJSON *id = cJSON_DetachItemFromObjectCaseSensitive(reply, "id");
+	char *head = json_print_utf8(reply), *idt = id ? json_print_utf8(id) : NULL, *out, *w;
+	size_t hl = strlen(head) - 1, len, idl = idt ? strlen(idt) + 6 : 0; /* ,"id": */
+	double now = now_seconds();
+
+	snapshot_prune(p);
+	len = hl + sizeof(key) - 1 + 2; /* ] } */
+	for (size_t i = sp->i; i < sp->end; i++)
+		len += snapshot_text(p, i, now)->len + (i > sp->i);
+	len += idl;
+	*ret_len = len;
+	if (len > p->reply_bytes) {
+		free(head);
+		free(idt);
+		*ret_id = id;
+		return NULL;
+	}
+	w = out = gw_malloc(len + 1);
+	memcpy(w, head, hl);
+	w += hl;
+	memcpy(w, key, sizeof(key) - 1);
+	w += sizeof(key) - 1;
+	for (size_t i = sp->i; i < sp->end; i++) {
+		const struct snap_text *t = snapshot_text(p, i, now);
+
+		if (i > sp->i)
+			*w++ = ',';
+		memcpy(w, t->text, t->len);
+		w += t->len;
+	}
+	*w++ = ']';
+	if (idt) {
+		memcpy(w, ",\"id\":", 6);
+		memcpy(w + 6, idt, idl - 6);
+		w += idl;
+	}
+	*w++ = '}';
+	*w = 0;
+	GW_BUG_ON((size_t)(w - out) != len);
+	free(head);
+	free(idt);
+	cJSON_Delete(id);
+	*ret_id = NULL;
+	return out;
+}
+
 /* Receive one whole multi-part request (keeping at most FRAMES_MAX
  * frames, discarding the rest) and send its reply.  Returns 0, or -1 if
  * nothing could be received. */
@@ -732,8 +1095,9 @@ static int handle_request(struct publish *p)
 	zmq_msg_t f[FRAMES_MAX];
 	int n = 0, more = 1, extra = 0, body = -1;
 	bool delim = false;
-	cJSON *reply;
-	char *text;
+	struct splice sp = { false, 0, 0 };
+	cJSON *reply, *id = NULL;
+	char *text = NULL;
 	size_t len;
 
 	while (more) {
@@ -768,26 +1132,44 @@ static int handle_request(struct publish *p)
 	if (body < 0)
 		reply = error_reply("request: expected one body frame");
 	else
-		reply = answer(p, zmq_msg_data(&f[body]), zmq_msg_size(&f[body]));
-	text = cJSON_PrintUnformatted(reply);
-	len = strlen(text);
-	if (len > p->reply_bytes) {
+		reply = answer(p, zmq_msg_data(&f[body]), zmq_msg_size(&f[body]), &sp);
+	if (sp.on) {
+		text = splice_snapshot(p, reply, &sp, &id, &len);
+	} else {
+		text = json_print_utf8(reply);
+		len = strlen(text);
+		if (len > p->reply_bytes) {
+			id = cJSON_DetachItemFromObjectCaseSensitive(reply, "id");
+			free(text);
+			text = NULL;
+		}
+	}
+	if (!text) {
 		char msg[200];
 
 		snprintf(msg, sizeof(msg), "reply of %zu bytes is over the limit of %zu; narrow from/to",
 			 len, p->reply_bytes);
-		free(text);
 		cJSON_Delete(reply);
 		reply = error_reply(msg);
-		text = cJSON_PrintUnformatted(reply);
+		if (id) /* the client matches replies by it */
+			cJSON_AddItemToObject(reply, "id", id);
+		text = json_print_utf8(reply);
 		len = strlen(text);
 	}
 	/* ROUTER drops replies to unknown or full peers instead of blocking. */
 	if (n >= 1) {
 		zmq_send(p->router, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+		zmq_msg_t m;
+
 		if (delim)
 			zmq_send(p->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-		zmq_send(p->router, text, len, ZMQ_DONTWAIT);
+		/* The text goes to ZeroMQ as it is (a snapshot is megabytes): it
+		 * frees it once sent. */
+		if (zmq_msg_init_data(&m, text, len, free_text, NULL) == 0) {
+			text = NULL;
+			if (zmq_msg_send(&m, p->router, ZMQ_DONTWAIT) < 0)
+				zmq_msg_close(&m);
+		}
 	}
 	free(text);
 	cJSON_Delete(reply);
@@ -798,6 +1180,14 @@ static int handle_request(struct publish *p)
 
 static void router_drain(struct publish *p)
 {
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (!snapshot_warm(p, &t0)) {
+		/* Requests wait in the ROUTER; the loop goes on meanwhile. */
+		uv_idle_start(&p->drain_idle, on_drain_idle);
+		return;
+	}
 	for (int handled = 0; handled < DRAIN_BATCH; handled++) {
 		int events = 0;
 		size_t sz = sizeof(events);
@@ -809,6 +1199,11 @@ static void router_drain(struct publish *p)
 			uv_idle_stop(&p->drain_idle);
 			return;
 		}
+		/* A herd of snapshot requests (every subscriber after a
+		 * restart) must not hold the loop: heartbeats, results and the
+		 * watcher go between slices of DRAIN_SLICE_MS. */
+		if (slice_over(&t0))
+			break;
 	}
 	/* More may be queued and the fd will not say so again: continue on
 	 * the next loop turn, after other work has had its go. */

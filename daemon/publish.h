@@ -105,6 +105,11 @@ struct publish_opts {
 	const char *curve_secret_file; /* NULL or "" = CURVE off */
 	const char *curve_public_file; /* NULL or "" = not checked */
 	bool allow_insecure_remote;
+	/* Connections each socket keeps (0: no bound): a connection past it is
+	 * closed as soon as ZeroMQ reports it accepted (a socket monitor), so
+	 * that connections cannot use up the file descriptors the daemon
+	 * needs (limits.connections). */
+	size_t max_connections;
 };
 
 struct publish;
@@ -125,6 +130,9 @@ int publish_new(uv_loop_t *loop, void *zctx, const struct publish_opts *o,
  * after this.  Accepts NULL.  Nothing may be called on p afterwards.
  */
 void publish_close(struct publish *p);
+
+/* Connections closed so far for being over max_connections. */
+uint64_t publish_refused(const struct publish *p);
 
 /*
  * Send one message of `type` (metrics, progress, alert, status, error)

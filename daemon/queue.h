@@ -19,6 +19,12 @@
  * (limits.queue_depth); a retry puts back an entry the queue held a moment
  * before and is not refused.
  *
+ * Alternates: a second directory of a step already queued or computing
+ * (renamed to another name of the same step, or copied) is not queued
+ * but remembered (queue_alt_put); when the entry or job it stands behind
+ * goes without a result, queue_alt_promote queues it in its place, and
+ * when the step has its result queue_alt_drop forgets it.
+ *
  * Ownership: the queue owns copies of every name and path; entries it
  * hands out (queue_next) are the caller's, released with
  * queue_entry_release.  Threads: one thread (the loop's); nothing is
@@ -67,6 +73,12 @@ int queue_put(struct queue *q, const char *name, const char *path, int64_t step)
 int queue_retry(struct queue *q, const char *name, const char *path, int64_t step, int attempt,
 		uint64_t now, uint64_t *ret_backoff_ms);
 
+/* As queue_retry, but never giving up: for a failure that ends by itself
+ * (a full disk), tried again after the backoff of `attempt` (capped) for
+ * as long as it lasts.  1, or -EEXIST. */
+int queue_requeue(struct queue *q, const char *name, const char *path, int64_t step, int attempt,
+		  uint64_t now, uint64_t *ret_backoff_ms);
+
 /* The wait after failed attempt `attempt` (>= 1), as queue_retry uses it. */
 uint64_t queue_backoff(const struct queue *q, int attempt);
 
@@ -89,6 +101,24 @@ int queue_cancel(struct queue *q, int64_t step, const char *name);
 /* Remove every entry named `name`.  Returns how many. */
 size_t queue_cancel_name(struct queue *q, const char *name);
 void queue_clear(struct queue *q);
+
+/*
+ * Remember `name` at `path` as another directory of `step`, which is
+ * queued or computing from a different directory.  Errors: -EEXIST (name
+ * already remembered), -ENOSPC (depth alternates already).
+ */
+int queue_alt_put(struct queue *q, const char *name, const char *path, int64_t step);
+/* The entry or job of `step` went without a result: queue the oldest
+ * alternate of step in its place (due at once, no attempts; not refused for
+ * depth).  1 when one was queued; 0 when there is none or step is queued. */
+int queue_alt_promote(struct queue *q, int64_t step);
+/* The directory `name` went away: forget it as an alternate.  How many. */
+size_t queue_alt_cancel_name(struct queue *q, const char *name);
+/* Step has its result: forget its alternates.  Returns how many; with
+ * ret_names, a NULL-terminated array of their names (NULL when none; the
+ * caller frees each and the array). */
+size_t queue_alt_drop(struct queue *q, int64_t step, char ***ret_names);
+size_t queue_alt_count(const struct queue *q);
 
 size_t queue_count(const struct queue *q);
 /* The i-th entry in step order (borrowed); i < queue_count. */

@@ -19,6 +19,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdint.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@
 
 #include "commands.h"
 #include "daemon.h"
+#include "fault.h"
 #include "engine/file.h"
 #include "config.h"
 #include "config_opts.h"
@@ -35,6 +38,35 @@
 #include "log.h"
 
 /* ---- small helpers -------------------------------------------------------------- */
+
+#define FD_RESERVE 256 /* descriptors kept for files, hooks, inotify and libuv */
+
+/* Raise the open file limit to its hard limit, and keep the two endpoints'
+ * connections (limits.connections each) under it with FD_RESERVE to
+ * spare: connections must never use up the descriptors that checkpoints,
+ * the journal and hooks need (EMFILE). */
+static size_t connection_bound(size_t want)
+{
+	struct rlimit rl;
+	size_t room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	room = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)SIZE_MAX / 2
+		       ? want
+		       : rl.rlim_cur > 2 * FD_RESERVE ? (size_t)(rl.rlim_cur - FD_RESERVE) / 2 : 16;
+	if (want > room) {
+		log_warn("limits.connections = %zu lowered to %zu: the open file limit is %llu",
+			 want, room, (unsigned long long)rl.rlim_cur);
+		return room;
+	}
+	return want;
+}
 
 static int cpus(void)
 {
@@ -60,6 +92,7 @@ void daemon_finish_stop(struct daemon *d)
 		queue_clear(d->queue);
 	watch_close(d->watch);
 	d->watch = NULL;
+	dispatch_log_interrupted_hooks(d);
 	hooks_close(d->hooks);
 	d->hooks = NULL;
 	alertmanager_close(d->am);
@@ -323,6 +356,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 	if (!d->zctx)
 		return gw_errf(err, -errno, "zmq_ctx_new: %s", zmq_strerror(errno));
 	config_opts_publish(d->cfg, d->run, &po);
+	po.max_connections = connection_bound(po.max_connections);
 	r = publish_new(&d->loop, d->zctx, &po, &d->pub, err);
 	if (r < 0)
 		return r;
@@ -358,6 +392,7 @@ static int set_up(struct daemon *d, struct gw_err *err)
 			return r;
 		alertmanager_restore(d->am, state_alerts(d->state));
 	}
+	dispatch_redeliver(d);
 	dispatch_alerts(d, ALERTS_CHANGED_ALL);
 
 	r = notify_new(&d->notify, err);
@@ -427,6 +462,11 @@ int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(config_opts_log_level(d.cfg));
+	if (fault_init(&err) < 0) {
+		fprintf(stderr, "grokwatchd: %s\n", err.msg);
+		config_free(d.cfg);
+		return 1;
+	}
 	if (check) {
 		struct probe *p = NULL;
 

@@ -14,11 +14,13 @@
 struct entry {
 	int64_t step;
 	cJSON *item;
+	uint64_t gen; /* the series' put count when the item was put */
 };
 
 struct series {
 	struct entry *v;
 	size_t n, cap;
+	uint64_t puts;
 };
 
 struct series *series_new(void)
@@ -46,9 +48,11 @@ int series_put(struct series *s, int64_t step, cJSON *item)
 	size_t i = series_lower_bound(s, step);
 
 	GW_BUG_ON(!item);
+	s->puts++;
 	if (i < s->n && s->v[i].step == step) {
 		cJSON_Delete(s->v[i].item);
 		s->v[i].item = item;
+		s->v[i].gen = s->puts;
 		return 1;
 	}
 	if (s->n == s->cap) {
@@ -58,6 +62,7 @@ int series_put(struct series *s, int64_t step, cJSON *item)
 	memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof(*s->v));
 	s->v[i].step = step;
 	s->v[i].item = item;
+	s->v[i].gen = s->puts;
 	s->n++;
 	return 0;
 }
@@ -96,4 +101,15 @@ const cJSON *series_at(const struct series *s, size_t i)
 {
 	GW_BUG_ON(i >= s->n);
 	return s->v[i].item;
+}
+
+uint64_t series_gen_at(const struct series *s, size_t i)
+{
+	GW_BUG_ON(i >= s->n);
+	return s->v[i].gen;
+}
+
+uint64_t series_version(const struct series *s)
+{
+	return s->puts;
 }

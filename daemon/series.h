@@ -40,6 +40,11 @@ const cJSON *series_get(const struct series *s, int64_t step);
 size_t series_count(const struct series *s);
 int64_t series_step_at(const struct series *s, size_t i);
 const cJSON *series_at(const struct series *s, size_t i);
+/* A number that changes whenever the i-th item is replaced (no two puts
+ * of a series share one): what a cache of the item keys on. */
+uint64_t series_gen_at(const struct series *s, size_t i);
+/* A number that changes with every put (removals aside). */
+uint64_t series_version(const struct series *s);
 
 /* Index of the first step >= `step` (series_count if none). */
 size_t series_lower_bound(const struct series *s, int64_t step);

@@ -8,6 +8,7 @@
  */
 #include "state.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -22,6 +23,7 @@
 
 #include "engine/file.h"
 #include "engine/routing_file.h"
+#include "engine/sys.h"
 #include "log.h"
 
 #define SERIES_FILE_MAX 65536
@@ -61,6 +63,16 @@ static int open_journal(struct state *s, struct gw_err *err)
 	if (r == -EBUSY)
 		return gw_errf(err, r, "\"%s\": another grokwatchd is using this state directory",
 			       s->dir);
+	if (r == -EBADMSG || (r == -EFBIG && strstr(err->msg, "\" line "))) {
+		/* Damage in the middle: name the way out, or under systemd this
+		 * is a restart loop. */
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "%.200s; 'grokwatchd journal check %.100s' lists the damaged "
+			 "lines, 'grokwatchd journal repair %.100s' moves them aside and keeps every good record",
+			 err->msg, s->dir, s->dir);
+		return gw_errf(err, r, "%s", msg);
+	}
 	if (r < 0)
 		return r;
 	if (journal_torn_bytes(s->journal))
@@ -90,7 +102,7 @@ static int archive(struct state *s, const char *old, const char *probe_hash, str
 		if (snprintf(from, sizeof(from), "%s/%s", s->dir, moved[i]) >= (int)sizeof(from) ||
 		    snprintf(to, sizeof(to), "%s/%s", dir, moved[i]) >= (int)sizeof(to))
 			return gw_errf(err, -ENAMETOOLONG, "\"%s\": path too long", dir);
-		if (rename(from, to) < 0 && errno != ENOENT)
+		if (gw_sys.rename(from, to) < 0 && errno != ENOENT)
 			return gw_errf(err, -errno, "\"%s\": %s", from, strerror(errno));
 	}
 	r = open_journal(s, err);
@@ -224,6 +236,11 @@ const cJSON *state_alerts(const struct state *s)
 	return journal_alerts(s->journal);
 }
 
+bool state_delivered(const struct state *s, int64_t alert, int hook)
+{
+	return journal_delivered(s->journal, alert, hook);
+}
+
 size_t state_memo_apply(struct state *s, const struct metrics_memo *memo, size_t n,
 			int64_t except, int64_t *ret_lowest)
 {
@@ -234,8 +251,8 @@ size_t state_memo_apply(struct state *s, const struct metrics_memo *memo, size_t
 		const cJSON *res = journal_result(s->journal, memo[i].step);
 		cJSON *c;
 
-		if (!res || memo[i].step == except)
-			continue;
+		if (!res || memo[i].step == except || !routing_series_memo_differs(res, &memo[i]))
+			continue; /* most steps' subsets do not move: no copy of their result */
 		c = cJSON_Duplicate(res, 1);
 		if (routing_series_memo_apply(c, &memo[i]) < 0 || cJSON_Compare(c, res, 1)) {
 			cJSON_Delete(c);
@@ -339,11 +356,42 @@ void state_tokens_kept(struct state *s, int64_t step)
 	if (s->tokens_step >= 0 && s->tokens_step != step) {
 		char *old = tokens_path(s, s->tokens_step);
 
-		if (unlink(old) < 0 && errno != ENOENT)
+		if (gw_sys.unlink(old) < 0 && errno != ENOENT)
 			note(s, LOG_LVL_WARN, "\"%s\": %s", old, strerror(errno));
 		free(old);
 	}
 	s->tokens_step = step;
+}
+
+/* Remove the token records of every step but `keep`: a crash between the
+ * journal append of a new step and the removal of its predecessor's
+ * records leaves two. */
+static void prune_tokens(struct state *s, int64_t keep)
+{
+	char *rdir = gw_join(s->dir, '/', "routing");
+	DIR *dp = opendir(rdir);
+	struct dirent *de;
+
+	while (dp && (de = readdir(dp))) {
+		char *end;
+		long long step;
+		char *old;
+
+		errno = 0;
+		step = strtoll(de->d_name, &end, 10);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end || errno || step == keep)
+			continue;
+		old = tokens_path(s, step);
+		if (gw_sys.unlink(old) == 0)
+			note(s, LOG_LVL_INFO, "\"%s\": removed (step %lld is the newest)", old,
+			     (long long)keep);
+		else if (errno != ENOENT)
+			note(s, LOG_LVL_WARN, "\"%s\": %s", old, strerror(errno));
+		free(old);
+	}
+	if (dp)
+		closedir(dp);
+	free(rdir);
 }
 
 int state_read_tokens(struct state *s, int64_t step, struct routing **ret_r, struct gw_err *err)
@@ -357,6 +405,7 @@ int state_read_tokens(struct state *s, int64_t step, struct routing **ret_r, str
 		return rc;
 	r->step = step;
 	s->tokens_step = step;
+	prune_tokens(s, step);
 	*ret_r = r;
 	return 0;
 }

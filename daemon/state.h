@@ -45,7 +45,8 @@
  * thread before the job starts), and no other code writes that directory
  * while a job runs (jobs run one at a time), so the worker calls them.
  * Removing the previous step's token record (state_tokens_kept) is the
- * loop's, after the job.
+ * loop's, after the journal append of the job's result: until the new
+ * step is durable, a crash recomputes it, and its churn needs them.
  *
  * Errors: 0 or -errno, with a message in *err naming the file.
  */
@@ -112,6 +113,7 @@ const cJSON *state_result(const struct state *s, int64_t step);
 bool state_is_done(const struct state *s, int64_t step);
 const struct series *state_failures(const struct state *s);
 const cJSON *state_alerts(const struct state *s);
+bool state_delivered(const struct state *s, int64_t alert, int hook); /* journal_delivered */
 
 /*
  * The memorized subsets of every step moved with a new latest one: put
@@ -151,7 +153,9 @@ void state_tokens_kept(struct state *s, int64_t step);
 int state_read_kept(struct state *s, int64_t step, struct routing **ret_r,
 		    struct metrics_cons **ret_cons, struct gw_err *err);
 /* Read step's token record (*ret_r, routing_free; r->step set) and take it
- * as the newest kept one.  -ENOENT when there is none. */
+ * as the newest kept one; any other step's token record (left by a crash
+ * after the journal append that superseded it) is removed.  -ENOENT when
+ * there is none. */
 int state_read_tokens(struct state *s, int64_t step, struct routing **ret_r,
 		      struct gw_err *err);
 

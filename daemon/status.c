@@ -21,7 +21,7 @@ static void add_job(cJSON *s, const struct status_info *in)
 	}
 	j = cJSON_AddObjectToObject(s, "job");
 	cJSON_AddNumberToObject(j, "step", (double)in->job->step);
-	cJSON_AddStringToObject(j, "checkpoint", in->job->name);
+	cJSON_AddStringToObject(j, "checkpoint", in->job->label);
 	cJSON_AddNumberToObject(j, "attempt", in->job->attempt);
 	cJSON_AddNumberToObject(j, "layers_done", atomic_load(&in->job->layers_done));
 	cJSON_AddNumberToObject(j, "n_layers", atomic_load(&in->job->n_layers));

@@ -10,7 +10,9 @@
  *
  * An entry's states: PENDING (seen, not yet complete), REPORTED (ready()
  * called; the caller computes it), DONE (the caller has it), BAD (malformed
- * or failed; pending again when it changes).  An entry's libuv handles
+ * or failed; pending again when it changes), IDLE (judged not a checkpoint:
+ * none of the files one has; pending again when the directory itself
+ * changes, which poll mode sees by one stat of it, not a signature).  An entry's libuv handles
  * exist only while it is PENDING or BAD in events mode; an entry removed
  * while its handles close is freed by the last close callback.
  */
@@ -28,14 +30,16 @@
 #include "engine/file.h"
 #include "engine/hash.h"
 #include "engine/step.h"
+#include "engine/sys.h"
 #include "log.h"
 #include "watch.h"
 
 #define SIG_DEPTH 2
 #define SIG_FILES_MAX 100000
+#define SWEEP_PER_TICK 16 /* computed checkpoints checked for change per poll interval */
 #define IGNORED_MAX 65536 /* names logged as ignored, remembered so each is logged once */
 
-enum entry_state { E_PENDING, E_REPORTED, E_DONE, E_BAD };
+enum entry_state { E_PENDING, E_REPORTED, E_DONE, E_BAD, E_IDLE };
 
 /* Why a PENDING or BAD entry is not computed yet (watch_pending_foreach). */
 enum entry_why { W_QUIET, W_INCOMPLETE, W_NO_STEP, W_REFUSED, W_MALFORMED };
@@ -53,6 +57,9 @@ struct entry {
 	uint64_t sig;          /* poll mode: signature of the files */
 	bool have_sig;
 	uint64_t changed_at;   /* poll mode: uv_now when sig last changed */
+	uint64_t done_sig;     /* DONE: ckpt_signature its result was computed from, 0 unknown */
+	uint64_t judged_sig;   /* poll mode: sig when last judged incomplete (0: none) */
+	uint64_t dir_sig;      /* IDLE: the directory's own stat when classified */
 	bool handles;          /* ev and timer initialized (events mode) */
 	int open_handles;      /* not yet closed */
 	bool rewatch;          /* watch again once the closing handles are closed */
@@ -82,7 +89,9 @@ struct watch {
 	uv_fs_event_t root_ev;
 	bool root_ev_active;
 	uv_timer_t tick;
-	int open_handles;      /* root_ev (once initialized) and tick */
+	uv_timer_t sweep;      /* checks computed checkpoints for change */
+	size_t sweep_at;       /* the next entry index the sweep looks at */
+	int open_handles;      /* root_ev (once initialized), tick and sweep */
 	struct entry **e;      /* sorted by name */
 	size_t n, cap;
 	uint64_t *ignored;     /* hashes of names logged as ignored, sorted */
@@ -218,7 +227,8 @@ static void on_entry_closed(uv_handle_t *h)
 			entry_free(e);
 		} else if (e->rewatch) {
 			e->rewatch = false;
-			if (!w->closing && (e->state == E_PENDING || e->state == E_BAD))
+			if (!w->closing && (e->state == E_PENDING || e->state == E_BAD ||
+					    e->state == E_IDLE))
 				entry_watch(w, e, e->rewatch_judge);
 		}
 	}
@@ -326,8 +336,10 @@ static struct entry *entry_add(struct watch *w, const char *name)
 	e->path = gw_join(w->root, '/', name);
 	e->step = step;
 	e->state = E_PENDING;
-	if (step >= 0 && w->cb.is_done && w->cb.is_done(w->ud, step))
+	if (step >= 0 && w->cb.is_done && w->cb.is_done(w->ud, step)) {
 		e->state = E_DONE;
+		e->done_sig = w->cb.done_sig ? w->cb.done_sig(w->ud, step) : 0;
+	}
 	if (w->n == w->cap) {
 		w->cap = w->cap ? 2 * w->cap : 64;
 		w->e = gw_realloc(w->e, w->cap * sizeof(*w->e));
@@ -362,6 +374,65 @@ static void entry_gone(struct watch *w, struct entry *e)
 	entry_remove(w, e);
 }
 
+/* The directory's own stat: what changes when an entry is added, removed
+ * or renamed in it. */
+static uint64_t dir_stat_sig(const char *path)
+{
+	struct stat st;
+	uint64_t v[5];
+
+	if (stat(path, &st) < 0)
+		return 0;
+	v[0] = (uint64_t)st.st_ino;
+	v[1] = (uint64_t)st.st_mtim.tv_sec;
+	v[2] = (uint64_t)st.st_mtim.tv_nsec;
+	v[3] = (uint64_t)st.st_ctim.tv_sec;
+	v[4] = (uint64_t)st.st_ctim.tv_nsec;
+	return gw_fnv1a(GW_FNV_BASIS, v, sizeof(v)) | 1;
+}
+
+/* Whether dir holds nothing a checkpoint is made of (its weights or
+ * routing records, config.json, trainer_state.json, the marker): a
+ * directory of notes, logs or an unrelated tool's. */
+static bool holds_nothing(const struct watch *w, const char *path)
+{
+	DIR *dp = opendir(path);
+	struct dirent *d;
+	bool none = true;
+
+	if (!dp)
+		return false;
+	while (none && (d = readdir(dp))) {
+		size_t n = strlen(d->d_name);
+
+		if (!strcmp(d->d_name, "config.json") || !strcmp(d->d_name, "trainer_state.json") ||
+		    (w->marker && !strcmp(d->d_name, w->marker)) ||
+		    (n > 12 && !strcmp(d->d_name + n - 12, ".safetensors")) ||
+		    strstr(d->d_name, ".safetensors."))
+			none = false;
+	}
+	closedir(dp);
+	return none;
+}
+
+/* Judged not complete: a directory holding nothing of a checkpoint is
+ * classified IDLE until it changes, so that thousands of them cost a stat
+ * each per poll, and are not counted pending. */
+static void entry_not_yet(struct watch *w, struct entry *e)
+{
+	e->judged_sig = e->have_sig ? e->sig : 0;
+	if (!holds_nothing(w, e->path))
+		return;
+	e->dir_sig = dir_stat_sig(e->path);
+	if (!e->dir_sig)
+		return;
+	note(w, LOG_LVL_DEBUG, "\"%s\": nothing of a checkpoint in it; looked at again when it changes",
+	     e->path);
+	e->state = E_IDLE;
+	if (e->handles)
+		uv_timer_stop(&e->timer);
+}
+
 /* Quiet: is it a complete checkpoint?  May remove e. */
 static void entry_judge(struct watch *w, struct entry *e)
 {
@@ -383,6 +454,7 @@ static void entry_judge(struct watch *w, struct entry *e)
 			     "\"%s\": not a checkpoint yet: its name matches none of watch.patterns "
 			     "and it has no trainer_state.json with a global_step", e->path);
 			e->noted_no_step = true;
+			entry_not_yet(w, e);
 			return;
 		}
 		if (r < 0) {
@@ -395,6 +467,7 @@ static void entry_judge(struct watch *w, struct entry *e)
 		e->step = s;
 		if (w->cb.is_done && w->cb.is_done(w->ud, s)) {
 			e->state = E_DONE;
+			e->done_sig = w->cb.done_sig ? w->cb.done_sig(w->ud, s) : 0;
 			entry_unwatch(e);
 			return;
 		}
@@ -403,6 +476,16 @@ static void entry_judge(struct watch *w, struct entry *e)
 	if (r == 0) {
 		entry_why(e, W_INCOMPLETE, err.msg);
 		note(w, LOG_LVL_DEBUG, "%s", err.msg);
+		entry_not_yet(w, e);
+		return;
+	}
+	if (r == -EMFILE || r == -ENFILE) {
+		/* Out of file descriptors for now: says nothing about the
+		 * checkpoint; looked at again, not skipped until it changes. */
+		note(w, LOG_LVL_WARN, "%s; \"%s\" looked at again in %llu ms", err.msg, e->name,
+		     (unsigned long long)w->poll_ms);
+		if (e->handles && !uv_is_closing((uv_handle_t *)&e->timer))
+			uv_timer_start(&e->timer, on_entry_timer, w->poll_ms, 0);
 		return;
 	}
 	if (r < 0) {
@@ -455,7 +538,7 @@ static void on_entry_event(uv_fs_event_t *h, const char *filename, int events, i
 		switch_to_poll(w, e->path, status);
 		return;
 	}
-	if (e->state == E_BAD)
+	if (e->state == E_BAD || e->state == E_IDLE)
 		e->state = E_PENDING; /* changed: worth another look */
 	if (e->state == E_PENDING) {
 		if (e->why != W_REFUSED)
@@ -481,7 +564,7 @@ static void root_changed(struct watch *w, const char *name)
 		entry_gone(w, e);
 		return;
 	}
-	if (e->state == E_BAD) {
+	if (e->state == E_BAD || e->state == E_IDLE) {
 		e->state = E_PENDING;
 		if (e->why != W_REFUSED)
 			entry_why(e, W_QUIET, NULL);
@@ -522,7 +605,7 @@ static void signature(const char *dir, int depth, uint64_t *h, size_t *count)
 		*h = gw_fnv1a(*h, "?", 1);
 		return;
 	}
-	while ((d = readdir(dp)) && *count < SIG_FILES_MAX) {
+	while (*count < SIG_FILES_MAX && (errno = 0, d = gw_sys.readdir(dp))) {
 		struct stat st;
 		char *p;
 
@@ -544,6 +627,8 @@ static void signature(const char *dir, int depth, uint64_t *h, size_t *count)
 		}
 		free(p);
 	}
+	if (errno && *count < SIG_FILES_MAX)
+		*h = gw_fnv1a(*h, "!", 1); /* unreadable now: a change, judged again */
 	closedir(dp);
 }
 
@@ -552,6 +637,13 @@ static void poll_entry(struct watch *w, struct entry *e)
 	uint64_t now = uv_now(w->loop), h = 0;
 	size_t count = 0;
 
+	if (e->state == E_IDLE) {
+		if (dir_stat_sig(e->path) == e->dir_sig)
+			return;
+		e->state = E_PENDING; /* something was added: judge it afresh */
+		e->have_sig = false;
+		e->judged_sig = 0;
+	}
 	signature(e->path, SIG_DEPTH, &h, &count);
 	if (!e->have_sig || h != e->sig) {
 		if (e->have_sig && e->state == E_BAD)
@@ -564,7 +656,9 @@ static void poll_entry(struct watch *w, struct entry *e)
 		if (w->quiet_ms > 0)
 			return;
 	}
-	if (e->state == E_PENDING && now - e->changed_at >= w->quiet_ms)
+	/* Judged incomplete as it stands: nothing to judge until it changes. */
+	if (e->state == E_PENDING && now - e->changed_at >= w->quiet_ms &&
+	    !(e->judged_sig && e->judged_sig == e->sig))
 		entry_judge(w, e);
 }
 
@@ -591,7 +685,7 @@ static void scan(struct watch *w, bool remove_missing)
 			note(w, LOG_LVL_WARN, "\"%s\": %s", w->root, strerror(errno));
 		return;
 	}
-	while ((d = readdir(dp))) {
+	while ((errno = 0, d = gw_sys.readdir(dp))) {
 		if (d->d_name[0] == '.' || (d->d_type != DT_DIR && d->d_type != DT_UNKNOWN &&
 					    d->d_type != DT_LNK))
 			continue;
@@ -600,6 +694,17 @@ static void scan(struct watch *w, bool remove_missing)
 			names = gw_realloc(names, cap * sizeof(*names));
 		}
 		names[n++] = gw_strdup(d->d_name);
+	}
+	if (errno) {
+		/* A listing cut short says nothing about what is gone: taking
+		 * it whole would drop (and cancel) every checkpoint not read. */
+		note(w, LOG_LVL_WARN, "\"%s\": reading the directory: %s; looked at again later",
+		     w->root, strerror(errno));
+		closedir(dp);
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+		return;
 	}
 	closedir(dp);
 	if (n)
@@ -653,7 +758,8 @@ static void on_tick(uv_timer_t *h)
 	for (size_t i = w->n; i-- > 0;) {
 		struct entry *e = w->e[i];
 
-		if (i < w->n && w->e[i] == e && (e->state == E_PENDING || e->state == E_BAD))
+		if (i < w->n && w->e[i] == e &&
+		    (e->state == E_PENDING || e->state == E_BAD || e->state == E_IDLE))
 			poll_entry(w, e);
 	}
 }
@@ -691,6 +797,52 @@ static void root_lost(struct watch *w)
 		entry_gone(w, w->e[w->n - 1]);
 	if (!uv_is_active((uv_handle_t *)&w->tick))
 		uv_timer_start(&w->tick, on_tick, w->poll_ms, w->poll_ms);
+}
+
+/* ---- computed checkpoints that change ----------------------------------------- */
+
+/* Pending again: judged once quiet, reported again if complete. */
+static void entry_again(struct watch *w, struct entry *e)
+{
+	e->state = E_PENDING;
+	e->have_sig = false;
+	e->done_sig = 0;
+	entry_watch(w, e, true);
+}
+
+/* A few computed checkpoints a tick, in turn: the files their result was
+ * computed from (ckpt_signature) against what they are now.  Bounded: at
+ * most SWEEP_PER_TICK signatures per poll interval, whatever the count of
+ * checkpoints, so a run of 10,000 is swept every 10,000 / 16 intervals. */
+static void on_sweep(uv_timer_t *h)
+{
+	struct watch *w = h->data;
+	size_t looked = 0, steps = 0;
+
+	while (looked < SWEEP_PER_TICK && steps < w->n) {
+		struct entry *e;
+		uint64_t sig;
+
+		if (w->sweep_at >= w->n)
+			w->sweep_at = 0;
+		e = w->e[w->sweep_at++];
+		steps++;
+		if (e->state != E_DONE)
+			continue;
+		looked++;
+		if (ckpt_signature(e->path, &sig) < 0)
+			continue; /* gone: the root's events or the scan say so */
+		if (!e->done_sig) {
+			e->done_sig = sig;
+			continue;
+		}
+		if (sig == e->done_sig)
+			continue;
+		note(w, LOG_LVL_WARN,
+		     "\"%s\": changed after its result was recorded; computed again once quiet",
+		     e->path);
+		entry_again(w, e);
+	}
 }
 
 /* ---- life ------------------------------------------------------------------- */
@@ -756,9 +908,11 @@ int watch_new(uv_loop_t *loop, const struct watch_opts *o, const struct watch_ca
 	w->poll = o->mode == WATCH_POLL || (o->mode == WATCH_AUTO && remote_fs(o->root));
 
 	uv_timer_init(loop, &w->tick);
+	uv_timer_init(loop, &w->sweep);
 	uv_fs_event_init(loop, &w->root_ev);
-	w->tick.data = w->root_ev.data = w;
-	w->open_handles = 2;
+	w->tick.data = w->root_ev.data = w->sweep.data = w;
+	w->open_handles = 3;
+	uv_timer_start(&w->sweep, on_sweep, w->poll_ms, w->poll_ms);
 
 	if (!is_dir(w->root)) {
 		root_lost(w);
@@ -806,17 +960,27 @@ void watch_close(struct watch *w)
 	free(w->root);
 	free(w->marker);
 	uv_close((uv_handle_t *)&w->tick, on_watch_closed);
+	uv_close((uv_handle_t *)&w->sweep, on_watch_closed);
 	uv_close((uv_handle_t *)&w->root_ev, on_watch_closed);
 }
 
-void watch_done(struct watch *w, const char *name)
+void watch_done(struct watch *w, const char *name, uint64_t sig)
 {
 	struct entry *e = find(w, name);
 
 	if (e) {
 		e->state = E_DONE;
+		e->done_sig = sig;
 		entry_unwatch(e);
 	}
+}
+
+void watch_recheck(struct watch *w, const char *name)
+{
+	struct entry *e = find(w, name);
+
+	if (e && !w->closing)
+		entry_again(w, e);
 }
 
 void watch_failed(struct watch *w, const char *name)
@@ -849,7 +1013,8 @@ void watch_pending_foreach(const struct watch *w, watch_pending_fn fn, void *ud)
 	for (size_t i = 0; i < w->n; i++) {
 		const struct entry *e = w->e[i];
 
-		if (e->state != E_PENDING && e->state != E_BAD)
+		/* IDLE ones too: classified once (entry_not_yet), listed with why */
+		if (e->state != E_PENDING && e->state != E_BAD && e->state != E_IDLE)
 			continue;
 		fn(ud, e->name, e->step, why_words[e->why],
 		   e->reason ? e->reason : "quiet period running (watch.quiet_period_ms)");

@@ -18,7 +18,12 @@
  * after it changes; one of another trainer's format (checkpoint.h's
  * -ENOTSUP) gets bad() once for as long as the refusal reads the same.  One that vanishes after ready() gets gone(), so a
  * queued or running job can be dropped.  Steps the caller already has
- * (is_done) are never reported.
+ * (is_done) are not reported, unless the files they were computed from
+ * change: every poll interval a sweep compares the ckpt_signature
+ * (checkpoint.h) of up to 16 computed checkpoints, in turn, with the one
+ * their result was computed from (watch_done's, or the done_sig callback's
+ * at start-up, so a rewrite while the daemon was down is seen too); one
+ * that differs is pending again and reported once quiet and complete.
  *
  * Two ways of noticing change:
  *  - events: uv_fs_event (inotify) on the root, for checkpoints appearing,
@@ -78,6 +83,9 @@ struct watch_callbacks {
 	void (*bad)(void *ud, const char *name, int64_t step, int code, const char *msg);
 	/* Whether the caller has a result for step already. */
 	bool (*is_done)(void *ud, int64_t step);
+	/* The ckpt_signature that step's result was computed from (given to
+	 * watch_done then), or 0 if unknown.  May be NULL. */
+	uint64_t (*done_sig)(void *ud, int64_t step);
 	/* Something worth a log line: level as log.h, one line of text. */
 	void (*note)(void *ud, int level, const char *msg);
 	/* What watch_pending_foreach would list changed (may be NULL). */
@@ -96,8 +104,13 @@ int watch_new(uv_loop_t *loop, const struct watch_opts *o, const struct watch_ca
 	      void *ud, struct watch **ret_watch, struct gw_err *err);
 void watch_close(struct watch *w); /* accepts NULL */
 
-/* The caller has the result of `name`: stop looking at it. */
-void watch_done(struct watch *w, const char *name);
+/* The caller has the result of `name`, computed from files whose
+ * ckpt_signature was `sig` (0: take the files as they are now): it is
+ * reported again only if they change (below). */
+void watch_done(struct watch *w, const char *name, uint64_t sig);
+/* `name` changed while it was computed: pending again, judged once quiet
+ * and reported again when complete. */
+void watch_recheck(struct watch *w, const char *name);
 /* The caller gave up on `name` (failed for good): look again only when it
  * changes. */
 void watch_failed(struct watch *w, const char *name);

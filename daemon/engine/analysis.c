@@ -214,7 +214,8 @@ int analysis_add(struct analysis *a, const char *what, struct routing *r, enum s
 			goto fail;
 	}
 	/* The newest step becomes the previous checkpoint of the next one. */
-	o.newest = step < 0 || !a->prev || a->prev->step < step;
+	/* (A step computed again, its checkpoint rewritten, replaces itself.) */
+	o.newest = step < 0 || !a->prev || a->prev->step <= step;
 	if (o.newest) {
 		routing_free(a->prev);
 		a->prev = r;

@@ -18,9 +18,11 @@
 #include "engine/foreign.h"
 #include "engine/hash.h"
 #include "engine/json.h"
+#include "engine/sys.h"
 #include "engine/tensor_map.h"
 
 #include <cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -906,7 +908,7 @@ static int file_complete(const char *path, struct gw_err *err)
 	int64_t end;
 	int fd, r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = gw_sys.open(path, O_RDONLY | O_CLOEXEC, 0); /* the seam: EMFILE here is a test */
 	if (fd < 0) {
 		if (errno == ENOENT) {
 			gw_errf(err, -ENOENT, "\"%s\": not there yet", path);
@@ -1051,4 +1053,49 @@ out:
 	index_release(&x);
 	free(p);
 	return r;
+}
+
+/* ---- the signature of what a computation reads --------------------------------- */
+
+static bool read_by_compute(const char *name)
+{
+	size_t n = strlen(name);
+	static const char st[] = ".safetensors", idx[] = ".safetensors.index.json";
+
+	return !strcmp(name, CKPT_CONFIG) ||
+	       (n > sizeof(st) - 1 && !strcmp(name + n - (sizeof(st) - 1), st)) ||
+	       (n > sizeof(idx) - 1 && !strcmp(name + n - (sizeof(idx) - 1), idx));
+}
+
+int ckpt_signature(const char *dir, uint64_t *ret_sig)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dp = dfd >= 0 ? fdopendir(dfd) : NULL;
+	uint64_t h = 0;
+	struct dirent *de;
+
+	if (!dp) {
+		int e = errno;
+
+		if (dfd >= 0)
+			close(dfd);
+		return -e;
+	}
+	while ((de = readdir(dp))) {
+		struct stat st;
+		uint64_t v[4];
+
+		if (!read_by_compute(de->d_name) || fstatat(dfd, de->d_name, &st, 0) < 0)
+			continue;
+		v[0] = (uint64_t)st.st_size;
+		v[1] = (uint64_t)st.st_mtim.tv_sec;
+		v[2] = (uint64_t)st.st_mtim.tv_nsec;
+		v[3] = (uint64_t)st.st_ino;
+		/* Order-independent: readdir order may change. */
+		h += gw_fnv1a(gw_fnv1a(GW_FNV_BASIS, de->d_name, strlen(de->d_name)), v, sizeof(v)) *
+		     0x9E3779B97F4A7C15ull;
+	}
+	closedir(dp);
+	*ret_sig = h ? h : 1;
+	return 0;
 }

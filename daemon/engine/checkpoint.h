@@ -117,4 +117,16 @@ int ckpt_read_rows_f32(const struct ckpt *c, const char *name, int64_t row0, int
  */
 int ckpt_check_complete(const char *dir, const char *marker, struct gw_err *err);
 
+/*
+ * A signature of the files a computation reads from checkpoint `dir`:
+ * name, size, mtime (ns) and inode of config.json and of every first-level
+ * file whose name ends in ".safetensors" or ".safetensors.index.json"
+ * (weights, shards, index, routing records), in an order-independent hash.
+ * Files a trainer adds beside them (optimizer states, trainer_state.json)
+ * do not count.  Two equal signatures mean no file read changed in a way
+ * stat can see.  0 and *ret_sig (never 0), or -errno of opening dir.
+ * Thread-safe.
+ */
+int ckpt_signature(const char *dir, uint64_t *ret_sig);
+
 #endif

@@ -6,6 +6,7 @@
  * then the path strings.
  */
 #include "engine/file.h"
+#include "engine/sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,7 +81,7 @@ int gw_write_all(int fd, const void *buf, size_t len)
 	const char *p = buf;
 
 	while (len) {
-		ssize_t k = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+		ssize_t k = gw_sys.write(fd, p, len > (1u << 30) ? (1u << 30) : len);
 
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -109,13 +110,13 @@ int gw_file_write_atomicv(const char *dir, const char *name, const struct gw_pie
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
 	    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp))
 		return gw_errf(err, -ENAMETOOLONG, "\"%s/%s\": path too long", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	fd = gw_sys.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
 	r = 0;
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = gw_write_all(fd, pieces[i].buf, pieces[i].len);
-	if (r < 0 || (fsync(fd) < 0 && (r = -errno))) {
+	if (r < 0 || (gw_sys.fsync(fd) < 0 && (r = -errno))) {
 		r = gw_errf(err, r, "\"%s\": %s", tmp, strerror(-r));
 		goto fail;
 	}
@@ -125,13 +126,13 @@ int gw_file_write_atomicv(const char *dir, const char *name, const struct gw_pie
 		r = gw_errf(err, -errno, "\"%s\": %s", tmp, strerror(errno));
 		goto fail;
 	}
-	if (rename(tmp, path) < 0) {
+	if (gw_sys.rename(tmp, path) < 0) {
 		r = gw_errf(err, -errno, "\"%s\": rename: %s", path, strerror(errno));
 		goto fail;
 	}
 	/* The rename is durable only once the directory is. */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0)
+	dfd = gw_sys.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dfd < 0 || gw_sys.fsync(dfd) < 0)
 		r = gw_errf(err, -errno, "\"%s\": fsync: %s", dir, strerror(errno));
 	if (dfd >= 0)
 		close(dfd);
@@ -139,7 +140,7 @@ int gw_file_write_atomicv(const char *dir, const char *name, const struct gw_pie
 fail:
 	if (fd >= 0)
 		close(fd);
-	unlink(tmp);
+	gw_sys.unlink(tmp);
 	return r;
 }
 

@@ -76,6 +76,77 @@ bool json_utf8_valid(const char *s, size_t n)
 	return true;
 }
 
+char *json_utf8_fix(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), o = 0;
+	char *out = gw_malloc(3 * n + 1); /* each byte at most U+FFFD's three */
+
+	for (size_t i = 0, k; i < n; i += k) {
+		k = json_utf8_seq(p + i, n - i);
+		if (k) {
+			memcpy(out + o, s + i, k);
+			o += k;
+		} else {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			k = 1;
+		}
+	}
+	out[o] = 0;
+	return out;
+}
+
+static bool fix_string(char **s)
+{
+	char *f;
+
+	if (!*s || json_utf8_valid(*s, strlen(*s)))
+		return false;
+	f = json_utf8_fix(*s);
+	cJSON_free(*s);
+	/* cJSON frees with its hook (free): hand it a copy it can free. */
+	*s = cJSON_malloc(strlen(f) + 1);
+	memcpy(*s, f, strlen(f) + 1);
+	free(f);
+	return true;
+}
+
+bool json_utf8_fix_tree(cJSON *node)
+{
+	bool changed = false;
+
+	for (; node; node = node->next) {
+		if (!(node->type & cJSON_StringIsConst))
+			changed |= fix_string(&node->string);
+		if (cJSON_IsString(node) && !(node->type & cJSON_IsReference))
+			changed |= fix_string(&node->valuestring);
+		if (node->child)
+			changed |= json_utf8_fix_tree(node->child);
+	}
+	return changed;
+}
+
+char *json_print_utf8(cJSON *node)
+{
+	char *text = cJSON_PrintUnformatted(node);
+
+	if (!text)
+		gw_bug(__FILE__, __LINE__, "cJSON_PrintUnformatted failed (out of memory)");
+	if (json_utf8_valid(text, strlen(text)))
+		return text;
+	free(text);
+	/* The top node's own key (an item inside a parent) is not printed. */
+	if (node->child)
+		json_utf8_fix_tree(node->child);
+	if (cJSON_IsString(node))
+		fix_string(&node->valuestring);
+	text = cJSON_PrintUnformatted(node);
+	if (!text)
+		gw_bug(__FILE__, __LINE__, "cJSON_PrintUnformatted failed (out of memory)");
+	return text;
+}
+
 /* ---- the pre-scan --------------------------------------------------------------- */
 
 struct sc {

@@ -56,6 +56,22 @@ size_t json_utf8_seq(const unsigned char *s, size_t n);
 /* Whether s[0..n) is valid UTF-8 without a NUL byte. */
 bool json_utf8_valid(const char *s, size_t n);
 
+/* A new NUL-terminated copy of s (the caller frees it) in which every byte
+ * that does not start a valid UTF-8 sequence is U+FFFD. */
+char *json_utf8_fix(const char *s);
+
+/* Every string value and key under node made valid UTF-8 in place
+ * (json_utf8_fix).  Returns whether anything changed. */
+bool json_utf8_fix_tree(cJSON *node);
+
+/*
+ * cJSON_PrintUnformatted(node) that is always valid UTF-8: when a string
+ * in node is not, node is fixed in place (json_utf8_fix_tree) and printed
+ * again, so strict parsers (Python's json, cJSON with json_scan) accept
+ * every text the daemon writes or sends.  Aborts on out-of-memory.
+ */
+char *json_print_utf8(cJSON *node);
+
 /* ---- the pre-scan ----------------------------------------------------------- */
 
 struct json_limits {

@@ -7,6 +7,7 @@
  * every step's memorized metrics, with its JSON patch.
  */
 #include "engine/routing_series.h"
+#include "engine/hash.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +23,12 @@ struct entry {
 	int64_t step;
 	float *gbar, *loss;
 	struct metrics_cons cons; /* c/adj owned; note static */
+	/* The memorized sets last computed for this step ([ng + 1], or NULL),
+	 * each with a hash of what it was computed from (the sample subset,
+	 * its epsilon, the options): a recompute after a new latest step
+	 * computes only the sets whose subset moved (routing_series_recompute). */
+	uint64_t *mkey;
+	struct metrics_set *mset;
 };
 
 struct routing_series {
@@ -33,6 +40,15 @@ struct routing_series {
 			     * borrowed from groups (and a literal) */
 	int ng;             /* distinct groups (names has ng + 1) */
 	int *gid;           /* [N] */
+	/* The last recompute's inputs: each sample's first memorized index and
+	 * each set's epsilon, over memo_n steps ending at memo_last.  When
+	 * the next recompute finds the same steps (plus one appended), a step
+	 * whose subsets cannot have moved reuses its sets without looking. */
+	size_t *memo_t0;    /* [N] */
+	double *memo_eps;   /* [ng + 1] */
+	size_t memo_n;
+	int64_t memo_last;
+	double memo_tau, memo_delta;
 };
 
 struct routing_series *routing_series_new(void)
@@ -42,6 +58,8 @@ struct routing_series *routing_series_new(void)
 
 static void entry_release(struct entry *e)
 {
+	free(e->mkey);
+	free(e->mset);
 	free(e->gbar);
 	free(e->loss);
 	free(e->cons.c);
@@ -60,6 +78,8 @@ void routing_series_free(struct routing_series *s)
 	free(s->groups);
 	free(s->names);
 	free(s->gid);
+	free(s->memo_t0);
+	free(s->memo_eps);
 	free(s);
 }
 
@@ -216,13 +236,25 @@ void routing_series_memo_free(struct metrics_memo *memo, size_t n)
 	free(memo);
 }
 
-int routing_series_recompute(const struct routing_series *s, const struct metrics_opts *o,
+/* What a memorized set is computed from: its samples, epsilon and tau. */
+static uint64_t memo_key(const int *idx, int n, double eps, const struct metrics_opts *o)
+{
+	uint64_t h = gw_fnv1a(GW_FNV_BASIS, &n, sizeof(n));
+
+	h = gw_fnv1a(h, idx, (size_t)n * sizeof(*idx));
+	h = gw_fnv1a(h, &eps, sizeof(eps));
+	h = gw_fnv1a(h, &o->tau, sizeof(o->tau));
+	h = gw_fnv1a(h, &o->delta, sizeof(o->delta));
+	return h | 1;
+}
+
+int routing_series_recompute(struct routing_series *s, const struct metrics_opts *o,
 			     struct metrics_memo **ret_memo, size_t *ret_n, struct gw_err *err)
 {
 	return routing_series_recompute_cached(s, o, NULL, ret_memo, ret_n, err);
 }
 
-int routing_series_recompute_cached(const struct routing_series *s, const struct metrics_opts *o,
+int routing_series_recompute_cached(struct routing_series *s, const struct metrics_opts *o,
 				    struct metrics_dcache *cache, struct metrics_memo **ret_memo,
 				    size_t *ret_n, struct gw_err *err)
 {
@@ -231,9 +263,13 @@ int routing_series_recompute_cached(const struct routing_series *s, const struct
 	/* the groups' subsets (N in all), then all's */
 	int *idx = gw_calloc(2 * (size_t)s->N + 1, sizeof(int));
 	struct metrics_set_req *req = gw_calloc((size_t)s->ng + 1, sizeof(*req));
+	int *req_g = gw_calloc((size_t)s->ng + 1, sizeof(int));
+	uint64_t *req_key = gw_calloc((size_t)s->ng + 1, sizeof(uint64_t));
 	double *eps = gw_calloc((size_t)s->ng + 2, sizeof(double));
 	struct pathway_set *ps = NULL;
 	size_t done = 0;
+	long *moved = NULL, running = 0;
+	bool *eps_moved = NULL, known;
 	int rc;
 
 	rc = metrics_opts_check(o, err);
@@ -245,52 +281,145 @@ int routing_series_recompute_cached(const struct routing_series *s, const struct
 	}
 	for (int j = 0; j < s->N; j++)
 		t0[j] = memorized_from(s, j, eps[s->gid[j]], o->delta);
-	for (size_t i = 0; i < s->n; i++, done++) {
-		const struct entry *e = &s->e[i];
+	/* Which steps' subsets may have moved since the last recompute: for a
+	 * sample whose first memorized index went from a to b, the steps in
+	 * [min, max); every step, unless the series is the last one's with at
+	 * most one step appended at its end (positions unmoved). */
+	moved = gw_calloc(s->n + 1, sizeof(*moved));
+	eps_moved = gw_calloc((size_t)s->ng + 1, sizeof(*eps_moved));
+	known = s->n && s->memo_t0 && s->memo_n && s->memo_n <= s->n &&
+		s->n - s->memo_n <= 1 && s->e[s->memo_n - 1].step == s->memo_last &&
+		s->memo_tau == o->tau && s->memo_delta == o->delta;
+	if (known) {
+		for (int j = 0; j < s->N; j++) {
+			size_t a = s->memo_t0[j] < s->memo_n ? s->memo_t0[j] : s->n;
+			size_t b = t0[j] < s->n ? t0[j] : s->n;
 
+			if (a != b) {
+				moved[a < b ? a : b]++;
+				moved[a < b ? b : a]--;
+			}
+		}
+		for (int g = 0; g <= s->ng; g++)
+			eps_moved[g] = memcmp(&eps[g], &s->memo_eps[g], sizeof(double)) != 0;
+	}
+	for (size_t i = 0; i < s->n; i++, done++) {
+		struct entry *e = &s->e[i];
+		/* The step whose distances `cache` holds is computed through it,
+		 * and what comes out is not kept (the cache is the caller's). */
+		struct metrics_dcache *dc = cache && metrics_dcache_step(cache) == e->step ? cache
+											    : NULL;
+		bool unmoved;
+		int nreq = 0;
+
+		running += moved[i];
+		unmoved = known && running == 0 && e->mkey && !dc;
 		memo[i].step = e->step;
 		memo[i].names = s->names;
 		memo[i].n_sets = s->ng + 1;
 		memo[i].sets = gw_calloc((size_t)s->ng + 1, sizeof(struct metrics_set));
-		rc = pathway_set_new(e->gbar, s->N, s->L, s->E, o->tau, &ps, err);
-		if (rc < 0) {
-			gw_err_prefix(err, rc, "step %" PRId64, e->step);
-			done++;
-			goto out;
+		if (!e->mkey) {
+			e->mkey = gw_calloc((size_t)s->ng + 1, sizeof(*e->mkey));
+			e->mset = gw_calloc((size_t)s->ng + 1, sizeof(*e->mset));
 		}
 		for (int g = 0, *gi = idx; g <= s->ng; g++) {
 			int n = 0;
+			uint64_t key;
 
+			if (unmoved && !eps_moved[g] && e->mkey[g]) {
+				memo[i].sets[g] = e->mset[g];
+				continue;
+			}
 			for (int j = 0; j < s->N; j++)
 				if ((g == s->ng || s->gid[j] == g) && i >= t0[j])
 					gi[n++] = j;
-			req[g] = (struct metrics_set_req){ .idx = gi, .n = n, .out = &memo[i].sets[g] };
+			key = memo_key(gi, n, eps[g], o);
+			if (!dc && e->mkey[g] == key) {
+				/* The same samples as last time: the same values (a
+				 * memorized set has no per-layer array to own). */
+				memo[i].sets[g] = e->mset[g];
+				continue;
+			}
+			req[nreq] = (struct metrics_set_req){ .idx = gi, .n = n, .out = &memo[i].sets[g] };
+			req_g[nreq] = g;
+			req_key[nreq++] = key;
 			gi += n;
 		}
-		rc = metrics_sets_compute_cached(ps, &e->cons, e->loss, req, s->ng + 1, o,
-						 cache && metrics_dcache_step(cache) == e->step ?
-						 cache : NULL, NULL, err);
-		if (rc < 0) {
-			done++;
-			goto out;
+		if (nreq) {
+			rc = pathway_set_new(e->gbar, s->N, s->L, s->E, o->tau, &ps, err);
+			if (rc < 0) {
+				gw_err_prefix(err, rc, "step %" PRId64, e->step);
+				done++;
+				goto out;
+			}
+			rc = metrics_sets_compute_cached(ps, &e->cons, e->loss, req, nreq, o, dc, NULL,
+							 err);
+			if (rc < 0) {
+				done++;
+				goto out;
+			}
 		}
-		for (int g = 0; g <= s->ng; g++)
+		for (int k = 0; k < nreq; k++) {
+			int g = req_g[k];
+
 			memo[i].sets[g].epsilon = eps[g];
+			GW_BUG_ON(memo[i].sets[g].per_layer_distance);
+			e->mkey[g] = dc ? 0 : req_key[k];
+			e->mset[g] = memo[i].sets[g];
+		}
 		pathway_set_free(ps);
 		ps = NULL;
 	}
 	*ret_memo = memo;
 	*ret_n = s->n;
 	memo = NULL;
+	if (s->n) {
+		if (!s->memo_t0) {
+			s->memo_t0 = gw_calloc((size_t)s->N + 1, sizeof(size_t));
+			s->memo_eps = gw_calloc((size_t)s->ng + 2, sizeof(double));
+		}
+		memcpy(s->memo_t0, t0, (size_t)s->N * sizeof(size_t));
+		memcpy(s->memo_eps, eps, ((size_t)s->ng + 1) * sizeof(double));
+		s->memo_n = s->n;
+		s->memo_last = s->e[s->n - 1].step;
+		s->memo_tau = o->tau;
+		s->memo_delta = o->delta;
+	}
 	rc = 0;
 out:
+	if (rc < 0)
+		s->memo_n = 0; /* half done: the next one looks at every set */
 	pathway_set_free(ps);
 	routing_series_memo_free(memo, done);
+	free(moved);
+	free(eps_moved);
 	free(t0);
 	free(idx);
 	free(req);
+	free(req_g);
+	free(req_key);
 	free(eps);
 	return rc;
+}
+
+bool routing_series_memo_differs(const cJSON *obj, const struct metrics_memo *memo)
+{
+	const cJSON *groups = cJSON_GetObjectItemCaseSensitive(obj, "groups");
+
+	for (int g = 0; g < memo->n_sets; g++) {
+		const cJSON *go = cJSON_GetObjectItemCaseSensitive(groups, memo->names[g]);
+		cJSON *m;
+		bool same;
+
+		if (!cJSON_IsObject(go))
+			continue;
+		m = metrics_memorized_json(&memo->sets[g]);
+		same = cJSON_Compare(m, cJSON_GetObjectItemCaseSensitive(go, "memorized"), 1);
+		cJSON_Delete(m);
+		if (!same)
+			return true;
+	}
+	return false;
 }
 
 int routing_series_memo_apply(cJSON *obj, const struct metrics_memo *memo)

@@ -87,19 +87,29 @@ struct metrics_memo {
 
 /*
  * Recompute the above for every step.  On success *ret_memo is a new
- * array of *ret_n memos (routing_series_memo_free).
+ * array of *ret_n memos (routing_series_memo_free).  Incremental: each
+ * step keeps its sets with a hash of what they came from (samples,
+ * epsilon, tau, delta), and only a set whose subset or epsilon moved with
+ * the new latest step is computed again (with a fixed epsilon, a step's
+ * memorized samples change only when a sample's loss at the latest step
+ * ends its run), so a long series costs the pathway rule and distance of
+ * the few sets that changed, not of every step.
  * Errors: those of the pathway rule and the distance (-EINVAL).
  */
-int routing_series_recompute(const struct routing_series *s, const struct metrics_opts *o,
+int routing_series_recompute(struct routing_series *s, const struct metrics_opts *o,
 			     struct metrics_memo **ret_memo, size_t *ret_n, struct gw_err *err);
 /* The same, each step's sets computed once (a group holding every sample
  * is `all`), and the step metrics_dcache_step(cache) taking the
  * distances cache holds (cache may be NULL; it must be keyed to the
  * routing the series holds for that step, and o the same options). */
-int routing_series_recompute_cached(const struct routing_series *s, const struct metrics_opts *o,
+int routing_series_recompute_cached(struct routing_series *s, const struct metrics_opts *o,
 				    struct metrics_dcache *cache, struct metrics_memo **ret_memo,
 				    size_t *ret_n, struct gw_err *err);
 void routing_series_memo_free(struct metrics_memo *memo, size_t n); /* accepts NULL */
+
+/* Whether routing_series_memo_apply(obj, memo) would change obj: a
+ * comparison of the small "memorized" objects, not a copy of obj. */
+bool routing_series_memo_differs(const cJSON *obj, const struct metrics_memo *memo);
 
 /*
  * Replace the "memorized" object of every group of a metrics JSON object

@@ -541,9 +541,11 @@ def bad_requests(sv, dm, root, ck, n_results):
          "a reading event stream got step 6000 beside a stream never read",
          "%s after %d bytes: %r ... %r\n%s" % (why, len(got), got[:200], got[-600:], sv.log()[-2000:]))
     reader.close()
-    st, body, _ = http(u + "/api/series", timeout=10)
-    t.ok(st == 200 and json.loads(body)["runs"][0]["rows"][-1][0] == 6000,
-         "/api/series answered beside them, with step 6000")
+    def series_has_6000():
+        st, body, _ = http(u + "/api/series", timeout=10)
+        return st == 200 and json.loads(body)["runs"][0]["rows"][-1][0] == 6000
+
+    t.ok(wait_for(series_has_6000, 30), "/api/series answered beside them, with step 6000")
     for s in idle:
         s.close()
     stuck.close()

@@ -1174,7 +1174,44 @@ static void test_not_a_checkpoint(void)
 	CHECK_STR_HAS(err.msg, "no config.json");
 }
 
+/* The signature of what a computation reads: the weights and config, not
+ * what a trainer adds beside them. */
+static void test_signature(void)
+{
+	char d[512];
+	uint64_t a = 0, b = 0;
+
+	snprintf(d, sizeof(d), "%s/sig", tap_tmpdir());
+	CHECK_INT_EQ(mkdir(d, 0755), 0);
+	spit(in(d, "config.json"), "{}", 2);
+	spit(in(d, "model.safetensors"), "0123456789", 10);
+	CHECK_INT_EQ(ckpt_signature(d, &a), 0);
+	CHECK(a != 0);
+	CHECK_INT_EQ(ckpt_signature(d, &b), 0);
+	CHECK(a == b);
+	spit(in(d, "optimizer.pt"), "x", 1);
+	spit(in(d, "trainer_state.json"), "{}", 2);
+	CHECK_INT_EQ(ckpt_signature(d, &b), 0);
+	CHECK(a == b);
+	usleep(30 * 1000); /* past the file system's time stamp granularity */
+	spit(in(d, "model.safetensors"), "abcdefghij", 10); /* same size, rewritten */
+	CHECK_INT_EQ(ckpt_signature(d, &b), 0);
+	CHECK(a != b);
+	a = b;
+	spit(in(d, "model-00002-of-00002.safetensors"), "y", 1);
+	CHECK_INT_EQ(ckpt_signature(d, &b), 0);
+	CHECK(a != b);
+	a = b;
+	usleep(30 * 1000);
+	spit(in(d, "config.json"), "[]", 2);
+	CHECK_INT_EQ(ckpt_signature(d, &b), 0);
+	CHECK(a != b);
+	snprintf(d, sizeof(d), "%s/no-such-dir", tap_tmpdir());
+	CHECK_INT_EQ(ckpt_signature(d, &b), -ENOENT);
+}
+
 static const struct tap_test tests[] = {
+	{ "signature", test_signature },
 	{ "open_every_fixture", test_open_every_fixture },
 	{ "name_prefixes", test_name_prefixes },
 	{ "name_ambiguous", test_name_ambiguous },

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../tap.h"
 #include "engine/json.h"
@@ -337,7 +338,41 @@ static void test_hooked(void)
 	cJSON_Delete(o);
 }
 
+/* Invalid bytes become U+FFFD, in strings and keys, at any depth; valid
+ * text is left alone. */
+static void test_utf8_fix(void)
+{
+	char *f = json_utf8_fix("step2000-\xe9t\xe9");
+	cJSON *o;
+	char *text;
+
+	CHECK_STR_EQ(f, "step2000-\xef\xbf\xbdt\xef\xbf\xbd");
+	free(f);
+	f = json_utf8_fix("caf\xc3\xa9 \xf0\x9f\x98\x80");
+	CHECK_STR_EQ(f, "caf\xc3\xa9 \xf0\x9f\x98\x80");
+	free(f);
+	f = json_utf8_fix("\xc3"); /* truncated sequence */
+	CHECK_STR_EQ(f, "\xef\xbf\xbd");
+	free(f);
+	f = json_utf8_fix("\xed\xa0\x80"); /* a surrogate: three bytes, three U+FFFD */
+	CHECK_STR_EQ(f, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	free(f);
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "ok", "fine");
+	cJSON_AddItemToObject(cJSON_AddObjectToObject(o, "deep"), "k\xff",
+			      cJSON_CreateString("v\xfe"));
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "a"), cJSON_CreateString("\x80"));
+	text = json_print_utf8(o);
+	CHECK(json_utf8_valid(text, strlen(text)));
+	CHECK_STR_EQ(text, "{\"ok\":\"fine\",\"deep\":{\"k\xef\xbf\xbd\":\"v\xef\xbf\xbd\"},"
+			   "\"a\":[\"\xef\xbf\xbd\"]}");
+	free(text);
+	CHECK(!json_utf8_fix_tree(o->child)); /* fixed already */
+	cJSON_Delete(o);
+}
+
 static const struct tap_test tests[] = {
+	{ "utf8_fix", test_utf8_fix },
 	{ "valid", test_valid },
 	{ "bad_utf8", test_bad_utf8 },
 	{ "nul", test_nul },

@@ -481,6 +481,87 @@ static int put(struct routing_series *s, int64_t step, float l0, float l1)
 	return rc;
 }
 
+/* The recompute is incremental (sets cached per step): after every put,
+ * in and out of order, its values equal those of a fresh series given the
+ * same puts, whose first recompute computes every set. */
+static void test_memorized_incremental(void)
+{
+	struct routing_series *s = routing_series_new();
+	struct metrics_opts o;
+	uint32_t x = 12345;
+	float l0[40], l1[40];
+
+	metrics_opts_init(&o);
+	o.epsilon = 0.5;
+	o.delta = 0.05;
+	for (int k = 0; k < 40; k++) {
+		x = x * 1103515245u + 12345u;
+		l0[k] = (float)((x >> 8) % 1000) / 1000.0f;
+		x = x * 1103515245u + 12345u;
+		l1[k] = (float)((x >> 8) % 1000) / 1500.0f;
+	}
+	for (int k = 0; k < 40; k++) {
+		/* every 7th arrives late, older than the newest */
+		int64_t step = k % 7 == 6 ? 10 * k - 35 : 10 * k;
+		struct routing_series *fresh = routing_series_new();
+		struct metrics_memo *a = NULL, *b = NULL;
+		size_t na = 0, nb = 0;
+
+		CHECK(put(s, step, l0[k], l1[k]) >= 0);
+		for (int q = 0; q <= k; q++)
+			CHECK(put(fresh, q % 7 == 6 ? 10 * q - 35 : 10 * q, l0[q], l1[q]) >= 0);
+		CHECK_INT_EQ(routing_series_recompute(s, &o, &a, &na, NULL), 0);
+		CHECK_INT_EQ(routing_series_recompute(fresh, &o, &b, &nb, NULL), 0);
+		CHECK_INT_EQ(na, nb);
+		for (size_t i = 0; i < na; i++)
+			for (int g = 0; g < a[i].n_sets; g++) {
+				const struct metrics_set *u = &a[i].sets[g], *v = &b[i].sets[g];
+
+				CHECK_INT_EQ(u->n_samples, v->n_samples);
+				CHECK(memcmp(&u->pathway_distance, &v->pathway_distance, sizeof(double)) == 0);
+				CHECK(memcmp(&u->loss, &v->loss, sizeof(double)) == 0);
+				CHECK(memcmp(&u->epsilon, &v->epsilon, sizeof(double)) == 0);
+				CHECK(memcmp(&u->pathway_distance_se, &v->pathway_distance_se,
+					     sizeof(double)) == 0);
+			}
+		routing_series_memo_free(a, na);
+		routing_series_memo_free(b, nb);
+		routing_series_free(fresh);
+	}
+	/* A step put again (its checkpoint rewritten), the newest and an
+	 * older one: the same as a cold series given the final puts. */
+	for (int r = 0; r < 2; r++) {
+		int64_t step = r ? 190 : 390;
+		struct routing_series *fresh = routing_series_new();
+		struct metrics_memo *a = NULL, *b = NULL;
+		size_t na = 0, nb = 0;
+
+		CHECK_INT_EQ(put(s, step, 0.05f, 0.04f), 1);
+		for (int q = 0; q < 40; q++) {
+			int64_t st = q % 7 == 6 ? 10 * q - 35 : 10 * q;
+
+			if (st == 390 || (r && st == 190))
+				CHECK(put(fresh, st, 0.05f, 0.04f) >= 0);
+			else
+				CHECK(put(fresh, st, l0[q], l1[q]) >= 0);
+		}
+		CHECK_INT_EQ(routing_series_recompute(s, &o, &a, &na, NULL), 0);
+		CHECK_INT_EQ(routing_series_recompute(fresh, &o, &b, &nb, NULL), 0);
+		CHECK_INT_EQ(na, nb);
+		for (size_t i = 0; i < na; i++)
+			for (int g = 0; g < a[i].n_sets; g++) {
+				CHECK_INT_EQ(a[i].sets[g].n_samples, b[i].sets[g].n_samples);
+				CHECK(memcmp(&a[i].sets[g].pathway_distance, &b[i].sets[g].pathway_distance,
+					     sizeof(double)) == 0);
+				CHECK(memcmp(&a[i].sets[g].loss, &b[i].sets[g].loss, sizeof(double)) == 0);
+			}
+		routing_series_memo_free(a, na);
+		routing_series_memo_free(b, nb);
+		routing_series_free(fresh);
+	}
+	routing_series_free(s);
+}
+
 static void test_memorized_series(void)
 {
 	struct routing_series *s = routing_series_new();
@@ -1284,6 +1365,7 @@ static const struct tap_test tests[] = {
 	{ "health", test_health },
 	{ "churn", test_churn },
 	{ "memorized_series", test_memorized_series },
+	{ "memorized_incremental", test_memorized_incremental },
 	{ "memo_apply", test_memo_apply },
 	{ "series_refuses_mismatch", test_series_refuses_mismatch },
 	{ "memorized_rule_no_flicker", test_memorized_rule_no_flicker },

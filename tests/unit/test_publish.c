@@ -617,6 +617,14 @@ static void test_size_bounds(void)
 	CHECK_STR_EQ(str(r, "type"), "error");
 	CHECK_STR_HAS(str(r, "error"), "over the limit of 2048; narrow from/to");
 	cJSON_Delete(r);
+	/* ...and keeps the request's id, so the client can match it. */
+	r = request(&f, dealer, "{\"req\":\"snapshot\",\"id\":\"q7\"}");
+	CHECK_STR_EQ(str(r, "type"), "error");
+	CHECK_STR_EQ(str(r, "id"), "q7");
+	cJSON_Delete(r);
+	r = request(&f, dealer, "{\"req\":\"history\",\"metric\":\"m\",\"group\":\"all\",\"id\":9}");
+	CHECK_INT_EQ(num(r, "id"), 9);
+	cJSON_Delete(r);
 	r = request(&f, dealer, "{\"req\":\"snapshot\",\"from\":20}");
 	CHECK_STR_EQ(str(r, "type"), "snapshot");
 	cJSON_Delete(r);

@@ -178,6 +178,45 @@ static void test_depth_limit(void)
 	queue_free(NULL);
 }
 
+/* Other directories of a queued or running step wait in reserve. */
+static void test_alternates(void)
+{
+	struct queue *q = new_queue(2);
+	char **names = NULL;
+
+	CHECK_INT_EQ(queue_put(q, "step5", "/r/step5", 5), 0);
+	CHECK_INT_EQ(queue_put(q, "step5-b", "/r/step5-b", 5), -EEXIST);
+	CHECK_INT_EQ(queue_alt_put(q, "step5-b", "/r/step5-b", 5), 0);
+	CHECK_INT_EQ(queue_alt_put(q, "step5-b", "/r/step5-b", 5), -EEXIST);
+	CHECK_INT_EQ(queue_alt_put(q, "step5-c", "/r/step5-c", 5), 0);
+	CHECK_INT_EQ(queue_alt_put(q, "step5-d", "/r/step5-d", 5), -ENOSPC);
+	/* Queued still: nothing promoted. */
+	CHECK_INT_EQ(queue_alt_promote(q, 5), 0);
+	CHECK_INT_EQ(queue_cancel(q, 5, "step5"), 1);
+	CHECK_INT_EQ(queue_alt_promote(q, 5), 1);
+	CHECK_INT_EQ(queue_count(q), 1);
+	CHECK_STR_EQ(queue_at(q, 0)->name, "step5-b");
+	CHECK_STR_EQ(queue_at(q, 0)->path, "/r/step5-b");
+	CHECK_INT_EQ(queue_alt_count(q), 1);
+	/* Taken to compute; its reserve gone too: nothing left to promote. */
+	CHECK_INT_EQ(take(q, 0, 5), 0);
+	CHECK_INT_EQ(queue_alt_cancel_name(q, "step5-c"), 1);
+	CHECK_INT_EQ(queue_alt_cancel_name(q, "step5-c"), 0);
+	CHECK_INT_EQ(queue_alt_promote(q, 5), 0);
+	/* A result: the reserve of that step is handed back by name. */
+	CHECK_INT_EQ(queue_alt_put(q, "step7-x", "/r/step7-x", 7), 0);
+	CHECK_INT_EQ(queue_alt_put(q, "step8-x", "/r/step8-x", 8), 0);
+	CHECK_INT_EQ(queue_alt_drop(q, 7, &names), 1);
+	CHECK(names && names[0] && !names[1]);
+	CHECK_STR_EQ(names[0], "step7-x");
+	free(names[0]);
+	free(names);
+	CHECK_INT_EQ(queue_alt_drop(q, 7, &names), 0);
+	CHECK(names == NULL);
+	CHECK_INT_EQ(queue_alt_count(q), 1);
+	queue_free(q); /* frees the alternate left */
+}
+
 static const struct tap_test tests[] = {
 	{ "step_order", test_step_order },
 	{ "same_step_once", test_same_step_once },
@@ -185,6 +224,7 @@ static const struct tap_test tests[] = {
 	{ "retry_waits_then_gives_up", test_retry_waits_then_gives_up },
 	{ "cancel", test_cancel },
 	{ "depth_limit", test_depth_limit },
+	{ "alternates", test_alternates },
 	{ NULL, NULL },
 };
 TAP_MAIN(tests)

@@ -786,7 +786,7 @@ static void gone(int mode)
 	place(&f, "step300");
 	place(&f, "step400");
 	WAIT_UNTIL(&f, fx_count(&f, EV_READY, NULL) >= 4);
-	watch_done(f.w, "step400");
+	watch_done(f.w, "step400", 0);
 
 	rm_rf(pj(f.root, "step400")); /* done: no gone() */
 	rm_rf(pj(f.root, "step100"));
