@@ -974,6 +974,28 @@ static int check_reply(struct gw_client *c, size_t i, cJSON *reply, const char *
 		    c->d[i]->query_ep, type, text);
 }
 
+/* Send req (borrowed) to daemon i and hand its reply, of the given type, back as a message. */
+static int query_msg(struct gw_client *c, size_t i, cJSON *req, const char *type,
+		     struct gw_msg **ret_msg)
+{
+	cJSON *reply = NULL;
+	char *text = NULL;
+	struct gw_msg *m;
+	int r;
+
+	if ((r = query(c, i, req, type, &reply, &text)) < 0 ||
+	    (r = check_reply(c, i, reply, text, type)) < 0) {
+		cJSON_Delete(reply);
+		free(text);
+		return r;
+	}
+	if ((r = gwc_msg_new(reply, NULL, text, &m)) == 0) {
+		m->daemon = i;
+		*ret_msg = m;
+	}
+	return r;
+}
+
 static int add_range(cJSON *req, int64_t from, int64_t to)
 {
 	if (from >= 0 && !cJSON_AddNumberToObject(req, "from", (double)from))
@@ -1022,9 +1044,7 @@ out:
 
 int gw_client_alerts(struct gw_client *c, size_t i, int resolved, struct gw_msg **ret_alerts)
 {
-	cJSON *req = NULL, *reply = NULL;
-	char *text = NULL;
-	struct gw_msg *m;
+	cJSON *req = NULL;
 	int r;
 
 	if (resolved < 0 || resolved > 1000)
@@ -1033,29 +1053,16 @@ int gw_client_alerts(struct gw_client *c, size_t i, int resolved, struct gw_msg 
 	if (!(req = cJSON_CreateObject()) || !cJSON_AddStringToObject(req, "req", "alerts") ||
 	    !cJSON_AddNumberToObject(req, "resolved", resolved))
 		goto out;
-	if ((r = query(c, i, req, "alerts", &reply, &text)) < 0 ||
-	    (r = check_reply(c, i, reply, text, "alerts")) < 0)
-		goto out;
-	r = gwc_msg_new(reply, NULL, text, &m);
-	reply = NULL;
-	text = NULL;
-	if (r == 0) {
-		m->daemon = i;
-		*ret_alerts = m;
-	}
+	r = query_msg(c, i, req, "alerts", ret_alerts);
 out:
 	cJSON_Delete(req);
-	cJSON_Delete(reply);
-	free(text);
 	return r;
 }
 
 int gw_client_snapshot(struct gw_client *c, size_t i, int64_t from, int64_t to,
 		       struct gw_msg **ret_snapshot)
 {
-	cJSON *req = NULL, *reply = NULL;
-	char *text = NULL;
-	struct gw_msg *m;
+	cJSON *req = NULL;
 	int r;
 
 	if ((r = check_range(c, from, to)) < 0)
@@ -1064,19 +1071,8 @@ int gw_client_snapshot(struct gw_client *c, size_t i, int64_t from, int64_t to,
 	if (!(req = cJSON_CreateObject()) || !cJSON_AddStringToObject(req, "req", "snapshot") ||
 	    add_range(req, from, to) < 0)
 		goto out;
-	if ((r = query(c, i, req, "snapshot", &reply, &text)) < 0 ||
-	    (r = check_reply(c, i, reply, text, "snapshot")) < 0)
-		goto out;
-	r = gwc_msg_new(reply, NULL, text, &m);
-	reply = NULL;
-	text = NULL;
-	if (r == 0) {
-		m->daemon = i;
-		*ret_snapshot = m;
-	}
+	r = query_msg(c, i, req, "snapshot", ret_snapshot);
 out:
 	cJSON_Delete(req);
-	cJSON_Delete(reply);
-	free(text);
 	return r;
 }
