@@ -39,6 +39,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@
 #include <time.h>
 
 #include "engine/model.h"
+#include "engine/pool.h"
+#include "engine/vec.h"
 #include "engine/safetensors.h"
 
 #define ATTN_QBLOCK 64      /* query rows per block of attention scores */
@@ -53,8 +56,10 @@
 #define PAR_MIN_ROWS 64     /* below this a row loop stays on one thread */
 #define MLP_ROWS 2048       /* token rows per gated-MLP product (bounds scratch) */
 #define GEMM_MIN_ROWS 64    /* rows of a product part on one thread */
-#define EXPERT_BATCH 8      /* experts computed between two scatter-adds */
+#define EXPERT_OUT_FLOATS (4 * 1024 * 1024) /* expert output rows held between two scatter-adds */
 #define THREADS_MAX 256
+#define FWD_MMAP_THRESHOLD (32 << 20) /* malloc: blocks below this from the heap (glibc's most) */
+#define FWD_TRIM_THRESHOLD (1 << 30)   /* malloc: free heap kept up to this */
 
 /* ---- bookkeeping ---------------------------------------------------- */
 
@@ -71,6 +76,7 @@ struct fwd {
 	const struct model_desc *m;
 	const struct probe *p;
 	const atomic_int *cancel;
+	struct pool *pool;  /* the pass's threads (threads of them) */
 	struct forward_stats st;
 	struct gw_err *err;
 	int threads;
@@ -193,30 +199,27 @@ static int cancelled(const struct fwd *f)
 
 /*
  * Fork-join over rows [0, n): fn(ud, i0, i1) on contiguous chunks, one per
- * thread.  Each row's result depends on that row only, so the split does
- * not change any value.
+ * thread of the pass's pool.  Each row's result depends on that row only,
+ * so the split does not change any value.
  */
 typedef void (*row_fn)(void *ud, int64_t i0, int64_t i1);
 
 struct par_job {
 	row_fn fn;
 	void *ud;
-	int64_t i0, i1;
+	int64_t n;
+	int nt;
 };
 
-static void *par_main(void *arg)
+static void par_thread(void *arg, int tid)
 {
-	struct par_job *j = arg;
+	const struct par_job *j = arg;
 
-	j->fn(j->ud, j->i0, j->i1);
-	return NULL;
+	j->fn(j->ud, j->n * tid / j->nt, j->n * (tid + 1) / j->nt);
 }
 
 static void par_rows(const struct fwd *f, int64_t n, row_fn fn, void *ud)
 {
-	struct par_job jobs[THREADS_MAX];
-	pthread_t tid[THREADS_MAX];
-	bool started[THREADS_MAX];
 	int nt = f->threads;
 
 	if (nt > n / PAR_MIN_ROWS)
@@ -225,29 +228,16 @@ static void par_rows(const struct fwd *f, int64_t n, row_fn fn, void *ud)
 		fn(ud, 0, n);
 		return;
 	}
-	for (int i = 0; i < nt; i++) {
-		jobs[i] = (struct par_job){ fn, ud, n * i / nt, n * (i + 1) / nt };
-		started[i] = false;
-	}
-	/* A thread that cannot start leaves its chunk to this one. */
-	for (int i = 1; i < nt; i++)
-		started[i] = pthread_create(&tid[i], NULL, par_main, &jobs[i]) == 0;
-	par_main(&jobs[0]);
-	for (int i = 1; i < nt; i++) {
-		if (started[i])
-			pthread_join(tid[i], NULL);
-		else
-			par_main(&jobs[i]);
-	}
+	pool_run(f->pool, nt, par_thread, &(struct par_job){ fn, ud, n, nt });
 }
 
 /*
- * Units of work [0, n) on the engine's threads, each taking the next unit
+ * Units of work [0, n) on the pool's threads, each taking the next unit
  * from a counter: fn(ud, tid, u, acc), tid < the threads used.  Many small
  * products (a sample's attention head, one expert) are faster on one core
- * each, side by side, than each spread over every core: OpenBLAS is set to
- * one thread for the duration (and restored), so each unit's sgemm runs on
- * the thread that calls it, and the work between products (softmax,
+ * each, side by side, than each spread over every core: OpenBLAS runs one
+ * thread for the pass (forward_run), so each unit's sgemm runs on the
+ * thread that calls it, and the work between products (softmax,
  * conversion, gather) is spread over the threads too.  A unit's results
  * depend on that unit only.  The sgemm FLOPs are added to the stats, and
  * the sgemm time as the mean over the threads of each one's time in sgemm
@@ -260,22 +250,18 @@ struct unit_run {
 	void *ud;
 	int64_t n;
 	atomic_llong next;
+	struct {
+		struct gacc a;
+	} __attribute__((aligned(64))) acc[THREADS_MAX]; /* a cache line each */
 };
 
-struct unit_thread {
-	struct unit_run *run;
-	int tid;
-	struct gacc acc;
-};
-
-static void *unit_main(void *arg)
+static void unit_main(void *arg, int tid)
 {
-	struct unit_thread *t = arg;
+	struct unit_run *run = arg;
 	int64_t u;
 
-	while ((u = atomic_fetch_add(&t->run->next, 1)) < t->run->n)
-		t->run->fn(t->run->ud, t->tid, u, &t->acc);
-	return NULL;
+	while ((u = atomic_fetch_add(&run->next, 1)) < run->n)
+		run->fn(run->ud, tid, u, &run->acc[tid].a);
 }
 
 /* How many threads par_units uses for n units. */
@@ -286,179 +272,21 @@ static int unit_threads(const struct fwd *f, int64_t n)
 
 static void par_units(struct fwd *f, int64_t n, unit_fn fn, void *ud)
 {
-	struct unit_run run = { fn, ud, n, 0 };
-	struct unit_thread th[THREADS_MAX];
-	pthread_t tid[THREADS_MAX];
-	bool started[THREADS_MAX];
-	int nt = unit_threads(f, n), blas = openblas_get_num_threads();
+	struct unit_run run = { .fn = fn, .ud = ud, .n = n };
+	int nt = unit_threads(f, n);
 	double sec = 0;
 
 	if (n <= 0)
 		return;
-	openblas_set_num_threads(1);
+	pool_run(f->pool, nt, unit_main, &run);
 	for (int i = 0; i < nt; i++) {
-		th[i] = (struct unit_thread){ &run, i, { 0, 0 } };
-		started[i] = false;
-	}
-	/* A thread that cannot start leaves its units to the others. */
-	for (int i = 1; i < nt; i++)
-		started[i] = pthread_create(&tid[i], NULL, unit_main, &th[i]) == 0;
-	unit_main(&th[0]);
-	for (int i = 1; i < nt; i++)
-		if (started[i])
-			pthread_join(tid[i], NULL);
-	openblas_set_num_threads(blas);
-	for (int i = 0; i < nt; i++) {
-		f->st.gemm_flop += th[i].acc.flop;
-		sec += th[i].acc.sec;
+		f->st.gemm_flop += run.acc[i].a.flop;
+		sec += run.acc[i].a.sec;
 	}
 	f->st.gemm_sec += sec / nt;
 }
 
 /* ---- row kernels ---------------------------------------------------- */
-
-/*
- * exp of four floats at once.  The head sums exp over every vocabulary
- * logit of every token and SwiGLU takes one exp per expert activation; at
- * -O2 the compiler calls expf one element at a time, which was a tenth of
- * the pass.  This is Cephes' expf (x = n ln2 + r, a degree-6 polynomial in
- * r, relative error below 2e-7 on the clamped range) written with GCC's
- * vector extensions, so it compiles to SSE (or NEON) without extra flags.
- * Inputs beyond about +-88 are clamped (exp stays finite and positive);
- * a NaN stays NaN.
- */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-static inline v4f splat(float c)
-{
-	return (v4f){ c, c, c, c };
-}
-
-static inline v4f blend(v4i mask, v4f a, v4f b) /* mask ? a : b, lane by lane */
-{
-	return (v4f)(((v4i)a & mask) | ((v4i)b & ~mask));
-}
-
-static inline v4f exp4(v4f x)
-{
-	const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-	v4f t, fn, r, p;
-	v4i k;
-
-	x = blend(x > splat(88.3762626647949f), splat(88.3762626647949f), x);
-	x = blend(x < splat(-87.3365447504f), splat(-87.3365447504f), x);
-	t = x * splat(1.44269504088896341f) + splat(magic);
-	fn = t - splat(magic);
-	k = (v4i)t - (v4i)splat(magic);
-	r = x - fn * splat(0.693359375f) - fn * splat(-2.12194440e-4f);
-	p = splat(1.9875691500e-4f);
-	p = p * r + splat(1.3981999507e-3f);
-	p = p * r + splat(8.3334519073e-3f);
-	p = p * r + splat(4.1665795894e-2f);
-	p = p * r + splat(1.6666665459e-1f);
-	p = p * r + splat(5.0000001201e-1f);
-	p = p * r * r + r + splat(1.0f);
-	return p * (v4f)((k + 127) << 23);
-}
-
-static inline v4f load4(const float *p)
-{
-	v4f v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline void store4(float *p, v4f v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-/*
- * sum_exp in sixteen lanes, for CPUs with AVX-512F (chosen at run time):
- * exp4's polynomial, lane for lane the same operations, compiled for
- * 512-bit registers.  The head's softmax sums one exp per vocabulary logit
- * of every token: in four lanes that was a twentieth of the pass.
- */
-typedef float v16f __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
-#define FWD_AVX512 1
-
-__attribute__((target("avx512f"))) static double sum_exp16(const float *x, int64_t n, float m)
-{
-	const v16f z = { 0 };
-	v16f hi = z + 88.3762626647949f, lo = z + -87.3365447504f, mm = z + m;
-	double s = 0.0;
-	int64_t i = 0;
-
-	while (i + 16 <= n) {
-		v16f acc = z;
-		int64_t end = i + 1024 < n ? i + 1024 : n;
-
-		for (; i + 16 <= end; i += 16) {
-			v16f v, t, fn, r, p;
-			v16i k;
-
-			memcpy(&v, x + i, sizeof(v));
-			v = v - mm;
-			v = (v16f)(((v16i)hi & (v16i)(v > hi)) | ((v16i)v & ~(v16i)(v > hi)));
-			v = (v16f)(((v16i)lo & (v16i)(v < lo)) | ((v16i)v & ~(v16i)(v < lo)));
-			t = v * 1.44269504088896341f + 12582912.0f;
-			fn = t - 12582912.0f;
-			k = (v16i)t - (v16i)(z + 12582912.0f);
-			r = v - fn * 0.693359375f - fn * -2.12194440e-4f;
-			p = z + 1.9875691500e-4f;
-			p = p * r + 1.3981999507e-3f;
-			p = p * r + 8.3334519073e-3f;
-			p = p * r + 4.1665795894e-2f;
-			p = p * r + 1.6666665459e-1f;
-			p = p * r + 5.0000001201e-1f;
-			p = p * r * r + r + 1.0f;
-			acc += p * (v16f)((k + 127) << 23);
-		}
-		for (int j = 0; j < 16; j++)
-			s += (double)acc[j];
-	}
-	for (; i < n; i++)
-		s += expf(x[i] - m);
-	return s;
-}
-#endif
-
-/* sum of exp(x[i] - m): four lanes in float over short runs, the runs
- * added in double so the error does not grow with the vocabulary (sixteen
- * lanes where the CPU has AVX-512F). */
-static double sum_exp(const float *x, int64_t n, float m)
-{
-	double s = 0.0;
-	int64_t i = 0;
-
-#ifdef FWD_AVX512
-	static atomic_int avx512 = -1;   /* unknown yet; threads may race to set it */
-	int have = atomic_load_explicit(&avx512, memory_order_relaxed);
-
-	if (have < 0) {
-		__builtin_cpu_init();
-		have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-		atomic_store_explicit(&avx512, have, memory_order_relaxed);
-	}
-	if (have)
-		return sum_exp16(x, n, m);
-#endif
-	while (i + 4 <= n) {
-		v4f acc = splat(0.0f);
-		int64_t end = i + 256 < n ? i + 256 : n;
-
-		for (; i + 4 <= end; i += 4)
-			acc += exp4(load4(x + i) - splat(m));
-		s += (double)acc[0] + (double)acc[1] + (double)acc[2] + (double)acc[3];
-	}
-	for (; i < n; i++)
-		s += expf(x[i] - m);
-	return s;
-}
 
 /*
  * Hugging Face's RMSNorm in fp32: x * rsqrt(mean(x^2) + eps), then times the
@@ -467,15 +295,9 @@ static double sum_exp(const float *x, int64_t n, float m)
  */
 static void rmsnorm_row(const float *x, const float *w, int n, float eps, float *out)
 {
-	double ss = 0.0;
-	float var, r;
+	float var = (float)(vec_sumsq(x, n) / n);
 
-	for (int i = 0; i < n; i++)
-		ss += (double)x[i] * (double)x[i];
-	var = (float)(ss / n);
-	r = 1.0f / sqrtf(var + eps);
-	for (int i = 0; i < n; i++)
-		out[i] = w[i] * (x[i] * r);
+	vec_rms_apply(out, x, w, 1.0f / sqrtf(var + eps), n);
 }
 
 struct norm_job {
@@ -504,6 +326,32 @@ static void rmsnorm(const struct fwd *f, const float *x, float *out, int64_t row
 	struct norm_job j = { x, out, w, ld, n, groups, (float)f->m->rms_eps };
 
 	par_rows(f, rows, norm_rows, &j);
+}
+
+/* x += y (+ b, added to y first, as y + b then the sum) over the rows,
+ * on the pass's threads: the residual connection after a block. */
+struct residual_job {
+	float *x, *y;
+	const float *b;   /* [H] or NULL */
+	int64_t H;
+};
+
+static void residual_rows(void *ud, int64_t i0, int64_t i1)
+{
+	const struct residual_job *j = ud;
+
+	for (int64_t t = i0; t < i1; t++) {
+		if (j->b)
+			vec_axpy(j->y + t * j->H, j->b, 1.0f, j->H);
+		vec_axpy(j->x + t * j->H, j->y + t * j->H, 1.0f, j->H);
+	}
+}
+
+static void residual(const struct fwd *f, const float *b)
+{
+	struct residual_job j = { f->x, f->y, b, f->H };
+
+	par_rows(f, f->T, residual_rows, &j);
 }
 
 /*
@@ -842,30 +690,11 @@ static void attn_softmax(float *S, int nq, int nk, int i0, int k0, int window)
 		int i = i0 + r;
 		int lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0;
 		int hi = i - k0 + 1; /* columns [lo, hi) are visible */
-		float mx = -INFINITY, sum = 0.0f, inv;
-		v4f acc = splat(0.0f);
-		int c;
+		float mx = vec_max(s + lo, hi - lo);
 
-		for (c = lo; c < hi; c++)
-			mx = max_f(mx, s[c]);
-		for (c = lo; c + 4 <= hi; c += 4) {
-			v4f e = exp4(load4(s + c) - splat(mx));
-
-			store4(s + c, e);
-			acc += e;
-		}
-		for (; c < hi; c++) {
-			s[c] = expf(s[c] - mx);
-			sum += s[c];
-		}
-		sum += (acc[0] + acc[1]) + (acc[2] + acc[3]);
-		inv = 1.0f / sum;
-		for (c = 0; c < lo; c++)
-			s[c] = 0.0f;
-		for (c = lo; c < hi; c++)
-			s[c] *= inv;
-		for (c = hi; c < nk; c++)
-			s[c] = 0.0f;
+		vec_scale(s + lo, 1.0f / vec_exp_sub(s + lo, hi - lo, mx), hi - lo);
+		memset(s, 0, (size_t)lo * sizeof(float));
+		memset(s + hi, 0, (size_t)(nk - hi) * sizeof(float));
 	}
 }
 
@@ -935,12 +764,7 @@ static int attn_finish(struct fwd *f, const float *wo, const float *bo)
 	for (int i = 0; i < nt; i++)
 		free(S[i]);
 	linear(f, f->att, f->T, f->odim, wo, f->H, f->y);
-	for (int64_t t = 0; t < f->T; t++) {
-		float *y = f->y + t * f->H, *x = f->x + t * f->H;
-
-		for (int i = 0; i < f->H; i++)
-			x[i] += bo ? y[i] + bo[i] : y[i];
-	}
+	residual(f, bo);
 	return 0;
 }
 
@@ -1134,17 +958,9 @@ static void swiglu_rows(void *ud, int64_t i0, int64_t i1)
 	const struct swiglu_job *j = ud;
 
 	for (int64_t t = i0; t < i1; t++) {
-		const float *g = j->gu + t * 2 * j->ni, *u = g + j->ni;
-		float *o = j->out + t * j->ni;
-		int i = 0;
+		const float *g = j->gu + t * 2 * j->ni;
 
-		for (; i + 4 <= j->ni; i += 4) {
-			v4f gv = load4(g + i);
-
-			store4(o + i, gv / (splat(1.0f) + exp4(-gv)) * load4(u + i));
-		}
-		for (; i < j->ni; i++)
-			o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+		vec_swiglu(j->out + t * j->ni, g, g + j->ni, j->ni);
 	}
 }
 
@@ -1191,7 +1007,7 @@ static int mlp_load(struct fwd *f, enum model_tensor gate, enum model_tensor up,
 static int dense_ffn(struct fwd *f, int l)
 {
 	int ni = f->m->dense_intermediate;
-	size_t n = (size_t)ni * (size_t)f->H, T = (size_t)f->T;
+	size_t n = (size_t)ni * (size_t)f->H;
 	float *wgu = gw_malloc(2 * n * sizeof(float)), *wd = gw_malloc(n * sizeof(float));
 	size_t rows = (size_t)mlp_rows(f->T);
 	float *gu = gw_malloc(rows * 2 * (size_t)ni * sizeof(float));
@@ -1204,8 +1020,7 @@ static int dense_ffn(struct fwd *f, int l)
 		goto out;
 	rmsnorm(f, f->x, f->xn, f->T, f->H, f->H, 1, norm);
 	mlp(f, f->xn, f->T, wgu, wd, ni, gu, act, f->y);
-	for (size_t i = 0; i < T * (size_t)f->H; i++)
-		f->x[i] += f->y[i];
+	residual(f, NULL);
 	r = 0;
 out:
 	free(norm);
@@ -1453,10 +1268,12 @@ static int shared_expert(struct fwd *f, int l, struct moe_w *w)
 }
 
 /*
- * One expert as a unit of work (par_units): expert e0 + u, with thread
- * tid's scratch, into out[u] (the scatter-add after the batch takes expert
- * e0 + u's rows from there).  A failure is kept in rc and msg (the first
- * one), and the load time and bytes added under the lock.
+ * The experts of a wave as units of work (par_units): unit u is expert
+ * order[u0 + u] (a wave's experts longest first, so the last units to
+ * finish are short), on thread tid's scratch, into its rows of out (row
+ * start[e] - start[e0] onward for expert e of the wave's first expert e0).
+ * A failure is kept in rc and msg (the first one), and the load time and
+ * bytes added under the lock.
  */
 struct expert_buf {
 	float *wgu, *wd, *X, *gu, *act;  /* a thread's */
@@ -1464,11 +1281,12 @@ struct expert_buf {
 
 struct expert_job {
 	struct fwd *f;
-	int l, ni, k, e0;
+	int l, ni, k, e0, u0;
 	size_t L;
 	const int64_t *slot, *start;
+	const int *order;                  /* the wave's experts, longest first */
 	struct expert_buf b[THREADS_MAX];
-	float *out[EXPERT_BATCH];          /* unit u's output rows */
+	float *out;                        /* the wave's output rows */
 	pthread_mutex_t lock;
 	int rc;
 	char msg[GW_ERR_MAX];
@@ -1492,9 +1310,9 @@ static void expert_unit(void *ud, int tid, int64_t u, struct gacc *acc)
 	struct expert_job *j = ud;
 	struct fwd *f = j->f;
 	struct expert_buf *b = &j->b[tid];
-	float *out = j->out[u];
-	int e = j->e0 + (int)u, ni = j->ni;
+	int e = j->order[j->u0 + u], ni = j->ni;
 	int64_t n = j->start[e + 1] - j->start[e], H = f->H;
+	float *out = j->out + (j->start[e] - j->start[j->e0]) * H;
 	size_t cnt = (size_t)ni * (size_t)H;
 	struct gw_err err = { "" };
 	double t0;
@@ -1535,27 +1353,46 @@ static void expert_unit(void *ud, int tid, int64_t u, struct gacc *acc)
 	}
 }
 
-/* y[token] += weight * out[row] for an expert's rows [i0, i1). */
+/*
+ * y[t] += weight * out[row] for every assignment of tokens [i0, i1) to an
+ * expert of the wave [e0, e1): a token's assignments in expert order (its
+ * k records sorted by expert, by), so every token's sum is the same
+ * whatever the waves and threads.
+ */
 struct scatter_job {
 	struct fwd *f;
 	const struct routing *rt;
-	const int64_t *slot;    /* the expert's records */
-	const float *out;       /* [rows, H] */
-	size_t per_token;       /* k * L records a token */
+	const int64_t *by;      /* [T, k] a token's assignments t*k + j, experts ascending */
+	const int64_t *pos;     /* [T*k] an assignment's row in the expert order */
+	const float *out;       /* the wave's rows, from row pos0 */
+	int64_t pos0;
+	size_t L, lm;
+	int k, e0, e1;
 };
 
 static void scatter_rows(void *ud, int64_t i0, int64_t i1)
 {
 	const struct scatter_job *j = ud;
-	size_t H = (size_t)j->f->H;
+	size_t H = (size_t)j->f->H, k = (size_t)j->k;
 
-	for (int64_t q = i0; q < i1; q++) {
-		size_t rec = (size_t)j->slot[q], t = rec / j->per_token;
-		float wt = j->rt->topk_w[rec], *y = j->f->y + t * H;
-		const float *o = j->out + (size_t)q * H;
+	for (int64_t t = i0; t < i1; t++) {
+		float *y = j->f->y + (size_t)t * H;
 
-		for (size_t i = 0; i < H; i++)
-			y[i] += o[i] * wt;
+		for (size_t i = 0; i < k; i++) {
+			size_t a = (size_t)j->by[(size_t)t * k + i];
+			size_t rec = ((size_t)t * j->L + j->lm) * k + a % k;
+			int e = j->rt->topk_ids[rec];
+			const float *o;
+			float wt;
+
+			if (e < j->e0)
+				continue;
+			if (e >= j->e1)
+				break; /* the rest are later experts */
+			wt = j->rt->topk_w[rec];
+			o = j->out + (size_t)(j->pos[a] - j->pos0) * H;
+			vec_axpy(y, o, wt, (int64_t)H);
+		}
 	}
 }
 
@@ -1617,25 +1454,52 @@ static int moe_ffn(struct fwd *f, int l, struct routing *rt)
 		slot[start[e] + cnt[e]++] = (int64_t)((t * L + (size_t)lm) * (size_t)k + j);
 	}
 
-	/* The experts, EXPERT_BATCH at a time, each a unit of work on one
-	 * core (its weights read and converted, its tokens gathered from every
-	 * sample, one product for gate|up and one for down), then the batch's
-	 * outputs scatter-added weighted, experts in order (as Hugging Face's
-	 * index_add_ loop does), so the sums are the same whatever the thread
-	 * count.  A batch of several experts a thread keeps the threads busy
-	 * though experts get different numbers of tokens. */
+	/* The experts in waves of contiguous expert ranges whose output rows
+	 * fit EXPERT_OUT_FLOATS (an expert larger than that is a wave of its
+	 * own).  In a wave each expert is a unit of work on one core (its
+	 * weights read and converted, its tokens gathered from every sample,
+	 * one product for gate|up and one for down), taken longest first;
+	 * then the wave's outputs are added to y weighted, each token's
+	 * experts in order (as Hugging Face's index_add_ loop does), so the
+	 * sums are the same whatever the thread count. */
 	memset(f->y, 0, T * H * sizeof(float));
 	{
-		int nt = unit_threads(f, E), nbatch = E < EXPERT_BATCH ? E : EXPERT_BATCH;
-		int64_t most = 0;
+		int nt = unit_threads(f, E);
+		int64_t most = 0, cap;
+		int *order = gw_malloc((size_t)E * sizeof(int));
+		int64_t *pos = gw_malloc(T * (size_t)k * sizeof(int64_t));
+		int64_t *by = gw_malloc(T * (size_t)k * sizeof(int64_t));
 		struct expert_job ej = { .f = f, .l = l, .ni = ni, .k = k, .L = L, .slot = slot,
-					 .start = start };
+					 .start = start, .order = order };
 
+		for (int64_t p = 0; p < (int64_t)(T * (size_t)k); p++) {
+			size_t rec = (size_t)slot[p];
+
+			pos[(rec / (L * (size_t)k)) * (size_t)k + rec % (size_t)k] = p;
+		}
+		/* A token's assignments by expert: insertion sort of k. */
+		for (size_t t = 0; t < T; t++) {
+			int64_t *bt = by + t * (size_t)k;
+			const uint16_t *id = rt->topk_ids + (t * L + (size_t)lm) * (size_t)k;
+
+			for (int i = 0; i < k; i++) {
+				int q = i;
+
+				while (q > 0 && id[bt[q - 1] % k] > id[i]) {
+					bt[q] = bt[q - 1];
+					q--;
+				}
+				bt[q] = (int64_t)(t * (size_t)k) + i;
+			}
+		}
 		pthread_mutex_init(&ej.lock, NULL);
 		r = 0;
 		for (int e = 0; e < E; e++)
 			if (start[e + 1] - start[e] > most)
 				most = start[e + 1] - start[e];
+		cap = EXPERT_OUT_FLOATS / (int64_t)H > most ? EXPERT_OUT_FLOATS / (int64_t)H : most;
+		if (cap > start[E])
+			cap = start[E];
 		for (int i = 0; i < nt; i++) {
 			ej.b[i].wgu = gw_malloc(2 * (size_t)ni * H * sizeof(float));
 			ej.b[i].wd = gw_malloc((size_t)ni * H * sizeof(float));
@@ -1645,16 +1509,29 @@ static int moe_ffn(struct fwd *f, int l, struct routing *rt)
 			ej.b[i].act = gw_malloc(((size_t)mlp_rows(most) + 1) * (size_t)ni *
 						sizeof(float));
 		}
-		for (int u = 0; u < nbatch; u++)
-			ej.out[u] = gw_malloc(((size_t)most + 1) * H * sizeof(float));
-		for (int e0 = 0; e0 < E && r == 0; e0 += nbatch) {
-			int nb = E - e0 < nbatch ? E - e0 : nbatch;
+		ej.out = gw_malloc(((size_t)cap + 1) * H * sizeof(float));
+		for (int e0 = 0, e1; e0 < E && r == 0; e0 = e1) {
+			struct scatter_job sj;
 
+			for (e1 = e0 + 1; e1 < E && start[e1 + 1] - start[e0] <= cap; e1++)
+				;
+			/* The wave's experts longest first (ties by expert). */
+			for (int e = e0; e < e1; e++) {
+				int q = e - e0;
+
+				while (q > 0 && start[order[q - 1] + 1] - start[order[q - 1]] <
+							start[e + 1] - start[e]) {
+					order[q] = order[q - 1];
+					q--;
+				}
+				order[q] = e;
+			}
 			ej.e0 = e0;
+			ej.u0 = 0;
 			ej.rc = 0;
 			if ((r = cancelled(f)) < 0)
 				break;
-			par_units(f, nb, expert_unit, &ej);
+			par_units(f, e1 - e0, expert_unit, &ej);
 			if (ej.rc < 0) {
 				r = gw_errf(f->err, ej.rc, "%s", ej.msg);
 				break;
@@ -1662,14 +1539,9 @@ static int moe_ffn(struct fwd *f, int l, struct routing *rt)
 			f->st.load_sec += ej.load_sec / nt;
 			f->st.load_bytes += ej.load_bytes;
 			ej.load_sec = ej.load_bytes = 0;
-			for (int u = 0; u < nb; u++) {
-				/* An expert's rows are distinct tokens: split over
-				 * the threads, each token's sum keeps expert order. */
-				struct scatter_job sj = { f, rt, slot + start[e0 + u], ej.out[u],
-							  (size_t)k * L };
-
-				par_rows(f, start[e0 + u + 1] - start[e0 + u], scatter_rows, &sj);
-			}
+			sj = (struct scatter_job){ f, rt, by, pos, ej.out, start[e0], L, (size_t)lm,
+						   k, e0, e1 };
+			par_rows(f, f->T, scatter_rows, &sj);
 		}
 		for (int i = 0; i < nt; i++) {
 			free(ej.b[i].wgu);
@@ -1678,16 +1550,17 @@ static int moe_ffn(struct fwd *f, int l, struct routing *rt)
 			free(ej.b[i].gu);
 			free(ej.b[i].act);
 		}
-		for (int u = 0; u < nbatch; u++)
-			free(ej.out[u]);
+		free(ej.out);
+		free(order);
+		free(pos);
+		free(by);
 		pthread_mutex_destroy(&ej.lock);
 		if (r < 0)
 			goto out;
 	}
 	if (m->shared_intermediate > 0 && (r = shared_expert(f, l, &w)) < 0)
 		goto out;
-	for (size_t i = 0; i < T * H; i++)
-		f->x[i] += f->y[i];
+	residual(f, NULL);
 	r = 0;
 out:
 	free(z);
@@ -1724,15 +1597,12 @@ static void head_rows(void *ud, int64_t i0, int64_t i1)
 
 	for (int64_t i = i0; i < i1; i++) {
 		const float *z = j->logits + i * j->nb;
-		float bm = -INFINITY;
-
-		for (int64_t c = 0; c < j->nb; c++)
-			bm = max_f(bm, z[c]);
+		float bm = vec_max(z, j->nb);
 		if (bm > j->mx[i]) {
 			j->sum[i] *= exp((double)j->mx[i] - bm);
 			j->mx[i] = bm;
 		}
-		j->sum[i] += sum_exp(z, j->nb, j->mx[i]);
+		j->sum[i] += vec_sum_exp(z, j->nb, j->mx[i]);
 		if (j->label[i] >= j->v0 && j->label[i] < j->v0 + j->nb)
 			j->target[i] = z[j->label[i] - j->v0];
 	}
@@ -1990,6 +1860,15 @@ int forward_run(const struct ckpt *c, const struct probe *p, const struct forwar
 		f.threads = 1;
 	if (f.threads > THREADS_MAX)
 		f.threads = THREADS_MAX;
+	/* The pass frees and allocates the same large buffers layer after
+	 * layer; glibc would map and unmap each one, and the page faults of
+	 * mapping them again were a twentieth of the pass.  Large blocks come
+	 * from the heap and are kept for the next layer, and what is free is
+	 * handed back at the end (malloc_trim). */
+	mallopt(M_MMAP_THRESHOLD, FWD_MMAP_THRESHOLD);
+	mallopt(M_TRIM_THRESHOLD, FWD_TRIM_THRESHOLD);
+	f.pool = pool_new(f.threads);
+	f.threads = pool_threads(f.pool);
 	if ((r = setup(&f, err)) < 0)
 		goto out;
 	f.st.tokens = f.T;
@@ -2055,5 +1934,7 @@ out:
 	free(pos);
 	routing_free(rt);
 	fwd_release(&f);
+	pool_free(f.pool);
+	malloc_trim(0);
 	return r;
 }

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/vec.h"
 #include "engine/file.h"
 #include "engine/json.h"
 #include "engine/safetensors.h"
@@ -899,11 +900,7 @@ void st_convert_f32(enum st_dtype d, const void *src, float *dst, size_t n)
 		memcpy(dst, src, n * sizeof(float));
 		break;
 	case ST_BF16:
-		for (size_t i = 0; i < n; i++) {
-			uint32_t u = (uint32_t)(s[2 * i] | s[2 * i + 1] << 8) << 16;
-
-			memcpy(&dst[i], &u, sizeof(u));
-		}
+		vec_bf16_to_f32(dst, src, n);
 		break;
 	case ST_F16:
 		for (size_t i = 0; i < n; i++) {
