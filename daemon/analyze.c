@@ -18,6 +18,7 @@
  * Progress goes to stderr when it is a terminal.
  */
 #include <cJSON.h>
+#include <cblas.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -548,6 +549,11 @@ int cmd_analyze(int argc, char **argv)
 	struct gw_err err = { "" };
 	int n, rc = 1;
 
+	/* The forward pass and the metrics spread their work over their own
+	 * threads; OpenBLAS's products here are one core's each, and its idle
+	 * workers would only spin beside them. */
+	openblas_set_num_threads(1);
+	forward_blas_rest();
 	metrics_opts_init(&o.m);
 	o.threads = all_cores();
 	o.m.threads = o.threads;

@@ -52,7 +52,8 @@
 #include "engine/safetensors.h"
 
 #define ATTN_QBLOCK 64      /* query rows per block of attention scores */
-#define HEAD_BLOCK_FLOATS (8u * 1024u * 1024u) /* bound on a logits block */
+#define HEAD_SLICE 512      /* vocabulary rows of the lm_head a unit of work */
+#define HEAD_ROWS 1024       /* token rows of a logits tile (HEAD_ROWS x HEAD_SLICE) */
 #define PAR_MIN_ROWS 64     /* below this a row loop stays on one thread */
 #define MLP_ROWS 2048       /* token rows per gated-MLP product (bounds scratch) */
 #define GEMM_MIN_ROWS 64    /* rows of a product part on one thread */
@@ -1578,54 +1579,118 @@ out:
 /* ---- head and loss -------------------------------------------------- */
 
 /*
- * Per row of a logits block: fold the block into a running max and sum of
- * exponentials (the online logsumexp), and pick the label's logit when it
- * falls in the block.
+ * The vocabulary head as units of work: unit u is vocabulary rows
+ * [u*HEAD_SLICE, ...) of the lm_head.  A unit reads and converts its rows
+ * into its thread's buffer, then, HEAD_ROWS token rows at a time, takes
+ * their logits for the slice in one product (a tile that stays in the
+ * core's cache) and folds each row into the slice's max and sum of
+ * exponentials (and the label's logit, when the label is in the slice).
+ * The slices' partials are combined per row in slice order afterwards, so
+ * the loss does not depend on the threads, and the logits never need more
+ * than a tile a thread.
  */
 struct head_job {
-	const float *logits; /* [n, nb] */
-	int64_t nb, v0;
-	const int32_t *label; /* [n] */
-	float *mx;            /* [n] running max */
-	double *sum;          /* [n] running sum of exp(logit - mx) */
-	float *target;        /* [n] the label's logit */
+	struct fwd *f;
+	const char *name;      /* the lm_head (or tied embedding) tensor */
+	const float *Xl;       /* [n, H] the rows that predict a next token */
+	const int32_t *label;  /* [n] */
+	int64_t n, V;
+	float *W[THREADS_MAX], *Z[THREADS_MAX]; /* a thread's slice and tile */
+	float *mx;             /* [slices, n] a slice's max logit of each row */
+	double *sum;           /* [slices, n] its sum of exp(logit - max) */
+	float *target;         /* [n] the label's logit */
+	pthread_mutex_t lock;
+	int rc;
+	struct gw_err err;
+	double load_sec;
 };
 
-static void head_rows(void *ud, int64_t i0, int64_t i1)
+static void head_unit(void *ud, int tid, int64_t u, struct gacc *acc)
 {
-	const struct head_job *j = ud;
+	struct head_job *j = ud;
+	int64_t H = j->f->H, v0 = u * HEAD_SLICE, cnt = j->V - v0 < HEAD_SLICE ? j->V - v0 : HEAD_SLICE;
+	float *W = j->W[tid], *Z = j->Z[tid];
+	struct gw_err err = { "" };
+	double t0 = now_sec();
+	int r = ckpt_read_rows_f32(j->f->c, j->name, v0, cnt, W, &err);
+
+	t0 = now_sec() - t0;
+	pthread_mutex_lock(&j->lock);
+	j->load_sec += t0;
+	if (r < 0 && j->rc == 0) {
+		j->rc = r;
+		j->err = err;
+	}
+	pthread_mutex_unlock(&j->lock);
+	if (r < 0)
+		return;
+	for (int64_t r0 = 0; r0 < j->n; r0 += HEAD_ROWS) {
+		int64_t m = j->n - r0 < HEAD_ROWS ? j->n - r0 : HEAD_ROWS;
+
+		gemm_acc(acc, true, m, cnt, H, 1.0f, j->Xl + r0 * H, H, W, H, 0.0f, Z, cnt);
+		for (int64_t i = 0; i < m; i++) {
+			const float *z = Z + i * cnt;
+			int64_t row = r0 + i, lab = j->label[row];
+			float bm = vec_max(z, cnt);
+
+			j->mx[u * j->n + row] = bm;
+			j->sum[u * j->n + row] = vec_sum_exp(z, cnt, bm);
+			if (lab >= v0 && lab < v0 + cnt)
+				j->target[row] = z[lab - v0];
+		}
+	}
+}
+
+/* Per row: the slices' partials into the first slice's, in slice order
+ * (the running max and the sum rescaled to it). */
+struct head_fold {
+	float *mx;
+	double *sum;
+	int64_t n, slices;
+};
+
+static void head_fold_rows(void *ud, int64_t i0, int64_t i1)
+{
+	const struct head_fold *j = ud;
 
 	for (int64_t i = i0; i < i1; i++) {
-		const float *z = j->logits + i * j->nb;
-		float bm = vec_max(z, j->nb);
-		if (bm > j->mx[i]) {
-			j->sum[i] *= exp((double)j->mx[i] - bm);
-			j->mx[i] = bm;
+		float m = j->mx[i];
+		double s = j->sum[i];
+
+		for (int64_t u = 1; u < j->slices; u++) {
+			float bm = j->mx[u * j->n + i];
+			double bs = j->sum[u * j->n + i];
+
+			if (bm > m) {
+				s = s * exp((double)m - bm) + bs;
+				m = bm;
+			} else {
+				s += bs * exp((double)bm - m);
+			}
 		}
-		j->sum[i] += vec_sum_exp(z, j->nb, j->mx[i]);
-		if (j->label[i] >= j->v0 && j->label[i] < j->v0 + j->nb)
-			j->target[i] = z[j->label[i] - j->v0];
+		j->mx[i] = m;
+		j->sum[i] = s;
 	}
 }
 
 /*
- * Final norm, then the lm_head in blocks of vocabulary rows over the tokens
- * that have a next token, so the logits never need T x vocab floats; the
- * loss of a sample is the mean over its positions 1..n-1 of
- * logsumexp(logits) - logit[next token].
+ * Final norm, then the lm_head over the tokens that have a next token (see
+ * head_unit); the loss of a sample is the mean over its positions 1..n-1
+ * of logsumexp(logits) - logit[next token].
  */
 static int head(struct fwd *f, struct routing *rt)
 {
 	const struct model_desc *m = f->m;
 	size_t H = (size_t)f->H;
-	int64_t n = f->T - f->p->n_samples, V = m->vocab, nb, row = 0;
-	float *norm = NULL, *Xl = NULL, *W = NULL, *Z = NULL, *mx = NULL, *target = NULL;
+	int64_t n = f->T - f->p->n_samples, V = m->vocab, row = 0, slices;
+	float *norm = NULL, *Xl = NULL, *mx = NULL, *target = NULL;
 	double *sum = NULL;
 	int32_t *label = NULL;
 	bool tw;
 	int64_t shape[2];
-	int ndim = 0;
+	int ndim = 0, nt;
 	char name[ST_NAME_MAX];
+	struct head_job hj;
 	int r;
 
 	if ((r = load_new(f, MT_FINAL_NORM, 0, 0, H, false, &norm)) < 0)
@@ -1640,11 +1705,10 @@ static int head(struct fwd *f, struct routing *rt)
 	for (int i = 0; i < f->p->n_samples; i++) {
 		const struct probe_sample *s = &f->p->samples[i];
 
-		for (int t = 0; t + 1 < s->ntokens; t++, row++) {
-			memcpy(Xl + (size_t)row * H, f->xn + (size_t)(f->off[i] + t) * H,
-			       H * sizeof(float));
+		memcpy(Xl + (size_t)row * H, f->xn + (size_t)f->off[i] * H,
+		       (size_t)(s->ntokens - 1) * H * sizeof(float));
+		for (int t = 0; t + 1 < s->ntokens; t++, row++)
 			label[row] = s->tokens[t + 1];
-		}
 	}
 
 	/* Tied embeddings: the lm_head is embed_tokens when the config ties
@@ -1664,33 +1728,37 @@ static int head(struct fwd *f, struct routing *rt)
 			    ckpt_dir(f->c), name, m->vocab, f->H);
 		goto out;
 	}
-	nb = HEAD_BLOCK_FLOATS / (n > (int64_t)H ? n : (int64_t)H);
-	nb = nb < 64 ? 64 : nb > V ? V : nb;
-	W = gw_malloc((size_t)nb * H * sizeof(float));
-	Z = gw_malloc((size_t)n * (size_t)nb * sizeof(float));
-	mx = gw_malloc((size_t)n * sizeof(float));
-	sum = gw_calloc((size_t)n, sizeof(double));
+	if ((r = cancelled(f)) < 0)
+		goto out;
+	slices = (V + HEAD_SLICE - 1) / HEAD_SLICE;
+	mx = gw_malloc((size_t)(slices * n) * sizeof(float));
+	sum = gw_malloc((size_t)(slices * n) * sizeof(double));
 	target = gw_malloc((size_t)n * sizeof(float));
-	for (int64_t i = 0; i < n; i++) {
-		mx[i] = -INFINITY;
+	for (int64_t i = 0; i < n; i++)
 		target[i] = NAN;
+	hj = (struct head_job){ .f = f, .name = name, .Xl = Xl, .label = label, .n = n, .V = V,
+				.mx = mx, .sum = sum, .target = target };
+	nt = unit_threads(f, slices);
+	for (int i = 0; i < nt; i++) {
+		hj.W[i] = gw_malloc((size_t)HEAD_SLICE * H * sizeof(float));
+		hj.Z[i] = gw_malloc((size_t)HEAD_ROWS * HEAD_SLICE * sizeof(float));
 	}
-	for (int64_t v0 = 0; v0 < V; v0 += nb) {
-		int64_t cnt = V - v0 < nb ? V - v0 : nb;
-		struct head_job hj = { Z, cnt, v0, label, mx, sum, target };
-		double t0;
-
-		if ((r = cancelled(f)) < 0)
-			goto out;
-		t0 = now_sec();
-		r = read_rows_par(f, name, v0, cnt, (int64_t)H, W);
-		f->st.load_sec += now_sec() - t0;
-		if (r < 0)
-			goto out;
-		f->st.load_bytes += (double)cnt * (double)H * sizeof(float);
-		linear(f, Xl, n, f->H, W, cnt, Z);
-		par_rows(f, n, head_rows, &hj);
+	pthread_mutex_init(&hj.lock, NULL);
+	par_units(f, slices, head_unit, &hj);
+	pthread_mutex_destroy(&hj.lock);
+	for (int i = 0; i < nt; i++) {
+		free(hj.W[i]);
+		free(hj.Z[i]);
 	}
+	f->st.load_sec += hj.load_sec / nt;
+	f->st.load_bytes += (double)V * (double)H * sizeof(float);
+	if (hj.rc < 0) {
+		if (f->err)
+			*f->err = hj.err;
+		r = hj.rc;
+		goto out;
+	}
+	par_rows(f, n, head_fold_rows, &(struct head_fold){ mx, sum, n, slices });
 
 loss:
 	row = 0;
@@ -1708,8 +1776,6 @@ loss:
 out:
 	free(norm);
 	free(Xl);
-	free(W);
-	free(Z);
 	free(mx);
 	free(sum);
 	free(target);
@@ -1837,6 +1903,16 @@ static struct routing *routing_for(const struct fwd *f)
 	return rt;
 }
 
+/* OpenBLAS's own, exported by its pthread and OpenMP builds alike; weak,
+ * so another BLAS without it still links. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
+void forward_blas_rest(void)
+{
+	if (blas_thread_shutdown_)
+		blas_thread_shutdown_();
+}
+
 int forward_run(const struct ckpt *c, const struct probe *p, const struct forward_opts *o,
 		struct routing **ret, struct gw_err *err)
 {
@@ -1854,8 +1930,11 @@ int forward_run(const struct ckpt *c, const struct probe *p, const struct forwar
 	blas = openblas_get_num_threads();
 	f.threads = o && o->threads > 0 ? o->threads : blas;
 	/* One OpenBLAS thread for the pass: the engine splits the products
-	 * (gemm above); restored at the end. */
-	openblas_set_num_threads(1);
+	 * (gemm above); the count it had is restored at the end.  Set only
+	 * when it differs: each set starts OpenBLAS's workers again
+	 * (forward_blas_rest). */
+	if (blas != 1)
+		openblas_set_num_threads(1);
 	if (f.threads < 1)
 		f.threads = 1;
 	if (f.threads > THREADS_MAX)
@@ -1927,7 +2006,8 @@ fail_layer:
 	rt = NULL;
 	r = 0;
 out:
-	openblas_set_num_threads(o && o->threads > 0 ? o->threads : blas);
+	if (blas != 1)
+		openblas_set_num_threads(blas);
 	f.st.total_sec = now_sec() - t0;
 	if (o && o->stats)
 		*o->stats = f.st;

@@ -55,11 +55,24 @@ struct forward_opts {
 	/* The engine's threads (0: OpenBLAS's current count).  During the
 	 * pass OpenBLAS runs one thread (openblas_set_num_threads, which is
 	 * process-wide) and the engine spreads products and the work between
-	 * them over its own threads; at the end OpenBLAS is left with
-	 * `threads` threads (0: the count it had). */
+	 * them over its own threads; at the end OpenBLAS is left with the
+	 * count it had. */
 	int threads;
 	struct forward_stats *stats; /* may be NULL */
 };
+
+/*
+ * Stop OpenBLAS's worker threads.  Its pthread build starts them when the
+ * library loads, and again at every openblas_set_num_threads, and an idle
+ * worker spins in sched_yield for about 2^28 cycles (a tenth of a second)
+ * before it sleeps: beside as many engine threads as cores, that spinning
+ * took a core from the first tenth of a second of every `analyze` (6% of
+ * its CPU samples).  For a process that then keeps OpenBLAS at one thread
+ * (`analyze`: call openblas_set_num_threads(1) first); OpenBLAS starts its
+ * workers again when the count is next set.  Only while no other thread
+ * is inside BLAS; a no-op where the library has no such call.
+ */
+void forward_blas_rest(void);
 
 /*
  * Run the forward pass of checkpoint `c` over probe `p` (every token id must

@@ -91,10 +91,15 @@ static int forward(const char *dir, const char *probe_path)
 	struct probe *p = probe_new();
 	struct routing *rt = NULL;
 	struct forward_stats st;
-	struct forward_opts o = { .stats = &st };
+	int threads = openblas_get_num_threads(); /* OpenBLAS's default: the cores */
+	struct forward_opts o = { .stats = &st, .threads = threads };
 	struct rusage ru;
 	int r, status = 1;
 
+	/* As `grokwatchd analyze` does: the engine's threads, one OpenBLAS
+	 * thread and no idle OpenBLAS workers. */
+	openblas_set_num_threads(1);
+	forward_blas_rest();
 	if ((r = ckpt_open(dir, &c, &err)) < 0 ||
 	    (r = probe_add_jsonl(p, probe_path, ckpt_model(c)->vocab, &err)) < 0) {
 		fprintf(stderr, "bench_sgemm: %s\n", err.msg);
@@ -118,7 +123,7 @@ static int forward(const char *dir, const char *probe_path)
 	       "\"threads\": %d, \"total_sec\": %.4f, \"gemm_gflop\": %.4f, \"gemm_sec\": %.4f, "
 	       "\"gemm_gflops\": %.2f, \"load_sec\": %.4f, \"embed_sec\": %.4f, "
 	       "\"attn_sec\": %.4f, \"ffn_sec\": %.4f, \"head_sec\": %.4f, \"maxrss_kb\": %ld}\n",
-	       dir, (long long)st.tokens, openblas_get_num_threads(), st.total_sec,
+	       dir, (long long)st.tokens, threads, st.total_sec,
 	       st.gemm_flop / 1e9, st.gemm_sec, st.gemm_flop / st.gemm_sec / 1e9, st.load_sec,
 	       st.embed_sec, st.attn_sec, st.ffn_sec, st.head_sec, ru.ru_maxrss);
 	status = 0;
