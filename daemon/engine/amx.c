@@ -113,17 +113,28 @@ static void zero_tail(struct amx_a *a)
 		       rows * (size_t)a->Kp * sizeof(uint16_t));
 }
 
-AMX_ATTR void amx_a_split(struct amx_a *a, const float *A, int M, int K, int64_t lda)
+void amx_a_reserve(struct amx_a *a, int M, int K)
 {
-	uint16_t *p = planes(a, M, K);
+	planes(a, M, K);
+	zero_tail(a);
+}
+
+AMX_ATTR void amx_a_split_part(struct amx_a *a, const float *A, int64_t lda, int i0, int i1)
+{
 	size_t plane = (size_t)a->Mp * (size_t)a->Kp;
 
-	for (int i = 0; i < M; i++) {
-		uint16_t *o = p + (size_t)i * (size_t)a->Kp;
+	GW_BUG_ON(i0 < 0 || i1 > a->M);
+	for (int i = i0; i < i1; i++) {
+		uint16_t *o = a->p + (size_t)i * (size_t)a->Kp;
 
-		split_row(A + (int64_t)i * lda, K, a->Kp, o, o + plane, o + 2 * plane);
+		split_row(A + (int64_t)i * lda, a->K, a->Kp, o, o + plane, o + 2 * plane);
 	}
-	zero_tail(a);
+}
+
+void amx_a_split(struct amx_a *a, const float *A, int M, int K, int64_t lda)
+{
+	amx_a_reserve(a, M, K);
+	amx_a_split_part(a, A, lda, 0, M);
 }
 
 AMX_ATTR void amx_a_split_rows(struct amx_a *a, const float *A, const int64_t *rows, int M,
@@ -312,6 +323,18 @@ void amx_a_split_rows(struct amx_a *a, const float *A, const int64_t *rows, int 
 		      int64_t lda)
 {
 	(void)a, (void)A, (void)rows, (void)M, (void)K, (void)lda;
+	GW_BUG_ON(1);
+}
+
+void amx_a_reserve(struct amx_a *a, int M, int K)
+{
+	(void)a, (void)M, (void)K;
+	GW_BUG_ON(1);
+}
+
+void amx_a_split_part(struct amx_a *a, const float *A, int64_t lda, int i0, int i1)
+{
+	(void)a, (void)A, (void)lda, (void)i0, (void)i1;
 	GW_BUG_ON(1);
 }
 

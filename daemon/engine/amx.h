@@ -59,6 +59,10 @@ bool amx_usable(void);
 
 /* X rows i: A + i * lda, i < M, K values each. */
 void amx_a_split(struct amx_a *a, const float *A, int M, int K, int64_t lda);
+/* The same in parts (from several threads at once): amx_a_reserve for
+ * M x K, then amx_a_split_part for rows [i0, i1) of X, over [0, M). */
+void amx_a_reserve(struct amx_a *a, int M, int K);
+void amx_a_split_part(struct amx_a *a, const float *A, int64_t lda, int i0, int i1);
 /* The same with row i taken from A + rows[i] * lda (a gather). */
 void amx_a_split_rows(struct amx_a *a, const float *A, const int64_t *rows, int M, int K,
 		      int64_t lda);

@@ -843,6 +843,33 @@ int ckpt_read_rows_f32(const struct ckpt *c, const char *name, int64_t row0, int
 	return read_view(c, v, row0, nrows, out, err);
 }
 
+bool ckpt_bf16(const struct ckpt *c, const char *name)
+{
+	const struct view *v = views_get(&c->need, name);
+
+	return v && v->ndim == 2 && v->t->dtype == ST_BF16 && !v->scale;
+}
+
+int ckpt_read_rows_bf16(const struct ckpt *c, const char *name, int64_t row0, int64_t nrows,
+			uint16_t *out, struct gw_err *err)
+{
+	const struct view *v = views_get(&c->need, name);
+	uint64_t row;
+
+	if (!v)
+		return gw_errf(err, -ENOENT, "\"%s\": no tensor \"%s\"", c->dir, name);
+	if (!ckpt_bf16(c, name))
+		return gw_errf(err, -ENOTSUP, "\"%s\": tensor \"%s\" is not plain BF16", c->dir,
+			       name);
+	if (row0 < 0 || nrows < 0 || row0 > v->shape[0] || nrows > v->shape[0] - row0)
+		return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\": rows [%lld, %lld + %lld) are "
+			       "outside it", c->dir, name, (long long)row0, (long long)row0,
+			       (long long)nrows);
+	row = (uint64_t)v->shape[1];
+	return st_file_read_elems_raw(c->files[v->file], v->t, v->e0 + (uint64_t)row0 * row,
+				      (uint64_t)nrows * row, out, err);
+}
+
 /* ---- completeness ----------------------------------------------------- */
 
 /*

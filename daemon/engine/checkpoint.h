@@ -100,6 +100,14 @@ int ckpt_read_f32(const struct ckpt *c, const char *name, float *out, size_t cou
  * -ENOENT if the model has no such tensor, -EINVAL outside its rows. */
 int ckpt_read_rows_f32(const struct ckpt *c, const char *name, int64_t row0, int64_t nrows,
 		       float *out, struct gw_err *err);
+/* Whether the model's 2-D tensor `name` is stored as BF16 without block
+ * scales, so that ckpt_read_rows_bf16 reads it. */
+bool ckpt_bf16(const struct ckpt *c, const char *name);
+/* Rows [row0, row0 + nrows) of such a tensor as its BF16 values (2 bytes
+ * each, little-endian); -ENOTSUP if it is stored otherwise, else as
+ * ckpt_read_rows_f32. */
+int ckpt_read_rows_bf16(const struct ckpt *c, const char *name, int64_t row0, int64_t nrows,
+			uint16_t *out, struct gw_err *err);
 
 /*
  * Completeness (SPEC §2): config.json present, every file the index names

@@ -46,6 +46,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/amx.h"
 #include "engine/model.h"
 #include "engine/pool.h"
 #include "engine/vec.h"
@@ -78,6 +79,8 @@ struct fwd {
 	const struct probe *p;
 	const atomic_int *cancel;
 	struct pool *pool;  /* the pass's threads (threads of them) */
+	bool amx;           /* BF16 weights' products on AMX tiles (amx.h) */
+	struct amx_a ax;    /* linear_amx's split of its input */
 	struct forward_stats st;
 	struct gw_err *err;
 	int threads;
@@ -285,6 +288,90 @@ static void par_units(struct fwd *f, int64_t n, unit_fn fn, void *ud)
 		sec += run.acc[i].a.sec;
 	}
 	f->st.gemm_sec += sec / nt;
+}
+
+/*
+ * Y[T, N] = X[T, K] W^T on AMX (W packed, N = w->N): X split into BF16
+ * parts by the pass's threads, then the product in units of AMX_ROWS rows.
+ */
+#define AMX_ROWS 256
+
+struct amx_job {
+	struct fwd *f;
+	const float *X;
+	int64_t K, T;
+	const struct amx_w *w;
+	float *Y;
+};
+
+static void amx_split_rows(void *ud, int64_t i0, int64_t i1)
+{
+	const struct amx_job *j = ud;
+
+	amx_a_split_part(&j->f->ax, j->X, j->K, (int)i0, (int)i1);
+}
+
+static void amx_acc(struct gacc *acc, float *C, int64_t ldc, const struct amx_a *a, int m,
+		    const struct amx_w *w, int r0);
+
+static void amx_unit(void *ud, int tid, int64_t u, struct gacc *acc)
+{
+	const struct amx_job *j = ud;
+	int64_t r0 = u * AMX_ROWS, m = j->T - r0 < AMX_ROWS ? j->T - r0 : AMX_ROWS;
+
+	(void)tid;
+	amx_acc(acc, j->Y + r0 * j->w->N, j->w->N, &j->f->ax, (int)m, j->w, (int)r0);
+}
+
+static void linear_amx(struct fwd *f, const float *X, int64_t T, int64_t K,
+		       const struct amx_w *w, float *Y)
+{
+	struct amx_job j = { f, X, K, T, w, Y };
+
+	amx_a_reserve(&f->ax, (int)T, (int)K);
+	par_rows(f, T, amx_split_rows, &j);
+	par_units(f, (T + AMX_ROWS - 1) / AMX_ROWS, amx_unit, &j);
+}
+
+/* Pack the BF16 rows of tensors kinds[0..n) (rows[i] rows each, K
+ * columns) stacked into w; false (nothing read) when one is not stored as
+ * plain BF16, or AMX is off. */
+static bool pack_bf16(struct fwd *f, const enum model_tensor *kinds, const int64_t *rows, int n,
+		      int l, int64_t K, struct amx_w *w, int *rc)
+{
+	char name[ST_NAME_MAX];
+	int64_t total = 0;
+	uint16_t *raw;
+	double t0;
+
+	*rc = 0;
+	if (!f->amx)
+		return false;
+	for (int i = 0; i < n; i++) {
+		int64_t shape[2];
+		int nd = 0;
+
+		if (model_tensor_name(f->m, kinds[i], l, 0, name, sizeof(name)) < 0 ||
+		    !ckpt_bf16(f->c, name) || ckpt_shape(f->c, name, shape, &nd) < 0 ||
+		    shape[0] != rows[i] || shape[1] != K)
+			return false;
+		total += rows[i];
+	}
+	t0 = now_sec();
+	raw = gw_malloc((size_t)total * (size_t)K * sizeof(uint16_t));
+	total = 0;
+	for (int i = 0; i < n; i++) {
+		model_tensor_name(f->m, kinds[i], l, 0, name, sizeof(name));
+		if ((*rc = ckpt_read_rows_bf16(f->c, name, 0, rows[i], raw + total * K, f->err)) < 0)
+			break;
+		total += rows[i];
+	}
+	if (*rc == 0)
+		amx_w_pack(w, raw, (int)total, (int)K);
+	free(raw);
+	f->st.load_sec += now_sec() - t0;
+	f->st.load_bytes += (double)total * (double)K * sizeof(uint16_t);
+	return true;
 }
 
 /* ---- row kernels ---------------------------------------------------- */
@@ -572,10 +659,15 @@ struct attn_w {
 	float *wo;     /* [H, odim] */
 	float *bo;     /* [H] or NULL */
 	float *qn, *kn; /* q_norm, k_norm or NULL */
+	/* The AMX path (wqkv and wo NULL): q|k|v and o packed (amx.h). */
+	bool amx;
+	struct amx_w pqkv, po;
 };
 
 static void attn_w_release(struct attn_w *a)
 {
+	amx_w_free(&a->pqkv);
+	amx_w_free(&a->po);
 	free(a->norm);
 	free(a->wqkv);
 	free(a->bqkv);
@@ -594,12 +686,24 @@ static int attn_w_load(struct fwd *f, int l, struct attn_w *a)
 	int r;
 
 	memset(a, 0, sizeof(*a));
-	a->wqkv = gw_malloc((size_t)f->qkvdim * H * sizeof(float));
+	{
+		static const enum model_tensor qkv[3] = { MT_Q, MT_K, MT_V }, o[1] = { MT_O };
+		const int64_t rq[3] = { (int64_t)q, (int64_t)kv, (int64_t)kv }, ro[1] = { (int64_t)H };
+
+		if (pack_bf16(f, qkv, rq, 3, l, (int64_t)H, &a->pqkv, &r) && r == 0 &&
+		    pack_bf16(f, o, ro, 1, l, (int64_t)q, &a->po, &r) && r == 0)
+			a->amx = true;
+		else if (r < 0)
+			goto out;
+	}
+	if (!a->amx)
+		a->wqkv = gw_malloc((size_t)f->qkvdim * H * sizeof(float));
 	if ((r = load_new(f, MT_ATTN_NORM, l, 0, H, false, &a->norm)) < 0 ||
-	    (r = load(f, MT_Q, l, 0, a->wqkv, q * H, false)) < 0 ||
-	    (r = load(f, MT_K, l, 0, a->wqkv + q * H, kv * H, false)) < 0 ||
-	    (r = load(f, MT_V, l, 0, a->wqkv + (q + kv) * H, kv * H, false)) < 0 ||
-	    (r = load_new(f, MT_O, l, 0, H * q, false, &a->wo)) < 0 ||
+	    (!a->amx &&
+	     ((r = load(f, MT_Q, l, 0, a->wqkv, q * H, false)) < 0 ||
+	      (r = load(f, MT_K, l, 0, a->wqkv + q * H, kv * H, false)) < 0 ||
+	      (r = load(f, MT_V, l, 0, a->wqkv + (q + kv) * H, kv * H, false)) < 0 ||
+	      (r = load_new(f, MT_O, l, 0, H * q, false, &a->wo)) < 0)) ||
 	    (r = load_new(f, MT_O_BIAS, l, 0, H, true, &a->bo)) < 0 ||
 	    (r = load_new(f, MT_Q_BIAS, l, 0, q, true, &b[0])) < 0 ||
 	    (r = load_new(f, MT_K_BIAS, l, 0, kv, true, &b[1])) < 0 ||
@@ -750,7 +854,7 @@ static void attn_unit(void *ud, int tid, int64_t u, struct gacc *acc)
 /* Every sample's causal attention over f->qkv, each (sample, head) a unit
  * of work on the engine's threads, then o_proj (and its bias) added to the
  * residual stream. */
-static int attn_finish(struct fwd *f, const float *wo, const float *bo)
+static int attn_finish(struct fwd *f, const float *wo, const struct amx_w *po, const float *bo)
 {
 	int64_t units = (int64_t)f->p->n_samples * f->nh;
 	int nt = unit_threads(f, units), r;
@@ -764,7 +868,10 @@ static int attn_finish(struct fwd *f, const float *wo, const float *bo)
 	par_units(f, units, attn_unit, &j);
 	for (int i = 0; i < nt; i++)
 		free(S[i]);
-	linear(f, f->att, f->T, f->odim, wo, f->H, f->y);
+	if (po)
+		linear_amx(f, f->att, f->T, f->odim, po, f->y);
+	else
+		linear(f, f->att, f->T, f->odim, wo, f->H, f->y);
 	residual(f, bo);
 	return 0;
 }
@@ -778,10 +885,13 @@ static int attention(struct fwd *f, int l, const int32_t *pos)
 	if ((r = attn_w_load(f, l, &a)) < 0)
 		return r;
 	rmsnorm(f, f->x, f->xn, f->T, f->H, f->H, 1, a.norm);
-	linear(f, f->xn, f->T, f->H, a.wqkv, f->qkvdim, f->qkv);
+	if (a.amx)
+		linear_amx(f, f->xn, f->T, f->H, &a.pqkv, f->qkv);
+	else
+		linear(f, f->xn, f->T, f->H, a.wqkv, f->qkvdim, f->qkv);
 	qj = (struct qkv_job){ f, &a, pos };
 	par_rows(f, f->T, qkv_rows, &qj);
-	r = attn_finish(f, a.wo, a.bo);
+	r = attn_finish(f, a.wo, a.amx ? &a.po : NULL, a.bo);
 	attn_w_release(&a);
 	return r;
 }
@@ -936,7 +1046,7 @@ static int attention_mla(struct fwd *f, int l, const int32_t *pos)
 	gemm(f, true, T, kb, kvr, 1.0f, ckv, ka, a.wkvb, kvr, 0.0f, kvb, kb);
 	mj = (struct mla_job){ f, ckv, kvb, pos };
 	par_rows(f, T, mla_rows, &mj);
-	r = attn_finish(f, a.wo, a.bo);
+	r = attn_finish(f, a.wo, NULL, a.bo);
 	free(qa);
 	free(ckv);
 	free(kvb);
@@ -1278,6 +1388,11 @@ static int shared_expert(struct fwd *f, int l, struct moe_w *w)
  */
 struct expert_buf {
 	float *wgu, *wd, *X, *gu, *act;  /* a thread's */
+	/* The AMX path: the weights' BF16 values, packed, and the split rows. */
+	uint16_t *raw;
+	int64_t *rows;
+	struct amx_w pgu, pd;
+	struct amx_a ax, aact;
 };
 
 struct expert_job {
@@ -1306,6 +1421,83 @@ static int expert_load(struct fwd *f, enum model_tensor kind, int l, int e, floa
 	return ckpt_read_f32(f->c, name, out, count, err);
 }
 
+/* Keep a unit's first failure (with its message) in the job. */
+static void job_fail(pthread_mutex_t *lock, int *rc, char *msg, int r, const struct gw_err *err)
+{
+	pthread_mutex_lock(lock);
+	if (*rc == 0) {
+		*rc = r;
+		snprintf(msg, GW_ERR_MAX, "%s", err->msg);
+	}
+	pthread_mutex_unlock(lock);
+}
+
+/* C[m, N] = A[m, K] W^T on AMX, rows [0, m) of a, with its time and FLOPs. */
+static void amx_acc(struct gacc *acc, float *C, int64_t ldc, const struct amx_a *a, int m,
+		    const struct amx_w *w, int r0)
+{
+	double t0 = now_sec();
+
+	amx_gemm(C, ldc, a, r0, r0 + m, w);
+	acc->sec += now_sec() - t0;
+	acc->flop += 2.0 * (double)m * (double)w->N * (double)w->K;
+}
+
+/*
+ * expert_unit on AMX, where the expert's three weights are stored as BF16:
+ * their values read without conversion and packed into tiles, the tokens'
+ * rows split into BF16 parts straight from the normed stream (the gather).
+ * False when a weight is stored otherwise (expert_unit then reads fp32).
+ */
+static bool expert_unit_amx(struct expert_job *j, struct expert_buf *b, int e, int64_t n,
+			    struct gacc *acc)
+{
+	struct fwd *f = j->f;
+	int ni = j->ni, H = f->H;
+	size_t cnt = (size_t)ni * (size_t)H;
+	char ng[ST_NAME_MAX], nu[ST_NAME_MAX], nd[ST_NAME_MAX];
+	struct gw_err err = { "" };
+	double t0;
+	int r;
+
+	if (model_tensor_name(f->m, MT_EXPERT_GATE, j->l, e, ng, sizeof(ng)) < 0 ||
+	    model_tensor_name(f->m, MT_EXPERT_UP, j->l, e, nu, sizeof(nu)) < 0 ||
+	    model_tensor_name(f->m, MT_EXPERT_DOWN, j->l, e, nd, sizeof(nd)) < 0 ||
+	    !ckpt_bf16(f->c, ng) || !ckpt_bf16(f->c, nu) || !ckpt_bf16(f->c, nd))
+		return false;
+	t0 = now_sec();
+	if ((r = ckpt_read_rows_bf16(f->c, ng, 0, ni, b->raw, &err)) < 0 ||
+	    (r = ckpt_read_rows_bf16(f->c, nu, 0, ni, b->raw + cnt, &err)) < 0) {
+		job_fail(&j->lock, &j->rc, j->msg, r, &err);
+		return true;
+	}
+	amx_w_pack(&b->pgu, b->raw, 2 * ni, H);
+	if ((r = ckpt_read_rows_bf16(f->c, nd, 0, H, b->raw, &err)) < 0) {
+		job_fail(&j->lock, &j->rc, j->msg, r, &err);
+		return true;
+	}
+	amx_w_pack(&b->pd, b->raw, H, ni);
+	t0 = now_sec() - t0;
+	pthread_mutex_lock(&j->lock);
+	j->load_sec += t0;
+	j->load_bytes += 3.0 * (double)cnt * sizeof(uint16_t);
+	pthread_mutex_unlock(&j->lock);
+	for (int64_t q = 0; q < n; q++)
+		b->rows[q] = j->slot[j->start[e] + q] / ((int64_t)j->k * (int64_t)j->L);
+	amx_a_split_rows(&b->ax, f->xn, b->rows, (int)n, H, H);
+	for (int64_t r0 = 0; r0 < n; r0 += MLP_ROWS) {
+		int64_t m = n - r0 < MLP_ROWS ? n - r0 : MLP_ROWS;
+		struct swiglu_job sj = { b->gu, b->act, ni };
+		float *out = j->out + (j->start[e] - j->start[j->e0] + r0) * H;
+
+		amx_acc(acc, b->gu, 2 * (int64_t)ni, &b->ax, (int)m, &b->pgu, (int)r0);
+		swiglu_rows(&sj, 0, m);
+		amx_a_split(&b->aact, b->act, (int)m, ni, ni);
+		amx_acc(acc, out, H, &b->aact, (int)m, &b->pd, 0);
+	}
+	return true;
+}
+
 static void expert_unit(void *ud, int tid, int64_t u, struct gacc *acc)
 {
 	struct expert_job *j = ud;
@@ -1320,6 +1512,8 @@ static void expert_unit(void *ud, int tid, int64_t u, struct gacc *acc)
 	int r;
 
 	if (n == 0)
+		return;
+	if (f->amx && expert_unit_amx(j, b, e, n, acc))
 		return;
 	t0 = now_sec();
 	if ((r = expert_load(f, MT_EXPERT_GATE, j->l, e, b->wgu, cnt, &err)) < 0 ||
@@ -1509,6 +1703,10 @@ static int moe_ffn(struct fwd *f, int l, struct routing *rt)
 					       sizeof(float));
 			ej.b[i].act = gw_malloc(((size_t)mlp_rows(most) + 1) * (size_t)ni *
 						sizeof(float));
+			if (f->amx) {
+				ej.b[i].raw = gw_malloc(2 * (size_t)ni * H * sizeof(uint16_t));
+				ej.b[i].rows = gw_malloc(((size_t)most + 1) * sizeof(int64_t));
+			}
 		}
 		ej.out = gw_malloc(((size_t)cap + 1) * H * sizeof(float));
 		for (int e0 = 0, e1; e0 < E && r == 0; e0 = e1) {
@@ -1550,6 +1748,12 @@ static int moe_ffn(struct fwd *f, int l, struct routing *rt)
 			free(ej.b[i].X);
 			free(ej.b[i].gu);
 			free(ej.b[i].act);
+			free(ej.b[i].raw);
+			free(ej.b[i].rows);
+			amx_w_free(&ej.b[i].pgu);
+			amx_w_free(&ej.b[i].pd);
+			amx_a_free(&ej.b[i].ax);
+			amx_a_free(&ej.b[i].aact);
 		}
 		free(ej.out);
 		free(order);
@@ -1596,6 +1800,10 @@ struct head_job {
 	const int32_t *label;  /* [n] */
 	int64_t n, V;
 	float *W[THREADS_MAX], *Z[THREADS_MAX]; /* a thread's slice and tile */
+	/* The AMX path: Xl split once, a thread's BF16 slice and its tiles. */
+	const struct amx_a *ax;
+	uint16_t *raw[THREADS_MAX];
+	struct amx_w pw[THREADS_MAX];
 	float *mx;             /* [slices, n] a slice's max logit of each row */
 	double *sum;           /* [slices, n] its sum of exp(logit - max) */
 	float *target;         /* [n] the label's logit */
@@ -1612,7 +1820,8 @@ static void head_unit(void *ud, int tid, int64_t u, struct gacc *acc)
 	float *W = j->W[tid], *Z = j->Z[tid];
 	struct gw_err err = { "" };
 	double t0 = now_sec();
-	int r = ckpt_read_rows_f32(j->f->c, j->name, v0, cnt, W, &err);
+	int r = j->ax ? ckpt_read_rows_bf16(j->f->c, j->name, v0, cnt, j->raw[tid], &err)
+		      : ckpt_read_rows_f32(j->f->c, j->name, v0, cnt, W, &err);
 
 	t0 = now_sec() - t0;
 	pthread_mutex_lock(&j->lock);
@@ -1624,10 +1833,16 @@ static void head_unit(void *ud, int tid, int64_t u, struct gacc *acc)
 	pthread_mutex_unlock(&j->lock);
 	if (r < 0)
 		return;
+	if (j->ax)
+		amx_w_pack(&j->pw[tid], j->raw[tid], (int)cnt, (int)H);
 	for (int64_t r0 = 0; r0 < j->n; r0 += HEAD_ROWS) {
 		int64_t m = j->n - r0 < HEAD_ROWS ? j->n - r0 : HEAD_ROWS;
 
-		gemm_acc(acc, true, m, cnt, H, 1.0f, j->Xl + r0 * H, H, W, H, 0.0f, Z, cnt);
+		if (j->ax)
+			amx_acc(acc, Z, cnt, j->ax, (int)m, &j->pw[tid], (int)r0);
+		else
+			gemm_acc(acc, true, m, cnt, H, 1.0f, j->Xl + r0 * H, H, W, H, 0.0f, Z,
+				 cnt);
 		for (int64_t i = 0; i < m; i++) {
 			const float *z = Z + i * cnt;
 			int64_t row = r0 + i, lab = j->label[row];
@@ -1691,6 +1906,7 @@ static int head(struct fwd *f, struct routing *rt)
 	int ndim = 0, nt;
 	char name[ST_NAME_MAX];
 	struct head_job hj;
+	struct amx_a ax = { 0 };
 	int r;
 
 	if ((r = load_new(f, MT_FINAL_NORM, 0, 0, H, false, &norm)) < 0)
@@ -1739,8 +1955,15 @@ static int head(struct fwd *f, struct routing *rt)
 	hj = (struct head_job){ .f = f, .name = name, .Xl = Xl, .label = label, .n = n, .V = V,
 				.mx = mx, .sum = sum, .target = target };
 	nt = unit_threads(f, slices);
+	if (f->amx && ckpt_bf16(f->c, name)) {
+		amx_a_split(&ax, Xl, (int)n, (int)H, (int64_t)H);
+		hj.ax = &ax;
+	}
 	for (int i = 0; i < nt; i++) {
-		hj.W[i] = gw_malloc((size_t)HEAD_SLICE * H * sizeof(float));
+		if (hj.ax)
+			hj.raw[i] = gw_malloc((size_t)HEAD_SLICE * H * sizeof(uint16_t));
+		else
+			hj.W[i] = gw_malloc((size_t)HEAD_SLICE * H * sizeof(float));
 		hj.Z[i] = gw_malloc((size_t)HEAD_ROWS * HEAD_SLICE * sizeof(float));
 	}
 	pthread_mutex_init(&hj.lock, NULL);
@@ -1749,7 +1972,10 @@ static int head(struct fwd *f, struct routing *rt)
 	for (int i = 0; i < nt; i++) {
 		free(hj.W[i]);
 		free(hj.Z[i]);
+		free(hj.raw[i]);
+		amx_w_free(&hj.pw[i]);
 	}
+	amx_a_free(&ax);
 	f->st.load_sec += hj.load_sec / nt;
 	f->st.load_bytes += (double)V * (double)H * sizeof(float);
 	if (hj.rc < 0) {
@@ -1813,6 +2039,7 @@ static int embed(struct fwd *f)
 
 static void fwd_release(struct fwd *f)
 {
+	amx_a_free(&f->ax);
 	free(f->off);
 	free(f->x);
 	free(f->xn);
@@ -1947,6 +2174,7 @@ int forward_run(const struct ckpt *c, const struct probe *p, const struct forwar
 	mallopt(M_MMAP_THRESHOLD, FWD_MMAP_THRESHOLD);
 	mallopt(M_TRIM_THRESHOLD, FWD_TRIM_THRESHOLD);
 	f.pool = pool_new(f.threads);
+	f.amx = !(o && o->no_amx) && amx_usable();
 	f.threads = pool_threads(f.pool);
 	if ((r = setup(&f, err)) < 0)
 		goto out;

@@ -58,6 +58,9 @@ struct forward_opts {
 	 * them over its own threads; at the end OpenBLAS is left with the
 	 * count it had. */
 	int threads;
+	/* Products with BF16 weights stay on sgemm (fp32 copies of the
+	 * weights) even where AMX could take them (amx.h); for tests. */
+	bool no_amx;
 	struct forward_stats *stats; /* may be NULL */
 };
 

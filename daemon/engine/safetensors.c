@@ -1010,6 +1010,24 @@ int st_file_read_elems_f32(struct st_file *f, const struct st_tensor *t, uint64_
 	return read_elems(f, t, e0, n, out, err);
 }
 
+int st_file_read_elems_raw(struct st_file *f, const struct st_tensor *t, uint64_t e0,
+			   uint64_t n, void *out, struct gw_err *err)
+{
+	size_t es;
+	char b[CLIP + 8];
+
+	check_owned(f, t);
+	es = st_dtype_size(t->dtype);
+	if (es == 0 || e0 > t->nelem || n > t->nelem - e0)
+		return gw_errf(err, -EINVAL, "\"%s\": tensor \"%s\": elements [%llu, %llu + %llu) "
+			       "are outside its %llu (or its dtype %s has no byte size)", f->path,
+			       clip(b, sizeof(b), t->name), (unsigned long long)e0,
+			       (unsigned long long)e0, (unsigned long long)n,
+			       (unsigned long long)t->nelem, t->dtype_name);
+	return read_exact(f->path, f->fd, out, (size_t)(n * es), f->data_start + t->begin + e0 * es,
+			  err);
+}
+
 int st_file_read_raw(struct st_file *f, const struct st_tensor *t, void *out,
 		     struct gw_err *err)
 {

@@ -126,6 +126,10 @@ int st_file_read_rows_f32(struct st_file *f, const struct st_tensor *t, int64_t 
  * converted to fp32; -EINVAL outside the tensor. */
 int st_file_read_elems_f32(struct st_file *f, const struct st_tensor *t, uint64_t e0,
 			   uint64_t n, float *out, struct gw_err *err);
+/* Elements [e0, e0 + n) in storage order as their stored bytes
+ * (n * st_dtype_size of them); -EINVAL outside the tensor. */
+int st_file_read_elems_raw(struct st_file *f, const struct st_tensor *t, uint64_t e0,
+			   uint64_t n, void *out, struct gw_err *err);
 /* The raw bytes of a tensor (t->end - t->begin of them), any dtype. */
 int st_file_read_raw(struct st_file *f, const struct st_tensor *t, void *out,
 		     struct gw_err *err);

@@ -76,6 +76,27 @@ for n in $names; do
 	ok $? "$n: gbar, loss and top-k match the PyTorch reference"
 done
 
+# Where the CPU has AMX-BF16 the engine multiplies BF16 weights on its
+# tiles (engine/amx.h) and the comparison above saw that path; the sgemm
+# path (GROKWATCH_AMX=0) then gets the same comparison here.
+if grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null && [ -z "${GW_REF_DUMP:-}" ]; then
+	triples0=""
+	for n in $names; do
+		out="$TMP/$n.sgemm.routing.safetensors"
+		GROKWATCH_AMX=0 $GW_WRAP "$GW_BIN" analyze "$fx/$n" --probe "$probe" \
+			--dump-routing "$out" >"$TMP/$n.dump0.log" 2>&1 &&
+			triples0="$triples0 $fx/$n $probe $out"
+	done
+	cmp0="$TMP/compare0.log"
+	# shellcheck disable=SC2086
+	[ -n "$triples0" ] && "$py" "$src/tests/reference/ref_forward.py" compare $triples0 \
+		>"$cmp0" 2>&1
+	for n in $names; do
+		grep -q "^ok - $n " "$cmp0" 2>/dev/null
+		ok $? "$n: with GROKWATCH_AMX=0 (sgemm), gbar, loss and top-k match the reference"
+	done
+fi
+
 mut="$TMP/mutations.log"
 # shellcheck disable=SC2086
 [ -n "$triples" ] && "$py" "$src/tests/reference/ref_forward.py" mutations $triples >"$mut" 2>&1

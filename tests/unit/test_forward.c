@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../tap.h"
+#include "engine/amx.h"
 #include "engine/checkpoint.h"
 #include "engine/forward.h"
 #include "engine/probe.h"
@@ -303,6 +304,37 @@ static void test_deterministic_and_thread_stable(void)
 		CHECK_NEAR(s->gbar[i], a->gbar[i], 1e-6);
 	routing_free(a);
 	routing_free(b);
+	routing_free(s);
+	probe_free(p);
+	ckpt_free(c);
+}
+
+/* The products with BF16 weights on AMX tiles (engine/amx.h) and on sgemm
+ * give the same routing within the reference's tolerances (both are held
+ * to the PyTorch reference by tests/reference/test_reference.sh). */
+static void test_amx_and_sgemm_agree(void)
+{
+	struct ckpt *c;
+	struct probe *p;
+	struct forward_opts oa = { .threads = 2 }, os = { .threads = 2, .no_amx = true };
+	struct routing *a, *s;
+	size_t N, L, E;
+
+	if (!amx_usable()) {
+		tap_note("no AMX here: the pass runs on sgemm only (skipped)");
+		return;
+	}
+	c = open_ckpt("olmoe-bf16");
+	p = open_probe(ckpt_model(c)->vocab);
+	a = run(c, p, &oa);
+	s = run(c, p, &os);
+	N = (size_t)a->n_samples, L = (size_t)a->n_layers, E = (size_t)a->n_experts;
+	for (size_t i = 0; i < N * L * E; i++)
+		CHECK_NEAR(a->gbar[i], s->gbar[i], 1e-5);
+	for (size_t i = 0; i < N; i++)
+		if (!isnan(s->loss[i]))
+			CHECK_NEAR(a->loss[i], s->loss[i], 1e-5 * s->loss[i]);
+	routing_free(a);
 	routing_free(s);
 	probe_free(p);
 	ckpt_free(c);
@@ -681,6 +713,7 @@ static const struct tap_test tests[] = {
 	{ "router_weights_copied", test_router_weights_copied },
 	{ "sample_independent_of_batch", test_sample_independent_of_batch },
 	{ "deterministic_and_thread_stable", test_deterministic_and_thread_stable },
+	{ "amx_and_sgemm_agree", test_amx_and_sgemm_agree },
 	{ "progress_once_per_layer", test_progress_once_per_layer },
 	{ "cancel_before_start", test_cancel_before_start },
 	{ "cancel_between_layers", test_cancel_between_layers },
