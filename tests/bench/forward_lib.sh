@@ -40,12 +40,19 @@ median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
 calc() { "$py" -c "print('%.4g' % ($1))"; }
 verdict() { if "$py" -c "import sys; sys.exit(0 if $1 else 1)"; then echo met; else echo MISSED; fi; }
 
-# timed OUT CMD...: run CMD under /usr/bin/time; wall seconds and max RSS (KB)
-# go to OUT.time as "wall rss".
+# timed OUT CMD...: run CMD under /usr/bin/time; wall seconds (from the
+# clock in nanoseconds: time's own has two decimals) and max RSS (KB) go to
+# OUT.time as "wall rss".
 timed() {
 	out=$1
 	shift
-	/usr/bin/time -f '%e %M' -o "$out.time" "$@" >"$out" 2>"$out.err"
+	t0=$(date +%s%N)
+	/usr/bin/time -f '%M' -o "$out.rss" "$@" >"$out" 2>"$out.err"
+	st=$?
+	t1=$(date +%s%N)
+	echo "$(( (t1 - t0) / 1000000 )) $(tail -1 "$out.rss")" |
+		awk '{ printf "%.3f %s\n", $1 / 1000, $2 }' >"$out.time"
+	return $st
 }
 
 # torch_bench MODEL PROBE REPS: ref_forward.py bench REPS times; sets
