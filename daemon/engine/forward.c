@@ -291,24 +291,26 @@ static void par_units(struct fwd *f, int64_t n, unit_fn fn, void *ud)
 }
 
 /*
- * Y[T, N] = X[T, K] W^T on AMX (W packed, N = w->N): X split into BF16
- * parts by the pass's threads, then the product in units of AMX_ROWS rows.
+ * Y[T, N] = X[T, K] W^T on AMX (W packed, N = w->N; row strides ldx and
+ * ldy): X split into BF16 parts by the pass's threads, then the product
+ * in units of AMX_ROWS rows.
  */
 #define AMX_ROWS 256
 
 struct amx_job {
 	struct fwd *f;
 	const float *X;
-	int64_t K, T;
+	int64_t ldx, T;
 	const struct amx_w *w;
 	float *Y;
+	int64_t ldy;
 };
 
 static void amx_split_rows(void *ud, int64_t i0, int64_t i1)
 {
 	const struct amx_job *j = ud;
 
-	amx_a_split_part(&j->f->ax, j->X, j->K, (int)i0, (int)i1);
+	amx_a_split_part(&j->f->ax, j->X, j->ldx, (int)i0, (int)i1);
 }
 
 static void amx_acc(struct gacc *acc, float *C, int64_t ldc, const struct amx_a *a, int m,
@@ -320,15 +322,15 @@ static void amx_unit(void *ud, int tid, int64_t u, struct gacc *acc)
 	int64_t r0 = u * AMX_ROWS, m = j->T - r0 < AMX_ROWS ? j->T - r0 : AMX_ROWS;
 
 	(void)tid;
-	amx_acc(acc, j->Y + r0 * j->w->N, j->w->N, &j->f->ax, (int)m, j->w, (int)r0);
+	amx_acc(acc, j->Y + r0 * j->ldy, j->ldy, &j->f->ax, (int)m, j->w, (int)r0);
 }
 
-static void linear_amx(struct fwd *f, const float *X, int64_t T, int64_t K,
-		       const struct amx_w *w, float *Y)
+static void linear_amx(struct fwd *f, const float *X, int64_t ldx, int64_t T,
+		       const struct amx_w *w, float *Y, int64_t ldy)
 {
-	struct amx_job j = { f, X, K, T, w, Y };
+	struct amx_job j = { f, X, ldx, T, w, Y, ldy };
 
-	amx_a_reserve(&f->ax, (int)T, (int)K);
+	amx_a_reserve(&f->ax, (int)T, w->K);
 	par_rows(f, T, amx_split_rows, &j);
 	par_units(f, (T + AMX_ROWS - 1) / AMX_ROWS, amx_unit, &j);
 }
@@ -337,7 +339,7 @@ static void linear_amx(struct fwd *f, const float *X, int64_t T, int64_t K,
  * columns) stacked into w; false (nothing read) when one is not stored as
  * plain BF16, or AMX is off. */
 static bool pack_bf16(struct fwd *f, const enum model_tensor *kinds, const int64_t *rows, int n,
-		      int l, int64_t K, struct amx_w *w, int *rc)
+		      int l, int e, int64_t K, struct amx_w *w, int *rc)
 {
 	char name[ST_NAME_MAX];
 	int64_t total = 0;
@@ -351,7 +353,7 @@ static bool pack_bf16(struct fwd *f, const enum model_tensor *kinds, const int64
 		int64_t shape[2];
 		int nd = 0;
 
-		if (model_tensor_name(f->m, kinds[i], l, 0, name, sizeof(name)) < 0 ||
+		if (model_tensor_name(f->m, kinds[i], l, e, name, sizeof(name)) < 0 ||
 		    !ckpt_bf16(f->c, name) || ckpt_shape(f->c, name, shape, &nd) < 0 ||
 		    shape[0] != rows[i] || shape[1] != K)
 			return false;
@@ -361,7 +363,7 @@ static bool pack_bf16(struct fwd *f, const enum model_tensor *kinds, const int64
 	raw = gw_malloc((size_t)total * (size_t)K * sizeof(uint16_t));
 	total = 0;
 	for (int i = 0; i < n; i++) {
-		model_tensor_name(f->m, kinds[i], l, 0, name, sizeof(name));
+		model_tensor_name(f->m, kinds[i], l, e, name, sizeof(name));
 		if ((*rc = ckpt_read_rows_bf16(f->c, name, 0, rows[i], raw + total * K, f->err)) < 0)
 			break;
 		total += rows[i];
@@ -650,28 +652,85 @@ static int load_new(struct fwd *f, enum model_tensor kind, int layer, int expert
 	return 0;
 }
 
+/*
+ * A weight [N, K] of a linear layer: its fp32 values (f), or, where the
+ * pass runs on AMX and the checkpoint stores it as BF16, packed into tiles
+ * (a).  Several tensors may be stacked into one (q|k|v, gate|up).
+ */
+struct wmat {
+	float *f;
+	struct amx_w a;
+	int64_t N, K;
+};
+
+static void wmat_free(struct wmat *w)
+{
+	free(w->f);
+	amx_w_free(&w->a);
+	memset(w, 0, sizeof(*w));
+}
+
+/* Tensors kinds[0..n) of layer l (expert e), rows[i] rows of K each,
+ * stacked; -ENOENT quietly when optional and the first is absent. */
+static int wmat_load(struct fwd *f, const enum model_tensor *kinds, const int64_t *rows, int n,
+		     int l, int e, int64_t K, bool optional, struct wmat *w)
+{
+	int64_t N = 0;
+	int r;
+
+	memset(w, 0, sizeof(*w));
+	for (int i = 0; i < n; i++)
+		N += rows[i];
+	w->N = N;
+	w->K = K;
+	if (pack_bf16(f, kinds, rows, n, l, e, K, &w->a, &r))
+		return r;
+	w->f = gw_malloc((size_t)N * (size_t)K * sizeof(float));
+	N = 0;
+	for (int i = 0; i < n; i++) {
+		r = load(f, kinds[i], l, e, w->f + N * K, (size_t)(rows[i] * K), optional && i == 0);
+		if (r < 0) {
+			wmat_free(w);
+			return r;
+		}
+		N += rows[i];
+	}
+	return 0;
+}
+
+static int wmat_load1(struct fwd *f, enum model_tensor kind, int l, int64_t N, int64_t K,
+		      struct wmat *w)
+{
+	return wmat_load(f, &kind, &N, 1, l, 0, K, false, w);
+}
+
+/* Y[T, N] = X[T, K] W^T, row strides ldx and ldy. */
+static void wmat_mul(struct fwd *f, const float *X, int64_t ldx, int64_t T, const struct wmat *w,
+		     float *Y, int64_t ldy)
+{
+	if (w->f)
+		gemm(f, true, T, w->N, w->K, 1.0f, X, ldx, w->f, w->K, 0.0f, Y, ldy);
+	else
+		linear_amx(f, X, ldx, T, &w->a, Y, ldy);
+}
+
 /* ---- attention ------------------------------------------------------ */
 
 struct attn_w {
-	float *norm;   /* [H] input_layernorm */
-	float *wqkv;   /* [qkvdim, H]: q_proj, k_proj, v_proj stacked */
-	float *bqkv;   /* [qkvdim] or NULL */
-	float *wo;     /* [H, odim] */
-	float *bo;     /* [H] or NULL */
-	float *qn, *kn; /* q_norm, k_norm or NULL */
-	/* The AMX path (wqkv and wo NULL): q|k|v and o packed (amx.h). */
-	bool amx;
-	struct amx_w pqkv, po;
+	float *norm;     /* [H] input_layernorm */
+	struct wmat qkv; /* [qkvdim, H]: q_proj, k_proj, v_proj stacked */
+	float *bqkv;     /* [qkvdim] or NULL */
+	struct wmat o;   /* [H, odim] */
+	float *bo;       /* [H] or NULL */
+	float *qn, *kn;  /* q_norm, k_norm or NULL */
 };
 
 static void attn_w_release(struct attn_w *a)
 {
-	amx_w_free(&a->pqkv);
-	amx_w_free(&a->po);
+	wmat_free(&a->qkv);
+	wmat_free(&a->o);
 	free(a->norm);
-	free(a->wqkv);
 	free(a->bqkv);
-	free(a->wo);
 	free(a->bo);
 	free(a->qn);
 	free(a->kn);
@@ -685,25 +744,13 @@ static int attn_w_load(struct fwd *f, int l, struct attn_w *a)
 	float *b[3] = { NULL, NULL, NULL };
 	int r;
 
-	memset(a, 0, sizeof(*a));
-	{
-		static const enum model_tensor qkv[3] = { MT_Q, MT_K, MT_V }, o[1] = { MT_O };
-		const int64_t rq[3] = { (int64_t)q, (int64_t)kv, (int64_t)kv }, ro[1] = { (int64_t)H };
+	static const enum model_tensor qkv[3] = { MT_Q, MT_K, MT_V };
+	const int64_t rq[3] = { (int64_t)q, (int64_t)kv, (int64_t)kv };
 
-		if (pack_bf16(f, qkv, rq, 3, l, (int64_t)H, &a->pqkv, &r) && r == 0 &&
-		    pack_bf16(f, o, ro, 1, l, (int64_t)q, &a->po, &r) && r == 0)
-			a->amx = true;
-		else if (r < 0)
-			goto out;
-	}
-	if (!a->amx)
-		a->wqkv = gw_malloc((size_t)f->qkvdim * H * sizeof(float));
+	memset(a, 0, sizeof(*a));
 	if ((r = load_new(f, MT_ATTN_NORM, l, 0, H, false, &a->norm)) < 0 ||
-	    (!a->amx &&
-	     ((r = load(f, MT_Q, l, 0, a->wqkv, q * H, false)) < 0 ||
-	      (r = load(f, MT_K, l, 0, a->wqkv + q * H, kv * H, false)) < 0 ||
-	      (r = load(f, MT_V, l, 0, a->wqkv + (q + kv) * H, kv * H, false)) < 0 ||
-	      (r = load_new(f, MT_O, l, 0, H * q, false, &a->wo)) < 0)) ||
+	    (r = wmat_load(f, qkv, rq, 3, l, 0, (int64_t)H, false, &a->qkv)) < 0 ||
+	    (r = wmat_load1(f, MT_O, l, (int64_t)H, (int64_t)q, &a->o)) < 0 ||
 	    (r = load_new(f, MT_O_BIAS, l, 0, H, true, &a->bo)) < 0 ||
 	    (r = load_new(f, MT_Q_BIAS, l, 0, q, true, &b[0])) < 0 ||
 	    (r = load_new(f, MT_K_BIAS, l, 0, kv, true, &b[1])) < 0 ||
@@ -854,7 +901,7 @@ static void attn_unit(void *ud, int tid, int64_t u, struct gacc *acc)
 /* Every sample's causal attention over f->qkv, each (sample, head) a unit
  * of work on the engine's threads, then o_proj (and its bias) added to the
  * residual stream. */
-static int attn_finish(struct fwd *f, const float *wo, const struct amx_w *po, const float *bo)
+static int attn_finish(struct fwd *f, const struct wmat *wo, const float *bo)
 {
 	int64_t units = (int64_t)f->p->n_samples * f->nh;
 	int nt = unit_threads(f, units), r;
@@ -868,10 +915,7 @@ static int attn_finish(struct fwd *f, const float *wo, const struct amx_w *po, c
 	par_units(f, units, attn_unit, &j);
 	for (int i = 0; i < nt; i++)
 		free(S[i]);
-	if (po)
-		linear_amx(f, f->att, f->T, f->odim, po, f->y);
-	else
-		linear(f, f->att, f->T, f->odim, wo, f->H, f->y);
+	wmat_mul(f, f->att, f->odim, f->T, wo, f->y, f->H);
 	residual(f, bo);
 	return 0;
 }
@@ -885,13 +929,10 @@ static int attention(struct fwd *f, int l, const int32_t *pos)
 	if ((r = attn_w_load(f, l, &a)) < 0)
 		return r;
 	rmsnorm(f, f->x, f->xn, f->T, f->H, f->H, 1, a.norm);
-	if (a.amx)
-		linear_amx(f, f->xn, f->T, f->H, &a.pqkv, f->qkv);
-	else
-		linear(f, f->xn, f->T, f->H, a.wqkv, f->qkvdim, f->qkv);
+	wmat_mul(f, f->xn, f->H, f->T, &a.qkv, f->qkv, f->qkvdim);
 	qj = (struct qkv_job){ f, &a, pos };
 	par_rows(f, f->T, qkv_rows, &qj);
-	r = attn_finish(f, a.wo, a.amx ? &a.po : NULL, a.bo);
+	r = attn_finish(f, &a.o, a.bo);
 	attn_w_release(&a);
 	return r;
 }
@@ -908,26 +949,29 @@ static int attention(struct fwd *f, int l, const int32_t *pos)
  */
 struct mla_w {
 	float *norm;                  /* [H] input_layernorm */
-	float *wq;                    /* [nh*dq, H] q_proj, or NULL */
-	float *wqa, *bqa, *qan, *wqb; /* q_a_proj [qr, H], bias, q_a_layernorm, q_b_proj */
-	float *wkva, *bkva, *kvan;    /* kv_a_proj_with_mqa [kvr+dr, H], bias, kv_a_layernorm */
-	float *wkvb;                  /* kv_b_proj [nh*(dn+dv), kvr] */
-	float *wo, *bo;               /* o_proj [H, nh*dv], bias */
+	struct wmat wq;               /* q_proj [nh*dq, H], when q_lora_rank is 0 */
+	struct wmat wqa, wqb;         /* q_a_proj [qr, H], q_b_proj [nh*dq, qr] */
+	float *bqa, *qan;             /* q_a_proj's bias, q_a_layernorm */
+	struct wmat wkva;             /* kv_a_proj_with_mqa [kvr+dr, H] */
+	float *bkva, *kvan;           /* its bias, kv_a_layernorm */
+	struct wmat wkvb;             /* kv_b_proj [nh*(dn+dv), kvr] */
+	struct wmat wo;               /* o_proj [H, nh*dv] */
+	float *bo;                    /* its bias */
 };
 
 static void mla_w_release(struct mla_w *a)
 {
 	free(a->norm);
-	free(a->wq);
-	free(a->wqa);
+	wmat_free(&a->wq);
+	wmat_free(&a->wqa);
+	wmat_free(&a->wqb);
 	free(a->bqa);
 	free(a->qan);
-	free(a->wqb);
-	free(a->wkva);
+	wmat_free(&a->wkva);
 	free(a->bkva);
 	free(a->kvan);
-	free(a->wkvb);
-	free(a->wo);
+	wmat_free(&a->wkvb);
+	wmat_free(&a->wo);
 	free(a->bo);
 	memset(a, 0, sizeof(*a));
 }
@@ -935,28 +979,27 @@ static void mla_w_release(struct mla_w *a)
 static int mla_w_load(struct fwd *f, int l, struct mla_w *a)
 {
 	const struct model_desc *m = f->m;
-	size_t H = (size_t)f->H, nh = (size_t)f->nh, qr = (size_t)m->q_lora_rank;
-	size_t kvr = (size_t)m->kv_lora_rank, ka = kvr + (size_t)m->qk_rope_dim;
+	int64_t H = f->H, nh = f->nh, qr = m->q_lora_rank;
+	int64_t kvr = m->kv_lora_rank, ka = kvr + m->qk_rope_dim;
 	int r;
 
 	memset(a, 0, sizeof(*a));
-	if ((r = load_new(f, MT_ATTN_NORM, l, 0, H, false, &a->norm)) < 0 ||
-	    (r = load_new(f, MT_KV_A, l, 0, ka * H, false, &a->wkva)) < 0 ||
-	    (r = load_new(f, MT_KV_A_BIAS, l, 0, ka, true, &a->bkva)) < 0 ||
-	    (r = load_new(f, MT_KV_A_NORM, l, 0, kvr, false, &a->kvan)) < 0 ||
-	    (r = load_new(f, MT_KV_B, l, 0, nh * (size_t)(m->qk_nope_dim + f->dv) * kvr, false,
-			  &a->wkvb)) < 0 ||
-	    (r = load_new(f, MT_O, l, 0, H * (size_t)f->odim, false, &a->wo)) < 0 ||
-	    (r = load_new(f, MT_O_BIAS, l, 0, H, true, &a->bo)) < 0)
+	if ((r = load_new(f, MT_ATTN_NORM, l, 0, (size_t)H, false, &a->norm)) < 0 ||
+	    (r = wmat_load1(f, MT_KV_A, l, ka, H, &a->wkva)) < 0 ||
+	    (r = load_new(f, MT_KV_A_BIAS, l, 0, (size_t)ka, true, &a->bkva)) < 0 ||
+	    (r = load_new(f, MT_KV_A_NORM, l, 0, (size_t)kvr, false, &a->kvan)) < 0 ||
+	    (r = wmat_load1(f, MT_KV_B, l, nh * (m->qk_nope_dim + f->dv), kvr, &a->wkvb)) < 0 ||
+	    (r = wmat_load1(f, MT_O, l, H, f->odim, &a->wo)) < 0 ||
+	    (r = load_new(f, MT_O_BIAS, l, 0, (size_t)H, true, &a->bo)) < 0)
 		goto out;
 	if (qr == 0)
-		r = load_new(f, MT_Q, l, 0, (size_t)f->qdim * H, false, &a->wq);
-	else if ((r = load_new(f, MT_Q_A, l, 0, qr * H, false, &a->wqa)) < 0 ||
-		 (r = load_new(f, MT_Q_A_BIAS, l, 0, qr, true, &a->bqa)) < 0 ||
-		 (r = load_new(f, MT_Q_A_NORM, l, 0, qr, false, &a->qan)) < 0)
+		r = wmat_load1(f, MT_Q, l, f->qdim, H, &a->wq);
+	else if ((r = wmat_load1(f, MT_Q_A, l, qr, H, &a->wqa)) < 0 ||
+		 (r = load_new(f, MT_Q_A_BIAS, l, 0, (size_t)qr, true, &a->bqa)) < 0 ||
+		 (r = load_new(f, MT_Q_A_NORM, l, 0, (size_t)qr, false, &a->qan)) < 0)
 		goto out;
 	else
-		r = load_new(f, MT_Q_B, l, 0, (size_t)f->qdim * qr, false, &a->wqb);
+		r = wmat_load1(f, MT_Q_B, l, f->qdim, qr, &a->wqb);
 out:
 	if (r < 0)
 		mla_w_release(a);
@@ -1021,19 +1064,19 @@ static int attention_mla(struct fwd *f, int l, const int32_t *pos)
 		return r;
 	rmsnorm(f, f->x, f->xn, T, H, (int)H, 1, a.norm);
 	if (qr == 0) {
-		gemm(f, true, T, f->qdim, H, 1.0f, f->xn, H, a.wq, H, 0.0f, f->qkv, f->qkvdim);
+		wmat_mul(f, f->xn, H, T, &a.wq, f->qkv, f->qkvdim);
 	} else {
 		struct norm_job nj;
 
 		qa = gw_malloc((size_t)T * (size_t)qr * sizeof(float));
-		linear(f, f->xn, T, H, a.wqa, qr, qa);
+		wmat_mul(f, f->xn, H, T, &a.wqa, qa, qr);
 		add_bias(qa, T, qr, qr, a.bqa);
 		nj = (struct norm_job){ qa, qa, a.qan, qr, (int)qr, 1, (float)m->mla_eps };
 		par_rows(f, T, norm_rows, &nj);
-		gemm(f, true, T, f->qdim, qr, 1.0f, qa, qr, a.wqb, qr, 0.0f, f->qkv, f->qkvdim);
+		wmat_mul(f, qa, qr, T, &a.wqb, f->qkv, f->qkvdim);
 	}
 	ckv = gw_malloc((size_t)T * (size_t)ka * sizeof(float));
-	linear(f, f->xn, T, H, a.wkva, ka, ckv);
+	wmat_mul(f, f->xn, H, T, &a.wkva, ckv, ka);
 	add_bias(ckv, T, ka, ka, a.bkva);
 	{
 		/* kv_a_layernorm over the latent part, in place (the rotary
@@ -1043,10 +1086,10 @@ static int attention_mla(struct fwd *f, int l, const int32_t *pos)
 		par_rows(f, T, norm_rows, &nj);
 	}
 	kvb = gw_malloc((size_t)T * (size_t)kb * sizeof(float));
-	gemm(f, true, T, kb, kvr, 1.0f, ckv, ka, a.wkvb, kvr, 0.0f, kvb, kb);
+	wmat_mul(f, ckv, ka, T, &a.wkvb, kvb, kb);
 	mj = (struct mla_job){ f, ckv, kvb, pos };
 	par_rows(f, T, mla_rows, &mj);
-	r = attn_finish(f, a.wo, NULL, a.bo);
+	r = attn_finish(f, &a.wo, a.bo);
 	free(qa);
 	free(ckv);
 	free(kvb);
@@ -1088,38 +1131,36 @@ static int64_t mlp_rows(int64_t n)
 	return n < MLP_ROWS ? n : MLP_ROWS;
 }
 
-static void mlp(struct fwd *f, const float *X, int64_t n, const float *wgu, const float *wdown,
-		int ni, float *gu, float *act, float *out)
+static void mlp(struct fwd *f, const float *X, int64_t n, const struct wmat *wgu,
+		const struct wmat *wdown, int ni, float *gu, float *act, float *out)
 {
 	for (int64_t r0 = 0; r0 < n; r0 += MLP_ROWS) {
 		int64_t m = n - r0 < MLP_ROWS ? n - r0 : MLP_ROWS;
 		struct swiglu_job j = { gu, act, ni };
 
-		linear(f, X + r0 * f->H, m, f->H, wgu, 2 * (int64_t)ni, gu);
+		wmat_mul(f, X + r0 * f->H, f->H, m, wgu, gu, 2 * (int64_t)ni);
 		par_rows(f, m, swiglu_rows, &j);
-		linear(f, act, m, ni, wdown, f->H, out + r0 * f->H);
+		wmat_mul(f, act, ni, m, wdown, out + r0 * f->H, f->H);
 	}
 }
 
 /* Load gate and up (stacked) and down of an MLP. */
 static int mlp_load(struct fwd *f, enum model_tensor gate, enum model_tensor up,
-		    enum model_tensor down, int l, int e, int ni, float *wgu, float *wdown)
+		    enum model_tensor down, int l, int ni, struct wmat *wgu, struct wmat *wdown)
 {
-	size_t n = (size_t)ni * (size_t)f->H;
+	const enum model_tensor gu[2] = { gate, up };
+	const int64_t rows[2] = { ni, ni };
 	int r;
 
-	if ((r = load(f, gate, l, e, wgu, n, false)) < 0 ||
-	    (r = load(f, up, l, e, wgu + n, n, false)) < 0 ||
-	    (r = load(f, down, l, e, wdown, n, false)) < 0)
+	if ((r = wmat_load(f, gu, rows, 2, l, 0, f->H, false, wgu)) < 0)
 		return r;
-	return 0;
+	return wmat_load1(f, down, l, f->H, ni, wdown);
 }
 
 static int dense_ffn(struct fwd *f, int l)
 {
 	int ni = f->m->dense_intermediate;
-	size_t n = (size_t)ni * (size_t)f->H;
-	float *wgu = gw_malloc(2 * n * sizeof(float)), *wd = gw_malloc(n * sizeof(float));
+	struct wmat wgu = { 0 }, wd = { 0 };
 	size_t rows = (size_t)mlp_rows(f->T);
 	float *gu = gw_malloc(rows * 2 * (size_t)ni * sizeof(float));
 	float *act = gw_malloc(rows * (size_t)ni * sizeof(float));
@@ -1127,16 +1168,16 @@ static int dense_ffn(struct fwd *f, int l)
 	int r;
 
 	if ((r = load_new(f, MT_FFN_NORM, l, 0, (size_t)f->H, false, &norm)) < 0 ||
-	    (r = mlp_load(f, MT_DENSE_GATE, MT_DENSE_UP, MT_DENSE_DOWN, l, 0, ni, wgu, wd)) < 0)
+	    (r = mlp_load(f, MT_DENSE_GATE, MT_DENSE_UP, MT_DENSE_DOWN, l, ni, &wgu, &wd)) < 0)
 		goto out;
 	rmsnorm(f, f->x, f->xn, f->T, f->H, f->H, 1, norm);
-	mlp(f, f->xn, f->T, wgu, wd, ni, gu, act, f->y);
+	mlp(f, f->xn, f->T, &wgu, &wd, ni, gu, act, f->y);
 	residual(f, NULL);
 	r = 0;
 out:
 	free(norm);
-	free(wgu);
-	free(wd);
+	wmat_free(&wgu);
+	wmat_free(&wd);
 	free(gu);
 	free(act);
 	return r;
@@ -1326,7 +1367,8 @@ struct moe_w {
 	float *bias;    /* [E] e_score_correction_bias, or NULL */
 	float *wgu;     /* [2I, H] one expert's gate|up */
 	float *wd;      /* [H, ni] one expert's down */
-	float *sgu, *sd, *sgate; /* shared expert (and Qwen2-MoE's gate), or NULL */
+	struct wmat sgu, sd;    /* shared expert's gate|up and down, or none */
+	float *sgate;           /* Qwen2-MoE's shared expert gate, or NULL */
 };
 
 static void moe_w_release(struct moe_w *w)
@@ -1336,8 +1378,8 @@ static void moe_w_release(struct moe_w *w)
 	free(w->bias);
 	free(w->wgu);
 	free(w->wd);
-	free(w->sgu);
-	free(w->sd);
+	wmat_free(&w->sgu);
+	wmat_free(&w->sd);
 	free(w->sgate);
 }
 
@@ -1346,21 +1388,19 @@ static void moe_w_release(struct moe_w *w)
 static int shared_expert(struct fwd *f, int l, struct moe_w *w)
 {
 	int Is = f->m->shared_intermediate;
-	size_t n = (size_t)Is * (size_t)f->H, T = (size_t)f->T, H = (size_t)f->H;
+	size_t T = (size_t)f->T, H = (size_t)f->H;
 	float *gu, *act, *out, *sg = NULL;
 	int r;
 
-	w->sgu = gw_malloc(2 * n * sizeof(float));
-	w->sd = gw_malloc(n * sizeof(float));
-	if ((r = mlp_load(f, MT_SHARED_GATE, MT_SHARED_UP, MT_SHARED_DOWN, l, 0, Is, w->sgu,
-			  w->sd)) < 0 ||
+	if ((r = mlp_load(f, MT_SHARED_GATE, MT_SHARED_UP, MT_SHARED_DOWN, l, Is, &w->sgu,
+			  &w->sd)) < 0 ||
 	    (f->m->shared_gated &&
 	     (r = load_new(f, MT_SHARED_EXPERT_GATE, l, 0, H, false, &w->sgate)) < 0))
 		return r;
 	gu = gw_malloc((size_t)mlp_rows(f->T) * 2 * (size_t)Is * sizeof(float));
 	act = gw_malloc((size_t)mlp_rows(f->T) * (size_t)Is * sizeof(float));
 	out = gw_malloc(T * H * sizeof(float));
-	mlp(f, f->xn, f->T, w->sgu, w->sd, Is, gu, act, out);
+	mlp(f, f->xn, f->T, &w->sgu, &w->sd, Is, gu, act, out);
 	if (w->sgate) {
 		sg = gw_malloc(T * sizeof(float));
 		linear(f, f->xn, f->T, f->H, w->sgate, 1, sg);
