@@ -8,18 +8,27 @@
  * weights, runs every token through attention (per sample, causal) and the
  * feed-forward block (dense, or routed experts with every expert's tokens
  * from all samples in one product), and frees them; last the final norm and
- * the lm_head, in vocabulary blocks, give each sample's loss.
+ * the lm_head, in vocabulary slices, give each sample's loss.
+ *
+ * The products: a weight stored as BF16 is multiplied on AMX tiles where
+ * the CPU has them (engine/amx.h: its values packed as stored, the
+ * activations split into three BF16 parts, fp32 accuracy), everything
+ * else by single-threaded sgemm on fp32 copies.  The threads are the
+ * pass's pool (engine/pool.h), started once; the loops between products
+ * run in sixteen lanes where the CPU has AVX-512 (engine/vec.h).
  *
  * The file is divided into:
  *   - bookkeeping: timing, the sgemm wrapper that counts FLOPs and splits
- *     a product of many rows over the threads, a small fork-join loop for
- *     the row-wise work that is not BLAS, and units of work (an attention
- *     head of a sample, an expert) handed to the threads one at a time,
- *     each on one core with single-threaded sgemm;
- *   - row kernels: a four-lane exp, RMSNorm, RoPE tables (plain or YaRN)
+ *     a product of many rows over the threads, the fork-join loop for the
+ *     row-wise work that is not a product, and units of work (an attention
+ *     head of a sample, an expert, a slice of the vocabulary) handed to the
+ *     threads one at a time, each on one core; the AMX product of a whole
+ *     layer's rows;
+ *   - row kernels: RMSNorm, the residual add, RoPE tables (plain or YaRN)
  *     and rotation (half-split or DeepSeek's interleaved pairs, over the
  *     whole head or GLM's rotary part);
- *   - weight loading (one tensor at a time, converted to fp32);
+ *   - weight loading (one tensor at a time, converted to fp32, or packed
+ *     for AMX: struct wmat);
  *   - the attention blocks (grouped-query, and DeepSeek-V3's multi-head
  *     latent attention, both ending in one per-sample causal attention),
  *     the gated MLP (dense layers, experts, shared experts), the MoE block
@@ -27,12 +36,13 @@
  *     with correction bias and groups), and the head with the loss;
  *   - forward_run, which drives them.
  * Reductions whose order could change a result (gbar, the scatter-add of
- * experts, the loss) run in a fixed order (the scatter-add split by token
- * rows, each token's sum in expert order) and the row loops and units split
- * only independent rows, so two runs give the same bits.  OpenBLAS runs one
- * thread during the pass (its idle workers spin in sched_yield between
- * products, which on a machine with as many threads as cores took a core
- * from the engine's own loops).
+ * experts, the loss) run in a fixed order (each token's expert outputs
+ * added in expert order, the head's slices folded in slice order) and the
+ * row loops and units split only independent rows, so two runs give the
+ * same bits whatever the threads.  OpenBLAS runs one thread during the
+ * pass (its idle workers spin in sched_yield between products, which on a
+ * machine with as many threads as cores took a core from the engine's own
+ * loops).
  */
 #include "engine/forward.h"
 
@@ -1946,7 +1956,6 @@ static int head(struct fwd *f, struct routing *rt)
 	int ndim = 0, nt;
 	char name[ST_NAME_MAX];
 	struct head_job hj;
-	struct amx_a ax = { 0 };
 	int r;
 
 	if ((r = load_new(f, MT_FINAL_NORM, 0, 0, H, false, &norm)) < 0)
@@ -1996,8 +2005,13 @@ static int head(struct fwd *f, struct routing *rt)
 				.mx = mx, .sum = sum, .target = target };
 	nt = unit_threads(f, slices);
 	if (f->amx && ckpt_bf16(f->c, name)) {
-		amx_a_split(&ax, Xl, (int)n, (int)H, (int64_t)H);
-		hj.ax = &ax;
+		/* Into the pass's split buffer (the layers' is no longer needed),
+		 * by the pass's threads. */
+		struct amx_job aj = { .f = f, .X = Xl, .ldx = (int64_t)H, .T = n };
+
+		amx_a_reserve(&f->ax, (int)n, (int)H);
+		par_rows(f, n, amx_split_rows, &aj);
+		hj.ax = &f->ax;
 	}
 	for (int i = 0; i < nt; i++) {
 		if (hj.ax)
@@ -2015,7 +2029,6 @@ static int head(struct fwd *f, struct routing *rt)
 		free(hj.raw[i]);
 		amx_w_free(&hj.pw[i]);
 	}
-	amx_a_free(&ax);
 	f->st.load_sec += hj.load_sec / nt;
 	f->st.load_bytes += (double)V * (double)H * sizeof(float);
 	if (hj.rc < 0) {
