@@ -681,9 +681,9 @@ static void wmat_free(struct wmat *w)
 }
 
 /* Tensors kinds[0..n) of layer l (expert e), rows[i] rows of K each,
- * stacked; -ENOENT quietly when optional and the first is absent. */
+ * stacked. */
 static int wmat_load(struct fwd *f, const enum model_tensor *kinds, const int64_t *rows, int n,
-		     int l, int e, int64_t K, bool optional, struct wmat *w)
+		     int l, int e, int64_t K, struct wmat *w)
 {
 	int64_t N = 0;
 	int r;
@@ -698,7 +698,7 @@ static int wmat_load(struct fwd *f, const enum model_tensor *kinds, const int64_
 	w->f = gw_malloc((size_t)N * (size_t)K * sizeof(float));
 	N = 0;
 	for (int i = 0; i < n; i++) {
-		r = load(f, kinds[i], l, e, w->f + N * K, (size_t)(rows[i] * K), optional && i == 0);
+		r = load(f, kinds[i], l, e, w->f + N * K, (size_t)(rows[i] * K), false);
 		if (r < 0) {
 			wmat_free(w);
 			return r;
@@ -711,7 +711,7 @@ static int wmat_load(struct fwd *f, const enum model_tensor *kinds, const int64_
 static int wmat_load1(struct fwd *f, enum model_tensor kind, int l, int64_t N, int64_t K,
 		      struct wmat *w)
 {
-	return wmat_load(f, &kind, &N, 1, l, 0, K, false, w);
+	return wmat_load(f, &kind, &N, 1, l, 0, K, w);
 }
 
 /* Y[T, N] = X[T, K] W^T, row strides ldx and ldy. */
@@ -759,7 +759,7 @@ static int attn_w_load(struct fwd *f, int l, struct attn_w *a)
 
 	memset(a, 0, sizeof(*a));
 	if ((r = load_new(f, MT_ATTN_NORM, l, 0, H, false, &a->norm)) < 0 ||
-	    (r = wmat_load(f, qkv, rq, 3, l, 0, (int64_t)H, false, &a->qkv)) < 0 ||
+	    (r = wmat_load(f, qkv, rq, 3, l, 0, (int64_t)H, &a->qkv)) < 0 ||
 	    (r = wmat_load1(f, MT_O, l, (int64_t)H, (int64_t)q, &a->o)) < 0 ||
 	    (r = load_new(f, MT_O_BIAS, l, 0, H, true, &a->bo)) < 0 ||
 	    (r = load_new(f, MT_Q_BIAS, l, 0, q, true, &b[0])) < 0 ||
@@ -1162,7 +1162,7 @@ static int mlp_load(struct fwd *f, enum model_tensor gate, enum model_tensor up,
 	const int64_t rows[2] = { ni, ni };
 	int r;
 
-	if ((r = wmat_load(f, gu, rows, 2, l, 0, f->H, false, wgu)) < 0)
+	if ((r = wmat_load(f, gu, rows, 2, l, 0, f->H, wgu)) < 0)
 		return r;
 	return wmat_load1(f, down, l, f->H, ni, wdown);
 }
@@ -1569,12 +1569,7 @@ static void expert_unit(void *ud, int tid, int64_t u, struct gacc *acc)
 	if ((r = expert_load(f, MT_EXPERT_GATE, j->l, e, b->wgu, cnt, &err)) < 0 ||
 	    (r = expert_load(f, MT_EXPERT_UP, j->l, e, b->wgu + cnt, cnt, &err)) < 0 ||
 	    (r = expert_load(f, MT_EXPERT_DOWN, j->l, e, b->wd, cnt, &err)) < 0) {
-		pthread_mutex_lock(&j->lock);
-		if (j->rc == 0) {
-			j->rc = r;
-			snprintf(j->msg, sizeof(j->msg), "%s", err.msg);
-		}
-		pthread_mutex_unlock(&j->lock);
+		job_fail(&j->lock, &j->rc, j->msg, r, &err);
 		return;
 	}
 	t0 = now_sec() - t0;
