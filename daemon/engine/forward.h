@@ -36,8 +36,8 @@
  */
 struct forward_stats {
 	int64_t tokens;       /* tokens over all samples */
-	double gemm_flop;     /* 2*M*N*K summed over every sgemm call */
-	double gemm_sec;      /* wall time inside those sgemm calls */
+	double gemm_flop;     /* 2*M*N*K summed over every product (sgemm or AMX) */
+	double gemm_sec;      /* wall time inside those products */
 	double load_sec;      /* reading and converting weights to fp32 */
 	double load_bytes;    /* fp32 bytes of weights loaded */
 	/* Wall time by phase (each including its sgemm calls and loads). */

@@ -6,7 +6,8 @@
 #      bench model, median of 3, against ref_forward.py bench (PyTorch,
 #      batched and padded as Hugging Face runs it, per-expert gather,
 #      no_grad, all cores), median of 3; target >= 3x.
-#  (b) GFLOP/s achieved inside the engine's sgemm calls (forward_stats,
+#  (b) GFLOP/s achieved inside the engine's products (forward_stats: sgemm,
+#      and the AMX products where they run;
 #      through `bench_sgemm forward`, median of 3) against cblas_sgemm's own
 #      peak on a 2048^3 product (`bench_sgemm peak`, best of 5); target >= 60%.
 #  (c) peak RSS of the analyze process at 4 and at 16 layers; target
@@ -131,7 +132,8 @@ echo "  (a) $mode, whole process: $ours tokens/s (median wall ${wall}s of $reps)
 echo "      PyTorch reference: $torch tokens/s forward only, $torchl with loading"
 echo "      speed-up ${speed}x over forward only, ${speedl}x with loading" \
 	"(target >= 3x: $(verdict "$speed >= 3"))"
-echo "  (b) engine sgemm $eng GFLOP/s (median of $reps) vs cblas_sgemm peak $peak GFLOP/s =" \
+echo "  (b) the engine's products (on AMX where the weights are BF16 and the CPU has it, else" \
+	"sgemm) $eng GFLOP/s (median of $reps) vs cblas_sgemm peak $peak GFLOP/s =" \
 	"$(calc "100 * $frac")% (target >= 60%: $(verdict "$frac >= 0.6"))"
 echo "  (d) the whole process against its $gflop GFLOP of matrix products at the same round's" \
 	"sgemm peak ($limit s): $(calc "100 * $e2e")% of that limit (target >= 70%:" \
